@@ -1,0 +1,764 @@
+//! The stateright model: two operators running [`crate::decide`] against a model of
+//! DynamoDB (linearizable conditional writes, or a last-writer-wins multi-region table
+//! in the `lww-store` variant) and both clusters' resources, with bounded clock drift.
+//!
+//! Environment and faults: the kubelet, the csi-addons driver and Flux move each
+//! cluster's state; a failover request may arrive at any moment (also while one is in
+//! flight); an operator may crash and restart at any point, losing its memory; a store
+//! call may fail, or time out with an unknown outcome (applied or not); a Kubernetes call
+//! may fail; an operator may be cut off from DynamoDB (and healed); the active cluster
+//! may disappear for good (a disaster).
+//!
+//! Time: a global tick advances every cluster's local clock (`tick + offset`, offsets
+//! within the drift bound). A tick happens only when no live operator has anything to do
+//! now and every controller has converged: operators and controllers act within a tick.
+//! This is the timing assumption lease-based fencing rests on, stated once: a live
+//! operator gets to run (and its self-fence completes) within `fence_margin`.
+
+pub mod run;
+pub mod trace;
+
+use stateright::{Model, Property};
+
+use crate::core::decide::{Action, Decision, Inputs, Memory, Purpose, Reply, Wake, decide, write};
+use crate::core::invariants::{Audit, Invariant, Snapshot};
+use crate::core::plan::{STOP, Step, Variant};
+use crate::core::store::{Write, apply};
+use crate::core::types::{
+    Cluster, ClusterState, FailoverId, Mode, Outcome, PlanKind, Record, Request, Stage, Time,
+    Timing,
+};
+
+/// A configuration of the model: bounds on time and faults, and the protocol variant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Name, for output.
+    pub name: String,
+    /// Protocol variant.
+    pub variant: Variant,
+    /// Modes a request may ask for.
+    pub modes: Vec<Mode>,
+    /// Timing, in ticks.
+    pub timing: Timing,
+    /// Time stops here.
+    pub max_ticks: u8,
+    /// Failover requests that may arrive.
+    pub requests: u8,
+    /// Operator crashes (with restart).
+    pub crashes: u8,
+    /// Store calls that fail or time out.
+    pub store_faults: u8,
+    /// Kubernetes calls that fail.
+    pub kube_faults: u8,
+    /// Times an operator is cut off from DynamoDB.
+    pub partitions: u8,
+    /// Disasters (the active cluster gone for good).
+    pub disasters: u8,
+    /// Bounded progress: this many calm ticks after the last disturbance, all is settled.
+    pub progress_ticks: u8,
+}
+
+impl Config {
+    /// Timing used by the named configurations: lease of 3 ticks, drift of 1, fence with
+    /// 1 tick to spare, heartbeat and retry every tick.
+    pub const TIMING: Timing = Timing {
+        lease_ttl: 3,
+        clock_drift_max: 1,
+        fence_margin: 1,
+        heartbeat_every: 1,
+        retry_after: 1,
+    };
+
+    /// A named configuration: `ci` (exhaustive, under a minute on 2 cores) or `deep`.
+    pub fn named(name: &str) -> Option<Vec<Config>> {
+        let base = Config {
+            name: String::new(),
+            variant: Variant::Correct,
+            modes: vec![Mode::Consistency, Mode::Uptime],
+            timing: Config::TIMING,
+            max_ticks: 6,
+            requests: 1,
+            crashes: 1,
+            store_faults: 1,
+            kube_faults: 0,
+            partitions: 0,
+            disasters: 0,
+            progress_ticks: 6,
+        };
+        let scenario = |label: &str, f: &dyn Fn(&mut Config)| {
+            let mut c = base.clone();
+            c.name = format!("{name}/{label}");
+            f(&mut c);
+            c
+        };
+        match name {
+            "ci" => Some(vec![
+                scenario("planned", &|c| c.kube_faults = 1),
+                scenario("disaster", &|c| {
+                    c.disasters = 1;
+                    c.store_faults = 0;
+                    c.max_ticks = 7;
+                }),
+                scenario("partition", &|c| {
+                    c.partitions = 1;
+                    c.crashes = 0;
+                    c.store_faults = 0;
+                    c.max_ticks = 7;
+                }),
+            ]),
+            "deep" => Some(vec![
+                scenario("planned", &|c| {
+                    c.requests = 2;
+                    c.crashes = 2;
+                    c.kube_faults = 1;
+                }),
+                scenario("disaster", &|c| {
+                    c.disasters = 1;
+                    c.max_ticks = 8;
+                }),
+                scenario("partition", &|c| {
+                    c.partitions = 1;
+                    c.max_ticks = 8;
+                }),
+            ]),
+            _ => None,
+        }
+    }
+
+    /// The configuration used to hunt a broken variant: the `ci` scenarios, plus (for
+    /// `no-token-check`) a partition with a delayed write, the fault a stale token needs.
+    pub fn for_bug(variant: Variant) -> Vec<Config> {
+        let mut configs = Config::named("ci").unwrap_or_default();
+        if variant == Variant::NoTokenCheck {
+            let deep = Config::named("deep").unwrap_or_default();
+            configs.extend(deep.into_iter().filter(|c| c.name.ends_with("partition")));
+        }
+        for c in &mut configs {
+            c.variant = variant;
+            c.name = format!("{}+{}", c.name, variant.name());
+        }
+        configs
+    }
+}
+
+/// What is left of each fault budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Budget {
+    /// Requests.
+    pub requests: u8,
+    /// Crashes.
+    pub crashes: u8,
+    /// Store faults.
+    pub store_faults: u8,
+    /// Kubernetes faults.
+    pub kube_faults: u8,
+    /// Partitions.
+    pub partitions: u8,
+    /// Disasters.
+    pub disasters: u8,
+}
+
+/// Facts recorded only so `sometimes` properties can see them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Marks {
+    /// Bit `i` set: an operator crashed while its next action belonged to stage `i`.
+    pub crash_stages: u8,
+    /// A write with an ambiguous outcome was sent again.
+    pub ambiguous_retried: bool,
+    /// An operator fenced its cluster.
+    pub fenced: bool,
+    /// A partition or disaster happened (uptime's guarantee assumes neither).
+    pub disrupted: bool,
+}
+
+/// The model's state: both clusters, both operators, the store, the environment.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct World {
+    /// Global tick.
+    pub tick: u8,
+    /// Per-cluster clock offsets.
+    pub offset: [u8; 2],
+    /// Per-cluster resources.
+    pub clusters: [ClusterState; 2],
+    /// Clusters that still exist.
+    pub alive: [bool; 2],
+    /// Operators cut off from DynamoDB.
+    pub cut_off: [bool; 2],
+    /// Operators' memories.
+    pub memories: [Memory; 2],
+    /// The record: one item, or one replica per cluster's region (`lww-store`).
+    pub records: Vec<Record>,
+    /// The pending request.
+    pub request: Option<Request>,
+    /// A write that timed out and is still in transit.
+    pub in_transit: Option<Write>,
+    /// Audit for the invariants.
+    pub audit: Audit,
+    /// Fault budgets left.
+    pub budget: Budget,
+    /// Tick of the last disturbance (fault, heal, request).
+    pub calm_since: u8,
+    /// Marks for `sometimes` properties.
+    pub marks: Marks,
+}
+
+/// A fault injected into an operator's action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// No fault.
+    None,
+    /// The store call fails without applying.
+    StoreUnavailable,
+    /// The store call times out after applying.
+    AmbiguousApplied,
+    /// The store call times out; the request stays in transit and may apply at any later
+    /// moment (or never), long after the sender moved on.
+    AmbiguousDelayed,
+    /// The Kubernetes call fails without applying.
+    KubeError,
+}
+
+/// The model's actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Act {
+    /// Time passes.
+    Tick,
+    /// An operator executes its decision, with a fault.
+    Operator(Cluster, Fault),
+    /// The kubelet (and the Deployment controller) converge pods to the desired scale.
+    Kubelet(Cluster),
+    /// The csi-addons driver converges the volumes' reported state.
+    Csi(Cluster),
+    /// Flux (not suspended) reapplies git: workloads up, traffic open, CronJobs on.
+    Flux(Cluster),
+    /// A failover request arrives.
+    Request(Cluster, Mode),
+    /// An operator crashes and restarts with empty memory.
+    Crash(Cluster),
+    /// The cluster is gone for good.
+    Disaster(Cluster),
+    /// The operator loses DynamoDB.
+    CutOff(Cluster),
+    /// The operator reaches DynamoDB again.
+    Heal(Cluster),
+    /// Multi-region replication copies replica `from` over the other one.
+    Replicate(usize),
+    /// A delayed write reaches the store.
+    Deliver,
+}
+
+/// The stateright model of the protocol under one configuration.
+#[derive(Clone, Debug)]
+pub struct FailoverModel {
+    /// The configuration.
+    pub config: Config,
+}
+
+impl FailoverModel {
+    /// Local time of `c`.
+    pub fn now(&self, w: &World, c: Cluster) -> Time {
+        Time::from(w.tick) + Time::from(w.offset[c.index()])
+    }
+
+    fn replica(&self, w: &World, c: Cluster) -> usize {
+        c.index().min(w.records.len() - 1)
+    }
+
+    /// What `c`'s operator would do in `w`.
+    pub fn decision(&self, w: &World, c: Cluster) -> Decision {
+        let inputs = Inputs {
+            me: c,
+            now: self.now(w, c),
+            cluster: &w.clusters[c.index()],
+            request: w.request,
+            timing: &self.config.timing,
+            variant: self.config.variant,
+        };
+        decide(&inputs, &w.memories[c.index()])
+    }
+
+    /// The invariants' view of `w`.
+    pub fn snapshot<'a>(&self, w: &'a World) -> Snapshot<'a> {
+        Snapshot {
+            clusters: [&w.clusters[0], &w.clusters[1]],
+            alive: w.alive,
+            records: &w.records,
+            memories: [&w.memories[0], &w.memories[1]],
+            now: [self.now(w, Cluster::A), self.now(w, Cluster::B)],
+            audit: &w.audit,
+            variant: self.config.variant,
+        }
+    }
+
+    fn controllers_settled(w: &World, c: Cluster) -> bool {
+        let s = &w.clusters[c.index()];
+        !w.alive[c.index()]
+            || (s.workloads_running == s.workloads_up
+                && s.volume_status == s.volume_spec
+                && !flux_differs(s))
+    }
+
+    fn can_tick(&self, w: &World) -> bool {
+        w.tick < self.config.max_ticks
+            && Cluster::ALL.into_iter().all(|c| {
+                !w.alive[c.index()]
+                    || (!self.decision(w, c).is_urgent() && Self::controllers_settled(w, c))
+            })
+    }
+
+    fn next_failover_id(&self, w: &World) -> FailoverId {
+        FailoverId::from(self.config.requests - w.budget.requests + 1)
+    }
+
+    fn disturb(w: &mut World) {
+        w.calm_since = w.tick;
+    }
+
+    /// The store receives `wr` in replica `rep`.
+    fn deliver(&self, w: &mut World, rep: usize, wr: &Write) -> Reply {
+        let before = w.records[rep].clone();
+        match apply(&before, wr, &self.config.timing, self.config.variant) {
+            Ok(after) => {
+                w.audit.on_write_accepted(&before, &after, wr);
+                w.records[rep] = after.clone();
+                Reply::Applied(after)
+            }
+            Err(_) => Reply::ConditionFailed(before),
+        }
+    }
+
+    fn operator(&self, w: &mut World, c: Cluster, fault: Fault) {
+        let d = self.decision(w, c);
+        let now = self.now(w, c);
+        let timing = self.config.timing;
+        let i = c.index();
+        let rep = self.replica(w, c);
+        let store_down = w.cut_off[i] || fault == Fault::StoreUnavailable;
+        match d.action {
+            Action::Wait(_) => {}
+            Action::Read => {
+                let read = (!store_down).then(|| w.records[rep].clone());
+                w.memories[i].on_read(now, &timing, read);
+            }
+            Action::Write(op) => {
+                if w.memories[i].unsure == Some(op) {
+                    w.marks.ambiguous_retried = true;
+                }
+                let wr = write(c, now, op);
+                let reply = if store_down {
+                    Reply::Unavailable
+                } else if fault == Fault::AmbiguousDelayed {
+                    w.in_transit = Some(wr);
+                    Reply::Ambiguous
+                } else {
+                    self.deliver(w, rep, &wr)
+                };
+                let reply = if fault == Fault::AmbiguousApplied {
+                    Reply::Ambiguous
+                } else {
+                    reply
+                };
+                w.memories[i].on_write(&wr, &timing, reply);
+            }
+            Action::Kube(step) => {
+                if fault == Fault::KubeError {
+                    return;
+                }
+                let uptime = self.snapshot(w).uptime_in_flight();
+                let changed = step.apply(&mut w.clusters[i]);
+                if let (true, Purpose::Plan { at }) = (changed, d.purpose) {
+                    w.audit.on_plan_effect(&w.records[rep], c, at);
+                }
+                if changed && step == Step::PromoteVolumes {
+                    let p = c.peer().index();
+                    w.audit.on_promoted(&w.clusters[p], w.alive[p], uptime);
+                }
+                if d.purpose == Purpose::Fence {
+                    w.marks.fenced = true;
+                }
+            }
+        }
+    }
+}
+
+/// Flux, if running, would change the cluster back to git's state.
+fn flux_differs(s: &ClusterState) -> bool {
+    !s.flux_suspended && (!s.workloads_up || !s.network_open || s.cronjobs_suspended)
+}
+
+impl Model for FailoverModel {
+    type State = World;
+    type Action = Act;
+
+    fn init_states(&self) -> Vec<World> {
+        let drift = u8::try_from(self.config.timing.clock_drift_max).unwrap_or(u8::MAX);
+        let mut offsets = vec![[0, 0]];
+        if drift > 0 {
+            offsets.push([0, drift]);
+            offsets.push([drift, 0]);
+        }
+        let records = if self.config.variant == Variant::LwwStore {
+            2
+        } else {
+            1
+        };
+        offsets
+            .into_iter()
+            .map(|offset| {
+                let hb = [Some(Time::from(offset[0])), Some(Time::from(offset[1]))];
+                let lease = |c: usize| Some(Time::from(offset[c]) + self.config.timing.lease_ttl);
+                let memory = |c: usize| Memory {
+                    heartbeat_at: hb[c],
+                    lease_until: lease(c),
+                    ..Memory::default()
+                };
+                World {
+                    tick: 0,
+                    offset,
+                    clusters: [ClusterState::SERVING, ClusterState::STANDBY],
+                    alive: [true, true],
+                    cut_off: [false, false],
+                    memories: [memory(0), memory(1)],
+                    records: vec![Record::new(Cluster::A, hb); records],
+                    request: None,
+                    in_transit: None,
+                    audit: Audit::default(),
+                    budget: Budget {
+                        requests: self.config.requests,
+                        crashes: self.config.crashes,
+                        store_faults: self.config.store_faults,
+                        kube_faults: self.config.kube_faults,
+                        partitions: self.config.partitions,
+                        disasters: self.config.disasters,
+                    },
+                    calm_since: 0,
+                    marks: Marks::default(),
+                }
+            })
+            .collect()
+    }
+
+    fn actions(&self, w: &World, actions: &mut Vec<Act>) {
+        if self.can_tick(w) {
+            actions.push(Act::Tick);
+        }
+        let b = &w.budget;
+        for c in Cluster::ALL {
+            let i = c.index();
+            if !w.alive[i] {
+                continue;
+            }
+            let d = self.decision(w, c);
+            match d.action {
+                Action::Wait(_) => {}
+                Action::Read | Action::Write(_) => {
+                    actions.push(Act::Operator(c, Fault::None));
+                    if b.store_faults > 0 && !w.cut_off[i] {
+                        actions.push(Act::Operator(c, Fault::StoreUnavailable));
+                        if matches!(d.action, Action::Write(_)) {
+                            actions.push(Act::Operator(c, Fault::AmbiguousApplied));
+                            if w.in_transit.is_none() {
+                                actions.push(Act::Operator(c, Fault::AmbiguousDelayed));
+                            }
+                        }
+                    }
+                }
+                Action::Kube(_) => {
+                    actions.push(Act::Operator(c, Fault::None));
+                    if b.kube_faults > 0 {
+                        actions.push(Act::Operator(c, Fault::KubeError));
+                    }
+                }
+            }
+            let s = &w.clusters[i];
+            if s.workloads_running != s.workloads_up {
+                actions.push(Act::Kubelet(c));
+            }
+            if s.volume_status != s.volume_spec {
+                actions.push(Act::Csi(c));
+            }
+            if flux_differs(s) {
+                actions.push(Act::Flux(c));
+            }
+            if b.crashes > 0 {
+                actions.push(Act::Crash(c));
+            }
+            if b.disasters > 0 && w.records[0].active == c {
+                actions.push(Act::Disaster(c));
+            }
+            if b.partitions > 0 && !w.cut_off[i] {
+                actions.push(Act::CutOff(c));
+            }
+            if w.cut_off[i] {
+                actions.push(Act::Heal(c));
+            }
+        }
+        if b.requests > 0 {
+            let to = w.records[0].active.peer();
+            for mode in &self.config.modes {
+                actions.push(Act::Request(to, *mode));
+            }
+        }
+        if w.in_transit.is_some() {
+            actions.push(Act::Deliver);
+        }
+        if w.records.len() == 2 && w.records[0] != w.records[1] {
+            actions.push(Act::Replicate(0));
+            actions.push(Act::Replicate(1));
+        }
+    }
+
+    fn next_state(&self, last: &World, action: Act) -> Option<World> {
+        let mut w = last.clone();
+        match action {
+            Act::Tick => w.tick += 1,
+            Act::Operator(c, fault) => {
+                match fault {
+                    Fault::None => {}
+                    Fault::KubeError => w.budget.kube_faults -= 1,
+                    _ => w.budget.store_faults -= 1,
+                }
+                if fault != Fault::None {
+                    Self::disturb(&mut w);
+                }
+                self.operator(&mut w, c, fault);
+            }
+            Act::Kubelet(c) => {
+                let s = &mut w.clusters[c.index()];
+                s.workloads_running = s.workloads_up;
+            }
+            Act::Csi(c) => {
+                let s = &mut w.clusters[c.index()];
+                s.volume_status = s.volume_spec;
+            }
+            Act::Flux(c) => {
+                let s = &mut w.clusters[c.index()];
+                s.workloads_up = true;
+                s.network_open = true;
+                s.cronjobs_suspended = false;
+            }
+            Act::Request(to, mode) => {
+                let id = self.next_failover_id(&w);
+                w.budget.requests -= 1;
+                w.request = Some(Request { id, to, mode });
+                Self::disturb(&mut w);
+            }
+            Act::Crash(c) => {
+                if let Some(stage) = self.decision(&w, c).stage {
+                    w.marks.crash_stages |= 1 << stage.index();
+                }
+                w.budget.crashes -= 1;
+                w.memories[c.index()] = Memory::default();
+                Self::disturb(&mut w);
+            }
+            Act::Disaster(c) => {
+                w.budget.disasters -= 1;
+                w.alive[c.index()] = false;
+                w.memories[c.index()] = Memory::default();
+                w.marks.disrupted = true;
+                Self::disturb(&mut w);
+            }
+            Act::CutOff(c) => {
+                w.budget.partitions -= 1;
+                w.cut_off[c.index()] = true;
+                w.marks.disrupted = true;
+                Self::disturb(&mut w);
+            }
+            Act::Heal(c) => {
+                w.cut_off[c.index()] = false;
+                Self::disturb(&mut w);
+            }
+            Act::Deliver => {
+                if let Some(wr) = w.in_transit.take() {
+                    let rep = self.replica(&w, wr.by);
+                    self.deliver(&mut w, rep, &wr);
+                }
+            }
+            Act::Replicate(from) => {
+                let to = 1 - from;
+                let before = w.records[to].clone();
+                w.records[to] = w.records[from].clone();
+                w.audit.on_replicated(&before, &w.records[to]);
+            }
+        }
+        Some(w)
+    }
+
+    fn format_action(&self, action: &Act) -> String {
+        format!("{action:?}")
+    }
+
+    fn format_step(&self, last: &World, action: Act) -> Option<String> {
+        let next = self.next_state(last, action)?;
+        Some(trace::describe_step(self, last, action, &next))
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        properties()
+    }
+}
+
+macro_rules! invariant_props {
+    ($($name:literal => $inv:expr),* $(,)?) => {
+        vec![$(Property::always($name, |m: &FailoverModel, w: &World| {
+            $inv.holds(&m.snapshot(w))
+        })),*]
+    };
+}
+
+macro_rules! crash_props {
+    ($($name:literal => $stage:expr),* $(,)?) => {
+        vec![$(Property::sometimes($name, |_: &FailoverModel, w: &World| {
+            w.marks.crash_stages & (1 << $stage.index()) != 0
+        })),*]
+    };
+}
+
+fn completed(w: &World, pred: fn(Outcome) -> bool) -> bool {
+    w.records
+        .iter()
+        .any(|r| r.history.iter().any(|h| pred(h.outcome)))
+}
+
+/// All properties, in report order.
+pub fn properties() -> Vec<Property<FailoverModel>> {
+    let mut props = invariant_props![
+        "no-two-writers" => Invariant::NoTwoWriters,
+        "no-two-primaries" => Invariant::NoTwoPrimaries,
+        "lock-exclusive" => Invariant::LockExclusive,
+        "tokens-increase" => Invariant::TokensIncrease,
+        "no-stale-write" => Invariant::NoStaleWrite,
+        "promote-after-demote" => Invariant::PromoteAfterDemote,
+        "traffic-only-when-ready" => Invariant::TrafficOnlyWhenReady,
+        "step-at-most-once" => Invariant::StepAtMostOnce,
+        "one-history-record" => Invariant::OneHistoryRecord,
+    ];
+    props.push(Property::always("settled-when-idle", settled_when_idle));
+    props.push(Property::always("progress-when-calm", progress_when_calm));
+    props.push(Property::always(
+        "uptime-keeps-serving",
+        uptime_keeps_serving,
+    ));
+    props.push(Property::sometimes(
+        "consistency-failover-done",
+        |_: &FailoverModel, w: &World| {
+            completed(w, |o| {
+                o == Outcome::Completed(PlanKind::Planned(Mode::Consistency))
+            })
+        },
+    ));
+    props.push(Property::sometimes(
+        "uptime-failover-done",
+        |_: &FailoverModel, w: &World| {
+            completed(w, |o| {
+                o == Outcome::Completed(PlanKind::Planned(Mode::Uptime))
+            })
+        },
+    ));
+    props.push(Property::sometimes(
+        "forced-failover-done",
+        |_: &FailoverModel, w: &World| completed(w, |o| o == Outcome::Completed(PlanKind::Forced)),
+    ));
+    props.push(Property::sometimes(
+        "failover-aborted",
+        |_: &FailoverModel, w: &World| completed(w, |o| o == Outcome::Aborted),
+    ));
+    props.extend(crash_props![
+        "crash-in-initialization" => Stage::Initialization,
+        "crash-in-source-preparation" => Stage::SourcePreparation,
+        "crash-in-volume-demotion" => Stage::VolumeDemotion,
+        "crash-in-volume-promotion" => Stage::VolumePromotion,
+        "crash-in-target-activation" => Stage::TargetActivation,
+        "crash-in-completion" => Stage::Completion,
+    ]);
+    props.push(Property::sometimes(
+        "ambiguous-write-retried",
+        |_: &FailoverModel, w: &World| w.marks.ambiguous_retried,
+    ));
+    props.push(Property::sometimes(
+        "self-fenced",
+        |_: &FailoverModel, w: &World| w.marks.fenced,
+    ));
+    props.push(Property::sometimes(
+        "uptime-window-two-writers",
+        |m: &FailoverModel, w: &World| {
+            let s = m.snapshot(w);
+            s.uptime_in_flight() && !Invariant::NoTwoWriters.holds(&Snapshot { records: &[], ..s })
+        },
+    ));
+    props
+}
+
+/// Names of the properties that apply to a configuration: a `sometimes` property whose
+/// ingredients the configuration lacks (no disaster, no partition...) is not expected.
+pub fn expected(config: &Config, name: &str) -> bool {
+    let has_mode = |m| config.modes.contains(&m);
+    match name {
+        "consistency-failover-done" => has_mode(Mode::Consistency),
+        "uptime-failover-done" | "uptime-window-two-writers" => has_mode(Mode::Uptime),
+        "forced-failover-done" => config.disasters > 0 || config.partitions > 0,
+        "self-fenced" => config.partitions > 0,
+        "failover-aborted" => config.partitions > 0,
+        "ambiguous-write-retried" => config.store_faults > 0,
+        n if n.starts_with("crash-in-") => config.crashes > 0,
+        _ => true,
+    }
+}
+
+/// Nothing left to do (every live operator waits for a change that nobody will make, the
+/// controllers converged, the store reachable) means the failover ended and the lock is free.
+fn settled_when_idle(m: &FailoverModel, w: &World) -> bool {
+    let idle = Cluster::ALL.into_iter().all(|c| {
+        !w.alive[c.index()]
+            || (FailoverModel::controllers_settled(w, c)
+                && matches!(
+                    m.decision(w, c).action,
+                    Action::Wait(Wake::Idle(_) | Wake::Change)
+                ))
+    });
+    let quiet = idle && !w.cut_off.contains(&true);
+    !quiet
+        || w.records
+            .iter()
+            .all(|r| r.failover.is_none() && r.lock.is_none())
+}
+
+/// Bounded progress: after `progress_ticks` calm ticks the failover is over, the lock
+/// free, the request served, the active cluster (if alive) serving and the other at rest.
+fn progress_when_calm(m: &FailoverModel, w: &World) -> bool {
+    let calm = !w.cut_off.contains(&true) && w.tick >= w.calm_since + m.config.progress_ticks;
+    // Judged at tick boundaries: once every live operator and controller is done for now.
+    let end_of_tick = Cluster::ALL.into_iter().all(|c| {
+        !w.alive[c.index()]
+            || (!m.decision(w, c).is_urgent() && FailoverModel::controllers_settled(w, c))
+    });
+    if !calm || !end_of_tick {
+        return true;
+    }
+    let r = &w.records[0];
+    let active = r.active;
+    let served = w.request.is_none_or(|q| r.knows(q.id) || q.to == active);
+    let active_ok = if w.alive[active.index()] {
+        w.clusters[active.index()].serves()
+    } else {
+        w.request.is_none_or(|q| r.knows(q.id))
+    };
+    let passive = active.peer();
+    let passive_ok = !w.alive[passive.index()]
+        || STOP
+            .iter()
+            .all(|s| s.satisfied(&w.clusters[passive.index()]));
+    r.failover.is_none() && r.lock.is_none() && served && active_ok && passive_ok
+}
+
+/// What uptime mode still guarantees: while no partition or disaster happened, some
+/// cluster serves at every step of an uptime failover.
+fn uptime_keeps_serving(m: &FailoverModel, w: &World) -> bool {
+    let s = m.snapshot(w);
+    if !s.uptime_in_flight() || w.marks.disrupted || w.marks.fenced {
+        return true;
+    }
+    Cluster::ALL
+        .into_iter()
+        .any(|c| w.alive[c.index()] && w.clusters[c.index()].serves())
+}

@@ -1,0 +1,164 @@
+//! Readable traces: one numbered line per action with tick, cluster, stage, step, effect
+//! and the global record after it.
+
+use std::fmt::Write as _;
+
+use stateright::Model;
+
+use super::{Act, FailoverModel, Fault, World};
+use crate::core::decide::{Action, Purpose};
+use crate::core::types::{Cluster, ClusterState, Record, VolumeRole};
+
+/// Compact one-line form of a record.
+pub fn record_line(r: &Record) -> String {
+    let mut s = format!("active={} token={}", r.active, r.token);
+    match r.lock {
+        Some(l) => {
+            let _ = write!(s, " lock={}<{}", l.holder, l.until);
+        }
+        None => s.push_str(" lock=-"),
+    }
+    match r.failover {
+        Some(f) => {
+            let _ = write!(
+                s,
+                " failover=#{}:{}:{}->{}@{}",
+                f.id, f.kind, f.source, f.target, f.done
+            );
+        }
+        None => s.push_str(" failover=-"),
+    }
+    let hb = |h: Option<u64>| h.map_or("-".to_string(), |t| t.to_string());
+    let _ = write!(s, " hb=[{},{}]", hb(r.heartbeat[0]), hb(r.heartbeat[1]));
+    if !r.history.is_empty() {
+        let items: Vec<String> = r
+            .history
+            .iter()
+            .map(|h| format!("#{}:{:?}", h.id, h.outcome))
+            .collect();
+        let _ = write!(s, " history=[{}]", items.join(","));
+    }
+    s
+}
+
+/// Compact one-line form of a cluster's resources.
+pub fn cluster_line(c: &ClusterState) -> String {
+    let role = |v: VolumeRole| match v {
+        VolumeRole::Primary => "P",
+        VolumeRole::Secondary => "S",
+    };
+    format!(
+        "net={} scale={} pods={} cron={} flux={} vol={}/{}",
+        on(c.network_open),
+        if c.workloads_up { "up" } else { "0" },
+        on(c.workloads_running),
+        on(!c.cronjobs_suspended),
+        on(!c.flux_suspended),
+        role(c.volume_spec),
+        role(c.volume_status),
+    )
+}
+
+fn on(b: bool) -> &'static str {
+    if b { "on" } else { "off" }
+}
+
+fn fault_suffix(f: Fault) -> &'static str {
+    match f {
+        Fault::None => "",
+        Fault::StoreUnavailable => " !! store unavailable",
+        Fault::AmbiguousApplied => " !! timed out (applied)",
+        Fault::AmbiguousDelayed => " !! timed out (still in transit)",
+        Fault::KubeError => " !! API error (not applied)",
+    }
+}
+
+/// Describe one action taken in `last`, leading to `next`.
+pub fn describe_step(m: &FailoverModel, last: &World, action: Act, next: &World) -> String {
+    let (who, what) = match action {
+        Act::Tick => ("-".to_string(), format!("tick -> {}", next.tick)),
+        Act::Operator(c, fault) => {
+            let d = m.decision(last, c);
+            let stage = d.stage.map_or("-".to_string(), |s| s.to_string());
+            let step = d.step.map_or("-".to_string(), |s| s.to_string());
+            let purpose = match d.purpose {
+                Purpose::Heartbeat => "heartbeat",
+                Purpose::Sync => "sync",
+                Purpose::Fence => "SELF-FENCE",
+                Purpose::Steady => "at-rest",
+                Purpose::Plan { .. } => "plan",
+                Purpose::Restore { .. } => "restore",
+            };
+            let effect = match d.action {
+                Action::Read => "read record".to_string(),
+                Action::Write(op) => format!("write {op:?}"),
+                Action::Kube(s) => format!("kube {s}"),
+                Action::Wait(w) => format!("wait {w:?}"),
+            };
+            (
+                c.to_string(),
+                format!(
+                    "{stage} | {step} | {purpose}: {effect}{}",
+                    fault_suffix(fault)
+                ),
+            )
+        }
+        Act::Kubelet(c) => (c.to_string(), "kubelet: pods follow scale".to_string()),
+        Act::Csi(c) => (
+            c.to_string(),
+            "csi driver: volume status follows spec".to_string(),
+        ),
+        Act::Flux(c) => (c.to_string(), "flux reapplies git".to_string()),
+        Act::Request(to, mode) => (
+            "-".to_string(),
+            format!("REQUEST failover to {to} ({mode})"),
+        ),
+        Act::Crash(c) => (c.to_string(), "CRASH and restart (memory lost)".to_string()),
+        Act::Disaster(c) => (c.to_string(), "DISASTER: cluster gone for good".to_string()),
+        Act::CutOff(c) => (c.to_string(), "CUT OFF from DynamoDB".to_string()),
+        Act::Heal(c) => (c.to_string(), "reaches DynamoDB again".to_string()),
+        Act::Deliver => (
+            "-".to_string(),
+            "delayed write reaches the store".to_string(),
+        ),
+        Act::Replicate(from) => (
+            "-".to_string(),
+            format!("replicate region {from} over the other"),
+        ),
+    };
+    format!(
+        "tick {} | {who} | {what}\n      record: {}",
+        last.tick,
+        record_line(&next.records[0])
+    )
+}
+
+/// A whole numbered trace from a path of actions.
+pub fn render(m: &FailoverModel, init: &World, actions: &[Act]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "  0. start: clock offsets A+{} B+{}; A: {}; B: {}",
+        init.offset[0],
+        init.offset[1],
+        cluster_line(&init.clusters[0]),
+        cluster_line(&init.clusters[1])
+    );
+    let mut w = init.clone();
+    for (n, a) in actions.iter().enumerate() {
+        let Some(next) = m.next_state(&w, *a) else {
+            break;
+        };
+        let _ = writeln!(out, "{:3}. {}", n + 1, describe_step(m, &w, *a, &next));
+        w = next;
+    }
+    let _ = writeln!(
+        out,
+        "     end: A{}: {}; B{}: {}",
+        if w.alive[0] { "" } else { "(gone)" },
+        cluster_line(&w.clusters[Cluster::A.index()]),
+        if w.alive[1] { "" } else { "(gone)" },
+        cluster_line(&w.clusters[Cluster::B.index()])
+    );
+    out
+}

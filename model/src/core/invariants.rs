@@ -1,0 +1,207 @@
+//! The safety invariants of the design, as named pure predicates over a snapshot of both
+//! clusters, the record and the operators' memories, plus the [`Audit`]: the facts about
+//! the past that a single snapshot cannot show (was a stale write ever accepted?), kept
+//! by whoever drives the protocol (the stateright model, the simulator) through the
+//! `on_*` hooks, so that all drivers judge runs the same way.
+
+use super::decide::Memory;
+use super::plan::Variant;
+use super::store::Write;
+use super::types::{Cluster, ClusterState, FailoverId, Mode, PlanKind, Record, Time, VolumeRole};
+
+/// Facts about the run so far that invariants need.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Audit {
+    /// A write carrying an older token than the record's was accepted.
+    pub stale_write_accepted: bool,
+    /// A record's token went down.
+    pub token_regressed: bool,
+    /// Volumes were promoted while the peer's were not confirmed secondary (and the
+    /// peer was alive) outside an uptime failover.
+    pub bad_promotion: bool,
+    /// A journal step was accepted twice.
+    pub step_applied_twice: bool,
+    /// A plan step not yet journaled changed a cluster while the store did not name that
+    /// cluster's operator as the lock holder.
+    pub effect_without_lock: bool,
+    /// Journal steps accepted so far: (failover, plan, position). A forced takeover
+    /// restarts the journal under the forced plan, hence the plan in the key.
+    pub journaled: Vec<(FailoverId, PlanKind, u32)>,
+}
+
+impl Audit {
+    /// The store accepted `w`, turning `before` into `after`.
+    pub fn on_write_accepted(&mut self, before: &Record, after: &Record, w: &Write) {
+        if w.op.token().is_some_and(|t| t < before.token) {
+            self.stale_write_accepted = true;
+        }
+        if after.token < before.token {
+            self.token_regressed = true;
+        }
+        let kind = after.failover.or(before.failover).map(|f| f.kind);
+        if let (Some((id, at)), Some(kind)) = (w.op.journal_key(), kind) {
+            let key = (id, kind, at);
+            if self.journaled.contains(&key) {
+                self.step_applied_twice = true;
+            } else {
+                self.journaled.push(key);
+            }
+        }
+    }
+
+    /// A replica of the record was overwritten (multi-region replication).
+    pub fn on_replicated(&mut self, before: &Record, after: &Record) {
+        if after.token < before.token {
+            self.token_regressed = true;
+        }
+    }
+
+    /// The effect of plan step `at` changed `by`'s cluster while `record` was the
+    /// store's state. Re-applying a step the journal already recorded is a restore and
+    /// allowed; acting on an unrecorded step without holding the lock is not.
+    pub fn on_plan_effect(&mut self, record: &Record, by: super::types::Cluster, at: u32) {
+        let recorded = record.failover.is_some_and(|f| f.done > at);
+        if !recorded && record.holder() != Some(by) {
+            self.effect_without_lock = true;
+        }
+    }
+
+    /// `cluster`'s volumes were set to primary; `peer` is the other cluster's state and
+    /// `uptime_in_flight` says an uptime failover (which gives this guarantee up) runs.
+    pub fn on_promoted(&mut self, peer: &ClusterState, peer_alive: bool, uptime_in_flight: bool) {
+        let peer_secondary = peer.volume_spec == VolumeRole::Secondary
+            && peer.volume_status == VolumeRole::Secondary;
+        if peer_alive && !peer_secondary && !uptime_in_flight {
+            self.bad_promotion = true;
+        }
+    }
+}
+
+/// Everything the invariants look at.
+#[derive(Clone, Copy, Debug)]
+pub struct Snapshot<'a> {
+    /// Both clusters' resources.
+    pub clusters: [&'a ClusterState; 2],
+    /// Which clusters still exist (a disaster removes one for good).
+    pub alive: [bool; 2],
+    /// The record (each replica, for a multi-region store).
+    pub records: &'a [Record],
+    /// Both operators' memories.
+    pub memories: [&'a Memory; 2],
+    /// Both clusters' local clocks.
+    pub now: [Time; 2],
+    /// The audit of the run so far.
+    pub audit: &'a Audit,
+    /// The protocol variant in use.
+    pub variant: Variant,
+}
+
+impl Snapshot<'_> {
+    /// An uptime failover is in flight in some replica: its window of two writers is open.
+    pub fn uptime_in_flight(&self) -> bool {
+        self.records.iter().any(|r| {
+            r.failover
+                .is_some_and(|f| f.kind == PlanKind::Planned(Mode::Uptime))
+        })
+    }
+
+    fn live(&self) -> impl Iterator<Item = &ClusterState> + '_ {
+        Cluster::ALL
+            .into_iter()
+            .filter(|c| self.alive[c.index()])
+            .map(|c| self.clusters[c.index()])
+    }
+}
+
+/// The named safety invariants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Invariant {
+    /// At most one live cluster has primary volumes with pods, CronJobs or traffic.
+    NoTwoWriters,
+    /// At most one live cluster has primary volumes.
+    NoTwoPrimaries,
+    /// The store names at most one lock holder, and only the holder changes its cluster
+    /// for a plan step the journal has not recorded yet. (A belief in holding the lock
+    /// can always be stale under message delay; acting on it for new work while another
+    /// holds the lock must never happen.)
+    LockExclusive,
+    /// Fencing tokens never go down.
+    TokensIncrease,
+    /// A write with a stale token is never accepted.
+    NoStaleWrite,
+    /// Volumes are promoted only once the peer's are confirmed secondary, or the peer is gone.
+    PromoteAfterDemote,
+    /// Traffic is open only where workloads are ready on primary volumes.
+    TrafficOnlyWhenReady,
+    /// Each journal step is accepted at most once, even when retried after an ambiguous outcome.
+    StepAtMostOnce,
+    /// Each ended failover has exactly one history record, and no record names one in flight.
+    OneHistoryRecord,
+}
+
+impl Invariant {
+    /// All invariants.
+    pub const ALL: [Invariant; 9] = [
+        Invariant::NoTwoWriters,
+        Invariant::NoTwoPrimaries,
+        Invariant::LockExclusive,
+        Invariant::TokensIncrease,
+        Invariant::NoStaleWrite,
+        Invariant::PromoteAfterDemote,
+        Invariant::TrafficOnlyWhenReady,
+        Invariant::StepAtMostOnce,
+        Invariant::OneHistoryRecord,
+    ];
+
+    /// Kebab-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Invariant::NoTwoWriters => "no-two-writers",
+            Invariant::NoTwoPrimaries => "no-two-primaries",
+            Invariant::LockExclusive => "lock-exclusive",
+            Invariant::TokensIncrease => "tokens-increase",
+            Invariant::NoStaleWrite => "no-stale-write",
+            Invariant::PromoteAfterDemote => "promote-after-demote",
+            Invariant::TrafficOnlyWhenReady => "traffic-only-when-ready",
+            Invariant::StepAtMostOnce => "step-at-most-once",
+            Invariant::OneHistoryRecord => "one-history-record",
+        }
+    }
+
+    /// Whether the invariant holds in `s`.
+    pub fn holds(self, s: &Snapshot<'_>) -> bool {
+        match self {
+            Invariant::NoTwoWriters => {
+                s.uptime_in_flight() || s.live().filter(|c| c.is_writer()).count() <= 1
+            }
+            Invariant::NoTwoPrimaries => {
+                s.uptime_in_flight() || s.live().filter(|c| c.volumes_primary()).count() <= 1
+            }
+            Invariant::LockExclusive => {
+                let holders: Vec<Cluster> = s.records.iter().filter_map(Record::holder).collect();
+                !s.audit.effect_without_lock && holders.windows(2).all(|p| p[0] == p[1])
+            }
+            Invariant::TokensIncrease => !s.audit.token_regressed,
+            Invariant::NoStaleWrite => !s.audit.stale_write_accepted,
+            Invariant::PromoteAfterDemote => !s.audit.bad_promotion,
+            Invariant::TrafficOnlyWhenReady => s.live().all(|c| {
+                !c.network_open
+                    || (c.workloads_up
+                        && c.workloads_running
+                        && c.volume_spec == VolumeRole::Primary
+                        && c.volume_status == VolumeRole::Primary)
+            }),
+            Invariant::StepAtMostOnce => !s.audit.step_applied_twice,
+            Invariant::OneHistoryRecord => s.records.iter().all(|r| {
+                let ids: Vec<FailoverId> = r.history.iter().map(|h| h.id).collect();
+                let unique = ids.iter().enumerate().all(|(i, id)| !ids[..i].contains(id));
+                unique && r.failover.is_none_or(|f| !ids.contains(&f.id))
+            }),
+        }
+    }
+
+    /// The first invariant `s` violates, if any.
+    pub fn first_violated(s: &Snapshot<'_>) -> Option<Invariant> {
+        Invariant::ALL.into_iter().find(|i| !i.holds(s))
+    }
+}

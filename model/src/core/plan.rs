@@ -1,0 +1,378 @@
+//! Steps and plans: which stages each cluster's operator runs, in which order, and the
+//! cross-cluster gates between them.
+//!
+//! A plan is one linear list of steps, each owned by the source or the target. The
+//! journal in the global record counts the steps done. A *phase* is a maximal run of
+//! steps with one owner; the journal entry of a phase's last step releases the lock and
+//! is the hand-off mark the other operator waits for, and the next phase starts with
+//! [`Step::AwaitHandOff`], which takes the lock with a new fencing token.
+
+use std::fmt;
+
+use super::types::{ClusterState, Mode, PlanKind, Role, Stage, VolumeRole};
+
+/// One step of a plan. Effect steps are idempotent "ensure" operations on the operator's
+/// own cluster; await steps wait for the cluster to report a state; the others are
+/// conditional writes to the global record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Step {
+    /// Take the group's lock with a new fencing token and open the failover journal.
+    AcquireLock,
+    /// Take the lock although the source never handed over: its lease provably expired.
+    ForceTakeLock,
+    /// Check the target is healthy (fresh heartbeat); abort cleanly otherwise.
+    Validate,
+    /// Wait for the other cluster's hand-off mark, then take the lock with a new token.
+    AwaitHandOff,
+    /// Suspend Flux Kustomizations and HelmReleases so git cannot undo the next steps.
+    SuspendFlux,
+    /// Disable VirtualServices and Ingresses reversibly (originals kept in annotations).
+    DisableNetwork,
+    /// Scale Deployments and StatefulSets to zero, remembering their replica counts.
+    ScaleDownWorkloads,
+    /// Suspend CronJobs.
+    SuspendCronJobs,
+    /// Wait until no pod of the group runs.
+    AwaitWorkloadsDown,
+    /// Set every VolumeReplication to `secondary`.
+    DemoteVolumes,
+    /// Wait until every VolumeReplication reports `secondary`.
+    AwaitVolumesSecondary,
+    /// Set every VolumeReplication to `primary`.
+    PromoteVolumes,
+    /// Wait until every VolumeReplication reports `primary` (verifies the promotion).
+    AwaitVolumesPrimary,
+    /// Scale workloads back to their remembered replica counts.
+    ScaleUpWorkloads,
+    /// Wait until every workload is ready (observedGeneration, then ready replicas).
+    AwaitWorkloadsReady,
+    /// Restore VirtualServices and Ingresses from their saved originals.
+    EnableNetwork,
+    /// Resume CronJobs.
+    ResumeCronJobs,
+    /// Resume Flux and request a reconcile.
+    ResumeFlux,
+    /// Set the active cluster, record the history and release the lock, in one transaction.
+    Complete,
+}
+
+/// What executing a step means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepKind {
+    /// A conditional write to the global record.
+    Record,
+    /// An idempotent change to the operator's own cluster.
+    Effect,
+    /// Waiting for the operator's own cluster to report a state.
+    Await,
+}
+
+impl Step {
+    /// Kebab-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::AcquireLock => "acquire-lock",
+            Step::ForceTakeLock => "force-take-lock",
+            Step::Validate => "validate",
+            Step::AwaitHandOff => "await-hand-off",
+            Step::SuspendFlux => "suspend-flux",
+            Step::DisableNetwork => "disable-network",
+            Step::ScaleDownWorkloads => "scale-down-workloads",
+            Step::SuspendCronJobs => "suspend-cronjobs",
+            Step::AwaitWorkloadsDown => "await-workloads-down",
+            Step::DemoteVolumes => "demote-volumes",
+            Step::AwaitVolumesSecondary => "await-volumes-secondary",
+            Step::PromoteVolumes => "promote-volumes",
+            Step::AwaitVolumesPrimary => "await-volumes-primary",
+            Step::ScaleUpWorkloads => "scale-up-workloads",
+            Step::AwaitWorkloadsReady => "await-workloads-ready",
+            Step::EnableNetwork => "enable-network",
+            Step::ResumeCronJobs => "resume-cronjobs",
+            Step::ResumeFlux => "resume-flux",
+            Step::Complete => "complete",
+        }
+    }
+
+    /// One-line description.
+    pub fn description(self) -> &'static str {
+        match self {
+            Step::AcquireLock => {
+                "take the group's lock with a new fencing token and open the journal"
+            }
+            Step::ForceTakeLock => {
+                "take the lock after the source's lease provably expired (lease + drift)"
+            }
+            Step::Validate => "check the target's heartbeat is fresh; abort cleanly if not",
+            Step::AwaitHandOff => "wait for the other cluster's hand-off mark, then take the lock",
+            Step::SuspendFlux => "suspend Flux Kustomizations and HelmReleases",
+            Step::DisableNetwork => "disable VirtualServices and Ingresses, keeping the originals",
+            Step::ScaleDownWorkloads => {
+                "scale Deployments and StatefulSets to 0, remembering replicas"
+            }
+            Step::SuspendCronJobs => "suspend CronJobs",
+            Step::AwaitWorkloadsDown => "wait until no pod of the group runs",
+            Step::DemoteVolumes => "set VolumeReplications to secondary",
+            Step::AwaitVolumesSecondary => "wait until VolumeReplications report secondary",
+            Step::PromoteVolumes => "set VolumeReplications to primary",
+            Step::AwaitVolumesPrimary => "wait until VolumeReplications report primary",
+            Step::ScaleUpWorkloads => "restore the remembered replica counts",
+            Step::AwaitWorkloadsReady => "wait until every workload is ready",
+            Step::EnableNetwork => "restore VirtualServices and Ingresses",
+            Step::ResumeCronJobs => "resume CronJobs",
+            Step::ResumeFlux => "resume Flux and request a reconcile",
+            Step::Complete => "set the active cluster, record history, release the lock",
+        }
+    }
+
+    /// Whether the step writes the record, changes the cluster or waits.
+    pub fn kind(self) -> StepKind {
+        match self {
+            Step::AcquireLock
+            | Step::ForceTakeLock
+            | Step::Validate
+            | Step::AwaitHandOff
+            | Step::Complete => StepKind::Record,
+            Step::AwaitWorkloadsDown
+            | Step::AwaitVolumesSecondary
+            | Step::AwaitVolumesPrimary
+            | Step::AwaitWorkloadsReady => StepKind::Await,
+            _ => StepKind::Effect,
+        }
+    }
+
+    /// For effect and await steps: the cluster already is as the step wants it.
+    pub fn satisfied(self, c: &ClusterState) -> bool {
+        match self {
+            Step::SuspendFlux => c.flux_suspended,
+            Step::ResumeFlux => !c.flux_suspended,
+            Step::DisableNetwork => !c.network_open,
+            Step::EnableNetwork => c.network_open,
+            Step::ScaleDownWorkloads => !c.workloads_up,
+            Step::ScaleUpWorkloads => c.workloads_up,
+            Step::SuspendCronJobs => c.cronjobs_suspended,
+            Step::ResumeCronJobs => !c.cronjobs_suspended,
+            Step::AwaitWorkloadsDown => !c.workloads_running,
+            Step::AwaitWorkloadsReady => c.workloads_up && c.workloads_running,
+            Step::DemoteVolumes => c.volume_spec == VolumeRole::Secondary,
+            Step::PromoteVolumes => c.volume_spec == VolumeRole::Primary,
+            Step::AwaitVolumesSecondary => {
+                c.volume_spec == VolumeRole::Secondary && c.volume_status == VolumeRole::Secondary
+            }
+            Step::AwaitVolumesPrimary => {
+                c.volume_spec == VolumeRole::Primary && c.volume_status == VolumeRole::Primary
+            }
+            Step::AcquireLock
+            | Step::ForceTakeLock
+            | Step::Validate
+            | Step::AwaitHandOff
+            | Step::Complete => false,
+        }
+    }
+
+    /// For effect steps: apply the change (the Kubernetes writes the engine performs).
+    /// Returns whether anything changed; applying twice changes nothing the second time.
+    pub fn apply(self, c: &mut ClusterState) -> bool {
+        let before = *c;
+        match self {
+            Step::SuspendFlux => c.flux_suspended = true,
+            Step::ResumeFlux => c.flux_suspended = false,
+            Step::DisableNetwork => c.network_open = false,
+            Step::EnableNetwork => c.network_open = true,
+            Step::ScaleDownWorkloads => c.workloads_up = false,
+            Step::ScaleUpWorkloads => c.workloads_up = true,
+            Step::SuspendCronJobs => c.cronjobs_suspended = true,
+            Step::ResumeCronJobs => c.cronjobs_suspended = false,
+            Step::DemoteVolumes => c.volume_spec = VolumeRole::Secondary,
+            Step::PromoteVolumes => c.volume_spec = VolumeRole::Primary,
+            _ => {}
+        }
+        before != *c
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Stopping a cluster: the source's preparation and demotion, and the self-fence.
+/// Flux is suspended first so that git cannot scale workloads back up or reopen routes.
+pub const STOP: [Step; 7] = [
+    Step::SuspendFlux,
+    Step::DisableNetwork,
+    Step::ScaleDownWorkloads,
+    Step::SuspendCronJobs,
+    Step::AwaitWorkloadsDown,
+    Step::DemoteVolumes,
+    Step::AwaitVolumesSecondary,
+];
+
+/// Starting a cluster: the target's promotion and activation, and recovery after a
+/// self-fence. Traffic opens only once workloads are ready on primary volumes; Flux
+/// resumes last, when git's desired state and the cluster agree.
+pub const START: [Step; 7] = [
+    Step::PromoteVolumes,
+    Step::AwaitVolumesPrimary,
+    Step::ScaleUpWorkloads,
+    Step::AwaitWorkloadsReady,
+    Step::EnableNetwork,
+    Step::ResumeCronJobs,
+    Step::ResumeFlux,
+];
+
+/// A protocol variant. [`Variant::Correct`] is the protocol; the others are deliberately
+/// broken versions that the checker and the simulator must catch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Variant {
+    /// The protocol as designed.
+    Correct,
+    /// Consistency mode promotes the target's volumes before the source demotes.
+    PromoteBeforeDemote,
+    /// Progress writes are not conditional on the fencing token.
+    NoTokenCheck,
+    /// An operator that cannot renew its lease keeps serving.
+    NoSelfFence,
+    /// A forced failover does not wait for the source's lease plus drift to run out.
+    NoLeaseWait,
+    /// The store is a last-writer-wins multi-region table (each operator writes its region).
+    LwwStore,
+}
+
+impl Variant {
+    /// Every broken variant.
+    pub const BROKEN: [Variant; 5] = [
+        Variant::PromoteBeforeDemote,
+        Variant::NoTokenCheck,
+        Variant::NoSelfFence,
+        Variant::NoLeaseWait,
+        Variant::LwwStore,
+    ];
+
+    /// The CLI name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Correct => "correct",
+            Variant::PromoteBeforeDemote => "promote-before-demote",
+            Variant::NoTokenCheck => "no-token-check",
+            Variant::NoSelfFence => "no-self-fence",
+            Variant::NoLeaseWait => "no-lease-wait",
+            Variant::LwwStore => "lww-store",
+        }
+    }
+
+    /// Parse a CLI name.
+    pub fn from_name(name: &str) -> Option<Variant> {
+        std::iter::once(Variant::Correct)
+            .chain(Variant::BROKEN)
+            .find(|v| v.name() == name)
+    }
+}
+
+/// A plan: the ordered steps with their owners.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The steps, in order.
+    pub steps: Vec<PlanStep>,
+}
+
+/// One step of a plan, with the role that runs it and the stage it belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlanStep {
+    /// The stage.
+    pub stage: Stage,
+    /// The role whose operator runs it.
+    pub owner: Role,
+    /// The step.
+    pub step: Step,
+}
+
+impl Plan {
+    /// The plan for a failover of the given kind under the given protocol variant.
+    pub fn of(kind: PlanKind, variant: Variant) -> Plan {
+        use Role::{Source as S, Target as T};
+        use Stage::*;
+        let init = [
+            (Initialization, S, Step::AcquireLock),
+            (Initialization, S, Step::Validate),
+        ];
+        let prep = STOP[..5].iter().map(|s| (SourcePreparation, S, *s));
+        let demote = STOP[5..].iter().map(|s| (VolumeDemotion, S, *s));
+        let promote = START[..2].iter().map(|s| (VolumePromotion, T, *s));
+        let activate = START[2..].iter().map(|s| (TargetActivation, T, *s));
+        let complete = (Completion, T, Step::Complete);
+        let hand_off = |stage, owner| (stage, owner, Step::AwaitHandOff);
+        let mut steps: Vec<(Stage, Role, Step)> = Vec::new();
+        match (kind, variant) {
+            (PlanKind::Planned(Mode::Consistency), Variant::PromoteBeforeDemote) => {
+                steps.extend(init);
+                steps.push(hand_off(VolumePromotion, T));
+                steps.extend(promote);
+                steps.push(hand_off(SourcePreparation, S));
+                steps.extend(prep.chain(demote));
+                steps.push(hand_off(TargetActivation, T));
+                steps.extend(activate);
+                steps.push(complete);
+            }
+            (PlanKind::Planned(Mode::Consistency), _) => {
+                steps.extend(init);
+                steps.extend(prep.chain(demote));
+                steps.push(hand_off(VolumePromotion, T));
+                steps.extend(promote.chain(activate));
+                steps.push(complete);
+            }
+            (PlanKind::Planned(Mode::Uptime), _) => {
+                steps.extend(init);
+                steps.push(hand_off(VolumePromotion, T));
+                steps.extend(promote.chain(activate));
+                steps.push(hand_off(SourcePreparation, S));
+                steps.extend(prep.chain(demote));
+                steps.push(hand_off(Completion, T));
+                steps.push(complete);
+            }
+            (PlanKind::Forced, _) => {
+                steps.push((Initialization, T, Step::ForceTakeLock));
+                steps.extend(promote.chain(activate));
+                steps.push(complete);
+            }
+        }
+        Plan {
+            steps: steps
+                .into_iter()
+                .map(|(stage, owner, step)| PlanStep { stage, owner, step })
+                .collect(),
+        }
+    }
+
+    /// Number of steps.
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// A plan always has steps; provided for clippy's `len_without_is_empty`.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// The step at `index`, if any.
+    pub fn get(&self, index: u32) -> Option<PlanStep> {
+        self.steps.get(index as usize).copied()
+    }
+
+    /// The step at `index` is the last of its phase: its journal entry hands over.
+    pub fn ends_phase(&self, index: u32) -> bool {
+        match (self.get(index), self.get(index + 1)) {
+            (Some(this), Some(next)) => this.owner != next.owner,
+            _ => false,
+        }
+    }
+
+    /// The step at `index` ends a phase whose hand-off, in this plan, tells the target
+    /// that the source's volumes are confirmed secondary.
+    pub fn hands_off_demoted_volumes(&self, index: u32) -> bool {
+        self.ends_phase(index)
+            && self
+                .get(index)
+                .is_some_and(|s| s.step == Step::AwaitVolumesSecondary)
+    }
+}

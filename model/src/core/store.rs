@@ -1,0 +1,248 @@
+//! The conditional writes an operator sends to the global record, and their exact
+//! semantics: the condition DynamoDB evaluates and the update it applies.
+//!
+//! [`apply`] is the specification of the DynamoDB adapter (the engine encodes each
+//! [`Op`] as an `UpdateItem` or `TransactWriteItems` with these conditions) and the
+//! implementation of the simulator's and the model's fake store.
+
+use super::plan::{Plan, Variant};
+use super::types::{
+    Cluster, FailoverId, HistoryEntry, InFlight, Lock, Mode, Outcome, PlanKind, Record, Time,
+    Timing, Token,
+};
+
+/// A write to the global record, with the local time it was sent at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Write {
+    /// The operator that sends it.
+    pub by: Cluster,
+    /// The sender's local time when it sent the write.
+    pub now: Time,
+    /// What it asks for.
+    pub op: Op,
+}
+
+/// The write operations of the protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// `heartbeat[by] = now` if that moves it forward. Renews `by`'s lease. The condition
+    /// matters: a heartbeat delayed in transit must never move a newer one back, or the
+    /// peer would see the lease as expired while the cluster still serves (the model
+    /// found this with a delayed write).
+    Heartbeat,
+    /// Start a planned failover from `by` (the active cluster): new token, lock, journal
+    /// at step 1. Condition: `by` is active, nothing in flight, lock free.
+    Acquire {
+        /// The request.
+        id: FailoverId,
+        /// Its mode.
+        mode: Mode,
+    },
+    /// Force a failover to `by`: new token, lock, journal of the forced plan at step 1.
+    /// Condition: `by` is not active, the active cluster's last heartbeat is older than
+    /// `now - lease_ttl - drift`, and any lock in flight lapsed `drift` ago.
+    ForceTakeLock {
+        /// The request (or the id of the stuck failover it takes over).
+        id: FailoverId,
+    },
+    /// Take the lock at a hand-off: new token. Condition: failover `id` is at journal
+    /// position `at` and the lock is free.
+    TakeOver {
+        /// The failover.
+        id: FailoverId,
+        /// The journal position of the `AwaitHandOff` step.
+        at: u32,
+    },
+    /// Journal step `at` as done (and release the lock if it ends a phase). Condition:
+    /// token is `token`, failover `id` at position `at`.
+    Journal {
+        /// The failover.
+        id: FailoverId,
+        /// The writer's fencing token.
+        token: Token,
+        /// The step's journal position.
+        at: u32,
+        /// The step ends its phase: release the lock (the hand-off mark).
+        release: bool,
+    },
+    /// Complete: `active = target`, history item, release the lock, in one transaction.
+    /// Condition: token, failover `id` at position `at`.
+    Complete {
+        /// The failover.
+        id: FailoverId,
+        /// The writer's fencing token.
+        token: Token,
+        /// The journal position of the `Complete` step.
+        at: u32,
+    },
+    /// Abort before anything changed: history item, release the lock. Condition: token,
+    /// failover `id` at position `at`.
+    Abort {
+        /// The failover.
+        id: FailoverId,
+        /// The writer's fencing token.
+        token: Token,
+        /// The journal position of the step that aborts.
+        at: u32,
+    },
+}
+
+impl Op {
+    /// The fencing token the write claims, if it is a progress write.
+    pub fn token(&self) -> Option<Token> {
+        match self {
+            Op::Journal { token, .. } | Op::Complete { token, .. } | Op::Abort { token, .. } => {
+                Some(*token)
+            }
+            _ => None,
+        }
+    }
+
+    /// Short name for traces and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Heartbeat => "heartbeat",
+            Op::Acquire { .. } => "acquire",
+            Op::ForceTakeLock { .. } => "force-take-lock",
+            Op::TakeOver { .. } => "take-over",
+            Op::Journal { .. } => "journal",
+            Op::Complete { .. } => "complete",
+            Op::Abort { .. } => "abort",
+        }
+    }
+
+    /// The (failover, journal position) this write completes, for the at-most-once audit.
+    pub fn journal_key(&self) -> Option<(FailoverId, u32)> {
+        match self {
+            Op::Acquire { id, .. } | Op::ForceTakeLock { id } => Some((*id, 0)),
+            Op::TakeOver { id, at } | Op::Journal { id, at, .. } | Op::Complete { id, at, .. } => {
+                Some((*id, *at))
+            }
+            Op::Abort { .. } | Op::Heartbeat => None,
+        }
+    }
+}
+
+/// Why the store refused a write (its condition was false).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConditionFailed;
+
+/// Apply `w` to `record` with the store's exact conditional semantics. On success,
+/// returns the new record; on a false condition the record is unchanged.
+pub fn apply(
+    record: &Record,
+    w: &Write,
+    timing: &Timing,
+    variant: Variant,
+) -> Result<Record, ConditionFailed> {
+    let check = |ok: bool| if ok { Ok(()) } else { Err(ConditionFailed) };
+    let token_ok = |token: Token| variant == Variant::NoTokenCheck || record.token == token;
+    let mut next = record.clone();
+    let lock = |until_from: Time| {
+        Some(Lock {
+            holder: w.by,
+            until: until_from + timing.lease_ttl,
+        })
+    };
+    match w.op {
+        Op::Heartbeat => {
+            check(record.heartbeat[w.by.index()].is_none_or(|at| at < w.now))?;
+            next.heartbeat[w.by.index()] = Some(w.now);
+        }
+        Op::Acquire { id, mode } => {
+            check(
+                record.active == w.by
+                    && record.failover.is_none()
+                    && record.lock.is_none()
+                    && !record.knows(id),
+            )?;
+            next.token += 1;
+            next.lock = lock(w.now);
+            next.failover = Some(InFlight {
+                id,
+                kind: PlanKind::Planned(mode),
+                source: w.by,
+                target: w.by.peer(),
+                done: 1,
+            });
+        }
+        Op::ForceTakeLock { id } => {
+            let active = record.active;
+            let lease_over = variant == Variant::NoLeaseWait
+                || timing.lease_provably_expired(record.heartbeat[active.index()], w.now);
+            let lock_lapsed = record
+                .lock
+                .is_none_or(|l| l.until + timing.clock_drift_max < w.now);
+            let same_failover = record.failover.is_none_or(|f| f.id == id);
+            check(active != w.by && lease_over && lock_lapsed && same_failover)?;
+            check(record.failover.is_some() || !record.knows(id))?;
+            next.token += 1;
+            next.lock = lock(w.now);
+            next.failover = Some(InFlight {
+                id,
+                kind: PlanKind::Forced,
+                source: active,
+                target: w.by,
+                done: 1,
+            });
+        }
+        Op::TakeOver { id, at } => {
+            let f = in_flight(record, id, at)?;
+            check(record.lock.is_none() && f.done == at)?;
+            next.token += 1;
+            next.lock = lock(w.now);
+            set_done(&mut next, at + 1);
+        }
+        Op::Journal {
+            id,
+            token,
+            at,
+            release,
+        } => {
+            in_flight(record, id, at)?;
+            check(token_ok(token))?;
+            next.lock = if release { None } else { lock(w.now) };
+            set_done(&mut next, at + 1);
+        }
+        Op::Complete { id, token, at } => {
+            let f = in_flight(record, id, at)?;
+            check(token_ok(token))?;
+            next.active = f.target;
+            next.lock = None;
+            next.failover = None;
+            next.history.push(HistoryEntry {
+                id,
+                outcome: Outcome::Completed(f.kind),
+            });
+        }
+        Op::Abort { id, token, at } => {
+            in_flight(record, id, at)?;
+            check(token_ok(token))?;
+            next.lock = None;
+            next.failover = None;
+            next.history.push(HistoryEntry {
+                id,
+                outcome: Outcome::Aborted,
+            });
+        }
+    }
+    Ok(next)
+}
+
+fn in_flight(record: &Record, id: FailoverId, at: u32) -> Result<InFlight, ConditionFailed> {
+    match record.failover {
+        Some(f) if f.id == id && f.done == at => Ok(f),
+        _ => Err(ConditionFailed),
+    }
+}
+
+fn set_done(record: &mut Record, done: u32) {
+    if let Some(f) = record.failover.as_mut() {
+        f.done = done;
+    }
+}
+
+/// The plan of the failover in flight in `record`, if any.
+pub fn plan_in_flight(record: &Record, variant: Variant) -> Option<(InFlight, Plan)> {
+    record.failover.map(|f| (f, Plan::of(f.kind, variant)))
+}

@@ -1,0 +1,378 @@
+//! The protocol's vocabulary: clusters, modes, stages, steps, the fencing token, the
+//! global record kept in DynamoDB and what one operator observes of its own cluster.
+//!
+//! Everything here is plain data. Time is a number in the protocol's time unit (the
+//! model counts ticks, the engine counts milliseconds); it is always a *local* clock
+//! reading of the cluster that produced it, never a global truth.
+
+use std::fmt;
+
+/// A local clock reading, in the protocol's time unit.
+pub type Time = u64;
+
+/// A fencing token: a counter in the global record, incremented by every lock
+/// acquisition, so a later holder always has a larger token than an earlier one.
+pub type Token = u64;
+
+/// The id of a failover request (and of the failover it starts).
+pub type FailoverId = u32;
+
+/// One of the two clusters of a group. The engine maps the group's two configured
+/// cluster names onto these two slots in the order the group lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Cluster {
+    /// The first cluster of the group.
+    A,
+    /// The second cluster of the group.
+    B,
+}
+
+impl Cluster {
+    /// Both clusters, in slot order.
+    pub const ALL: [Cluster; 2] = [Cluster::A, Cluster::B];
+
+    /// The other cluster of the pair.
+    pub fn peer(self) -> Cluster {
+        match self {
+            Cluster::A => Cluster::B,
+            Cluster::B => Cluster::A,
+        }
+    }
+
+    /// Slot index, for per-cluster arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Cluster::A => 0,
+            Cluster::B => 1,
+        }
+    }
+}
+
+impl fmt::Display for Cluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Cluster::A => "A",
+            Cluster::B => "B",
+        })
+    }
+}
+
+/// How a planned failover orders the two clusters' work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Mode {
+    /// Source down first, then target up: never two primaries, never two writers.
+    Consistency,
+    /// Target up first, then source down: no downtime, but a window with two writers.
+    Uptime,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Consistency => "consistency",
+            Mode::Uptime => "uptime",
+        })
+    }
+}
+
+/// Which plan an in-flight failover follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PlanKind {
+    /// A planned failover in the given mode, run by both operators.
+    Planned(Mode),
+    /// A forced failover run by the target alone, after the source's lease provably expired.
+    Forced,
+}
+
+impl fmt::Display for PlanKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlanKind::Planned(mode) => write!(f, "{mode}"),
+            PlanKind::Forced => f.write_str("forced"),
+        }
+    }
+}
+
+/// The side a cluster plays in one failover.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The cluster the application leaves.
+    Source,
+    /// The cluster the application moves to.
+    Target,
+}
+
+/// The six stages of a failover.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stage {
+    /// Validate and acquire the group's lock.
+    Initialization,
+    /// Stop traffic, workloads, CronJobs and Flux on the source.
+    SourcePreparation,
+    /// Demote the source's volumes and mark them ready for promotion.
+    VolumeDemotion,
+    /// Promote the target's volumes.
+    VolumePromotion,
+    /// Start workloads, traffic and Flux on the target.
+    TargetActivation,
+    /// Record the new active cluster and the history, release the lock.
+    Completion,
+}
+
+impl Stage {
+    /// All stages, in protocol order.
+    pub const ALL: [Stage; 6] = [
+        Stage::Initialization,
+        Stage::SourcePreparation,
+        Stage::VolumeDemotion,
+        Stage::VolumePromotion,
+        Stage::TargetActivation,
+        Stage::Completion,
+    ];
+
+    /// Position in [`Stage::ALL`].
+    pub fn index(self) -> usize {
+        Stage::ALL.iter().position(|s| *s == self).unwrap_or(0)
+    }
+
+    /// Kebab-case name used in traces, metrics and CLI output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Initialization => "initialization",
+            Stage::SourcePreparation => "source-preparation",
+            Stage::VolumeDemotion => "volume-demotion",
+            Stage::VolumePromotion => "volume-promotion",
+            Stage::TargetActivation => "target-activation",
+            Stage::Completion => "completion",
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Desired or reported replication role of a cluster's volumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VolumeRole {
+    /// Writable, replicating to the peer.
+    Primary,
+    /// Read-only replica of the peer.
+    Secondary,
+}
+
+/// What one operator observes of its own cluster, aggregated over the group's members
+/// (the model keeps one value per resource kind; the engine folds many objects into it:
+/// "workloads running" is true if any member runs a pod, "volumes primary" if any
+/// VolumeReplication is, and so on, always erring towards "still writing").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ClusterState {
+    /// Network objects (VirtualServices, Ingresses) route traffic to the application.
+    pub network_open: bool,
+    /// Desired scale of the workloads: `true` for the remembered replica counts, `false` for zero.
+    pub workloads_up: bool,
+    /// Pods exist (for `workloads_up`: all replicas ready, judged like `kubectl rollout status`).
+    pub workloads_running: bool,
+    /// CronJobs have `spec.suspend: true`.
+    pub cronjobs_suspended: bool,
+    /// Flux Kustomizations and HelmReleases have `spec.suspend: true`.
+    pub flux_suspended: bool,
+    /// `spec.replicationState` of the VolumeReplications.
+    pub volume_spec: VolumeRole,
+    /// `status.state` reported by the csi-addons driver.
+    pub volume_status: VolumeRole,
+}
+
+impl ClusterState {
+    /// The active cluster at rest: everything up, Flux reconciling, volumes primary.
+    pub const SERVING: ClusterState = ClusterState {
+        network_open: true,
+        workloads_up: true,
+        workloads_running: true,
+        cronjobs_suspended: false,
+        flux_suspended: false,
+        volume_spec: VolumeRole::Primary,
+        volume_status: VolumeRole::Primary,
+    };
+
+    /// The standby cluster at rest: everything stopped, Flux suspended, volumes secondary.
+    pub const STANDBY: ClusterState = ClusterState {
+        network_open: false,
+        workloads_up: false,
+        workloads_running: false,
+        cronjobs_suspended: true,
+        flux_suspended: true,
+        volume_spec: VolumeRole::Secondary,
+        volume_status: VolumeRole::Secondary,
+    };
+
+    /// Volumes are (or may still be) writable: desired or reported primary.
+    pub fn volumes_primary(&self) -> bool {
+        self.volume_spec == VolumeRole::Primary || self.volume_status == VolumeRole::Primary
+    }
+
+    /// Something in the cluster can write: pods, CronJobs or traffic.
+    pub fn has_writers(&self) -> bool {
+        self.workloads_running || self.workloads_up || !self.cronjobs_suspended || self.network_open
+    }
+
+    /// A writer: primary volumes with pods, CronJobs or open traffic.
+    pub fn is_writer(&self) -> bool {
+        self.volumes_primary() && self.has_writers()
+    }
+
+    /// Anything that a self-fence would have to stop is still on.
+    pub fn needs_fencing(&self) -> bool {
+        self.has_writers() || !self.flux_suspended || self.volumes_primary()
+    }
+
+    /// Serves the application: traffic open to ready workloads on primary volumes.
+    pub fn serves(&self) -> bool {
+        self.network_open
+            && self.workloads_up
+            && self.workloads_running
+            && self.volume_spec == VolumeRole::Primary
+            && self.volume_status == VolumeRole::Primary
+    }
+}
+
+/// The group's lock: who runs the current phase of the in-flight failover, until when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Lock {
+    /// The operator holding the lock.
+    pub holder: Cluster,
+    /// The holder's local time at which the lock lapses unless renewed by a progress write.
+    pub until: Time,
+}
+
+/// The failover in flight, with its journal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct InFlight {
+    /// The request that started it.
+    pub id: FailoverId,
+    /// The plan it follows.
+    pub kind: PlanKind,
+    /// The cluster the application leaves.
+    pub source: Cluster,
+    /// The cluster the application moves to.
+    pub target: Cluster,
+    /// Number of plan steps journaled as done: the journal and the hand-off marks in one
+    /// number (a phase's hand-off mark is the journal entry of its last step).
+    pub done: u32,
+}
+
+impl InFlight {
+    /// The role `cluster` plays in this failover.
+    pub fn role_of(&self, cluster: Cluster) -> Role {
+        if cluster == self.source {
+            Role::Source
+        } else {
+            Role::Target
+        }
+    }
+}
+
+/// How a failover ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// The target became active.
+    Completed(PlanKind),
+    /// Stopped before anything changed; the source stays active.
+    Aborted,
+}
+
+/// One history item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct HistoryEntry {
+    /// The failover.
+    pub id: FailoverId,
+    /// Its end.
+    pub outcome: Outcome,
+}
+
+/// The group's global record in DynamoDB.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Record {
+    /// The cluster that owns the application.
+    pub active: Cluster,
+    /// The last fencing token issued.
+    pub token: Token,
+    /// The lock, while a phase of a failover runs.
+    pub lock: Option<Lock>,
+    /// The failover in flight.
+    pub failover: Option<InFlight>,
+    /// Each cluster's last heartbeat (its own local time). The active cluster's lease
+    /// ends `lease_ttl` after its last heartbeat.
+    pub heartbeat: [Option<Time>; 2],
+    /// Ended failovers, oldest first.
+    pub history: Vec<HistoryEntry>,
+}
+
+impl Record {
+    /// A fresh group with `active` owning the application and both clusters' heartbeats
+    /// at the given local times.
+    pub fn new(active: Cluster, heartbeat: [Option<Time>; 2]) -> Record {
+        Record {
+            active,
+            token: 0,
+            lock: None,
+            failover: None,
+            heartbeat,
+            history: Vec::new(),
+        }
+    }
+
+    /// The request `id` has started (in flight) or ended (in the history).
+    pub fn knows(&self, id: FailoverId) -> bool {
+        self.failover.is_some_and(|f| f.id == id) || self.history.iter().any(|h| h.id == id)
+    }
+
+    /// The lock's holder, if any.
+    pub fn holder(&self) -> Option<Cluster> {
+        self.lock.map(|l| l.holder)
+    }
+}
+
+/// A failover request (a `Failover` custom resource, or the auto-failover trigger).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Request {
+    /// Unique id.
+    pub id: FailoverId,
+    /// The cluster that should become active.
+    pub to: Cluster,
+    /// The mode of a planned failover (a forced one has no source to order against).
+    pub mode: Mode,
+}
+
+/// Timing parameters, all in the protocol's time unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Timing {
+    /// A heartbeat keeps its cluster's lease for this long (by the writer's clock).
+    pub lease_ttl: Time,
+    /// Maximum difference between the two clusters' clocks.
+    pub clock_drift_max: Time,
+    /// An operator fences itself once less than this much of its lease is left.
+    pub fence_margin: Time,
+    /// Interval between heartbeats.
+    pub heartbeat_every: Time,
+    /// Wait after DynamoDB was unavailable before trying again.
+    pub retry_after: Time,
+}
+
+impl Timing {
+    /// `peer`'s lease, last renewed at `heartbeat` by its clock, has provably ended at
+    /// local time `now`, whatever the clocks' drift.
+    pub fn lease_provably_expired(&self, heartbeat: Option<Time>, now: Time) -> bool {
+        match heartbeat {
+            None => true,
+            Some(at) => at + self.lease_ttl + self.clock_drift_max < now,
+        }
+    }
+
+    /// A heartbeat at `heartbeat` is recent enough at `now` to call its cluster healthy.
+    pub fn heartbeat_fresh(&self, heartbeat: Option<Time>, now: Time) -> bool {
+        heartbeat.is_some_and(|at| now <= at + self.lease_ttl + self.clock_drift_max)
+    }
+}
