@@ -69,7 +69,8 @@ impl Config {
         retry_after: 1,
     };
 
-    /// A named configuration: `ci` (exhaustive, under a minute on 2 cores) or `deep`.
+    /// A named configuration: `smoke` (both modes, no faults, a second), `ci`
+    /// (exhaustive, under a minute on 2 cores) or `deep` (larger budgets, minutes).
     pub fn named(name: &str) -> Option<Vec<Config>> {
         let base = Config {
             name: String::new(),
@@ -106,6 +107,11 @@ impl Config {
                     c.max_ticks = 7;
                 }),
             ]),
+            "smoke" => Some(vec![scenario("no-faults", &|c| {
+                c.crashes = 0;
+                c.store_faults = 0;
+                c.max_ticks = 4;
+            })]),
             "deep" => Some(vec![
                 scenario("planned", &|c| {
                     c.requests = 2;

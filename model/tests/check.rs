@@ -1,0 +1,172 @@
+//! Tests of the stateright model: pinned state counts (any protocol change shows up
+//! here and must be explained in review), a pinned example trace, and the broken
+//! variants that must each produce a counterexample.
+//!
+//! The exhaustive runs take tens of seconds in release mode; `.ci/run` runs the test
+//! suite with `--release`.
+
+use failover_model::check::run::{Options, check};
+use failover_model::check::{Act, Config, FailoverModel, Fault};
+use failover_model::{Action, Cluster, Mode, Variant};
+use stateright::{Checker, Model};
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The smallest interesting configuration: one consistency request, no faults.
+fn happy_path() -> Config {
+    let mut c = Config::named("ci").expect("ci exists").remove(0);
+    c.name = "happy".to_string();
+    c.modes = vec![Mode::Consistency];
+    c.crashes = 0;
+    c.store_faults = 0;
+    c.kube_faults = 0;
+    c.max_ticks = 2;
+    c
+}
+
+#[test]
+fn ci_configuration_holds_and_its_state_count_is_pinned() {
+    let configs = Config::named("ci").expect("ci exists");
+    let sum = check(
+        &configs,
+        Options {
+            threads: threads(),
+            stop_at_violation: false,
+        },
+    );
+    let found: Vec<&str> = sum.violations.keys().copied().collect();
+    assert_eq!(found, Vec::<&str>::new(), "violated properties");
+    assert_eq!(
+        sum.missing,
+        Vec::<&str>::new(),
+        "sometimes properties never reached"
+    );
+    let unique: Vec<(&str, usize)> = sum
+        .scenarios
+        .iter()
+        .map(|(name, _, unique, _, _)| (name.as_str(), *unique))
+        .collect();
+    assert_eq!(
+        unique,
+        vec![
+            ("ci/planned", 9_792_714),
+            ("ci/disaster", 371_421),
+            ("ci/partition", 744_554),
+        ]
+    );
+}
+
+#[test]
+fn happy_path_state_count_is_pinned() {
+    let model = FailoverModel {
+        config: happy_path(),
+    };
+    let checker = model.checker().spawn_bfs().join();
+    assert_eq!(checker.unique_state_count(), 2_736);
+    checker.assert_no_discovery("no-two-writers");
+    checker.assert_no_discovery("progress-when-calm");
+}
+
+/// The shortest consistency failover, as the plan steps the operators executed.
+#[test]
+fn consistency_failover_example_trace_is_pinned() {
+    let model = FailoverModel {
+        config: happy_path(),
+    };
+    let checker = model.clone().checker().spawn_bfs().join();
+    let path = checker
+        .discovery("consistency-failover-done")
+        .expect("a consistency failover completes");
+    let states = path.clone().into_states();
+    let actions = path.into_actions();
+    let mut steps = Vec::new();
+    for (w, a) in states.iter().zip(&actions) {
+        if let Act::Operator(c, Fault::None) = a {
+            let d = model.decision(w, *c);
+            let kind = match d.action {
+                Action::Kube(_) => "kube",
+                Action::Write(_) => "write",
+                _ => continue,
+            };
+            if let Some(step) = d.step {
+                steps.push(format!("{c} {kind} {step}"));
+            }
+        }
+    }
+    let expected = [
+        "A write acquire-lock",
+        "A write validate",
+        "A kube suspend-flux",
+        "A write suspend-flux",
+        "A kube disable-network",
+        "A write disable-network",
+        "A kube scale-down-workloads",
+        "A write scale-down-workloads",
+        "A kube suspend-cronjobs",
+        "A write suspend-cronjobs",
+        "A write await-workloads-down",
+        "A kube demote-volumes",
+        "A write demote-volumes",
+        "A write await-volumes-secondary",
+        "B write await-hand-off",
+        "B kube promote-volumes",
+        "B write promote-volumes",
+        "B write await-volumes-primary",
+        "B kube scale-up-workloads",
+        "B write scale-up-workloads",
+        "B write await-workloads-ready",
+        "B kube enable-network",
+        "B write enable-network",
+        "B kube resume-cronjobs",
+        "B write resume-cronjobs",
+        "B kube resume-flux",
+        "B write resume-flux",
+        "B write complete",
+    ];
+    assert_eq!(steps, expected);
+    let last = states.last().expect("non-empty path");
+    assert_eq!(last.records[0].active, Cluster::B);
+    assert!(last.clusters[Cluster::B.index()].serves());
+    assert!(!last.clusters[Cluster::A.index()].is_writer());
+}
+
+fn hunt(variant: Variant) -> Vec<&'static str> {
+    let sum = check(
+        &Config::for_bug(variant),
+        Options {
+            threads: threads(),
+            stop_at_violation: true,
+        },
+    );
+    sum.violations.keys().copied().collect()
+}
+
+#[test]
+fn promote_before_demote_is_caught() {
+    let found = hunt(Variant::PromoteBeforeDemote);
+    assert!(found.contains(&"no-two-primaries"), "{found:?}");
+}
+
+#[test]
+fn no_token_check_is_caught() {
+    assert_eq!(hunt(Variant::NoTokenCheck), vec!["no-stale-write"]);
+}
+
+#[test]
+fn no_self_fence_is_caught() {
+    let found = hunt(Variant::NoSelfFence);
+    assert!(found.contains(&"no-two-primaries"), "{found:?}");
+}
+
+#[test]
+fn no_lease_wait_is_caught() {
+    let found = hunt(Variant::NoLeaseWait);
+    assert!(found.contains(&"no-two-primaries"), "{found:?}");
+}
+
+#[test]
+fn lww_store_is_caught() {
+    assert!(!hunt(Variant::LwwStore).is_empty());
+}
