@@ -289,10 +289,7 @@ impl FailoverModel {
             clusters: [&w.clusters[0], &w.clusters[1]],
             alive: w.alive,
             records: &w.records,
-            memories: [&w.memories[0], &w.memories[1]],
-            now: [self.now(w, Cluster::A), self.now(w, Cluster::B)],
             audit: &w.audit,
-            variant: self.config.variant,
         }
     }
 
@@ -605,9 +602,9 @@ impl Model for FailoverModel {
 }
 
 macro_rules! invariant_props {
-    ($($name:literal => $inv:expr),* $(,)?) => {
-        vec![$(Property::always($name, |m: &FailoverModel, w: &World| {
-            $inv.holds(&m.snapshot(w))
+    ($($inv:ident),* $(,)?) => {
+        vec![$(Property::always(Invariant::$inv.name(), |m: &FailoverModel, w: &World| {
+            Invariant::$inv.holds(&m.snapshot(w))
         })),*]
     };
 }
@@ -629,15 +626,15 @@ fn completed(w: &World, pred: fn(Outcome) -> bool) -> bool {
 /// All properties, in report order.
 pub fn properties() -> Vec<Property<FailoverModel>> {
     let mut props = invariant_props![
-        "no-two-writers" => Invariant::NoTwoWriters,
-        "no-two-primaries" => Invariant::NoTwoPrimaries,
-        "lock-exclusive" => Invariant::LockExclusive,
-        "tokens-increase" => Invariant::TokensIncrease,
-        "no-stale-write" => Invariant::NoStaleWrite,
-        "promote-after-demote" => Invariant::PromoteAfterDemote,
-        "traffic-only-when-ready" => Invariant::TrafficOnlyWhenReady,
-        "step-at-most-once" => Invariant::StepAtMostOnce,
-        "one-history-record" => Invariant::OneHistoryRecord,
+        NoTwoWriters,
+        NoTwoPrimaries,
+        LockExclusive,
+        TokensIncrease,
+        NoStaleWrite,
+        PromoteAfterDemote,
+        TrafficOnlyWhenReady,
+        StepAtMostOnce,
+        OneHistoryRecord,
     ];
     props.push(Property::always("settled-when-idle", settled_when_idle));
     props.push(Property::always("progress-when-calm", progress_when_calm));

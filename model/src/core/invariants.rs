@@ -4,10 +4,8 @@
 //! by whoever drives the protocol (the stateright model, the simulator) through the
 //! `on_*` hooks, so that all drivers judge runs the same way.
 
-use super::decide::Memory;
-use super::plan::Variant;
 use super::store::Write;
-use super::types::{Cluster, ClusterState, FailoverId, Mode, PlanKind, Record, Time, VolumeRole};
+use super::types::{Cluster, ClusterState, FailoverId, Mode, PlanKind, Record, VolumeRole};
 
 /// Facts about the run so far that invariants need.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -77,7 +75,7 @@ impl Audit {
     }
 }
 
-/// Everything the invariants look at.
+/// Everything the invariants look at: both clusters, the store, the audit.
 #[derive(Clone, Copy, Debug)]
 pub struct Snapshot<'a> {
     /// Both clusters' resources.
@@ -86,14 +84,8 @@ pub struct Snapshot<'a> {
     pub alive: [bool; 2],
     /// The record (each replica, for a multi-region store).
     pub records: &'a [Record],
-    /// Both operators' memories.
-    pub memories: [&'a Memory; 2],
-    /// Both clusters' local clocks.
-    pub now: [Time; 2],
     /// The audit of the run so far.
     pub audit: &'a Audit,
-    /// The protocol variant in use.
-    pub variant: Variant,
 }
 
 impl Snapshot<'_> {

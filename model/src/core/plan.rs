@@ -366,13 +366,4 @@ impl Plan {
             _ => false,
         }
     }
-
-    /// The step at `index` ends a phase whose hand-off, in this plan, tells the target
-    /// that the source's volumes are confirmed secondary.
-    pub fn hands_off_demoted_volumes(&self, index: u32) -> bool {
-        self.ends_phase(index)
-            && self
-                .get(index)
-                .is_some_and(|s| s.step == Step::AwaitVolumesSecondary)
-    }
 }

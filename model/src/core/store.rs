@@ -5,7 +5,7 @@
 //! [`Op`] as an `UpdateItem` or `TransactWriteItems` with these conditions) and the
 //! implementation of the simulator's and the model's fake store.
 
-use super::plan::{Plan, Variant};
+use super::plan::Variant;
 use super::types::{
     Cluster, FailoverId, HistoryEntry, InFlight, Lock, Mode, Outcome, PlanKind, Record, Time,
     Timing, Token,
@@ -95,19 +95,6 @@ impl Op {
                 Some(*token)
             }
             _ => None,
-        }
-    }
-
-    /// Short name for traces and metrics.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Op::Heartbeat => "heartbeat",
-            Op::Acquire { .. } => "acquire",
-            Op::ForceTakeLock { .. } => "force-take-lock",
-            Op::TakeOver { .. } => "take-over",
-            Op::Journal { .. } => "journal",
-            Op::Complete { .. } => "complete",
-            Op::Abort { .. } => "abort",
         }
     }
 
@@ -240,9 +227,4 @@ fn set_done(record: &mut Record, done: u32) {
     if let Some(f) = record.failover.as_mut() {
         f.done = done;
     }
-}
-
-/// The plan of the failover in flight in `record`, if any.
-pub fn plan_in_flight(record: &Record, variant: Variant) -> Option<(InFlight, Plan)> {
-    record.failover.map(|f| (f, Plan::of(f.kind, variant)))
 }
