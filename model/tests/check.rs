@@ -51,7 +51,7 @@ fn ci_configuration_holds_and_its_state_count_is_pinned() {
     assert_eq!(
         unique,
         vec![
-            ("ci/planned", 9_792_714),
+            ("ci/planned", 11_444_769),
             ("ci/disaster", 371_421),
             ("ci/partition", 744_554),
         ]

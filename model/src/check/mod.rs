@@ -115,7 +115,6 @@ impl Config {
             "deep" => Some(vec![
                 scenario("planned", &|c| {
                     c.requests = 2;
-                    c.crashes = 2;
                     c.kube_faults = 1;
                 }),
                 scenario("disaster", &|c| {
@@ -124,7 +123,8 @@ impl Config {
                 }),
                 scenario("partition", &|c| {
                     c.partitions = 1;
-                    c.max_ticks = 8;
+                    c.crashes = 0;
+                    c.max_ticks = 7;
                 }),
             ]),
             _ => None,

@@ -65,9 +65,16 @@ impl Memory {
             }
             Reply::Ambiguous => {
                 // It may have applied: forget the view so the next decision re-reads and
-                // sees which; a heartbeat is simply sent again.
+                // sees which. A heartbeat that timed out renews nothing and is retried
+                // after the back-off, like an unavailable one: retrying at once would let
+                // a partition that only ever times out starve the self-fence (a unit
+                // test found this; the model's fault budget hid it).
                 self.view = None;
                 self.unsure = Some(w.op);
+                if heartbeat {
+                    self.heartbeat_at = Some(w.now);
+                    self.retry_at = Some(w.now + timing.retry_after);
+                }
             }
             Reply::Unavailable => {
                 if heartbeat {

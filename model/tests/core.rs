@@ -1,0 +1,1797 @@
+//! Unit tests of the protocol core through the crate's public API: the decision
+//! function, the operator's memory, the store's conditional writes, the plans, the
+//! effect steps and the auto-failover trigger. Every test asserts whole values.
+
+use failover_model::core::trigger::{PolicyError, Trigger, TriggerPolicy};
+use failover_model::{
+    Action, Cluster, ClusterState, ConditionFailed, Decision, HistoryEntry, InFlight, Inputs, Lock,
+    Memory, Mode, Op, Outcome, Plan, PlanKind, PlanStep, Purpose, Record, Reply, Request, Role,
+    Stage, Step, StepKind, Time, Timing, Token, Variant, VolumeRole, Wake, Write, apply, decide,
+};
+
+use Cluster::{A, B};
+
+const TIMING: Timing = Timing {
+    lease_ttl: 3,
+    clock_drift_max: 1,
+    fence_margin: 1,
+    heartbeat_every: 1,
+    retry_after: 1,
+};
+
+const SERVING: ClusterState = ClusterState::SERVING;
+const STANDBY: ClusterState = ClusterState::STANDBY;
+
+/// Every step, in declaration order.
+const ALL_STEPS: [Step; 19] = [
+    Step::AcquireLock,
+    Step::ForceTakeLock,
+    Step::Validate,
+    Step::AwaitHandOff,
+    Step::SuspendFlux,
+    Step::DisableNetwork,
+    Step::ScaleDownWorkloads,
+    Step::SuspendCronJobs,
+    Step::AwaitWorkloadsDown,
+    Step::DemoteVolumes,
+    Step::AwaitVolumesSecondary,
+    Step::PromoteVolumes,
+    Step::AwaitVolumesPrimary,
+    Step::ScaleUpWorkloads,
+    Step::AwaitWorkloadsReady,
+    Step::EnableNetwork,
+    Step::ResumeCronJobs,
+    Step::ResumeFlux,
+    Step::Complete,
+];
+
+const CONSISTENCY: PlanKind = PlanKind::Planned(Mode::Consistency);
+const UPTIME: PlanKind = PlanKind::Planned(Mode::Uptime);
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+fn inputs(me: Cluster, now: Time, cluster: &ClusterState, request: Option<Request>) -> Inputs<'_> {
+    Inputs {
+        me,
+        now,
+        cluster,
+        request,
+        timing: &TIMING,
+        variant: Variant::Correct,
+    }
+}
+
+/// An operator that heartbeated successfully at `now` and holds `view`.
+fn settled(now: Time, view: Option<Record>) -> Memory {
+    Memory {
+        view,
+        heartbeat_at: Some(now),
+        lease_until: Some(now + TIMING.lease_ttl),
+        retry_at: None,
+        unsure: None,
+    }
+}
+
+fn lock(holder: Cluster, until: Time) -> Option<Lock> {
+    Some(Lock { holder, until })
+}
+
+/// Failover 1 from A to B in flight at journal position `done`.
+fn in_flight(kind: PlanKind, done: u32, token: Token, lock: Option<Lock>) -> Record {
+    Record {
+        active: A,
+        token,
+        lock,
+        failover: Some(InFlight {
+            id: 1,
+            kind,
+            source: A,
+            target: B,
+            done,
+        }),
+        heartbeat: [Some(10), Some(10)],
+        history: Vec::new(),
+    }
+}
+
+fn at_rest() -> Record {
+    Record::new(A, [Some(10), Some(10)])
+}
+
+fn heartbeat() -> Decision {
+    Decision {
+        action: Action::Write(Op::Heartbeat),
+        purpose: Purpose::Heartbeat,
+        stage: None,
+        step: None,
+    }
+}
+
+fn waiting(wake: Wake) -> Decision {
+    Decision {
+        action: Action::Wait(wake),
+        purpose: Purpose::Steady,
+        stage: None,
+        step: None,
+    }
+}
+
+fn fence(step: Step) -> Decision {
+    let action = match step.kind() {
+        StepKind::Effect => Action::Kube(step),
+        _ => Action::Wait(Wake::Change),
+    };
+    Decision {
+        action,
+        purpose: Purpose::Fence,
+        stage: None,
+        step: Some(step),
+    }
+}
+
+fn planned(action: Action, at: u32, stage: Stage, step: Step) -> Decision {
+    Decision {
+        action,
+        purpose: Purpose::Plan { at },
+        stage: Some(stage),
+        step: Some(step),
+    }
+}
+
+fn restore(action: Action, at: u32, stage: Stage, step: Step) -> Decision {
+    Decision {
+        action,
+        purpose: Purpose::Restore { at },
+        stage: Some(stage),
+        step: Some(step),
+    }
+}
+
+fn write(by: Cluster, now: Time, op: Op) -> Write {
+    Write { by, now, op }
+}
+
+fn store(record: &Record, by: Cluster, now: Time, op: Op) -> Result<Record, ConditionFailed> {
+    apply(record, &write(by, now, op), &TIMING, Variant::Correct)
+}
+
+fn plan(steps: &[(Stage, Role, Step)]) -> Plan {
+    Plan {
+        steps: steps
+            .iter()
+            .map(|&(stage, owner, step)| PlanStep { stage, owner, step })
+            .collect(),
+    }
+}
+
+fn phase_ends(plan: &Plan) -> Vec<u32> {
+    (0..=plan.len() as u32)
+        .filter(|&i| plan.ends_phase(i))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// decide: heartbeats, reads, self-fence
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn restarted_operator_heartbeats_first() {
+    assert_eq!(
+        decide(&inputs(A, 10, &SERVING, None), &Memory::default()),
+        heartbeat()
+    );
+}
+
+#[test]
+fn due_heartbeat_comes_before_plan_work() {
+    // The owner would otherwise apply SuspendFlux.
+    let view = in_flight(CONSISTENCY, 2, 1, lock(A, 13));
+    let mem = settled(9, Some(view));
+    assert_eq!(decide(&inputs(A, 10, &SERVING, None), &mem), heartbeat());
+}
+
+#[test]
+fn heartbeat_is_not_due_before_heartbeat_every() {
+    let mem = settled(10, Some(at_rest()));
+    assert_eq!(
+        decide(&inputs(A, 10, &SERVING, None), &mem),
+        waiting(Wake::Idle(11))
+    );
+}
+
+#[test]
+fn operator_without_a_view_reads_the_record() {
+    let mem = settled(10, None);
+    assert_eq!(
+        decide(&inputs(A, 10, &SERVING, None), &mem),
+        Decision {
+            action: Action::Read,
+            purpose: Purpose::Sync,
+            stage: None,
+            step: None,
+        }
+    );
+}
+
+#[test]
+fn store_back_off_postpones_heartbeat_and_read() {
+    let mem = Memory {
+        view: None,
+        heartbeat_at: Some(5),
+        lease_until: Some(14),
+        retry_at: Some(12),
+        unsure: None,
+    };
+    assert_eq!(
+        decide(&inputs(A, 10, &SERVING, None), &mem),
+        waiting(Wake::At(12))
+    );
+}
+
+#[test]
+fn unknown_lease_fences_even_while_store_backs_off() {
+    let mem = Memory {
+        view: None,
+        heartbeat_at: Some(10),
+        lease_until: None,
+        retry_at: Some(12),
+        unsure: None,
+    };
+    assert_eq!(
+        decide(&inputs(A, 10, &SERVING, None), &mem),
+        Decision {
+            action: Action::Kube(Step::SuspendFlux),
+            purpose: Purpose::Fence,
+            stage: None,
+            step: Some(Step::SuspendFlux),
+        }
+    );
+}
+
+#[test]
+fn lease_about_to_expire_fences() {
+    // 10 + fence_margin < 11 is false: less than the margin is left.
+    let mem = Memory {
+        lease_until: Some(11),
+        ..settled(10, Some(at_rest()))
+    };
+    assert_eq!(
+        decide(&inputs(A, 10, &SERVING, None), &mem),
+        fence(Step::SuspendFlux)
+    );
+}
+
+#[test]
+fn lease_with_more_than_the_margin_left_does_not_fence() {
+    let mem = Memory {
+        lease_until: Some(12),
+        ..settled(10, Some(at_rest()))
+    };
+    assert_eq!(
+        decide(&inputs(A, 10, &SERVING, None), &mem),
+        waiting(Wake::Idle(11))
+    );
+}
+
+#[test]
+fn fence_continues_with_the_first_unsatisfied_stop_step() {
+    let mem = Memory {
+        lease_until: None,
+        ..settled(10, Some(at_rest()))
+    };
+    let partly = ClusterState {
+        flux_suspended: true,
+        network_open: false,
+        ..SERVING
+    };
+    assert_eq!(
+        decide(&inputs(A, 10, &partly, None), &mem),
+        fence(Step::ScaleDownWorkloads)
+    );
+    let pods_left = ClusterState {
+        workloads_up: false,
+        cronjobs_suspended: true,
+        ..partly
+    };
+    assert_eq!(
+        decide(&inputs(A, 10, &pods_left, None), &mem),
+        Decision {
+            action: Action::Wait(Wake::Change),
+            purpose: Purpose::Fence,
+            stage: None,
+            step: Some(Step::AwaitWorkloadsDown),
+        }
+    );
+}
+
+#[test]
+fn fenced_cluster_with_unknown_lease_waits_for_the_back_off() {
+    let mem = Memory {
+        view: None,
+        heartbeat_at: Some(10),
+        lease_until: None,
+        retry_at: Some(12),
+        unsure: None,
+    };
+    assert_eq!(
+        decide(&inputs(B, 10, &STANDBY, None), &mem),
+        waiting(Wake::At(12))
+    );
+}
+
+#[test]
+fn no_self_fence_variant_keeps_serving_without_a_lease() {
+    let mem = Memory {
+        view: None,
+        heartbeat_at: Some(10),
+        lease_until: None,
+        retry_at: Some(12),
+        unsure: None,
+    };
+    let input = Inputs {
+        variant: Variant::NoSelfFence,
+        ..inputs(A, 10, &SERVING, None)
+    };
+    assert_eq!(decide(&input, &mem), waiting(Wake::At(12)));
+}
+
+#[test]
+fn unavailable_heartbeat_lets_the_fence_run_before_the_retry() {
+    let mut mem = settled(10, Some(at_rest()));
+    let hb = write(A, 12, Op::Heartbeat);
+    assert_eq!(decide(&inputs(A, 12, &SERVING, None), &mem), heartbeat());
+    mem.on_write(&hb, &TIMING, Reply::Unavailable);
+    assert_eq!(
+        decide(&inputs(A, 12, &SERVING, None), &mem),
+        fence(Step::SuspendFlux)
+    );
+}
+
+/// Suspected bug: a heartbeat whose reply is `Ambiguous` leaves `heartbeat_at`
+/// unchanged, so the heartbeat stays due and `decide` returns it again before looking
+/// at the lease. A partition that makes every store call time out (the usual symptom)
+/// yields an endless run of ambiguous heartbeats, and the self-fence never starts,
+/// while the peer may force a failover once `heartbeat + lease_ttl + drift < now`.
+#[test]
+fn ambiguous_heartbeats_do_not_starve_the_self_fence() {
+    let record = at_rest();
+    let mut mem = settled(10, Some(record.clone()));
+    let mut cluster = SERVING;
+    let mut decisions = Vec::new();
+    // The operator loops on urgent decisions; every store call times out.
+    for now in 11..=14 {
+        for _ in 0..3 {
+            let d = decide(&inputs(A, now, &cluster, None), &mem);
+            match d.action {
+                Action::Write(op) => mem.on_write(&write(A, now, op), &TIMING, Reply::Ambiguous),
+                Action::Read => mem.on_read(now, &TIMING, None),
+                Action::Kube(step) => {
+                    step.apply(&mut cluster);
+                }
+                Action::Wait(_) => {}
+            }
+            decisions.push(d);
+        }
+    }
+    // At B's time 15 the store accepts B's forced takeover: A must have started fencing.
+    assert!(store(&record, B, 15, Op::ForceTakeLock { id: 1 }).is_ok());
+    assert_eq!(
+        (
+            decisions.iter().any(|d| d.purpose == Purpose::Fence),
+            cluster.flux_suspended
+        ),
+        (true, true),
+        "decisions: {decisions:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// decide: at rest, requests
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn active_with_request_to_peer_acquires_the_lock() {
+    let mem = settled(10, Some(at_rest()));
+    let request = Request {
+        id: 1,
+        to: B,
+        mode: Mode::Consistency,
+    };
+    assert_eq!(
+        decide(&inputs(A, 10, &SERVING, Some(request)), &mem),
+        Decision {
+            action: Action::Write(Op::Acquire {
+                id: 1,
+                mode: Mode::Consistency,
+            }),
+            purpose: Purpose::Plan { at: 0 },
+            stage: Some(Stage::Initialization),
+            step: Some(Step::AcquireLock),
+        }
+    );
+}
+
+#[test]
+fn request_already_in_history_is_ignored() {
+    let view = Record {
+        history: vec![HistoryEntry {
+            id: 1,
+            outcome: Outcome::Aborted,
+        }],
+        ..at_rest()
+    };
+    let request = Request {
+        id: 1,
+        to: B,
+        mode: Mode::Consistency,
+    };
+    assert_eq!(
+        decide(
+            &inputs(A, 10, &SERVING, Some(request)),
+            &settled(10, Some(view))
+        ),
+        waiting(Wake::Idle(11))
+    );
+}
+
+#[test]
+fn standby_with_request_to_itself_waits_while_active_heartbeat_is_fresh() {
+    let request = Request {
+        id: 1,
+        to: B,
+        mode: Mode::Uptime,
+    };
+    // A heartbeated at 10: its lease provably ended once 10 + 3 + 1 < now, i.e. at 15.
+    for now in [10, 14] {
+        assert_eq!(
+            decide(
+                &inputs(B, now, &STANDBY, Some(request)),
+                &settled(now, Some(at_rest()))
+            ),
+            waiting(Wake::At(15)),
+            "now = {now}"
+        );
+    }
+}
+
+#[test]
+fn standby_with_request_to_itself_forces_once_lease_plus_drift_ran_out() {
+    let request = Request {
+        id: 1,
+        to: B,
+        mode: Mode::Uptime,
+    };
+    assert_eq!(
+        decide(
+            &inputs(B, 15, &STANDBY, Some(request)),
+            &settled(15, Some(at_rest()))
+        ),
+        Decision {
+            action: Action::Write(Op::ForceTakeLock { id: 1 }),
+            purpose: Purpose::Plan { at: 0 },
+            stage: Some(Stage::Initialization),
+            step: Some(Step::ForceTakeLock),
+        }
+    );
+}
+
+#[test]
+fn no_lease_wait_variant_forces_at_once() {
+    let request = Request {
+        id: 1,
+        to: B,
+        mode: Mode::Consistency,
+    };
+    let input = Inputs {
+        variant: Variant::NoLeaseWait,
+        ..inputs(B, 10, &STANDBY, Some(request))
+    };
+    assert_eq!(
+        decide(&input, &settled(10, Some(at_rest()))),
+        planned(
+            Action::Write(Op::ForceTakeLock { id: 1 }),
+            0,
+            Stage::Initialization,
+            Step::ForceTakeLock
+        )
+    );
+}
+
+#[test]
+fn active_at_rest_restores_what_it_serves_with() {
+    let closed = ClusterState {
+        network_open: false,
+        ..SERVING
+    };
+    assert_eq!(
+        decide(&inputs(A, 10, &closed, None), &settled(10, Some(at_rest()))),
+        Decision {
+            action: Action::Kube(Step::EnableNetwork),
+            purpose: Purpose::Steady,
+            stage: None,
+            step: Some(Step::EnableNetwork),
+        }
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// decide: in flight
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn owner_applies_its_unsatisfied_effect_step() {
+    let view = in_flight(CONSISTENCY, 2, 1, lock(A, 13));
+    assert_eq!(
+        decide(&inputs(A, 11, &SERVING, None), &settled(11, Some(view))),
+        Decision {
+            action: Action::Kube(Step::SuspendFlux),
+            purpose: Purpose::Plan { at: 2 },
+            stage: Some(Stage::SourcePreparation),
+            step: Some(Step::SuspendFlux),
+        }
+    );
+}
+
+#[test]
+fn owner_journals_a_satisfied_effect_step_with_the_views_token() {
+    let view = in_flight(CONSISTENCY, 2, 4, lock(A, 13));
+    let cluster = ClusterState {
+        flux_suspended: true,
+        ..SERVING
+    };
+    assert_eq!(
+        decide(&inputs(A, 11, &cluster, None), &settled(11, Some(view))),
+        planned(
+            Action::Write(Op::Journal {
+                id: 1,
+                token: 4,
+                at: 2,
+                release: false,
+            }),
+            2,
+            Stage::SourcePreparation,
+            Step::SuspendFlux
+        )
+    );
+}
+
+#[test]
+fn owner_journals_the_last_step_of_its_phase_with_release() {
+    let view = in_flight(CONSISTENCY, 8, 1, lock(A, 13));
+    assert_eq!(
+        decide(&inputs(A, 11, &STANDBY, None), &settled(11, Some(view))),
+        planned(
+            Action::Write(Op::Journal {
+                id: 1,
+                token: 1,
+                at: 8,
+                release: true,
+            }),
+            8,
+            Stage::VolumeDemotion,
+            Step::AwaitVolumesSecondary
+        )
+    );
+}
+
+#[test]
+fn owner_waits_on_an_unsatisfied_await_step() {
+    let view = in_flight(CONSISTENCY, 6, 1, lock(A, 13));
+    let pods_left = ClusterState {
+        network_open: false,
+        workloads_up: false,
+        cronjobs_suspended: true,
+        flux_suspended: true,
+        ..SERVING
+    };
+    assert_eq!(
+        decide(&inputs(A, 11, &pods_left, None), &settled(11, Some(view))),
+        planned(
+            Action::Wait(Wake::Change),
+            6,
+            Stage::SourcePreparation,
+            Step::AwaitWorkloadsDown
+        )
+    );
+}
+
+#[test]
+fn source_waits_while_target_runs_its_phase() {
+    let view = in_flight(CONSISTENCY, 12, 2, lock(B, 20));
+    assert_eq!(
+        decide(&inputs(A, 11, &STANDBY, None), &settled(11, Some(view))),
+        waiting(Wake::Change)
+    );
+}
+
+#[test]
+fn target_waits_for_the_source_lease_and_lock_while_source_runs_its_phase() {
+    // Lease ends provably at 10 + 3 + 1 + 1 = 15, the lock at 14 + 1 + 1 = 16.
+    let view = in_flight(CONSISTENCY, 2, 1, lock(A, 14));
+    assert_eq!(
+        decide(&inputs(B, 11, &STANDBY, None), &settled(11, Some(view))),
+        waiting(Wake::At(16))
+    );
+}
+
+#[test]
+fn target_forces_over_a_silent_source() {
+    let view = in_flight(CONSISTENCY, 2, 1, lock(A, 14));
+    assert_eq!(
+        decide(&inputs(B, 16, &STANDBY, None), &settled(16, Some(view))),
+        planned(
+            Action::Write(Op::ForceTakeLock { id: 1 }),
+            0,
+            Stage::Initialization,
+            Step::ForceTakeLock
+        )
+    );
+}
+
+#[test]
+fn target_takes_over_at_the_hand_off_mark() {
+    let view = in_flight(CONSISTENCY, 9, 1, None);
+    assert_eq!(
+        decide(&inputs(B, 11, &STANDBY, None), &settled(11, Some(view))),
+        planned(
+            Action::Write(Op::TakeOver { id: 1, at: 9 }),
+            9,
+            Stage::VolumePromotion,
+            Step::AwaitHandOff
+        )
+    );
+}
+
+#[test]
+fn hand_off_waits_while_the_lock_is_held() {
+    let view = in_flight(CONSISTENCY, 9, 1, lock(A, 13));
+    assert_eq!(
+        decide(&inputs(B, 11, &STANDBY, None), &settled(11, Some(view))),
+        waiting(Wake::Change)
+    );
+}
+
+#[test]
+fn validate_journals_when_target_heartbeat_is_fresh() {
+    let view = Record {
+        heartbeat: [Some(10), Some(6)],
+        ..in_flight(CONSISTENCY, 1, 1, lock(A, 13))
+    };
+    assert_eq!(
+        decide(&inputs(A, 10, &SERVING, None), &settled(10, Some(view))),
+        planned(
+            Action::Write(Op::Journal {
+                id: 1,
+                token: 1,
+                at: 1,
+                release: false,
+            }),
+            1,
+            Stage::Initialization,
+            Step::Validate
+        )
+    );
+}
+
+#[test]
+fn validate_hands_off_in_uptime_mode() {
+    let view = in_flight(UPTIME, 1, 1, lock(A, 13));
+    assert_eq!(
+        decide(&inputs(A, 10, &SERVING, None), &settled(10, Some(view))),
+        planned(
+            Action::Write(Op::Journal {
+                id: 1,
+                token: 1,
+                at: 1,
+                release: true,
+            }),
+            1,
+            Stage::Initialization,
+            Step::Validate
+        )
+    );
+}
+
+#[test]
+fn validate_aborts_when_target_heartbeat_is_stale() {
+    // 10 <= 5 + 3 + 1 is false.
+    let view = Record {
+        heartbeat: [Some(10), Some(5)],
+        ..in_flight(CONSISTENCY, 1, 1, lock(A, 13))
+    };
+    assert_eq!(
+        decide(&inputs(A, 10, &SERVING, None), &settled(10, Some(view))),
+        planned(
+            Action::Write(Op::Abort {
+                id: 1,
+                token: 1,
+                at: 1,
+            }),
+            1,
+            Stage::Initialization,
+            Step::Validate
+        )
+    );
+}
+
+#[test]
+fn target_completes_with_the_views_token() {
+    let view = in_flight(CONSISTENCY, 17, 2, lock(B, 20));
+    assert_eq!(
+        decide(&inputs(B, 11, &SERVING, None), &settled(11, Some(view))),
+        planned(
+            Action::Write(Op::Complete {
+                id: 1,
+                token: 2,
+                at: 17,
+            }),
+            17,
+            Stage::Completion,
+            Step::Complete
+        )
+    );
+}
+
+#[test]
+fn source_of_a_forced_failover_stops_itself() {
+    let view = Record {
+        lock: lock(B, 20),
+        failover: Some(InFlight {
+            id: 1,
+            kind: PlanKind::Forced,
+            source: A,
+            target: B,
+            done: 3,
+        }),
+        ..at_rest()
+    };
+    assert_eq!(
+        decide(&inputs(A, 11, &SERVING, None), &settled(11, Some(view))),
+        Decision {
+            action: Action::Kube(Step::SuspendFlux),
+            purpose: Purpose::Steady,
+            stage: None,
+            step: Some(Step::SuspendFlux),
+        }
+    );
+}
+
+#[test]
+fn restarted_target_restores_fenced_activation_before_its_next_step() {
+    // Consistency, target's phase: 9..=13 journaled (hand-off, promotion, scale-up,
+    // readiness); a self-fence then stopped the whole cluster and the operator restarted.
+    let record = in_flight(CONSISTENCY, 14, 2, lock(B, 22));
+    let mut cluster = STANDBY;
+    let mut mem = Memory::default();
+    assert_eq!(decide(&inputs(B, 20, &cluster, None), &mem), heartbeat());
+    let hb = write(B, 20, Op::Heartbeat);
+    let after = apply(&record, &hb, &TIMING, Variant::Correct).expect("heartbeat moves on");
+    mem.on_write(&hb, &TIMING, Reply::Applied(after));
+
+    let mut steps = Vec::new();
+    for _ in 0..4 {
+        let d = decide(&inputs(B, 20, &cluster, None), &mem);
+        match d.action {
+            Action::Kube(step) => {
+                step.apply(&mut cluster);
+            }
+            // The csi driver and the kubelet converge.
+            Action::Wait(Wake::Change) => {
+                cluster.volume_status = cluster.volume_spec;
+                cluster.workloads_running = cluster.workloads_up;
+            }
+            _ => {}
+        }
+        steps.push(d);
+    }
+    assert_eq!(
+        steps,
+        vec![
+            restore(
+                Action::Kube(Step::PromoteVolumes),
+                10,
+                Stage::VolumePromotion,
+                Step::PromoteVolumes
+            ),
+            restore(
+                Action::Wait(Wake::Change),
+                11,
+                Stage::VolumePromotion,
+                Step::AwaitVolumesPrimary
+            ),
+            restore(
+                Action::Kube(Step::ScaleUpWorkloads),
+                12,
+                Stage::TargetActivation,
+                Step::ScaleUpWorkloads
+            ),
+            restore(
+                Action::Wait(Wake::Change),
+                13,
+                Stage::TargetActivation,
+                Step::AwaitWorkloadsReady
+            ),
+        ]
+    );
+    assert_eq!(
+        decide(&inputs(B, 20, &cluster, None), &mem),
+        planned(
+            Action::Kube(Step::EnableNetwork),
+            14,
+            Stage::TargetActivation,
+            Step::EnableNetwork
+        )
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Memory
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn applied_heartbeat_renews_the_lease() {
+    let mut mem = Memory::default();
+    let after = Record::new(A, [Some(10), Some(9)]);
+    mem.on_write(
+        &write(A, 10, Op::Heartbeat),
+        &TIMING,
+        Reply::Applied(after.clone()),
+    );
+    assert_eq!(
+        mem,
+        Memory {
+            view: Some(after),
+            heartbeat_at: Some(10),
+            lease_until: Some(13),
+            retry_at: None,
+            unsure: None,
+        }
+    );
+}
+
+#[test]
+fn refused_heartbeat_still_renews_the_lease() {
+    let mut mem = Memory::default();
+    let current = Record::new(A, [Some(11), Some(9)]);
+    mem.on_write(
+        &write(A, 10, Op::Heartbeat),
+        &TIMING,
+        Reply::ConditionFailed(current.clone()),
+    );
+    assert_eq!(
+        mem,
+        Memory {
+            view: Some(current),
+            heartbeat_at: Some(10),
+            lease_until: Some(13),
+            retry_at: None,
+            unsure: None,
+        }
+    );
+}
+
+#[test]
+fn ambiguous_write_forgets_the_view_and_records_unsure() {
+    let op = Op::Journal {
+        id: 1,
+        token: 1,
+        at: 2,
+        release: false,
+    };
+    let mut mem = settled(10, Some(at_rest()));
+    mem.on_write(&write(A, 10, op), &TIMING, Reply::Ambiguous);
+    assert_eq!(
+        mem,
+        Memory {
+            view: None,
+            heartbeat_at: Some(10),
+            lease_until: Some(13),
+            retry_at: None,
+            unsure: Some(op),
+        }
+    );
+}
+
+#[test]
+fn ambiguous_heartbeat_leaves_the_lease_alone_and_backs_off() {
+    let mut mem = settled(10, Some(at_rest()));
+    mem.on_write(&write(A, 11, Op::Heartbeat), &TIMING, Reply::Ambiguous);
+    assert_eq!(
+        mem,
+        Memory {
+            view: None,
+            heartbeat_at: Some(11),
+            lease_until: Some(13),
+            retry_at: Some(12),
+            unsure: Some(Op::Heartbeat),
+        }
+    );
+}
+
+#[test]
+fn later_reply_clears_unsure() {
+    let mut mem = Memory {
+        unsure: Some(Op::TakeOver { id: 1, at: 9 }),
+        ..settled(10, None)
+    };
+    let current = in_flight(CONSISTENCY, 10, 2, lock(B, 14));
+    mem.on_write(
+        &write(B, 11, Op::TakeOver { id: 1, at: 9 }),
+        &TIMING,
+        Reply::ConditionFailed(current.clone()),
+    );
+    assert_eq!(
+        mem,
+        Memory {
+            view: Some(current),
+            unsure: None,
+            ..settled(10, None)
+        }
+    );
+}
+
+#[test]
+fn unavailable_heartbeat_sets_retry_and_heartbeat_time_but_not_the_lease() {
+    let mut mem = settled(10, Some(at_rest()));
+    mem.on_write(&write(A, 11, Op::Heartbeat), &TIMING, Reply::Unavailable);
+    assert_eq!(
+        mem,
+        Memory {
+            view: Some(at_rest()),
+            heartbeat_at: Some(11),
+            lease_until: Some(13),
+            retry_at: Some(12),
+            unsure: None,
+        }
+    );
+}
+
+#[test]
+fn unavailable_write_sets_retry_only() {
+    let mut mem = settled(10, Some(at_rest()));
+    let op = Op::Acquire {
+        id: 1,
+        mode: Mode::Uptime,
+    };
+    mem.on_write(&write(A, 11, op), &TIMING, Reply::Unavailable);
+    assert_eq!(
+        mem,
+        Memory {
+            retry_at: Some(12),
+            ..settled(10, Some(at_rest()))
+        }
+    );
+}
+
+#[test]
+fn failed_read_sets_retry_and_successful_read_sets_view() {
+    let mut mem = settled(10, None);
+    mem.on_read(11, &TIMING, None);
+    assert_eq!(
+        mem,
+        Memory {
+            retry_at: Some(12),
+            ..settled(10, None)
+        }
+    );
+    mem.on_read(12, &TIMING, Some(at_rest()));
+    assert_eq!(
+        mem,
+        Memory {
+            retry_at: Some(12),
+            ..settled(10, Some(at_rest()))
+        }
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// store::apply
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn acquire_opens_the_journal_with_a_new_token() {
+    assert_eq!(
+        store(
+            &at_rest(),
+            A,
+            10,
+            Op::Acquire {
+                id: 1,
+                mode: Mode::Consistency,
+            }
+        ),
+        Ok(Record {
+            active: A,
+            token: 1,
+            lock: lock(A, 13),
+            failover: Some(InFlight {
+                id: 1,
+                kind: CONSISTENCY,
+                source: A,
+                target: B,
+                done: 1,
+            }),
+            heartbeat: [Some(10), Some(10)],
+            history: Vec::new(),
+        })
+    );
+}
+
+#[test]
+fn acquire_by_the_standby_is_refused() {
+    let op = Op::Acquire {
+        id: 1,
+        mode: Mode::Uptime,
+    };
+    assert_eq!(store(&at_rest(), B, 10, op), Err(ConditionFailed));
+}
+
+#[test]
+fn acquire_while_in_flight_is_refused() {
+    let record = in_flight(CONSISTENCY, 3, 1, lock(A, 13));
+    let op = Op::Acquire {
+        id: 2,
+        mode: Mode::Uptime,
+    };
+    assert_eq!(store(&record, A, 10, op), Err(ConditionFailed));
+}
+
+#[test]
+fn acquire_of_an_ended_failover_is_refused() {
+    let record = Record {
+        history: vec![HistoryEntry {
+            id: 1,
+            outcome: Outcome::Aborted,
+        }],
+        ..at_rest()
+    };
+    let op = Op::Acquire {
+        id: 1,
+        mode: Mode::Uptime,
+    };
+    assert_eq!(store(&record, A, 10, op), Err(ConditionFailed));
+}
+
+#[test]
+fn journal_moves_the_position_and_renews_the_lock() {
+    let record = in_flight(CONSISTENCY, 3, 1, lock(A, 13));
+    let op = Op::Journal {
+        id: 1,
+        token: 1,
+        at: 3,
+        release: false,
+    };
+    assert_eq!(
+        store(&record, A, 12, op),
+        Ok(in_flight(CONSISTENCY, 4, 1, lock(A, 15)))
+    );
+}
+
+#[test]
+fn journal_with_release_frees_the_lock() {
+    let record = in_flight(CONSISTENCY, 8, 1, lock(A, 13));
+    let op = Op::Journal {
+        id: 1,
+        token: 1,
+        at: 8,
+        release: true,
+    };
+    assert_eq!(
+        store(&record, A, 12, op),
+        Ok(in_flight(CONSISTENCY, 9, 1, None))
+    );
+}
+
+#[test]
+fn stale_token_journal_write_is_refused() {
+    let record = in_flight(CONSISTENCY, 3, 2, lock(B, 16));
+    let op = Op::Journal {
+        id: 1,
+        token: 1,
+        at: 3,
+        release: false,
+    };
+    assert_eq!(store(&record, A, 12, op), Err(ConditionFailed));
+}
+
+#[test]
+fn no_token_check_variant_accepts_a_stale_journal_write() {
+    let record = in_flight(CONSISTENCY, 3, 2, lock(B, 16));
+    let op = Op::Journal {
+        id: 1,
+        token: 1,
+        at: 3,
+        release: false,
+    };
+    assert_eq!(
+        apply(&record, &write(A, 12, op), &TIMING, Variant::NoTokenCheck),
+        Ok(in_flight(CONSISTENCY, 4, 2, lock(A, 15)))
+    );
+}
+
+#[test]
+fn journal_at_the_wrong_position_is_refused() {
+    let record = in_flight(CONSISTENCY, 3, 1, lock(A, 13));
+    let at = |at| Op::Journal {
+        id: 1,
+        token: 1,
+        at,
+        release: false,
+    };
+    assert_eq!(
+        [store(&record, A, 12, at(2)), store(&record, A, 12, at(4))],
+        [Err(ConditionFailed), Err(ConditionFailed)]
+    );
+}
+
+#[test]
+fn journal_of_another_failover_is_refused() {
+    let record = in_flight(CONSISTENCY, 3, 1, lock(A, 13));
+    let op = Op::Journal {
+        id: 2,
+        token: 1,
+        at: 3,
+        release: false,
+    };
+    assert_eq!(store(&record, A, 12, op), Err(ConditionFailed));
+}
+
+#[test]
+fn take_over_increments_the_token_and_takes_the_free_lock() {
+    let record = in_flight(CONSISTENCY, 9, 1, None);
+    assert_eq!(
+        store(&record, B, 20, Op::TakeOver { id: 1, at: 9 }),
+        Ok(in_flight(CONSISTENCY, 10, 2, lock(B, 23)))
+    );
+}
+
+#[test]
+fn take_over_needs_a_free_lock() {
+    let record = in_flight(CONSISTENCY, 9, 1, lock(A, 13));
+    assert_eq!(
+        store(&record, B, 20, Op::TakeOver { id: 1, at: 9 }),
+        Err(ConditionFailed)
+    );
+}
+
+#[test]
+fn take_over_at_the_wrong_position_is_refused() {
+    let record = in_flight(CONSISTENCY, 9, 1, None);
+    assert_eq!(
+        store(&record, B, 20, Op::TakeOver { id: 1, at: 8 }),
+        Err(ConditionFailed)
+    );
+}
+
+#[test]
+fn force_take_lock_is_refused_while_the_active_lease_may_still_run() {
+    // A's heartbeat at 10: 10 + 3 + 1 < 14 is false.
+    assert_eq!(
+        store(&at_rest(), B, 14, Op::ForceTakeLock { id: 1 }),
+        Err(ConditionFailed)
+    );
+}
+
+#[test]
+fn force_take_lock_is_accepted_once_lease_plus_drift_ran_out() {
+    assert_eq!(
+        store(&at_rest(), B, 15, Op::ForceTakeLock { id: 1 }),
+        Ok(Record {
+            active: A,
+            token: 1,
+            lock: lock(B, 18),
+            failover: Some(InFlight {
+                id: 1,
+                kind: PlanKind::Forced,
+                source: A,
+                target: B,
+                done: 1,
+            }),
+            heartbeat: [Some(10), Some(10)],
+            history: Vec::new(),
+        })
+    );
+}
+
+#[test]
+fn no_lease_wait_store_accepts_force_at_once() {
+    let w = write(B, 10, Op::ForceTakeLock { id: 1 });
+    assert_eq!(
+        apply(&at_rest(), &w, &TIMING, Variant::NoLeaseWait).map(|r| r.failover),
+        Ok(Some(InFlight {
+            id: 1,
+            kind: PlanKind::Forced,
+            source: A,
+            target: B,
+            done: 1,
+        }))
+    );
+}
+
+#[test]
+fn force_take_lock_by_the_active_is_refused() {
+    let record = Record::new(A, [Some(0), Some(10)]);
+    assert_eq!(
+        store(&record, A, 20, Op::ForceTakeLock { id: 1 }),
+        Err(ConditionFailed)
+    );
+}
+
+#[test]
+fn force_take_lock_waits_for_the_lock_to_lapse_plus_drift() {
+    let record = in_flight(CONSISTENCY, 4, 1, lock(A, 16));
+    // Lease over at 15, lock over only once 16 + 1 < now.
+    assert_eq!(
+        [
+            store(&record, B, 17, Op::ForceTakeLock { id: 1 }),
+            store(&record, B, 18, Op::ForceTakeLock { id: 2 }),
+        ],
+        [Err(ConditionFailed), Err(ConditionFailed)]
+    );
+    assert_eq!(
+        store(&record, B, 18, Op::ForceTakeLock { id: 1 }),
+        Ok(Record {
+            active: A,
+            token: 2,
+            lock: lock(B, 21),
+            failover: Some(InFlight {
+                id: 1,
+                kind: PlanKind::Forced,
+                source: A,
+                target: B,
+                done: 1,
+            }),
+            heartbeat: [Some(10), Some(10)],
+            history: Vec::new(),
+        })
+    );
+}
+
+#[test]
+fn complete_switches_active_and_appends_one_history_entry() {
+    let record = Record {
+        history: vec![HistoryEntry {
+            id: 0,
+            outcome: Outcome::Aborted,
+        }],
+        ..in_flight(CONSISTENCY, 17, 2, lock(B, 20))
+    };
+    let op = Op::Complete {
+        id: 1,
+        token: 2,
+        at: 17,
+    };
+    assert_eq!(
+        store(&record, B, 19, op),
+        Ok(Record {
+            active: B,
+            token: 2,
+            lock: None,
+            failover: None,
+            heartbeat: [Some(10), Some(10)],
+            history: vec![
+                HistoryEntry {
+                    id: 0,
+                    outcome: Outcome::Aborted,
+                },
+                HistoryEntry {
+                    id: 1,
+                    outcome: Outcome::Completed(CONSISTENCY),
+                },
+            ],
+        })
+    );
+}
+
+#[test]
+fn complete_with_a_stale_token_is_refused() {
+    let record = in_flight(CONSISTENCY, 17, 3, lock(B, 20));
+    let op = Op::Complete {
+        id: 1,
+        token: 2,
+        at: 17,
+    };
+    assert_eq!(store(&record, B, 19, op), Err(ConditionFailed));
+}
+
+#[test]
+fn heartbeat_moves_forward() {
+    assert_eq!(
+        store(&at_rest(), B, 11, Op::Heartbeat),
+        Ok(Record::new(A, [Some(10), Some(11)]))
+    );
+    assert_eq!(
+        store(&Record::new(A, [Some(10), None]), B, 0, Op::Heartbeat),
+        Ok(Record::new(A, [Some(10), Some(0)]))
+    );
+}
+
+#[test]
+fn delayed_heartbeat_never_moves_heartbeat_back() {
+    assert_eq!(
+        [
+            store(&at_rest(), A, 9, Op::Heartbeat),
+            store(&at_rest(), A, 10, Op::Heartbeat),
+        ],
+        [Err(ConditionFailed), Err(ConditionFailed)]
+    );
+}
+
+#[test]
+fn abort_ends_the_failover_without_changing_active() {
+    let record = in_flight(CONSISTENCY, 1, 1, lock(A, 13));
+    let op = Op::Abort {
+        id: 1,
+        token: 1,
+        at: 1,
+    };
+    assert_eq!(
+        store(&record, A, 11, op),
+        Ok(Record {
+            active: A,
+            token: 1,
+            lock: None,
+            failover: None,
+            heartbeat: [Some(10), Some(10)],
+            history: vec![HistoryEntry {
+                id: 1,
+                outcome: Outcome::Aborted,
+            }],
+        })
+    );
+}
+
+#[test]
+fn abort_needs_the_right_position_and_token() {
+    let record = in_flight(CONSISTENCY, 1, 1, lock(A, 13));
+    let abort = |token, at| Op::Abort { id: 1, token, at };
+    assert_eq!(
+        [
+            store(&record, A, 11, abort(1, 2)),
+            store(&record, A, 11, abort(1, 0)),
+            store(&record, A, 11, abort(0, 1)),
+        ],
+        [
+            Err(ConditionFailed),
+            Err(ConditionFailed),
+            Err(ConditionFailed)
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Plans
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn consistency_plan_stops_the_source_before_the_target_starts() {
+    use Role::{Source as S, Target as T};
+    use Stage::*;
+    let p = Plan::of(CONSISTENCY, Variant::Correct);
+    assert_eq!(
+        p,
+        plan(&[
+            (Initialization, S, Step::AcquireLock),
+            (Initialization, S, Step::Validate),
+            (SourcePreparation, S, Step::SuspendFlux),
+            (SourcePreparation, S, Step::DisableNetwork),
+            (SourcePreparation, S, Step::ScaleDownWorkloads),
+            (SourcePreparation, S, Step::SuspendCronJobs),
+            (SourcePreparation, S, Step::AwaitWorkloadsDown),
+            (VolumeDemotion, S, Step::DemoteVolumes),
+            (VolumeDemotion, S, Step::AwaitVolumesSecondary),
+            (VolumePromotion, T, Step::AwaitHandOff),
+            (VolumePromotion, T, Step::PromoteVolumes),
+            (VolumePromotion, T, Step::AwaitVolumesPrimary),
+            (TargetActivation, T, Step::ScaleUpWorkloads),
+            (TargetActivation, T, Step::AwaitWorkloadsReady),
+            (TargetActivation, T, Step::EnableNetwork),
+            (TargetActivation, T, Step::ResumeCronJobs),
+            (TargetActivation, T, Step::ResumeFlux),
+            (Completion, T, Step::Complete),
+        ])
+    );
+    let last_source = p.steps.iter().rposition(|s| s.owner == S);
+    let first_target = p.steps.iter().position(|s| s.owner == T);
+    assert_eq!((last_source, first_target), (Some(8), Some(9)));
+    assert_eq!(phase_ends(&p), vec![8]);
+}
+
+#[test]
+fn uptime_plan_starts_the_target_before_the_source_stops() {
+    use Role::{Source as S, Target as T};
+    use Stage::*;
+    let p = Plan::of(UPTIME, Variant::Correct);
+    assert_eq!(
+        p,
+        plan(&[
+            (Initialization, S, Step::AcquireLock),
+            (Initialization, S, Step::Validate),
+            (VolumePromotion, T, Step::AwaitHandOff),
+            (VolumePromotion, T, Step::PromoteVolumes),
+            (VolumePromotion, T, Step::AwaitVolumesPrimary),
+            (TargetActivation, T, Step::ScaleUpWorkloads),
+            (TargetActivation, T, Step::AwaitWorkloadsReady),
+            (TargetActivation, T, Step::EnableNetwork),
+            (TargetActivation, T, Step::ResumeCronJobs),
+            (TargetActivation, T, Step::ResumeFlux),
+            (SourcePreparation, S, Step::AwaitHandOff),
+            (SourcePreparation, S, Step::SuspendFlux),
+            (SourcePreparation, S, Step::DisableNetwork),
+            (SourcePreparation, S, Step::ScaleDownWorkloads),
+            (SourcePreparation, S, Step::SuspendCronJobs),
+            (SourcePreparation, S, Step::AwaitWorkloadsDown),
+            (VolumeDemotion, S, Step::DemoteVolumes),
+            (VolumeDemotion, S, Step::AwaitVolumesSecondary),
+            (Completion, T, Step::AwaitHandOff),
+            (Completion, T, Step::Complete),
+        ])
+    );
+    assert_eq!(phase_ends(&p), vec![1, 9, 17]);
+}
+
+#[test]
+fn forced_plan_is_run_by_the_target_alone() {
+    use Role::Target as T;
+    use Stage::*;
+    let p = Plan::of(PlanKind::Forced, Variant::Correct);
+    assert_eq!(
+        p,
+        plan(&[
+            (Initialization, T, Step::ForceTakeLock),
+            (VolumePromotion, T, Step::PromoteVolumes),
+            (VolumePromotion, T, Step::AwaitVolumesPrimary),
+            (TargetActivation, T, Step::ScaleUpWorkloads),
+            (TargetActivation, T, Step::AwaitWorkloadsReady),
+            (TargetActivation, T, Step::EnableNetwork),
+            (TargetActivation, T, Step::ResumeCronJobs),
+            (TargetActivation, T, Step::ResumeFlux),
+            (Completion, T, Step::Complete),
+        ])
+    );
+    assert_eq!(phase_ends(&p), Vec::<u32>::new());
+}
+
+#[test]
+fn promote_before_demote_variant_promotes_the_target_first() {
+    use Role::{Source as S, Target as T};
+    use Stage::*;
+    let p = Plan::of(CONSISTENCY, Variant::PromoteBeforeDemote);
+    assert_eq!(
+        p,
+        plan(&[
+            (Initialization, S, Step::AcquireLock),
+            (Initialization, S, Step::Validate),
+            (VolumePromotion, T, Step::AwaitHandOff),
+            (VolumePromotion, T, Step::PromoteVolumes),
+            (VolumePromotion, T, Step::AwaitVolumesPrimary),
+            (SourcePreparation, S, Step::AwaitHandOff),
+            (SourcePreparation, S, Step::SuspendFlux),
+            (SourcePreparation, S, Step::DisableNetwork),
+            (SourcePreparation, S, Step::ScaleDownWorkloads),
+            (SourcePreparation, S, Step::SuspendCronJobs),
+            (SourcePreparation, S, Step::AwaitWorkloadsDown),
+            (VolumeDemotion, S, Step::DemoteVolumes),
+            (VolumeDemotion, S, Step::AwaitVolumesSecondary),
+            (TargetActivation, T, Step::AwaitHandOff),
+            (TargetActivation, T, Step::ScaleUpWorkloads),
+            (TargetActivation, T, Step::AwaitWorkloadsReady),
+            (TargetActivation, T, Step::EnableNetwork),
+            (TargetActivation, T, Step::ResumeCronJobs),
+            (TargetActivation, T, Step::ResumeFlux),
+            (Completion, T, Step::Complete),
+        ])
+    );
+    assert_eq!(phase_ends(&p), vec![1, 4, 12]);
+}
+
+#[test]
+fn other_variants_keep_the_correct_plans() {
+    for variant in [
+        Variant::NoTokenCheck,
+        Variant::NoSelfFence,
+        Variant::NoLeaseWait,
+        Variant::LwwStore,
+    ] {
+        for kind in [CONSISTENCY, UPTIME, PlanKind::Forced] {
+            assert_eq!(
+                Plan::of(kind, variant),
+                Plan::of(kind, Variant::Correct),
+                "{variant:?} {kind:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_phase_after_the_first_starts_with_a_hand_off() {
+    for (kind, variant) in [
+        (CONSISTENCY, Variant::Correct),
+        (UPTIME, Variant::Correct),
+        (PlanKind::Forced, Variant::Correct),
+        (CONSISTENCY, Variant::PromoteBeforeDemote),
+    ] {
+        let p = Plan::of(kind, variant);
+        let starts: Vec<Step> = phase_ends(&p)
+            .into_iter()
+            .map(|i| p.get(i + 1).expect("a phase follows").step)
+            .collect();
+        assert_eq!(
+            starts,
+            vec![Step::AwaitHandOff; starts.len()],
+            "{kind:?} {variant:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Steps
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn effect_steps_change_one_field_of_a_serving_cluster() {
+    let effects: Vec<(Step, bool, ClusterState)> = ALL_STEPS
+        .into_iter()
+        .filter(|s| s.kind() == StepKind::Effect)
+        .map(|s| {
+            let mut c = SERVING;
+            (s, s.apply(&mut c), c)
+        })
+        .collect();
+    assert_eq!(
+        effects,
+        vec![
+            (
+                Step::SuspendFlux,
+                true,
+                ClusterState {
+                    flux_suspended: true,
+                    ..SERVING
+                }
+            ),
+            (
+                Step::DisableNetwork,
+                true,
+                ClusterState {
+                    network_open: false,
+                    ..SERVING
+                }
+            ),
+            (
+                Step::ScaleDownWorkloads,
+                true,
+                ClusterState {
+                    workloads_up: false,
+                    ..SERVING
+                }
+            ),
+            (
+                Step::SuspendCronJobs,
+                true,
+                ClusterState {
+                    cronjobs_suspended: true,
+                    ..SERVING
+                }
+            ),
+            (
+                Step::DemoteVolumes,
+                true,
+                ClusterState {
+                    volume_spec: VolumeRole::Secondary,
+                    ..SERVING
+                }
+            ),
+            (Step::PromoteVolumes, false, SERVING),
+            (Step::ScaleUpWorkloads, false, SERVING),
+            (Step::EnableNetwork, false, SERVING),
+            (Step::ResumeCronJobs, false, SERVING),
+            (Step::ResumeFlux, false, SERVING),
+        ]
+    );
+}
+
+#[test]
+fn effect_steps_are_idempotent_and_satisfied_after_apply() {
+    let mixed = ClusterState {
+        network_open: false,
+        workloads_up: true,
+        workloads_running: false,
+        cronjobs_suspended: true,
+        flux_suspended: false,
+        volume_spec: VolumeRole::Primary,
+        volume_status: VolumeRole::Secondary,
+    };
+    for start in [SERVING, STANDBY, mixed] {
+        for step in ALL_STEPS
+            .into_iter()
+            .filter(|s| s.kind() == StepKind::Effect)
+        {
+            let mut c = start;
+            let first = step.apply(&mut c);
+            let once = c;
+            let second = step.apply(&mut c);
+            assert_eq!(
+                (first, step.satisfied(&once), second, c),
+                (!step.satisfied(&start), true, false, once),
+                "{step} from {start:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn record_and_await_steps_change_nothing() {
+    for step in ALL_STEPS
+        .into_iter()
+        .filter(|s| s.kind() != StepKind::Effect)
+    {
+        let mut c = SERVING;
+        assert_eq!((step.apply(&mut c), c), (false, SERVING), "{step}");
+    }
+}
+
+#[test]
+fn stop_and_start_reach_standby_and_serving() {
+    let mut c = SERVING;
+    for step in failover_model::STOP {
+        step.apply(&mut c);
+        // The kubelet and the csi driver converge.
+        c.workloads_running = c.workloads_up;
+        c.volume_status = c.volume_spec;
+    }
+    assert_eq!(c, STANDBY);
+    for step in failover_model::START {
+        step.apply(&mut c);
+        c.workloads_running = c.workloads_up;
+        c.volume_status = c.volume_spec;
+    }
+    assert_eq!(c, SERVING);
+}
+
+// ---------------------------------------------------------------------------------------
+// Trigger
+// ---------------------------------------------------------------------------------------
+
+const POLICY: TriggerPolicy = TriggerPolicy {
+    failures_required: 3,
+    window: 10,
+    min_interval: 30,
+};
+
+fn observe(trigger: &mut Trigger, policy: &TriggerPolicy, seen: &[(Time, bool)]) -> Vec<bool> {
+    seen.iter()
+        .map(|&(now, healthy)| trigger.observe(policy, now, healthy))
+        .collect()
+}
+
+#[test]
+fn single_failed_observation_never_fires() {
+    let eager = TriggerPolicy {
+        failures_required: 2,
+        window: 0,
+        min_interval: 0,
+    };
+    let mut t = Trigger::default();
+    assert_eq!(
+        observe(
+            &mut t,
+            &eager,
+            &[(0, false), (1, true), (2, false), (3, true)]
+        ),
+        vec![false, false, false, false]
+    );
+    assert_eq!(t, Trigger::default());
+}
+
+#[test]
+fn sustained_failures_fire_once() {
+    let mut t = Trigger::default();
+    assert_eq!(
+        observe(
+            &mut t,
+            &POLICY,
+            &[
+                (0, false),
+                (5, false),
+                (10, false),
+                (15, false),
+                (20, false)
+            ]
+        ),
+        vec![false, false, true, false, false]
+    );
+}
+
+#[test]
+fn enough_failures_within_less_than_the_window_do_not_fire() {
+    let mut t = Trigger::default();
+    assert_eq!(
+        observe(
+            &mut t,
+            &POLICY,
+            &[(0, false), (1, false), (2, false), (9, false), (10, false)]
+        ),
+        vec![false, false, false, false, true]
+    );
+}
+
+#[test]
+fn too_few_failures_over_the_window_do_not_fire() {
+    let mut t = Trigger::default();
+    assert_eq!(
+        observe(&mut t, &POLICY, &[(0, false), (20, false), (21, false)]),
+        vec![false, false, true]
+    );
+}
+
+#[test]
+fn healthy_observation_resets_the_run() {
+    let mut t = Trigger::default();
+    assert_eq!(
+        observe(
+            &mut t,
+            &POLICY,
+            &[
+                (0, false),
+                (5, false),
+                (9, true),
+                (10, false),
+                (15, false),
+                (19, false),
+                (20, false),
+            ]
+        ),
+        vec![false, false, false, false, false, false, true]
+    );
+}
+
+#[test]
+fn min_interval_suppresses_a_second_firing() {
+    let mut t = Trigger::default();
+    assert_eq!(
+        observe(
+            &mut t,
+            &POLICY,
+            &[
+                (0, false),
+                (5, false),
+                (10, false), // fires
+                (15, false),
+                (20, false),
+                (25, false), // sustained again, but 25 < 10 + 30
+                (39, false),
+                (40, false), // rested
+            ]
+        ),
+        vec![false, false, true, false, false, false, false, true]
+    );
+}
+
+#[test]
+fn policy_validation_rejects_blips_and_chasing_failovers() {
+    let policy = |failures_required, window, min_interval| TriggerPolicy {
+        failures_required,
+        window,
+        min_interval,
+    };
+    assert_eq!(
+        [
+            policy(0, 10, 30).validate(),
+            policy(1, 10, 30).validate(),
+            policy(1, 10, 5).validate(),
+            policy(2, 10, 9).validate(),
+            policy(2, 10, 10).validate(),
+            POLICY.validate(),
+        ],
+        [
+            Err(PolicyError::TooFewFailures),
+            Err(PolicyError::TooFewFailures),
+            Err(PolicyError::TooFewFailures),
+            Err(PolicyError::IntervalShorterThanWindow),
+            Ok(policy(2, 10, 10)),
+            Ok(POLICY),
+        ]
+    );
+}
