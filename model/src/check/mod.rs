@@ -301,12 +301,17 @@ impl FailoverModel {
                 && !flux_differs(s))
     }
 
+    /// Every live operator has nothing to do now and every controller has converged:
+    /// the end of a tick.
+    fn quiescent(&self, w: &World) -> bool {
+        Cluster::ALL.into_iter().all(|c| {
+            !w.alive[c.index()]
+                || (!self.decision(w, c).is_urgent() && Self::controllers_settled(w, c))
+        })
+    }
+
     fn can_tick(&self, w: &World) -> bool {
-        w.tick < self.config.max_ticks
-            && Cluster::ALL.into_iter().all(|c| {
-                !w.alive[c.index()]
-                    || (!self.decision(w, c).is_urgent() && Self::controllers_settled(w, c))
-            })
+        w.tick < self.config.max_ticks && self.quiescent(w)
     }
 
     fn next_failover_id(&self, w: &World) -> FailoverId {
@@ -731,11 +736,7 @@ fn settled_when_idle(m: &FailoverModel, w: &World) -> bool {
 fn progress_when_calm(m: &FailoverModel, w: &World) -> bool {
     let calm = !w.cut_off.contains(&true) && w.tick >= w.calm_since + m.config.progress_ticks;
     // Judged at tick boundaries: once every live operator and controller is done for now.
-    let end_of_tick = Cluster::ALL.into_iter().all(|c| {
-        !w.alive[c.index()]
-            || (!m.decision(w, c).is_urgent() && FailoverModel::controllers_settled(w, c))
-    });
-    if !calm || !end_of_tick {
+    if !calm || !m.quiescent(w) {
         return true;
     }
     let r = &w.records[0];
