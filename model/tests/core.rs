@@ -4,9 +4,10 @@
 
 use failover_model::core::trigger::{PolicyError, Trigger, TriggerPolicy};
 use failover_model::{
-    Action, Cluster, ClusterState, ConditionFailed, Decision, HistoryEntry, InFlight, Inputs, Lock,
-    Memory, Mode, Op, Outcome, Plan, PlanKind, PlanStep, Purpose, Record, Reply, Request, Role,
-    Stage, Step, StepKind, Time, Timing, Token, Variant, VolumeRole, Wake, Write, apply, decide,
+    Action, Agreement, Agreements, Cluster, ClusterState, ConditionFailed, Decision, HistoryEntry,
+    InFlight, Inputs, Lock, Memory, Mode, Op, Outcome, Plan, PlanKind, PlanStep, Purpose, Record,
+    Reply, Request, Role, START, STOP, Stage, Step, StepKind, Time, Timing, Token, Variant,
+    VolumeRole, Wake, Write, apply, decide,
 };
 
 use Cluster::{A, B};
@@ -1602,8 +1603,13 @@ fn effect_steps_are_idempotent_and_satisfied_after_apply() {
         flux_suspended: false,
         volume_spec: VolumeRole::Primary,
         volume_status: VolumeRole::Secondary,
+        agreement: Agreements::ALL,
     };
-    for start in [SERVING, STANDBY, mixed] {
+    let disagreeing = ClusterState {
+        agreement: disagree(),
+        ..SERVING
+    };
+    for start in [SERVING, STANDBY, mixed, disagreeing] {
         for step in ALL_STEPS
             .into_iter()
             .filter(|s| s.kind() == StepKind::Effect)
@@ -1617,6 +1623,58 @@ fn effect_steps_are_idempotent_and_satisfied_after_apply() {
                 (!step.satisfied(&start), true, false, once),
                 "{step} from {start:?}"
             );
+        }
+    }
+}
+
+fn disagree() -> Agreements {
+    Agreements {
+        network: Agreement::Some,
+        workloads_up: Agreement::Some,
+        workloads_running: Agreement::Some,
+        cronjobs: Agreement::Some,
+        flux: Agreement::Some,
+        volume_spec: Agreement::Some,
+        volume_status: Agreement::Some,
+    }
+}
+
+#[test]
+fn a_half_applied_step_is_never_satisfied_in_either_direction() {
+    // The engine folds many objects into one state: when members disagree, neither the
+    // stop nor the start step of that kind may count as done.
+    for base in [SERVING, STANDBY] {
+        let c = ClusterState {
+            agreement: disagree(),
+            ..base
+        };
+        for step in STOP.iter().chain(START.iter()) {
+            assert!(
+                !step.satisfied(&c),
+                "{step} satisfied on disagreeing members"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_kind_without_members_satisfies_every_step_on_it() {
+    let none = Agreements {
+        network: Agreement::NoMembers,
+        workloads_up: Agreement::NoMembers,
+        workloads_running: Agreement::NoMembers,
+        cronjobs: Agreement::NoMembers,
+        flux: Agreement::NoMembers,
+        volume_spec: Agreement::NoMembers,
+        volume_status: Agreement::NoMembers,
+    };
+    for base in [SERVING, STANDBY] {
+        let c = ClusterState {
+            agreement: none,
+            ..base
+        };
+        for step in STOP.iter().chain(START.iter()) {
+            assert!(step.satisfied(&c), "{step} unsatisfied without members");
         }
     }
 }

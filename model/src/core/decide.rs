@@ -9,7 +9,7 @@
 use super::plan::{Plan, START, STOP, Step, StepKind, Variant};
 use super::store::{Op, Write};
 use super::types::{
-    Cluster, ClusterState, InFlight, PlanKind, Record, Request, Stage, Time, Timing,
+    Cluster, ClusterState, FailoverId, InFlight, PlanKind, Record, Request, Stage, Time, Timing,
 };
 
 /// What an operator keeps in memory. [`Memory::default`] is the state after a (re)start.
@@ -262,7 +262,7 @@ fn at_rest(input: &Inputs<'_>, view: &Record) -> Option<Decision> {
 
 /// The source's lease must run out before a forced failover: take the lock once it has,
 /// else wait until it provably has.
-fn force_or_wait(input: &Inputs<'_>, view: &Record, id: u32) -> Decision {
+fn force_or_wait(input: &Inputs<'_>, view: &Record, id: FailoverId) -> Decision {
     let timing = input.timing;
     let heartbeat = view.heartbeat[view.active.index()];
     let lease_over = input.variant == Variant::NoLeaseWait

@@ -142,25 +142,33 @@ impl Step {
 
     /// For effect and await steps: the cluster already is as the step wants it.
     pub fn satisfied(self, c: &ClusterState) -> bool {
+        let a = &c.agreement;
+        let volumes = |role| {
+            a.volume_spec.satisfies(c.volume_spec == role)
+                && a.volume_status.satisfies(c.volume_status == role)
+        };
         match self {
-            Step::SuspendFlux => c.flux_suspended,
-            Step::ResumeFlux => !c.flux_suspended,
-            Step::DisableNetwork => !c.network_open,
-            Step::EnableNetwork => c.network_open,
-            Step::ScaleDownWorkloads => !c.workloads_up,
-            Step::ScaleUpWorkloads => c.workloads_up,
-            Step::SuspendCronJobs => c.cronjobs_suspended,
-            Step::ResumeCronJobs => !c.cronjobs_suspended,
-            Step::AwaitWorkloadsDown => !c.workloads_running,
-            Step::AwaitWorkloadsReady => c.workloads_up && c.workloads_running,
-            Step::DemoteVolumes => c.volume_spec == VolumeRole::Secondary,
-            Step::PromoteVolumes => c.volume_spec == VolumeRole::Primary,
-            Step::AwaitVolumesSecondary => {
-                c.volume_spec == VolumeRole::Secondary && c.volume_status == VolumeRole::Secondary
+            Step::SuspendFlux => a.flux.satisfies(c.flux_suspended),
+            Step::ResumeFlux => a.flux.satisfies(!c.flux_suspended),
+            Step::DisableNetwork => a.network.satisfies(!c.network_open),
+            Step::EnableNetwork => a.network.satisfies(c.network_open),
+            Step::ScaleDownWorkloads => a.workloads_up.satisfies(!c.workloads_up),
+            Step::ScaleUpWorkloads => a.workloads_up.satisfies(c.workloads_up),
+            Step::SuspendCronJobs => a.cronjobs.satisfies(c.cronjobs_suspended),
+            Step::ResumeCronJobs => a.cronjobs.satisfies(!c.cronjobs_suspended),
+            Step::AwaitWorkloadsDown => a.workloads_running.satisfies(!c.workloads_running),
+            Step::AwaitWorkloadsReady => {
+                a.workloads_up.satisfies(c.workloads_up)
+                    && a.workloads_running.satisfies(c.workloads_running)
             }
-            Step::AwaitVolumesPrimary => {
-                c.volume_spec == VolumeRole::Primary && c.volume_status == VolumeRole::Primary
-            }
+            Step::DemoteVolumes => a
+                .volume_spec
+                .satisfies(c.volume_spec == VolumeRole::Secondary),
+            Step::PromoteVolumes => a
+                .volume_spec
+                .satisfies(c.volume_spec == VolumeRole::Primary),
+            Step::AwaitVolumesSecondary => volumes(VolumeRole::Secondary),
+            Step::AwaitVolumesPrimary => volumes(VolumeRole::Primary),
             Step::AcquireLock
             | Step::ForceTakeLock
             | Step::Validate
@@ -173,17 +181,32 @@ impl Step {
     /// Returns whether anything changed; applying twice changes nothing the second time.
     pub fn apply(self, c: &mut ClusterState) -> bool {
         let before = *c;
+        let a = &mut c.agreement;
         match self {
-            Step::SuspendFlux => c.flux_suspended = true,
-            Step::ResumeFlux => c.flux_suspended = false,
-            Step::DisableNetwork => c.network_open = false,
-            Step::EnableNetwork => c.network_open = true,
-            Step::ScaleDownWorkloads => c.workloads_up = false,
-            Step::ScaleUpWorkloads => c.workloads_up = true,
-            Step::SuspendCronJobs => c.cronjobs_suspended = true,
-            Step::ResumeCronJobs => c.cronjobs_suspended = false,
-            Step::DemoteVolumes => c.volume_spec = VolumeRole::Secondary,
-            Step::PromoteVolumes => c.volume_spec = VolumeRole::Primary,
+            Step::SuspendFlux | Step::ResumeFlux => {
+                c.flux_suspended = self == Step::SuspendFlux;
+                a.flux = a.flux.applied();
+            }
+            Step::DisableNetwork | Step::EnableNetwork => {
+                c.network_open = self == Step::EnableNetwork;
+                a.network = a.network.applied();
+            }
+            Step::ScaleDownWorkloads | Step::ScaleUpWorkloads => {
+                c.workloads_up = self == Step::ScaleUpWorkloads;
+                a.workloads_up = a.workloads_up.applied();
+            }
+            Step::SuspendCronJobs | Step::ResumeCronJobs => {
+                c.cronjobs_suspended = self == Step::SuspendCronJobs;
+                a.cronjobs = a.cronjobs.applied();
+            }
+            Step::DemoteVolumes | Step::PromoteVolumes => {
+                c.volume_spec = if self == Step::PromoteVolumes {
+                    VolumeRole::Primary
+                } else {
+                    VolumeRole::Secondary
+                };
+                a.volume_spec = a.volume_spec.applied();
+            }
             _ => {}
         }
         before != *c

@@ -15,7 +15,7 @@ pub type Time = u64;
 pub type Token = u64;
 
 /// The id of a failover request (and of the failover it starts).
-pub type FailoverId = u32;
+pub type FailoverId = u64;
 
 /// One of the two clusters of a group. The engine maps the group's two configured
 /// cluster names onto these two slots in the order the group lists them.
@@ -183,6 +183,73 @@ pub struct ClusterState {
     pub volume_spec: VolumeRole,
     /// `status.state` reported by the csi-addons driver.
     pub volume_status: VolumeRole,
+    /// Whether every member agrees with each value above. The model's clusters always
+    /// agree (one value per kind); the engine folds many objects into one state and says
+    /// here where they disagree, so that a half-applied step is never taken as done.
+    pub agreement: Agreements,
+}
+
+/// How the group's members of one kind relate to the aggregated value of a field.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Agreement {
+    /// Every member has the value.
+    #[default]
+    All,
+    /// Members disagree; the value is the one that errs towards "still writing".
+    Some,
+    /// The group has no member of this kind: every step on it is satisfied.
+    NoMembers,
+}
+
+impl Agreement {
+    /// A step on this field is satisfied if `value_ok` holds for every member.
+    pub fn satisfies(self, value_ok: bool) -> bool {
+        match self {
+            Agreement::All => value_ok,
+            Agreement::Some => false,
+            Agreement::NoMembers => true,
+        }
+    }
+
+    /// After an effect set the field on every member.
+    pub fn applied(self) -> Agreement {
+        match self {
+            Agreement::Some => Agreement::All,
+            other => other,
+        }
+    }
+}
+
+/// The [`Agreement`] of each field of a [`ClusterState`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Agreements {
+    /// VirtualServices and Ingresses.
+    pub network: Agreement,
+    /// Desired scale of Deployments and StatefulSets.
+    pub workloads_up: Agreement,
+    /// Pods of Deployments and StatefulSets (`Some`: some run, not all are ready).
+    pub workloads_running: Agreement,
+    /// CronJobs.
+    pub cronjobs: Agreement,
+    /// Kustomizations and HelmReleases.
+    pub flux: Agreement,
+    /// VolumeReplication specs.
+    pub volume_spec: Agreement,
+    /// VolumeReplication statuses.
+    pub volume_status: Agreement,
+}
+
+impl Agreements {
+    /// Every member of every kind agrees.
+    pub const ALL: Agreements = Agreements {
+        network: Agreement::All,
+        workloads_up: Agreement::All,
+        workloads_running: Agreement::All,
+        cronjobs: Agreement::All,
+        flux: Agreement::All,
+        volume_spec: Agreement::All,
+        volume_status: Agreement::All,
+    };
 }
 
 impl ClusterState {
@@ -195,6 +262,7 @@ impl ClusterState {
         flux_suspended: false,
         volume_spec: VolumeRole::Primary,
         volume_status: VolumeRole::Primary,
+        agreement: Agreements::ALL,
     };
 
     /// The standby cluster at rest: everything stopped, Flux suspended, volumes secondary.
@@ -206,6 +274,7 @@ impl ClusterState {
         flux_suspended: true,
         volume_spec: VolumeRole::Secondary,
         volume_status: VolumeRole::Secondary,
+        agreement: Agreements::ALL,
     };
 
     /// Volumes are (or may still be) writable: desired or reported primary.
