@@ -1,7 +1,29 @@
-//! The production operator (not built yet; see the issue "Engine: execute the checked
-//! protocol against Kubernetes and DynamoDB").
+//! The production side of the failover framework: it executes the protocol that
+//! `failover_model` checks, against real clusters and a real DynamoDB table.
 //!
-//! It will own the ports (cluster, store, clock), their kube-rs and aws-sdk-dynamodb
-//! adapters, the executor that runs [`failover_model::decide`]'s decisions, the
-//! controllers, CRDs and the operator binary. It must never make a protocol decision
-//! the model did not check: every choice comes from `failover_model::core`.
+//! - [`ports`]: the narrow traits through which the engine does all IO (a cluster's
+//!   API, the global store, the clock), with their failure contracts;
+//! - [`k8s`] and [`dynamo`]: the real adapters (kube-rs, aws-sdk-dynamodb);
+//! - [`memory`]: in-memory adapters with exact semantics, for tests and the simulator;
+//! - [`spec`]: a group's spec, parsed once into a validated [`spec::Group`];
+//! - [`observe`]: folds a group's members into the model's `ClusterState`;
+//! - [`tasks`]: the tasks a plan's effect steps become, built by a factory from the
+//!   model's plan, run with bounded parallelism and per-step timeouts;
+//! - [`executor`]: the loop that asks [`failover_model::decide`] what to do next and
+//!   does exactly that, journaling progress in the store so a restart resumes;
+//! - [`dryrun`]: the plan, object by object and field by field, changing nothing;
+//! - [`conformance`]: the port conformance suite every adapter and fake must pass.
+//!
+//! The engine never makes a protocol decision of its own: every choice comes from
+//! `failover_model::core`.
+
+pub mod conformance;
+pub mod dryrun;
+pub mod dynamo;
+pub mod executor;
+pub mod k8s;
+pub mod memory;
+pub mod observe;
+pub mod ports;
+pub mod spec;
+pub mod tasks;

@@ -283,6 +283,24 @@ impl FailoverModel {
         decide(&inputs, &w.memories[c.index()])
     }
 
+    /// What `c`'s operator would do in `w` if its view of the record were current (its
+    /// next heartbeat reply makes it so): "nothing to do" must not hide behind a stale view.
+    pub fn decision_informed(&self, w: &World, c: Cluster) -> Decision {
+        let mut memory = w.memories[c.index()].clone();
+        if memory.view.is_some() {
+            memory.view = Some(w.records[self.replica(w, c)].clone());
+        }
+        let inputs = Inputs {
+            me: c,
+            now: self.now(w, c),
+            cluster: &w.clusters[c.index()],
+            request: w.request,
+            timing: &self.config.timing,
+            variant: self.config.variant,
+        };
+        decide(&inputs, &memory)
+    }
+
     /// The invariants' view of `w`.
     pub fn snapshot<'a>(&self, w: &'a World) -> Snapshot<'a> {
         Snapshot {
@@ -715,12 +733,15 @@ pub fn expected(config: &Config, name: &str) -> bool {
 
 /// Nothing left to do (every live operator waits for a change that nobody will make, the
 /// controllers converged, the store reachable) means the failover ended and the lock is free.
+/// An operator's wait is judged with a current view of the record: a stale view (the
+/// `deep` check found one after a second request) is refreshed by the next heartbeat, so
+/// it is not "nothing left to do".
 fn settled_when_idle(m: &FailoverModel, w: &World) -> bool {
     let idle = Cluster::ALL.into_iter().all(|c| {
         !w.alive[c.index()]
             || (FailoverModel::controllers_settled(w, c)
                 && matches!(
-                    m.decision(w, c).action,
+                    m.decision_informed(w, c).action,
                     Action::Wait(Wake::Idle(_) | Wake::Change)
                 ))
     });

@@ -203,10 +203,12 @@ pub fn decide(input: &Inputs<'_>, mem: &Memory) -> Decision {
     let lease_ok = mem
         .lease_until
         .is_some_and(|until| now + timing.fence_margin < until);
-    if !lease_ok && input.variant != Variant::NoSelfFence && input.cluster.needs_fencing() {
-        if let Some(d) = ensure(&STOP, input.cluster, Purpose::Fence) {
-            return d;
-        }
+    if !lease_ok
+        && input.variant != Variant::NoSelfFence
+        && input.cluster.needs_fencing()
+        && let Some(d) = ensure(&STOP, input.cluster, Purpose::Fence)
+    {
+        return d;
     }
     if !store_ok {
         return Decision::wait(Wake::At(mem.retry_at.unwrap_or(now)));

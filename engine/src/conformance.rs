@@ -1,0 +1,263 @@
+//! The port conformance suite: async checks parameterized by the implementation, which
+//! the real adapters, the in-memory adapters and the simulator's fakes must all pass.
+//! A failed check panics with a message naming the contract it broke.
+
+use failover_model::{Cluster, Mode, Op, Record, Reply, Time, Timing, Variant, Write, apply};
+
+use crate::observe::is_set;
+use crate::ports::{
+    ClusterError, ClusterPort, Desired, Kind, MemberState, ObjectRef, Selector, StorePort,
+};
+
+/// Objects the caller created in the cluster under test before calling
+/// [`cluster_port`]: one member of each listed kind in `namespace`, labelled
+/// `app=<label>`, started (workloads at `replicas` and ready, routes open, CronJobs and
+/// Flux objects resumed, volumes primary), plus no object named `missing`.
+#[derive(Clone, Debug)]
+pub struct ClusterFixture {
+    /// Namespace of the objects.
+    pub namespace: String,
+    /// Value of their `app` label.
+    pub label: String,
+    /// The objects, one per kind.
+    pub objects: Vec<ObjectRef>,
+    /// Replicas of the workloads.
+    pub replicas: i32,
+}
+
+/// Check a cluster port against its contract. `settle` lets the cluster's controllers
+/// converge (a no-op where they do so by themselves).
+pub async fn cluster_port<C: ClusterPort>(cluster: &C, fx: &ClusterFixture, settle: impl Fn()) {
+    for object in &fx.objects {
+        let kind = object.kind;
+        let by_label = Selector {
+            namespace: fx.namespace.clone(),
+            labels: format!("app={}", fx.label),
+            names: Vec::new(),
+        };
+        let found = cluster
+            .members(kind, &by_label)
+            .await
+            .expect("members by label");
+        assert!(
+            found.iter().any(|m| &m.object == object),
+            "members({kind}) by label must find {object}"
+        );
+        let by_name = Selector {
+            labels: String::new(),
+            names: vec![object.name.clone()],
+            ..by_label.clone()
+        };
+        let found = cluster
+            .members(kind, &by_name)
+            .await
+            .expect("members by name");
+        assert_eq!(
+            found.len(),
+            1,
+            "members({kind}) by name finds exactly the object"
+        );
+        let missing = Selector {
+            names: vec!["missing".into()],
+            ..by_name.clone()
+        };
+        assert!(
+            matches!(
+                cluster.members(kind, &missing).await,
+                Err(ClusterError::NotFound(_))
+            ),
+            "a named member that does not exist is NotFound"
+        );
+        let nobody = Selector {
+            labels: "app=nobody-has-this-label".into(),
+            ..by_label.clone()
+        };
+        assert!(
+            cluster
+                .members(kind, &nobody)
+                .await
+                .expect("empty list")
+                .is_empty(),
+            "a selector matching nothing lists nothing"
+        );
+        let state = || async {
+            cluster.members(kind, &by_name).await.expect("re-read")[0]
+                .state
+                .clone()
+        };
+        let started = state().await;
+        assert!(
+            is_set(&started, Desired::Start),
+            "fixture {object} starts started"
+        );
+        for desired in [Desired::Stop, Desired::Start] {
+            let first = cluster.set(object, desired).await.expect("set");
+            assert!(
+                !first.is_empty(),
+                "set({desired:?}) on {object} reports its changes"
+            );
+            assert!(
+                first.iter().all(|c| &c.object == object),
+                "changes name the object"
+            );
+            let second = cluster.set(object, desired).await.expect("set again");
+            assert!(
+                second.is_empty(),
+                "set({desired:?}) twice changes nothing: {second:?}"
+            );
+            settle();
+            let now = state().await;
+            assert!(
+                is_set(&now, desired),
+                "{object} reads back as {desired:?}: {now:?}"
+            );
+            check_settled(&now, desired, fx.replicas);
+        }
+    }
+    let ghost = ObjectRef {
+        kind: Kind::Deployment,
+        namespace: fx.namespace.clone(),
+        name: "missing".into(),
+    };
+    assert!(
+        matches!(
+            cluster.set(&ghost, Desired::Stop).await,
+            Err(ClusterError::NotFound(_))
+        ),
+        "set on a missing object is NotFound"
+    );
+}
+
+fn check_settled(state: &MemberState, desired: Desired, replicas: i32) {
+    match (state, desired) {
+        (
+            MemberState::Workload {
+                replicas: r,
+                remembered,
+                ..
+            },
+            Desired::Stop,
+        ) => {
+            assert_eq!(
+                (*r, *remembered),
+                (0, Some(replicas)),
+                "scale-down remembers the count"
+            );
+        }
+        (MemberState::Workload { replicas: r, .. }, Desired::Start) => {
+            assert_eq!(*r, replicas, "scale-up restores the remembered count");
+        }
+        _ => {}
+    }
+}
+
+/// Check a store port against [`failover_model::apply`]: a fixed walk of writes by both
+/// clusters covering every operation, stale tokens, races and timing conditions, each
+/// compared with the model's answer. `group` must not exist yet.
+pub async fn store_port<S: StorePort>(store: &S, group: &str) {
+    let timing = Timing {
+        lease_ttl: 30_000,
+        clock_drift_max: 2_000,
+        fence_margin: 12_000,
+        heartbeat_every: 3_000,
+        retry_after: 2_000,
+    };
+    assert_eq!(
+        store.read(group).await.expect("read"),
+        None,
+        "a new group has no record"
+    );
+    let mut model = store.init(group, Cluster::A).await.expect("init");
+    assert_eq!(
+        model,
+        Record::new(Cluster::A, [None, None]),
+        "init creates the record"
+    );
+    let again = store.init(group, Cluster::B).await.expect("init again");
+    assert_eq!(again, model, "init does not overwrite an existing record");
+
+    use Cluster::{A, B};
+    let t0: Time = 1_000_000;
+    let w = |by, now, op| Write { by, now, op };
+    let acquire = |id, mode| Op::Acquire { id, mode };
+    let force = |id| Op::ForceTakeLock { id };
+    let take = |id, at| Op::TakeOver { id, at };
+    let journal = |id, token, at, release| Op::Journal {
+        id,
+        token,
+        at,
+        release,
+    };
+    let complete = |id, token, at| Op::Complete { id, token, at };
+    let abort = |id, token, at| Op::Abort { id, token, at };
+    let (cons, up, hb) = (Mode::Consistency, Mode::Uptime, Op::Heartbeat);
+    let lease_over = t0 + 63 + 32_001; // B's last heartbeat + lease + drift + 1
+    // Each line: who, when, what; a comment where the store must refuse.
+    let steps: Vec<Write> = vec![
+        w(A, t0, hb),
+        w(B, t0 + 5, hb),
+        w(A, t0 - 10, hb),               // older heartbeat: refused
+        w(B, t0, acquire(7, cons)),      // not active: refused
+        w(A, t0 + 10, acquire(7, cons)), // token 1
+        w(A, t0 + 11, acquire(8, up)),   // in flight: refused
+        w(B, t0 + 12, force(7)),         // A's lease alive: refused
+        w(A, t0 + 20, journal(7, 1, 1, false)),
+        w(A, t0 + 21, journal(7, 1, 1, false)), // repeat: refused
+        w(A, t0 + 22, journal(7, 0, 2, false)), // stale token: refused
+        w(A, t0 + 30, journal(7, 1, 2, true)),  // hand-off: lock released
+        w(B, t0 + 31, take(7, 2)),              // wrong position: refused
+        w(B, t0 + 32, take(7, 3)),              // token 2
+        w(A, t0 + 33, take(7, 4)),              // lock taken: refused
+        w(B, t0 + 34, take(9, 4)),              // wrong failover: refused
+        w(B, t0 + 40, journal(7, 2, 4, false)),
+        w(A, t0 + 41, journal(7, 1, 5, false)), // stale holder: refused
+        w(B, t0 + 50, complete(7, 2, 5)),
+        w(B, t0 + 51, complete(7, 2, 5)), // repeat: refused
+        w(A, t0 + 60, acquire(7, cons)),  // not active, id in history: refused
+        w(B, t0 + 61, acquire(10, up)),   // token 3
+        w(B, t0 + 62, abort(10, 3, 1)),
+        w(B, t0 + 63, hb),
+        w(A, lease_over - 1_001, force(11)), // within lease + drift: refused
+        w(A, lease_over - 1, force(11)),     // exactly at the bound: refused
+        w(A, lease_over, force(11)),         // provably expired: token 4
+        w(A, lease_over + 9, journal(11, 4, 1, false)),
+        w(B, lease_over + 10, hb), // B is back: its heartbeat still lands
+        w(A, lease_over + 19, complete(11, 4, 2)),
+    ];
+    for (i, write) in steps.iter().enumerate() {
+        let expected = apply(&model, write, &timing, Variant::Correct);
+        let reply = store.write(group, &timing, write).await;
+        match (&expected, &reply) {
+            (Ok(next), Reply::Applied(got)) => {
+                assert_eq!(got, next, "write {i} ({write:?}): record after the write");
+                model = next.clone();
+            }
+            (Err(_), Reply::ConditionFailed(got)) => {
+                assert_eq!(
+                    got, &model,
+                    "write {i} ({write:?}): current record on refusal"
+                );
+            }
+            _ => panic!(
+                "write {i} ({write:?}): the model says {}, the store answered {reply:?}",
+                if expected.is_ok() {
+                    "applied"
+                } else {
+                    "condition failed"
+                }
+            ),
+        }
+        let read = store.read(group).await.expect("read").expect("record");
+        assert_eq!(read, model, "write {i} ({write:?}): read back");
+    }
+    assert_eq!(
+        model.active,
+        Cluster::A,
+        "the walk ends with A active again"
+    );
+    assert_eq!(
+        model.history.len(),
+        3,
+        "two completions and one abort recorded"
+    );
+}

@@ -1,0 +1,1425 @@
+//! The DynamoDB adapter of [`StorePort`]: every group's global record in one table, each
+//! protocol write one conditional `UpdateItem` or `TransactWriteItems` whose condition is
+//! exactly the one of [`failover_model::apply`].
+//!
+//! # Table
+//!
+//! One table (created by [`create_table`], on-demand billing), key `pk` (S) + `sk` (S).
+//! It must be a single-region table or a multi-region *strongly consistent* global table:
+//! a last-writer-wins global table breaks the lock (see `DESIGN.md`).
+//!
+//! | `pk`  | `sk`                     | attributes                                           |
+//! |-------|--------------------------|------------------------------------------------------|
+//! | group | `record`                 | `active` (S `A`/`B`), `token` (N), `lock_holder` (S), `lock_until` (N), `fo_id` (N), `fo_kind` (S `consistency`/`uptime`/`forced`), `fo_source` (S), `fo_target` (S), `fo_done` (N), `hb_A` (N), `hb_B` (N) |
+//! | group | `history#<id, 20 digits>` | `id` (N), `outcome` (S `completed-consistency`/`completed-uptime`/`completed-forced`/`aborted`), `token` (N), `by` (S), `at` (N) |
+//!
+//! The main item maps [`Record`] one to one: the lock's two attributes exist exactly while
+//! there is a lock, the five `fo_*` attributes exactly while a failover is in flight, and
+//! `hb_X` once cluster `X` sent a heartbeat. Times are the writer's local milliseconds.
+//! A history item is written in the same transaction that ends its failover; `token` is
+//! the record's token then, `by` and `at` the writer and its local time.
+//!
+//! # Reads
+//!
+//! [`StorePort::read`] is a consistent `GetItem` of the main item followed by a
+//! consistent `Query` of the `history#` items (all pages). The order matters: DynamoDB
+//! gives a `Query` only read-committed isolation against transactions, so a single read
+//! of everything could see a `Complete` or `Abort` half: the failover gone from the main
+//! item but its history item not yet there, which would make an ended id look unknown.
+//! Reading the main item first means every history item its state depends on is already
+//! committed when the `Query` runs; the `Query` can only add entries that ended later
+//! (a failover both in flight and in the history), which `Record::knows` treats the same.
+//!
+//! History is returned in write order: sorted by `token`, then `id`. Every history item
+//! is written by a `Complete` or `Abort` conditional on the record's token, at most one
+//! ends per token (ending clears the failover; a new one needs `Acquire` or
+//! `ForceTakeLock`, which raise the token), so the token orders them as they were written.
+//!
+//! # Writes
+//!
+//! `X` is the writer (`write.by`), `P` its peer, `:now` the writer's time, `:until` =
+//! `now + lease_ttl` (the lock a write takes or renews), `:next` = `at + 1`. DynamoDB has
+//! no arithmetic in conditions, so the model's `t + d < now` is sent as `t < :now - d`
+//! computed by the writer, saturating at 0 (for `now <= d` both sides are false: no stored
+//! time is below 0). Every condition starts with `attribute_exists(pk)`, so no write ever
+//! creates a record.
+//!
+//! | op | request | condition (main item) | update (main item) |
+//! |----|---------|-----------------------|--------------------|
+//! | `Heartbeat` | `UpdateItem` | `attribute_exists(pk) AND (attribute_not_exists(hb_X) OR hb_X < :now)` | `SET hb_X = :now` |
+//! | `Acquire{id,mode}` | transaction | `attribute_exists(pk) AND active = :X AND attribute_not_exists(fo_id) AND attribute_not_exists(lock_until)`; `ConditionCheck` `attribute_not_exists(pk)` on `history#id` | `SET token = token + 1, lock = (X, :until), fo = (id, mode, X, P, 1)` |
+//! | `ForceTakeLock{id}` | transaction | `attribute_exists(pk) AND active = :P AND (attribute_not_exists(hb_P) OR hb_P < :now - lease_ttl - drift) AND (attribute_not_exists(lock_until) OR lock_until < :now - drift) AND (attribute_not_exists(fo_id) OR fo_id = :id)`; `ConditionCheck` `attribute_not_exists(pk)` on `history#id` | `SET token = token + 1, lock = (X, :until), fo = (id, forced, P, X, 1)` |
+//! | `TakeOver{id,at}` | `UpdateItem` | `attribute_exists(pk) AND fo_id = :id AND fo_done = :at AND attribute_not_exists(lock_until)` | `SET token = token + 1, lock = (X, :until), fo_done = :next` |
+//! | `Journal{id,token,at,release}` | `UpdateItem` | `attribute_exists(pk) AND fo_id = :id AND fo_done = :at AND token = :token` | `SET fo_done = :next` and `REMOVE lock_holder, lock_until` (release) or `SET lock = (X, :until)` |
+//! | `Complete{id,token,at}` | transaction | `attribute_exists(pk) AND fo_id = :id AND fo_done = :at AND token = :token AND fo_kind = :kind AND fo_target = :target`; `Put` `history#id` (`completed-<kind>`) if `attribute_not_exists(pk)` | `SET active = :target REMOVE lock_*, fo_*` |
+//! | `Abort{id,token,at}` | transaction | `attribute_exists(pk) AND fo_id = :id AND fo_done = :at AND token = :token`; `Put` `history#id` (`aborted`) if `attribute_not_exists(pk)` | `REMOVE lock_*, fo_*` |
+//!
+//! (`active = :P` is the model's `active != X`: there are two clusters.)
+//!
+//! [`StorePort::init`] puts the main item (`active`, `token` 0, nothing else) if
+//! `attribute_not_exists(pk)`, then reads: whatever the put answered (created, existed,
+//! failed, unknown), the read decides.
+//!
+//! Two places differ in form from [`failover_model::apply`] but not in outcome:
+//! - `Acquire` and `ForceTakeLock` require `history#id` to be absent; the model asks for
+//!   `!knows(id)`, and for `ForceTakeLock` only when no failover is in flight. A failover
+//!   in flight is never in the history (only `Complete`/`Abort` write history, and they
+//!   clear the failover; starting one requires its id unknown), so the check is the same.
+//! - `Complete` must write the outcome (the plan kind) and the new active cluster, which
+//!   the op does not carry: the adapter first reads the record. If the read record already
+//!   fails the model's condition, the write answers [`Reply::ConditionFailed`] with it
+//!   (the write is linearized at that read: tokens and journal positions never go back,
+//!   and the condition was false then). Otherwise it sends the transaction with the kind
+//!   and target it read as two more conditions; they cannot change the outcome, because a
+//!   failover's kind and target change only with the token, which is in the condition.
+//!
+//! # Replies
+//!
+//! `UpdateItem` writes use `ReturnValues=ALL_NEW` and
+//! `ReturnValuesOnConditionCheckFailure=ALL_OLD`; the main item they return is completed
+//! with a history `Query` (after the write, as for reads) into the [`Reply::Applied`] or
+//! [`Reply::ConditionFailed`] record. A transaction returns no item: after it applied, the
+//! adapter reads the record; when it is cancelled because the main item's condition was
+//! false, the cancellation reason carries the old main item (the update asks for
+//! `ALL_OLD`), completed with a history `Query`; when only the history item's condition
+//! was false, the adapter reads the record. The record of a reply is therefore the one the
+//! write left (or found) or a later one, never an earlier one: what a consistent read
+//! right after would give the protocol.
+//!
+//! If that read fails after an applied write, the reply is [`Reply::Ambiguous`]: the
+//! protocol forgets its view, re-reads and finds the write applied (every op is
+//! conditional, so nothing is ever applied twice). If it fails after a false condition,
+//! or the record does not exist, the reply is [`Reply::Unavailable`]: nothing was applied.
+//!
+//! # Failures and retries
+//!
+//! | failure | meaning | reply |
+//! |---------|---------|-------|
+//! | `ProvisionedThroughputExceededException`, `ThrottlingException`, `RequestLimitExceeded`, `LimitExceededException`, `TransactionConflictException`, `ReplicatedWriteConflictException`, `ResourceNotFoundException`, `ValidationException`, authentication and authorization errors | refused before executing | `Unavailable` |
+//! | `TransactionCanceledException` without a `ConditionalCheckFailed` reason (`TransactionConflict`, `ThrottlingError`, ...) | the whole transaction was cancelled | `Unavailable` |
+//! | the request could not be built (`ConstructionFailure`) | never sent | `Unavailable` |
+//! | `DispatchFailure` while connecting (DNS, connection refused, connect timeout) | never sent | `Unavailable` |
+//! | `InternalServerError`, other server errors, unknown errors | may have applied | `Ambiguous` |
+//! | `DispatchFailure` after connecting (reset, I/O), `TimeoutError`, `ResponseError` | may have applied | `Ambiguous` |
+//!
+//! Definite failures are retried inside the adapter, [`ATTEMPTS`] attempts in all with
+//! jittered exponential backoff from [`BACKOFF_BASE`] (half fixed, half random: xorshift
+//! seeded from the clock). An ambiguous write is never retried here: it is answered
+//! `Ambiguous` at once, and the protocol re-reads before deciding anything. Reads change
+//! nothing: every read failure is [`StoreUnavailable`], after the same retries.
+//!
+//! For the same reason [`DynamoStore::new`] reconfigures the client it is given: the SDK's
+//! own retries are disabled (its standard strategy re-sends after timeouts and server
+//! errors, which would turn "may have applied" into a `ConditionFailed` reply for a write
+//! that did apply, and would hide throttling from the back-off above), and each call is
+//! bounded by [`CONNECT_TIMEOUT`] and [`CALL_TIMEOUT`], well inside any sane lease, so a
+//! hung call cannot keep an operator from fencing itself in time. A connect timeout
+//! shorter than the call timeout makes an unreachable endpoint a definite failure.
+//!
+//! # Use
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use failover_engine::dynamo::{DynamoStore, create_table, local_client};
+//! use failover_engine::ports::StorePort;
+//! use failover_model::Cluster;
+//!
+//! // Against AWS: `Client::new(&aws_config::load_defaults(BehaviorVersion::latest()).await)`.
+//! let client = local_client("http://127.0.0.1:8000").await;
+//! create_table(&client, "failover").await?; // idempotent
+//! let store = DynamoStore::new(client, "failover");
+//! let record = store.init("shop", Cluster::A).await?;
+//! assert_eq!(record.active, Cluster::A);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! `scripts/dynamodb-local.sh start` starts a DynamoDB Local and prints its endpoint.
+
+use std::collections::HashMap;
+use std::error::Error;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::create_table::CreateTableError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, CancellationReason, ConditionCheck,
+    KeySchemaElement, KeyType, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    ScalarAttributeType, TableStatus, TransactWriteItem, Update,
+};
+use aws_smithy_runtime_api::client::dns::ResolveDnsError;
+use failover_model::{
+    Cluster, FailoverId, HistoryEntry, InFlight, Lock, Mode, Op, Outcome, PlanKind, Record, Reply,
+    Time, Timing, Token, Write,
+};
+
+use crate::ports::{StorePort, StoreUnavailable};
+
+/// Attempts per request for failures that certainly did not apply (the first included).
+pub const ATTEMPTS: u32 = 3;
+
+/// The first back-off after a definite failure; it doubles with every attempt.
+pub const BACKOFF_BASE: Duration = Duration::from_millis(50);
+
+/// Time allowed to open a connection to DynamoDB.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Time allowed for one DynamoDB call, from sending to the parsed response.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long [`create_table`] waits for a new table to become active.
+const TABLE_WAIT: Duration = Duration::from_secs(60);
+
+/// Sort key of a group's main item.
+const RECORD_SK: &str = "record";
+
+/// Sort key prefix of a group's history items.
+const HISTORY_PREFIX: &str = "history#";
+
+/// An item, as the SDK represents it.
+type Item = HashMap<String, AttributeValue>;
+
+/// A DynamoDB client built for DynamoDB Local (or any other endpoint): region
+/// `us-east-1`, static dummy credentials, the latest behavior version.
+pub async fn local_client(endpoint_url: &str) -> Client {
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "dynamodb-local",
+        ))
+        .endpoint_url(endpoint_url)
+        .load()
+        .await;
+    Client::new(&config)
+}
+
+/// Why [`create_table`] failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("DynamoDB table {table}: {message}")]
+pub struct TableError {
+    /// The table.
+    pub table: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Create the table (key `pk` + `sk`, both strings, on-demand billing) unless it exists,
+/// and wait until it is active. Fails if a table of that name exists with another key.
+pub async fn create_table(client: &Client, table: &str) -> Result<(), TableError> {
+    let error = |message: String| TableError {
+        table: table.to_owned(),
+        message,
+    };
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+    };
+    let key = |name: &str, key_type: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(key_type)
+            .build()
+    };
+    let request = client
+        .create_table()
+        .table_name(table)
+        .attribute_definitions(attribute("pk").map_err(|e| error(e.to_string()))?)
+        .attribute_definitions(attribute("sk").map_err(|e| error(e.to_string()))?)
+        .key_schema(key("pk", KeyType::Hash).map_err(|e| error(e.to_string()))?)
+        .key_schema(key("sk", KeyType::Range).map_err(|e| error(e.to_string()))?)
+        .billing_mode(BillingMode::PayPerRequest);
+    match request.send().await {
+        Ok(_) => tracing::info!(table, "created DynamoDB table"),
+        Err(e)
+            if matches!(
+                e.as_service_error(),
+                Some(CreateTableError::ResourceInUseException(_))
+            ) => {}
+        Err(e) => return Err(error(DisplayErrorContext(&e).to_string())),
+    }
+    let deadline = Instant::now() + TABLE_WAIT;
+    loop {
+        let described = client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| error(DisplayErrorContext(&e).to_string()))?;
+        if let Some(description) = described.table() {
+            let keys: Vec<(&str, &KeyType)> = description
+                .key_schema()
+                .iter()
+                .map(|k| (k.attribute_name(), k.key_type()))
+                .collect();
+            if keys != [("pk", &KeyType::Hash), ("sk", &KeyType::Range)] {
+                return Err(error(format!(
+                    "exists with key schema {keys:?}, expected pk (hash) + sk (range)"
+                )));
+            }
+            if description.table_status() == Some(&TableStatus::Active) {
+                return Ok(());
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(error(format!("not active after {TABLE_WAIT:?}")));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The global store in a DynamoDB table. See the [module documentation](self) for the
+/// item layout, the exact condition of every write and the failure classification.
+#[derive(Debug)]
+pub struct DynamoStore {
+    /// The client, with the adapter's retry and timeout configuration.
+    client: Client,
+    /// The table.
+    table: String,
+    /// Xorshift state for the back-off jitter.
+    jitter: AtomicU64,
+}
+
+impl DynamoStore {
+    /// A store in `table`. The client is reconfigured: SDK retries off, every call bounded
+    /// by [`CONNECT_TIMEOUT`] and [`CALL_TIMEOUT`] (see the [module documentation](self)).
+    pub fn new(client: Client, table: impl Into<String>) -> DynamoStore {
+        let config = client
+            .config()
+            .to_builder()
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .operation_attempt_timeout(CALL_TIMEOUT)
+                    .operation_timeout(CALL_TIMEOUT)
+                    .build(),
+            )
+            .build();
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x9e37_79b9_7f4a_7c15, |d| d.as_nanos() as u64);
+        DynamoStore {
+            client: Client::from_conf(config),
+            table: table.into(),
+            jitter: AtomicU64::new(seed | 1),
+        }
+    }
+
+    /// The table this store uses.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Run `call` until it succeeds, fails other than definitely, or [`ATTEMPTS`] ran out,
+    /// sleeping a jittered exponential back-off between attempts.
+    async fn retrying<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T, Failure>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match call().await {
+                Err(Failure::Definite(message)) if attempt + 1 < ATTEMPTS => {
+                    let pause = self.backoff(attempt);
+                    tracing::debug!(what, attempt, ?pause, %message, "DynamoDB refused; retrying");
+                    tokio::time::sleep(pause).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The pause after failed attempt `attempt` (0-based): half of `base * 2^attempt`
+    /// plus a random part of the other half.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let cap = BACKOFF_BASE.saturating_mul(1 << attempt.min(16));
+        let half = cap / 2;
+        let previous = self
+            .jitter
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |x| Some(xorshift(x)))
+            .unwrap_or(1);
+        let random = xorshift(previous);
+        let range = u64::try_from(half.as_micros()).unwrap_or(u64::MAX);
+        half + Duration::from_micros(random % range.saturating_add(1))
+    }
+
+    /// A consistent read of the main item, once.
+    async fn get_main(&self, group: &str) -> Result<Option<Item>, Failure> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(group, RECORD_SK)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map(|out| out.item)
+            .map_err(|e| classify(&e))
+    }
+
+    /// A consistent query of the history items, all pages, once.
+    async fn query_history(&self, group: &str) -> Result<Vec<Item>, Failure> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#pk", "pk")
+                .expression_attribute_names("#sk", "sk")
+                .expression_attribute_values(":pk", s(group))
+                .expression_attribute_values(":prefix", s(HISTORY_PREFIX))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| classify(&e))?;
+            items.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(last) if !last.is_empty() => start = Some(last),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// The record whose main item is `main`: queries the history (with retries).
+    async fn complete_record(&self, group: &str, main: &Item) -> Result<Record, String> {
+        let items = self
+            .retrying("query history", || self.query_history(group))
+            .await
+            .map_err(|f| f.to_string())?;
+        let mut history = items
+            .iter()
+            .map(parse_history)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("group {group}: malformed history item: {e}"))?;
+        history.sort_by_key(|(token, entry)| (*token, entry.id));
+        parse_record(main, history.into_iter().map(|(_, entry)| entry).collect())
+            .map_err(|e| format!("group {group}: malformed record: {e}"))
+    }
+
+    /// A strongly consistent read of the whole record: main item first, then history.
+    async fn read_record(&self, group: &str) -> Result<Option<Record>, String> {
+        let main = self
+            .retrying("read record", || self.get_main(group))
+            .await
+            .map_err(|f| f.to_string())?;
+        match main {
+            Some(main) => self.complete_record(group, &main).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The reply to a write whose condition was false; `main` is the main item returned
+    /// with the failure, if any.
+    async fn condition_failed(&self, group: &str, main: Option<Item>) -> Reply {
+        let record = match main {
+            Some(main) => self.complete_record(group, &main).await.map(Some),
+            None => self.read_record(group).await,
+        };
+        match record {
+            Ok(Some(record)) => Reply::ConditionFailed(record),
+            Ok(None) => {
+                tracing::warn!(group, "write to a group that does not exist");
+                Reply::Unavailable
+            }
+            Err(message) => {
+                tracing::warn!(group, %message, "condition failed, then reading failed");
+                Reply::Unavailable
+            }
+        }
+    }
+
+    /// One conditional `UpdateItem` of the main item, once; the item after it.
+    async fn update_once(&self, group: &str, update: &MainUpdate) -> Result<Item, Failure> {
+        let expressions = [update.condition.as_str(), update.update.as_str()];
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(group, RECORD_SK)))
+            .condition_expression(&update.condition)
+            .update_expression(&update.update)
+            .set_expression_attribute_names(names(&expressions))
+            .set_expression_attribute_values(values(&expressions, &update.values))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => out
+                .attributes
+                .ok_or_else(|| Failure::Ambiguous("UpdateItem returned no item".to_owned())),
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    Err(Failure::Condition(failed.item().cloned()))
+                }
+                _ => Err(classify(&e)),
+            },
+        }
+    }
+
+    /// A write sent as one `UpdateItem`.
+    async fn update(&self, group: &str, update: &MainUpdate) -> Reply {
+        match self
+            .retrying("update record", || self.update_once(group, update))
+            .await
+        {
+            Ok(main) => match self.complete_record(group, &main).await {
+                Ok(record) => Reply::Applied(record),
+                Err(message) => {
+                    tracing::warn!(group, %message, "write applied, then reading failed");
+                    Reply::Ambiguous
+                }
+            },
+            Err(Failure::Condition(main)) => self.condition_failed(group, main).await,
+            Err(failure) => failure.reply(group),
+        }
+    }
+
+    /// One `TransactWriteItems` of the main item's update and a history item, once.
+    async fn transact_once(
+        &self,
+        group: &str,
+        update: &MainUpdate,
+        history: &HistoryWrite,
+    ) -> Result<(), Failure> {
+        let construction = |e: aws_smithy_types::error::operation::BuildError| {
+            Failure::Definite(format!("building the transaction: {e}"))
+        };
+        let expressions = [update.condition.as_str(), update.update.as_str()];
+        let main = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(group, RECORD_SK)))
+            .condition_expression(&update.condition)
+            .update_expression(&update.update)
+            .set_expression_attribute_names(names(&expressions))
+            .set_expression_attribute_values(values(&expressions, &update.values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(construction)?;
+        let absent = "attribute_not_exists(#pk)";
+        let history = match history {
+            HistoryWrite::Unknown(id) => TransactWriteItem::builder()
+                .condition_check(
+                    ConditionCheck::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key(group, &history_sk(*id))))
+                        .condition_expression(absent)
+                        .set_expression_attribute_names(names(&[absent]))
+                        .build()
+                        .map_err(construction)?,
+                )
+                .build(),
+            HistoryWrite::Append(entry) => TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(entry.item(group)))
+                        .condition_expression(absent)
+                        .set_expression_attribute_names(names(&[absent]))
+                        .build()
+                        .map_err(construction)?,
+                )
+                .build(),
+        };
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(main).build())
+            .transact_items(history)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                    let reasons = cancelled.cancellation_reasons();
+                    let failed =
+                        |r: &&CancellationReason| r.code() == Some("ConditionalCheckFailed");
+                    if reasons.iter().any(|r| failed(&r)) {
+                        // The main item's reason carries its old image (the update asks
+                        // for it); without it, for instance when only the history check
+                        // failed, the record is read again.
+                        Err(Failure::Condition(
+                            reasons
+                                .first()
+                                .filter(failed)
+                                .and_then(|r| r.item().cloned()),
+                        ))
+                    } else {
+                        let codes: Vec<&str> =
+                            reasons.iter().map(|r| r.code().unwrap_or("?")).collect();
+                        Err(Failure::Definite(format!(
+                            "transaction cancelled: {codes:?}"
+                        )))
+                    }
+                }
+                _ => Err(classify(&e)),
+            },
+        }
+    }
+
+    /// A write sent as one `TransactWriteItems`.
+    async fn transact(&self, group: &str, update: &MainUpdate, history: &HistoryWrite) -> Reply {
+        match self
+            .retrying("transaction", || self.transact_once(group, update, history))
+            .await
+        {
+            Ok(()) => match self.read_record(group).await {
+                Ok(Some(record)) => Reply::Applied(record),
+                Ok(None) => {
+                    tracing::error!(group, "transaction applied, then the record was gone");
+                    Reply::Ambiguous
+                }
+                Err(message) => {
+                    tracing::warn!(group, %message, "write applied, then reading failed");
+                    Reply::Ambiguous
+                }
+            },
+            Err(Failure::Condition(main)) => self.condition_failed(group, main).await,
+            Err(failure) => failure.reply(group),
+        }
+    }
+
+    /// `Complete`: read the failover's kind and target, then the transaction.
+    async fn complete(
+        &self,
+        group: &str,
+        w: &Write,
+        id: FailoverId,
+        token: Token,
+        at: u32,
+    ) -> Reply {
+        let record = match self.read_record(group).await {
+            Ok(Some(record)) => record,
+            Ok(None) => {
+                tracing::warn!(group, "write to a group that does not exist");
+                return Reply::Unavailable;
+            }
+            Err(message) => {
+                tracing::warn!(group, %message, "reading before Complete failed");
+                return Reply::Unavailable;
+            }
+        };
+        match record.failover {
+            Some(f) if f.id == id && f.done == at && record.token == token => {
+                let (update, history) = complete_update(w, id, token, at, &f);
+                self.transact(group, &update, &history).await
+            }
+            _ => Reply::ConditionFailed(record),
+        }
+    }
+
+    /// Put the initial main item unless it exists, once.
+    async fn put_initial(&self, group: &str, active: Cluster) -> Result<(), Failure> {
+        let mut item = key(group, RECORD_SK);
+        item.insert("active".to_owned(), cluster(active));
+        item.insert("token".to_owned(), n(0));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", "pk")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(_)) => {
+                    Err(Failure::Condition(None))
+                }
+                _ => Err(classify(&e)),
+            },
+        }
+    }
+}
+
+impl StorePort for DynamoStore {
+    async fn init(&self, group: &str, active: Cluster) -> Result<Record, StoreUnavailable> {
+        let put = self
+            .retrying("create record", || self.put_initial(group, active))
+            .await;
+        // Whatever the put answered (created, existed, failed, unknown), the read decides.
+        match self.read_record(group).await.map_err(StoreUnavailable)? {
+            Some(record) => Ok(record),
+            None => Err(StoreUnavailable(match put {
+                Err(failure) => format!("creating group {group}: {failure}"),
+                Ok(()) => format!("group {group} vanished after its creation"),
+            })),
+        }
+    }
+
+    async fn read(&self, group: &str) -> Result<Option<Record>, StoreUnavailable> {
+        self.read_record(group).await.map_err(StoreUnavailable)
+    }
+
+    async fn write(&self, group: &str, timing: &Timing, write: &Write) -> Reply {
+        let reply = match encode(timing, write) {
+            Request::Update(update) => self.update(group, &update).await,
+            Request::Transact(update, history) => self.transact(group, &update, &history).await,
+            Request::Complete { id, token, at } => self.complete(group, write, id, token, at).await,
+        };
+        tracing::debug!(
+            group,
+            by = %write.by,
+            now = write.now,
+            op = ?write.op,
+            reply = reply_kind(&reply),
+            "DynamoDB write"
+        );
+        reply
+    }
+}
+
+/// The reply's kind, for logs.
+fn reply_kind(reply: &Reply) -> &'static str {
+    match reply {
+        Reply::Applied(_) => "applied",
+        Reply::ConditionFailed(_) => "condition-failed",
+        Reply::Ambiguous => "ambiguous",
+        Reply::Unavailable => "unavailable",
+    }
+}
+
+/// Why one DynamoDB call did not succeed.
+#[derive(Clone, Debug, PartialEq)]
+enum Failure {
+    /// The condition was false; the main item as it was, if DynamoDB returned it.
+    Condition(Option<Item>),
+    /// Certainly not applied.
+    Definite(String),
+    /// May or may not have applied.
+    Ambiguous(String),
+}
+
+impl Failure {
+    /// The reply to a write that failed this way (not for [`Failure::Condition`]).
+    fn reply(self, group: &str) -> Reply {
+        match self {
+            Failure::Definite(message) => {
+                tracing::warn!(group, %message, "DynamoDB write not applied");
+                Reply::Unavailable
+            }
+            Failure::Ambiguous(message) => {
+                tracing::warn!(group, %message, "DynamoDB write may or may not have applied");
+                Reply::Ambiguous
+            }
+            Failure::Condition(_) => Reply::Unavailable,
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Condition(_) => f.write_str("condition failed"),
+            Failure::Definite(message) => write!(f, "refused: {message}"),
+            Failure::Ambiguous(message) => write!(f, "outcome unknown: {message}"),
+        }
+    }
+}
+
+/// Error codes with which DynamoDB refuses a request before executing it.
+const DEFINITE_CODES: [&str; 15] = [
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "LimitExceededException",
+    "TransactionConflictException",
+    "ReplicatedWriteConflictException",
+    "ResourceNotFoundException",
+    "ValidationException",
+    "UnrecognizedClientException",
+    "AccessDeniedException",
+    "MissingAuthenticationTokenException",
+    "InvalidSignatureException",
+    "IncompleteSignatureException",
+    "ExpiredTokenException",
+    "InvalidEndpointException",
+];
+
+/// Classify a failed call (other than a false condition): see the module documentation.
+fn classify<E>(err: &SdkError<E>) -> Failure
+where
+    E: ProvideErrorMetadata + Error + 'static,
+{
+    let message = DisplayErrorContext(err).to_string();
+    let definite = match err {
+        SdkError::ConstructionFailure(_) => true,
+        SdkError::DispatchFailure(_) => connect_failed(err),
+        SdkError::ServiceError(service) => service
+            .err()
+            .code()
+            .is_some_and(|code| DEFINITE_CODES.contains(&code)),
+        _ => false,
+    };
+    if definite {
+        Failure::Definite(message)
+    } else {
+        Failure::Ambiguous(message)
+    }
+}
+
+/// The error happened while connecting, so the request was never sent: DNS resolution,
+/// a refused connection, a connect timeout, or the HTTP client's connect stage.
+fn connect_failed(err: &(dyn Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if e.is::<ResolveDnsError>() {
+            return true;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        let text = e.to_string();
+        // aws-smithy-http-client's connect timeout, hyper-util's connect-stage error.
+        if text.starts_with("HTTP connect timeout") || text.starts_with("client error (Connect)") {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// One step of xorshift64 (never maps a non-zero state to zero).
+fn xorshift(mut x: u64) -> u64 {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    x
+}
+
+/// A conditional update of the main item.
+#[derive(Clone, Debug, PartialEq)]
+struct MainUpdate {
+    /// The `ConditionExpression`.
+    condition: String,
+    /// The `UpdateExpression`.
+    update: String,
+    /// Values of the placeholders (those the expressions do not use are left out).
+    values: Vec<(&'static str, AttributeValue)>,
+}
+
+/// The history item part of a transaction.
+#[derive(Clone, Debug, PartialEq)]
+enum HistoryWrite {
+    /// A `ConditionCheck` that the failover's history item does not exist.
+    Unknown(FailoverId),
+    /// A `Put` of a new history item (if it does not exist).
+    Append(HistoryItem),
+}
+
+/// A history item to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct HistoryItem {
+    /// The failover.
+    id: FailoverId,
+    /// How it ended.
+    outcome: Outcome,
+    /// The record's token when it ended.
+    token: Token,
+    /// The writer.
+    by: Cluster,
+    /// The writer's local time.
+    at: Time,
+}
+
+impl HistoryItem {
+    /// The item.
+    fn item(&self, group: &str) -> Item {
+        let mut item = key(group, &history_sk(self.id));
+        item.insert("id".to_owned(), n(self.id));
+        item.insert("outcome".to_owned(), s(outcome_name(self.outcome)));
+        item.insert("token".to_owned(), n(self.token));
+        item.insert("by".to_owned(), cluster(self.by));
+        item.insert("at".to_owned(), n(self.at));
+        item
+    }
+}
+
+/// The lock and failover attributes `Complete` and `Abort` remove.
+const CLEAR: &str =
+    "REMOVE #lock_holder, #lock_until, #fo_id, #fo_kind, #fo_source, #fo_target, #fo_done";
+
+/// How a write is sent.
+#[derive(Clone, Debug, PartialEq)]
+enum Request {
+    /// One `UpdateItem` of the main item.
+    Update(MainUpdate),
+    /// One `TransactWriteItems`: the main item's update and the history part.
+    Transact(MainUpdate, HistoryWrite),
+    /// `Complete`, which needs the failover's kind and target first: a read, then the
+    /// transaction of [`complete_update`].
+    Complete {
+        /// The failover.
+        id: FailoverId,
+        /// The writer's fencing token.
+        token: Token,
+        /// The journal position of the `Complete` step.
+        at: u32,
+    },
+}
+
+/// The request that sends `w`.
+fn encode(timing: &Timing, w: &Write) -> Request {
+    let me = w.by;
+    let peer = me.peer();
+    let until = w.now.saturating_add(timing.lease_ttl);
+    let mut values = vec![
+        (":by", cluster(me)),
+        (":peer", cluster(peer)),
+        (":now", n(w.now)),
+        (":until", n(until)),
+        (":one", n(1)),
+    ];
+    let take_lock = "#token = #token + :one, #lock_holder = :by, #lock_until = :until";
+    let progress = |id: FailoverId, token: Token, at: u32| {
+        [
+            (":id", n(id)),
+            (":token", n(token)),
+            (":at", n(u64::from(at))),
+            (":next", n(u64::from(at) + 1)),
+        ]
+    };
+    let in_flight = "attribute_exists(#pk) AND #fo_id = :id AND #fo_done = :at";
+    let (condition, update, history) = match w.op {
+        Op::Heartbeat => {
+            let hb = hb_name(me);
+            (
+                format!("attribute_exists(#pk) AND (attribute_not_exists(#{hb}) OR #{hb} < :now)"),
+                format!("SET #{hb} = :now"),
+                None,
+            )
+        }
+        Op::Acquire { id, mode } => {
+            values.push((":id", n(id)));
+            values.push((":kind", s(kind_name(PlanKind::Planned(mode)))));
+            (
+                "attribute_exists(#pk) AND #active = :by AND attribute_not_exists(#fo_id) \
+                 AND attribute_not_exists(#lock_until)"
+                    .to_owned(),
+                format!(
+                    "SET {take_lock}, #fo_id = :id, #fo_kind = :kind, #fo_source = :by, \
+                     #fo_target = :peer, #fo_done = :one"
+                ),
+                Some(HistoryWrite::Unknown(id)),
+            )
+        }
+        Op::ForceTakeLock { id } => {
+            let hb = hb_name(peer);
+            let lease_before = w
+                .now
+                .saturating_sub(timing.lease_ttl.saturating_add(timing.clock_drift_max));
+            let lock_before = w.now.saturating_sub(timing.clock_drift_max);
+            values.push((":id", n(id)));
+            values.push((":kind", s(kind_name(PlanKind::Forced))));
+            values.push((":lease_before", n(lease_before)));
+            values.push((":lock_before", n(lock_before)));
+            (
+                format!(
+                    "attribute_exists(#pk) AND #active = :peer \
+                     AND (attribute_not_exists(#{hb}) OR #{hb} < :lease_before) \
+                     AND (attribute_not_exists(#lock_until) OR #lock_until < :lock_before) \
+                     AND (attribute_not_exists(#fo_id) OR #fo_id = :id)"
+                ),
+                format!(
+                    "SET {take_lock}, #fo_id = :id, #fo_kind = :kind, #fo_source = :peer, \
+                     #fo_target = :by, #fo_done = :one"
+                ),
+                Some(HistoryWrite::Unknown(id)),
+            )
+        }
+        Op::TakeOver { id, at } => {
+            values.extend(progress(id, 0, at));
+            (
+                format!("{in_flight} AND attribute_not_exists(#lock_until)"),
+                format!("SET {take_lock}, #fo_done = :next"),
+                None,
+            )
+        }
+        Op::Journal {
+            id,
+            token,
+            at,
+            release,
+        } => {
+            values.extend(progress(id, token, at));
+            let update = if release {
+                "SET #fo_done = :next REMOVE #lock_holder, #lock_until"
+            } else {
+                "SET #fo_done = :next, #lock_holder = :by, #lock_until = :until"
+            };
+            (
+                format!("{in_flight} AND #token = :token"),
+                update.to_owned(),
+                None,
+            )
+        }
+        Op::Abort { id, token, at } => {
+            values.extend(progress(id, token, at));
+            (
+                format!("{in_flight} AND #token = :token"),
+                CLEAR.to_owned(),
+                Some(HistoryWrite::Append(HistoryItem {
+                    id,
+                    outcome: Outcome::Aborted,
+                    token,
+                    by: me,
+                    at: w.now,
+                })),
+            )
+        }
+        Op::Complete { id, token, at } => return Request::Complete { id, token, at },
+    };
+    let update = MainUpdate {
+        condition,
+        update,
+        values,
+    };
+    match history {
+        None => Request::Update(update),
+        Some(history) => Request::Transact(update, history),
+    }
+}
+
+/// `Complete` of the in-flight failover `f` (as read just before).
+fn complete_update(
+    w: &Write,
+    id: FailoverId,
+    token: Token,
+    at: u32,
+    f: &InFlight,
+) -> (MainUpdate, HistoryWrite) {
+    let update = MainUpdate {
+        condition: "attribute_exists(#pk) AND #fo_id = :id AND #fo_done = :at AND #token = :token \
+                    AND #fo_kind = :kind AND #fo_target = :target"
+            .to_owned(),
+        update: format!("SET #active = :target {CLEAR}"),
+        values: vec![
+            (":id", n(id)),
+            (":at", n(u64::from(at))),
+            (":token", n(token)),
+            (":kind", s(kind_name(f.kind))),
+            (":target", cluster(f.target)),
+        ],
+    };
+    let history = HistoryWrite::Append(HistoryItem {
+        id,
+        outcome: Outcome::Completed(f.kind),
+        token,
+        by: w.by,
+        at: w.now,
+    });
+    (update, history)
+}
+
+/// The placeholders (`#name` or `:value`) an expression uses, without duplicates.
+fn placeholders(expressions: &[&str], sigil: char) -> Vec<String> {
+    let mut found = Vec::new();
+    for expression in expressions {
+        let mut rest = *expression;
+        while let Some(start) = rest.find(sigil) {
+            let tail = &rest[start + 1..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len());
+            let placeholder = format!("{sigil}{}", &tail[..end]);
+            if end > 0 && !found.contains(&placeholder) {
+                found.push(placeholder);
+            }
+            rest = &tail[end..];
+        }
+    }
+    found
+}
+
+/// `ExpressionAttributeNames` for the expressions: `#name` stands for attribute `name`.
+fn names(expressions: &[&str]) -> Option<HashMap<String, String>> {
+    let names: HashMap<String, String> = placeholders(expressions, '#')
+        .into_iter()
+        .map(|p| {
+            let name = p[1..].to_owned();
+            (p, name)
+        })
+        .collect();
+    (!names.is_empty()).then_some(names)
+}
+
+/// `ExpressionAttributeValues`: the given values the expressions use (DynamoDB rejects
+/// unused ones).
+fn values(
+    expressions: &[&str],
+    values: &[(&'static str, AttributeValue)],
+) -> Option<HashMap<String, AttributeValue>> {
+    let used = placeholders(expressions, ':');
+    let values: HashMap<String, AttributeValue> = values
+        .iter()
+        .filter(|(p, _)| used.iter().any(|u| u == p))
+        .map(|(p, v)| ((*p).to_owned(), v.clone()))
+        .collect();
+    (!values.is_empty()).then_some(values)
+}
+
+/// The key of one of a group's items.
+fn key(group: &str, sk: &str) -> Item {
+    HashMap::from([("pk".to_owned(), s(group)), ("sk".to_owned(), s(sk))])
+}
+
+/// Sort key of the history item of failover `id`.
+fn history_sk(id: FailoverId) -> String {
+    format!("{HISTORY_PREFIX}{id:020}")
+}
+
+/// The heartbeat attribute of `cluster`.
+fn hb_name(cluster: Cluster) -> &'static str {
+    match cluster {
+        Cluster::A => "hb_A",
+        Cluster::B => "hb_B",
+    }
+}
+
+/// A string value.
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+/// A number value.
+fn n(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// A cluster value.
+fn cluster(cluster: Cluster) -> AttributeValue {
+    s(&cluster.to_string())
+}
+
+/// The stored name of a plan kind.
+fn kind_name(kind: PlanKind) -> &'static str {
+    match kind {
+        PlanKind::Planned(Mode::Consistency) => "consistency",
+        PlanKind::Planned(Mode::Uptime) => "uptime",
+        PlanKind::Forced => "forced",
+    }
+}
+
+/// The stored name of an outcome.
+fn outcome_name(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Completed(PlanKind::Planned(Mode::Consistency)) => "completed-consistency",
+        Outcome::Completed(PlanKind::Planned(Mode::Uptime)) => "completed-uptime",
+        Outcome::Completed(PlanKind::Forced) => "completed-forced",
+        Outcome::Aborted => "aborted",
+    }
+}
+
+/// A string attribute, if present.
+fn get_s<'a>(item: &'a Item, name: &str) -> Result<Option<&'a str>, String> {
+    match item.get(name) {
+        None => Ok(None),
+        Some(AttributeValue::S(value)) => Ok(Some(value)),
+        Some(other) => Err(format!("{name} is {other:?}, not a string")),
+    }
+}
+
+/// A number attribute, if present.
+fn get_n(item: &Item, name: &str) -> Result<Option<u64>, String> {
+    match item.get(name) {
+        None => Ok(None),
+        Some(AttributeValue::N(value)) => value
+            .parse()
+            .map(Some)
+            .map_err(|e| format!("{name} = {value}: {e}")),
+        Some(other) => Err(format!("{name} is {other:?}, not a number")),
+    }
+}
+
+/// A required attribute.
+fn required<T>(value: Result<Option<T>, String>, name: &str) -> Result<T, String> {
+    value?.ok_or_else(|| format!("{name} is missing"))
+}
+
+/// A cluster attribute, if present.
+fn get_cluster(item: &Item, name: &str) -> Result<Option<Cluster>, String> {
+    get_s(item, name)?
+        .map(|value| match value {
+            "A" => Ok(Cluster::A),
+            "B" => Ok(Cluster::B),
+            other => Err(format!("{name} = {other:?}, not A or B")),
+        })
+        .transpose()
+}
+
+/// A journal position.
+fn get_u32(item: &Item, name: &str) -> Result<Option<u32>, String> {
+    get_n(item, name)?
+        .map(|value| u32::try_from(value).map_err(|e| format!("{name} = {value}: {e}")))
+        .transpose()
+}
+
+/// The record of a main item and its history (in write order).
+fn parse_record(item: &Item, history: Vec<HistoryEntry>) -> Result<Record, String> {
+    let lock = match (
+        get_cluster(item, "lock_holder")?,
+        get_n(item, "lock_until")?,
+    ) {
+        (Some(holder), Some(until)) => Some(Lock { holder, until }),
+        (None, None) => None,
+        _ => return Err("half a lock (lock_holder without lock_until or back)".to_owned()),
+    };
+    let failover = match get_n(item, "fo_id")? {
+        None => None,
+        Some(id) => Some(InFlight {
+            id,
+            kind: match required(get_s(item, "fo_kind"), "fo_kind")? {
+                "consistency" => PlanKind::Planned(Mode::Consistency),
+                "uptime" => PlanKind::Planned(Mode::Uptime),
+                "forced" => PlanKind::Forced,
+                other => return Err(format!("fo_kind = {other:?}")),
+            },
+            source: required(get_cluster(item, "fo_source"), "fo_source")?,
+            target: required(get_cluster(item, "fo_target"), "fo_target")?,
+            done: required(get_u32(item, "fo_done"), "fo_done")?,
+        }),
+    };
+    Ok(Record {
+        active: required(get_cluster(item, "active"), "active")?,
+        token: required(get_n(item, "token"), "token")?,
+        lock,
+        failover,
+        heartbeat: [get_n(item, "hb_A")?, get_n(item, "hb_B")?],
+        history,
+    })
+}
+
+/// A history item: the record's token when it was written, and the entry.
+fn parse_history(item: &Item) -> Result<(Token, HistoryEntry), String> {
+    let outcome = match required(get_s(item, "outcome"), "outcome")? {
+        "completed-consistency" => Outcome::Completed(PlanKind::Planned(Mode::Consistency)),
+        "completed-uptime" => Outcome::Completed(PlanKind::Planned(Mode::Uptime)),
+        "completed-forced" => Outcome::Completed(PlanKind::Forced),
+        "aborted" => Outcome::Aborted,
+        other => return Err(format!("outcome = {other:?}")),
+    };
+    Ok((
+        required(get_n(item, "token"), "token")?,
+        HistoryEntry {
+            id: required(get_n(item, "id"), "id")?,
+            outcome,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMING: Timing = Timing {
+        lease_ttl: 1000,
+        clock_drift_max: 100,
+        fence_margin: 200,
+        heartbeat_every: 300,
+        retry_after: 500,
+    };
+
+    fn ops() -> Vec<Op> {
+        vec![
+            Op::Heartbeat,
+            Op::Acquire {
+                id: 1,
+                mode: Mode::Uptime,
+            },
+            Op::ForceTakeLock { id: 2 },
+            Op::TakeOver { id: 3, at: 4 },
+            Op::Journal {
+                id: 3,
+                token: 2,
+                at: 5,
+                release: true,
+            },
+            Op::Journal {
+                id: 3,
+                token: 2,
+                at: 5,
+                release: false,
+            },
+            Op::Abort {
+                id: 3,
+                token: 2,
+                at: 5,
+            },
+        ]
+    }
+
+    /// Every placeholder an expression uses has a value and every name maps to itself;
+    /// DynamoDB rejects a request with an unbound placeholder or an unused value.
+    #[test]
+    fn every_placeholder_is_bound() {
+        let f = InFlight {
+            id: 3,
+            kind: PlanKind::Forced,
+            source: Cluster::A,
+            target: Cluster::B,
+            done: 5,
+        };
+        let w = |op| Write {
+            by: Cluster::B,
+            now: 5000,
+            op,
+        };
+        let mut updates: Vec<MainUpdate> = ops()
+            .into_iter()
+            .filter_map(|op| match encode(&TIMING, &w(op)) {
+                Request::Update(update) | Request::Transact(update, _) => Some(update),
+                Request::Complete { .. } => None,
+            })
+            .collect();
+        updates.push(complete_update(&w(Op::Heartbeat), 3, 2, 5, &f).0);
+        for update in updates {
+            let expressions = [update.condition.as_str(), update.update.as_str()];
+            let bound = values(&expressions, &update.values).unwrap_or_default();
+            for placeholder in placeholders(&expressions, ':') {
+                assert!(
+                    bound.contains_key(&placeholder),
+                    "{placeholder} unbound in {update:?}"
+                );
+            }
+            for (placeholder, name) in names(&expressions).unwrap_or_default() {
+                assert_eq!(placeholder[1..], name);
+            }
+            assert!(update.condition.starts_with("attribute_exists(#pk) AND "));
+        }
+    }
+
+    /// The writer computes `now - d` saturating at zero: for small `now` nothing is old.
+    #[test]
+    fn force_take_lock_thresholds_saturate() {
+        let write = |now| Write {
+            by: Cluster::B,
+            now,
+            op: Op::ForceTakeLock { id: 1 },
+        };
+        let value = |now, p: &str| match encode(&TIMING, &write(now)) {
+            Request::Transact(update, HistoryWrite::Unknown(1)) => update
+                .values
+                .iter()
+                .find(|(name, _)| *name == p)
+                .map(|(_, v)| v.clone()),
+            other => panic!("ForceTakeLock is a transaction with a history check: {other:?}"),
+        };
+        assert_eq!(value(50, ":lease_before"), Some(n(0)));
+        assert_eq!(value(50, ":lock_before"), Some(n(0)));
+        assert_eq!(value(5000, ":lease_before"), Some(n(3900)));
+        assert_eq!(value(5000, ":lock_before"), Some(n(4900)));
+    }
+
+    #[test]
+    fn placeholders_are_found_once() {
+        assert_eq!(
+            placeholders(&["#a = :x AND #b_1 < :x", "SET #a = :y"], ':'),
+            vec![":x", ":y"]
+        );
+        assert_eq!(
+            placeholders(&["#a = :x AND #b_1 < :x", "SET #a = :y"], '#'),
+            vec!["#a", "#b_1"]
+        );
+    }
+
+    #[test]
+    fn records_parse_from_items() {
+        let mut item = key("g", RECORD_SK);
+        item.insert("active".to_owned(), s("B"));
+        item.insert("token".to_owned(), n(7));
+        item.insert("lock_holder".to_owned(), s("A"));
+        item.insert("lock_until".to_owned(), n(99));
+        item.insert("fo_id".to_owned(), n(4));
+        item.insert("fo_kind".to_owned(), s("uptime"));
+        item.insert("fo_source".to_owned(), s("B"));
+        item.insert("fo_target".to_owned(), s("A"));
+        item.insert("fo_done".to_owned(), n(3));
+        item.insert("hb_B".to_owned(), n(12));
+        let history = HistoryItem {
+            id: 2,
+            outcome: Outcome::Completed(PlanKind::Forced),
+            token: 5,
+            by: Cluster::A,
+            at: 10,
+        };
+        let (token, entry) = parse_history(&history.item("g")).expect("history parses");
+        assert_eq!(token, 5);
+        let record = parse_record(&item, vec![entry]).expect("record parses");
+        assert_eq!(
+            record,
+            Record {
+                active: Cluster::B,
+                token: 7,
+                lock: Some(Lock {
+                    holder: Cluster::A,
+                    until: 99
+                }),
+                failover: Some(InFlight {
+                    id: 4,
+                    kind: PlanKind::Planned(Mode::Uptime),
+                    source: Cluster::B,
+                    target: Cluster::A,
+                    done: 3,
+                }),
+                heartbeat: [None, Some(12)],
+                history: vec![HistoryEntry {
+                    id: 2,
+                    outcome: Outcome::Completed(PlanKind::Forced)
+                }],
+            }
+        );
+        item.remove("lock_until");
+        assert!(parse_record(&item, Vec::new()).is_err());
+    }
+
+    #[test]
+    fn history_sort_keys_sort_by_id() {
+        assert_eq!(history_sk(42), "history#00000000000000000042");
+        assert!(history_sk(9) < history_sk(10));
+        assert_eq!(history_sk(u64::MAX).len(), HISTORY_PREFIX.len() + 20);
+    }
+
+    #[test]
+    fn backoff_is_jittered_and_bounded() {
+        let store = DynamoStore {
+            client: Client::from_conf(
+                aws_sdk_dynamodb::Config::builder()
+                    .behavior_version(BehaviorVersion::latest())
+                    .build(),
+            ),
+            table: "t".to_owned(),
+            jitter: AtomicU64::new(12345),
+        };
+        for attempt in 0..4 {
+            let cap = BACKOFF_BASE * (1 << attempt);
+            let pauses: Vec<Duration> = (0..20).map(|_| store.backoff(attempt)).collect();
+            assert!(pauses.iter().all(|p| *p >= cap / 2 && *p <= cap));
+            assert!(pauses.iter().any(|p| *p != pauses[0]));
+        }
+    }
+}

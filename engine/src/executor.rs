@@ -1,0 +1,369 @@
+//! The executor: one operator's loop. Each turn it observes its cluster, asks
+//! [`failover_model::decide`] what to do next, and does exactly that: a consistent read,
+//! a conditional write, one task, or a wait. Progress is journaled in the store by the
+//! writes the model decides, so an operator restarted with empty memory (a crash, a
+//! dropped future, a new pod) resumes from the journal: effects already made are seen
+//! in the cluster and not made again.
+//!
+//! The executor makes no protocol decision of its own. What it adds is mechanics the
+//! model abstracts: how long to wait (the model says "until this time" or "until
+//! something changes"), per-step timeouts, retry pacing after a Kubernetes error, and
+//! tracing.
+
+use std::time::Duration;
+
+use failover_model::{
+    Action, ClusterState, Decision, FailoverId, Inputs, Memory, Outcome, Purpose, Record, Reply,
+    Request, Time, Variant, Wake, core::decide::write, decide,
+};
+use futures::FutureExt;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::observe::{Members, fold, unknown};
+use crate::ports::{Clock, ClusterError, ClusterPort, FieldChange, StorePort, StoreUnavailable};
+use crate::spec::Group;
+use crate::tasks::{Context, StageName, TaskError, Tasks, factory};
+
+/// How often a waiting operator looks at its cluster again even without a watch event.
+pub const POLL: Duration = Duration::from_millis(1000);
+
+/// What one turn did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Turn {
+    /// Local time when the decision was made.
+    pub now: Time,
+    /// What the operator observed of its cluster.
+    pub observed: ClusterState,
+    /// The decision.
+    pub decision: Decision,
+    /// What came of it.
+    pub result: TurnResult,
+}
+
+/// The outcome of executing a decision.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TurnResult {
+    /// A read: the record, or the store was unavailable.
+    Read(Result<Option<Record>, StoreUnavailable>),
+    /// A write and the store's reply.
+    Wrote(Reply),
+    /// A task ran and changed these fields.
+    Changed(Vec<FieldChange>),
+    /// A task failed or timed out; it is retried when the model asks again.
+    Failed(TaskError),
+    /// Nothing to do now.
+    Waited(Wake),
+}
+
+/// How a failover request ended, as this operator saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// It ran to the end: completed or aborted (the history item).
+    Finished(Outcome),
+    /// The target already is the active cluster and nothing is in flight.
+    AlreadyActive,
+}
+
+/// One cluster's operator for one group.
+pub struct Operator<C: ClusterPort, S, K> {
+    cluster: C,
+    store: S,
+    clock: K,
+    group: Group,
+    tasks: Tasks<C>,
+    variant: Variant,
+    memory: Memory,
+    request: Option<Request>,
+    initialized: bool,
+}
+
+impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
+    /// An operator with empty memory (as after a start).
+    pub fn new(cluster: C, store: S, clock: K, group: Group) -> Self {
+        Self::with_variant(cluster, store, clock, group, Variant::Correct)
+    }
+
+    /// An operator running a protocol variant (the simulator's broken ones).
+    pub fn with_variant(cluster: C, store: S, clock: K, group: Group, variant: Variant) -> Self {
+        Operator {
+            cluster,
+            store,
+            clock,
+            group,
+            tasks: factory(variant),
+            variant,
+            memory: Memory::default(),
+            request: None,
+            initialized: false,
+        }
+    }
+
+    /// The operator's memory (lost on restart).
+    pub fn memory(&self) -> &Memory {
+        &self.memory
+    }
+
+    /// The group.
+    pub fn group(&self) -> &Group {
+        &self.group
+    }
+
+    /// The pending request this operator knows of.
+    pub fn set_request(&mut self, request: Option<Request>) {
+        self.request = request;
+    }
+
+    /// Create the group's record if it does not exist yet (done once, before the first
+    /// turn; a store that is unavailable then is retried by the protocol's own reads).
+    pub async fn init(&mut self) -> Result<Record, StoreUnavailable> {
+        let record = self
+            .store
+            .init(&self.group.key, self.group.initial_active)
+            .await?;
+        self.initialized = true;
+        Ok(record)
+    }
+
+    /// Every member of the group in this cluster, by kind.
+    pub async fn members(&self) -> Result<Members, ClusterError> {
+        let mut out = Members::new();
+        for (kind, selectors) in &self.group.members {
+            let mut all = Vec::new();
+            for s in selectors {
+                all.extend(self.cluster.members(*kind, s).await?);
+            }
+            all.sort_by(|a, b| a.object.cmp(&b.object));
+            all.dedup_by(|a, b| a.object == b.object);
+            out.insert(*kind, all);
+        }
+        Ok(out)
+    }
+
+    /// The model's view of this cluster; when the cluster cannot be read, the
+    /// conservative [`unknown`] state (everything may run, nothing is done).
+    pub async fn observe(&self) -> ClusterState {
+        match self.members().await {
+            Ok(m) => fold(&m),
+            Err(e) => {
+                warn!(error = %e, "cannot observe the cluster; assuming the worst");
+                unknown()
+            }
+        }
+    }
+
+    /// The decision the model makes now.
+    pub fn decide(&self, now: Time, cluster: &ClusterState) -> Decision {
+        let inputs = Inputs {
+            me: self.group.me,
+            now,
+            cluster,
+            request: self.request,
+            timing: &self.group.timing,
+            variant: self.variant,
+        };
+        decide(&inputs, &self.memory)
+    }
+
+    /// One turn: observe, decide, execute. Never waits for time to pass (see [`Self::pause`]).
+    pub async fn turn(&mut self) -> Turn {
+        if !self.initialized
+            && let Err(e) = self.init().await
+        {
+            warn!(error = %e, "cannot create the group's record yet");
+        }
+        let cluster = self.observe().await;
+        let now = self.clock.now();
+        let decision = self.decide(now, &cluster);
+        let span = self.span(&decision);
+        let result = self.execute(now, &decision).instrument(span).await;
+        Turn {
+            now,
+            observed: cluster,
+            decision,
+            result,
+        }
+    }
+
+    fn span(&self, d: &Decision) -> tracing::Span {
+        let view = self.memory.view.as_ref();
+        let id = view
+            .and_then(|v| v.failover.map(|f| f.id))
+            .or(self.request.map(|r| r.id));
+        let token = view.map(|v| v.token);
+        match (d.stage, d.step) {
+            (Some(stage), Some(step)) => info_span!(
+                "failover",
+                group = %self.group.key,
+                cluster = %self.group.name_of(self.group.me),
+                id = id.map(|i| format!("{i:016x}")),
+                token,
+                stage = %stage,
+                task = %step,
+            ),
+            _ => info_span!(
+                "operator",
+                group = %self.group.key,
+                cluster = %self.group.name_of(self.group.me),
+                purpose = ?d.purpose,
+            ),
+        }
+    }
+
+    async fn execute(&mut self, now: Time, d: &Decision) -> TurnResult {
+        let timing = self.group.timing;
+        match &d.action {
+            Action::Read => {
+                let read = self.store.read(&self.group.key).await;
+                let record = match &read {
+                    Ok(Some(r)) => Some(r.clone()),
+                    // A group whose record does not exist yet: create it.
+                    Ok(None) => self.init().await.ok(),
+                    Err(_) => None,
+                };
+                self.memory.on_read(now, &timing, record);
+                TurnResult::Read(read)
+            }
+            Action::Write(op) => {
+                let w = write(self.group.me, now, *op);
+                let reply = self.store.write(&self.group.key, &timing, &w).await;
+                debug!(op = ?op, reply = reply_name(&reply), "write");
+                self.memory.on_write(&w, &timing, reply.clone());
+                TurnResult::Wrote(reply)
+            }
+            Action::Kube(step) => {
+                let Some(task) = self.tasks.get(*step) else {
+                    // The factory builds a task for every effect step of every plan.
+                    unreachable!("no task for effect step {step}");
+                };
+                let ctx = Context {
+                    cluster: &self.cluster,
+                    group: &self.group,
+                };
+                let stage = d.stage.map_or(StageName::Outside, StageName::Stage);
+                let timeout = self.group.step_timeout;
+                let run = task.execute(&ctx).fuse();
+                let expire = self.clock.sleep(timeout).fuse();
+                futures::pin_mut!(run, expire);
+                let result = futures::select_biased! {
+                    r = run => r,
+                    () = expire => Err(ClusterError::Unavailable(format!(
+                        "step did not finish within {} s", timeout.as_secs()
+                    ))),
+                };
+                match result {
+                    Ok(changes) => {
+                        if d.purpose == Purpose::Fence {
+                            warn!(task = task.name(), "self-fence: lease cannot be renewed");
+                        }
+                        for c in &changes {
+                            info!(change = %c, "changed");
+                        }
+                        TurnResult::Changed(changes)
+                    }
+                    Err(source) => {
+                        let e = TaskError {
+                            stage,
+                            task: task.name(),
+                            source,
+                        };
+                        warn!(error = %e, "step failed; it is retried");
+                        TurnResult::Failed(e)
+                    }
+                }
+            }
+            Action::Wait(wake) => TurnResult::Waited(*wake),
+        }
+    }
+
+    /// Wait as long as the last turn asks: until the time the model named, a change in
+    /// the cluster, or the next heartbeat, whichever comes first (at most [`POLL`]).
+    pub async fn pause(&self, turn: &Turn) {
+        let now = self.clock.now();
+        let timing = &self.group.timing;
+        let heartbeat_due = self
+            .memory
+            .heartbeat_at
+            .map_or(now, |at| at + timing.heartbeat_every);
+        let until = match &turn.result {
+            TurnResult::Waited(Wake::Idle(t) | Wake::At(t)) => (*t).min(heartbeat_due),
+            TurnResult::Waited(Wake::Change) => heartbeat_due,
+            TurnResult::Failed(_) => {
+                now + timing.retry_after.min(heartbeat_due.saturating_sub(now))
+            }
+            _ => return,
+        };
+        let wait = Duration::from_millis(until.saturating_sub(now)).min(POLL);
+        if wait.is_zero() {
+            return;
+        }
+        if matches!(turn.result, TurnResult::Failed(_)) {
+            self.clock.sleep(wait).await;
+        } else {
+            let changed = self.cluster.changed(wait).fuse();
+            let slept = self.clock.sleep(wait).fuse();
+            futures::pin_mut!(changed, slept);
+            futures::select_biased! {
+                () = changed => {},
+                () = slept => {},
+            }
+        }
+    }
+
+    /// Run turns until `stop` says so after a turn.
+    pub async fn run_until(&mut self, mut stop: impl FnMut(&Self, &Turn) -> bool) {
+        loop {
+            let turn = self.turn().await;
+            if stop(self, &turn) {
+                return;
+            }
+            self.pause(&turn).await;
+        }
+    }
+
+    /// Run forever: heartbeats, at-rest upkeep, and the failovers the record shows.
+    pub async fn run(&mut self) {
+        self.run_until(|_, _| false).await;
+    }
+}
+
+/// The manager's entry point: drive this operator until failover `request` ended.
+///
+/// The other cluster's operator runs its own loop ([`Operator::run`]) and does its
+/// part of the plan when the journal hands over to it. Returns how the failover ended.
+/// Dropping the future at any point is safe: a new call (or a new operator) resumes
+/// from the journal.
+pub async fn process_failover<C, S, K>(op: &mut Operator<C, S, K>, request: Request) -> Ended
+where
+    C: ClusterPort,
+    S: StorePort,
+    K: Clock,
+{
+    op.set_request(Some(request));
+    let mut ended = None;
+    let span = info_span!("process_failover", id = format!("{:016x}", request.id));
+    op.run_until(|op, _| {
+        ended = ended_of(op.memory().view.as_ref(), request.id, request.to);
+        ended.is_some()
+    })
+    .instrument(span)
+    .await;
+    op.set_request(None);
+    ended.unwrap_or(Ended::AlreadyActive)
+}
+
+fn ended_of(view: Option<&Record>, id: FailoverId, to: failover_model::Cluster) -> Option<Ended> {
+    let view = view?;
+    if let Some(h) = view.history.iter().find(|h| h.id == id) {
+        return Some(Ended::Finished(h.outcome));
+    }
+    (view.failover.is_none() && view.active == to).then_some(Ended::AlreadyActive)
+}
+
+fn reply_name(r: &Reply) -> &'static str {
+    match r {
+        Reply::Applied(_) => "applied",
+        Reply::ConditionFailed(_) => "condition-failed",
+        Reply::Ambiguous => "ambiguous",
+        Reply::Unavailable => "unavailable",
+    }
+}

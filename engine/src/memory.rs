@@ -1,0 +1,401 @@
+//! In-memory adapters with the exact semantics of the ports: a cluster whose
+//! controllers settle at once or on demand, a store that is [`failover_model::apply`],
+//! and a clock on tokio's (pausable) time. The engine's tests use them; the simulator
+//! wraps them with faults and virtual time. They pass the [`crate::conformance`] suite.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use failover_model::{Cluster, Record, Reply, Time, Timing, Variant, Write, apply};
+use tokio::sync::Notify;
+
+use crate::observe::{after_set, is_set, settled};
+use crate::ports::{
+    Clock, ClusterError, ClusterPort, Desired, FieldChange, Kind, Member, MemberState, ObjectRef,
+    Selector, StorePort, StoreUnavailable,
+};
+
+/// How the in-memory cluster's controllers move status after a spec change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settle {
+    /// Pods and volume states follow the spec within the same call.
+    Instantly,
+    /// Only when [`MemoryCluster::settle`] is called.
+    OnDemand,
+}
+
+#[derive(Debug)]
+struct Object {
+    labels: BTreeMap<String, String>,
+    state: MemberState,
+}
+
+#[derive(Debug)]
+struct ClusterInner {
+    objects: BTreeMap<ObjectRef, Object>,
+    changes: Vec<FieldChange>,
+    sets: usize,
+}
+
+/// A cluster in memory.
+#[derive(Clone, Debug)]
+pub struct MemoryCluster {
+    inner: Arc<Mutex<ClusterInner>>,
+    notify: Arc<Notify>,
+    settle: Settle,
+}
+
+impl MemoryCluster {
+    /// An empty cluster.
+    pub fn new(settle: Settle) -> MemoryCluster {
+        MemoryCluster {
+            inner: Arc::new(Mutex::new(ClusterInner {
+                objects: BTreeMap::new(),
+                changes: Vec::new(),
+                sets: 0,
+            })),
+            notify: Arc::new(Notify::new()),
+            settle,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ClusterInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Add (or replace) an object with labels and state.
+    pub fn insert(&self, object: ObjectRef, labels: &[(&str, &str)], state: MemberState) {
+        let labels = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.lock().objects.insert(object, Object { labels, state });
+        self.notify.notify_waiters();
+    }
+
+    /// The state of an object.
+    pub fn state(&self, object: &ObjectRef) -> Option<MemberState> {
+        self.lock().objects.get(object).map(|o| o.state.clone())
+    }
+
+    /// Let the controllers converge every object (pods follow replicas, volume status
+    /// follows spec).
+    pub fn settle(&self) {
+        let mut inner = self.lock();
+        for o in inner.objects.values_mut() {
+            o.state = settled(&o.state);
+        }
+        drop(inner);
+        self.notify.notify_waiters();
+    }
+
+    /// Every field change applied so far, in order.
+    pub fn changes(&self) -> Vec<FieldChange> {
+        self.lock().changes.clone()
+    }
+
+    /// Number of `set` calls so far.
+    pub fn sets(&self) -> usize {
+        self.lock().sets
+    }
+
+    /// Every object and its state.
+    pub fn objects(&self) -> Vec<Member> {
+        self.lock()
+            .objects
+            .iter()
+            .map(|(r, o)| Member {
+                object: r.clone(),
+                state: o.state.clone(),
+            })
+            .collect()
+    }
+}
+
+impl ClusterPort for MemoryCluster {
+    async fn members(&self, kind: Kind, selector: &Selector) -> Result<Vec<Member>, ClusterError> {
+        let terms = parse_selector(&selector.labels);
+        let inner = self.lock();
+        let mut out = Vec::new();
+        for name in &selector.names {
+            let r = ObjectRef {
+                kind,
+                namespace: selector.namespace.clone(),
+                name: name.clone(),
+            };
+            if !inner.objects.contains_key(&r) {
+                return Err(ClusterError::NotFound(r));
+            }
+        }
+        for (r, o) in &inner.objects {
+            let named = selector.names.contains(&r.name);
+            let labeled = !terms.is_empty() && terms.iter().all(|t| t.matches(&o.labels));
+            if r.kind == kind && r.namespace == selector.namespace && (named || labeled) {
+                out.push(Member {
+                    object: r.clone(),
+                    state: o.state.clone(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn set(
+        &self,
+        object: &ObjectRef,
+        desired: Desired,
+    ) -> Result<Vec<FieldChange>, ClusterError> {
+        let mut inner = self.lock();
+        inner.sets += 1;
+        let Some(o) = inner.objects.get_mut(object) else {
+            return Err(ClusterError::NotFound(object.clone()));
+        };
+        if is_set(&o.state, desired) {
+            return Ok(Vec::new());
+        }
+        let before = o.state.clone();
+        let mut after = after_set(&before, desired);
+        if self.settle == Settle::Instantly {
+            after = settled(&after);
+        }
+        o.state = after.clone();
+        let changes = field_changes(object, &before, &after_set(&before, desired));
+        inner.changes.extend(changes.iter().cloned());
+        drop(inner);
+        self.notify.notify_waiters();
+        Ok(changes)
+    }
+
+    async fn changed(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.notify.notified()).await;
+    }
+}
+
+/// The fields a spec change from `before` to `after` touches, named as the Kubernetes
+/// adapter names them.
+pub fn field_changes(
+    object: &ObjectRef,
+    before: &MemberState,
+    after: &MemberState,
+) -> Vec<FieldChange> {
+    let change = |field: &str, from: String, to: String| FieldChange {
+        object: object.clone(),
+        field: field.to_string(),
+        from,
+        to,
+    };
+    let opt = |v: Option<i32>| v.map_or("-".to_string(), |v| v.to_string());
+    let mut out = Vec::new();
+    match (before, after) {
+        (
+            MemberState::Workload {
+                replicas: r0,
+                remembered: m0,
+                ..
+            },
+            MemberState::Workload {
+                replicas: r1,
+                remembered: m1,
+                ..
+            },
+        ) => {
+            if m0 != m1 {
+                out.push(change(
+                    "metadata.annotations[failover.rs/replicas]",
+                    opt(*m0),
+                    opt(*m1),
+                ));
+            }
+            if r0 != r1 {
+                out.push(change("spec.replicas", r0.to_string(), r1.to_string()));
+            }
+        }
+        (MemberState::CronJob { suspended: a }, MemberState::CronJob { suspended: b })
+        | (MemberState::Flux { suspended: a }, MemberState::Flux { suspended: b })
+            if a != b =>
+        {
+            out.push(change("spec.suspend", a.to_string(), b.to_string()));
+            if object.kind != Kind::CronJob && !b {
+                out.push(change(
+                    "metadata.annotations[reconcile.fluxcd.io/requestedAt]",
+                    "-".into(),
+                    "<now>".into(),
+                ));
+            }
+        }
+        (MemberState::Network { disabled: a }, MemberState::Network { disabled: b }) if a != b => {
+            let (field, on, off) = if object.kind == Kind::Ingress {
+                ("spec.ingressClassName", "<original>", "failover-disabled")
+            } else {
+                ("spec.http", "<original routes>", "503 directResponse")
+            };
+            let render = |disabled: &bool| if *disabled { off } else { on }.to_string();
+            out.push(change(field, render(a), render(b)));
+        }
+        (MemberState::Volume { spec: a, .. }, MemberState::Volume { spec: b, .. }) if a != b => {
+            let role = |r: &failover_model::VolumeRole| format!("{r:?}").to_lowercase();
+            out.push(change("spec.replicationState", role(a), role(b)));
+        }
+        _ => {}
+    }
+    out
+}
+
+/// One term of a label selector in string syntax.
+#[derive(Debug)]
+enum Term {
+    Eq(String, String),
+    Ne(String, String),
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+    Exists(String),
+    Absent(String),
+}
+
+impl Term {
+    fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        match self {
+            Term::Eq(k, v) => labels.get(k) == Some(v),
+            Term::Ne(k, v) => labels.get(k) != Some(v),
+            Term::In(k, vs) => labels.get(k).is_some_and(|v| vs.contains(v)),
+            Term::NotIn(k, vs) => labels.get(k).is_none_or(|v| !vs.contains(v)),
+            Term::Exists(k) => labels.contains_key(k),
+            Term::Absent(k) => !labels.contains_key(k),
+        }
+    }
+}
+
+/// Parse a selector as rendered by [`crate::spec::selector_string`].
+fn parse_selector(s: &str) -> Vec<Term> {
+    let mut terms = Vec::new();
+    let mut depth = 0;
+    let mut start = 0;
+    let mut parts = Vec::new();
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&s[start..]);
+    for p in parts.into_iter().map(str::trim).filter(|p| !p.is_empty()) {
+        let list = |rest: &str| -> Vec<String> {
+            rest.trim()
+                .trim_start_matches('(')
+                .trim_end_matches(')')
+                .split(',')
+                .map(|v| v.trim().to_string())
+                .collect()
+        };
+        let term = if let Some((k, v)) = p.split_once("!=") {
+            Term::Ne(k.trim().into(), v.trim().into())
+        } else if let Some((k, v)) = p.split_once("==").or_else(|| p.split_once('=')) {
+            Term::Eq(k.trim().into(), v.trim().into())
+        } else if let Some((k, rest)) = p.split_once(" notin ") {
+            Term::NotIn(k.trim().into(), list(rest))
+        } else if let Some((k, rest)) = p.split_once(" in ") {
+            Term::In(k.trim().into(), list(rest))
+        } else if let Some(k) = p.strip_prefix('!') {
+            Term::Absent(k.trim().into())
+        } else {
+            Term::Exists(p.into())
+        };
+        terms.push(term);
+    }
+    terms
+}
+
+/// The global store in memory: every write is [`failover_model::apply`].
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore {
+    records: Arc<Mutex<BTreeMap<String, Record>>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    /// The group's record, for assertions.
+    pub fn get(&self, group: &str) -> Option<Record> {
+        self.lock().get(group).cloned()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Record>> {
+        self.records.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Apply `write` with the given protocol variant (the simulator's broken stores).
+    pub fn write_with(
+        &self,
+        group: &str,
+        timing: &Timing,
+        write: &Write,
+        variant: Variant,
+    ) -> Reply {
+        let mut records = self.lock();
+        let Some(record) = records.get_mut(group) else {
+            return Reply::Unavailable;
+        };
+        match apply(record, write, timing, variant) {
+            Ok(next) => {
+                *record = next.clone();
+                Reply::Applied(next)
+            }
+            Err(_) => Reply::ConditionFailed(record.clone()),
+        }
+    }
+}
+
+impl StorePort for MemoryStore {
+    async fn init(&self, group: &str, active: Cluster) -> Result<Record, StoreUnavailable> {
+        Ok(self
+            .lock()
+            .entry(group.to_string())
+            .or_insert_with(|| Record::new(active, [None, None]))
+            .clone())
+    }
+
+    async fn read(&self, group: &str) -> Result<Option<Record>, StoreUnavailable> {
+        Ok(self.get(group))
+    }
+
+    async fn write(&self, group: &str, timing: &Timing, write: &Write) -> Reply {
+        self.write_with(group, timing, write, Variant::Correct)
+    }
+}
+
+/// A clock on tokio's time: milliseconds since `epoch` plus a fixed offset (a cluster's
+/// drift). Under a paused tokio runtime it is virtual and deterministic.
+#[derive(Clone, Copy, Debug)]
+pub struct TokioClock {
+    epoch: tokio::time::Instant,
+    offset: Time,
+}
+
+impl TokioClock {
+    /// A clock reading `offset` at the current tokio instant.
+    pub fn new(offset: Time) -> TokioClock {
+        TokioClock {
+            epoch: tokio::time::Instant::now(),
+            offset,
+        }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> Time {
+        self.offset + self.epoch.elapsed().as_millis() as Time
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
+}

@@ -1,0 +1,286 @@
+//! The ports: the narrow traits through which the engine does all its IO, with their
+//! failure contracts. The real adapters ([`crate::k8s`], [`crate::dynamo`]) and the
+//! simulator's fakes implement them; [`crate::conformance`] checks that they behave alike.
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use failover_model::{Cluster, Record, Reply, Time, Timing, VolumeRole, Write};
+
+/// A resource kind the operator touches (the table in `DESIGN.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// `apps/v1` Deployment, scaled through the scale subresource.
+    Deployment,
+    /// `apps/v1` StatefulSet, scaled through the scale subresource.
+    StatefulSet,
+    /// `batch/v1` (or `batch/v1beta1` on old servers) CronJob, `spec.suspend`.
+    CronJob,
+    /// `networking.istio.io` VirtualService, routes answered by a 503 while disabled.
+    VirtualService,
+    /// `networking.k8s.io/v1` Ingress, moved to a class no controller serves while disabled.
+    Ingress,
+    /// csi-addons `replication.storage.openshift.io/v1alpha1` VolumeReplication.
+    VolumeReplication,
+    /// Flux `kustomize.toolkit.fluxcd.io` Kustomization, `spec.suspend`.
+    Kustomization,
+    /// Flux `helm.toolkit.fluxcd.io` HelmRelease, `spec.suspend`.
+    HelmRelease,
+}
+
+impl Kind {
+    /// Every kind, in the order the engine observes them.
+    pub const ALL: [Kind; 8] = [
+        Kind::Deployment,
+        Kind::StatefulSet,
+        Kind::CronJob,
+        Kind::VirtualService,
+        Kind::Ingress,
+        Kind::VolumeReplication,
+        Kind::Kustomization,
+        Kind::HelmRelease,
+    ];
+
+    /// The Kubernetes kind name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Deployment => "Deployment",
+            Kind::StatefulSet => "StatefulSet",
+            Kind::CronJob => "CronJob",
+            Kind::VirtualService => "VirtualService",
+            Kind::Ingress => "Ingress",
+            Kind::VolumeReplication => "VolumeReplication",
+            Kind::Kustomization => "Kustomization",
+            Kind::HelmRelease => "HelmRelease",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One object of a group.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectRef {
+    /// Its kind.
+    pub kind: Kind,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// What the engine reads of one member: exactly the fields its steps look at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemberState {
+    /// A Deployment or StatefulSet.
+    Workload {
+        /// `spec.replicas` (1 if unset).
+        replicas: i32,
+        /// The replica count remembered at scale-down (the `failover.rs/replicas` annotation).
+        remembered: Option<i32>,
+        /// `status.replicas`: pods exist while it is above zero.
+        pods: i32,
+        /// The rollout is complete, judged like `kubectl rollout status`:
+        /// `status.observedGeneration >= metadata.generation`, then updated, ready
+        /// (available for Deployments) replicas equal to `spec.replicas`.
+        ready: bool,
+    },
+    /// A CronJob.
+    CronJob {
+        /// `spec.suspend`.
+        suspended: bool,
+    },
+    /// A VirtualService or Ingress.
+    Network {
+        /// Disabled by the operator (its original routes or class kept in an annotation).
+        disabled: bool,
+    },
+    /// A VolumeReplication.
+    Volume {
+        /// `spec.replicationState`.
+        spec: VolumeRole,
+        /// `status.state`, once the driver reported one.
+        status: Option<VolumeRole>,
+    },
+    /// A Kustomization or HelmRelease.
+    Flux {
+        /// `spec.suspend`.
+        suspended: bool,
+    },
+}
+
+/// One member of a group: an object and its state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// The object.
+    pub object: ObjectRef,
+    /// Its state.
+    pub state: MemberState,
+}
+
+/// The two reversible changes every kind supports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Desired {
+    /// Stop: scale to zero (remembering the count), suspend, disable routes, demote.
+    Stop,
+    /// Start: restore the count, resume (and request a reconcile), restore routes, promote.
+    Start,
+}
+
+/// Which objects belong to a group, in one namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Selector {
+    /// The namespace.
+    pub namespace: String,
+    /// A label selector in Kubernetes string syntax (`app=shop,tier in (web,api)`);
+    /// empty selects nothing by label.
+    pub labels: String,
+    /// Objects named explicitly, in addition to those the labels select.
+    pub names: Vec<String>,
+}
+
+/// One field an effect changed (or, in a dry run, would change).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FieldChange {
+    /// The object.
+    pub object: ObjectRef,
+    /// The field path (`spec.replicas`, `metadata.annotations[failover.rs/replicas]`).
+    pub field: String,
+    /// The value before, rendered (`-` if absent).
+    pub from: String,
+    /// The value after, rendered (`-` if removed).
+    pub to: String,
+}
+
+impl fmt::Display for FieldChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}: {} -> {}",
+            self.object, self.field, self.from, self.to
+        )
+    }
+}
+
+/// Why a call to the cluster failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ClusterError {
+    /// The object does not exist (any more).
+    #[error("{0} not found")]
+    NotFound(ObjectRef),
+    /// The object changed between read and write (a resourceVersion conflict); retry.
+    #[error("{0} changed concurrently; retry")]
+    Conflict(ObjectRef),
+    /// The object cannot be handled as asked (a malformed field, a missing CRD);
+    /// retrying does not help. The message says what to fix.
+    #[error("{0}: {1}")]
+    Invalid(ObjectRef, String),
+    /// The API server failed, timed out or could not be reached. The call may or may
+    /// not have applied; every change is an idempotent "ensure", so retrying is safe.
+    #[error("kubernetes API unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// One cluster's API, as the engine sees it.
+///
+/// Failure contract: every method either succeeds or returns a [`ClusterError`];
+/// [`ClusterError::Unavailable`] may hide an applied change, so callers only ever ask
+/// for idempotent changes and re-read before deciding. `set` reads the object and
+/// changes only what differs: calling it twice changes nothing the second time and
+/// returns no field changes.
+pub trait ClusterPort: Send + Sync {
+    /// The group's members of `kind`: the objects the selector's labels select plus the
+    /// named ones. A named object that does not exist is [`ClusterError::NotFound`].
+    fn members(
+        &self,
+        kind: Kind,
+        selector: &Selector,
+    ) -> impl Future<Output = Result<Vec<Member>, ClusterError>> + Send;
+
+    /// Make `object` stopped or started, returning the fields it changed (empty if it
+    /// already was).
+    fn set(
+        &self,
+        object: &ObjectRef,
+        desired: Desired,
+    ) -> impl Future<Output = Result<Vec<FieldChange>, ClusterError>> + Send;
+
+    /// Resolves when one of the group's objects may have changed (a watch event), or
+    /// after `timeout`. Spurious wake-ups are allowed.
+    fn changed(&self, timeout: Duration) -> impl Future<Output = ()> + Send;
+}
+
+/// Why a read of the global record failed. Reads change nothing, so every failure is
+/// simply "not now".
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("global store unavailable: {0}")]
+pub struct StoreUnavailable(pub String);
+
+/// The global record of every group, in DynamoDB.
+///
+/// Failure contract: `read` is strongly consistent and returns the record as some write
+/// left it. `write` evaluates exactly the condition of [`failover_model::apply`] and
+/// answers [`Reply::Applied`] with the record after the write, [`Reply::ConditionFailed`]
+/// with the current record, [`Reply::Ambiguous`] if it may or may not have applied
+/// (timeouts, lost responses), or [`Reply::Unavailable`] if it certainly did not
+/// (throttled, refused, unreachable before sending).
+pub trait StorePort: Send + Sync {
+    /// Create the group's record with `active` owning the application, unless it exists.
+    /// Returns the record as it is afterwards.
+    fn init(
+        &self,
+        group: &str,
+        active: Cluster,
+    ) -> impl Future<Output = Result<Record, StoreUnavailable>> + Send;
+
+    /// A strongly consistent read of the group's record (`None`: not created yet).
+    fn read(
+        &self,
+        group: &str,
+    ) -> impl Future<Output = Result<Option<Record>, StoreUnavailable>> + Send;
+
+    /// A conditional write to the group's record, with the group's timing (the lease
+    /// length and clock drift bound enter the conditions and the lock's expiry).
+    fn write(
+        &self,
+        group: &str,
+        timing: &Timing,
+        write: &Write,
+    ) -> impl Future<Output = Reply> + Send;
+}
+
+/// Local time and sleeping, so the simulator can run the engine on virtual time.
+pub trait Clock: Send + Sync {
+    /// The local time in milliseconds (since the UNIX epoch for the system clock).
+    fn now(&self) -> Time;
+
+    /// Sleep for `duration`.
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send;
+}
+
+/// The system clock with tokio timers.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Time {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as Time)
+    }
+
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {
+        tokio::time::sleep(duration)
+    }
+}

@@ -1,0 +1,664 @@
+//! A group's spec as users write it (the `FailoverGroup` and `Failover` custom
+//! resources), parsed once into a validated [`Group`]. Everything downstream works on
+//! the validated type; an invalid spec gives a [`SpecError`] whose message says what to
+//! fix, and nothing is changed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::Duration;
+
+use failover_model::{Cluster, FailoverId, Mode, Request, Time, Timing};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::ports::{Kind, Selector};
+
+/// The spec of a `FailoverGroup`: an application that runs in two clusters, one active.
+#[derive(CustomResource, Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[kube(
+    group = "failover.rs",
+    version = "v1alpha1",
+    kind = "FailoverGroup",
+    namespaced,
+    shortname = "fg",
+    status = "FailoverGroupStatus"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct FailoverGroupSpec {
+    /// The two clusters' names (as each operator's `--cluster-name`); the first is
+    /// active when the group is created, unless `initialActive` says otherwise.
+    pub clusters: Vec<String>,
+    /// The cluster that is active when the group's record is first created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_active: Option<String>,
+    /// The group's members in the group's namespace.
+    #[serde(default)]
+    pub members: MembersSpec,
+    /// Lease and heartbeat timing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<TimingSpec>,
+    /// How many objects of one step are changed at once (default 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<u32>,
+    /// How long one step may take before it is retried (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_timeout_seconds: Option<u64>,
+}
+
+/// The status of a `FailoverGroup`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FailoverGroupStatus {
+    /// The active cluster, as the global record says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<String>,
+    /// Why the spec is invalid, if it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalid: Option<String>,
+}
+
+/// The members of a group: selected by labels and/or named, per kind.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MembersSpec {
+    /// Selects Deployments, StatefulSets, CronJobs, VirtualServices, Ingresses and
+    /// VolumeReplications of the group's namespace by label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+    /// Deployments by name.
+    #[serde(default)]
+    pub deployments: Vec<String>,
+    /// StatefulSets by name.
+    #[serde(default)]
+    pub stateful_sets: Vec<String>,
+    /// CronJobs by name.
+    #[serde(default)]
+    pub cron_jobs: Vec<String>,
+    /// Istio VirtualServices by name.
+    #[serde(default)]
+    pub virtual_services: Vec<String>,
+    /// Ingresses by name.
+    #[serde(default)]
+    pub ingresses: Vec<String>,
+    /// csi-addons VolumeReplications by name.
+    #[serde(default)]
+    pub volume_replications: Vec<String>,
+    /// Flux Kustomizations (usually in `flux-system`).
+    #[serde(default)]
+    pub kustomizations: Vec<FluxRef>,
+    /// Flux HelmReleases.
+    #[serde(default)]
+    pub helm_releases: Vec<FluxRef>,
+}
+
+/// A Flux object, which may live outside the group's namespace.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+pub struct FluxRef {
+    /// Its name.
+    pub name: String,
+    /// Its namespace (default: the group's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// Timing of leases and heartbeats, in seconds.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TimingSpec {
+    /// How long a heartbeat keeps the active cluster's lease (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_seconds: Option<u64>,
+    /// The largest difference between the two clusters' clocks (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_clock_drift_seconds: Option<u64>,
+    /// The active cluster fences itself once less than this is left of its lease
+    /// (default 12): it must be able to stop everything in this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence_margin_seconds: Option<u64>,
+    /// Interval between heartbeats (default 3); also how quickly an operator sees the
+    /// other's hand-off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_seconds: Option<u64>,
+    /// Wait after DynamoDB was unavailable (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_seconds: Option<u64>,
+}
+
+/// The spec of a `Failover`: move a group to a cluster.
+#[derive(CustomResource, Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[kube(
+    group = "failover.rs",
+    version = "v1alpha1",
+    kind = "Failover",
+    namespaced,
+    status = "FailoverStatus"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct FailoverSpec {
+    /// The `FailoverGroup` (same namespace).
+    pub group: String,
+    /// The cluster that should become active.
+    pub target_cluster: String,
+    /// `Consistency` (never two writers) or `Uptime` (target up first).
+    #[serde(default)]
+    pub mode: FailoverMode,
+    /// Only print the plan, object by object and field by field.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// The mode of a planned failover.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum FailoverMode {
+    /// Source down first: never two writers.
+    #[default]
+    Consistency,
+    /// Target up first: no downtime, a window with two writers.
+    Uptime,
+}
+
+/// The status of a `Failover`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FailoverStatus {
+    /// `Pending`, `Running`, `Completed`, `Aborted` or `Invalid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// What happened, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// What is wrong with a spec. Each message says what to fix.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    /// `clusters` does not list exactly two clusters.
+    #[error("spec.clusters must list exactly two cluster names, found {0}")]
+    NotTwoClusters(usize),
+    /// Both entries of `clusters` are the same.
+    #[error("spec.clusters lists {0:?} twice; name two different clusters")]
+    IdenticalClusters(String),
+    /// A name is not a valid DNS-1123 label or object name.
+    #[error("{field}: {value:?} is not a valid name: {why}")]
+    InvalidName {
+        /// Where.
+        field: String,
+        /// The name.
+        value: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// A cluster name used somewhere is not one of the group's two.
+    #[error("{field}: cluster {name:?} is not one of the group's clusters {known:?}")]
+    UnknownCluster {
+        /// Where.
+        field: String,
+        /// The name.
+        name: String,
+        /// The group's clusters.
+        known: [String; 2],
+    },
+    /// Neither a selector nor any named member.
+    #[error(
+        "spec.members selects nothing: give a label selector or name at least one member \
+         (deployments, statefulSets, cronJobs, virtualServices, ingresses, \
+         volumeReplications, kustomizations, helmReleases)"
+    )]
+    NoMembers,
+    /// The same object is named twice.
+    #[error("spec.members.{field} names {name:?} twice")]
+    DuplicateMember {
+        /// The list.
+        field: String,
+        /// The repeated name.
+        name: String,
+    },
+    /// The label selector cannot be parsed.
+    #[error("spec.members.selector: {0}")]
+    MalformedSelector(String),
+    /// Timing values that cannot work together.
+    #[error("spec.timing: {0}")]
+    BadTiming(String),
+    /// Parallelism or step timeout out of range.
+    #[error("{0}")]
+    OutOfRange(String),
+}
+
+/// A validated group, relative to the operator's own cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    /// `<namespace>/<name>`: the key of its record in the store.
+    pub key: String,
+    /// The group's namespace.
+    pub namespace: String,
+    /// The two clusters' names, in slot order ([`Cluster::A`], [`Cluster::B`]).
+    pub clusters: [String; 2],
+    /// This operator's slot.
+    pub me: Cluster,
+    /// The slot active when the record is first created.
+    pub initial_active: Cluster,
+    /// The members, per kind (a kind may need several selectors: Flux objects in other
+    /// namespaces). Kinds without members are absent.
+    pub members: BTreeMap<Kind, Vec<Selector>>,
+    /// Timing in milliseconds.
+    pub timing: Timing,
+    /// Objects changed at once within one step.
+    pub parallelism: usize,
+    /// Time one step may take before it is abandoned and retried.
+    pub step_timeout: Duration,
+}
+
+/// Defaults, in seconds.
+const LEASE: u64 = 30;
+const DRIFT: u64 = 2;
+const FENCE: u64 = 12;
+const HEARTBEAT: u64 = 3;
+const RETRY: u64 = 2;
+
+impl Group {
+    /// Validate `spec` of the group `namespace/name`, for the operator of `this_cluster`.
+    pub fn parse(
+        namespace: &str,
+        name: &str,
+        spec: &FailoverGroupSpec,
+        this_cluster: &str,
+    ) -> Result<Group, SpecError> {
+        let clusters = parse_clusters(&spec.clusters)?;
+        let slot = |field: &str, name: &str| {
+            slot_of(&clusters, name).ok_or_else(|| SpecError::UnknownCluster {
+                field: field.to_string(),
+                name: name.to_string(),
+                known: clusters.clone(),
+            })
+        };
+        let me = slot("--cluster-name", this_cluster)?;
+        let initial_active = match &spec.initial_active {
+            Some(name) => slot("spec.initialActive", name)?,
+            None => Cluster::A,
+        };
+        let members = parse_members(namespace, &spec.members)?;
+        let timing = parse_timing(spec.timing.as_ref().unwrap_or(&TimingSpec::default()))?;
+        let parallelism = spec.parallelism.unwrap_or(8);
+        if !(1..=256).contains(&parallelism) {
+            return Err(SpecError::OutOfRange(format!(
+                "spec.parallelism must be between 1 and 256, found {parallelism}"
+            )));
+        }
+        let step_timeout = spec.step_timeout_seconds.unwrap_or(60);
+        if !(1..=3600).contains(&step_timeout) {
+            return Err(SpecError::OutOfRange(format!(
+                "spec.stepTimeoutSeconds must be between 1 and 3600, found {step_timeout}"
+            )));
+        }
+        Ok(Group {
+            key: format!("{namespace}/{name}"),
+            namespace: namespace.to_string(),
+            clusters,
+            me,
+            initial_active,
+            members,
+            timing,
+            parallelism: parallelism as usize,
+            step_timeout: Duration::from_secs(step_timeout),
+        })
+    }
+
+    /// The slot of cluster `name`, if it is one of the group's.
+    pub fn slot(&self, name: &str) -> Option<Cluster> {
+        slot_of(&self.clusters, name)
+    }
+
+    /// The name of the cluster in `slot`.
+    pub fn name_of(&self, slot: Cluster) -> &str {
+        &self.clusters[slot.index()]
+    }
+
+    /// The protocol request a `Failover` stands for, after checking its target.
+    pub fn request(&self, id: FailoverId, spec: &FailoverSpec) -> Result<Request, SpecError> {
+        let to = self
+            .slot(&spec.target_cluster)
+            .ok_or_else(|| SpecError::UnknownCluster {
+                field: "spec.targetCluster".into(),
+                name: spec.target_cluster.clone(),
+                known: self.clusters.clone(),
+            })?;
+        let mode = match spec.mode {
+            FailoverMode::Consistency => Mode::Consistency,
+            FailoverMode::Uptime => Mode::Uptime,
+        };
+        Ok(Request { id, to, mode })
+    }
+}
+
+/// A failover's protocol id from its object's uid (FNV-1a, 64 bits): stable across
+/// restarts and identical in both clusters' operators.
+pub fn failover_id(uid: &str) -> FailoverId {
+    uid.bytes().fold(0xcbf2_9ce4_8422_2325, |h: u64, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn slot_of(clusters: &[String; 2], name: &str) -> Option<Cluster> {
+    Cluster::ALL
+        .into_iter()
+        .find(|c| clusters[c.index()] == name)
+}
+
+fn parse_clusters(names: &[String]) -> Result<[String; 2], SpecError> {
+    let [a, b] = names else {
+        return Err(SpecError::NotTwoClusters(names.len()));
+    };
+    for (i, n) in [a, b].into_iter().enumerate() {
+        dns_label(n).map_err(|why| SpecError::InvalidName {
+            field: format!("spec.clusters[{i}]"),
+            value: n.clone(),
+            why,
+        })?;
+    }
+    if a == b {
+        return Err(SpecError::IdenticalClusters(a.clone()));
+    }
+    Ok([a.clone(), b.clone()])
+}
+
+/// A DNS-1123 label: at most 63 lowercase alphanumerics or '-', alphanumeric at both ends.
+fn dns_label(s: &str) -> Result<(), String> {
+    if s.is_empty() || s.len() > 63 {
+        return Err("must be 1 to 63 characters".into());
+    }
+    let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    if !s.chars().all(|c| ok(c) || c == '-') {
+        return Err("may contain only lowercase letters, digits and '-'".into());
+    }
+    if !s.starts_with(ok) || !s.ends_with(ok) {
+        return Err("must start and end with a lowercase letter or digit".into());
+    }
+    Ok(())
+}
+
+/// A DNS-1123 subdomain (object names): at most 253 characters of dot-separated labels.
+fn dns_subdomain(s: &str) -> Result<(), String> {
+    if s.is_empty() || s.len() > 253 {
+        return Err("must be 1 to 253 characters".into());
+    }
+    s.split('.').try_for_each(dns_label)
+}
+
+/// One list of named members: kind, field name, (namespace, name) pairs, and whether
+/// the label selector applies to the kind.
+type MemberList<'a> = (Kind, &'a str, Vec<(String, String)>, bool);
+
+fn parse_members(
+    namespace: &str,
+    spec: &MembersSpec,
+) -> Result<BTreeMap<Kind, Vec<Selector>>, SpecError> {
+    dns_label(namespace).map_err(|why| SpecError::InvalidName {
+        field: "metadata.namespace".into(),
+        value: namespace.into(),
+        why,
+    })?;
+    let labels = match &spec.selector {
+        Some(sel) => selector_string(sel).map_err(SpecError::MalformedSelector)?,
+        None => String::new(),
+    };
+    let local = |n: &String| (namespace.to_string(), n.clone());
+    let flux = |r: &FluxRef| {
+        let ns = r.namespace.clone().unwrap_or_else(|| namespace.to_string());
+        (ns, r.name.clone())
+    };
+    let lists: [MemberList; 8] = [
+        (
+            Kind::Deployment,
+            "deployments",
+            spec.deployments.iter().map(local).collect(),
+            true,
+        ),
+        (
+            Kind::StatefulSet,
+            "statefulSets",
+            spec.stateful_sets.iter().map(local).collect(),
+            true,
+        ),
+        (
+            Kind::CronJob,
+            "cronJobs",
+            spec.cron_jobs.iter().map(local).collect(),
+            true,
+        ),
+        (
+            Kind::VirtualService,
+            "virtualServices",
+            spec.virtual_services.iter().map(local).collect(),
+            true,
+        ),
+        (
+            Kind::Ingress,
+            "ingresses",
+            spec.ingresses.iter().map(local).collect(),
+            true,
+        ),
+        (
+            Kind::VolumeReplication,
+            "volumeReplications",
+            spec.volume_replications.iter().map(local).collect(),
+            true,
+        ),
+        (
+            Kind::Kustomization,
+            "kustomizations",
+            spec.kustomizations.iter().map(flux).collect(),
+            false,
+        ),
+        (
+            Kind::HelmRelease,
+            "helmReleases",
+            spec.helm_releases.iter().map(flux).collect(),
+            false,
+        ),
+    ];
+    let mut members = BTreeMap::new();
+    for (kind, field, refs, by_label) in lists {
+        let mut seen = BTreeSet::new();
+        let mut per_ns: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (i, (ns, name)) in refs.into_iter().enumerate() {
+            dns_subdomain(&name).map_err(|why| SpecError::InvalidName {
+                field: format!("spec.members.{field}[{i}]"),
+                value: name.clone(),
+                why,
+            })?;
+            dns_label(&ns).map_err(|why| SpecError::InvalidName {
+                field: format!("spec.members.{field}[{i}].namespace"),
+                value: ns.clone(),
+                why,
+            })?;
+            if !seen.insert((ns.clone(), name.clone())) {
+                return Err(SpecError::DuplicateMember {
+                    field: field.into(),
+                    name,
+                });
+            }
+            per_ns.entry(ns).or_default().push(name);
+        }
+        let mut selectors: Vec<Selector> = per_ns
+            .into_iter()
+            .map(|(ns, names)| Selector {
+                labels: if by_label && ns == namespace {
+                    labels.clone()
+                } else {
+                    String::new()
+                },
+                namespace: ns,
+                names,
+            })
+            .collect();
+        if by_label && !labels.is_empty() && !selectors.iter().any(|s| s.namespace == namespace) {
+            selectors.push(Selector {
+                namespace: namespace.to_string(),
+                labels: labels.clone(),
+                names: Vec::new(),
+            });
+        }
+        if !selectors.is_empty() {
+            members.insert(kind, selectors);
+        }
+    }
+    if members.is_empty() {
+        return Err(SpecError::NoMembers);
+    }
+    Ok(members)
+}
+
+/// Render a label selector in the string syntax of `?labelSelector=`, checking keys,
+/// values and operators as the API server would.
+pub fn selector_string(sel: &LabelSelector) -> Result<String, String> {
+    let mut parts = Vec::new();
+    for (k, v) in sel.match_labels.iter().flatten() {
+        label_key(k)?;
+        label_value(v).map_err(|why| format!("matchLabels[{k}]: value {v:?} {why}"))?;
+        parts.push(format!("{k}={v}"));
+    }
+    for (
+        i,
+        LabelSelectorRequirement {
+            key,
+            operator,
+            values,
+        },
+    ) in sel.match_expressions.iter().flatten().enumerate()
+    {
+        label_key(key)?;
+        let values = values.as_deref().unwrap_or_default();
+        for v in values {
+            label_value(v).map_err(|why| format!("matchExpressions[{i}]: value {v:?} {why}"))?;
+        }
+        let need_values = |yes: bool| {
+            if yes == values.is_empty() {
+                Err(format!(
+                    "matchExpressions[{i}]: operator {operator} {} values",
+                    if yes { "needs" } else { "takes no" }
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        match operator.as_str() {
+            "In" | "NotIn" => {
+                need_values(true)?;
+                let op = if operator == "In" { "in" } else { "notin" };
+                parts.push(format!("{key} {op} ({})", values.join(",")));
+            }
+            "Exists" => {
+                need_values(false)?;
+                parts.push(key.clone());
+            }
+            "DoesNotExist" => {
+                need_values(false)?;
+                parts.push(format!("!{key}"));
+            }
+            other => {
+                return Err(format!(
+                    "matchExpressions[{i}]: unknown operator {other:?} \
+                     (use In, NotIn, Exists or DoesNotExist)"
+                ));
+            }
+        }
+    }
+    if parts.is_empty() {
+        return Err("the selector is empty and would select everything; give \
+                    matchLabels or matchExpressions, or leave selector out"
+            .into());
+    }
+    Ok(parts.join(","))
+}
+
+fn label_key(key: &str) -> Result<(), String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if let Some(p) = prefix {
+        dns_subdomain(p).map_err(|why| format!("label key {key:?}: prefix {why}"))?;
+    }
+    if name.is_empty() {
+        return Err(format!("label key {key:?}: name is empty"));
+    }
+    label_value(name).map_err(|why| format!("label key {key:?}: name {why}"))
+}
+
+/// A label value: at most 63 alphanumerics, '-', '_' or '.', alphanumeric at both ends.
+fn label_value(v: &str) -> Result<(), String> {
+    if v.is_empty() {
+        return Ok(());
+    }
+    if v.len() > 63 {
+        return Err("must be at most 63 characters".into());
+    }
+    let alnum = |c: char| c.is_ascii_alphanumeric();
+    if !v.chars().all(|c| alnum(c) || "-_.".contains(c)) {
+        return Err("may contain only letters, digits, '-', '_' and '.'".into());
+    }
+    if !v.starts_with(alnum) || !v.ends_with(alnum) {
+        return Err("must start and end with a letter or digit".into());
+    }
+    Ok(())
+}
+
+fn parse_timing(t: &TimingSpec) -> Result<Timing, SpecError> {
+    let ms = |v: Option<u64>, default: u64| -> Time { v.unwrap_or(default).saturating_mul(1000) };
+    let timing = Timing {
+        lease_ttl: ms(t.lease_seconds, LEASE),
+        clock_drift_max: ms(t.max_clock_drift_seconds, DRIFT),
+        fence_margin: ms(t.fence_margin_seconds, FENCE),
+        heartbeat_every: ms(t.heartbeat_seconds, HEARTBEAT),
+        retry_after: ms(t.retry_seconds, RETRY),
+    };
+    check_timing(&timing).map_err(SpecError::BadTiming)?;
+    Ok(timing)
+}
+
+/// The relations between timing values the protocol's safety and liveness rest on.
+pub fn check_timing(t: &Timing) -> Result<(), String> {
+    let s = |v: Time| Secs(v);
+    if t.lease_ttl == 0 || t.heartbeat_every == 0 || t.retry_after == 0 {
+        return Err("leaseSeconds, heartbeatSeconds and retrySeconds must be positive".into());
+    }
+    if t.fence_margin == 0 || t.fence_margin >= t.lease_ttl {
+        return Err(format!(
+            "fenceMarginSeconds ({}) must be positive and below leaseSeconds ({})",
+            s(t.fence_margin),
+            s(t.lease_ttl)
+        ));
+    }
+    if t.heartbeat_every + t.retry_after >= t.lease_ttl - t.fence_margin {
+        return Err(format!(
+            "heartbeatSeconds ({}) + retrySeconds ({}) must be below leaseSeconds - \
+             fenceMarginSeconds ({}), so that a missed heartbeat is retried before the \
+             cluster fences itself",
+            s(t.heartbeat_every),
+            s(t.retry_after),
+            s(t.lease_ttl - t.fence_margin)
+        ));
+    }
+    if t.clock_drift_max >= t.lease_ttl {
+        return Err(format!(
+            "maxClockDriftSeconds ({}) must be below leaseSeconds ({})",
+            s(t.clock_drift_max),
+            s(t.lease_ttl)
+        ));
+    }
+    Ok(())
+}
+
+struct Secs(Time);
+
+impl fmt::Display for Secs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_multiple_of(1000) {
+            write!(f, "{}", self.0 / 1000)
+        } else {
+            write!(f, "{:.3}", self.0 as f64 / 1000.0)
+        }
+    }
+}

@@ -1,0 +1,838 @@
+//! The DynamoDB adapter against a real DynamoDB (Local): every op's condition and update,
+//! contention between the two clusters, and a differential test against the model's
+//! `apply` on a long pseudo-random sequence of writes.
+//!
+//! Needs `DYNAMODB_ENDPOINT`:
+//!
+//! ```text
+//! export DYNAMODB_ENDPOINT="$(scripts/dynamodb-local.sh start)"
+//! cargo test -p failover-engine --test dynamo
+//! ```
+
+use std::io::{BufRead, BufReader, Read, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use failover_engine::dynamo::{ATTEMPTS, CALL_TIMEOUT, DynamoStore, create_table, local_client};
+use failover_engine::ports::StorePort;
+use failover_model::{
+    Cluster, HistoryEntry, InFlight, Lock, Mode, Op, Outcome, PlanKind, Record, Reply, Timing,
+    Variant, Write, apply,
+};
+
+const TIMING: Timing = Timing {
+    lease_ttl: 1000,
+    clock_drift_max: 100,
+    fence_margin: 200,
+    heartbeat_every: 300,
+    retry_after: 500,
+};
+
+const A: Cluster = Cluster::A;
+const B: Cluster = Cluster::B;
+
+/// The endpoint of the DynamoDB under test; a missing one fails the test.
+fn endpoint() -> String {
+    match std::env::var("DYNAMODB_ENDPOINT") {
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!(
+            "DYNAMODB_ENDPOINT is not set. Start DynamoDB Local with \
+             `export DYNAMODB_ENDPOINT=\"$(scripts/dynamodb-local.sh start)\"` and run again."
+        ),
+    }
+}
+
+/// A store on a fresh table of its own.
+async fn fresh(test: &str) -> DynamoStore {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let client = local_client(&endpoint()).await;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let table = format!(
+        "failover-{test}-{}-{}-{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    create_table(&client, &table)
+        .await
+        .expect("create the test table");
+    DynamoStore::new(client, table)
+}
+
+/// Send `op` from `by` at local time `now`.
+async fn send(store: &DynamoStore, group: &str, by: Cluster, now: u64, op: Op) -> Reply {
+    store.write(group, &TIMING, &Write { by, now, op }).await
+}
+
+fn applied(reply: Reply) -> Record {
+    match reply {
+        Reply::Applied(record) => record,
+        other => panic!("expected Applied, got {other:?}"),
+    }
+}
+
+fn refused(reply: Reply) -> Record {
+    match reply {
+        Reply::ConditionFailed(record) => record,
+        other => panic!("expected ConditionFailed, got {other:?}"),
+    }
+}
+
+async fn read(store: &DynamoStore, group: &str) -> Record {
+    store
+        .read(group)
+        .await
+        .expect("read")
+        .expect("the group exists")
+}
+
+fn acquire(id: u64) -> Op {
+    Op::Acquire {
+        id,
+        mode: Mode::Consistency,
+    }
+}
+
+fn journal(id: u64, token: u64, at: u32, release: bool) -> Op {
+    Op::Journal {
+        id,
+        token,
+        at,
+        release,
+    }
+}
+
+#[tokio::test]
+async fn create_table_is_idempotent() {
+    let store = fresh("table").await;
+    let client = local_client(&endpoint()).await;
+    create_table(&client, store.table())
+        .await
+        .expect("creating an existing table succeeds");
+}
+
+#[tokio::test]
+async fn init_is_idempotent() {
+    let store = fresh("init").await;
+    let first = store.init("g", A).await.expect("init");
+    assert_eq!(first, Record::new(A, [None, None]));
+    let second = store.init("g", B).await.expect("init again");
+    assert_eq!(second, first, "a second init changes nothing");
+    assert_eq!(read(&store, "g").await, first);
+    let other = store.init("h", B).await.expect("init another group");
+    assert_eq!(other.active, B);
+}
+
+#[tokio::test]
+async fn missing_group_reads_none_and_refuses_writes() {
+    let store = fresh("missing").await;
+    assert_eq!(store.read("nope").await.expect("read"), None);
+    for op in [Op::Heartbeat, acquire(1), journal(1, 0, 1, false)] {
+        assert_eq!(send(&store, "nope", A, 10, op).await, Reply::Unavailable);
+    }
+    assert_eq!(
+        store.read("nope").await.expect("read"),
+        None,
+        "no write creates a record"
+    );
+}
+
+#[tokio::test]
+async fn heartbeats_only_move_forward() {
+    let store = fresh("heartbeat").await;
+    store.init("g", A).await.expect("init");
+    let r = applied(send(&store, "g", A, 100, Op::Heartbeat).await);
+    assert_eq!(r.heartbeat, [Some(100), None]);
+    let r = refused(send(&store, "g", A, 50, Op::Heartbeat).await);
+    assert_eq!(
+        r.heartbeat,
+        [Some(100), None],
+        "the current record comes back"
+    );
+    refused(send(&store, "g", A, 100, Op::Heartbeat).await);
+    let r = applied(send(&store, "g", B, 20, Op::Heartbeat).await);
+    assert_eq!(
+        r.heartbeat,
+        [Some(100), Some(20)],
+        "each cluster has its own"
+    );
+    let r = applied(send(&store, "g", A, 150, Op::Heartbeat).await);
+    assert_eq!(r.heartbeat, [Some(150), Some(20)]);
+    assert_eq!(read(&store, "g").await, r);
+}
+
+#[tokio::test]
+async fn acquire_takes_lock_and_journal() {
+    let store = fresh("acquire").await;
+    store.init("g", A).await.expect("init");
+    refused(send(&store, "g", B, 10, acquire(1)).await);
+    let r = applied(
+        send(
+            &store,
+            "g",
+            A,
+            10,
+            Op::Acquire {
+                id: 1,
+                mode: Mode::Uptime,
+            },
+        )
+        .await,
+    );
+    assert_eq!(r.token, 1);
+    assert_eq!(
+        r.lock,
+        Some(Lock {
+            holder: A,
+            until: 10 + TIMING.lease_ttl
+        })
+    );
+    assert_eq!(
+        r.failover,
+        Some(InFlight {
+            id: 1,
+            kind: PlanKind::Planned(Mode::Uptime),
+            source: A,
+            target: B,
+            done: 1,
+        })
+    );
+    assert_eq!(read(&store, "g").await, r);
+    let again = refused(send(&store, "g", A, 20, acquire(2)).await);
+    assert_eq!(again, r, "a second acquire fails while one is in flight");
+}
+
+#[tokio::test]
+async fn racing_clusters_get_the_lock_once() {
+    let store = fresh("race").await;
+    for round in 0..10 {
+        let group = format!("g{round}");
+        store.init(&group, A).await.expect("init");
+        // A's lease is unknown (no heartbeat), so B may force: both conditions hold.
+        let (a, b) = tokio::join!(
+            send(&store, &group, A, 5000, acquire(1)),
+            send(&store, &group, B, 5000, Op::ForceTakeLock { id: 2 }),
+        );
+        let winners = [&a, &b]
+            .iter()
+            .filter(|r| matches!(r, Reply::Applied(_)))
+            .count();
+        assert_eq!(winners, 1, "round {round}: {a:?} / {b:?}");
+        let r = read(&store, &group).await;
+        assert_eq!(r.token, 1);
+        let winner = if matches!(a, Reply::Applied(_)) { A } else { B };
+        assert_eq!(r.holder(), Some(winner));
+
+        // Both clusters race to take the lock at a hand-off.
+        let token = r.token;
+        let id = r.failover.expect("in flight").id;
+        applied(send(&store, &group, winner, 5001, journal(id, token, 1, true)).await);
+        let (a, b) = tokio::join!(
+            send(&store, &group, A, 5002, Op::TakeOver { id, at: 2 }),
+            send(&store, &group, B, 5002, Op::TakeOver { id, at: 2 }),
+        );
+        let winners = [&a, &b]
+            .iter()
+            .filter(|r| matches!(r, Reply::Applied(_)))
+            .count();
+        assert_eq!(winners, 1, "round {round}: {a:?} / {b:?}");
+        assert_eq!(read(&store, &group).await.token, 2);
+    }
+}
+
+#[tokio::test]
+async fn stale_token_is_refused_after_takeover() {
+    let store = fresh("stale").await;
+    store.init("g", A).await.expect("init");
+    applied(send(&store, "g", A, 10, acquire(1)).await);
+    let r = applied(send(&store, "g", A, 20, journal(1, 1, 1, true)).await);
+    assert_eq!(r.lock, None);
+    assert_eq!(r.failover.map(|f| f.done), Some(2));
+    refused(send(&store, "g", B, 30, Op::TakeOver { id: 1, at: 3 }).await);
+    let r = applied(send(&store, "g", B, 30, Op::TakeOver { id: 1, at: 2 }).await);
+    assert_eq!(r.token, 2);
+    assert_eq!(
+        r.lock,
+        Some(Lock {
+            holder: B,
+            until: 30 + TIMING.lease_ttl
+        })
+    );
+    assert_eq!(r.failover.map(|f| f.done), Some(3));
+    refused(send(&store, "g", B, 35, Op::TakeOver { id: 1, at: 3 }).await);
+    let stale = refused(send(&store, "g", A, 40, journal(1, 1, 3, false)).await);
+    assert_eq!(stale, r, "the stale writer sees the current record");
+    let r = applied(send(&store, "g", B, 40, journal(1, 2, 3, false)).await);
+    assert_eq!(r.failover.map(|f| f.done), Some(4));
+}
+
+#[tokio::test]
+async fn journal_renews_or_releases_the_lock() {
+    let store = fresh("journal").await;
+    store.init("g", A).await.expect("init");
+    applied(send(&store, "g", A, 10, acquire(1)).await);
+    refused(send(&store, "g", A, 20, journal(1, 1, 2, false)).await);
+    refused(send(&store, "g", A, 20, journal(2, 1, 1, false)).await);
+    let r = applied(send(&store, "g", A, 20, journal(1, 1, 1, false)).await);
+    assert_eq!(
+        r.lock,
+        Some(Lock {
+            holder: A,
+            until: 20 + TIMING.lease_ttl
+        })
+    );
+    let r = applied(send(&store, "g", A, 30, journal(1, 1, 2, true)).await);
+    assert_eq!(r.lock, None);
+    assert_eq!(r.failover.map(|f| f.done), Some(3));
+    assert_eq!(read(&store, "g").await, r);
+}
+
+#[tokio::test]
+async fn complete_moves_the_application_once() {
+    let store = fresh("complete").await;
+    store.init("g", A).await.expect("init");
+    applied(send(&store, "g", A, 10, acquire(7)).await);
+    applied(send(&store, "g", A, 20, journal(7, 1, 1, true)).await);
+    applied(send(&store, "g", B, 30, Op::TakeOver { id: 7, at: 2 }).await);
+    let complete = Op::Complete {
+        id: 7,
+        token: 2,
+        at: 3,
+    };
+    refused(
+        send(
+            &store,
+            "g",
+            B,
+            40,
+            Op::Complete {
+                id: 7,
+                token: 1,
+                at: 3,
+            },
+        )
+        .await,
+    );
+    let r = applied(send(&store, "g", B, 40, complete).await);
+    assert_eq!(r.active, B);
+    assert_eq!(r.lock, None);
+    assert_eq!(r.failover, None);
+    assert_eq!(r.token, 2);
+    assert_eq!(
+        r.history,
+        vec![HistoryEntry {
+            id: 7,
+            outcome: Outcome::Completed(PlanKind::Planned(Mode::Consistency)),
+        }]
+    );
+    assert_eq!(read(&store, "g").await, r);
+    let again = refused(send(&store, "g", B, 50, complete).await);
+    assert_eq!(again, r, "a repeated Complete changes nothing");
+}
+
+#[tokio::test]
+async fn abort_releases_and_records() {
+    let store = fresh("abort").await;
+    store.init("g", A).await.expect("init");
+    applied(send(&store, "g", A, 10, acquire(3)).await);
+    refused(
+        send(
+            &store,
+            "g",
+            A,
+            20,
+            Op::Abort {
+                id: 3,
+                token: 0,
+                at: 1,
+            },
+        )
+        .await,
+    );
+    let r = applied(
+        send(
+            &store,
+            "g",
+            A,
+            20,
+            Op::Abort {
+                id: 3,
+                token: 1,
+                at: 1,
+            },
+        )
+        .await,
+    );
+    assert_eq!(r.active, A);
+    assert_eq!((r.lock, r.failover), (None, None));
+    assert_eq!(
+        r.history,
+        vec![HistoryEntry {
+            id: 3,
+            outcome: Outcome::Aborted
+        }]
+    );
+    // A new failover starts with a new id, and its history comes after.
+    applied(send(&store, "g", A, 30, acquire(1)).await);
+    let r = applied(
+        send(
+            &store,
+            "g",
+            A,
+            40,
+            Op::Abort {
+                id: 1,
+                token: 2,
+                at: 1,
+            },
+        )
+        .await,
+    );
+    let ids: Vec<u64> = r.history.iter().map(|h| h.id).collect();
+    assert_eq!(ids, [3, 1], "history in write order");
+}
+
+#[tokio::test]
+async fn force_waits_for_the_lease_and_the_lock() {
+    let store = fresh("force").await;
+    store.init("g", A).await.expect("init");
+    applied(send(&store, "g", A, 1000, Op::Heartbeat).await);
+    let expiry = 1000 + TIMING.lease_ttl + TIMING.clock_drift_max;
+    let force = Op::ForceTakeLock { id: 9 };
+    refused(send(&store, "g", B, 1500, force).await);
+    refused(send(&store, "g", B, expiry, force).await);
+    refused(send(&store, "g", A, expiry + 1, force).await);
+    let r = applied(send(&store, "g", B, expiry + 1, force).await);
+    assert_eq!(r.token, 1);
+    assert_eq!(
+        r.failover,
+        Some(InFlight {
+            id: 9,
+            kind: PlanKind::Forced,
+            source: A,
+            target: B,
+            done: 1,
+        })
+    );
+    assert_eq!(
+        r.lock,
+        Some(Lock {
+            holder: B,
+            until: expiry + 1 + TIMING.lease_ttl
+        })
+    );
+
+    // A stuck planned failover: A's lease and its lock must both have lapsed.
+    store.init("h", A).await.expect("init");
+    applied(send(&store, "h", A, 1000, Op::Heartbeat).await);
+    applied(send(&store, "h", A, 1000, acquire(4)).await);
+    let lapsed = 1000 + TIMING.lease_ttl + TIMING.clock_drift_max;
+    refused(send(&store, "h", B, lapsed, Op::ForceTakeLock { id: 4 }).await);
+    refused(
+        send(&store, "h", B, lapsed + 1, Op::ForceTakeLock { id: 5 }).await,
+        // another id while one is in flight
+    );
+    let r = applied(send(&store, "h", B, lapsed + 1, Op::ForceTakeLock { id: 4 }).await);
+    assert_eq!(r.token, 2);
+    assert_eq!(
+        r.failover.map(|f| (f.id, f.kind, f.target)),
+        Some((4, PlanKind::Forced, B))
+    );
+}
+
+#[tokio::test]
+async fn ended_ids_cannot_start_again() {
+    let store = fresh("ended").await;
+    store.init("g", A).await.expect("init");
+    applied(send(&store, "g", A, 10, acquire(7)).await);
+    applied(
+        send(
+            &store,
+            "g",
+            A,
+            20,
+            Op::Abort {
+                id: 7,
+                token: 1,
+                at: 1,
+            },
+        )
+        .await,
+    );
+    let r = refused(send(&store, "g", A, 30, acquire(7)).await);
+    assert_eq!(r.token, 1);
+    // A has no heartbeat: B could force, but not with an id that already ended.
+    refused(send(&store, "g", B, 5000, Op::ForceTakeLock { id: 7 }).await);
+    let r = applied(send(&store, "g", A, 40, acquire(8)).await);
+    assert_eq!(r.token, 2);
+}
+
+/// A fake DynamoDB endpoint on a free local port: it answers every request with
+/// `response` (HTTP status, `__type` of the error body), or never if `None`, and counts
+/// the requests it received.
+fn fake_endpoint(response: Option<(u16, &'static str)>) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a local port");
+    let url = format!("http://{}", listener.local_addr().expect("local address"));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&requests);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let counter = Arc::clone(&counter);
+            std::thread::spawn(move || serve(stream, response, &counter));
+        }
+    });
+    (url, requests)
+}
+
+/// Answer the requests of one connection.
+fn serve(stream: TcpStream, response: Option<(u16, &'static str)>, requests: &AtomicUsize) {
+    let mut reader = BufReader::new(stream.try_clone().expect("clone the stream"));
+    let mut writer = stream;
+    loop {
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            let line = line.trim_end().to_ascii_lowercase();
+            if line.is_empty() {
+                break;
+            }
+            if let Some(value) = line.strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        requests.fetch_add(1, Ordering::SeqCst);
+        let Some((status, error)) = response else {
+            std::thread::sleep(Duration::from_secs(60));
+            return;
+        };
+        let body = format!(
+            "{{\"__type\":\"com.amazonaws.dynamodb.v20120810#{error}\",\"message\":\"fake\"}}"
+        );
+        let reply = format!(
+            "HTTP/1.1 {status} Fake\r\ncontent-type: application/x-amz-json-1.0\r\n\
+             x-amzn-requestid: fake\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if writer.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// A store on `url`, for the failure classification tests.
+async fn store_at(url: &str) -> DynamoStore {
+    DynamoStore::new(local_client(url).await, "t")
+}
+
+/// The first write of a failover: a transaction.
+fn acquire_write() -> Write {
+    Write {
+        by: A,
+        now: 10,
+        op: acquire(1),
+    }
+}
+
+/// The write of a heartbeat: an `UpdateItem`.
+fn heartbeat_write() -> Write {
+    Write {
+        by: A,
+        now: 10,
+        op: Op::Heartbeat,
+    }
+}
+
+#[tokio::test]
+async fn refused_connection_is_definitely_not_applied() {
+    // Bind a port, then free it: nothing listens there.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let store = store_at(&format!("http://127.0.0.1:{port}")).await;
+    assert_eq!(
+        store.write("g", &TIMING, &heartbeat_write()).await,
+        Reply::Unavailable
+    );
+    assert_eq!(
+        store.write("g", &TIMING, &acquire_write()).await,
+        Reply::Unavailable
+    );
+    assert!(store.read("g").await.is_err());
+}
+
+#[tokio::test]
+async fn throttling_is_definite_and_retried() {
+    for error in [
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+    ] {
+        let (url, requests) = fake_endpoint(Some((400, error)));
+        let store = store_at(&url).await;
+        assert_eq!(
+            store.write("g", &TIMING, &heartbeat_write()).await,
+            Reply::Unavailable,
+            "{error}"
+        );
+        assert_eq!(
+            requests.load(Ordering::SeqCst),
+            ATTEMPTS as usize,
+            "{error}: retried"
+        );
+    }
+}
+
+#[tokio::test]
+async fn server_error_is_ambiguous_and_not_retried() {
+    let (url, requests) = fake_endpoint(Some((500, "InternalServerError")));
+    let store = store_at(&url).await;
+    for write in [heartbeat_write(), acquire_write()] {
+        let before = requests.load(Ordering::SeqCst);
+        assert_eq!(
+            store.write("g", &TIMING, &write).await,
+            Reply::Ambiguous,
+            "{write:?}"
+        );
+        assert_eq!(
+            requests.load(Ordering::SeqCst),
+            before + 1,
+            "sent once: {write:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn timeout_is_ambiguous() {
+    let (url, requests) = fake_endpoint(None);
+    let store = store_at(&url).await;
+    let started = std::time::Instant::now();
+    assert_eq!(
+        store.write("g", &TIMING, &heartbeat_write()).await,
+        Reply::Ambiguous
+    );
+    assert!(started.elapsed() >= CALL_TIMEOUT);
+    assert!(
+        started.elapsed() < CALL_TIMEOUT * 2,
+        "bounded by the call timeout"
+    );
+    assert_eq!(requests.load(Ordering::SeqCst), 1, "never re-sent");
+}
+
+/// Xorshift64: a deterministic pseudo-random sequence.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Uniform in `0..n`.
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// True with probability `percent` %.
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    fn cluster(&mut self) -> Cluster {
+        if self.chance(50) { A } else { B }
+    }
+}
+
+/// A plausible or implausible write for the model's current `record` at time `clock`:
+/// each argument is the one that fits the record (80 %) or a neighbouring or random one.
+fn random_write(rng: &mut Rng, record: &Record, clock: u64, next_id: &mut u64) -> Write {
+    let f = record.failover;
+    let id = match f {
+        Some(f) if rng.chance(80) => f.id,
+        _ if rng.chance(50) => {
+            *next_id += 1;
+            *next_id
+        }
+        _ => 1 + rng.below((*next_id).max(1)),
+    };
+    let token = if rng.chance(80) {
+        record.token
+    } else {
+        (record.token + rng.below(3)).saturating_sub(1)
+    };
+    let at = match f {
+        Some(f) if rng.chance(80) => f.done,
+        Some(f) => (f.done + rng.below(3) as u32).saturating_sub(1),
+        None => rng.below(4) as u32,
+    };
+    // A hand-off is open (journaled, lock released): often someone takes it.
+    let hand_off = f.is_some() && record.lock.is_none() && rng.chance(30);
+    let (by, op) = match if hand_off { 50 } else { rng.below(100) } {
+        0..=19 => (rng.cluster(), Op::Heartbeat),
+        20..=34 => {
+            let by = if rng.chance(80) {
+                record.active
+            } else {
+                rng.cluster()
+            };
+            let mode = if rng.chance(50) {
+                Mode::Consistency
+            } else {
+                Mode::Uptime
+            };
+            (by, Op::Acquire { id, mode })
+        }
+        35..=44 => {
+            let by = if rng.chance(80) {
+                record.active.peer()
+            } else {
+                rng.cluster()
+            };
+            (by, Op::ForceTakeLock { id })
+        }
+        45..=54 => (rng.cluster(), Op::TakeOver { id, at }),
+        55..=79 => (
+            rng.cluster(),
+            Op::Journal {
+                id,
+                token,
+                at,
+                release: rng.chance(40),
+            },
+        ),
+        80..=91 => (rng.cluster(), Op::Complete { id, token, at }),
+        _ => (rng.cluster(), Op::Abort { id, token, at }),
+    };
+    // Local times: mostly around the shared clock, sometimes well behind, often exactly
+    // at or next to a boundary of the op's condition.
+    let edges = boundaries(record, by, &op);
+    let now = match rng.below(100) {
+        0..=9 => clock.saturating_sub(rng.below(3000)),
+        10..=49 if !edges.is_empty() => edges[rng.below(edges.len() as u64) as usize],
+        _ => clock + rng.below(2 * TIMING.clock_drift_max),
+    };
+    Write { by, now, op }
+}
+
+/// The local times at which the condition of `op` from `by` on `record` changes its
+/// value, and their neighbours: the writer's last heartbeat, the provable end of the
+/// active cluster's lease, the lapse of the lock.
+fn boundaries(record: &Record, by: Cluster, op: &Op) -> Vec<u64> {
+    let mut edges = Vec::new();
+    let mut around = |t: u64| edges.extend([t.saturating_sub(1), t, t + 1]);
+    match op {
+        Op::Heartbeat => {
+            if let Some(heartbeat) = record.heartbeat[by.index()] {
+                around(heartbeat);
+            }
+        }
+        Op::ForceTakeLock { .. } => {
+            if let Some(heartbeat) = record.heartbeat[record.active.index()] {
+                around(heartbeat + TIMING.lease_ttl + TIMING.clock_drift_max);
+            }
+            if let Some(lock) = record.lock {
+                around(lock.until + TIMING.clock_drift_max);
+            }
+        }
+        _ => {}
+    }
+    edges
+}
+
+fn op_name(op: &Op) -> &'static str {
+    match op {
+        Op::Heartbeat => "heartbeat",
+        Op::Acquire { .. } => "acquire",
+        Op::ForceTakeLock { .. } => "force",
+        Op::TakeOver { .. } => "takeover",
+        Op::Journal { .. } => "journal",
+        Op::Complete { .. } => "complete",
+        Op::Abort { .. } => "abort",
+    }
+}
+
+/// The encoding matches the specification: a few hundred pseudo-random writes (both
+/// clusters, every op, plausible and implausible arguments, local times that move
+/// forward, jump and lag) give the same replies and records from DynamoDB as from
+/// `failover_model::apply`.
+#[tokio::test]
+async fn differential_against_the_model() {
+    const WRITES: usize = 400;
+    const SEEDS: [u64; 2] = [0x5eed_f00d_2026_1122, 0x0bad_cafe_1234_5678];
+    let store = fresh("differential").await;
+    let mut counts: std::collections::BTreeMap<(&str, bool), usize> = Default::default();
+    let mut ended = 0;
+    for seed in SEEDS {
+        let group = format!("g{seed:x}");
+        let mut rng = Rng(seed);
+        let mut model = store.init(&group, A).await.expect("init");
+        assert_eq!(model, Record::new(A, [None, None]));
+        let mut clock = 1_000_000;
+        let mut next_id = 0;
+        for step in 0..WRITES {
+            clock += match rng.below(100) {
+                0..=4 => 2 * (TIMING.lease_ttl + TIMING.clock_drift_max),
+                _ => rng.below(300),
+            };
+            let write = random_write(&mut rng, &model, clock, &mut next_id);
+            let expected = apply(&model, &write, &TIMING, Variant::Correct);
+            let reply = store.write(&group, &TIMING, &write).await;
+            let context = format!("seed {seed:x} step {step}: {write:?} on {model:?}");
+            match (expected, reply) {
+                (Ok(next), Reply::Applied(record)) => {
+                    assert_eq!(record, next, "{context}: record after the write");
+                    model = next;
+                    *counts.entry((op_name(&write.op), true)).or_default() += 1;
+                }
+                (Err(_), Reply::ConditionFailed(record)) => {
+                    assert_eq!(record, model, "{context}: record after the refusal");
+                    *counts.entry((op_name(&write.op), false)).or_default() += 1;
+                }
+                (expected, reply) => {
+                    panic!("{context}: model says {expected:?}, store {reply:?}")
+                }
+            }
+            assert_eq!(read(&store, &group).await, model, "{context}: read back");
+        }
+        ended += model.history.len();
+    }
+    // The sequences exercised every op both ways, and many failovers ended.
+    for op in [
+        "heartbeat",
+        "acquire",
+        "force",
+        "takeover",
+        "journal",
+        "complete",
+        "abort",
+    ] {
+        for outcome in [true, false] {
+            assert!(
+                counts.get(&(op, outcome)).copied().unwrap_or(0) >= 5,
+                "{op} {} too rarely: {counts:?}",
+                if outcome { "applied" } else { "refused" }
+            );
+        }
+    }
+    assert!(ended >= 20, "too few failovers ended: {ended}");
+    println!("differential: {counts:?}, {ended} failovers ended");
+}
+
+#[tokio::test]
+async fn dynamo_store_passes_the_conformance_suite() {
+    let store = fresh("conformance").await;
+    failover_engine::conformance::store_port(&store, "shop/conformance").await;
+}

@@ -1,0 +1,492 @@
+//! The executor against the in-memory ports, on tokio's paused (virtual) clock: whole
+//! failovers in both modes, resume after the operator's future is dropped at every
+//! await point, dry runs, and the conformance of the in-memory ports.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use failover_engine::conformance::{ClusterFixture, cluster_port, store_port};
+use failover_engine::dryrun::{dry_run, render};
+use failover_engine::executor::{Ended, Operator, process_failover};
+use failover_engine::memory::{MemoryCluster, MemoryStore, Settle, TokioClock};
+use failover_engine::ports::{
+    ClusterError, ClusterPort, Desired, FieldChange, Kind, Member, MemberState, ObjectRef, Selector,
+};
+use failover_engine::spec::{FailoverGroupSpec, FluxRef, Group, MembersSpec};
+use failover_model::{
+    Cluster, Mode, Outcome, Plan, PlanKind, Request, Role, Stage, Variant, VolumeRole,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use tokio::sync::Notify;
+
+const NS: &str = "shop";
+
+fn spec() -> FailoverGroupSpec {
+    FailoverGroupSpec {
+        clusters: vec!["east".into(), "west".into()],
+        members: MembersSpec {
+            selector: Some(LabelSelector {
+                match_labels: Some([("app".to_string(), "shop".to_string())].into()),
+                ..LabelSelector::default()
+            }),
+            kustomizations: vec![FluxRef {
+                name: "shop".into(),
+                namespace: Some("flux-system".into()),
+            }],
+            helm_releases: vec![FluxRef {
+                name: "shop-db".into(),
+                namespace: None,
+            }],
+            ..MembersSpec::default()
+        },
+        ..FailoverGroupSpec::default()
+    }
+}
+
+fn group(me: &str) -> Group {
+    Group::parse(NS, "shop", &spec(), me).expect("valid spec")
+}
+
+fn obj(kind: Kind, ns: &str, name: &str) -> ObjectRef {
+    ObjectRef {
+        kind,
+        namespace: ns.into(),
+        name: name.into(),
+    }
+}
+
+/// The group's objects: two Deployments, a StatefulSet, a CronJob, a VirtualService, an
+/// Ingress, two VolumeReplications, a Kustomization and a HelmRelease.
+fn objects() -> Vec<(ObjectRef, i32)> {
+    vec![
+        (obj(Kind::Deployment, NS, "web"), 3),
+        (obj(Kind::Deployment, NS, "api"), 2),
+        (obj(Kind::StatefulSet, NS, "db"), 1),
+        (obj(Kind::CronJob, NS, "report"), 0),
+        (obj(Kind::VirtualService, NS, "shop"), 0),
+        (obj(Kind::Ingress, NS, "shop"), 0),
+        (obj(Kind::VolumeReplication, NS, "db-data"), 0),
+        (obj(Kind::VolumeReplication, NS, "uploads"), 0),
+        (obj(Kind::Kustomization, "flux-system", "shop"), 0),
+        (obj(Kind::HelmRelease, NS, "shop-db"), 0),
+    ]
+}
+
+fn state(kind: Kind, replicas: i32, serving: bool) -> MemberState {
+    match kind {
+        Kind::Deployment | Kind::StatefulSet => MemberState::Workload {
+            replicas: if serving { replicas } else { 0 },
+            remembered: (!serving).then_some(replicas),
+            pods: if serving { replicas } else { 0 },
+            ready: true,
+        },
+        Kind::CronJob => MemberState::CronJob {
+            suspended: !serving,
+        },
+        Kind::VirtualService | Kind::Ingress => MemberState::Network { disabled: !serving },
+        Kind::VolumeReplication => {
+            let role = if serving {
+                VolumeRole::Primary
+            } else {
+                VolumeRole::Secondary
+            };
+            MemberState::Volume {
+                spec: role,
+                status: Some(role),
+            }
+        }
+        Kind::Kustomization | Kind::HelmRelease => MemberState::Flux {
+            suspended: !serving,
+        },
+    }
+}
+
+fn cluster(serving: bool, settle: Settle) -> MemoryCluster {
+    let c = MemoryCluster::new(settle);
+    for (o, replicas) in objects() {
+        let labels: &[(&str, &str)] = if o.kind == Kind::Kustomization {
+            &[]
+        } else {
+            &[("app", "shop")]
+        };
+        let kind = o.kind;
+        c.insert(o, labels, state(kind, replicas, serving));
+    }
+    // An object of another application, which must never be touched.
+    c.insert(
+        obj(Kind::Deployment, NS, "other"),
+        &[("app", "other")],
+        state(Kind::Deployment, 4, serving),
+    );
+    c
+}
+
+/// A cluster port that counts calls and, at call number `cut`, signals and hangs, so
+/// the test can drop the operator's future exactly there.
+#[derive(Clone)]
+struct Cuttable<P> {
+    inner: P,
+    calls: Arc<AtomicUsize>,
+    cut: Arc<AtomicUsize>,
+    signal: Arc<Notify>,
+}
+
+impl<P> Cuttable<P> {
+    fn new(inner: P) -> Self {
+        Cuttable {
+            inner,
+            calls: Arc::new(AtomicUsize::new(0)),
+            cut: Arc::new(AtomicUsize::new(usize::MAX)),
+            signal: Arc::new(Notify::new()),
+        }
+    }
+
+    async fn gate(&self) {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == self.cut.load(Ordering::SeqCst) {
+            self.signal.notify_one();
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl<P: ClusterPort> ClusterPort for Cuttable<P> {
+    async fn members(&self, kind: Kind, selector: &Selector) -> Result<Vec<Member>, ClusterError> {
+        self.gate().await;
+        self.inner.members(kind, selector).await
+    }
+
+    async fn set(
+        &self,
+        object: &ObjectRef,
+        desired: Desired,
+    ) -> Result<Vec<FieldChange>, ClusterError> {
+        self.gate().await;
+        self.inner.set(object, desired).await
+    }
+
+    async fn changed(&self, timeout: Duration) {
+        self.inner.changed(timeout).await;
+    }
+}
+
+const ID: u64 = 0xfa11;
+
+/// Run an operator until it holds a lease: operators run long before anyone asks for a
+/// failover, and a target without a fresh heartbeat makes the source abort.
+async fn warm_up<
+    C: ClusterPort,
+    S: failover_engine::ports::StorePort,
+    K: failover_engine::ports::Clock,
+>(
+    op: &mut Operator<C, S, K>,
+) {
+    op.run_until(|op, _| op.memory().lease_until.is_some())
+        .await;
+}
+
+fn request(mode: Mode) -> Request {
+    Request {
+        id: ID,
+        to: Cluster::B,
+        mode,
+    }
+}
+
+/// Each object changed exactly once per field: the effects of the failover, no repeats.
+fn assert_once(changes: &[FieldChange], serving_before: bool) {
+    let mut per_field: BTreeMap<(ObjectRef, String), usize> = BTreeMap::new();
+    for c in changes {
+        *per_field
+            .entry((c.object.clone(), c.field.clone()))
+            .or_default() += 1;
+        assert_ne!(
+            c.object.name, "other",
+            "an object outside the group was changed"
+        );
+    }
+    let repeated: Vec<_> = per_field.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(repeated.is_empty(), "effects repeated: {repeated:?}");
+    let touched: std::collections::BTreeSet<_> = per_field.keys().map(|(o, _)| o.clone()).collect();
+    assert_eq!(
+        touched.len(),
+        objects().len(),
+        "every member changed once ({} before): {touched:?}",
+        if serving_before { "serving" } else { "standby" }
+    );
+}
+
+fn assert_final(a: &MemoryCluster, b: &MemoryCluster) {
+    for (o, replicas) in objects() {
+        assert_eq!(
+            a.state(&o),
+            Some(state(o.kind, replicas, false)),
+            "{o} stopped on A"
+        );
+        let on_b = b.state(&o).expect("exists");
+        let expected = state(o.kind, replicas, true);
+        let expected = match (expected, &on_b) {
+            (
+                MemberState::Workload {
+                    replicas,
+                    pods,
+                    ready,
+                    ..
+                },
+                MemberState::Workload { remembered, .. },
+            ) => MemberState::Workload {
+                replicas,
+                remembered: *remembered,
+                pods,
+                ready,
+            },
+            (e, _) => e,
+        };
+        assert_eq!(on_b, expected, "{o} started on B");
+    }
+}
+
+async fn failover(mode: Mode) {
+    let store = MemoryStore::new();
+    let (ca, cb) = (
+        cluster(true, Settle::Instantly),
+        cluster(false, Settle::Instantly),
+    );
+    let mut a = Operator::new(ca.clone(), store.clone(), TokioClock::new(0), group("east"));
+    let mut b = Operator::new(
+        cb.clone(),
+        store.clone(),
+        TokioClock::new(500),
+        group("west"),
+    );
+    warm_up(&mut a).await;
+    warm_up(&mut b).await;
+    let (ea, eb) = tokio::join!(
+        process_failover(&mut a, request(mode)),
+        process_failover(&mut b, request(mode))
+    );
+    let done = Ended::Finished(Outcome::Completed(PlanKind::Planned(mode)));
+    assert_eq!((ea, eb), (done, done));
+    let record = store.get("shop/shop").expect("record");
+    assert_eq!(record.active, Cluster::B);
+    assert_eq!((record.lock, record.failover), (None, None));
+    assert_final(&ca, &cb);
+    assert_once(&ca.changes(), true);
+    assert_once(&cb.changes(), false);
+}
+
+#[tokio::test(start_paused = true)]
+async fn consistency_failover_moves_every_member_once() {
+    failover(Mode::Consistency).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn uptime_failover_moves_every_member_once() {
+    failover(Mode::Uptime).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_for_the_active_cluster_changes_nothing() {
+    let store = MemoryStore::new();
+    let ca = cluster(true, Settle::Instantly);
+    let mut a = Operator::new(ca.clone(), store.clone(), TokioClock::new(0), group("east"));
+    let r = Request {
+        to: Cluster::A,
+        ..request(Mode::Consistency)
+    };
+    assert_eq!(process_failover(&mut a, r).await, Ended::AlreadyActive);
+    assert!(ca.changes().is_empty());
+}
+
+/// Drop one operator's future at its `cut`-th cluster call, restart it with empty
+/// memory, and let the failover finish. Returns the journal stage the cut happened in
+/// (`None` inside: no failover in flight), or `None` if the victim finished first.
+async fn cut_and_resume(mode: Mode, victim: Cluster, cut: usize) -> Option<Option<Stage>> {
+    let store = MemoryStore::new();
+    let (ca, cb) = (
+        cluster(true, Settle::Instantly),
+        cluster(false, Settle::Instantly),
+    );
+    let (pa, pb) = (Cuttable::new(ca.clone()), Cuttable::new(cb.clone()));
+    let mut a = Operator::new(pa.clone(), store.clone(), TokioClock::new(0), group("east"));
+    let mut b = Operator::new(
+        pb.clone(),
+        store.clone(),
+        TokioClock::new(500),
+        group("west"),
+    );
+    warm_up(&mut a).await;
+    warm_up(&mut b).await;
+    let port = if victim == Cluster::A { &pa } else { &pb };
+    port.calls.store(0, Ordering::SeqCst);
+    port.cut.store(cut, Ordering::SeqCst);
+    let signal = port.signal.clone();
+    let r = request(mode);
+    let (victim_op, other) = if victim == Cluster::A {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
+    let other_run = process_failover(other, r);
+    tokio::pin!(other_run);
+    let mut other_ended = None;
+    {
+        let victim_run = process_failover(victim_op, r);
+        tokio::pin!(victim_run);
+        loop {
+            tokio::select! {
+                _ = &mut victim_run => return None, // finished before the cut
+                e = &mut other_run, if other_ended.is_none() => other_ended = Some(e),
+                () = signal.notified() => break,
+            }
+        }
+        // The victim's future is dropped here, in the middle of whatever it awaited.
+    }
+    let stage_at_cut = store
+        .get("shop/shop")
+        .and_then(|r| r.failover)
+        .and_then(|f| {
+            let plan = Plan::of(f.kind, Variant::Correct);
+            plan.get(f.done).map(|s| s.stage)
+        });
+    port.cut.store(usize::MAX, Ordering::SeqCst);
+    // Restart: a new operator with empty memory on the same cluster and store.
+    let (port, me, offset) = if victim == Cluster::A {
+        (pa.clone(), "east", 0)
+    } else {
+        (pb.clone(), "west", 500)
+    };
+    let mut fresh = Operator::new(port, store.clone(), TokioClock::new(offset), group(me));
+    let (e1, e2) = tokio::join!(process_failover(&mut fresh, r), async {
+        match other_ended {
+            Some(e) => e,
+            None => (&mut other_run).await,
+        }
+    });
+    let done = Ended::Finished(Outcome::Completed(PlanKind::Planned(mode)));
+    assert_eq!((e1, e2), (done, done), "cut at call {cut} of {victim}");
+    assert_final(&ca, &cb);
+    assert_once(&ca.changes(), true);
+    assert_once(&cb.changes(), false);
+    Some(stage_at_cut)
+}
+
+async fn resume_everywhere(mode: Mode) {
+    let mut stages = std::collections::BTreeSet::new();
+    let mut runs = 0;
+    for victim in [Cluster::A, Cluster::B] {
+        // Every cut point until the victim finishes before reaching it.
+        for cut in 1.. {
+            let Some(stage) = cut_and_resume(mode, victim, cut).await else {
+                break;
+            };
+            runs += 1;
+            stages.extend(stage);
+        }
+    }
+    assert!(runs > 20, "only {runs} cut points");
+    assert_eq!(
+        stages.into_iter().collect::<Vec<_>>(),
+        Stage::ALL.to_vec(),
+        "the futures were dropped in every stage"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropped_in_any_stage_resumes_without_repeating_effects_consistency() {
+    resume_everywhere(Mode::Consistency).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropped_in_any_stage_resumes_without_repeating_effects_uptime() {
+    resume_everywhere(Mode::Uptime).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn dry_run_lists_every_field_and_changes_nothing() {
+    let ca = cluster(true, Settle::OnDemand);
+    let g = group("east");
+    let kind = PlanKind::Planned(Mode::Consistency);
+    let steps = dry_run(&ca, &g, kind, Role::Source).await.expect("dry run");
+    assert!(
+        ca.changes().is_empty() && ca.sets() == 0,
+        "a dry run changes nothing"
+    );
+    let text = render(&steps);
+    let expected_fields = [
+        "Kustomization/flux-system/shop spec.suspend: false -> true",
+        "HelmRelease/shop/shop-db spec.suspend: false -> true",
+        "VirtualService/shop/shop spec.http: <original routes> -> 503 directResponse",
+        "Ingress/shop/shop spec.ingressClassName: <original> -> failover-disabled",
+        "Deployment/shop/web metadata.annotations[failover.rs/replicas]: - -> 3",
+        "Deployment/shop/web spec.replicas: 3 -> 0",
+        "StatefulSet/shop/db spec.replicas: 1 -> 0",
+        "CronJob/shop/report spec.suspend: false -> true",
+        "VolumeReplication/shop/db-data spec.replicationState: primary -> secondary",
+        "VolumeReplication/shop/uploads spec.replicationState: primary -> secondary",
+    ];
+    for f in expected_fields {
+        assert!(text.contains(f), "dry run lacks {f:?}:\n{text}");
+    }
+    assert!(
+        !text.contains("other"),
+        "dry run touches another application:\n{text}"
+    );
+    let names: Vec<&str> = steps.iter().map(|s| s.step.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "acquire-lock",
+            "validate",
+            "suspend-flux",
+            "disable-network",
+            "scale-down-workloads",
+            "suspend-cronjobs",
+            "await-workloads-down",
+            "demote-volumes",
+            "await-volumes-secondary"
+        ]
+    );
+    let cb = cluster(false, Settle::OnDemand);
+    let target = dry_run(&cb, &group("west"), kind, Role::Target)
+        .await
+        .expect("dry run");
+    let text = render(&target);
+    assert!(
+        text.contains("Deployment/shop/web spec.replicas: 0 -> 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "HelmRelease/shop/shop-db metadata.annotations[reconcile.fluxcd.io/requestedAt]"
+        ),
+        "{text}"
+    );
+    assert!(cb.changes().is_empty());
+}
+
+#[tokio::test]
+async fn memory_cluster_passes_the_conformance_suite() {
+    let c = MemoryCluster::new(Settle::OnDemand);
+    let fixture = ClusterFixture {
+        namespace: NS.into(),
+        label: "shop".into(),
+        objects: Kind::ALL
+            .into_iter()
+            .map(|k| obj(k, NS, &format!("x-{}", k.name().to_lowercase())))
+            .collect(),
+        replicas: 3,
+    };
+    for o in &fixture.objects {
+        c.insert(o.clone(), &[("app", "shop")], state(o.kind, 3, true));
+    }
+    let settle = c.clone();
+    cluster_port(&c, &fixture, move || settle.settle()).await;
+}
+
+#[tokio::test]
+async fn memory_store_passes_the_conformance_suite() {
+    store_port(&MemoryStore::new(), "shop/conformance").await;
+}

@@ -1,0 +1,345 @@
+//! A group's spec is parsed once into a validated type; every invalid spec gives a typed
+//! error whose message says what to fix. One test per case.
+
+use std::time::Duration;
+
+use failover_engine::ports::{Kind, Selector};
+use failover_engine::spec::{
+    FailoverGroupSpec, FailoverMode, FailoverSpec, FluxRef, Group, MembersSpec, SpecError,
+    TimingSpec, failover_id,
+};
+use failover_model::{Cluster, Mode, Request};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+
+fn valid() -> FailoverGroupSpec {
+    FailoverGroupSpec {
+        clusters: vec!["east".into(), "west".into()],
+        members: MembersSpec {
+            deployments: vec!["web".into()],
+            ..MembersSpec::default()
+        },
+        ..FailoverGroupSpec::default()
+    }
+}
+
+fn parse(spec: &FailoverGroupSpec) -> Result<Group, SpecError> {
+    Group::parse("shop", "shop", spec, "east")
+}
+
+fn err(spec: FailoverGroupSpec) -> (SpecError, String) {
+    let e = parse(&spec).expect_err("invalid spec accepted");
+    let msg = e.to_string();
+    (e, msg)
+}
+
+fn selector(labels: &[(&str, &str)], exprs: &[(&str, &str, &[&str])]) -> LabelSelector {
+    LabelSelector {
+        match_labels: (!labels.is_empty()).then(|| {
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        }),
+        match_expressions: (!exprs.is_empty()).then(|| {
+            exprs
+                .iter()
+                .map(|(k, op, vs)| LabelSelectorRequirement {
+                    key: k.to_string(),
+                    operator: op.to_string(),
+                    values: (!vs.is_empty()).then(|| vs.iter().map(|v| v.to_string()).collect()),
+                })
+                .collect()
+        }),
+    }
+}
+
+fn with_selector(sel: LabelSelector) -> FailoverGroupSpec {
+    FailoverGroupSpec {
+        members: MembersSpec {
+            selector: Some(sel),
+            ..MembersSpec::default()
+        },
+        ..valid()
+    }
+}
+
+#[test]
+fn a_valid_spec_parses_with_defaults() {
+    let g = parse(&valid()).expect("valid");
+    assert_eq!(g.key, "shop/shop");
+    assert_eq!(g.clusters, ["east".to_string(), "west".to_string()]);
+    assert_eq!((g.me, g.initial_active), (Cluster::A, Cluster::A));
+    assert_eq!(g.parallelism, 8);
+    assert_eq!(g.step_timeout, Duration::from_secs(60));
+    assert_eq!(g.timing.lease_ttl, 30_000);
+    assert_eq!(
+        g.members.get(&Kind::Deployment),
+        Some(&vec![Selector {
+            namespace: "shop".into(),
+            labels: String::new(),
+            names: vec!["web".into()],
+        }])
+    );
+    let west = Group::parse("shop", "shop", &valid(), "west").expect("valid");
+    assert_eq!(west.me, Cluster::B);
+}
+
+#[test]
+fn selectors_and_flux_namespaces_become_per_kind_selectors() {
+    let mut spec = with_selector(selector(
+        &[("app", "shop")],
+        &[
+            ("tier", "In", &["web", "api"]),
+            ("legacy", "DoesNotExist", &[]),
+        ],
+    ));
+    spec.members.kustomizations = vec![FluxRef {
+        name: "shop".into(),
+        namespace: Some("flux-system".into()),
+    }];
+    let g = parse(&spec).expect("valid");
+    let labels = "app=shop,tier in (web,api),!legacy";
+    for kind in [
+        Kind::Deployment,
+        Kind::StatefulSet,
+        Kind::CronJob,
+        Kind::VirtualService,
+        Kind::Ingress,
+        Kind::VolumeReplication,
+    ] {
+        assert_eq!(g.members[&kind][0].labels, labels, "{kind}");
+    }
+    assert_eq!(
+        g.members[&Kind::Kustomization],
+        vec![Selector {
+            namespace: "flux-system".into(),
+            labels: String::new(),
+            names: vec!["shop".into()],
+        }]
+    );
+    assert!(!g.members.contains_key(&Kind::HelmRelease));
+}
+
+#[test]
+fn not_two_clusters() {
+    for clusters in [vec![], vec!["east"], vec!["east", "west", "north"]] {
+        let n = clusters.len();
+        let spec = FailoverGroupSpec {
+            clusters: clusters.into_iter().map(String::from).collect(),
+            ..valid()
+        };
+        let (e, msg) = err(spec);
+        assert_eq!(e, SpecError::NotTwoClusters(n));
+        assert!(msg.contains("exactly two"), "{msg}");
+    }
+}
+
+#[test]
+fn identical_clusters() {
+    let (e, msg) = err(FailoverGroupSpec {
+        clusters: vec!["east".into(), "east".into()],
+        ..valid()
+    });
+    assert_eq!(e, SpecError::IdenticalClusters("east".into()));
+    assert!(msg.contains("two different clusters"), "{msg}");
+}
+
+#[test]
+fn malformed_cluster_name() {
+    let (e, msg) = err(FailoverGroupSpec {
+        clusters: vec!["East_1".into(), "west".into()],
+        ..valid()
+    });
+    assert!(matches!(e, SpecError::InvalidName { ref field, .. } if field == "spec.clusters[0]"));
+    assert!(msg.contains("lowercase"), "{msg}");
+}
+
+#[test]
+fn unknown_cluster_for_this_operator() {
+    let e = Group::parse("shop", "shop", &valid(), "north").expect_err("unknown");
+    assert!(matches!(e, SpecError::UnknownCluster { ref name, .. } if name == "north"));
+    assert!(e.to_string().contains("--cluster-name"), "{e}");
+}
+
+#[test]
+fn unknown_initial_active() {
+    let (e, msg) = err(FailoverGroupSpec {
+        initial_active: Some("south".into()),
+        ..valid()
+    });
+    assert!(
+        matches!(e, SpecError::UnknownCluster { ref field, .. } if field == "spec.initialActive")
+    );
+    assert!(msg.contains("\"east\", \"west\""), "{msg}");
+}
+
+#[test]
+fn no_members() {
+    let (e, msg) = err(FailoverGroupSpec {
+        members: MembersSpec::default(),
+        ..valid()
+    });
+    assert_eq!(e, SpecError::NoMembers);
+    assert!(
+        msg.contains("label selector or name at least one member"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn duplicate_names() {
+    let mut spec = valid();
+    spec.members.deployments = vec!["web".into(), "api".into(), "web".into()];
+    let (e, _) = err(spec);
+    assert_eq!(
+        e,
+        SpecError::DuplicateMember {
+            field: "deployments".into(),
+            name: "web".into()
+        }
+    );
+    let mut spec = valid();
+    let flux = |ns: Option<&str>| FluxRef {
+        name: "shop".into(),
+        namespace: ns.map(String::from),
+    };
+    // The same name in two namespaces is two objects; in one namespace it is a duplicate.
+    spec.members.kustomizations = vec![flux(None), flux(Some("flux-system"))];
+    parse(&spec).expect("distinct namespaces");
+    spec.members.kustomizations = vec![flux(Some("shop")), flux(None)];
+    let (e, msg) = err(spec);
+    assert!(matches!(e, SpecError::DuplicateMember { .. }));
+    assert!(msg.contains("kustomizations names \"shop\" twice"), "{msg}");
+}
+
+#[test]
+fn malformed_member_name() {
+    let mut spec = valid();
+    spec.members.volume_replications = vec!["Data Volume".into()];
+    let (e, _) = err(spec);
+    assert!(
+        matches!(e, SpecError::InvalidName { ref field, .. } if field == "spec.members.volumeReplications[0]")
+    );
+}
+
+#[test]
+fn malformed_selectors() {
+    let cases: Vec<(LabelSelector, &str)> = vec![
+        (selector(&[], &[]), "would select everything"),
+        (
+            selector(&[("bad key!", "x")], &[]),
+            "label key \"bad key!\"",
+        ),
+        (selector(&[("app", "-x")], &[]), "must start and end"),
+        (selector(&[("app", &"x".repeat(64))], &[]), "at most 63"),
+        (
+            selector(&[], &[("tier", "In", &[])]),
+            "operator In needs values",
+        ),
+        (
+            selector(&[], &[("tier", "Exists", &["x"])]),
+            "operator Exists takes no values",
+        ),
+        (
+            selector(&[], &[("tier", "Near", &["x"])]),
+            "unknown operator \"Near\"",
+        ),
+        (selector(&[("Example.COM/app", "x")], &[]), "prefix"),
+    ];
+    for (sel, want) in cases {
+        let (e, msg) = err(with_selector(sel));
+        assert!(matches!(e, SpecError::MalformedSelector(_)), "{e:?}");
+        assert!(msg.contains(want), "{msg:?} should say {want:?}");
+        assert!(msg.starts_with("spec.members.selector"), "{msg}");
+    }
+    parse(&with_selector(selector(&[("example.com/app", "x")], &[]))).expect("prefixed key");
+}
+
+#[test]
+fn timing_that_cannot_work() {
+    let cases: Vec<(TimingSpec, &str)> = vec![
+        (
+            TimingSpec {
+                fence_margin_seconds: Some(30),
+                ..TimingSpec::default()
+            },
+            "below leaseSeconds",
+        ),
+        (
+            TimingSpec {
+                heartbeat_seconds: Some(20),
+                ..TimingSpec::default()
+            },
+            "missed heartbeat is retried",
+        ),
+        (
+            TimingSpec {
+                max_clock_drift_seconds: Some(40),
+                lease_seconds: Some(40),
+                fence_margin_seconds: Some(10),
+                ..TimingSpec::default()
+            },
+            "maxClockDriftSeconds (40) must be below leaseSeconds (40)",
+        ),
+        (
+            TimingSpec {
+                lease_seconds: Some(0),
+                ..TimingSpec::default()
+            },
+            "must be positive",
+        ),
+    ];
+    for (timing, want) in cases {
+        let (e, msg) = err(FailoverGroupSpec {
+            timing: Some(timing),
+            ..valid()
+        });
+        assert!(matches!(e, SpecError::BadTiming(_)), "{e:?}");
+        assert!(msg.contains(want), "{msg:?} should say {want:?}");
+    }
+}
+
+#[test]
+fn parallelism_and_timeout_out_of_range() {
+    let (e, msg) = err(FailoverGroupSpec {
+        parallelism: Some(0),
+        ..valid()
+    });
+    assert!(matches!(e, SpecError::OutOfRange(_)));
+    assert!(msg.contains("spec.parallelism"), "{msg}");
+    let (_, msg) = err(FailoverGroupSpec {
+        step_timeout_seconds: Some(0),
+        ..valid()
+    });
+    assert!(msg.contains("spec.stepTimeoutSeconds"), "{msg}");
+}
+
+#[test]
+fn a_failover_targets_one_of_the_groups_clusters() {
+    let g = parse(&valid()).expect("valid");
+    let f = |to: &str, mode| FailoverSpec {
+        group: "shop".into(),
+        target_cluster: to.into(),
+        mode,
+        dry_run: false,
+    };
+    assert_eq!(
+        g.request(7, &f("west", FailoverMode::Uptime)),
+        Ok(Request {
+            id: 7,
+            to: Cluster::B,
+            mode: Mode::Uptime
+        })
+    );
+    let e = g
+        .request(7, &f("south", FailoverMode::Consistency))
+        .expect_err("unknown target");
+    assert!(e.to_string().contains("spec.targetCluster"), "{e}");
+}
+
+#[test]
+fn failover_ids_are_stable_and_distinct() {
+    let a = failover_id("6d1f3c2e-0000-4000-8000-000000000001");
+    assert_eq!(a, failover_id("6d1f3c2e-0000-4000-8000-000000000001"));
+    assert_ne!(a, failover_id("6d1f3c2e-0000-4000-8000-000000000002"));
+}
