@@ -22,7 +22,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::observe::{Members, fold, unknown};
 use crate::ports::{Clock, ClusterError, ClusterPort, FieldChange, StorePort, StoreUnavailable};
 use crate::spec::Group;
-use crate::tasks::{Context, StageName, TaskError, Tasks, factory};
+use crate::tasks::{Context, StageName, TaskError, Tasks, factory, retried};
 
 /// How often a waiting operator looks at its cluster again even without a watch event.
 pub const POLL: Duration = Duration::from_millis(1000);
@@ -130,10 +130,12 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         for (kind, selectors) in &self.group.members {
             let mut all = Vec::new();
             for s in selectors {
-                all.extend(self.cluster.members(*kind, s).await?);
+                all.extend(retried(|| self.cluster.members(*kind, s)).await?);
             }
-            all.sort_by(|a, b| a.object.cmp(&b.object));
-            all.dedup_by(|a, b| a.object == b.object);
+            if selectors.len() > 1 {
+                all.sort_by(|a, b| a.object.cmp(&b.object));
+                all.dedup_by(|a, b| a.object == b.object);
+            }
             out.insert(*kind, all);
         }
         Ok(out)
@@ -146,7 +148,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             Ok(m) => fold(&m),
             Err(e) => {
                 warn!(error = %e, "cannot observe the cluster; assuming the worst");
-                unknown()
+                unknown(&self.group.members.keys().copied().collect::<Vec<_>>())
             }
         }
     }
@@ -280,23 +282,28 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
     pub async fn pause(&self, turn: &Turn) {
         let now = self.clock.now();
         let timing = &self.group.timing;
+        // The next heartbeat, unless the store is backing off (then the back-off's end).
         let heartbeat_due = self
             .memory
             .heartbeat_at
-            .map_or(now, |at| at + timing.heartbeat_every);
+            .map_or(now, |at| at + timing.heartbeat_every)
+            .max(self.memory.retry_at.unwrap_or(0));
         let until = match &turn.result {
-            TurnResult::Waited(Wake::Idle(t) | Wake::At(t)) => (*t).min(heartbeat_due),
+            // The model's wake-up time already counts heartbeats and back-offs.
+            TurnResult::Waited(Wake::Idle(t) | Wake::At(t)) => *t,
             TurnResult::Waited(Wake::Change) => heartbeat_due,
-            TurnResult::Failed(_) => {
-                now + timing.retry_after.min(heartbeat_due.saturating_sub(now))
-            }
+            // Never retry a failed step at once: a call that fails fast (an unreachable
+            // API server) would otherwise spin.
+            TurnResult::Failed(_) => now + timing.retry_after,
+            // A step that found nothing to change although the model expected a change
+            // (the observation failed, or the cluster converged meanwhile): look again
+            // after a short wait rather than at once.
+            TurnResult::Changed(changes) if changes.is_empty() => now + timing.retry_after,
             _ => return,
         };
-        let wait = Duration::from_millis(until.saturating_sub(now)).min(POLL);
-        if wait.is_zero() {
-            return;
-        }
-        if matches!(turn.result, TurnResult::Failed(_)) {
+        // At least a millisecond: a wait the model asked for always lets time pass.
+        let wait = Duration::from_millis(until.saturating_sub(now).max(1)).min(POLL);
+        if matches!(turn.result, TurnResult::Failed(_) | TurnResult::Changed(_)) {
             self.clock.sleep(wait).await;
         } else {
             let changed = self.cluster.changed(wait).fuse();

@@ -126,12 +126,22 @@ pub type Members = BTreeMap<Kind, Vec<Member>>;
 
 /// Fold a group's members into the model's view of the cluster.
 pub fn fold(members: &Members) -> ClusterState {
-    let of = |kinds: &[Kind]| -> Vec<&MemberState> {
-        kinds
+    fold_states(
+        members
             .iter()
-            .filter_map(|k| members.get(k))
-            .flatten()
-            .map(|m| &m.state)
+            .flat_map(|(k, ms)| ms.iter().map(move |m| (*k, &m.state))),
+    )
+}
+
+/// [`fold`] over (kind, state) pairs, for callers that keep objects their own way.
+pub fn fold_states<'a>(
+    states: impl Iterator<Item = (Kind, &'a MemberState)> + Clone,
+) -> ClusterState {
+    let of = |kinds: &[Kind]| -> Vec<&MemberState> {
+        states
+            .clone()
+            .filter(|(k, _)| kinds.contains(k))
+            .map(|(_, s)| s)
             .collect()
     };
     let workloads: Vec<(bool, bool, bool)> = of(&[Kind::Deployment, Kind::StatefulSet])
@@ -214,18 +224,27 @@ pub fn fold(members: &Members) -> ClusterState {
 
 /// What the engine assumes when it cannot observe its cluster: everything may be
 /// running and nothing is known to be done, so no step counts as satisfied and a
-/// self-fence is never skipped.
-pub fn unknown() -> ClusterState {
-    let some = Agreement::Some;
+/// self-fence is never skipped. Kinds the group does not name at all (`kinds` lists
+/// those it does) have no members and count as done.
+pub fn unknown(kinds: &[Kind]) -> ClusterState {
+    let of = |ks: &[Kind]| {
+        if ks.iter().any(|k| kinds.contains(k)) {
+            Agreement::Some
+        } else {
+            Agreement::NoMembers
+        }
+    };
+    let workloads = of(&[Kind::Deployment, Kind::StatefulSet]);
+    let volumes = of(&[Kind::VolumeReplication]);
     ClusterState {
         agreement: Agreements {
-            network: some,
-            workloads_up: some,
-            workloads_running: some,
-            cronjobs: some,
-            flux: some,
-            volume_spec: some,
-            volume_status: some,
+            network: of(&[Kind::VirtualService, Kind::Ingress]),
+            workloads_up: workloads,
+            workloads_running: workloads,
+            cronjobs: of(&[Kind::CronJob]),
+            flux: of(&[Kind::Kustomization, Kind::HelmRelease]),
+            volume_spec: volumes,
+            volume_status: volumes,
         },
         ..ClusterState::SERVING
     }

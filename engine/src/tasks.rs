@@ -113,7 +113,7 @@ impl<C: ClusterPort> Task<C> for SetMembers {
             let mut objects = Vec::new();
             for kind in self.kinds {
                 for selector in ctx.group.members.get(kind).into_iter().flatten() {
-                    let members = ctx.cluster.members(*kind, selector).await?;
+                    let members = retried(|| ctx.cluster.members(*kind, selector)).await?;
                     objects.extend(
                         members
                             .into_iter()
@@ -124,7 +124,7 @@ impl<C: ClusterPort> Task<C> for SetMembers {
             }
             let desired = self.desired;
             let changes: Vec<Vec<FieldChange>> = stream::iter(objects)
-                .map(|o| async move { ctx.cluster.set(&o, desired).await })
+                .map(|o| async move { retried(|| ctx.cluster.set(&o, desired)).await })
                 .buffer_unordered(ctx.group.parallelism.max(1))
                 .try_collect()
                 .await?;
@@ -132,6 +132,31 @@ impl<C: ClusterPort> Task<C> for SetMembers {
             changes.sort();
             Ok(changes)
         })
+    }
+}
+
+/// Attempts of one call inside a step before the step fails.
+pub const CALL_ATTEMPTS: usize = 3;
+
+/// Run a Kubernetes call, retrying it at once on a conflict or an unavailable API
+/// (every call is an idempotent read or "ensure", so a retry never applies twice). A
+/// self-fence must finish within the fence margin: one flaky call must not cost it a
+/// whole retry round of the executor.
+pub async fn retried<T, F, Fut>(mut call: F) -> Result<T, ClusterError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ClusterError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Err(ClusterError::Unavailable(_) | ClusterError::Conflict(_))
+                if attempt < CALL_ATTEMPTS =>
+            {
+                attempt += 1;
+            }
+            other => return other,
+        }
     }
 }
 

@@ -139,7 +139,7 @@ fn kinds_without_members_satisfy_every_step() {
 
 #[test]
 fn an_unobservable_cluster_is_assumed_to_run_everything() {
-    let c = unknown();
+    let c = unknown(&Kind::ALL);
     assert!(c.needs_fencing() && c.is_writer());
     for step in STOP.iter().chain(START.iter()) {
         assert!(
@@ -147,4 +147,8 @@ fn an_unobservable_cluster_is_assumed_to_run_everything() {
             "{step} satisfied on an unknown cluster"
         );
     }
+    // A kind the group does not name has no members, even unobserved.
+    let c = unknown(&[Kind::Deployment]);
+    assert!(Step::PromoteVolumes.satisfied(&c) && Step::ResumeFlux.satisfied(&c));
+    assert!(!Step::ScaleDownWorkloads.satisfied(&c) && !Step::ScaleUpWorkloads.satisfied(&c));
 }

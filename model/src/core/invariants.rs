@@ -176,13 +176,9 @@ impl Invariant {
             Invariant::TokensIncrease => !s.audit.token_regressed,
             Invariant::NoStaleWrite => !s.audit.stale_write_accepted,
             Invariant::PromoteAfterDemote => !s.audit.bad_promotion,
-            Invariant::TrafficOnlyWhenReady => s.live().all(|c| {
-                !c.network_open
-                    || (c.workloads_up
-                        && c.workloads_running
-                        && c.volume_spec == VolumeRole::Primary
-                        && c.volume_status == VolumeRole::Primary)
-            }),
+            Invariant::TrafficOnlyWhenReady => {
+                s.live().all(|c| !c.network_open || c.ready_for_traffic())
+            }
             Invariant::StepAtMostOnce => !s.audit.step_applied_twice,
             Invariant::OneHistoryRecord => s.records.iter().all(|r| {
                 let ids: Vec<FailoverId> = r.history.iter().map(|h| h.id).collect();

@@ -297,13 +297,21 @@ impl ClusterState {
         self.has_writers() || !self.flux_suspended || self.volumes_primary()
     }
 
+    /// Workloads are all up and ready on volumes that are all primary (a kind without
+    /// members counts as ready): what open traffic needs.
+    pub fn ready_for_traffic(&self) -> bool {
+        let a = &self.agreement;
+        a.workloads_up.satisfies(self.workloads_up)
+            && a.workloads_running.satisfies(self.workloads_running)
+            && a.volume_spec
+                .satisfies(self.volume_spec == VolumeRole::Primary)
+            && a.volume_status
+                .satisfies(self.volume_status == VolumeRole::Primary)
+    }
+
     /// Serves the application: traffic open to ready workloads on primary volumes.
     pub fn serves(&self) -> bool {
-        self.network_open
-            && self.workloads_up
-            && self.workloads_running
-            && self.volume_spec == VolumeRole::Primary
-            && self.volume_status == VolumeRole::Primary
+        self.agreement.network.satisfies(self.network_open) && self.ready_for_traffic()
     }
 }
 

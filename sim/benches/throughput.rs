@@ -1,0 +1,45 @@
+//! Throughput benchmark (not a timed test): simulated failovers per second per core for
+//! a group of 20 workloads and 5 volumes, without faults and with the swarm profile, and
+//! the ratio of simulated to wall time. Prints figures measured in this run only.
+//!
+//! `cargo bench -p failover-sim --bench throughput`
+
+use std::time::Instant;
+
+use failover_model::Variant;
+use failover_sim::run::{Profile, RunConfig, run};
+
+fn measure(profile: Profile, seeds: u64) -> (f64, f64, usize) {
+    let started = Instant::now();
+    let mut sim_ms = 0u64;
+    let mut done = 0;
+    for seed in 0..seeds {
+        let r = run(RunConfig {
+            seed,
+            mode: None,
+            profile,
+            variant: Variant::Correct,
+            shape: Some((20, 5)),
+            timeline: false,
+        });
+        assert!(r.violation.is_none(), "seed {seed}: {:?}", r.violation);
+        sim_ms += r.sim_ms;
+        done += usize::from(r.outcome.is_some());
+    }
+    let wall = started.elapsed().as_secs_f64();
+    (seeds as f64 / wall, sim_ms as f64 / 1000.0 / wall, done)
+}
+
+fn main() {
+    // One thread: the figures are per core.
+    for (name, profile, seeds) in [
+        ("no faults", Profile::None, 3000),
+        ("swarm faults", Profile::Swarm, 1000),
+    ] {
+        let (per_sec, ratio, done) = measure(profile, seeds);
+        println!(
+            "{name:<13} 20 workloads x 5 volumes: {per_sec:.0} failovers/s per core, \
+             simulated/wall time {ratio:.0}x ({done}/{seeds} failovers ended)"
+        );
+    }
+}

@@ -1,0 +1,183 @@
+//! `failover-sim`: chaos campaigns of the real engine against fake clusters and a fake
+//! DynamoDB, and the replay of one seed as a timeline.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use failover_model::{Mode, Variant};
+use failover_sim::campaign::{Campaign, campaign};
+use failover_sim::run::{Profile, RunConfig, run};
+use failover_sim::timeline;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Deterministic chaos simulation of the failover engine"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct Common {
+    /// Fail over in this mode (default: the seed picks).
+    #[arg(long)]
+    mode: Option<String>,
+    /// Fault profile: none, swarm (each fault kind on or off per seed) or heavy.
+    #[arg(long, default_value = "swarm")]
+    faults: String,
+    /// Run a deliberately broken protocol variant (promote-before-demote, no-token-check,
+    /// no-self-fence, no-lease-wait).
+    #[arg(long)]
+    bug: Option<String>,
+    /// Fixed shape: workloads and volumes, as `20x5` (default: the seed picks).
+    #[arg(long)]
+    shape: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a campaign of seeds and print the summary.
+    Run {
+        /// Number of seeds.
+        #[arg(long, default_value_t = 1000)]
+        seeds: u64,
+        /// First seed.
+        #[arg(long, default_value_t = 0)]
+        first_seed: u64,
+        /// Worker threads (default: the machine's cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Replay one seed: print its timeline and write an SVG chart.
+    Replay {
+        /// The seed.
+        #[arg(long)]
+        seed: u64,
+        /// Where to write the SVG timeline.
+        #[arg(long, default_value = "failover-sim-replay.svg")]
+        svg: String,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+struct Parsed {
+    mode: Option<Mode>,
+    profile: Profile,
+    variant: Variant,
+    shape: Option<(usize, usize)>,
+}
+
+fn parse(c: &Common) -> Result<Parsed, String> {
+    let mode = match c.mode.as_deref() {
+        None => None,
+        Some("consistency") => Some(Mode::Consistency),
+        Some("uptime") => Some(Mode::Uptime),
+        Some(m) => return Err(format!("unknown mode {m:?} (consistency or uptime)")),
+    };
+    let profile = Profile::from_name(&c.faults)
+        .ok_or_else(|| format!("unknown fault profile {:?} (none, swarm, heavy)", c.faults))?;
+    let variant = match c.bug.as_deref() {
+        None => Variant::Correct,
+        Some(b) => match Variant::from_name(b) {
+            Some(Variant::LwwStore) | None => {
+                return Err(format!(
+                    "unknown bug {b:?} (promote-before-demote, no-token-check, no-self-fence, no-lease-wait)"
+                ));
+            }
+            Some(v) => v,
+        },
+    };
+    let shape = match c.shape.as_deref() {
+        None => None,
+        Some(s) => {
+            let (w, v) = s
+                .split_once('x')
+                .ok_or("shape is WORKLOADSxVOLUMES, e.g. 20x5")?;
+            let n = |x: &str| x.parse::<usize>().map_err(|e| format!("shape {s:?}: {e}"));
+            let (w, v) = (n(w)?, n(v)?);
+            if w == 0 {
+                return Err("a shape needs at least one workload".into());
+            }
+            Some((w, v))
+        }
+    };
+    Ok(Parsed {
+        mode,
+        profile,
+        variant,
+        shape,
+    })
+}
+
+fn replay_command(seed: u64, c: &Common) -> String {
+    let mut cmd = format!(
+        "cargo run --release --bin failover-sim -- replay --seed {seed} --faults {}",
+        c.faults
+    );
+    if let Some(m) = &c.mode {
+        cmd.push_str(&format!(" --mode {m}"));
+    }
+    if let Some(b) = &c.bug {
+        cmd.push_str(&format!(" --bug {b}"));
+    }
+    if let Some(s) = &c.shape {
+        cmd.push_str(&format!(" --shape {s}"));
+    }
+    cmd
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run {
+            seeds,
+            first_seed,
+            jobs,
+            common,
+        } => parse(&common).map(|p| {
+            let jobs =
+                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let summary = campaign(&Campaign {
+                first_seed,
+                seeds,
+                mode: p.mode,
+                profile: p.profile,
+                variant: p.variant,
+                jobs,
+                shape: p.shape,
+                stop_at_first: false,
+            });
+            println!("{}", summary.render(|s| replay_command(s, &common)));
+            summary.violations().is_empty()
+        }),
+        Command::Replay { seed, svg, common } => parse(&common).map(|p| {
+            let r = run(RunConfig {
+                seed,
+                mode: p.mode,
+                profile: p.profile,
+                variant: p.variant,
+                shape: p.shape,
+                timeline: true,
+            });
+            print!("{}", timeline::text(&r));
+            match std::fs::write(&svg, timeline::svg(&r)) {
+                Ok(()) => println!("timeline chart written to {svg}"),
+                Err(e) => eprintln!("cannot write {svg}: {e}"),
+            }
+            r.violation.is_none()
+        }),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,1113 @@
+//! One simulated run: a seed decides the group's shape, the mode, the faults (swarm
+//! testing: each kind on or off, with its own intensity) and every random choice. The
+//! engine's real operator code runs against the fakes; the invariants are evaluated
+//! after every event; each operator turn is replayed through the model's decision
+//! function; after the fault phase everything heals and the failover must end.
+
+use std::sync::{Arc, Mutex};
+
+use failover_engine::executor::{Operator, Turn, TurnResult};
+use failover_engine::ports::{Kind, MemberState, ObjectRef};
+use failover_engine::spec::{FailoverGroupSpec, FluxRef, Group, MembersSpec};
+use failover_model::{
+    Action, Cluster, Inputs, Invariant, Memory, Mode, Outcome, Plan, PlanKind, Purpose, Record,
+    Reply, Request, START, STOP, Snapshot, Stage, Step, Time, Variant, VolumeRole, decide,
+};
+
+use crate::rng::Rng;
+use crate::runtime::{Executor, SimClock, VirtualTime};
+use crate::world::{
+    CallFaults, ClusterWorld, FakeCluster, FakeStore, FaultKind, Object, Shared, World, WorldEvent,
+};
+
+/// How hard to hit the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    /// No faults at all.
+    None,
+    /// Swarm testing: each fault kind on or off per seed, with a random intensity.
+    Swarm,
+    /// Every fault kind on, at the highest intensity.
+    Heavy,
+}
+
+impl Profile {
+    /// Parse a CLI name.
+    pub fn from_name(s: &str) -> Option<Profile> {
+        match s {
+            "none" => Some(Profile::None),
+            "swarm" => Some(Profile::Swarm),
+            "heavy" => Some(Profile::Heavy),
+            _ => None,
+        }
+    }
+}
+
+/// What decides a run.
+#[derive(Clone, Copy, Debug)]
+pub struct RunConfig {
+    /// The seed.
+    pub seed: u64,
+    /// Force a mode (else the seed picks one).
+    pub mode: Option<Mode>,
+    /// Fault profile.
+    pub profile: Profile,
+    /// Protocol variant the engine runs.
+    pub variant: Variant,
+    /// Fixed shape for benchmarks: this many workloads and volumes (else the seed picks).
+    pub shape: Option<(usize, usize)>,
+    /// Keep a readable timeline.
+    pub timeline: bool,
+}
+
+/// A violation found in a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Violation {
+    /// A safety invariant failed.
+    Invariant(&'static str),
+    /// The failover did not end (or the clusters did not come to rest) after healing.
+    Liveness(String),
+    /// The engine did something the model's transition functions do not.
+    Conformance(String),
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Violation::Invariant(n) => write!(f, "invariant {n} violated"),
+            Violation::Liveness(m) => write!(f, "liveness: {m}"),
+            Violation::Conformance(m) => write!(f, "conformance: {m}"),
+        }
+    }
+}
+
+/// One line of a run's timeline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Line {
+    /// True time, ms.
+    pub at: Time,
+    /// The cluster concerned, if one.
+    pub cluster: Option<Cluster>,
+    /// The failover stage, if the line belongs to one.
+    pub stage: Option<Stage>,
+    /// What kind of line.
+    pub kind: LineKind,
+    /// What happened.
+    pub text: String,
+}
+
+/// Kinds of timeline lines (the chart colours them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineKind {
+    /// An operator's step or write.
+    Step,
+    /// A fault.
+    Fault,
+    /// The global record changed.
+    Record,
+    /// Something else (request, heal, end).
+    Note,
+}
+
+/// What a run produced.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    /// The seed.
+    pub seed: u64,
+    /// The mode of the request.
+    pub mode: Mode,
+    /// How the failover ended, if it did.
+    pub outcome: Option<Outcome>,
+    /// The first violation, if any.
+    pub violation: Option<Violation>,
+    /// Faults injected, by kind.
+    pub injected: Vec<(FaultKind, u64)>,
+    /// Stages in which an operator crashed.
+    pub crash_stages: [bool; 6],
+    /// Coverage marks hit.
+    pub marks: Marks,
+    /// Simulated time of the run, ms.
+    pub sim_ms: Time,
+    /// Duration of each stage of the failover, ms (if it ran).
+    pub stage_ms: [Option<Time>; 6],
+    /// From request to end of the failover, ms.
+    pub total_ms: Option<Time>,
+    /// Hash of every operator decision and its result, in order.
+    pub trace_hash: u64,
+    /// The timeline, when asked for.
+    pub timeline: Vec<Line>,
+    /// Number of workloads and volumes.
+    pub shape: (usize, usize),
+}
+
+/// Coverage marks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Marks {
+    /// A self-fence changed the cluster.
+    pub self_fenced: bool,
+    /// A write was retried after an ambiguous outcome.
+    pub ambiguous_retried: bool,
+    /// A forced failover completed.
+    pub forced_done: bool,
+    /// A failover aborted.
+    pub aborted: bool,
+    /// A journaled step was restored after a fence.
+    pub restored: bool,
+}
+
+impl Marks {
+    /// Names of the marks, with whether each was hit.
+    pub fn named(&self) -> [(&'static str, bool); 5] {
+        [
+            ("self-fenced", self.self_fenced),
+            ("ambiguous-write-retried", self.ambiguous_retried),
+            ("forced-failover-done", self.forced_done),
+            ("failover-aborted", self.aborted),
+            ("journaled-step-restored", self.restored),
+        ]
+    }
+}
+
+/// Length of the fault phase, ms.
+pub const FAULT_PHASE: Time = 90_000;
+/// After healing, the failover must have ended and the clusters be at rest within this.
+pub const LIVENESS_BOUND: Time = 150_000;
+const REQUEST_ID: u64 = 0x5eed;
+const NS: &str = "shop";
+
+struct Log {
+    violation: Option<Violation>,
+    marks: Marks,
+    hash: u64,
+    timeline: Option<Vec<Line>>,
+}
+
+impl Log {
+    fn mix(&mut self, v: u64) {
+        self.hash = (self.hash ^ v).wrapping_mul(0x0100_0000_01b3);
+    }
+
+    fn line(
+        &mut self,
+        at: Time,
+        cluster: Option<Cluster>,
+        stage: Option<Stage>,
+        kind: LineKind,
+        text: impl FnOnce() -> String,
+    ) {
+        if let Some(t) = self.timeline.as_mut() {
+            t.push(Line {
+                at,
+                cluster,
+                stage,
+                kind,
+                text: text(),
+            });
+        }
+    }
+
+    fn violate(&mut self, v: Violation) {
+        if self.violation.is_none() {
+            self.violation = Some(v);
+        }
+    }
+}
+
+struct Ctx {
+    world: Shared,
+    log: Arc<Mutex<Log>>,
+    time: VirtualTime,
+    offsets: [Time; 2],
+    groups: [Group; 2],
+    variant: Variant,
+    delays: (Time, Time),
+    request: Arc<Mutex<Option<Request>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The shape of the application: names per kind.
+struct Shape {
+    deployments: Vec<String>,
+    statefulsets: Vec<String>,
+    cronjobs: Vec<String>,
+    virtualservices: Vec<String>,
+    ingresses: Vec<String>,
+    volumes: Vec<String>,
+    flux: Vec<(Kind, String)>,
+    replicas: Vec<i32>,
+}
+
+fn shape(rng: &mut Rng, fixed: Option<(usize, usize)>) -> Shape {
+    let (workloads, volumes) =
+        fixed.unwrap_or_else(|| (rng.range(1, 20) as usize, rng.range(0, 5) as usize));
+    let sts = if fixed.is_some() {
+        workloads / 4
+    } else {
+        rng.range(0, workloads as u64) as usize
+    };
+    let names = |p: &str, n: usize| (0..n).map(|i| format!("{p}-{i}")).collect::<Vec<_>>();
+    Shape {
+        deployments: names("web", workloads - sts),
+        statefulsets: names("db", sts),
+        cronjobs: names(
+            "job",
+            if fixed.is_some() {
+                2
+            } else {
+                rng.range(0, 3) as usize
+            },
+        ),
+        virtualservices: names(
+            "vs",
+            if fixed.is_some() {
+                2
+            } else {
+                rng.range(0, 2) as usize
+            },
+        ),
+        ingresses: names(
+            "ing",
+            if fixed.is_some() {
+                1
+            } else {
+                rng.range(0, 2) as usize
+            },
+        ),
+        volumes: names("data", volumes),
+        flux: vec![
+            (Kind::Kustomization, "shop".into()),
+            (Kind::HelmRelease, "shop-db".into()),
+        ],
+        replicas: (0..workloads).map(|_| rng.range(1, 5) as i32).collect(),
+    }
+}
+
+fn spec(s: &Shape) -> FailoverGroupSpec {
+    FailoverGroupSpec {
+        clusters: vec!["east".into(), "west".into()],
+        members: MembersSpec {
+            deployments: s.deployments.clone(),
+            stateful_sets: s.statefulsets.clone(),
+            cron_jobs: s.cronjobs.clone(),
+            virtual_services: s.virtualservices.clone(),
+            ingresses: s.ingresses.clone(),
+            volume_replications: s.volumes.clone(),
+            kustomizations: vec![FluxRef {
+                name: "shop".into(),
+                namespace: Some("flux-system".into()),
+            }],
+            helm_releases: vec![FluxRef {
+                name: "shop-db".into(),
+                namespace: None,
+            }],
+            ..MembersSpec::default()
+        },
+        ..FailoverGroupSpec::default()
+    }
+}
+
+fn populate(s: &Shape, serving: bool) -> ClusterWorld {
+    let mut cw = ClusterWorld::default();
+    let mut add = |kind, ns: &str, name: &str, state| {
+        cw.objects.insert(
+            ObjectRef {
+                kind,
+                namespace: ns.into(),
+                name: name.into(),
+            },
+            Object {
+                labels: [("app".to_string(), "shop".to_string())].into(),
+                state,
+                version: 1,
+            },
+        );
+    };
+    let workloads = s
+        .deployments
+        .iter()
+        .map(|n| (Kind::Deployment, n))
+        .chain(s.statefulsets.iter().map(|n| (Kind::StatefulSet, n)));
+    for ((kind, name), replicas) in workloads.zip(&s.replicas) {
+        let r = if serving { *replicas } else { 0 };
+        add(
+            kind,
+            NS,
+            name,
+            MemberState::Workload {
+                replicas: r,
+                remembered: (!serving).then_some(*replicas),
+                pods: r,
+                ready: true,
+            },
+        );
+    }
+    for n in &s.cronjobs {
+        add(
+            Kind::CronJob,
+            NS,
+            n,
+            MemberState::CronJob {
+                suspended: !serving,
+            },
+        );
+    }
+    for (kind, list) in [
+        (Kind::VirtualService, &s.virtualservices),
+        (Kind::Ingress, &s.ingresses),
+    ] {
+        for n in list {
+            add(kind, NS, n, MemberState::Network { disabled: !serving });
+        }
+    }
+    let role = if serving {
+        VolumeRole::Primary
+    } else {
+        VolumeRole::Secondary
+    };
+    for n in &s.volumes {
+        add(
+            Kind::VolumeReplication,
+            NS,
+            n,
+            MemberState::Volume {
+                spec: role,
+                status: Some(role),
+            },
+        );
+    }
+    for (kind, n) in &s.flux {
+        let ns = if *kind == Kind::Kustomization {
+            "flux-system"
+        } else {
+            NS
+        };
+        add(
+            *kind,
+            ns,
+            n,
+            MemberState::Flux {
+                suspended: !serving,
+            },
+        );
+    }
+    cw
+}
+
+/// A fault scheduled by the seed.
+#[derive(Clone, Copy, Debug)]
+enum Scheduled {
+    Crash(Cluster),
+    Restart(Cluster),
+    Pause(Cluster, Time),
+    Cut(Cluster, FaultKind),
+    Uncut(Cluster, FaultKind),
+    Disaster(Cluster),
+    Request,
+    Heal,
+}
+
+/// Run one seed.
+pub fn run(cfg: RunConfig) -> RunReport {
+    let mut rng = Rng::new(cfg.seed);
+    let mode = cfg.mode.unwrap_or(if rng.chance(0.5) {
+        Mode::Consistency
+    } else {
+        Mode::Uptime
+    });
+    let s = shape(&mut rng, cfg.shape);
+    let spec = spec(&s);
+    let groups = [
+        Group::parse(NS, "shop", &spec, "east").expect("the simulator's spec is valid"),
+        Group::parse(NS, "shop", &spec, "west").expect("the simulator's spec is valid"),
+    ];
+    let timing = groups[0].timing;
+    let offsets = [
+        rng.range(0, timing.clock_drift_max),
+        rng.range(0, timing.clock_drift_max),
+    ];
+    let heavy = cfg.profile == Profile::Heavy;
+    let on = |rng: &mut Rng| match cfg.profile {
+        Profile::None => false,
+        Profile::Heavy => true,
+        Profile::Swarm => rng.chance(0.5),
+    };
+    let p = |rng: &mut Rng, max: f64| {
+        if on(rng) {
+            if heavy { max } else { rng.unit() * max }
+        } else {
+            0.0
+        }
+    };
+    let faults = CallFaults {
+        store_unavailable: p(&mut rng, 0.05),
+        store_throttled: p(&mut rng, 0.05),
+        store_applied_timeout: p(&mut rng, 0.05),
+        store_lost_timeout: p(&mut rng, 0.05),
+        store_delayed: p(&mut rng, 0.08),
+        kube_error: p(&mut rng, 0.05),
+        kube_applied_error: p(&mut rng, 0.05),
+        kube_conflict: p(&mut rng, 0.05),
+        watch_dropped: p(&mut rng, 0.3),
+    };
+    let time = VirtualTime::default();
+    // The store's side of the variant (no token condition, no lease condition).
+    let world = World::new(
+        rng.next_u64(),
+        [populate(&s, true), populate(&s, false)],
+        cfg.variant,
+        faults,
+        40,
+        time.clone(),
+    );
+    let shared = Shared(Arc::new(Mutex::new(world)));
+    let log = Arc::new(Mutex::new(Log {
+        violation: None,
+        marks: Marks::default(),
+        hash: 0xcbf2_9ce4_8422_2325,
+        timeline: cfg.timeline.then(Vec::new),
+    }));
+    let ctx = Arc::new(Ctx {
+        world: shared.clone(),
+        log: log.clone(),
+        time: time.clone(),
+        offsets,
+        groups,
+        variant: cfg.variant,
+        delays: (50, 3_000),
+        request: Arc::new(Mutex::new(None)),
+    });
+
+    // The seed's schedule of whole-process and network faults.
+    let mut plan: Vec<(Time, Scheduled)> = Vec::new();
+    let request_at = rng.range(5_000, 20_000);
+    plan.push((request_at, Scheduled::Request));
+    // Without faults there is nothing to heal: the run ends once the failover did.
+    let heal_at = if cfg.profile == Profile::None {
+        request_at
+    } else {
+        FAULT_PHASE
+    };
+    plan.push((heal_at, Scheduled::Heal));
+    if on(&mut rng) {
+        // One crash right after the request (initialization lasts a few writes), the
+        // others anywhere in the fault phase.
+        let c = if rng.chance(0.5) {
+            Cluster::A
+        } else {
+            Cluster::B
+        };
+        let at = request_at + rng.range(0, 120);
+        plan.push((at, Scheduled::Crash(c)));
+        plan.push((at + rng.range(100, 3_000), Scheduled::Restart(c)));
+        for _ in 0..rng.range(0, 3) {
+            let c = if rng.chance(0.5) {
+                Cluster::A
+            } else {
+                Cluster::B
+            };
+            let at = rng.range(request_at, FAULT_PHASE);
+            plan.push((at, Scheduled::Crash(c)));
+            plan.push((at + rng.range(100, 3_000), Scheduled::Restart(c)));
+        }
+    }
+    if on(&mut rng) {
+        for _ in 0..rng.range(1, 3) {
+            let c = if rng.chance(0.5) {
+                Cluster::A
+            } else {
+                Cluster::B
+            };
+            let at = rng.range(request_at, FAULT_PHASE);
+            // Bounded well below the fence margin: the protocol's timing assumption.
+            let d = rng.range(100, timing.fence_margin / 4);
+            plan.push((at, Scheduled::Pause(c, d)));
+        }
+    }
+    for kind in [
+        FaultKind::PartitionStore,
+        FaultKind::PartitionApi,
+        FaultKind::PartitionFull,
+    ] {
+        if on(&mut rng) && rng.chance(0.6) {
+            let c = if rng.chance(0.5) {
+                Cluster::A
+            } else {
+                Cluster::B
+            };
+            // Trouble often strikes while a failover runs: half the partitions begin
+            // within two seconds of the request.
+            let at = if rng.chance(0.5) {
+                request_at + rng.range(0, 2_000)
+            } else {
+                rng.range(0, FAULT_PHASE - 1_000)
+            };
+            // Cut off from DynamoDB for up to a minute (past the lease: self-fence and
+            // forced failover). Cut off from the own API server only briefly: the
+            // protocol assumes an operator can stop its cluster within the fence margin,
+            // as it assumes bounded pauses; a longer API partition with running writers
+            // is a split brain no lease can prevent.
+            let api_end = at + rng.range(200, timing.fence_margin / 4);
+            let store_end = (at + rng.range(1_000, 60_000)).min(FAULT_PHASE);
+            plan.push((at, Scheduled::Cut(c, kind)));
+            match kind {
+                FaultKind::PartitionStore => plan.push((store_end, Scheduled::Uncut(c, kind))),
+                FaultKind::PartitionApi => plan.push((api_end, Scheduled::Uncut(c, kind))),
+                _ => {
+                    plan.push((api_end, Scheduled::Uncut(c, FaultKind::PartitionApi)));
+                    let end = store_end.max(api_end);
+                    plan.push((end, Scheduled::Uncut(c, FaultKind::PartitionStore)));
+                }
+            }
+        }
+    }
+    if on(&mut rng) && rng.chance(0.3) {
+        let at = if rng.chance(0.5) {
+            request_at + rng.range(0, 2_000)
+        } else {
+            rng.range(0, FAULT_PHASE)
+        };
+        plan.push((at, Scheduled::Disaster(Cluster::A)));
+    }
+    plan.sort_by_key(|(t, _)| *t);
+    let mut plan = std::collections::VecDeque::from(plan);
+
+    let mut exec = Executor::new(2);
+    for c in Cluster::ALL {
+        exec.spawn(c.index(), operator(ctx.clone(), c));
+    }
+    for c in Cluster::ALL {
+        let at = rng.range(1_000, 10_000);
+        lock(&shared.0).schedule(at, WorldEvent::FluxSync(c));
+    }
+    let mut paused_until = [0 as Time; 2];
+    let mut healed_at: Option<Time> = None;
+    let mut crash_stages = [false; 6];
+    let mut ended_at: Option<Time> = None;
+    let end_by = FAULT_PHASE + LIVENESS_BOUND;
+    loop {
+        // Run every task that can run now (a task that never lets time pass is a bug).
+        let mut polls = 0u32;
+        loop {
+            polls += 1;
+            if polls > 200_000 {
+                lock(&log).violate(Violation::Liveness(format!(
+                    "busy loop: operators polled {polls} times at {} ms without waiting",
+                    time.now()
+                )));
+                break;
+            }
+            let now = time.now();
+            let Some(_) = exec.poll_one(|id| paused_until[id] > now) else {
+                break;
+            };
+            check(&ctx, &mut crash_stages);
+            if lock(&log).violation.is_some() {
+                break;
+            }
+        }
+        if lock(&log).violation.is_some() {
+            break;
+        }
+        let now = time.now();
+        if let Some(h) = healed_at {
+            if at_rest(&ctx) {
+                ended_at = Some(now);
+                break;
+            }
+            if now > h + LIVENESS_BOUND {
+                let w = lock(&shared.0);
+                let msg = format!(
+                    "not at rest {} s after healing: record {:?}",
+                    LIVENESS_BOUND / 1000,
+                    w.record
+                );
+                drop(w);
+                lock(&log).violate(Violation::Liveness(msg));
+                break;
+            }
+        }
+        // Next: a timer, a world event or a scheduled fault, whichever is first.
+        let next_world = lock(&shared.0).scheduled.keys().next().map(|k| k.0);
+        let next_plan = plan.front().map(|p| p.0);
+        let next_pause = paused_until.iter().copied().filter(|t| *t > now).min();
+        let Some(next) = [
+            time.next_timer(),
+            next_world,
+            next_plan,
+            next_pause,
+            Some(end_by + 1),
+        ]
+        .into_iter()
+        .flatten()
+        .min() else {
+            break;
+        };
+        time.advance(next);
+        for (id, until) in paused_until.iter().enumerate() {
+            if *until == next {
+                exec.wake(id);
+            }
+        }
+        // World events due.
+        loop {
+            let due = {
+                let mut w = lock(&shared.0);
+                match w.scheduled.first_key_value().map(|(k, _)| *k) {
+                    Some(k) if k.0 <= next => w.scheduled.remove(&k),
+                    _ => None,
+                }
+            };
+            let Some(e) = due else { break };
+            let mut w = lock(&shared.0);
+            match e {
+                WorldEvent::Settle(c, r) => w.settle(c, &r),
+                WorldEvent::FluxSync(c) => {
+                    w.flux_sync(c, ctx.delays);
+                    let at = next + 10_000;
+                    w.schedule(at, WorldEvent::FluxSync(c));
+                }
+                WorldEvent::Deliver(write, timing) => {
+                    let _ = w.store_apply(&timing, &write);
+                }
+            }
+            drop(w);
+            check(&ctx, &mut crash_stages);
+        }
+        // Scheduled faults due.
+        while plan.front().is_some_and(|p| p.0 <= next) {
+            let Some((_, f)) = plan.pop_front() else {
+                break;
+            };
+            let mut w = lock(&shared.0);
+            match f {
+                Scheduled::Request => {
+                    *lock(&ctx.request) = Some(Request {
+                        id: REQUEST_ID,
+                        to: Cluster::B,
+                        mode,
+                    });
+                    drop(w);
+                    lock(&log).line(next, None, None, LineKind::Note, || {
+                        format!("request: fail over to B ({mode})")
+                    });
+                    continue;
+                }
+                Scheduled::Heal => {
+                    w.faults = CallFaults::default();
+                    w.cut_store = [false; 2];
+                    w.cut_api = [false; 2];
+                    healed_at = Some(next);
+                    drop(w);
+                    lock(&log).line(next, None, None, LineKind::Note, || {
+                        "heal: every fault ends".into()
+                    });
+                    continue;
+                }
+                Scheduled::Crash(c) if w.alive[c.index()] && exec.alive(c.index()) => {
+                    w.inject(FaultKind::Crash);
+                    if let Some(stage) = in_flight_stage(w.record.as_ref()) {
+                        crash_stages[stage.index()] = true;
+                    }
+                    drop(w);
+                    exec.kill(c.index());
+                    lock(&log).line(next, Some(c), None, LineKind::Fault, || {
+                        "operator crashed".into()
+                    });
+                }
+                Scheduled::Restart(c) if w.alive[c.index()] && !exec.alive(c.index()) => {
+                    drop(w);
+                    exec.spawn(c.index(), operator(ctx.clone(), c));
+                    lock(&log).line(next, Some(c), None, LineKind::Note, || {
+                        "operator restarted".into()
+                    });
+                }
+                Scheduled::Pause(c, d) if healed_at.is_none() => {
+                    w.inject(FaultKind::Pause);
+                    paused_until[c.index()] = next + d;
+                    drop(w);
+                    lock(&log).line(next, Some(c), None, LineKind::Fault, || {
+                        format!("process paused {d} ms")
+                    });
+                }
+                Scheduled::Cut(c, kind) if healed_at.is_none() => {
+                    w.inject(kind);
+                    let i = c.index();
+                    match kind {
+                        FaultKind::PartitionStore => w.cut_store[i] = true,
+                        FaultKind::PartitionApi => w.cut_api[i] = true,
+                        _ => {
+                            w.cut_store[i] = true;
+                            w.cut_api[i] = true;
+                        }
+                    }
+                    drop(w);
+                    lock(&log).line(next, Some(c), None, LineKind::Fault, || {
+                        format!("{} begins", kind.name())
+                    });
+                }
+                Scheduled::Uncut(c, kind) if healed_at.is_none() => {
+                    let i = c.index();
+                    match kind {
+                        FaultKind::PartitionStore => w.cut_store[i] = false,
+                        FaultKind::PartitionApi => w.cut_api[i] = false,
+                        _ => {
+                            w.cut_store[i] = false;
+                            w.cut_api[i] = false;
+                        }
+                    }
+                    drop(w);
+                    lock(&log).line(next, Some(c), None, LineKind::Note, || {
+                        format!("{} ends", kind.name())
+                    });
+                }
+                Scheduled::Disaster(c) if w.alive[c.index()] => {
+                    w.inject(FaultKind::Disaster);
+                    w.alive[c.index()] = false;
+                    w.dirty = true;
+                    drop(w);
+                    exec.kill(c.index());
+                    lock(&log).line(next, Some(c), None, LineKind::Fault, || {
+                        "disaster: cluster gone for good".into()
+                    });
+                }
+                _ => drop(w),
+            }
+            check(&ctx, &mut crash_stages);
+        }
+        if next > end_by {
+            break;
+        }
+    }
+    let w = lock(&shared.0);
+    let record = w.record.clone();
+    let outcome = record.as_ref().and_then(|r| {
+        r.history
+            .iter()
+            .find(|h| h.id == REQUEST_ID)
+            .map(|h| h.outcome)
+    });
+    let (stage_ms, total_ms) = durations(&w.writes, request_at);
+    let injected: Vec<(FaultKind, u64)> = w.injected.iter().map(|(k, v)| (*k, *v)).collect();
+    drop(w);
+    let mut l = lock(&log);
+    if let Some(Outcome::Completed(PlanKind::Forced)) = outcome {
+        l.marks.forced_done = true;
+    }
+    if let Some(Outcome::Aborted) = outcome {
+        l.marks.aborted = true;
+    }
+    RunReport {
+        seed: cfg.seed,
+        mode,
+        outcome,
+        violation: l.violation.clone(),
+        injected,
+        crash_stages,
+        marks: l.marks,
+        sim_ms: ended_at.unwrap_or(time.now()),
+        stage_ms,
+        total_ms,
+        trace_hash: l.hash,
+        timeline: l.timeline.take().unwrap_or_default(),
+        shape: (s.replicas.len(), s.volumes.len()),
+    }
+}
+
+fn in_flight_stage(record: Option<&Record>) -> Option<Stage> {
+    let f = record?.failover?;
+    Plan::of(f.kind, Variant::Correct)
+        .get(f.done)
+        .map(|s| s.stage)
+}
+
+/// Stage durations from the journal writes: a stage lasts from the first write that
+/// moved the journal into it to the first that moved it out.
+fn durations(
+    writes: &[(Time, Cluster, failover_model::Write, Record)],
+    request_at: Time,
+) -> ([Option<Time>; 6], Option<Time>) {
+    let mut entered: [Option<Time>; 6] = [None; 6];
+    let mut left: [Option<Time>; 6] = [None; 6];
+    let mut current: Option<Stage> = None;
+    let mut end = None;
+    for (at, _, w, after) in writes {
+        let stage = in_flight_stage(Some(after));
+        if matches!(
+            w.op,
+            failover_model::Op::Acquire { .. } | failover_model::Op::ForceTakeLock { .. }
+        ) {
+            entered[0].get_or_insert(*at);
+        }
+        if stage != current {
+            if let Some(c) = current {
+                left[c.index()].get_or_insert(*at);
+            }
+            if let Some(s) = stage {
+                entered[s.index()].get_or_insert(*at);
+            }
+            current = stage;
+        }
+        if after.history.iter().any(|h| h.id == REQUEST_ID) && end.is_none() {
+            end = Some(*at);
+        }
+    }
+    let mut out = [None; 6];
+    for i in 0..6 {
+        if let (Some(a), Some(b)) = (entered[i], left[i]) {
+            out[i] = Some(b.saturating_sub(a));
+        }
+    }
+    (out, end.map(|e| e.saturating_sub(request_at)))
+}
+
+/// Evaluate the invariants if anything changed.
+fn check(ctx: &Ctx, _crash_stages: &mut [bool; 6]) {
+    let mut w = lock(&ctx.world.0);
+    if !w.dirty {
+        return;
+    }
+    w.dirty = false;
+    let clusters = [w.cluster_state(Cluster::A), w.cluster_state(Cluster::B)];
+    let Some(record) = w.record.as_ref() else {
+        return;
+    };
+    let snapshot = Snapshot {
+        clusters: [&clusters[0], &clusters[1]],
+        alive: w.alive,
+        records: std::slice::from_ref(record),
+        audit: &w.audit,
+    };
+    if let Some(inv) = Invariant::first_violated(&snapshot) {
+        drop(w);
+        lock(&ctx.log).violate(Violation::Invariant(inv.name()));
+    }
+}
+
+/// The failover ended and both clusters are at rest: the active one serves, the other
+/// is stopped (a dead cluster is left as it was).
+fn at_rest(ctx: &Ctx) -> bool {
+    let w = lock(&ctx.world.0);
+    let Some(r) = w.record.as_ref() else {
+        return false;
+    };
+    let served = r.knows(REQUEST_ID) || lock(&ctx.request).is_none_or(|q| q.to == r.active);
+    if r.failover.is_some() || r.lock.is_some() || !served {
+        return false;
+    }
+    let active = r.active;
+    let active_ok = !w.alive[active.index()] || {
+        let c = w.cluster_state(active);
+        START.iter().all(|s| s.satisfied(&c)) && c.serves()
+    };
+    let passive = active.peer();
+    let passive_ok = !w.alive[passive.index()] || {
+        let c = w.cluster_state(passive);
+        STOP.iter().all(|s| s.satisfied(&c))
+    };
+    active_ok && passive_ok
+}
+
+/// One operator's process: the engine's real executor loop, with every turn replayed
+/// through the model's decision function and audited.
+fn operator(ctx: Arc<Ctx>, c: Cluster) -> crate::runtime::TaskFuture {
+    Box::pin(async move {
+        let cluster = FakeCluster {
+            world: ctx.world.clone(),
+            me: c,
+            delays: ctx.delays,
+        };
+        let store = FakeStore {
+            world: ctx.world.clone(),
+            me: c,
+        };
+        let clock = SimClock::new(ctx.time.clone(), ctx.offsets[c.index()]);
+        let group = ctx.groups[c.index()].clone();
+        let timing = group.timing;
+        let mut op = Operator::with_variant(cluster, store, clock, group, ctx.variant);
+        let mut mirror = Memory::default();
+        loop {
+            let request = *lock(&ctx.request);
+            op.set_request(request);
+            let turn = op.turn().await;
+            after_turn(&ctx, c, &turn, request, &mut mirror, op.memory(), &timing);
+            op.pause(&turn).await;
+        }
+    })
+}
+
+fn after_turn(
+    ctx: &Ctx,
+    c: Cluster,
+    turn: &Turn,
+    request: Option<Request>,
+    mirror: &mut Memory,
+    actual: &Memory,
+    timing: &failover_model::Timing,
+) {
+    let mut log = lock(&ctx.log);
+    let at = ctx.time.now();
+    // Conformance: the model, given what the operator observed and knew, decides the
+    // same; the outcome fed back leaves the model's memory where the engine's is.
+    let inputs = Inputs {
+        me: c,
+        now: turn.now,
+        cluster: &turn.observed,
+        request,
+        timing,
+        variant: ctx.variant,
+    };
+    let expected = decide(&inputs, mirror);
+    if expected != turn.decision {
+        log.violate(Violation::Conformance(format!(
+            "{c} at {}: the model decides {:?}, the engine did {:?}",
+            turn.now, expected.action, turn.decision.action
+        )));
+    }
+    if let Action::Write(op) = &turn.decision.action
+        && mirror.unsure == Some(*op)
+    {
+        log.marks.ambiguous_retried = true;
+    }
+    match (&turn.decision.action, &turn.result) {
+        (Action::Read, TurnResult::Read(r)) => {
+            mirror.on_read(
+                turn.now,
+                timing,
+                r.as_ref()
+                    .ok()
+                    .cloned()
+                    .flatten()
+                    .or_else(|| actual.view.clone()),
+            );
+        }
+        (Action::Write(op), TurnResult::Wrote(reply)) => {
+            let w = failover_model::Write {
+                by: c,
+                now: turn.now,
+                op: *op,
+            };
+            mirror.on_write(&w, timing, reply.clone());
+        }
+        _ => {}
+    }
+    if mirror != actual {
+        log.violate(Violation::Conformance(format!(
+            "{c} at {}: after {:?} the model's memory is {mirror:?}, the engine's {actual:?}",
+            turn.now, turn.decision.action
+        )));
+        *mirror = actual.clone();
+    }
+    // Audit the effects the way the model does.
+    if let (Action::Kube(step), TurnResult::Changed(changes)) =
+        (&turn.decision.action, &turn.result)
+        && !changes.is_empty()
+    {
+        let mut w = lock(&ctx.world.0);
+        if let (Purpose::Plan { at }, Some(record)) = (turn.decision.purpose, w.record.clone()) {
+            w.audit.on_plan_effect(&record, c, at);
+        }
+        if *step == Step::PromoteVolumes {
+            let peer = w.cluster_state(c.peer());
+            let uptime = w
+                .record
+                .as_ref()
+                .and_then(|r| r.failover)
+                .is_some_and(|f| f.kind == PlanKind::Planned(Mode::Uptime));
+            let alive = w.alive[c.peer().index()];
+            w.audit.on_promoted(&peer, alive, uptime);
+        }
+        w.dirty = true;
+        drop(w);
+        match turn.decision.purpose {
+            Purpose::Fence => log.marks.self_fenced = true,
+            Purpose::Restore { .. } => log.marks.restored = true,
+            _ => {}
+        }
+    }
+    // The trace hash: every decision and the kind of its result.
+    let d = &turn.decision;
+    log.mix(at);
+    log.mix(c.index() as u64);
+    log.mix(match &d.action {
+        Action::Read => 1,
+        Action::Write(op) => 2 + (op.journal_key().map_or(0, |k| u64::from(k.1)) << 8),
+        Action::Kube(s) => 3 + ((*s as u64) << 8),
+        Action::Wait(_) => 4,
+    });
+    log.mix(match &turn.result {
+        TurnResult::Read(Ok(_)) => 1,
+        TurnResult::Read(Err(_)) => 2,
+        TurnResult::Wrote(Reply::Applied(r)) => 3 + (r.token << 8),
+        TurnResult::Wrote(Reply::ConditionFailed(_)) => 4,
+        TurnResult::Wrote(Reply::Ambiguous) => 5,
+        TurnResult::Wrote(Reply::Unavailable) => 6,
+        TurnResult::Changed(ch) => 7 + ((ch.len() as u64) << 8),
+        TurnResult::Failed(_) => 8,
+        TurnResult::Waited(_) => 9,
+    });
+    if log.timeline.is_some() && !matches!(d.action, Action::Wait(_)) {
+        let text = describe(turn);
+        let kind = match turn.result {
+            TurnResult::Failed(_) | TurnResult::Wrote(Reply::Ambiguous | Reply::Unavailable) => {
+                LineKind::Fault
+            }
+            _ => LineKind::Step,
+        };
+        log.line(at, Some(c), d.stage, kind, || text);
+        if let TurnResult::Wrote(Reply::Applied(r)) = &turn.result {
+            let r = r.clone();
+            log.line(at, None, d.stage, LineKind::Record, || describe_record(&r));
+        }
+    }
+}
+
+fn describe(turn: &Turn) -> String {
+    let d = &turn.decision;
+    let why = match d.purpose {
+        Purpose::Heartbeat => "heartbeat".to_string(),
+        Purpose::Sync => "sync".to_string(),
+        Purpose::Fence => "SELF-FENCE".to_string(),
+        Purpose::Steady => "at rest".to_string(),
+        Purpose::Plan { at } => format!("plan #{at}"),
+        Purpose::Restore { at } => format!("restore #{at}"),
+    };
+    let what = match &d.action {
+        Action::Read => "read record".to_string(),
+        Action::Write(op) => format!("write {op:?}"),
+        Action::Kube(s) => format!("{s}"),
+        Action::Wait(w) => format!("wait {w:?}"),
+    };
+    let result = match &turn.result {
+        TurnResult::Read(Ok(_)) => "ok".to_string(),
+        TurnResult::Read(Err(e)) => format!("failed: {e}"),
+        TurnResult::Wrote(Reply::Applied(_)) => "applied".to_string(),
+        TurnResult::Wrote(Reply::ConditionFailed(_)) => "condition failed".to_string(),
+        TurnResult::Wrote(Reply::Ambiguous) => "AMBIGUOUS (may have applied)".to_string(),
+        TurnResult::Wrote(Reply::Unavailable) => "unavailable".to_string(),
+        TurnResult::Changed(ch) => format!("{} field(s) changed", ch.len()),
+        TurnResult::Failed(e) => format!("FAILED: {e}"),
+        TurnResult::Waited(_) => String::new(),
+    };
+    format!("{why}: {what} -> {result}")
+}
+
+/// The record in one line.
+pub fn describe_record(r: &Record) -> String {
+    let lock = r
+        .lock
+        .map_or("-".to_string(), |l| format!("{}<{}", l.holder, l.until));
+    let f = r.failover.map_or("-".to_string(), |f| {
+        format!("{}:{}->{}@{}", f.kind, f.source, f.target, f.done)
+    });
+    format!(
+        "record: active={} token={} lock={} failover={} history={}",
+        r.active,
+        r.token,
+        lock,
+        f,
+        r.history.len()
+    )
+}

@@ -1,0 +1,630 @@
+//! The simulated world: two clusters' objects with their controllers, the DynamoDB
+//! record, the faults in force, and the fakes that give the engine its ports onto them.
+//!
+//! The fakes implement the engine's ports with the same contracts as the real adapters
+//! (they pass [`failover_engine::conformance`]); faults are drawn from the run's seed.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use failover_engine::memory::field_changes;
+use failover_engine::observe::{after_set, fold_states, is_set, settled};
+use failover_engine::ports::{
+    ClusterError, ClusterPort, Desired, FieldChange, Kind, Member, MemberState, ObjectRef,
+    Selector, StorePort, StoreUnavailable,
+};
+use failover_model::{
+    Audit, Cluster, ClusterState, Record, Reply, Time, Timing, Variant, Write, apply,
+};
+
+use crate::rng::Rng;
+use crate::runtime::VirtualTime;
+
+/// Every kind of fault the simulator injects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FaultKind {
+    /// A store call refused before it ran (unreachable, 5xx before execution).
+    StoreUnavailable,
+    /// A store call throttled.
+    StoreThrottled,
+    /// A write that applied but whose reply was lost (timeout).
+    StoreAppliedTimeout,
+    /// A write that timed out and never applied.
+    StoreLostTimeout,
+    /// A write that timed out and applied much later (delayed in transit).
+    StoreDelayed,
+    /// A Kubernetes call that failed without applying.
+    KubeError,
+    /// A Kubernetes write that applied but answered an error.
+    KubeAppliedError,
+    /// A resourceVersion conflict.
+    KubeConflict,
+    /// A watch event that never arrived.
+    WatchDropped,
+    /// An operator crash (its future dropped at an await point) and restart.
+    Crash,
+    /// An operator process paused (GC, CPU starvation), bounded below the fence margin.
+    Pause,
+    /// An operator cut off from DynamoDB.
+    PartitionStore,
+    /// An operator cut off from its own API server.
+    PartitionApi,
+    /// An operator cut off from everything.
+    PartitionFull,
+    /// The source cluster gone for good.
+    Disaster,
+}
+
+impl FaultKind {
+    /// Every kind, in report order.
+    pub const ALL: [FaultKind; 15] = [
+        FaultKind::StoreUnavailable,
+        FaultKind::StoreThrottled,
+        FaultKind::StoreAppliedTimeout,
+        FaultKind::StoreLostTimeout,
+        FaultKind::StoreDelayed,
+        FaultKind::KubeError,
+        FaultKind::KubeAppliedError,
+        FaultKind::KubeConflict,
+        FaultKind::WatchDropped,
+        FaultKind::Crash,
+        FaultKind::Pause,
+        FaultKind::PartitionStore,
+        FaultKind::PartitionApi,
+        FaultKind::PartitionFull,
+        FaultKind::Disaster,
+    ];
+
+    /// Kebab-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::StoreUnavailable => "store-unavailable",
+            FaultKind::StoreThrottled => "store-throttled",
+            FaultKind::StoreAppliedTimeout => "store-applied-timeout",
+            FaultKind::StoreLostTimeout => "store-lost-timeout",
+            FaultKind::StoreDelayed => "store-delayed-write",
+            FaultKind::KubeError => "kube-error",
+            FaultKind::KubeAppliedError => "kube-applied-error",
+            FaultKind::KubeConflict => "kube-conflict",
+            FaultKind::WatchDropped => "watch-dropped",
+            FaultKind::Crash => "operator-crash",
+            FaultKind::Pause => "process-pause",
+            FaultKind::PartitionStore => "partition-store",
+            FaultKind::PartitionApi => "partition-apiserver",
+            FaultKind::PartitionFull => "partition-full",
+            FaultKind::Disaster => "disaster",
+        }
+    }
+}
+
+/// Per-call fault probabilities in force (zero once healed).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CallFaults {
+    /// Store call refused.
+    pub store_unavailable: f64,
+    /// Store call throttled.
+    pub store_throttled: f64,
+    /// Write applied, reply lost.
+    pub store_applied_timeout: f64,
+    /// Write lost, timeout.
+    pub store_lost_timeout: f64,
+    /// Write delayed, applied later.
+    pub store_delayed: f64,
+    /// Kubernetes call failed.
+    pub kube_error: f64,
+    /// Kubernetes write applied, error answered.
+    pub kube_applied_error: f64,
+    /// Kubernetes conflict.
+    pub kube_conflict: f64,
+    /// Watch event dropped.
+    pub watch_dropped: f64,
+}
+
+/// Something the world does at a given time, besides the operators.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WorldEvent {
+    /// A controller (kubelet and Deployment controller, CSI driver) converges an object.
+    Settle(Cluster, ObjectRef),
+    /// Flux reconciles a cluster from git if it is not suspended.
+    FluxSync(Cluster),
+    /// A delayed write reaches the store.
+    Deliver(Write, Timing),
+}
+
+/// One object in a fake cluster.
+#[derive(Clone, Debug)]
+pub struct Object {
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// State.
+    pub state: MemberState,
+    /// resourceVersion.
+    pub version: u64,
+}
+
+/// One fake cluster.
+#[derive(Default)]
+pub struct ClusterWorld {
+    /// Objects.
+    pub objects: BTreeMap<ObjectRef, Object>,
+    /// Bumped on every change (watches).
+    pub version: u64,
+    /// Tasks waiting for a change.
+    pub watchers: Vec<Waker>,
+    /// The last fold of the objects, with the version it was made at.
+    pub folded: std::cell::Cell<Option<(u64, ClusterState)>>,
+}
+
+/// Everything of a run that the fakes share.
+pub struct World {
+    /// The run's randomness.
+    pub rng: Rng,
+    /// Both clusters.
+    pub clusters: [ClusterWorld; 2],
+    /// The group's record, once created.
+    pub record: Option<Record>,
+    /// Facts about the past for the invariants.
+    pub audit: Audit,
+    /// The protocol variant the store runs (`no-token-check` drops the token condition).
+    pub variant: Variant,
+    /// Fault probabilities in force.
+    pub faults: CallFaults,
+    /// Cut off from DynamoDB, per cluster.
+    pub cut_store: [bool; 2],
+    /// Cut off from the own API server, per cluster.
+    pub cut_api: [bool; 2],
+    /// The cluster exists (a disaster ends it).
+    pub alive: [bool; 2],
+    /// Faults injected so far, by kind.
+    pub injected: BTreeMap<FaultKind, u64>,
+    /// World events due, by (time, sequence).
+    pub scheduled: BTreeMap<(Time, u64), WorldEvent>,
+    /// Sequence for `scheduled`.
+    pub seq: u64,
+    /// Something changed since the invariants were last evaluated.
+    pub dirty: bool,
+    /// Upper bound of a store or API call's latency, ms.
+    pub latency_max: Time,
+    /// Store writes accepted (for the timeline).
+    pub writes: Vec<(Time, Cluster, Write, Record)>,
+    /// Virtual time.
+    pub time: VirtualTime,
+}
+
+impl World {
+    /// A world of two clusters, no record yet, every cluster alive and reachable.
+    pub fn new(
+        seed: u64,
+        clusters: [ClusterWorld; 2],
+        variant: Variant,
+        faults: CallFaults,
+        latency_max: Time,
+        time: VirtualTime,
+    ) -> World {
+        World {
+            rng: Rng::new(seed),
+            clusters,
+            record: None,
+            audit: Audit::default(),
+            variant,
+            faults,
+            cut_store: [false; 2],
+            cut_api: [false; 2],
+            alive: [true; 2],
+            injected: BTreeMap::new(),
+            scheduled: BTreeMap::new(),
+            seq: 0,
+            dirty: true,
+            latency_max,
+            writes: Vec::new(),
+            time,
+        }
+    }
+
+    /// Draw whether the fault `pick` selects happens now.
+    pub fn roll(&mut self, pick: impl Fn(&CallFaults) -> f64) -> bool {
+        let p = pick(&self.faults);
+        self.rng.chance(p)
+    }
+
+    /// Count one injected fault.
+    pub fn inject(&mut self, kind: FaultKind) {
+        *self.injected.entry(kind).or_default() += 1;
+    }
+
+    /// Schedule a world event at true time `at`.
+    pub fn schedule(&mut self, at: Time, e: WorldEvent) {
+        self.seq += 1;
+        self.scheduled.insert((at, self.seq), e);
+    }
+
+    /// The model's view of cluster `c`, folded from its objects as the engine folds them.
+    pub fn cluster_state(&self, c: Cluster) -> ClusterState {
+        let cw = &self.clusters[c.index()];
+        if let Some((version, state)) = cw.folded.get()
+            && version == cw.version
+        {
+            return state;
+        }
+        let state = fold_states(
+            self.clusters[c.index()]
+                .objects
+                .iter()
+                .map(|(r, o)| (r.kind, &o.state)),
+        );
+        cw.folded.set(Some((cw.version, state)));
+        state
+    }
+
+    /// Wake the watchers of cluster `c` (unless the event is dropped).
+    pub fn touch(&mut self, c: Cluster) {
+        self.dirty = true;
+        let drop_it = self.rng.chance(self.faults.watch_dropped);
+        let cw = &mut self.clusters[c.index()];
+        cw.version += 1;
+        if drop_it {
+            self.inject(FaultKind::WatchDropped);
+            return;
+        }
+        for w in self.clusters[c.index()].watchers.drain(..) {
+            w.wake();
+        }
+    }
+
+    /// Apply a write to the record with the store's semantics, keeping the audit.
+    pub fn store_apply(&mut self, timing: &Timing, w: &Write) -> Reply {
+        let Some(before) = self.record.clone() else {
+            return Reply::Unavailable;
+        };
+        match apply(&before, w, timing, self.variant) {
+            Ok(after) => {
+                self.audit.on_write_accepted(&before, &after, w);
+                let now = self.time.now();
+                self.writes.push((now, w.by, *w, after.clone()));
+                self.record = Some(after.clone());
+                self.dirty = true;
+                Reply::Applied(after)
+            }
+            Err(_) => Reply::ConditionFailed(before),
+        }
+    }
+
+    /// A controller moves an object's status to where its spec points.
+    pub fn settle(&mut self, c: Cluster, r: &ObjectRef) {
+        if !self.alive[c.index()] {
+            return;
+        }
+        let Some(o) = self.clusters[c.index()].objects.get_mut(r) else {
+            return;
+        };
+        let next = settled(&o.state);
+        if next != o.state {
+            o.state = next;
+            o.version += 1;
+            self.touch(c);
+        }
+    }
+
+    /// Flux re-applies git if any Flux object of the cluster is not suspended: git says
+    /// workloads at their counts, CronJobs and routes on (volumes are not in git).
+    pub fn flux_sync(&mut self, c: Cluster, delays: (Time, Time)) {
+        if !self.alive[c.index()] {
+            return;
+        }
+        let objects = &self.clusters[c.index()].objects;
+        let reconciling = objects
+            .values()
+            .any(|o| matches!(o.state, MemberState::Flux { suspended: false }));
+        if !reconciling {
+            return;
+        }
+        let targets: Vec<ObjectRef> = objects
+            .iter()
+            .filter(|(r, o)| {
+                matches!(
+                    r.kind,
+                    Kind::Deployment
+                        | Kind::StatefulSet
+                        | Kind::CronJob
+                        | Kind::VirtualService
+                        | Kind::Ingress
+                ) && !is_set(&o.state, Desired::Start)
+            })
+            .map(|(r, _)| r.clone())
+            .collect();
+        for r in targets {
+            self.set_object(c, &r, Desired::Start, delays);
+        }
+    }
+
+    /// Change an object's spec (by the operator or Flux) and schedule its controller.
+    pub fn set_object(
+        &mut self,
+        c: Cluster,
+        r: &ObjectRef,
+        desired: Desired,
+        delays: (Time, Time),
+    ) -> Vec<FieldChange> {
+        let Some(o) = self.clusters[c.index()].objects.get_mut(r) else {
+            return Vec::new();
+        };
+        if is_set(&o.state, desired) {
+            return Vec::new();
+        }
+        let before = o.state.clone();
+        let after = after_set(&before, desired);
+        let changes = field_changes(r, &before, &after);
+        o.state = after;
+        o.version += 1;
+        if matches!(
+            r.kind,
+            Kind::Deployment | Kind::StatefulSet | Kind::VolumeReplication
+        ) {
+            let at = self.time.now() + self.rng.range(delays.0, delays.1);
+            self.schedule(at, WorldEvent::Settle(c, r.clone()));
+        }
+        self.touch(c);
+        changes
+    }
+}
+
+/// The shared world behind a lock (the run is single-threaded; the lock is never
+/// contended and never held across an await).
+#[derive(Clone)]
+pub struct Shared(pub Arc<Mutex<World>>);
+
+impl Shared {
+    /// Lock the world.
+    pub fn lock(&self) -> MutexGuard<'_, World> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn latency(&self) {
+        let (time, at) = {
+            let mut w = self.lock();
+            let max = w.latency_max;
+            let d = w.rng.range(1, max.max(1));
+            (w.time.clone(), w.time.now() + d)
+        };
+        time.until(at).await;
+    }
+}
+
+/// Cluster `c`'s API, as its operator sees it.
+#[derive(Clone)]
+pub struct FakeCluster {
+    /// The world.
+    pub world: Shared,
+    /// Whose API.
+    pub me: Cluster,
+    /// Controller delays (min, max) in ms.
+    pub delays: (Time, Time),
+}
+
+fn matches_labels(selector: &str, labels: &BTreeMap<String, String>) -> bool {
+    !selector.is_empty()
+        && selector.split(',').all(|term| match term.split_once('=') {
+            Some((k, v)) => labels.get(k.trim()).is_some_and(|x| x == v.trim()),
+            None => labels.contains_key(term.trim()),
+        })
+}
+
+impl ClusterPort for FakeCluster {
+    async fn members(&self, kind: Kind, selector: &Selector) -> Result<Vec<Member>, ClusterError> {
+        let mut w = self.world.lock();
+        let i = self.me.index();
+        if w.cut_api[i] {
+            return Err(ClusterError::Unavailable("API server unreachable".into()));
+        }
+        if w.roll(|f| f.kube_error) {
+            w.inject(FaultKind::KubeError);
+            return Err(ClusterError::Unavailable("injected list error".into()));
+        }
+        let objects = &w.clusters[i].objects;
+        let from = ObjectRef {
+            kind,
+            namespace: selector.namespace.clone(),
+            name: String::new(),
+        };
+        let mut out = Vec::with_capacity(selector.names.len());
+        let mut named = 0;
+        for (r, o) in objects
+            .range(from..)
+            .take_while(|(r, _)| r.kind == kind && r.namespace == selector.namespace)
+        {
+            let by_name = selector.names.contains(&r.name);
+            named += usize::from(by_name);
+            if by_name || matches_labels(&selector.labels, &o.labels) {
+                out.push(Member {
+                    object: r.clone(),
+                    state: o.state.clone(),
+                });
+            }
+        }
+        if named < selector.names.len() {
+            let missing = selector
+                .names
+                .iter()
+                .find(|n| !out.iter().any(|m| &m.object.name == *n))
+                .cloned()
+                .unwrap_or_default();
+            return Err(ClusterError::NotFound(ObjectRef {
+                kind,
+                namespace: selector.namespace.clone(),
+                name: missing,
+            }));
+        }
+        Ok(out)
+    }
+
+    async fn set(
+        &self,
+        object: &ObjectRef,
+        desired: Desired,
+    ) -> Result<Vec<FieldChange>, ClusterError> {
+        self.world.latency().await;
+        let mut w = self.world.lock();
+        let i = self.me.index();
+        if w.cut_api[i] || !w.alive[i] {
+            return Err(ClusterError::Unavailable("API server unreachable".into()));
+        }
+        if !w.clusters[i].objects.contains_key(object) {
+            return Err(ClusterError::NotFound(object.clone()));
+        }
+        if w.roll(|f| f.kube_error) {
+            w.inject(FaultKind::KubeError);
+            return Err(ClusterError::Unavailable("injected API error".into()));
+        }
+        if w.roll(|f| f.kube_conflict) {
+            w.inject(FaultKind::KubeConflict);
+            return Err(ClusterError::Conflict(object.clone()));
+        }
+        let changes = w.set_object(self.me, object, desired, self.delays);
+        if !changes.is_empty() && w.roll(|f| f.kube_applied_error) {
+            w.inject(FaultKind::KubeAppliedError);
+            return Err(ClusterError::Unavailable(
+                "injected timeout after apply".into(),
+            ));
+        }
+        Ok(changes)
+    }
+
+    fn changed(&self, timeout: Duration) -> impl Future<Output = ()> + Send {
+        let (version, deadline) = {
+            let w = self.world.lock();
+            (
+                w.clusters[self.me.index()].version,
+                w.time.now() + timeout.as_millis() as Time,
+            )
+        };
+        Changed {
+            world: self.world.clone(),
+            me: self.me,
+            version,
+            deadline,
+            timer: false,
+        }
+    }
+}
+
+struct Changed {
+    world: Shared,
+    me: Cluster,
+    version: u64,
+    deadline: Time,
+    timer: bool,
+}
+
+impl Future for Changed {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let time = {
+            let mut w = self.world.lock();
+            if w.clusters[self.me.index()].version != self.version || w.time.now() >= self.deadline
+            {
+                return Poll::Ready(());
+            }
+            // Registered once: watchers are only drained by a change, after which the
+            // version differs and the next poll is ready.
+            if !self.timer {
+                w.clusters[self.me.index()]
+                    .watchers
+                    .push(cx.waker().clone());
+            }
+            w.time.clone()
+        };
+        if !self.timer {
+            self.timer = true;
+            time.wake_at(self.deadline, cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+/// DynamoDB as operator `me` reaches it.
+#[derive(Clone)]
+pub struct FakeStore {
+    /// The world.
+    pub world: Shared,
+    /// Whose connection.
+    pub me: Cluster,
+}
+
+impl StorePort for FakeStore {
+    async fn init(&self, _group: &str, active: Cluster) -> Result<Record, StoreUnavailable> {
+        self.world.latency().await;
+        let mut w = self.world.lock();
+        if w.cut_store[self.me.index()] {
+            return Err(StoreUnavailable("unreachable".into()));
+        }
+        Ok(w.record
+            .get_or_insert_with(|| Record::new(active, [None, None]))
+            .clone())
+    }
+
+    async fn read(&self, _group: &str) -> Result<Option<Record>, StoreUnavailable> {
+        self.world.latency().await;
+        let mut w = self.world.lock();
+        if w.cut_store[self.me.index()] {
+            return Err(StoreUnavailable("unreachable".into()));
+        }
+        if w.roll(|f| f.store_unavailable) {
+            w.inject(FaultKind::StoreUnavailable);
+            return Err(StoreUnavailable("injected".into()));
+        }
+        Ok(w.record.clone())
+    }
+
+    async fn write(&self, _group: &str, timing: &Timing, write: &Write) -> Reply {
+        self.world.latency().await;
+        let mut w = self.world.lock();
+        if w.cut_store[self.me.index()] {
+            // A partition mostly refuses connections; where delayed writes are on, some
+            // writes already on their way are stuck and arrive much later.
+            if w.faults.store_delayed > 0.0 && w.rng.chance(0.3) {
+                w.inject(FaultKind::StoreDelayed);
+                let at = w.time.now() + w.rng.range(1_000, 60_000);
+                w.schedule(at, WorldEvent::Deliver(*write, *timing));
+                return Reply::Ambiguous;
+            }
+            return Reply::Unavailable;
+        }
+        let f = w.faults;
+        if w.rng.chance(f.store_unavailable) {
+            w.inject(FaultKind::StoreUnavailable);
+            return Reply::Unavailable;
+        }
+        if w.rng.chance(f.store_throttled) {
+            w.inject(FaultKind::StoreThrottled);
+            return Reply::Unavailable;
+        }
+        if w.rng.chance(f.store_lost_timeout) {
+            w.inject(FaultKind::StoreLostTimeout);
+            return Reply::Ambiguous;
+        }
+        if w.rng.chance(f.store_delayed) {
+            w.inject(FaultKind::StoreDelayed);
+            // Mostly short delays; sometimes a write surfaces after a lease has run out
+            // (stuck in a proxy or a client's retry queue), the case fencing tokens exist for.
+            let delay = if w.rng.chance(0.5) {
+                w.rng.range(100, 8_000)
+            } else {
+                w.rng.range(8_000, 60_000)
+            };
+            let at = w.time.now() + delay;
+            w.schedule(at, WorldEvent::Deliver(*write, *timing));
+            return Reply::Ambiguous;
+        }
+        let reply = w.store_apply(timing, write);
+        if w.rng.chance(f.store_applied_timeout) {
+            w.inject(FaultKind::StoreAppliedTimeout);
+            return Reply::Ambiguous;
+        }
+        reply
+    }
+}
