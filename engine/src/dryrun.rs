@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use failover_model::{PlanKind, Role, Stage, Step, StepKind, Variant};
 
-use crate::memory::field_changes;
-use crate::observe::{after_set, is_set, settled};
+use crate::memory::set_member;
+use crate::observe::settled;
 use crate::ports::{
     ClusterError, ClusterPort, Desired, FieldChange, Kind, Member, MemberState, ObjectRef, Selector,
 };
@@ -61,11 +61,9 @@ impl<C: ClusterPort> ClusterPort for Recording<'_, C> {
         let Some(state) = overlay.get(object).cloned() else {
             return Err(ClusterError::NotFound(object.clone()));
         };
-        if is_set(&state, desired) {
+        let Some((after, changes)) = set_member(object, &state, desired) else {
             return Ok(Vec::new());
-        }
-        let after = after_set(&state, desired);
-        let changes = field_changes(object, &state, &after);
+        };
         overlay.insert(object.clone(), settled(&after));
         Ok(changes)
     }

@@ -151,16 +151,13 @@ impl ClusterPort for MemoryCluster {
         let Some(o) = inner.objects.get_mut(object) else {
             return Err(ClusterError::NotFound(object.clone()));
         };
-        if is_set(&o.state, desired) {
+        let Some((after, changes)) = set_member(object, &o.state, desired) else {
             return Ok(Vec::new());
-        }
-        let before = o.state.clone();
-        let mut after = after_set(&before, desired);
-        if self.settle == Settle::Instantly {
-            after = settled(&after);
-        }
-        o.state = after.clone();
-        let changes = field_changes(object, &before, &after_set(&before, desired));
+        };
+        o.state = match self.settle {
+            Settle::Instantly => settled(&after),
+            Settle::OnDemand => after,
+        };
         inner.changes.extend(changes.iter().cloned());
         drop(inner);
         self.notify.notify_waiters();
@@ -170,6 +167,22 @@ impl ClusterPort for MemoryCluster {
     async fn changed(&self, timeout: Duration) {
         let _ = tokio::time::timeout(timeout, self.notify.notified()).await;
     }
+}
+
+/// What `set(desired)` does to a member in `state`: its new spec and the fields that
+/// change, or `None` if it already is as desired. Every in-memory cluster (this one, the
+/// dry run's overlay, the simulator's fakes) applies a set through this.
+pub fn set_member(
+    object: &ObjectRef,
+    state: &MemberState,
+    desired: Desired,
+) -> Option<(MemberState, Vec<FieldChange>)> {
+    if is_set(state, desired) {
+        return None;
+    }
+    let after = after_set(state, desired);
+    let changes = field_changes(object, state, &after);
+    Some((after, changes))
 }
 
 /// The fields a spec change from `before` to `after` touches, named as the Kubernetes

@@ -603,7 +603,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
             let Some(_) = exec.poll_one(|id| paused_until[id] > now) else {
                 break;
             };
-            check(&ctx, &mut crash_stages);
+            check(&ctx);
             if lock(&log).violation.is_some() {
                 break;
             }
@@ -674,7 +674,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
                 }
             }
             drop(w);
-            check(&ctx, &mut crash_stages);
+            check(&ctx);
         }
         // Scheduled faults due.
         while plan.front().is_some_and(|p| p.0 <= next) {
@@ -775,7 +775,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
                 }
                 _ => drop(w),
             }
-            check(&ctx, &mut crash_stages);
+            check(&ctx);
         }
         if next > end_by {
             break;
@@ -864,7 +864,7 @@ fn durations(
 }
 
 /// Evaluate the invariants if anything changed.
-fn check(ctx: &Ctx, _crash_stages: &mut [bool; 6]) {
+fn check(ctx: &Ctx) {
     let mut w = lock(&ctx.world.0);
     if !w.dirty {
         return;

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use failover_engine::memory::field_changes;
-use failover_engine::observe::{after_set, fold_states, is_set, settled};
+use failover_engine::memory::set_member;
+use failover_engine::observe::{fold_states, is_set, settled};
 use failover_engine::ports::{
     ClusterError, ClusterPort, Desired, FieldChange, Kind, Member, MemberState, ObjectRef,
     Selector, StorePort, StoreUnavailable,
@@ -352,12 +352,9 @@ impl World {
         let Some(o) = self.clusters[c.index()].objects.get_mut(r) else {
             return Vec::new();
         };
-        if is_set(&o.state, desired) {
+        let Some((after, changes)) = set_member(r, &o.state, desired) else {
             return Vec::new();
-        }
-        let before = o.state.clone();
-        let after = after_set(&before, desired);
-        let changes = field_changes(r, &before, &after);
+        };
         o.state = after;
         o.version += 1;
         if matches!(

@@ -272,15 +272,7 @@ impl FailoverModel {
 
     /// What `c`'s operator would do in `w`.
     pub fn decision(&self, w: &World, c: Cluster) -> Decision {
-        let inputs = Inputs {
-            me: c,
-            now: self.now(w, c),
-            cluster: &w.clusters[c.index()],
-            request: w.request,
-            timing: &self.config.timing,
-            variant: self.config.variant,
-        };
-        decide(&inputs, &w.memories[c.index()])
+        self.decide_with(w, c, &w.memories[c.index()])
     }
 
     /// What `c`'s operator would do in `w` if its view of the record were current (its
@@ -290,6 +282,10 @@ impl FailoverModel {
         if memory.view.is_some() {
             memory.view = Some(w.records[self.replica(w, c)].clone());
         }
+        self.decide_with(w, c, &memory)
+    }
+
+    fn decide_with(&self, w: &World, c: Cluster, memory: &Memory) -> Decision {
         let inputs = Inputs {
             me: c,
             now: self.now(w, c),
@@ -298,7 +294,7 @@ impl FailoverModel {
             timing: &self.config.timing,
             variant: self.config.variant,
         };
-        decide(&inputs, &memory)
+        decide(&inputs, memory)
     }
 
     /// The invariants' view of `w`.
