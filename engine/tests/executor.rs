@@ -483,7 +483,11 @@ async fn memory_cluster_passes_the_conformance_suite() {
         c.insert(o.clone(), &[("app", "shop")], state(o.kind, 3, true));
     }
     let settle = c.clone();
-    cluster_port(&c, &fixture, move || settle.settle()).await;
+    cluster_port(&c, &fixture, || {
+        settle.settle();
+        std::future::ready(())
+    })
+    .await;
 }
 
 #[tokio::test]

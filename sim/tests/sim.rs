@@ -174,12 +174,13 @@ fn fake_cluster_passes_the_conformance_suite() {
     };
     let settle_world = w.clone();
     block_on(&time, async move {
-        cluster_port(&cluster, &fixture, move || {
+        cluster_port(&cluster, &fixture, || {
             let mut w = settle_world.lock();
             let refs: Vec<ObjectRef> = w.clusters[0].objects.keys().cloned().collect();
             for r in refs {
                 w.settle(Cluster::A, &r);
             }
+            std::future::ready(())
         })
         .await;
     });

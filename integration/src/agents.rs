@@ -1,0 +1,202 @@
+//! Agents that play the node-side components a test API server lacks: a kubelet that
+//! makes pods Running and Ready (the KWOK idea), and a csi-addons driver that moves a
+//! VolumeReplication's status to the state its spec asks for. The real Deployment,
+//! ReplicaSet and StatefulSet controllers do everything else (creating and deleting
+//! pods, computing readiness).
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event, watcher};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+/// The API resource of csi-addons' VolumeReplication.
+pub fn volume_replication_resource() -> ApiResource {
+    ApiResource {
+        group: "replication.storage.openshift.io".into(),
+        version: "v1alpha1".into(),
+        api_version: "replication.storage.openshift.io/v1alpha1".into(),
+        kind: "VolumeReplication".into(),
+        plural: "volumereplications".into(),
+    }
+}
+
+/// Running agents; they stop when this is dropped.
+#[derive(Debug, Default)]
+pub struct Agents {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Agents {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Agents {
+    /// Start a kubelet and a CSI driver for `namespace`. The kubelet makes a new pod
+    /// ready `pod_delay` after it appears; the driver reports a volume's new state
+    /// `volume_delay` after its spec changed.
+    pub fn start(
+        client: &Client,
+        namespace: &str,
+        pod_delay: Duration,
+        volume_delay: Duration,
+    ) -> Agents {
+        Agents {
+            tasks: vec![
+                tokio::spawn(kubelet(client.clone(), namespace.to_string(), pod_delay)),
+                tokio::spawn(csi_driver(
+                    client.clone(),
+                    namespace.to_string(),
+                    volume_delay,
+                )),
+            ],
+        }
+    }
+}
+
+fn now() -> String {
+    failover_engine::k8s::rfc3339(std::time::SystemTime::now())
+}
+
+fn ready(pod: &Pod) -> bool {
+    pod.status.as_ref().is_some_and(|s| {
+        s.phase.as_deref() == Some("Running")
+            && s.conditions
+                .iter()
+                .flatten()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+}
+
+/// Make every pod of the namespace Running and Ready. The status patch carries the
+/// pod's resourceVersion, so a pod that changed meanwhile is left for its next event.
+async fn kubelet(client: Client, namespace: String, delay: Duration) {
+    let pods: Api<Pod> = Api::namespaced(client, &namespace);
+    let mut events = watcher(pods.clone(), watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    while let Some(event) = events.next().await {
+        let pod = match event {
+            Ok(Event::Apply(pod) | Event::InitApply(pod)) => pod,
+            Ok(_) => continue,
+            Err(err) => {
+                tracing::debug!(%err, "kubelet agent: watch error");
+                continue;
+            }
+        };
+        if ready(&pod) || pod.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let (Some(name), Some(version)) = (pod.metadata.name, pod.metadata.resource_version) else {
+            continue;
+        };
+        let pods = pods.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let at = now();
+            let condition =
+                |t: &str| json!({"type": t, "status": "True", "lastTransitionTime": at});
+            let body = json!({
+                "metadata": {"resourceVersion": version},
+                "status": {
+                    "phase": "Running",
+                    "startTime": at,
+                    "podIP": "10.244.0.10",
+                    "conditions": [
+                        condition("Initialized"), condition("ContainersReady"),
+                        condition("Ready"), condition("PodScheduled")
+                    ],
+                }
+            });
+            if let Err(err) = pods
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
+                .await
+            {
+                tracing::debug!(%err, pod = %name, "kubelet agent: status patch");
+            }
+        });
+    }
+}
+
+fn field<'a>(object: &'a DynamicObject, pointer: &str) -> Option<&'a Value> {
+    object.data.pointer(pointer)
+}
+
+/// Report every VolumeReplication's requested state in its status, with the generation
+/// observed and the conditions a csi-addons driver sets (`Degraded=True` on a secondary,
+/// as a real driver reports it).
+async fn csi_driver(client: Client, namespace: String, delay: Duration) {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client, &namespace, &volume_replication_resource());
+    let mut events = watcher(api.clone(), watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    while let Some(event) = events.next().await {
+        let volume = match event {
+            Ok(Event::Apply(v) | Event::InitApply(v)) => v,
+            Ok(_) => continue,
+            Err(err) => {
+                tracing::debug!(%err, "csi agent: watch error");
+                continue;
+            }
+        };
+        let state = match field(&volume, "/spec/replicationState").and_then(Value::as_str) {
+            Some("primary") => "Primary",
+            Some("secondary" | "resync") => "Secondary",
+            _ => continue,
+        };
+        let generation = volume.metadata.generation.unwrap_or(0);
+        let current = field(&volume, "/status/state").and_then(Value::as_str);
+        let observed = field(&volume, "/status/observedGeneration").and_then(Value::as_i64);
+        if current == Some(state) && observed == Some(generation) {
+            continue;
+        }
+        let (Some(name), Some(version)) = (
+            volume.metadata.name.clone(),
+            volume.metadata.resource_version.clone(),
+        ) else {
+            continue;
+        };
+        let api = api.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let at = now();
+            let secondary = state == "Secondary";
+            let condition = |t: &str, status: bool, reason: &str| {
+                json!({
+                    "type": t, "status": if status { "True" } else { "False" },
+                    "reason": reason, "lastTransitionTime": at,
+                    "observedGeneration": generation, "message": ""
+                })
+            };
+            let body = json!({
+                "metadata": {"resourceVersion": version},
+                "status": {
+                    "state": state,
+                    "observedGeneration": generation,
+                    "lastStartTime": at,
+                    "conditions": [
+                        condition("Completed", true, if secondary { "Demoted" } else { "Promoted" }),
+                        condition("Degraded", secondary, if secondary { "VolumeDegraded" } else { "Healthy" }),
+                        condition("Resyncing", false, "NotResyncing"),
+                    ],
+                }
+            });
+            if let Err(err) = api
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
+                .await
+            {
+                tracing::debug!(%err, volume = %name, "csi agent: status patch");
+            }
+        });
+    }
+}

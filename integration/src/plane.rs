@@ -1,0 +1,184 @@
+//! Real control planes and the CRDs installed on them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use serde_json::Value;
+
+use crate::{HarnessError, wait_for};
+
+/// The third-party CRDs (Istio, csi-addons, Flux) as stand-ins with upstream's names.
+pub const THIRD_PARTY_CRDS: &str = include_str!("../crds/third-party.yaml");
+
+/// One running control plane: an etcd, a kube-apiserver and a kube-controller-manager.
+#[derive(Clone)]
+pub struct ControlPlane {
+    /// Its name (`east`, `west`).
+    pub name: String,
+    /// Its kubeconfig (cluster-admin by token).
+    pub kubeconfig: PathBuf,
+    /// A client for it.
+    pub client: Client,
+}
+
+impl std::fmt::Debug for ControlPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlane")
+            .field("name", &self.name)
+            .field("kubeconfig", &self.kubeconfig)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The repository's root directory.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from(".."), Path::to_path_buf)
+}
+
+impl ControlPlane {
+    /// The control plane `name`: the one `FAILOVER_KUBECONFIG_<NAME>` points at if that
+    /// is set, else the one `scripts/kube-control-plane.sh start <name>` runs (starting
+    /// it, and building the binaries on first use). The third-party CRDs are installed.
+    pub async fn shared(name: &str) -> Result<ControlPlane, HarnessError> {
+        let var = format!("FAILOVER_KUBECONFIG_{}", name.to_uppercase());
+        let kubeconfig = match std::env::var_os(&var) {
+            Some(path) => PathBuf::from(path),
+            None => start(name).await?,
+        };
+        let client = client(&kubeconfig).await.map_err(|e| {
+            HarnessError::Plane(name.into(), format!("{}: {e}", kubeconfig.display()))
+        })?;
+        let plane = ControlPlane {
+            name: name.into(),
+            kubeconfig,
+            client,
+        };
+        install_crds(&plane.client, THIRD_PARTY_CRDS).await?;
+        Ok(plane)
+    }
+
+    /// Create a namespace with a name unique to this process (see [`unique_name`]).
+    pub async fn namespace(&self, prefix: &str) -> Result<String, HarnessError> {
+        let name = unique_name(prefix);
+        self.create_namespace(&name).await?;
+        Ok(name)
+    }
+
+    /// Create namespace `name`.
+    pub async fn create_namespace(&self, name: &str) -> Result<(), HarnessError> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let ns: Namespace = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}
+        }))
+        .map_err(|e| HarnessError::Invalid(e.to_string()))?;
+        api.create(&PostParams::default(), &ns)
+            .await
+            .map_err(|e| HarnessError::Kube(format!("creating namespace {name}"), e))?;
+        Ok(())
+    }
+}
+
+/// A name unique to this process and call (`<prefix>-<pid>-<n>`), usable as a
+/// namespace, group or table name.
+pub fn unique_name(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The endpoint of DynamoDB Local: `DYNAMODB_ENDPOINT` if set, else the instance
+/// `scripts/dynamodb-local.sh start` runs (installing and starting it if needed).
+pub async fn dynamodb_endpoint() -> Result<String, HarnessError> {
+    if let Ok(url) = std::env::var("DYNAMODB_ENDPOINT") {
+        return Ok(url);
+    }
+    let script = repo_root().join("scripts/dynamodb-local.sh");
+    let out = tokio::task::spawn_blocking(move || Command::new(&script).arg("start").output())
+        .await
+        .map_err(|e| HarnessError::Plane("dynamodb".into(), e.to_string()))?
+        .map_err(|e| HarnessError::Plane("dynamodb".into(), format!("running the script: {e}")))?;
+    if !out.status.success() {
+        return Err(HarnessError::Plane(
+            "dynamodb".into(),
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+async fn start(name: &str) -> Result<PathBuf, HarnessError> {
+    let script = repo_root().join("scripts/kube-control-plane.sh");
+    let name_owned = name.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(&script).args(["start", &name_owned]).output()
+    })
+    .await
+    .map_err(|e| HarnessError::Plane(name.into(), e.to_string()))?
+    .map_err(|e| HarnessError::Plane(name.into(), format!("running the script: {e}")))?;
+    if !out.status.success() {
+        return Err(HarnessError::Plane(
+            name.into(),
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    Ok(PathBuf::from(path))
+}
+
+/// A client for the cluster of a kubeconfig file.
+pub async fn client(kubeconfig: &Path) -> Result<Client, String> {
+    let file = Kubeconfig::read_from(kubeconfig).map_err(|e| e.to_string())?;
+    let config = Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    Client::try_from(config).map_err(|e| e.to_string())
+}
+
+/// Create the CRDs of a multi-document YAML text (those that exist are left alone) and
+/// wait until the API server serves them.
+pub async fn install_crds(client: &Client, yaml: &str) -> Result<(), HarnessError> {
+    let docs: Vec<Value> = serde_saphyr::from_str_multiple(yaml)
+        .map_err(|e| HarnessError::Invalid(format!("CRD YAML: {e}")))?;
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for doc in docs {
+        let crd: CustomResourceDefinition =
+            serde_json::from_value(doc).map_err(|e| HarnessError::Invalid(format!("CRD: {e}")))?;
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        match api.create(&PostParams::default(), &crd).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(e) => return Err(HarnessError::Kube(format!("creating CRD {name}"), e)),
+        }
+        wait_for(
+            &format!("CRD {name} to be established"),
+            Duration::from_secs(30),
+            || {
+                let api = api.clone();
+                let name = name.clone();
+                async move {
+                    let crd = api.get(&name).await.ok()?;
+                    let established = crd
+                        .status?
+                        .conditions?
+                        .iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True");
+                    established.then_some(())
+                }
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
