@@ -134,63 +134,75 @@ pub fn fold(members: &Members) -> ClusterState {
 }
 
 /// [`fold`] over (kind, state) pairs, for callers that keep objects their own way.
-pub fn fold_states<'a>(
-    states: impl Iterator<Item = (Kind, &'a MemberState)> + Clone,
-) -> ClusterState {
-    let of = |kinds: &[Kind]| -> Vec<&MemberState> {
-        states
-            .clone()
-            .filter(|(k, _)| kinds.contains(k))
-            .map(|(_, s)| s)
-            .collect()
-    };
-    let workloads: Vec<(bool, bool, bool)> = of(&[Kind::Deployment, Kind::StatefulSet])
-        .into_iter()
-        .filter_map(|s| match s {
-            MemberState::Workload {
-                replicas,
-                pods,
-                ready,
-                ..
-            } => Some((*replicas > 0, *pods > 0, *replicas > 0 && *ready)),
-            _ => None,
-        })
-        .collect();
-    let cron: Vec<bool> = flags(&of(&[Kind::CronJob]));
-    let flux: Vec<bool> = flags(&of(&[Kind::Kustomization, Kind::HelmRelease]));
-    let network: Vec<bool> = of(&[Kind::VirtualService, Kind::Ingress])
-        .into_iter()
-        .filter_map(|s| match s {
-            MemberState::Network { disabled } => Some(!disabled),
-            _ => None,
-        })
-        .collect();
-    let volumes: Vec<(VolumeRole, Option<VolumeRole>)> = of(&[Kind::VolumeReplication])
-        .into_iter()
-        .filter_map(|s| match s {
-            MemberState::Volume { spec, status } => Some((*spec, *status)),
-            _ => None,
-        })
-        .collect();
-
-    let (up, up_agree) = any_of(workloads.iter().map(|w| w.0));
-    let running = workloads.iter().any(|w| w.1);
-    let running_agree = if workloads.is_empty() {
+/// One pass, no allocation: the simulator folds on every turn.
+pub fn fold_states<'a>(states: impl Iterator<Item = (Kind, &'a MemberState)>) -> ClusterState {
+    let (mut up, mut running, mut cron_on, mut flux_on, mut open, mut spec_primary) = (
+        AnyAll::default(),
+        false,
+        AnyAll::default(),
+        AnyAll::default(),
+        AnyAll::default(),
+        AnyAll::default(),
+    );
+    // Every workload up and ready (running agrees then).
+    let mut all_up_ready = true;
+    let mut status_primary = false;
+    // The volumes' statuses: the first, and whether all equal it and are known.
+    let mut first_status: Option<Option<VolumeRole>> = None;
+    let mut status_same = true;
+    for (kind, state) in states {
+        match (kind, state) {
+            (
+                Kind::Deployment | Kind::StatefulSet,
+                MemberState::Workload {
+                    replicas,
+                    pods,
+                    ready,
+                    ..
+                },
+            ) => {
+                up.push(*replicas > 0);
+                running |= *pods > 0;
+                all_up_ready &= *replicas > 0 && *ready;
+            }
+            (
+                Kind::CronJob,
+                MemberState::CronJob { suspended } | MemberState::Flux { suspended },
+            ) => {
+                cron_on.push(!suspended);
+            }
+            (
+                Kind::Kustomization | Kind::HelmRelease,
+                MemberState::CronJob { suspended } | MemberState::Flux { suspended },
+            ) => flux_on.push(!suspended),
+            (Kind::VirtualService | Kind::Ingress, MemberState::Network { disabled }) => {
+                open.push(!disabled);
+            }
+            (Kind::VolumeReplication, MemberState::Volume { spec, status }) => {
+                spec_primary.push(*spec == VolumeRole::Primary);
+                status_primary |= *status != Some(VolumeRole::Secondary);
+                match first_status {
+                    None => {
+                        first_status = Some(*status);
+                        status_same = status.is_some();
+                    }
+                    Some(first) => status_same &= *status == first && status.is_some(),
+                }
+            }
+            _ => {}
+        }
+    }
+    let running_agree = if up.n == 0 {
         Agreement::NoMembers
-    } else if !running || workloads.iter().all(|w| w.0 && w.2) {
+    } else if !running || all_up_ready {
         Agreement::All
     } else {
         Agreement::Some
     };
-    // "Suspended" is safe: the fold says suspended only if every member is.
-    let (cron_on, cron_agree) = any_of(cron.iter().map(|s| !s));
-    let (flux_on, flux_agree) = any_of(flux.iter().map(|s| !s));
-    let (open, net_agree) = any_of(network.iter().copied());
-    let (spec_primary, spec_agree) = any_of(volumes.iter().map(|v| v.0 == VolumeRole::Primary));
-    let status_primary = volumes.iter().any(|v| v.1 != Some(VolumeRole::Secondary));
-    let status_agree = if volumes.is_empty() {
+    let volumes = spec_primary.n > 0;
+    let status_agree = if !volumes {
         Agreement::NoMembers
-    } else if volumes.iter().all(|v| v.1 == volumes[0].1 && v.1.is_some()) {
+    } else if status_same {
         Agreement::All
     } else {
         Agreement::Some
@@ -202,23 +214,57 @@ pub fn fold_states<'a>(
             VolumeRole::Secondary
         }
     };
+    // "Suspended" is safe: the fold says suspended only if every member is.
     ClusterState {
-        network_open: open,
-        workloads_up: up,
+        network_open: open.any,
+        workloads_up: up.any,
         workloads_running: running,
-        cronjobs_suspended: !cron_on,
-        flux_suspended: !flux_on,
-        volume_spec: role(spec_primary),
-        volume_status: role(status_primary && !volumes.is_empty()),
+        cronjobs_suspended: !cron_on.any,
+        flux_suspended: !flux_on.any,
+        volume_spec: role(spec_primary.any),
+        volume_status: role(status_primary && volumes),
         agreement: Agreements {
-            network: net_agree,
-            workloads_up: up_agree,
+            network: open.agreement(),
+            workloads_up: up.agreement(),
             workloads_running: running_agree,
-            cronjobs: cron_agree,
-            flux: flux_agree,
-            volume_spec: spec_agree,
+            cronjobs: cron_on.agreement(),
+            flux: flux_on.agreement(),
+            volume_spec: spec_primary.agreement(),
             volume_status: status_agree,
         },
+    }
+}
+
+/// "Any member on", and whether the members agree.
+struct AnyAll {
+    n: u32,
+    any: bool,
+    all: bool,
+}
+
+impl Default for AnyAll {
+    fn default() -> Self {
+        AnyAll {
+            n: 0,
+            any: false,
+            all: true,
+        }
+    }
+}
+
+impl AnyAll {
+    fn push(&mut self, v: bool) {
+        self.n += 1;
+        self.any |= v;
+        self.all &= v;
+    }
+
+    fn agreement(&self) -> Agreement {
+        match (self.n, self.any == self.all) {
+            (0, _) => Agreement::NoMembers,
+            (_, true) => Agreement::All,
+            (_, false) => Agreement::Some,
+        }
     }
 }
 
@@ -248,32 +294,4 @@ pub fn unknown(kinds: &[Kind]) -> ClusterState {
         },
         ..ClusterState::SERVING
     }
-}
-
-fn flags(states: &[&MemberState]) -> Vec<bool> {
-    states
-        .iter()
-        .filter_map(|s| match s {
-            MemberState::CronJob { suspended } | MemberState::Flux { suspended } => {
-                Some(*suspended)
-            }
-            _ => None,
-        })
-        .collect()
-}
-
-/// "Any member on", and whether the members agree.
-fn any_of(values: impl Iterator<Item = bool>) -> (bool, Agreement) {
-    let (mut any, mut all, mut n) = (false, true, 0);
-    for v in values {
-        any |= v;
-        all &= v;
-        n += 1;
-    }
-    let agreement = match (n, any == all) {
-        (0, _) => Agreement::NoMembers,
-        (_, true) => Agreement::All,
-        (_, false) => Agreement::Some,
-    };
-    (any, agreement)
 }
