@@ -7,7 +7,7 @@
 //!   fake DynamoDB (exact conditional writes, throttling, unavailability, writes that
 //!   apply but time out, writes delayed in transit), with partitions and disasters;
 //! - [`run`]: one seed: shape, mode, swarm faults, the engine's operators, invariants
-//!   after every event, conformance of every turn with the model's decision function,
+//!   after every event, every turn replayed through the stateright model ([`replay`]),
 //!   a fault phase then a healed phase with a liveness bound;
 //! - [`campaign`]: many seeds on several threads, and the summary.
 
@@ -17,6 +17,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod campaign;
+pub mod replay;
 pub mod rng;
 pub mod run;
 pub mod runtime;

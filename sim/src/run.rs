@@ -10,10 +10,11 @@ use failover_engine::executor::{Operator, Turn, TurnResult};
 use failover_engine::ports::{Kind, MemberState, ObjectRef};
 use failover_engine::spec::{FailoverGroupSpec, FluxRef, Group, MembersSpec};
 use failover_model::{
-    Action, Cluster, Inputs, Invariant, Memory, Mode, Outcome, Plan, PlanKind, Purpose, Record,
-    Reply, Request, START, STOP, Snapshot, Stage, Step, Time, Variant, VolumeRole, decide,
+    Action, Cluster, Invariant, Memory, Mode, Outcome, Plan, PlanKind, Purpose, Record, Reply,
+    Request, START, STOP, Snapshot, Stage, Step, Time, Variant, VolumeRole,
 };
 
+use crate::replay::{Around, Replay};
 use crate::rng::Rng;
 use crate::runtime::{Executor, SimClock, VirtualTime};
 use crate::world::{
@@ -222,6 +223,7 @@ struct Ctx {
     variant: Variant,
     delays: (Time, Time),
     request: Arc<Mutex<Option<Request>>>,
+    replay: Replay,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -478,6 +480,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
         variant: cfg.variant,
         delays: (50, 3_000),
         request: Arc::new(Mutex::new(None)),
+        replay: Replay::new(timing, cfg.variant),
     });
 
     // The seed's schedule of whole-process and network faults.
@@ -925,14 +928,13 @@ fn operator(ctx: Arc<Ctx>, c: Cluster) -> crate::runtime::TaskFuture {
         };
         let clock = SimClock::new(ctx.time.clone(), ctx.offsets[c.index()]);
         let group = ctx.groups[c.index()].clone();
-        let timing = group.timing;
         let mut op = Operator::with_variant(cluster, store, clock, group, ctx.variant);
         let mut mirror = Memory::default();
         loop {
             let request = *lock(&ctx.request);
             op.set_request(request);
             let turn = op.turn().await;
-            after_turn(&ctx, c, &turn, request, &mut mirror, op.memory(), &timing);
+            after_turn(&ctx, c, &turn, request, &mut mirror, op.memory());
             op.pause(&turn).await;
         }
     })
@@ -945,60 +947,31 @@ fn after_turn(
     request: Option<Request>,
     mirror: &mut Memory,
     actual: &Memory,
-    timing: &failover_model::Timing,
 ) {
     let mut log = lock(&ctx.log);
     let at = ctx.time.now();
-    // Conformance: the model, given what the operator observed and knew, decides the
-    // same; the outcome fed back leaves the model's memory where the engine's is.
-    let inputs = Inputs {
-        me: c,
-        now: turn.now,
-        cluster: &turn.observed,
-        request,
-        timing,
-        variant: ctx.variant,
-    };
-    let expected = decide(&inputs, mirror);
-    if expected != turn.decision {
-        log.violate(Violation::Conformance(format!(
-            "{c} at {}: the model decides {:?}, the engine did {:?}",
-            turn.now, expected.action, turn.decision.action
-        )));
-    }
     if let Action::Write(op) = &turn.decision.action
         && mirror.unsure == Some(*op)
     {
         log.marks.ambiguous_retried = true;
     }
-    match (&turn.decision.action, &turn.result) {
-        (Action::Read, TurnResult::Read(r)) => {
-            mirror.on_read(
-                turn.now,
-                timing,
-                r.as_ref()
-                    .ok()
-                    .cloned()
-                    .flatten()
-                    .or_else(|| actual.view.clone()),
-            );
-        }
-        (Action::Write(op), TurnResult::Wrote(reply)) => {
-            let w = failover_model::Write {
-                by: c,
-                now: turn.now,
-                op: *op,
-            };
-            mirror.on_write(&w, timing, reply.clone());
-        }
-        _ => {}
-    }
-    if mirror != actual {
+    // Conformance: the turn replayed through the stateright model.
+    let replayed = {
+        let w = lock(&ctx.world.0);
+        let peer = w.cluster_state(c.peer());
+        let around = Around {
+            request,
+            peer: &peer,
+            record: w.record.as_ref(),
+            write_found: w.last_write[c.index()].as_ref(),
+        };
+        ctx.replay.turn(c, turn, around, mirror, actual)
+    };
+    if let Err(why) = replayed {
         log.violate(Violation::Conformance(format!(
-            "{c} at {}: after {:?} the model's memory is {mirror:?}, the engine's {actual:?}",
-            turn.now, turn.decision.action
+            "{c} at {}: {why}",
+            turn.now
         )));
-        *mirror = actual.clone();
     }
     // Audit the effects the way the model does.
     if let (Action::Kube(step), TurnResult::Changed(changes)) =

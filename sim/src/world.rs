@@ -191,6 +191,10 @@ pub struct World {
     pub latency_max: Time,
     /// Store writes accepted (for the timeline).
     pub writes: Vec<(Time, Cluster, Write, Record)>,
+    /// Per operator, the record its last write found when it reached the store (`None`:
+    /// it did not reach the store: refused, lost, or delayed in transit). The model
+    /// replay needs it to redo the write.
+    pub last_write: [Option<Record>; 2],
     /// Virtual time.
     pub time: VirtualTime,
 }
@@ -221,6 +225,7 @@ impl World {
             dirty: true,
             latency_max,
             writes: Vec::new(),
+            last_write: [None, None],
             time,
         }
     }
@@ -595,6 +600,7 @@ impl StorePort for FakeStore {
     async fn write(&self, _group: &str, timing: &Timing, write: &Write) -> Reply {
         self.world.latency().await;
         let mut w = self.world.lock();
+        w.last_write[self.me.index()] = None;
         if w.cut_store[self.me.index()] {
             // A partition mostly refuses connections; where delayed writes are on, some
             // writes already on their way are stuck and arrive much later.
@@ -632,6 +638,7 @@ impl StorePort for FakeStore {
             w.schedule(at, WorldEvent::Deliver(*write, *timing));
             return Reply::Ambiguous;
         }
+        w.last_write[self.me.index()] = w.record.clone();
         let reply = w.store_apply(timing, write);
         if w.rng.chance(f.store_applied_timeout) {
             w.inject(FaultKind::StoreAppliedTimeout);

@@ -185,3 +185,120 @@ fn fake_cluster_passes_the_conformance_suite() {
         .await;
     });
 }
+
+/// The replay through the stateright model accepts a turn the model would take and
+/// rejects a different decision, a memory the model would not reach, and a store that
+/// answers differently from the model's.
+#[test]
+fn the_model_replay_rejects_what_the_model_would_not_do() {
+    use failover_engine::executor::{Turn, TurnResult};
+    use failover_model::{
+        Action, ClusterState, Inputs, Memory, Mode, Op, Reply, Request, Timing, Wake, apply,
+        core::decide::write, decide,
+    };
+    use failover_sim::replay::{Around, Replay};
+
+    let timing = Timing {
+        lease_ttl: 30_000,
+        clock_drift_max: 2_000,
+        fence_margin: 12_000,
+        heartbeat_every: 3_000,
+        retry_after: 2_000,
+    };
+    let replay = Replay::new(timing, Variant::Correct);
+    let record = failover_model::Record::new(Cluster::A, [Some(0), Some(0)]);
+    let request = Some(Request {
+        id: 1,
+        to: Cluster::B,
+        mode: Mode::Consistency,
+    });
+    let now = 1_000;
+    let observed = ClusterState::SERVING;
+    let decided = |memory: &Memory| {
+        decide(
+            &Inputs {
+                me: Cluster::A,
+                now,
+                cluster: &observed,
+                request,
+                timing: &timing,
+                variant: Variant::Correct,
+            },
+            memory,
+        )
+    };
+    let around = Around {
+        request,
+        peer: &ClusterState::STANDBY,
+        record: Some(&record),
+        write_found: None,
+    };
+    // A fresh operator heartbeats first; the store applies it.
+    let fresh = Memory::default();
+    let decision = decided(&fresh);
+    assert_eq!(decision.action, Action::Write(Op::Heartbeat));
+    let w = write(Cluster::A, now, Op::Heartbeat);
+    let after = apply(&record, &w, &timing, Variant::Correct).expect("heartbeat applies");
+    let turn = |reply: Reply| Turn {
+        now,
+        observed,
+        decision: decision.clone(),
+        result: TurnResult::Wrote(reply),
+    };
+    let heartbeat = turn(Reply::Applied(after.clone()));
+    let mut engine = fresh.clone();
+    engine.on_write(&w, &timing, Reply::Applied(after.clone()));
+    let found = Around {
+        write_found: Some(&record),
+        ..around
+    };
+    let mut mirror = fresh.clone();
+    assert_eq!(
+        replay.turn(Cluster::A, &heartbeat, found, &mut mirror, &engine),
+        Ok(())
+    );
+    assert_eq!(mirror, engine, "the model's memory follows the turn");
+
+    // A decision the model would not make.
+    let mut mirror = fresh.clone();
+    let waited = Turn {
+        decision: failover_model::Decision {
+            action: Action::Wait(Wake::Change),
+            ..decision.clone()
+        },
+        result: TurnResult::Waited(Wake::Change),
+        ..heartbeat.clone()
+    };
+    let err = replay
+        .turn(Cluster::A, &waited, around, &mut mirror, &fresh)
+        .expect_err("a different decision");
+    assert!(err.contains("the model decides"), "{err}");
+
+    // The engine's memory ends elsewhere than the model's.
+    let mut mirror = fresh.clone();
+    let err = replay
+        .turn(Cluster::A, &heartbeat, found, &mut mirror, &fresh)
+        .expect_err("a memory the model would not reach");
+    assert!(err.contains("memory"), "{err}");
+    assert_eq!(mirror, fresh, "re-synced to the engine's memory");
+
+    // A store that says it applied the write but left the record unchanged.
+    let mut mirror = fresh.clone();
+    let err = replay
+        .turn(
+            Cluster::A,
+            &turn(Reply::Applied(record.clone())),
+            found,
+            &mut mirror,
+            &engine,
+        )
+        .expect_err("a store that differs from the model's");
+    assert!(err.contains("the store left"), "{err}");
+
+    // An answer without the write reaching the store.
+    let mut mirror = fresh.clone();
+    let err = replay
+        .turn(Cluster::A, &heartbeat, around, &mut mirror, &engine)
+        .expect_err("an answer from nowhere");
+    assert!(err.contains("without reaching the store"), "{err}");
+}

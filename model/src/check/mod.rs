@@ -181,9 +181,9 @@ pub struct Marks {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct World {
     /// Global tick.
-    pub tick: u8,
+    pub tick: Time,
     /// Per-cluster clock offsets.
-    pub offset: [u8; 2],
+    pub offset: [Time; 2],
     /// Per-cluster resources.
     pub clusters: [ClusterState; 2],
     /// Clusters that still exist.
@@ -203,7 +203,7 @@ pub struct World {
     /// Fault budgets left.
     pub budget: Budget,
     /// Tick of the last disturbance (fault, heal, request).
-    pub calm_since: u8,
+    pub calm_since: Time,
     /// Marks for `sometimes` properties.
     pub marks: Marks,
 }
@@ -263,7 +263,7 @@ pub struct FailoverModel {
 impl FailoverModel {
     /// Local time of `c`.
     pub fn now(&self, w: &World, c: Cluster) -> Time {
-        Time::from(w.tick) + Time::from(w.offset[c.index()])
+        w.tick + w.offset[c.index()]
     }
 
     fn replica(&self, w: &World, c: Cluster) -> usize {
@@ -325,7 +325,7 @@ impl FailoverModel {
     }
 
     fn can_tick(&self, w: &World) -> bool {
-        w.tick < self.config.max_ticks && self.quiescent(w)
+        w.tick < Time::from(self.config.max_ticks) && self.quiescent(w)
     }
 
     fn next_failover_id(&self, w: &World) -> FailoverId {
@@ -413,7 +413,7 @@ impl Model for FailoverModel {
     type Action = Act;
 
     fn init_states(&self) -> Vec<World> {
-        let drift = u8::try_from(self.config.timing.clock_drift_max).unwrap_or(u8::MAX);
+        let drift = self.config.timing.clock_drift_max;
         let mut offsets = vec![[0, 0]];
         if drift > 0 {
             offsets.push([0, drift]);
@@ -427,8 +427,8 @@ impl Model for FailoverModel {
         offsets
             .into_iter()
             .map(|offset| {
-                let hb = [Some(Time::from(offset[0])), Some(Time::from(offset[1]))];
-                let lease = |c: usize| Some(Time::from(offset[c]) + self.config.timing.lease_ttl);
+                let hb = [Some(offset[0]), Some(offset[1])];
+                let lease = |c: usize| Some(offset[c] + self.config.timing.lease_ttl);
                 let memory = |c: usize| Memory {
                     heartbeat_at: hb[c],
                     lease_until: lease(c),
@@ -751,7 +751,8 @@ fn settled_when_idle(m: &FailoverModel, w: &World) -> bool {
 /// Bounded progress: after `progress_ticks` calm ticks the failover is over, the lock
 /// free, the request served, the active cluster (if alive) serving and the other at rest.
 fn progress_when_calm(m: &FailoverModel, w: &World) -> bool {
-    let calm = !w.cut_off.contains(&true) && w.tick >= w.calm_since + m.config.progress_ticks;
+    let calm =
+        !w.cut_off.contains(&true) && w.tick >= w.calm_since + Time::from(m.config.progress_ticks);
     // Judged at tick boundaries: once every live operator and controller is done for now.
     if !calm || !m.quiescent(w) {
         return true;

@@ -1,0 +1,199 @@
+//! Conformance with the model: every operator turn of a run is replayed through the
+//! stateright model ([`FailoverModel`]'s `Model::actions` and `Model::next_state`).
+//!
+//! Before each turn the model's world is set to what the engine worked from: its
+//! observation of its cluster, its local time, the request it knew, the model's memory
+//! of that operator (kept across turns), and the record as the store had it when the
+//! call landed (read back, or captured by the fake store for writes). Then:
+//! - the model's decision there must be the engine's;
+//! - the model must list the action the turn amounts to, `Act::Operator(c, fault)`,
+//!   with the fault the fakes injected (store unavailable, applied-but-ambiguous,
+//!   ambiguous and delayed or lost, Kubernetes error), as enabled;
+//! - the model's next world must agree with the run: the record a write left, and the
+//!   operator's memory after the reply was fed back.
+//!
+//! Time passing and the controllers' partial progress are not replayed as model
+//! actions: the model abstracts them (a tick happens only when everything is
+//! quiescent, and a controller converges a whole kind at once), so the world is re-synced
+//! from the run before every turn. A rejected turn is a conformance violation.
+
+use failover_engine::executor::{Turn, TurnResult};
+use failover_model::check::{Act, Budget, Config, FailoverModel, Fault, Marks, World};
+use failover_model::{
+    Action, Audit, Cluster, ClusterState, Memory, Mode, Record, Reply, Request, Timing, Variant,
+};
+use stateright::Model;
+
+/// The model one run's turns are replayed through.
+#[derive(Clone, Debug)]
+pub struct Replay {
+    model: FailoverModel,
+}
+
+/// What the run looked like around one turn, besides the turn itself.
+#[derive(Clone, Copy, Debug)]
+pub struct Around<'a> {
+    /// The request the operator was given.
+    pub request: Option<Request>,
+    /// The other cluster's state now.
+    pub peer: &'a ClusterState,
+    /// The record now.
+    pub record: Option<&'a Record>,
+    /// The record the turn's write found at the store, if it reached it.
+    pub write_found: Option<&'a Record>,
+}
+
+impl Replay {
+    /// A replay for a group with `timing` (milliseconds) running `variant`.
+    pub fn new(timing: Timing, variant: Variant) -> Replay {
+        Replay {
+            model: FailoverModel {
+                config: Config {
+                    name: "replay".into(),
+                    variant,
+                    modes: vec![Mode::Consistency, Mode::Uptime],
+                    timing,
+                    max_ticks: u8::MAX,
+                    requests: u8::MAX,
+                    crashes: u8::MAX,
+                    store_faults: u8::MAX,
+                    kube_faults: u8::MAX,
+                    partitions: u8::MAX,
+                    disasters: u8::MAX,
+                    progress_ticks: u8::MAX,
+                },
+            },
+        }
+    }
+
+    /// Replay operator `c`'s `turn`. `memory` is the model's memory of the operator
+    /// before the turn and is left as the model's memory after it; `actual` is the
+    /// engine's memory after it. On a disagreement, `memory` is re-synced to `actual` and
+    /// the message says what the model rejected.
+    pub fn turn(
+        &self,
+        c: Cluster,
+        turn: &Turn,
+        around: Around<'_>,
+        memory: &mut Memory,
+        actual: &Memory,
+    ) -> Result<(), String> {
+        let result = self.check(c, turn, around, memory, actual);
+        if result.is_err() || memory != actual {
+            *memory = actual.clone();
+        }
+        result
+    }
+
+    fn check(
+        &self,
+        c: Cluster,
+        turn: &Turn,
+        around: Around<'_>,
+        memory: &mut Memory,
+        actual: &Memory,
+    ) -> Result<(), String> {
+        let action = &turn.decision.action;
+        // The fault the turn met, and the record its store call saw.
+        let (fault, record) = match (action, &turn.result) {
+            (Action::Read, TurnResult::Read(Ok(Some(r)))) => (Fault::None, Some(r)),
+            // No record yet: the engine creates it (outside the model's protocol).
+            (Action::Read, TurnResult::Read(Ok(None))) => return Ok(()),
+            (Action::Read, TurnResult::Read(Err(_))) => (Fault::StoreUnavailable, around.record),
+            (Action::Write(_), TurnResult::Wrote(reply)) => match reply {
+                Reply::Applied(_) | Reply::ConditionFailed(_) => {
+                    let found = around
+                        .write_found
+                        .ok_or("a write was answered without reaching the store")?;
+                    (Fault::None, Some(found))
+                }
+                Reply::Ambiguous => match around.write_found {
+                    Some(found) => (Fault::AmbiguousApplied, Some(found)),
+                    None => (Fault::AmbiguousDelayed, around.record),
+                },
+                Reply::Unavailable => (Fault::StoreUnavailable, around.record),
+            },
+            (Action::Kube(_), TurnResult::Changed(_)) => (Fault::None, around.record),
+            (Action::Kube(_), TurnResult::Failed(_)) => (Fault::KubeError, around.record),
+            (Action::Wait(_), TurnResult::Waited(_)) => (Fault::None, around.record),
+            (a, r) => return Err(format!("the engine answered {a:?} with {r:?}")),
+        };
+        let Some(record) = record else {
+            return Ok(());
+        };
+        let world = self.world(c, turn, around, record, memory);
+        let decision = self.model.decision(&world, c);
+        if decision != turn.decision {
+            return Err(format!(
+                "the model decides {:?}, the engine did {:?}",
+                decision.action, action
+            ));
+        }
+        if let Action::Wait(_) = action {
+            return Ok(());
+        }
+        let act = Act::Operator(c, fault);
+        let mut enabled = Vec::new();
+        self.model.actions(&world, &mut enabled);
+        if !enabled.contains(&act) {
+            return Err(format!("the model does not allow {act:?} here"));
+        }
+        let next = self
+            .model
+            .next_state(&world, act)
+            .ok_or_else(|| format!("the model has no next state for {act:?}"))?;
+        if let TurnResult::Wrote(Reply::Applied(after)) = &turn.result
+            && next.records[0] != *after
+        {
+            return Err(format!(
+                "the store left {after:?}; the model's store leaves {:?}",
+                next.records[0]
+            ));
+        }
+        *memory = next.memories[c.index()].clone();
+        if memory != actual {
+            return Err(format!(
+                "after {action:?} ({fault:?}) the model's memory is {memory:?}, the engine's \
+                 {actual:?}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The model's world as operator `c` worked from it.
+    fn world(
+        &self,
+        c: Cluster,
+        turn: &Turn,
+        around: Around<'_>,
+        record: &Record,
+        memory: &Memory,
+    ) -> World {
+        let mut clusters = [*around.peer; 2];
+        clusters[c.index()] = turn.observed;
+        let mut memories = [Memory::default(), Memory::default()];
+        memories[c.index()] = memory.clone();
+        World {
+            tick: turn.now,
+            offset: [0, 0],
+            clusters,
+            alive: [true, true],
+            cut_off: [false, false],
+            memories,
+            records: vec![record.clone()],
+            request: around.request,
+            in_transit: None,
+            audit: Audit::default(),
+            budget: Budget {
+                requests: u8::MAX,
+                crashes: u8::MAX,
+                store_faults: u8::MAX,
+                kube_faults: u8::MAX,
+                partitions: u8::MAX,
+                disasters: u8::MAX,
+            },
+            calm_since: 0,
+            marks: Marks::default(),
+        }
+    }
+}
