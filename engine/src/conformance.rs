@@ -190,17 +190,21 @@ pub async fn store_port<S: StorePort>(store: &S, group: &str) {
         None,
         "a new group has no record"
     );
-    let mut model = store.init(group, Cluster::A).await.expect("init");
+    let t0: Time = 1_000_000;
+    let created = t0 - 40_000;
+    let mut model = store.init(group, Cluster::A, created).await.expect("init");
     assert_eq!(
         model,
-        Record::new(Cluster::A, [None, None]),
-        "init creates the record"
+        Record::new(Cluster::A, [Some(created); 2]),
+        "init creates the record, both clusters counted as heartbeating at its creation"
     );
-    let again = store.init(group, Cluster::B).await.expect("init again");
+    let again = store
+        .init(group, Cluster::B, created + 5)
+        .await
+        .expect("init again");
     assert_eq!(again, model, "init does not overwrite an existing record");
 
     use Cluster::{A, B};
-    let t0: Time = 1_000_000;
     let w = |by, now, op| Write { by, now, op };
     let acquire = |id, mode| Op::Acquire { id, mode };
     let force = |id| Op::ForceTakeLock { id };

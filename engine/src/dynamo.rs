@@ -15,7 +15,8 @@
 //!
 //! The main item maps [`Record`] one to one: the lock's two attributes exist exactly while
 //! there is a lock, the five `fo_*` attributes exactly while a failover is in flight, and
-//! `hb_X` once cluster `X` sent a heartbeat. Times are the writer's local milliseconds.
+//! `hb_X` always (set to the creator's time when the record is created, see
+//! [`StorePort::init`]). Times are the writer's local milliseconds.
 //! A history item is written in the same transaction that ends its failover; `token` is
 //! the record's token then, `by` and `at` the writer and its local time.
 //!
@@ -128,7 +129,7 @@
 //! let client = local_client("http://127.0.0.1:8000").await;
 //! create_table(&client, "failover").await?; // idempotent
 //! let store = DynamoStore::new(client, "failover");
-//! let record = store.init("shop", Cluster::A).await?;
+//! let record = store.init("shop", Cluster::A, 0).await?;
 //! assert_eq!(record.active, Cluster::A);
 //! # Ok(())
 //! # }
@@ -642,10 +643,12 @@ impl DynamoStore {
     }
 
     /// Put the initial main item unless it exists, once.
-    async fn put_initial(&self, group: &str, active: Cluster) -> Result<(), Failure> {
+    async fn put_initial(&self, group: &str, active: Cluster, now: Time) -> Result<(), Failure> {
         let mut item = key(group, RECORD_SK);
         item.insert("active".to_owned(), cluster(active));
         item.insert("token".to_owned(), n(0));
+        item.insert("hb_A".to_owned(), n(now));
+        item.insert("hb_B".to_owned(), n(now));
         let result = self
             .client
             .put_item()
@@ -668,9 +671,14 @@ impl DynamoStore {
 }
 
 impl StorePort for DynamoStore {
-    async fn init(&self, group: &str, active: Cluster) -> Result<Record, StoreUnavailable> {
+    async fn init(
+        &self,
+        group: &str,
+        active: Cluster,
+        now: Time,
+    ) -> Result<Record, StoreUnavailable> {
         let put = self
-            .retrying("create record", || self.put_initial(group, active))
+            .retrying("create record", || self.put_initial(group, active, now))
             .await;
         // Whatever the put answered (created, existed, failed, unknown), the read decides.
         match self.read_record(group).await.map_err(StoreUnavailable)? {

@@ -118,7 +118,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
     pub async fn init(&mut self) -> Result<Record, StoreUnavailable> {
         let record = self
             .store
-            .init(&self.group.key, self.group.initial_active)
+            .init(&self.group.key, self.group.initial_active, self.clock.now())
             .await?;
         self.initialized = true;
         Ok(record)

@@ -368,11 +368,16 @@ impl MemoryStore {
 }
 
 impl StorePort for MemoryStore {
-    async fn init(&self, group: &str, active: Cluster) -> Result<Record, StoreUnavailable> {
+    async fn init(
+        &self,
+        group: &str,
+        active: Cluster,
+        now: Time,
+    ) -> Result<Record, StoreUnavailable> {
         Ok(self
             .lock()
             .entry(group.to_string())
-            .or_insert_with(|| Record::new(active, [None, None]))
+            .or_insert_with(|| Record::new(active, [Some(now); 2]))
             .clone())
     }
 

@@ -238,10 +238,18 @@ pub struct StoreUnavailable(pub String);
 pub trait StorePort: Send + Sync {
     /// Create the group's record with `active` owning the application, unless it exists.
     /// Returns the record as it is afterwards.
+    ///
+    /// A new record counts both clusters as having sent a heartbeat at `now` (the
+    /// creator's local time): a cluster that never manages to send one loses its lease a
+    /// lease after the record exists, not at once. Otherwise an active cluster whose
+    /// operator is cut off from DynamoDB before its first heartbeat would look expired
+    /// at once, and a forced failover could promote the target while the source still
+    /// serves (the simulator found this: seed 2670).
     fn init(
         &self,
         group: &str,
         active: Cluster,
+        now: Time,
     ) -> impl Future<Output = Result<Record, StoreUnavailable>> + Send;
 
     /// A strongly consistent read of the group's record (`None`: not created yet).

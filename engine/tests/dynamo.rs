@@ -22,6 +22,10 @@ use failover_model::{
     Variant, Write, apply,
 };
 
+/// When the tests' records are created (both clusters count as heartbeating then); the
+/// tests' writes come later.
+const INIT_AT: failover_model::Time = 0;
+
 const TIMING: Timing = Timing {
     lease_ttl: 1000,
     clock_drift_max: 100,
@@ -117,12 +121,15 @@ async fn create_table_is_idempotent() {
 #[tokio::test]
 async fn init_is_idempotent() {
     let store = fresh("init").await;
-    let first = store.init("g", A).await.expect("init");
-    assert_eq!(first, Record::new(A, [None, None]));
-    let second = store.init("g", B).await.expect("init again");
+    let first = store.init("g", A, INIT_AT).await.expect("init");
+    assert_eq!(first, Record::new(A, [Some(INIT_AT); 2]));
+    let second = store.init("g", B, INIT_AT).await.expect("init again");
     assert_eq!(second, first, "a second init changes nothing");
     assert_eq!(read(&store, "g").await, first);
-    let other = store.init("h", B).await.expect("init another group");
+    let other = store
+        .init("h", B, INIT_AT)
+        .await
+        .expect("init another group");
     assert_eq!(other.active, B);
 }
 
@@ -143,13 +150,13 @@ async fn missing_group_reads_none_and_refuses_writes() {
 #[tokio::test]
 async fn heartbeats_only_move_forward() {
     let store = fresh("heartbeat").await;
-    store.init("g", A).await.expect("init");
+    store.init("g", A, INIT_AT).await.expect("init");
     let r = applied(send(&store, "g", A, 100, Op::Heartbeat).await);
-    assert_eq!(r.heartbeat, [Some(100), None]);
+    assert_eq!(r.heartbeat, [Some(100), Some(INIT_AT)]);
     let r = refused(send(&store, "g", A, 50, Op::Heartbeat).await);
     assert_eq!(
         r.heartbeat,
-        [Some(100), None],
+        [Some(100), Some(INIT_AT)],
         "the current record comes back"
     );
     refused(send(&store, "g", A, 100, Op::Heartbeat).await);
@@ -167,7 +174,7 @@ async fn heartbeats_only_move_forward() {
 #[tokio::test]
 async fn acquire_takes_lock_and_journal() {
     let store = fresh("acquire").await;
-    store.init("g", A).await.expect("init");
+    store.init("g", A, INIT_AT).await.expect("init");
     refused(send(&store, "g", B, 10, acquire(1)).await);
     let r = applied(
         send(
@@ -210,7 +217,7 @@ async fn racing_clusters_get_the_lock_once() {
     let store = fresh("race").await;
     for round in 0..10 {
         let group = format!("g{round}");
-        store.init(&group, A).await.expect("init");
+        store.init(&group, A, INIT_AT).await.expect("init");
         // A's lease is unknown (no heartbeat), so B may force: both conditions hold.
         let (a, b) = tokio::join!(
             send(&store, &group, A, 5000, acquire(1)),
@@ -246,7 +253,7 @@ async fn racing_clusters_get_the_lock_once() {
 #[tokio::test]
 async fn stale_token_is_refused_after_takeover() {
     let store = fresh("stale").await;
-    store.init("g", A).await.expect("init");
+    store.init("g", A, INIT_AT).await.expect("init");
     applied(send(&store, "g", A, 10, acquire(1)).await);
     let r = applied(send(&store, "g", A, 20, journal(1, 1, 1, true)).await);
     assert_eq!(r.lock, None);
@@ -272,7 +279,7 @@ async fn stale_token_is_refused_after_takeover() {
 #[tokio::test]
 async fn journal_renews_or_releases_the_lock() {
     let store = fresh("journal").await;
-    store.init("g", A).await.expect("init");
+    store.init("g", A, INIT_AT).await.expect("init");
     applied(send(&store, "g", A, 10, acquire(1)).await);
     refused(send(&store, "g", A, 20, journal(1, 1, 2, false)).await);
     refused(send(&store, "g", A, 20, journal(2, 1, 1, false)).await);
@@ -293,7 +300,7 @@ async fn journal_renews_or_releases_the_lock() {
 #[tokio::test]
 async fn complete_moves_the_application_once() {
     let store = fresh("complete").await;
-    store.init("g", A).await.expect("init");
+    store.init("g", A, INIT_AT).await.expect("init");
     applied(send(&store, "g", A, 10, acquire(7)).await);
     applied(send(&store, "g", A, 20, journal(7, 1, 1, true)).await);
     applied(send(&store, "g", B, 30, Op::TakeOver { id: 7, at: 2 }).await);
@@ -336,7 +343,7 @@ async fn complete_moves_the_application_once() {
 #[tokio::test]
 async fn abort_releases_and_records() {
     let store = fresh("abort").await;
-    store.init("g", A).await.expect("init");
+    store.init("g", A, INIT_AT).await.expect("init");
     applied(send(&store, "g", A, 10, acquire(3)).await);
     refused(
         send(
@@ -398,7 +405,7 @@ async fn abort_releases_and_records() {
 #[tokio::test]
 async fn force_waits_for_the_lease_and_the_lock() {
     let store = fresh("force").await;
-    store.init("g", A).await.expect("init");
+    store.init("g", A, INIT_AT).await.expect("init");
     applied(send(&store, "g", A, 1000, Op::Heartbeat).await);
     let expiry = 1000 + TIMING.lease_ttl + TIMING.clock_drift_max;
     let force = Op::ForceTakeLock { id: 9 };
@@ -426,7 +433,7 @@ async fn force_waits_for_the_lease_and_the_lock() {
     );
 
     // A stuck planned failover: A's lease and its lock must both have lapsed.
-    store.init("h", A).await.expect("init");
+    store.init("h", A, INIT_AT).await.expect("init");
     applied(send(&store, "h", A, 1000, Op::Heartbeat).await);
     applied(send(&store, "h", A, 1000, acquire(4)).await);
     let lapsed = 1000 + TIMING.lease_ttl + TIMING.clock_drift_max;
@@ -446,7 +453,7 @@ async fn force_waits_for_the_lease_and_the_lock() {
 #[tokio::test]
 async fn ended_ids_cannot_start_again() {
     let store = fresh("ended").await;
-    store.init("g", A).await.expect("init");
+    store.init("g", A, INIT_AT).await.expect("init");
     applied(send(&store, "g", A, 10, acquire(7)).await);
     applied(
         send(
@@ -778,8 +785,8 @@ async fn differential_against_the_model() {
     for seed in SEEDS {
         let group = format!("g{seed:x}");
         let mut rng = Rng(seed);
-        let mut model = store.init(&group, A).await.expect("init");
-        assert_eq!(model, Record::new(A, [None, None]));
+        let mut model = store.init(&group, A, INIT_AT).await.expect("init");
+        assert_eq!(model, Record::new(A, [Some(INIT_AT); 2]));
         let mut clock = 1_000_000;
         let mut next_id = 0;
         for step in 0..WRITES {

@@ -453,6 +453,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
         kube_applied_error: p(&mut rng, 0.05),
         kube_conflict: p(&mut rng, 0.05),
         watch_dropped: p(&mut rng, 0.3),
+        watch_delayed: p(&mut rng, 0.3),
     };
     let time = VirtualTime::default();
     // The store's side of the variant (no token condition, no lease condition).
@@ -553,7 +554,16 @@ pub fn run(cfg: RunConfig) -> RunReport {
             // as it assumes bounded pauses; a longer API partition with running writers
             // is a split brain no lease can prevent.
             let api_end = at + rng.range(200, timing.fence_margin / 4);
-            let store_end = (at + rng.range(1_000, 60_000)).min(FAULT_PHASE);
+            // Half of the store partitions outlast the lease (and the forced takeover it
+            // allows) by a little, so the cut-off operator comes back while its old
+            // writes are still being retried: what the fencing token is for.
+            let after_lease = timing.lease_ttl + timing.clock_drift_max;
+            let store_for = if rng.chance(0.5) {
+                rng.range(1_000, 60_000)
+            } else {
+                rng.range(after_lease + 1_000, after_lease + 15_000)
+            };
+            let store_end = (at + store_for).min(FAULT_PHASE);
             plan.push((at, Scheduled::Cut(c, kind)));
             match kind {
                 FaultKind::PartitionStore => plan.push((store_end, Scheduled::Uncut(c, kind))),
@@ -675,6 +685,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
                 WorldEvent::Deliver(write, timing) => {
                     let _ = w.store_apply(&timing, &write);
                 }
+                WorldEvent::Notify(c, version) => w.notify(c, version),
             }
             drop(w);
             check(&ctx);

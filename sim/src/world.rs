@@ -45,6 +45,8 @@ pub enum FaultKind {
     KubeConflict,
     /// A watch event that never arrived.
     WatchDropped,
+    /// A watch event that arrived late.
+    WatchDelayed,
     /// An operator crash (its future dropped at an await point) and restart.
     Crash,
     /// An operator process paused (GC, CPU starvation), bounded below the fence margin.
@@ -61,7 +63,7 @@ pub enum FaultKind {
 
 impl FaultKind {
     /// Every kind, in report order.
-    pub const ALL: [FaultKind; 15] = [
+    pub const ALL: [FaultKind; 16] = [
         FaultKind::StoreUnavailable,
         FaultKind::StoreThrottled,
         FaultKind::StoreAppliedTimeout,
@@ -71,6 +73,7 @@ impl FaultKind {
         FaultKind::KubeAppliedError,
         FaultKind::KubeConflict,
         FaultKind::WatchDropped,
+        FaultKind::WatchDelayed,
         FaultKind::Crash,
         FaultKind::Pause,
         FaultKind::PartitionStore,
@@ -91,6 +94,7 @@ impl FaultKind {
             FaultKind::KubeAppliedError => "kube-applied-error",
             FaultKind::KubeConflict => "kube-conflict",
             FaultKind::WatchDropped => "watch-dropped",
+            FaultKind::WatchDelayed => "watch-delayed",
             FaultKind::Crash => "operator-crash",
             FaultKind::Pause => "process-pause",
             FaultKind::PartitionStore => "partition-store",
@@ -118,10 +122,12 @@ pub struct CallFaults {
     pub kube_error: f64,
     /// Kubernetes write applied, error answered.
     pub kube_applied_error: f64,
-    /// Kubernetes conflict.
+    /// Another writer changes an object between the operator's read and its write.
     pub kube_conflict: f64,
     /// Watch event dropped.
     pub watch_dropped: f64,
+    /// Watch event delivered late.
+    pub watch_delayed: f64,
 }
 
 /// Something the world does at a given time, besides the operators.
@@ -133,6 +139,8 @@ pub enum WorldEvent {
     FluxSync(Cluster),
     /// A delayed write reaches the store.
     Deliver(Write, Timing),
+    /// A delayed watch event about cluster version `1` reaches the watchers.
+    Notify(Cluster, u64),
 }
 
 /// One object in a fake cluster.
@@ -151,8 +159,10 @@ pub struct Object {
 pub struct ClusterWorld {
     /// Objects.
     pub objects: BTreeMap<ObjectRef, Object>,
-    /// Bumped on every change (watches).
+    /// Bumped on every change.
     pub version: u64,
+    /// The newest version a watch event has told the watchers about.
+    pub seen: u64,
     /// Tasks waiting for a change.
     pub watchers: Vec<Waker>,
     /// The last fold of the objects, with the version it was made at.
@@ -195,6 +205,9 @@ pub struct World {
     /// it did not reach the store: refused, lost, or delayed in transit). The model
     /// replay needs it to redo the write.
     pub last_write: [Option<Record>; 2],
+    /// The record the last accepted write replaced, and when: what an eventually
+    /// consistent read may still return for a while.
+    pub superseded: Option<(Time, Record)>,
     /// Virtual time.
     pub time: VirtualTime,
 }
@@ -226,6 +239,7 @@ impl World {
             latency_max,
             writes: Vec::new(),
             last_write: [None, None],
+            superseded: None,
             time,
         }
     }
@@ -265,18 +279,34 @@ impl World {
         state
     }
 
-    /// Wake the watchers of cluster `c` (unless the event is dropped).
+    /// Cluster `c` changed: tell its watchers now, later (a delayed watch event) or
+    /// never (a dropped one; the next event, or the watcher's timeout, covers it).
     pub fn touch(&mut self, c: Cluster) {
         self.dirty = true;
-        let drop_it = self.rng.chance(self.faults.watch_dropped);
         let cw = &mut self.clusters[c.index()];
         cw.version += 1;
-        if drop_it {
+        let version = cw.version;
+        if self.rng.chance(self.faults.watch_dropped) {
             self.inject(FaultKind::WatchDropped);
             return;
         }
-        for w in self.clusters[c.index()].watchers.drain(..) {
-            w.wake();
+        if self.rng.chance(self.faults.watch_delayed) {
+            self.inject(FaultKind::WatchDelayed);
+            let at = self.time.now() + self.rng.range(50, 2_000);
+            self.schedule(at, WorldEvent::Notify(c, version));
+            return;
+        }
+        self.notify(c, version);
+    }
+
+    /// A watch event about version `version` of cluster `c` reaches its watchers.
+    pub fn notify(&mut self, c: Cluster, version: u64) {
+        let cw = &mut self.clusters[c.index()];
+        if version > cw.seen {
+            cw.seen = version;
+            for w in cw.watchers.drain(..) {
+                w.wake();
+            }
         }
     }
 
@@ -291,6 +321,7 @@ impl World {
                 let now = self.time.now();
                 self.writes.push((now, w.by, *w, after.clone()));
                 self.record = Some(after.clone());
+                self.superseded = Some((now, before));
                 self.dirty = true;
                 Reply::Applied(after)
             }
@@ -407,6 +438,17 @@ pub struct FakeCluster {
     pub delays: (Time, Time),
 }
 
+/// Whether setting `state` to `desired` saves a value read from the object, so the
+/// real adapter sends its resourceVersion (see `failover_engine::k8s`).
+fn saves_original(state: &MemberState, desired: Desired) -> bool {
+    desired == Desired::Stop
+        && match state {
+            MemberState::Workload { replicas, .. } => *replicas > 0,
+            MemberState::Network { disabled } => !disabled,
+            _ => false,
+        }
+}
+
 /// A parsed label selector (`k=v` and `k` terms, all required); empty selects nothing.
 fn parse_labels(selector: &str) -> Vec<(&str, Option<&str>)> {
     if selector.is_empty() {
@@ -478,25 +520,51 @@ impl ClusterPort for FakeCluster {
         Ok(out)
     }
 
+    /// Like the real adapter: read the object, then write. A write that saves a value
+    /// read from the object (the replica count before a scale-down, the original routes
+    /// or class) carries the resourceVersion it read, and fails with a conflict if the
+    /// object changed in between (a controller's status update, another writer).
     async fn set(
         &self,
         object: &ObjectRef,
         desired: Desired,
     ) -> Result<Vec<FieldChange>, ClusterError> {
         self.world.latency().await;
-        let mut w = self.world.lock();
         let i = self.me.index();
+        let read = {
+            let mut w = self.world.lock();
+            if w.cut_api[i] || !w.alive[i] {
+                return Err(ClusterError::Unavailable("API server unreachable".into()));
+            }
+            let Some(o) = w.clusters[i].objects.get(object) else {
+                return Err(ClusterError::NotFound(object.clone()));
+            };
+            let read = saves_original(&o.state, desired).then_some(o.version);
+            if w.roll(|f| f.kube_error) {
+                w.inject(FaultKind::KubeError);
+                return Err(ClusterError::Unavailable("injected API error".into()));
+            }
+            if read.is_some() && w.roll(|f| f.kube_conflict) {
+                // Another writer (a user, an autoscaler) changes the object meanwhile.
+                if let Some(o) = w.clusters[i].objects.get_mut(object) {
+                    o.version += 1;
+                }
+                w.touch(self.me);
+            }
+            read
+        };
+        if read.is_some() {
+            // The saving write is a second request.
+            self.world.latency().await;
+        }
+        let mut w = self.world.lock();
         if w.cut_api[i] || !w.alive[i] {
             return Err(ClusterError::Unavailable("API server unreachable".into()));
         }
-        if !w.clusters[i].objects.contains_key(object) {
+        let Some(o) = w.clusters[i].objects.get(object) else {
             return Err(ClusterError::NotFound(object.clone()));
-        }
-        if w.roll(|f| f.kube_error) {
-            w.inject(FaultKind::KubeError);
-            return Err(ClusterError::Unavailable("injected API error".into()));
-        }
-        if w.roll(|f| f.kube_conflict) {
+        };
+        if read.is_some_and(|v| v != o.version) {
             w.inject(FaultKind::KubeConflict);
             return Err(ClusterError::Conflict(object.clone()));
         }
@@ -514,7 +582,7 @@ impl ClusterPort for FakeCluster {
         let (version, deadline) = {
             let w = self.world.lock();
             (
-                w.clusters[self.me.index()].version,
+                w.clusters[self.me.index()].seen,
                 w.time.now() + timeout.as_millis() as Time,
             )
         };
@@ -542,8 +610,7 @@ impl Future for Changed {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let time = {
             let mut w = self.world.lock();
-            if w.clusters[self.me.index()].version != self.version || w.time.now() >= self.deadline
-            {
+            if w.clusters[self.me.index()].seen != self.version || w.time.now() >= self.deadline {
                 return Poll::Ready(());
             }
             // Registered once: watchers are only drained by a change, after which the
@@ -572,15 +639,48 @@ pub struct FakeStore {
     pub me: Cluster,
 }
 
+/// How long an eventually consistent read may lag behind a write (DynamoDB: usually
+/// within a second).
+pub const EVENTUAL_LAG: Time = 1_000;
+
+impl FakeStore {
+    /// An eventually consistent read, as DynamoDB serves one by default: within
+    /// [`EVENTUAL_LAG`] of a write it may still return the record the write replaced.
+    /// The engine's [`StorePort::read`] is strongly consistent by contract (a stale view
+    /// could let an operator act on a lock it lost), so the engine never calls this;
+    /// it is here for tests of code that must tolerate stale reads.
+    pub async fn read_eventually(&self, _group: &str) -> Result<Option<Record>, StoreUnavailable> {
+        self.world.latency().await;
+        let mut w = self.world.lock();
+        if w.cut_store[self.me.index()] {
+            return Err(StoreUnavailable("unreachable".into()));
+        }
+        let now = w.time.now();
+        let stale = match &w.superseded {
+            Some((at, before)) if now < at + EVENTUAL_LAG => Some(before.clone()),
+            _ => None,
+        };
+        match stale {
+            Some(before) if w.rng.chance(0.5) => Ok(Some(before)),
+            _ => Ok(w.record.clone()),
+        }
+    }
+}
+
 impl StorePort for FakeStore {
-    async fn init(&self, _group: &str, active: Cluster) -> Result<Record, StoreUnavailable> {
+    async fn init(
+        &self,
+        _group: &str,
+        active: Cluster,
+        now: Time,
+    ) -> Result<Record, StoreUnavailable> {
         self.world.latency().await;
         let mut w = self.world.lock();
         if w.cut_store[self.me.index()] {
             return Err(StoreUnavailable("unreachable".into()));
         }
         Ok(w.record
-            .get_or_insert_with(|| Record::new(active, [None, None]))
+            .get_or_insert_with(|| Record::new(active, [Some(now); 2]))
             .clone())
     }
 
@@ -604,9 +704,17 @@ impl StorePort for FakeStore {
         if w.cut_store[self.me.index()] {
             // A partition mostly refuses connections; where delayed writes are on, some
             // writes already on their way are stuck and arrive much later.
-            if w.faults.store_delayed > 0.0 && w.rng.chance(0.3) {
+            if w.faults.store_delayed > 0.0 && w.rng.chance(0.5) {
                 w.inject(FaultKind::StoreDelayed);
-                let at = w.time.now() + w.rng.range(1_000, 60_000);
+                // Half of them surface after the sender's lease ran out, when another
+                // operator may have taken over: what fencing tokens are for.
+                let after_lease = timing.lease_ttl + timing.clock_drift_max;
+                let delay = if w.rng.chance(0.5) {
+                    w.rng.range(1_000, 60_000)
+                } else {
+                    w.rng.range(after_lease, after_lease + 30_000)
+                };
+                let at = w.time.now() + delay;
                 w.schedule(at, WorldEvent::Deliver(*write, *timing));
                 return Reply::Ambiguous;
             }
