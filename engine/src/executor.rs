@@ -27,6 +27,10 @@ use crate::tasks::{Context, StageName, TaskError, Tasks, factory, retried};
 /// How often a waiting operator looks at its cluster again even without a watch event.
 pub const POLL: Duration = Duration::from_millis(1000);
 
+/// After a watch event, how long the executor waits for more before it looks at the
+/// cluster (at most until its next wake-up time).
+pub const DEBOUNCE: Duration = Duration::from_millis(50);
+
 /// What one turn did.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Turn {
@@ -309,9 +313,17 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             let changed = self.cluster.changed(wait).fuse();
             let slept = self.clock.sleep(wait).fuse();
             futures::pin_mut!(changed, slept);
-            futures::select_biased! {
-                () = changed => {},
-                () = slept => {},
+            let woken = futures::select_biased! {
+                () = changed => true,
+                () = slept => false,
+            };
+            // Watch events come in bursts (a rollout moves many objects one after the
+            // other): look at the cluster once per burst, not once per event, as
+            // kube-runtime's controller debounce does. Never past the wake-up time.
+            let left = until.saturating_sub(self.clock.now());
+            if woken && left > 0 {
+                let debounce = Duration::from_millis(left).min(DEBOUNCE);
+                self.clock.sleep(debounce).await;
             }
         }
     }
