@@ -178,6 +178,15 @@ live_pid() {
     echo "$p"
 }
 
+# The process in pid file $1 exists and is not a zombie. Right after a start it may not
+# have exec'd its binary yet, so this does not check the command line.
+started() {
+    [[ -s "$1" ]] || return 1
+    local state
+    state="$(sed -E 's/^.*\) //' "/proc/$(cat "$1")/stat" 2>/dev/null | cut -c1)"
+    [[ -n "$state" && "$state" != Z ]]
+}
+
 plane_running() {
     local d="$planes/$1"
     live_pid "$d/apiserver.pid" kube-apiserver >/dev/null \
@@ -192,7 +201,7 @@ wait_ready() {
     token="$(cut -d, -f1 "$d/tokens.csv")"
     until [[ "$(curl -sk -H "Authorization: Bearer $token" "https://127.0.0.1:$port/readyz" 2>/dev/null)" == ok ]]; do
         for c in etcd apiserver; do
-            if ! live_pid "$d/$c.pid" "$( [[ $c == etcd ]] && echo etcd || echo kube-apiserver)" >/dev/null; then
+            if ! started "$d/$c.pid"; then
                 stop "$1"
                 die "$c of control plane $1 exited during start-up; its log:
 $(tail -n 30 "$d/$c.log")"
@@ -245,7 +254,7 @@ start() {
     echo "$!" >"$d/etcd.pid"
     local deadline=$((SECONDS + timeout))
     until answers "$etcd_port"; do
-        live_pid "$d/etcd.pid" etcd >/dev/null || die "etcd exited; its log:
+        started "$d/etcd.pid" || die "etcd exited; its log:
 $(tail -n 20 "$d/etcd.log")"
         ((SECONDS < deadline)) || die "etcd did not answer within ${timeout}s"
         sleep 0.2
@@ -300,7 +309,7 @@ EOF
     ) &
     echo "$!" >"$d/controller-manager.pid"
     sleep 0.5
-    live_pid "$d/controller-manager.pid" kube-controller-manager >/dev/null || {
+    started "$d/controller-manager.pid" || {
         stop "$name"
         die "kube-controller-manager of $name exited; its log:
 $(tail -n 20 "$d/controller-manager.log")"
