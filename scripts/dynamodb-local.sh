@@ -122,6 +122,7 @@ start() {
         url
         return
     fi
+    mkdir -p "$dir"
     rm -f "$pid_file" "$port_file"
     command -v "$java" >/dev/null || die "java not found (DynamoDB Local needs Java 17 or later)"
     local lib home

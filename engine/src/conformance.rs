@@ -2,7 +2,7 @@
 //! the real adapters, the in-memory adapters and the simulator's fakes must all pass.
 //! A failed check panics with a message naming the contract it broke.
 
-use failover_model::{Cluster, Mode, Op, Record, Reply, Time, Timing, Variant, Write, apply};
+use failover_model::{Cluster, Mode, Op, Record, Reply, Time, Variant, Write, apply};
 
 use crate::observe::{is_set, settled};
 use crate::ports::{
@@ -178,13 +178,7 @@ fn check_settled(state: &MemberState, desired: Desired, replicas: i32) {
 /// clusters covering every operation, stale tokens, races and timing conditions, each
 /// compared with the model's answer. `group` must not exist yet.
 pub async fn store_port<S: StorePort>(store: &S, group: &str) {
-    let timing = Timing {
-        lease_ttl: 30_000,
-        clock_drift_max: 2_000,
-        fence_margin: 12_000,
-        heartbeat_every: 3_000,
-        retry_after: 2_000,
-    };
+    let timing = crate::spec::DEFAULT_TIMING;
     assert_eq!(
         store.read(group).await.expect("read"),
         None,

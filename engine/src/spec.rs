@@ -257,6 +257,16 @@ const FENCE: u64 = 12;
 const HEARTBEAT: u64 = 3;
 const RETRY: u64 = 2;
 
+/// The timing a group gets when its spec says nothing, in milliseconds: lease 30 s,
+/// drift 2 s, fence margin 12 s, heartbeat every 3 s, retry after 2 s.
+pub const DEFAULT_TIMING: Timing = Timing {
+    lease_ttl: LEASE * 1000,
+    clock_drift_max: DRIFT * 1000,
+    fence_margin: FENCE * 1000,
+    heartbeat_every: HEARTBEAT * 1000,
+    retry_after: RETRY * 1000,
+};
+
 impl Group {
     /// Validate `spec` of the group `namespace/name`, for the operator of `this_cluster`.
     pub fn parse(

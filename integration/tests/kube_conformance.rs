@@ -27,6 +27,15 @@ async fn setup(prefix: &str) -> (ControlPlane, String, Agents) {
     (plane, ns, agents)
 }
 
+/// The application's objects in `ns`, by its label.
+fn by_label(ns: &str) -> Selector {
+    Selector {
+        namespace: ns.into(),
+        labels: "app=shop".into(),
+        names: Vec::new(),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_cluster_passes_the_conformance_suite() {
     let (plane, ns, _agents) = setup("conformance").await;
@@ -60,11 +69,7 @@ async fn readiness_follows_the_real_controllers() {
         .await
         .expect("create");
     let cluster = KubeCluster::new(plane.client.clone());
-    let selector = Selector {
-        namespace: ns.clone(),
-        labels: "app=shop".into(),
-        names: Vec::new(),
-    };
+    let selector = by_label(&ns);
     let read = || async {
         cluster
             .members(Kind::Deployment, &selector)
@@ -144,11 +149,7 @@ async fn changed_wakes_on_a_watch_event() {
         .await
         .expect("create");
     let cluster = KubeCluster::new(plane.client.clone());
-    let selector = Selector {
-        namespace: ns.clone(),
-        labels: "app=shop".into(),
-        names: Vec::new(),
-    };
+    let selector = by_label(&ns);
     cluster
         .members(Kind::Kustomization, &selector)
         .await

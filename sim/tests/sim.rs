@@ -224,18 +224,12 @@ fn fake_cluster_passes_the_conformance_suite() {
 fn the_model_replay_rejects_what_the_model_would_not_do() {
     use failover_engine::executor::{Turn, TurnResult};
     use failover_model::{
-        Action, ClusterState, Inputs, Memory, Mode, Op, Reply, Request, Timing, Wake, apply,
+        Action, ClusterState, Inputs, Memory, Mode, Op, Reply, Request, Wake, apply,
         core::decide::write, decide,
     };
     use failover_sim::replay::{Around, Replay};
 
-    let timing = Timing {
-        lease_ttl: 30_000,
-        clock_drift_max: 2_000,
-        fence_margin: 12_000,
-        heartbeat_every: 3_000,
-        retry_after: 2_000,
-    };
+    let timing = failover_engine::spec::DEFAULT_TIMING;
     let replay = Replay::new(timing, Variant::Correct);
     let record = failover_model::Record::new(Cluster::A, [Some(0), Some(0)]);
     let request = Some(Request {
@@ -448,7 +442,7 @@ fn watch_events_arrive_late_or_never() {
 #[test]
 fn eventually_consistent_reads_may_be_stale() {
     use failover_engine::ports::StorePort;
-    use failover_model::{Op, Timing, Write};
+    use failover_model::{Op, Write};
     use failover_sim::world::EVENTUAL_LAG;
     let w = world();
     let time = w.lock().time.clone();
@@ -458,13 +452,7 @@ fn eventually_consistent_reads_may_be_stale() {
     };
     let t = time.clone();
     block_on(&time, async move {
-        let timing = Timing {
-            lease_ttl: 30_000,
-            clock_drift_max: 2_000,
-            fence_margin: 12_000,
-            heartbeat_every: 3_000,
-            retry_after: 2_000,
-        };
+        let timing = failover_engine::spec::DEFAULT_TIMING;
         let before = store.init("g", Cluster::A, 0).await.expect("init");
         let write = Write {
             by: Cluster::A,
