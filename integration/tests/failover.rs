@@ -172,6 +172,7 @@ async fn run_failover(
     store: &DynamoStore,
     sites: &[Site; 2],
     request: Request,
+    crashes: [Option<Duration>; 2],
 ) -> ([Ended; 2], Report) {
     let to = request.to.index();
     let from = 1 - to;
@@ -191,8 +192,23 @@ async fn run_failover(
         Duration::from_millis(100),
     );
     let started = Instant::now();
+    let fresh = [0, 1].map(|i| {
+        Operator::new(
+            sites[i].cluster.clone(),
+            store.clone(),
+            SystemClock,
+            ops[i].group().clone(),
+        )
+    });
+    let [fresh_a, fresh_b] = fresh;
     let [a, b] = ops;
-    let both = async { tokio::join!(process_failover(a, request), process_failover(b, request)) };
+    let [crash_a, crash_b] = crashes;
+    let both = async {
+        tokio::join!(
+            survive(a, request, crash_a, fresh_a),
+            survive(b, request, crash_b, fresh_b)
+        )
+    };
     let (ea, eb) = tokio::time::timeout(FAILOVER_BOUND, both)
         .await
         .unwrap_or_else(|_| panic!("the failover did not end within {FAILOVER_BOUND:?}"));
@@ -210,10 +226,34 @@ async fn run_failover(
     ([ea, eb], report)
 }
 
+/// Process `request`; with a crash time, the operator's future is dropped then (a
+/// crash at whatever await point it is in) and a new operator with empty memory takes
+/// over, as a restarted pod would.
+async fn survive(op: &mut Op, request: Request, crash: Option<Duration>, fresh: Op) -> Ended {
+    if let Some(after) = crash {
+        if let Ok(ended) = tokio::time::timeout(after, process_failover(op, request)).await {
+            return ended;
+        }
+        eprintln!(
+            "operator {} crashed after {after:?}",
+            op.group().name_of(op.group().me)
+        );
+        *op = fresh;
+    }
+    process_failover(op, request).await
+}
+
 /// A failover that must complete safely: every sample satisfies the invariants and
-/// both clusters end in the right state.
-async fn fail_over(ops: &mut [Op; 2], store: &DynamoStore, sites: &[Site; 2], request: Request) {
-    let (ended, report) = run_failover(ops, store, sites, request).await;
+/// both clusters end in the right state. `crashes`: when each operator crashes, if it
+/// does.
+async fn fail_over(
+    ops: &mut [Op; 2],
+    store: &DynamoStore,
+    sites: &[Site; 2],
+    request: Request,
+    crashes: [Option<Duration>; 2],
+) {
+    let (ended, report) = run_failover(ops, store, sites, request, crashes).await;
     let done = Ended::Finished(Outcome::Completed(PlanKind::Planned(request.mode)));
     assert_eq!(ended, [done, done], "both operators see it completed");
     assert!(
@@ -283,9 +323,9 @@ async fn setup(
 async fn round_trip(mode: Mode) {
     let (sites, store, mut ops) = setup(mode, Variant::Correct, VOLUME_DELAY).await;
     let request = |id, to| Request { id, to, mode };
-    fail_over(&mut ops, &store, &sites, request(1, Cluster::B)).await;
+    fail_over(&mut ops, &store, &sites, request(1, Cluster::B), [None; 2]).await;
     // And back: the restore path on the original cluster.
-    fail_over(&mut ops, &store, &sites, request(2, Cluster::A)).await;
+    fail_over(&mut ops, &store, &sites, request(2, Cluster::A), [None; 2]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -312,7 +352,7 @@ async fn the_monitor_catches_promote_before_demote_on_real_clusters() {
         to: Cluster::B,
         mode,
     };
-    let (_, report) = run_failover(&mut ops, &store, &sites, request).await;
+    let (_, report) = run_failover(&mut ops, &store, &sites, request, [None; 2]).await;
     assert!(
         report
             .violations
@@ -320,4 +360,24 @@ async fn the_monitor_catches_promote_before_demote_on_real_clusters() {
             .any(|v| v.starts_with("no-two-primaries") || v.starts_with("no-two-writers")),
         "two primaries were not seen: {report:?}"
     );
+}
+
+/// Both operators crash mid-failover (the source during its stop steps, the target
+/// during promotion or activation) and restart with empty memory: they resume from the
+/// journal in DynamoDB and the failover completes, safely, in both modes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashed_operators_resume_from_the_journal_on_real_clusters() {
+    for mode in [Mode::Consistency, Mode::Uptime] {
+        let (sites, store, mut ops) = setup(mode, Variant::Correct, VOLUME_DELAY).await;
+        let crashes = [
+            Some(Duration::from_millis(300)),
+            Some(Duration::from_millis(1_500)),
+        ];
+        let request = Request {
+            id: 1,
+            to: Cluster::B,
+            mode,
+        };
+        fail_over(&mut ops, &store, &sites, request, crashes).await;
+    }
 }
