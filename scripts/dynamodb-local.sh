@@ -137,6 +137,7 @@ start() {
     # setsid: the server outlives this script and the shell that ran it.
     (
         cd "$home"
+        exec 9>&-
         exec setsid "$java" "-Djava.library.path=$lib" -jar "$home/DynamoDBLocal.jar" \
             -inMemory -sharedDb -disableTelemetry -port "$p" \
             </dev/null >>"$log_file" 2>&1
@@ -162,9 +163,22 @@ stop() {
     rm -f "$pid_file" "$port_file"
 }
 
+# One caller at a time: two concurrent starts would race for the port.
+lock() {
+    mkdir -p "$dir"
+    exec 9>"$dir/.lock"
+    flock 9
+}
+
 case "${1:-}" in
-    start) start ;;
-    stop) stop ;;
+    start)
+        lock
+        start
+        ;;
+    stop)
+        lock
+        stop
+        ;;
     url) url ;;
     status)
         if running; then url; else exit 1; fi

@@ -5,7 +5,7 @@
 # the csi-addons driver itself.
 #
 #   scripts/kube-control-plane.sh build        install the build tools and build the
-#                                              binaries once (cached under .tools/)
+#                                              binaries once (cached, see below)
 #   scripts/kube-control-plane.sh start NAME   build if needed, start control plane NAME
 #                                              (a cluster), wait until it serves, print the
 #                                              path of its kubeconfig; when it already
@@ -156,11 +156,15 @@ answers() {
 }
 
 # A free TCP port on loopback.
+# A free TCP port on loopback, below Linux's ephemeral range (32768+) and other than
+# the ones already given out by this start ($taken).
+taken=" "
 free_port() {
     local p
     for _ in $(seq 200); do
-        p=$((20000 + RANDOM % 20000))
-        if ! answers "$p"; then
+        p=$((20000 + RANDOM % 12000))
+        if [[ "$taken" != *" $p "* ]] && ! answers "$p"; then
+            taken+="$p "
             echo "$p"
             return
         fi
@@ -234,15 +238,18 @@ start() {
     rm -rf "$d"
     mkdir -p "$d/certs" "$d/etcd"
     local etcd_port peer_port api_port
-    etcd_port="$(free_port)"
-    peer_port="$(free_port)"
-    api_port="$(free_port)"
+    # Not in $(...): the subshell would not remember the ports already taken.
+    free_port >"$d/port" && etcd_port="$(cat "$d/port")"
+    free_port >"$d/port" && peer_port="$(cat "$d/port")"
+    free_port >"$d/port" && api_port="$(cat "$d/port")"
+    rm -f "$d/port"
     local token
     token="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
     echo "$token,admin,admin,system:masters" >"$d/tokens.csv"
     openssl genrsa -out "$d/sa.key" 2048 2>/dev/null
     openssl rsa -in "$d/sa.key" -pubout -out "$d/sa.pub" 2>/dev/null
     (
+        exec 9>&-
         exec setsid "$etcd" --name "$name" --data-dir "$d/etcd" \
             --listen-client-urls "http://127.0.0.1:$etcd_port" \
             --advertise-client-urls "http://127.0.0.1:$etcd_port" \
@@ -260,6 +267,7 @@ $(tail -n 20 "$d/etcd.log")"
         sleep 0.2
     done
     (
+        exec 9>&-
         exec setsid "$bin/kube-apiserver" \
             --etcd-servers "http://127.0.0.1:$etcd_port" \
             --etcd-prefix "/$name" \
@@ -300,6 +308,7 @@ current-context: $name
 EOF
     wait_ready "$name" "$api_port"
     (
+        exec 9>&-
         exec setsid "$bin/kube-controller-manager" \
             --kubeconfig "$d/kubeconfig" \
             --controllers deployment,replicaset,statefulset,cronjob,garbagecollector \
@@ -325,7 +334,9 @@ stop_pid() {
             live_pid "$file" "$pattern" >/dev/null || break
             sleep 0.1
         done
-        kill -9 "$p" 2>/dev/null || true
+        if live_pid "$file" "$pattern" >/dev/null; then
+            kill -9 "$p" 2>/dev/null || true
+        fi
     fi
     rm -f "$file"
 }
@@ -341,21 +352,36 @@ stop() {
 stop_all() {
     [[ -d "$planes" ]] || return 0
     for d in "$planes"/*/; do
-        [[ -d "$d" ]] && stop "$(basename "$d")"
+        if [[ -d "$d" ]]; then
+            stop "$(basename "$d")"
+        fi
     done
+}
+
+# One caller at a time per machine checkout: two concurrent starts of the same plane
+# would otherwise each stop and wipe what the other just started.
+lock() {
+    mkdir -p "$planes"
+    exec 9>"$planes/.lock"
+    flock 9
 }
 
 case "${1:-}" in
     build) build ;;
     start)
         [[ -n "${2:-}" ]] || die "usage: $0 start NAME"
+        lock
         start "$2"
         ;;
     stop)
         [[ -n "${2:-}" ]] || die "usage: $0 stop NAME"
+        lock
         stop "$2"
         ;;
-    stop-all) stop_all ;;
+    stop-all)
+        lock
+        stop_all
+        ;;
     bin) echo "$bin" ;;
     *)
         echo "usage: $0 build|start NAME|stop NAME|stop-all|bin" >&2

@@ -15,8 +15,9 @@
 //!
 //! The main item maps [`Record`] one to one: the lock's two attributes exist exactly while
 //! there is a lock, the five `fo_*` attributes exactly while a failover is in flight, and
-//! `hb_X` always (set to the creator's time when the record is created, see
-//! [`StorePort::init`]). Times are the writer's local milliseconds.
+//! `hb_X` from the record's creation on (set to the creator's time, see
+//! [`StorePort::init`]; a record created by an older version lacks them until the
+//! cluster's first heartbeat, and then reads as never heartbeating). Times are the writer's local milliseconds.
 //! A history item is written in the same transaction that ends its failover; `token` is
 //! the record's token then, `by` and `at` the writer and its local time.
 //!

@@ -218,7 +218,8 @@ async fn racing_clusters_get_the_lock_once() {
     for round in 0..10 {
         let group = format!("g{round}");
         store.init(&group, A, INIT_AT).await.expect("init");
-        // A's lease is unknown (no heartbeat), so B may force: both conditions hold.
+        // A last heartbeated at the record's creation (0), its lease is over at 5000, so
+        // B may force: both conditions hold.
         let (a, b) = tokio::join!(
             send(&store, &group, A, 5000, acquire(1)),
             send(&store, &group, B, 5000, Op::ForceTakeLock { id: 2 }),

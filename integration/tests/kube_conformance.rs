@@ -170,4 +170,8 @@ async fn changed_wakes_on_a_watch_event() {
         waited < Duration::from_secs(15),
         "changed() returned after {waited:?}: the watch event did not wake it"
     );
+    assert!(
+        waited >= Duration::from_millis(250),
+        "changed() returned after {waited:?}, before the change was made"
+    );
 }

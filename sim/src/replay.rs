@@ -97,7 +97,8 @@ impl Replay {
         // The fault the turn met, and the record its store call saw.
         let (fault, record) = match (action, &turn.result) {
             (Action::Read, TurnResult::Read(Ok(Some(r)))) => (Fault::None, Some(r)),
-            // No record yet: the engine creates it (outside the model's protocol).
+            // No record yet: the engine creates it, which the model starts from (its
+            // worlds begin with a record); the memory is re-synced to the engine's.
             (Action::Read, TurnResult::Read(Ok(None))) => return Ok(()),
             (Action::Read, TurnResult::Read(Err(_))) => (Fault::StoreUnavailable, around.record),
             (Action::Write(_), TurnResult::Wrote(reply)) => match reply {
@@ -118,6 +119,7 @@ impl Replay {
             (Action::Wait(_), TurnResult::Waited(_)) => (Fault::None, around.record),
             (a, r) => return Err(format!("the engine answered {a:?} with {r:?}")),
         };
+        // Before the record exists there is no protocol state to replay against.
         let Some(record) = record else {
             return Ok(());
         };
@@ -130,7 +132,14 @@ impl Replay {
             ));
         }
         if let Action::Wait(_) = action {
-            return Ok(());
+            // Waiting changes no memory, in the model and in the engine.
+            return if memory == actual {
+                Ok(())
+            } else {
+                Err(format!(
+                    "after waiting the engine's memory is {actual:?}, the model's {memory:?}"
+                ))
+            };
         }
         let act = Act::Operator(c, fault);
         let mut enabled = Vec::new();

@@ -139,7 +139,8 @@ pub enum WorldEvent {
     FluxSync(Cluster),
     /// A delayed write reaches the store.
     Deliver(Write, Timing),
-    /// A delayed watch event about cluster version `1` reaches the watchers.
+    /// A delayed watch event reaches the watchers of a cluster (with the cluster
+    /// version it tells of).
     Notify(Cluster, u64),
 }
 
