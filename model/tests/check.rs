@@ -51,9 +51,9 @@ fn ci_configuration_holds_and_its_state_count_is_pinned() {
     assert_eq!(
         unique,
         vec![
-            ("ci/planned", 11_444_769),
-            ("ci/disaster", 371_421),
-            ("ci/partition", 744_554),
+            ("ci/planned", 11_689_261),
+            ("ci/disaster", 384_331),
+            ("ci/partition", 773_040),
         ]
     );
 }
@@ -64,7 +64,7 @@ fn happy_path_state_count_is_pinned() {
         config: happy_path(),
     };
     let checker = model.checker().spawn_bfs().join();
-    assert_eq!(checker.unique_state_count(), 2_736);
+    assert_eq!(checker.unique_state_count(), 3_270);
     checker.assert_no_discovery("no-two-writers");
     checker.assert_no_discovery("progress-when-calm");
 }

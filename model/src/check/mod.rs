@@ -414,23 +414,31 @@ impl Model for FailoverModel {
 
     fn init_states(&self) -> Vec<World> {
         let drift = self.config.timing.clock_drift_max;
-        let mut offsets = vec![[0, 0]];
+        // (clock offsets, heartbeats in the record). Each operator has heartbeated at
+        // tick 0 by its own clock. The record is created by one operator with both
+        // heartbeats at its time (`StorePort::init`); a heartbeat at an earlier time
+        // is then refused but renews the sender's lease in its memory. So the record
+        // holds each cluster's own time, or, when the cluster whose clock is ahead
+        // created it, that time for both.
+        let mut starts = vec![([0, 0], [0, 0])];
         if drift > 0 {
-            offsets.push([0, drift]);
-            offsets.push([drift, 0]);
+            starts.push(([0, drift], [0, drift]));
+            starts.push(([drift, 0], [drift, 0]));
+            starts.push(([0, drift], [drift, drift]));
+            starts.push(([drift, 0], [drift, drift]));
         }
         let records = if self.config.variant == Variant::LwwStore {
             2
         } else {
             1
         };
-        offsets
+        starts
             .into_iter()
-            .map(|offset| {
-                let hb = [Some(offset[0]), Some(offset[1])];
+            .map(|(offset, recorded)| {
+                let hb = [Some(recorded[0]), Some(recorded[1])];
                 let lease = |c: usize| Some(offset[c] + self.config.timing.lease_ttl);
                 let memory = |c: usize| Memory {
-                    heartbeat_at: hb[c],
+                    heartbeat_at: Some(offset[c]),
                     lease_until: lease(c),
                     ..Memory::default()
                 };
