@@ -497,13 +497,7 @@ impl DynamoStore {
             .retrying("update record", || self.update_once(group, update))
             .await
         {
-            Ok(main) => match self.complete_record(group, &main).await {
-                Ok(record) => Reply::Applied(record),
-                Err(message) => {
-                    tracing::warn!(group, %message, "write applied, then reading failed");
-                    Reply::Ambiguous
-                }
-            },
+            Ok(main) => applied(group, self.complete_record(group, &main).await.map(Some)),
             Err(Failure::Condition(main)) => self.condition_failed(group, main).await,
             Err(failure) => failure.reply(group),
         }
@@ -598,17 +592,7 @@ impl DynamoStore {
             .retrying("transaction", || self.transact_once(group, update, history))
             .await
         {
-            Ok(()) => match self.read_record(group).await {
-                Ok(Some(record)) => Reply::Applied(record),
-                Ok(None) => {
-                    tracing::error!(group, "transaction applied, then the record was gone");
-                    Reply::Ambiguous
-                }
-                Err(message) => {
-                    tracing::warn!(group, %message, "write applied, then reading failed");
-                    Reply::Ambiguous
-                }
-            },
+            Ok(()) => applied(group, self.read_record(group).await),
             Err(Failure::Condition(main)) => self.condition_failed(group, main).await,
             Err(failure) => failure.reply(group),
         }
@@ -667,6 +651,22 @@ impl DynamoStore {
                 }
                 _ => Err(classify(&e)),
             },
+        }
+    }
+}
+
+/// The reply to a write that applied, given the read of the record after it: the record,
+/// or (if it cannot be read) Ambiguous, since the caller must re-read before deciding.
+fn applied(group: &str, read: Result<Option<Record>, String>) -> Reply {
+    match read {
+        Ok(Some(record)) => Reply::Applied(record),
+        Ok(None) => {
+            tracing::error!(group, "write applied, then the record was gone");
+            Reply::Ambiguous
+        }
+        Err(message) => {
+            tracing::warn!(group, %message, "write applied, then reading failed");
+            Reply::Ambiguous
         }
     }
 }

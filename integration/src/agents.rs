@@ -6,25 +6,15 @@
 
 use std::time::Duration;
 
+use failover_engine::ports::Kind;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event, watcher};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
-
-/// The API resource of csi-addons' VolumeReplication.
-pub fn volume_replication_resource() -> ApiResource {
-    ApiResource {
-        group: "replication.storage.openshift.io".into(),
-        version: "v1alpha1".into(),
-        api_version: "replication.storage.openshift.io/v1alpha1".into(),
-        kind: "VolumeReplication".into(),
-        plural: "volumereplications".into(),
-    }
-}
 
 /// Running agents; they stop when this is dropped.
 #[derive(Debug, Default)]
@@ -135,8 +125,14 @@ fn field<'a>(object: &'a DynamicObject, pointer: &str) -> Option<&'a Value> {
 /// observed and the conditions a csi-addons driver sets (`Degraded=True` on a secondary,
 /// as a real driver reports it).
 async fn csi_driver(client: Client, namespace: String, delay: Duration) {
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(client, &namespace, &volume_replication_resource());
+    let resource = match crate::app::resource(&client, Kind::VolumeReplication).await {
+        Ok(resource) => resource,
+        Err(err) => {
+            tracing::error!(%err, "csi agent: no VolumeReplication resource");
+            return;
+        }
+    };
+    let api: Api<DynamicObject> = Api::namespaced_with(client, &namespace, &resource);
     let mut events = watcher(api.clone(), watcher::Config::default())
         .default_backoff()
         .boxed();

@@ -3,49 +3,22 @@
 
 use std::time::Duration;
 
+use failover_engine::k8s::KubeCluster;
 use failover_engine::observe::settled;
 use failover_engine::ports::{ClusterPort, Kind, ObjectRef, Selector};
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use serde_json::{Value, json};
 
-use crate::agents::volume_replication_resource;
 use crate::{HarnessError, wait_for};
 
-/// The API resource serving `kind` on this server (CronJobs in `batch/v1` or, before
-/// Kubernetes 1.21, `batch/v1beta1`).
+/// The API resource serving `kind` on this server, as the engine's adapter resolves it
+/// (CronJobs in `batch/v1` or, before Kubernetes 1.21, `batch/v1beta1`).
 pub async fn resource(client: &Client, kind: Kind) -> Result<ApiResource, HarnessError> {
-    let r = |group: &str, version: &str, plural: &str| ApiResource {
-        group: group.into(),
-        version: version.into(),
-        api_version: if group.is_empty() {
-            version.into()
-        } else {
-            format!("{group}/{version}")
-        },
-        kind: kind.name().into(),
-        plural: plural.into(),
-    };
-    Ok(match kind {
-        Kind::Deployment => r("apps", "v1", "deployments"),
-        Kind::StatefulSet => r("apps", "v1", "statefulsets"),
-        Kind::CronJob => {
-            let v1 = client
-                .list_api_group_resources("batch/v1")
-                .await
-                .map_err(|e| HarnessError::Kube("discovering batch/v1".into(), e))?;
-            if v1.resources.iter().any(|r| r.name == "cronjobs") {
-                r("batch", "v1", "cronjobs")
-            } else {
-                r("batch", "v1beta1", "cronjobs")
-            }
-        }
-        Kind::VirtualService => r("networking.istio.io", "v1beta1", "virtualservices"),
-        Kind::Ingress => r("networking.k8s.io", "v1", "ingresses"),
-        Kind::VolumeReplication => volume_replication_resource(),
-        Kind::Kustomization => r("kustomize.toolkit.fluxcd.io", "v1", "kustomizations"),
-        Kind::HelmRelease => r("helm.toolkit.fluxcd.io", "v2", "helmreleases"),
-    })
+    KubeCluster::new(client.clone())
+        .resource(kind)
+        .await
+        .map_err(|e| HarnessError::Invalid(format!("the API resource of {kind}: {e}")))
 }
 
 /// The name the application gives its object of `kind`.

@@ -104,37 +104,30 @@ pub async fn dynamodb_endpoint() -> Result<String, HarnessError> {
     if let Ok(url) = std::env::var("DYNAMODB_ENDPOINT") {
         return Ok(url);
     }
-    let script = repo_root().join("scripts/dynamodb-local.sh");
-    let out = tokio::task::spawn_blocking(move || Command::new(&script).arg("start").output())
+    run_script("dynamodb", "scripts/dynamodb-local.sh", &["start"]).await
+}
+
+async fn start(name: &str) -> Result<PathBuf, HarnessError> {
+    let path = run_script(name, "scripts/kube-control-plane.sh", &["start", name]).await?;
+    Ok(PathBuf::from(path))
+}
+
+/// Run one of the repository's scripts (`what` names it in errors) and return what it
+/// printed; a failure carries its error output.
+async fn run_script(what: &str, script: &str, args: &[&str]) -> Result<String, HarnessError> {
+    let script = repo_root().join(script);
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || Command::new(&script).args(&args).output())
         .await
-        .map_err(|e| HarnessError::Plane("dynamodb".into(), e.to_string()))?
-        .map_err(|e| HarnessError::Plane("dynamodb".into(), format!("running the script: {e}")))?;
+        .map_err(|e| HarnessError::Plane(what.into(), e.to_string()))?
+        .map_err(|e| HarnessError::Plane(what.into(), format!("running the script: {e}")))?;
     if !out.status.success() {
         return Err(HarnessError::Plane(
-            "dynamodb".into(),
+            what.into(),
             String::from_utf8_lossy(&out.stderr).trim().to_string(),
         ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-async fn start(name: &str) -> Result<PathBuf, HarnessError> {
-    let script = repo_root().join("scripts/kube-control-plane.sh");
-    let name_owned = name.to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(&script).args(["start", &name_owned]).output()
-    })
-    .await
-    .map_err(|e| HarnessError::Plane(name.into(), e.to_string()))?
-    .map_err(|e| HarnessError::Plane(name.into(), format!("running the script: {e}")))?;
-    if !out.status.success() {
-        return Err(HarnessError::Plane(
-            name.into(),
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ));
-    }
-    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    Ok(PathBuf::from(path))
 }
 
 /// A client for the cluster of a kubeconfig file.

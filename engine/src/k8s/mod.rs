@@ -208,8 +208,9 @@ impl KubeCluster {
         }
     }
 
-    /// The API resource of `kind` (discovering the CronJob version once).
-    async fn resource(&self, kind: Kind) -> Result<ApiResource, ClusterError> {
+    /// The API resource this adapter uses for `kind` (the table above; the CronJob
+    /// version is discovered once per [`KubeCluster`]).
+    pub async fn resource(&self, kind: Kind) -> Result<ApiResource, ClusterError> {
         let (group, version, plural) = match kind {
             Kind::Deployment => ("apps", "v1", "deployments"),
             Kind::StatefulSet => ("apps", "v1", "statefulsets"),
