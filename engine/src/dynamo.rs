@@ -50,7 +50,7 @@
 //! |----|---------|-----------------------|--------------------|
 //! | `Heartbeat` | `UpdateItem` | `attribute_exists(pk) AND (attribute_not_exists(hb_X) OR hb_X < :now)` | `SET hb_X = :now` |
 //! | `Acquire{id,mode}` | transaction | `attribute_exists(pk) AND active = :X AND attribute_not_exists(fo_id) AND attribute_not_exists(lock_until)`; `ConditionCheck` `attribute_not_exists(pk)` on `history#id` | `SET token = token + 1, lock = (X, :until), fo = (id, mode, X, P, 1)` |
-//! | `ForceTakeLock{id}` | transaction | `attribute_exists(pk) AND active = :P AND (attribute_not_exists(hb_P) OR hb_P < :now - lease_ttl - drift) AND (attribute_not_exists(lock_until) OR lock_until < :now - drift) AND (attribute_not_exists(fo_id) OR fo_id = :id)`; `ConditionCheck` `attribute_not_exists(pk)` on `history#id` | `SET token = token + 1, lock = (X, :until), fo = (id, forced, P, X, 1)` |
+//! | `ForceTakeLock{id}` | transaction | `attribute_exists(pk) AND active = :P AND (attribute_not_exists(hb_P) OR hb_P < :now - lease_ttl - drift) AND (attribute_not_exists(lock_until) OR lock_until < :now - drift) AND (attribute_not_exists(fo_id) OR (fo_id = :id AND fo_kind <> forced))`; `ConditionCheck` `attribute_not_exists(pk)` on `history#id` | `SET token = token + 1, lock = (X, :until), fo = (id, forced, P, X, 1)` |
 //! | `TakeOver{id,at}` | `UpdateItem` | `attribute_exists(pk) AND fo_id = :id AND fo_done = :at AND attribute_not_exists(lock_until)` | `SET token = token + 1, lock = (X, :until), fo_done = :next` |
 //! | `Journal{id,token,at,release}` | `UpdateItem` | `attribute_exists(pk) AND fo_id = :id AND fo_done = :at AND token = :token` | `SET fo_done = :next` and `REMOVE lock_holder, lock_until` (release) or `SET lock = (X, :until)` |
 //! | `Complete{id,token,at}` | transaction | `attribute_exists(pk) AND fo_id = :id AND fo_done = :at AND token = :token AND fo_kind = :kind AND fo_target = :target`; `Put` `history#id` (`completed-<kind>`) if `attribute_not_exists(pk)` | `SET active = :target REMOVE lock_*, fo_*` |
@@ -964,7 +964,7 @@ fn encode(timing: &Timing, w: &Write) -> Request {
                     "attribute_exists(#pk) AND #active = :peer \
                      AND (attribute_not_exists(#{hb}) OR #{hb} < :lease_before) \
                      AND (attribute_not_exists(#lock_until) OR #lock_until < :lock_before) \
-                     AND (attribute_not_exists(#fo_id) OR #fo_id = :id)"
+                     AND (attribute_not_exists(#fo_id) OR (#fo_id = :id AND #fo_kind <> :kind))"
                 ),
                 format!(
                     "SET {take_lock}, #fo_id = :id, #fo_kind = :kind, #fo_source = :peer, \

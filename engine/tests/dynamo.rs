@@ -839,6 +839,76 @@ async fn differential_against_the_model() {
     println!("differential: {counts:?}, {ended} failovers ended");
 }
 
+/// Issue 18 on the real store: B's `ForceTakeLock` sent at 1,200 stayed in transit and
+/// lands late (its lock, until 2,200, has lapsed by 2,400); B's retry at 2,400, and a
+/// force of a planned failover that was already forced, are refused by DynamoDB exactly
+/// as by `failover_model::apply`, and the token moves once.
+#[tokio::test]
+async fn a_delayed_force_and_its_retry_apply_once() {
+    let store = fresh("force-once").await;
+    for (group, planned) in [("g-idle", false), ("g-uptime", true)] {
+        let mut model = store.init(group, A, INIT_AT).await.expect("init");
+        let send = |now, op| Write { by: B, now, op };
+        let mut writes = Vec::new();
+        if planned {
+            // A starts an uptime failover and hands off; then A is lost.
+            let id = 7;
+            writes.push(Write {
+                by: A,
+                now: 100,
+                op: Op::Acquire {
+                    id,
+                    mode: Mode::Uptime,
+                },
+            });
+            writes.push(Write {
+                by: A,
+                now: 110,
+                op: Op::Journal {
+                    id,
+                    token: 1,
+                    at: 1,
+                    release: true,
+                },
+            });
+            writes.push(send(1_200, Op::ForceTakeLock { id }));
+            writes.push(send(2_400, Op::ForceTakeLock { id }));
+        } else {
+            writes.push(send(1_200, Op::ForceTakeLock { id: 7 }));
+            writes.push(send(2_400, Op::ForceTakeLock { id: 7 }));
+        }
+        let retry = writes.len() - 1;
+        for (i, write) in writes.iter().enumerate() {
+            let expected = apply(&model, write, &TIMING, Variant::Correct);
+            let reply = store.write(group, &TIMING, write).await;
+            match (expected, reply) {
+                (Ok(next), Reply::Applied(record)) if i < retry => {
+                    assert_eq!(record, next, "{group} write {i}");
+                    model = next;
+                }
+                (Err(_), Reply::ConditionFailed(record)) if i == retry => {
+                    assert_eq!(record, model, "{group}: the retry changed nothing");
+                }
+                (expected, reply) => {
+                    panic!("{group} write {i}: model {expected:?}, store {reply:?}")
+                }
+            }
+        }
+        let after = read(&store, group).await;
+        assert_eq!(
+            after.failover.map(|f| (f.kind, f.done)),
+            Some((PlanKind::Forced, 1))
+        );
+        assert_eq!(
+            after.token,
+            if planned { 2 } else { 1 },
+            "{group}: one force"
+        );
+        // The protocol before the fix would have taken the retry.
+        assert!(apply(&after, &writes[retry], &TIMING, Variant::RepeatableForce).is_ok());
+    }
+}
+
 #[tokio::test]
 async fn dynamo_store_passes_the_conformance_suite() {
     let store = fresh("conformance").await;

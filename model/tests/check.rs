@@ -166,6 +166,40 @@ fn no_lease_wait_is_caught() {
     assert!(found.contains(&"no-two-primaries"), "{found:?}");
 }
 
+/// Issue 18: the model shows the simulator's step-at-most-once counterexample on the
+/// protocol before the fix (a delayed `ForceTakeLock` applied before its own retry).
+#[test]
+fn repeatable_force_is_caught() {
+    assert_eq!(hunt(Variant::RepeatableForce), vec!["step-at-most-once"]);
+}
+
+/// The `handback` configuration (uptime, source lost, target cut off, delayed writes,
+/// 9 ticks: what issue 18's counterexample needs) holds on the protocol, exhaustively.
+#[test]
+fn handback_configuration_holds_and_its_state_count_is_pinned() {
+    let configs = Config::named("handback").expect("handback exists");
+    let sum = check(
+        &configs,
+        Options {
+            threads: threads(),
+            stop_at_violation: false,
+        },
+    );
+    let found: Vec<&str> = sum.violations.keys().copied().collect();
+    assert_eq!(found, Vec::<&str>::new(), "violated properties");
+    assert_eq!(
+        sum.missing,
+        Vec::<&str>::new(),
+        "sometimes properties never reached"
+    );
+    let unique: Vec<(&str, usize)> = sum
+        .scenarios
+        .iter()
+        .map(|(name, _, unique, _, _)| (name.as_str(), *unique))
+        .collect();
+    assert_eq!(unique, vec![("handback/uptime-lost-source", 23_214_421)]);
+}
+
 #[test]
 fn lww_store_is_caught() {
     assert!(!hunt(Variant::LwwStore).is_empty());

@@ -1211,6 +1211,34 @@ fn no_lease_wait_store_accepts_force_at_once() {
     );
 }
 
+/// Issue 18 (seeds 630073 and 832243): B's `ForceTakeLock` sent at 15 timed out and
+/// stayed in transit; it lands while B, cut off, could not retry, and its lock (until
+/// 18) has lapsed by the time B's retry at 20 arrives. The retry must not force again.
+#[test]
+fn force_take_lock_applies_once_even_after_its_delayed_copy_landed() {
+    let delayed = store(&at_rest(), B, 15, Op::ForceTakeLock { id: 1 }).expect("first copy");
+    assert_eq!(
+        store(&delayed, B, 20, Op::ForceTakeLock { id: 1 }),
+        Err(ConditionFailed)
+    );
+    // A planned failover with the same id may still be forced, once.
+    let planned = in_flight(UPTIME, 4, 1, lock(A, 11));
+    let forced = store(&planned, B, 20, Op::ForceTakeLock { id: 1 }).expect("forced");
+    assert_eq!(forced.failover.map(|f| f.kind), Some(PlanKind::Forced));
+    assert_eq!(
+        store(&forced, B, 30, Op::ForceTakeLock { id: 1 }),
+        Err(ConditionFailed)
+    );
+}
+
+#[test]
+fn repeatable_force_variant_forces_a_forced_failover_again() {
+    let delayed = store(&at_rest(), B, 15, Op::ForceTakeLock { id: 1 }).expect("first copy");
+    let retry = write(B, 20, Op::ForceTakeLock { id: 1 });
+    let again = apply(&delayed, &retry, &TIMING, Variant::RepeatableForce).expect("applies");
+    assert_eq!(again.token, delayed.token + 1);
+}
+
 #[test]
 fn force_take_lock_by_the_active_is_refused() {
     let record = Record::new(A, [Some(0), Some(10)]);
@@ -1495,6 +1523,7 @@ fn other_variants_keep_the_correct_plans() {
         Variant::NoSelfFence,
         Variant::NoLeaseWait,
         Variant::LwwStore,
+        Variant::RepeatableForce,
     ] {
         for kind in [CONSISTENCY, UPTIME, PlanKind::Forced] {
             assert_eq!(

@@ -683,7 +683,31 @@ pub fn run(cfg: RunConfig) -> RunReport {
                     w.schedule(at, WorldEvent::FluxSync(c));
                 }
                 WorldEvent::Deliver(write, timing) => {
-                    let _ = w.store_apply(&timing, &write);
+                    // A write that timed out at its sender lands now. Shown (and hashed)
+                    // so a trace never has a token jump with no write behind it.
+                    let reply = w.store_apply(&timing, &write);
+                    drop(w);
+                    let mut l = lock(&log);
+                    let applied = matches!(reply, Reply::Applied(_));
+                    l.mix(0xde1a_0000 ^ (write.now << 1) ^ u64::from(applied));
+                    l.line(next, Some(write.by), None, LineKind::Fault, || {
+                        format!(
+                            "delayed write lands: {:?} sent at local {} ms: {}",
+                            write.op,
+                            write.now,
+                            if applied {
+                                "applied"
+                            } else {
+                                "refused (condition false)"
+                            }
+                        )
+                    });
+                    if let Reply::Applied(r) = reply {
+                        l.line(next, None, None, LineKind::Record, || describe_record(&r));
+                    }
+                    drop(l);
+                    check(&ctx);
+                    continue;
                 }
                 WorldEvent::Notify(c, version) => w.notify(c, version),
             }

@@ -36,6 +36,35 @@ fn the_same_seed_gives_the_same_trace() {
     assert_ne!(run(config(3)).trace_hash, run(config(4)).trace_hash);
 }
 
+/// Issue 18: in these two seeds of a million, B's `ForceTakeLock` timed out while B was
+/// cut off, landed much later with a lock already lapsed, and B's retry applied too. The
+/// protocol before the fix (`repeatable-force`) still fails them; the fix passes them, and
+/// the timeline shows the delayed write landing.
+#[test]
+fn seeds_630073_and_832243_a_delayed_force_applies_once() {
+    use failover_sim::run::Violation;
+    for seed in [630_073, 832_243] {
+        let fixed = run(config(seed));
+        assert_eq!(fixed.violation, None, "seed {seed}");
+        assert!(
+            fixed
+                .timeline
+                .iter()
+                .any(|l| l.text.starts_with("delayed write lands: ForceTakeLock")),
+            "seed {seed}: the delayed force is on the timeline"
+        );
+        let old = run(RunConfig {
+            variant: Variant::RepeatableForce,
+            ..config(seed)
+        });
+        assert_eq!(
+            old.violation,
+            Some(Violation::Invariant("step-at-most-once")),
+            "seed {seed}"
+        );
+    }
+}
+
 #[test]
 fn the_protocol_survives_a_swarm_campaign() {
     let s = campaign(&Campaign {

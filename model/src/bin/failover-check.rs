@@ -1,7 +1,7 @@
 //! `failover-check`: exhaustively model-check the failover protocol.
 //!
 //! ```text
-//! failover-check [--config smoke|ci|deep] [--bug <variant>] [--threads N]
+//! failover-check [--config smoke|ci|handback|deep] [--bug <variant>] [--threads N]
 //!                [--example <property>] [--explore [ADDR]]
 //! ```
 //! The last line is always `states=<N> unique=<N> depth=<N> secs=<S> violations=<N>`;
@@ -22,8 +22,8 @@ struct Args {
     explore: Option<String>,
 }
 
-const USAGE: &str = "usage: failover-check [--config smoke|ci|deep] [--bug <variant>] [--threads N] [--example <property>|all] [--explore [ADDR]]
-variants: promote-before-demote no-token-check no-self-fence no-lease-wait lww-store";
+const USAGE: &str = "usage: failover-check [--config smoke|ci|handback|deep] [--bug <variant>] [--threads N] [--example <property>|all] [--explore [ADDR]]
+variants: promote-before-demote no-token-check no-self-fence no-lease-wait lww-store repeatable-force";
 
 fn parse() -> Result<Args, String> {
     let mut args = Args {
@@ -81,7 +81,7 @@ fn main() -> ExitCode {
         (None, Some(c)) => c,
         (None, None) => {
             eprintln!(
-                "error: unknown configuration {:?} (smoke, ci, deep)\n{USAGE}",
+                "error: unknown configuration {:?} (smoke, ci, handback, deep)\n{USAGE}",
                 args.config
             );
             return ExitCode::from(2);

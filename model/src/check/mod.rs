@@ -112,6 +112,21 @@ impl Config {
                 c.store_faults = 0;
                 c.max_ticks = 4;
             })]),
+            // Issue 18: an uptime failover whose source is lost after the hand-off; the
+            // target forces, its `ForceTakeLock` stays in transit while it is cut off,
+            // and it retries after the delayed copy's lock has lapsed. That needs two
+            // lease periods after the disaster (force once the lease is provably over,
+            // retry once the delayed lock is), hence 9 ticks, more than `ci` (7) and
+            // `deep` (8) allow; clocks agree (drift 0, which the bug does not need) to
+            // keep the run short.
+            "handback" => Some(vec![scenario("uptime-lost-source", &|c| {
+                c.modes = vec![Mode::Uptime];
+                c.timing.clock_drift_max = 0;
+                c.crashes = 0;
+                c.disasters = 1;
+                c.partitions = 1;
+                c.max_ticks = 9;
+            })]),
             "deep" => Some(vec![
                 scenario("planned", &|c| {
                     c.requests = 2;
@@ -132,9 +147,14 @@ impl Config {
     }
 
     /// The configuration used to hunt a broken variant: the `ci` scenarios, plus (for
-    /// `no-token-check`) a partition with a delayed write, the fault a stale token needs.
+    /// `no-token-check`) a partition with a delayed write, the fault a stale token needs;
+    /// for `repeatable-force`, the `handback` scenario that needs a delayed force.
     pub fn for_bug(variant: Variant) -> Vec<Config> {
-        let mut configs = Config::named("ci").unwrap_or_default();
+        let mut configs = if variant == Variant::RepeatableForce {
+            Config::named("handback").unwrap_or_default()
+        } else {
+            Config::named("ci").unwrap_or_default()
+        };
         if variant == Variant::NoTokenCheck {
             let deep = Config::named("deep").unwrap_or_default();
             configs.extend(deep.into_iter().filter(|c| c.name.ends_with("partition")));

@@ -260,16 +260,21 @@ pub enum Variant {
     NoLeaseWait,
     /// The store is a last-writer-wins multi-region table (each operator writes its region).
     LwwStore,
+    /// `ForceTakeLock` may apply again to a failover it already forced (the protocol
+    /// before issue 18): a copy delayed in transit lands with a lock computed from its
+    /// sender's old time, already lapsed, and the sender's retry then applies too.
+    RepeatableForce,
 }
 
 impl Variant {
     /// Every broken variant.
-    pub const BROKEN: [Variant; 5] = [
+    pub const BROKEN: [Variant; 6] = [
         Variant::PromoteBeforeDemote,
         Variant::NoTokenCheck,
         Variant::NoSelfFence,
         Variant::NoLeaseWait,
         Variant::LwwStore,
+        Variant::RepeatableForce,
     ];
 
     /// The CLI name.
@@ -281,6 +286,7 @@ impl Variant {
             Variant::NoSelfFence => "no-self-fence",
             Variant::NoLeaseWait => "no-lease-wait",
             Variant::LwwStore => "lww-store",
+            Variant::RepeatableForce => "repeatable-force",
         }
     }
 

@@ -28,7 +28,7 @@ struct Common {
     #[arg(long, default_value = "swarm")]
     faults: String,
     /// Run a deliberately broken protocol variant (promote-before-demote, no-token-check,
-    /// no-self-fence, no-lease-wait).
+    /// no-self-fence, no-lease-wait, repeatable-force).
     #[arg(long)]
     bug: Option<String>,
     /// Fixed shape: workloads and volumes, as `20x5` (default: the seed picks).
@@ -86,7 +86,7 @@ fn parse(c: &Common) -> Result<Parsed, String> {
         Some(b) => match Variant::from_name(b) {
             Some(Variant::LwwStore) | None => {
                 return Err(format!(
-                    "unknown bug {b:?} (promote-before-demote, no-token-check, no-self-fence, no-lease-wait)"
+                    "unknown bug {b:?} (promote-before-demote, no-token-check, no-self-fence, no-lease-wait, repeatable-force)"
                 ));
             }
             Some(v) => v,
