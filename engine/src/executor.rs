@@ -13,8 +13,8 @@
 use std::time::Duration;
 
 use failover_model::{
-    Action, ClusterState, Decision, FailoverId, Inputs, Memory, Outcome, Purpose, Record, Reply,
-    Request, Time, Variant, Wake, core::decide::write, decide,
+    Action, ClusterState, Decision, FailoverId, Inputs, Memory, Outcome, Record, Reply, Request,
+    Time, Variant, Wake, core::decide::write, decide,
 };
 use futures::FutureExt;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -55,6 +55,14 @@ pub enum TurnResult {
     Changed(Vec<FieldChange>),
     /// A task failed or timed out; it is retried when the model asks again.
     Failed(TaskError),
+    /// A self-fence attempt ran every one of its steps, in order, past failures: what they changed,
+    /// and the steps that failed or timed out (retried on the next attempt).
+    Fenced {
+        /// Changes made by the steps that succeeded.
+        changes: Vec<FieldChange>,
+        /// The steps that failed.
+        failed: Vec<TaskError>,
+    },
     /// Nothing to do now.
     Waited(Wake),
 }
@@ -237,48 +245,80 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                 TurnResult::Wrote(reply)
             }
             Action::Kube(step) => {
-                let Some(task) = self.tasks.get(*step) else {
-                    // The factory builds a task for every effect step of every plan.
-                    unreachable!("no task for effect step {step}");
-                };
-                let ctx = Context {
-                    cluster: &self.cluster,
-                    group: &self.group,
-                };
                 let stage = d.stage.map_or(StageName::Outside, StageName::Stage);
-                let timeout = self.group.step_timeout;
-                let run = task.execute(&ctx).fuse();
-                let expire = self.clock.sleep(timeout).fuse();
-                futures::pin_mut!(run, expire);
-                let result = futures::select_biased! {
-                    r = run => r,
-                    () = expire => Err(ClusterError::Unavailable(format!(
-                        "step did not finish within {} s", timeout.as_secs()
-                    ))),
-                };
+                let result = self.run_step(*step, stage).await;
+                self.memory.on_kube(now, &timing, result.is_ok());
                 match result {
                     Ok(changes) => {
-                        if d.purpose == Purpose::Fence {
-                            warn!(task = task.name(), "self-fence: lease cannot be renewed");
-                        }
                         for c in &changes {
                             info!(change = %c, "changed");
                         }
                         TurnResult::Changed(changes)
                     }
-                    Err(source) => {
-                        let e = TaskError {
-                            stage,
-                            task: task.name(),
-                            source,
-                        };
+                    Err(e) => {
                         warn!(error = %e, "step failed; it is retried");
                         TurnResult::Failed(e)
                     }
                 }
             }
+            Action::Fence(steps) => {
+                // Every step, in the stop order (traffic off before the pods stop, pods
+                // before the volumes), each with its own deadline: one that fails or
+                // hangs never keeps the later ones (volume demotion above all) from
+                // running. (Side by side, traffic would briefly reach stopping pods.)
+                let mut changes = Vec::new();
+                let mut failed = Vec::new();
+                for step in steps.iter() {
+                    match self.run_step(step, StageName::Outside).await {
+                        Ok(c) => changes.extend(c),
+                        Err(e) => failed.push(e),
+                    }
+                }
+                warn!(
+                    steps = %steps,
+                    changed = changes.len(),
+                    failed = failed.len(),
+                    "self-fence: lease cannot be renewed"
+                );
+                for e in &failed {
+                    warn!(error = %e, "self-fence step failed; it is retried");
+                }
+                self.memory.on_kube(now, &timing, failed.is_empty());
+                TurnResult::Fenced { changes, failed }
+            }
             Action::Wait(wake) => TurnResult::Waited(*wake),
         }
+    }
+
+    /// Run the task of effect `step` within the step timeout.
+    async fn run_step(
+        &self,
+        step: failover_model::Step,
+        stage: StageName,
+    ) -> Result<Vec<FieldChange>, TaskError> {
+        let Some(task) = self.tasks.get(step) else {
+            // The factory builds a task for every effect step of every plan.
+            unreachable!("no task for effect step {step}");
+        };
+        let ctx = Context {
+            cluster: &self.cluster,
+            group: &self.group,
+        };
+        let timeout = self.group.step_timeout;
+        let run = task.execute(&ctx).fuse();
+        let expire = self.clock.sleep(timeout).fuse();
+        futures::pin_mut!(run, expire);
+        let result = futures::select_biased! {
+            r = run => r,
+            () = expire => Err(ClusterError::Unavailable(format!(
+                "step did not finish within {} s", timeout.as_secs()
+            ))),
+        };
+        result.map_err(|source| TaskError {
+            stage,
+            task: task.name(),
+            source,
+        })
     }
 
     /// Wait as long as the last turn asks: until the time the model named, a change in
@@ -299,6 +339,9 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             // Never retry a failed step at once: a call that fails fast (an unreachable
             // API server) would otherwise spin.
             TurnResult::Failed(_) => now + timing.retry_after,
+            TurnResult::Fenced { changes, failed } if !failed.is_empty() || changes.is_empty() => {
+                now + timing.retry_after
+            }
             // A step that found nothing to change although the model expected a change
             // (the observation failed, or the cluster converged meanwhile): look again
             // after a short wait rather than at once.
@@ -307,7 +350,10 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         };
         // At least a millisecond: a wait the model asked for always lets time pass.
         let wait = Duration::from_millis(until.saturating_sub(now).max(1)).min(POLL);
-        if matches!(turn.result, TurnResult::Failed(_) | TurnResult::Changed(_)) {
+        if matches!(
+            turn.result,
+            TurnResult::Failed(_) | TurnResult::Changed(_) | TurnResult::Fenced { .. }
+        ) {
             self.clock.sleep(wait).await;
         } else {
             let changed = self.cluster.changed(wait).fuse();

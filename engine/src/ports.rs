@@ -55,6 +55,18 @@ impl Kind {
             Kind::HelmRelease => "HelmRelease",
         }
     }
+
+    /// The model's name for what objects of this kind are to the protocol.
+    pub fn resource(self) -> failover_model::Resource {
+        use failover_model::Resource;
+        match self {
+            Kind::Deployment | Kind::StatefulSet => Resource::Workloads,
+            Kind::CronJob => Resource::CronJobs,
+            Kind::VirtualService | Kind::Ingress => Resource::Network,
+            Kind::VolumeReplication => Resource::Volumes,
+            Kind::Kustomization | Kind::HelmRelease => Resource::Flux,
+        }
+    }
 }
 
 impl fmt::Display for Kind {

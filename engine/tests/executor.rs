@@ -494,3 +494,112 @@ async fn memory_cluster_passes_the_conformance_suite() {
 async fn memory_store_passes_the_conformance_suite() {
     store_port(&MemoryStore::new(), "shop/conformance").await;
 }
+
+/// A cluster port whose API rejects every change to one kind, as an admission webhook
+/// that denies every patch would.
+#[derive(Clone)]
+struct Rejecting<P> {
+    inner: P,
+    kinds: &'static [Kind],
+}
+
+impl<P: ClusterPort> ClusterPort for Rejecting<P> {
+    async fn members(&self, kind: Kind, selector: &Selector) -> Result<Vec<Member>, ClusterError> {
+        self.inner.members(kind, selector).await
+    }
+
+    async fn set(
+        &self,
+        object: &ObjectRef,
+        desired: Desired,
+    ) -> Result<Vec<FieldChange>, ClusterError> {
+        if self.kinds.contains(&object.kind) {
+            return Err(ClusterError::Invalid(
+                object.clone(),
+                "admission webhook denied the request".into(),
+            ));
+        }
+        self.inner.set(object, desired).await
+    }
+
+    async fn changed(&self, timeout: Duration) {
+        self.inner.changed(timeout).await;
+    }
+}
+
+/// A DynamoDB that cannot be reached: the operator can never renew its lease.
+struct Unreachable;
+
+impl failover_engine::ports::StorePort for Unreachable {
+    async fn init(
+        &self,
+        _group: &str,
+        _active: Cluster,
+        _now: failover_model::Time,
+    ) -> Result<failover_model::Record, failover_engine::ports::StoreUnavailable> {
+        Err(failover_engine::ports::StoreUnavailable(
+            "unreachable".into(),
+        ))
+    }
+
+    async fn read(
+        &self,
+        _group: &str,
+    ) -> Result<Option<failover_model::Record>, failover_engine::ports::StoreUnavailable> {
+        Err(failover_engine::ports::StoreUnavailable(
+            "unreachable".into(),
+        ))
+    }
+
+    async fn write(
+        &self,
+        _group: &str,
+        _timing: &failover_model::Timing,
+        _write: &failover_model::Write,
+    ) -> failover_model::Reply {
+        failover_model::Reply::Unavailable
+    }
+}
+
+/// The active cluster's operator, cut off from DynamoDB, fences itself for a lease's
+/// time while scaling is rejected by a webhook; returns the cluster afterwards.
+async fn fence_with_scaling_rejected(variant: Variant) -> MemoryCluster {
+    let ca = cluster(true, Settle::Instantly);
+    let port = Rejecting {
+        inner: ca.clone(),
+        kinds: &[Kind::Deployment, Kind::StatefulSet],
+    };
+    let g = group("east");
+    let lease = Duration::from_millis(g.timing.lease_ttl);
+    let mut a = Operator::with_variant(port, Unreachable, TokioClock::new(0), g, variant);
+    let run = a.run_until(|_, _| false);
+    let _ = tokio::time::timeout(lease, run).await;
+    ca
+}
+
+/// Issue 9: a fence step that keeps failing does not stop the others. Scaling is
+/// rejected for ever, yet within a lease the fence has suspended Flux and CronJobs,
+/// disabled traffic and demoted every volume: the pods left running write nothing.
+#[tokio::test(start_paused = true)]
+async fn a_rejected_kind_does_not_stop_the_fence() {
+    let ca = fence_with_scaling_rejected(Variant::Correct).await;
+    for (o, replicas) in objects() {
+        let expected = match o.kind {
+            Kind::Deployment | Kind::StatefulSet => state(o.kind, replicas, true),
+            _ => state(o.kind, replicas, false),
+        };
+        assert_eq!(ca.state(&o), Some(expected), "{o} after the fence");
+    }
+}
+
+/// The `fence-stops-at-failure` variant (the engine before issue 9): the fence stops at
+/// the rejected scaling and never demotes.
+#[tokio::test(start_paused = true)]
+async fn the_old_fence_stops_at_a_rejected_kind() {
+    let ca = fence_with_scaling_rejected(Variant::FenceStopsAtFailure).await;
+    let volume = obj(Kind::VolumeReplication, NS, "db-data");
+    assert_eq!(
+        ca.state(&volume),
+        Some(state(Kind::VolumeReplication, 0, true))
+    );
+}

@@ -18,6 +18,6 @@ pub mod core;
 
 pub use core::decide::{Action, Decision, Inputs, Memory, Purpose, Reply, Wake, decide};
 pub use core::invariants::{Audit, Invariant, Snapshot};
-pub use core::plan::{Plan, PlanStep, START, STOP, Step, StepKind, Variant};
+pub use core::plan::{Plan, PlanStep, Resource, START, STOP, Step, StepKind, StepSet, Variant};
 pub use core::store::{ConditionFailed, Op, Write, apply};
 pub use core::types::*;

@@ -6,8 +6,8 @@ use failover_model::core::trigger::{PolicyError, Trigger, TriggerPolicy};
 use failover_model::{
     Action, Agreement, Agreements, Cluster, ClusterState, ConditionFailed, Decision, HistoryEntry,
     InFlight, Inputs, Lock, Memory, Mode, Op, Outcome, Plan, PlanKind, PlanStep, Purpose, Record,
-    Reply, Request, Role, START, STOP, Stage, Step, StepKind, Time, Timing, Token, Variant,
-    VolumeRole, Wake, Write, apply, decide,
+    Reply, Request, Role, START, STOP, Stage, Step, StepKind, StepSet, Time, Timing, Token,
+    Variant, VolumeRole, Wake, Write, apply, decide,
 };
 
 use Cluster::{A, B};
@@ -72,6 +72,7 @@ fn settled(now: Time, view: Option<Record>) -> Memory {
         lease_until: Some(now + TIMING.lease_ttl),
         retry_at: None,
         unsure: None,
+        kube_retry_at: None,
     }
 }
 
@@ -119,18 +120,24 @@ fn waiting(wake: Wake) -> Decision {
     }
 }
 
-fn fence(step: Step) -> Decision {
-    let action = match step.kind() {
-        StepKind::Effect => Action::Kube(step),
-        _ => Action::Wait(Wake::Change),
-    };
+/// A self-fence attempt applying `steps` side by side.
+fn fence(steps: &[Step]) -> Decision {
     Decision {
-        action,
+        action: Action::Fence(StepSet::of(steps.iter().copied())),
         purpose: Purpose::Fence,
         stage: None,
-        step: Some(step),
+        step: None,
     }
 }
+
+/// The fence steps of a serving cluster: every effect step of `STOP`.
+const FENCE_ALL: [Step; 5] = [
+    Step::SuspendFlux,
+    Step::DisableNetwork,
+    Step::ScaleDownWorkloads,
+    Step::SuspendCronJobs,
+    Step::DemoteVolumes,
+];
 
 fn planned(action: Action, at: u32, stage: Stage, step: Step) -> Decision {
     Decision {
@@ -224,6 +231,7 @@ fn store_back_off_postpones_heartbeat_and_read() {
         lease_until: Some(14),
         retry_at: Some(12),
         unsure: None,
+        kube_retry_at: None,
     };
     assert_eq!(
         decide(&inputs(A, 10, &SERVING, None), &mem),
@@ -239,15 +247,11 @@ fn unknown_lease_fences_even_while_store_backs_off() {
         lease_until: None,
         retry_at: Some(12),
         unsure: None,
+        kube_retry_at: None,
     };
     assert_eq!(
         decide(&inputs(A, 10, &SERVING, None), &mem),
-        Decision {
-            action: Action::Kube(Step::SuspendFlux),
-            purpose: Purpose::Fence,
-            stage: None,
-            step: Some(Step::SuspendFlux),
-        }
+        fence(&FENCE_ALL)
     );
 }
 
@@ -260,7 +264,7 @@ fn lease_about_to_expire_fences() {
     };
     assert_eq!(
         decide(&inputs(A, 10, &SERVING, None), &mem),
-        fence(Step::SuspendFlux)
+        fence(&FENCE_ALL)
     );
 }
 
@@ -277,7 +281,7 @@ fn lease_with_more_than_the_margin_left_does_not_fence() {
 }
 
 #[test]
-fn fence_continues_with_the_first_unsatisfied_stop_step() {
+fn fence_applies_every_unsatisfied_stop_step_at_once() {
     let mem = Memory {
         lease_until: None,
         ..settled(10, Some(at_rest()))
@@ -289,11 +293,17 @@ fn fence_continues_with_the_first_unsatisfied_stop_step() {
     };
     assert_eq!(
         decide(&inputs(A, 10, &partly, None), &mem),
-        fence(Step::ScaleDownWorkloads)
+        fence(&[
+            Step::ScaleDownWorkloads,
+            Step::SuspendCronJobs,
+            Step::DemoteVolumes
+        ])
     );
+    // Every change made, pods still stopping: wait for the cluster to report it.
     let pods_left = ClusterState {
         workloads_up: false,
         cronjobs_suspended: true,
+        volume_spec: VolumeRole::Secondary,
         ..partly
     };
     assert_eq!(
@@ -315,6 +325,7 @@ fn fenced_cluster_with_unknown_lease_waits_for_the_back_off() {
         lease_until: None,
         retry_at: Some(12),
         unsure: None,
+        kube_retry_at: None,
     };
     assert_eq!(
         decide(&inputs(B, 10, &STANDBY, None), &mem),
@@ -330,6 +341,7 @@ fn no_self_fence_variant_keeps_serving_without_a_lease() {
         lease_until: None,
         retry_at: Some(12),
         unsure: None,
+        kube_retry_at: None,
     };
     let input = Inputs {
         variant: Variant::NoSelfFence,
@@ -346,8 +358,73 @@ fn unavailable_heartbeat_lets_the_fence_run_before_the_retry() {
     mem.on_write(&hb, &TIMING, Reply::Unavailable);
     assert_eq!(
         decide(&inputs(A, 12, &SERVING, None), &mem),
-        fence(Step::SuspendFlux)
+        fence(&FENCE_ALL)
     );
+}
+
+/// Issue 9: a step that keeps failing (here scaling: a webhook rejects it) must not keep
+/// the fence from demoting the volumes. The failed attempt is retried after the
+/// back-off with what is still left, never in a busy loop.
+#[test]
+fn a_failing_fence_step_does_not_stop_the_others() {
+    let mut mem = Memory {
+        lease_until: None,
+        ..settled(10, Some(at_rest()))
+    };
+    let mut cluster = SERVING;
+    let d = decide(&inputs(A, 10, &cluster, None), &mem);
+    assert_eq!(d, fence(&FENCE_ALL));
+    for step in FENCE_ALL
+        .into_iter()
+        .filter(|s| *s != Step::ScaleDownWorkloads)
+    {
+        step.apply(&mut cluster);
+    }
+    mem.on_kube(10, &TIMING, false);
+    cluster.volume_status = cluster.volume_spec; // the CSI driver reports it
+    assert_eq!(cluster.volume_spec, VolumeRole::Secondary);
+    assert!(!cluster.is_writer());
+    assert_eq!(
+        decide(&inputs(A, 10, &cluster, None), &mem),
+        Decision {
+            action: Action::Wait(Wake::At(11)),
+            ..fence(&[Step::ScaleDownWorkloads])
+        }
+    );
+    mem.heartbeat_at = Some(11); // (a heartbeat attempt at 11, unavailable)
+    assert_eq!(
+        decide(&inputs(A, 11, &cluster, None), &mem),
+        fence(&[Step::ScaleDownWorkloads])
+    );
+}
+
+#[test]
+fn fence_stops_at_failure_variant_keeps_trying_the_first_step() {
+    let mem = Memory {
+        lease_until: None,
+        ..settled(10, Some(at_rest()))
+    };
+    let input = Inputs {
+        variant: Variant::FenceStopsAtFailure,
+        ..inputs(A, 10, &SERVING, None)
+    };
+    assert_eq!(decide(&input, &mem).action, Action::Kube(Step::SuspendFlux));
+}
+
+#[test]
+fn a_failed_plan_step_is_retried_after_the_back_off() {
+    let mut mem = settled(10, Some(in_flight(CONSISTENCY, 2, 1, lock(A, 13))));
+    let first = decide(&inputs(A, 10, &SERVING, None), &mem);
+    assert!(matches!(first.action, Action::Kube(_)), "{first:?}");
+    mem.on_kube(10, &TIMING, false);
+    let again = decide(&inputs(A, 10, &SERVING, None), &mem);
+    assert_eq!(again.action, Action::Wait(Wake::At(11)));
+    // (Heartbeated at 11, so the heartbeat is not what comes first.)
+    mem.heartbeat_at = Some(11);
+    mem.lease_until = Some(14);
+    assert_eq!(decide(&inputs(A, 11, &SERVING, None), &mem), first);
+    mem.on_kube(11, &TIMING, true);
+    assert_eq!(mem.kube_retry_at, None);
 }
 
 /// Suspected bug: a heartbeat whose reply is `Ambiguous` leaves `heartbeat_at`
@@ -370,6 +447,11 @@ fn ambiguous_heartbeats_do_not_starve_the_self_fence() {
                 Action::Read => mem.on_read(now, &TIMING, None),
                 Action::Kube(step) => {
                     step.apply(&mut cluster);
+                }
+                Action::Fence(steps) => {
+                    for step in steps.iter() {
+                        step.apply(&mut cluster);
+                    }
                 }
                 Action::Wait(_) => {}
             }
@@ -848,6 +930,7 @@ fn applied_heartbeat_renews_the_lease() {
             lease_until: Some(13),
             retry_at: None,
             unsure: None,
+            kube_retry_at: None,
         }
     );
 }
@@ -869,6 +952,7 @@ fn refused_heartbeat_still_renews_the_lease() {
             lease_until: Some(13),
             retry_at: None,
             unsure: None,
+            kube_retry_at: None,
         }
     );
 }
@@ -891,6 +975,7 @@ fn ambiguous_write_forgets_the_view_and_records_unsure() {
             lease_until: Some(13),
             retry_at: None,
             unsure: Some(op),
+            kube_retry_at: None,
         }
     );
 }
@@ -907,6 +992,7 @@ fn ambiguous_heartbeat_leaves_the_lease_alone_and_backs_off() {
             lease_until: Some(13),
             retry_at: Some(12),
             unsure: Some(Op::Heartbeat),
+            kube_retry_at: None,
         }
     );
 }
@@ -915,6 +1001,7 @@ fn ambiguous_heartbeat_leaves_the_lease_alone_and_backs_off() {
 fn later_reply_clears_unsure() {
     let mut mem = Memory {
         unsure: Some(Op::TakeOver { id: 1, at: 9 }),
+        kube_retry_at: None,
         ..settled(10, None)
     };
     let current = in_flight(CONSISTENCY, 10, 2, lock(B, 14));
@@ -928,6 +1015,7 @@ fn later_reply_clears_unsure() {
         Memory {
             view: Some(current),
             unsure: None,
+            kube_retry_at: None,
             ..settled(10, None)
         }
     );
@@ -945,6 +1033,7 @@ fn unavailable_heartbeat_sets_retry_and_heartbeat_time_but_not_the_lease() {
             lease_until: Some(13),
             retry_at: Some(12),
             unsure: None,
+            kube_retry_at: None,
         }
     );
 }
@@ -1524,6 +1613,7 @@ fn other_variants_keep_the_correct_plans() {
         Variant::NoLeaseWait,
         Variant::LwwStore,
         Variant::RepeatableForce,
+        Variant::FenceStopsAtFailure,
     ] {
         for kind in [CONSISTENCY, UPTIME, PlanKind::Forced] {
             assert_eq!(

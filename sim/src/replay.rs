@@ -60,6 +60,7 @@ impl Replay {
                     kube_faults: u8::MAX,
                     partitions: u8::MAX,
                     disasters: u8::MAX,
+                    stuck_kinds: 0,
                     progress_ticks: u8::MAX,
                 },
             },
@@ -116,6 +117,12 @@ impl Replay {
             },
             (Action::Kube(_), TurnResult::Changed(_)) => (Fault::None, around.record),
             (Action::Kube(_), TurnResult::Failed(_)) => (Fault::KubeError, around.record),
+            // A fence attempt with a failed step: the model's failed attempt (what the
+            // others changed is in the cluster, which is re-synced before every turn).
+            (Action::Fence(_), TurnResult::Fenced { failed, .. }) if failed.is_empty() => {
+                (Fault::None, around.record)
+            }
+            (Action::Fence(_), TurnResult::Fenced { .. }) => (Fault::KubeError, around.record),
             (Action::Wait(_), TurnResult::Waited(_)) => (Fault::None, around.record),
             (a, r) => return Err(format!("the engine answered {a:?} with {r:?}")),
         };
@@ -188,6 +195,7 @@ impl Replay {
             clusters,
             alive: [true, true],
             cut_off: [false, false],
+            stuck: [None, None],
             memories,
             records: vec![record.clone()],
             request: around.request,
@@ -200,6 +208,7 @@ impl Replay {
                 kube_faults: u8::MAX,
                 partitions: u8::MAX,
                 disasters: u8::MAX,
+                stuck_kinds: 0,
             },
             calm_since: 0,
             marks: Marks::default(),

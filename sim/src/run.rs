@@ -11,7 +11,8 @@ use failover_engine::ports::{Kind, MemberState, ObjectRef};
 use failover_engine::spec::{FailoverGroupSpec, FluxRef, Group, MembersSpec};
 use failover_model::{
     Action, Cluster, Invariant, Memory, Mode, Outcome, Plan, PlanKind, Purpose, Record, Reply,
-    Request, START, STOP, Snapshot, Stage, Step, Time, Variant, VolumeRole,
+    Request, Resource, START, STOP, Snapshot, Stage, Step, Time, Variant, VolumeRole,
+    check::STUCK_RESOURCES,
 };
 
 use crate::replay::{Around, Replay};
@@ -407,6 +408,7 @@ enum Scheduled {
     Cut(Cluster, FaultKind),
     Uncut(Cluster, FaultKind),
     Disaster(Cluster),
+    Stuck(Cluster, Resource),
     Request,
     Heal,
 }
@@ -584,6 +586,29 @@ pub fn run(cfg: RunConfig) -> RunReport {
         };
         plan.push((at, Scheduled::Disaster(Cluster::A)));
     }
+    // Faults added after the seed format was fixed draw from their own stream, so every
+    // older seed keeps its schedule (and its pinned regression).
+    let mut extra = Rng::new(cfg.seed ^ 0x57c4_0000_0000_0001);
+    let extra_on = match cfg.profile {
+        Profile::None => false,
+        Profile::Heavy => true,
+        Profile::Swarm => extra.chance(0.25),
+    };
+    if extra_on {
+        // A kind of the source (mostly) whose every change fails until the heal.
+        let c = if extra.chance(0.75) {
+            Cluster::A
+        } else {
+            Cluster::B
+        };
+        let r = STUCK_RESOURCES[extra.range(0, STUCK_RESOURCES.len() as u64 - 1) as usize];
+        let at = if extra.chance(0.5) {
+            extra.range(0, request_at)
+        } else {
+            extra.range(request_at, FAULT_PHASE - 1_000)
+        };
+        plan.push((at, Scheduled::Stuck(c, r)));
+    }
     plan.sort_by_key(|(t, _)| *t);
     let mut plan = std::collections::VecDeque::from(plan);
 
@@ -735,6 +760,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
                 }
                 Scheduled::Heal => {
                     w.faults = CallFaults::default();
+                    w.stuck = [None; 2];
                     w.cut_store = [false; 2];
                     w.cut_api = [false; 2];
                     healed_at = Some(next);
@@ -743,6 +769,14 @@ pub fn run(cfg: RunConfig) -> RunReport {
                         "heal: every fault ends".into()
                     });
                     continue;
+                }
+                Scheduled::Stuck(c, r) if healed_at.is_none() => {
+                    w.inject(FaultKind::KindStuck);
+                    w.stuck[c.index()] = Some(r);
+                    drop(w);
+                    lock(&log).line(next, Some(c), None, LineKind::Fault, || {
+                        format!("every change to {} fails until the heal", r.name())
+                    });
                 }
                 Scheduled::Crash(c) if w.alive[c.index()] && exec.alive(c.index()) => {
                     w.inject(FaultKind::Crash);
@@ -1009,15 +1043,20 @@ fn after_turn(
         )));
     }
     // Audit the effects the way the model does.
-    if let (Action::Kube(step), TurnResult::Changed(changes)) =
-        (&turn.decision.action, &turn.result)
-        && !changes.is_empty()
-    {
+    // (Something changed; the plan step that changed it, if one.)
+    let changed = match (&turn.decision.action, &turn.result) {
+        (Action::Kube(step), TurnResult::Changed(changes)) if !changes.is_empty() => {
+            Some(Some(*step))
+        }
+        (Action::Fence(_), TurnResult::Fenced { changes, .. }) if !changes.is_empty() => Some(None),
+        _ => None,
+    };
+    if let Some(step) = changed {
         let mut w = lock(&ctx.world.0);
         if let (Purpose::Plan { at }, Some(record)) = (turn.decision.purpose, w.record.clone()) {
             w.audit.on_plan_effect(&record, c, at);
         }
-        if *step == Step::PromoteVolumes {
+        if step == Some(Step::PromoteVolumes) {
             let peer = w.cluster_state(c.peer());
             let uptime = w
                 .record
@@ -1043,6 +1082,7 @@ fn after_turn(
         Action::Read => 1,
         Action::Write(op) => 2 + (op.journal_key().map_or(0, |k| u64::from(k.1)) << 8),
         Action::Kube(s) => 3 + ((*s as u64) << 8),
+        Action::Fence(steps) => 5 + (steps.iter().map(|s| 1 << (s as u64)).sum::<u64>() << 8),
         Action::Wait(_) => 4,
     });
     log.mix(match &turn.result {
@@ -1055,13 +1095,17 @@ fn after_turn(
         TurnResult::Changed(ch) => 7 + ((ch.len() as u64) << 8),
         TurnResult::Failed(_) => 8,
         TurnResult::Waited(_) => 9,
+        TurnResult::Fenced { changes, failed } => {
+            10 + ((changes.len() as u64) << 8) + ((failed.len() as u64) << 32)
+        }
     });
     if log.timeline.is_some() && !matches!(d.action, Action::Wait(_)) {
         let text = describe(turn);
-        let kind = match turn.result {
+        let kind = match &turn.result {
             TurnResult::Failed(_) | TurnResult::Wrote(Reply::Ambiguous | Reply::Unavailable) => {
                 LineKind::Fault
             }
+            TurnResult::Fenced { failed, .. } if !failed.is_empty() => LineKind::Fault,
             _ => LineKind::Step,
         };
         log.line(at, Some(c), d.stage, kind, || text);
@@ -1086,6 +1130,7 @@ fn describe(turn: &Turn) -> String {
         Action::Read => "read record".to_string(),
         Action::Write(op) => format!("write {op:?}"),
         Action::Kube(s) => format!("{s}"),
+        Action::Fence(steps) => format!("{steps}"),
         Action::Wait(w) => format!("wait {w:?}"),
     };
     let result = match &turn.result {
@@ -1098,6 +1143,17 @@ fn describe(turn: &Turn) -> String {
         TurnResult::Changed(ch) => format!("{} field(s) changed", ch.len()),
         TurnResult::Failed(e) => format!("FAILED: {e}"),
         TurnResult::Waited(_) => String::new(),
+        TurnResult::Fenced { changes, failed } if failed.is_empty() => {
+            format!("{} field(s) changed", changes.len())
+        }
+        TurnResult::Fenced { changes, failed } => {
+            let why: Vec<String> = failed.iter().map(|e| e.to_string()).collect();
+            format!(
+                "{} field(s) changed; FAILED: {}",
+                changes.len(),
+                why.join("; ")
+            )
+        }
     };
     format!("{why}: {what} -> {result}")
 }

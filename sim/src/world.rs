@@ -18,7 +18,7 @@ use failover_engine::ports::{
     Selector, StorePort, StoreUnavailable,
 };
 use failover_model::{
-    Audit, Cluster, ClusterState, Record, Reply, Time, Timing, Variant, Write, apply,
+    Audit, Cluster, ClusterState, Record, Reply, Resource, Time, Timing, Variant, Write, apply,
 };
 
 use crate::rng::Rng;
@@ -59,11 +59,14 @@ pub enum FaultKind {
     PartitionFull,
     /// The source cluster gone for good.
     Disaster,
+    /// Every change to one kind (workloads or CronJobs) of a cluster fails until the
+    /// heal (a webhook rejecting every patch): the self-fence must still demote.
+    KindStuck,
 }
 
 impl FaultKind {
     /// Every kind, in report order.
-    pub const ALL: [FaultKind; 16] = [
+    pub const ALL: [FaultKind; 17] = [
         FaultKind::StoreUnavailable,
         FaultKind::StoreThrottled,
         FaultKind::StoreAppliedTimeout,
@@ -80,6 +83,7 @@ impl FaultKind {
         FaultKind::PartitionApi,
         FaultKind::PartitionFull,
         FaultKind::Disaster,
+        FaultKind::KindStuck,
     ];
 
     /// Kebab-case name.
@@ -101,6 +105,7 @@ impl FaultKind {
             FaultKind::PartitionApi => "partition-apiserver",
             FaultKind::PartitionFull => "partition-full",
             FaultKind::Disaster => "disaster",
+            FaultKind::KindStuck => "kube-kind-stuck",
         }
     }
 }
@@ -190,6 +195,8 @@ pub struct World {
     pub cut_api: [bool; 2],
     /// The cluster exists (a disaster ends it).
     pub alive: [bool; 2],
+    /// A kind whose every change fails, per cluster.
+    pub stuck: [Option<Resource>; 2],
     /// Faults injected so far, by kind.
     pub injected: BTreeMap<FaultKind, u64>,
     /// World events due, by (time, sequence).
@@ -233,6 +240,7 @@ impl World {
             cut_store: [false; 2],
             cut_api: [false; 2],
             alive: [true; 2],
+            stuck: [None; 2],
             injected: BTreeMap::new(),
             scheduled: BTreeMap::new(),
             seq: 0,
@@ -541,6 +549,12 @@ impl ClusterPort for FakeCluster {
                 return Err(ClusterError::NotFound(object.clone()));
             };
             let read = saves_original(&o.state, desired).then_some(o.version);
+            if w.stuck[i].is_some() && w.stuck[i] == Some(object.kind.resource()) {
+                return Err(ClusterError::Invalid(
+                    object.clone(),
+                    "admission webhook denied the request".into(),
+                ));
+            }
             if w.roll(|f| f.kube_error) {
                 w.inject(FaultKind::KubeError);
                 return Err(ClusterError::Unavailable("injected API error".into()));

@@ -93,6 +93,7 @@ pub fn describe_step(m: &FailoverModel, last: &World, action: Act, next: &World)
                 Action::Read => "read record".to_string(),
                 Action::Write(op) => format!("write {op:?}"),
                 Action::Kube(s) => format!("kube {s}"),
+                Action::Fence(steps) => format!("kube {steps}"),
                 Action::Wait(w) => format!("wait {w:?}"),
             };
             (
@@ -117,6 +118,10 @@ pub fn describe_step(m: &FailoverModel, last: &World, action: Act, next: &World)
         Act::Disaster(c) => (c.to_string(), "DISASTER: cluster gone for good".to_string()),
         Act::CutOff(c) => (c.to_string(), "CUT OFF from DynamoDB".to_string()),
         Act::Heal(c) => (c.to_string(), "reaches DynamoDB again".to_string()),
+        Act::Stick(c, r) => (
+            c.to_string(),
+            format!("every change to {} fails from now on", r.name()),
+        ),
         Act::Deliver => (
             "-".to_string(),
             "delayed write reaches the store".to_string(),

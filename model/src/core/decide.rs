@@ -6,7 +6,7 @@
 //! operator's in-memory state ([`Memory`]) is small and losing it (a crash) is always
 //! safe: everything that matters is in the record or in the cluster.
 
-use super::plan::{Plan, START, STOP, Step, StepKind, Variant};
+use super::plan::{Plan, START, STOP, Step, StepKind, StepSet, Variant};
 use super::store::{Op, Write};
 use super::types::{
     Cluster, ClusterState, FailoverId, InFlight, PlanKind, Record, Request, Stage, Time, Timing,
@@ -25,6 +25,9 @@ pub struct Memory {
     pub retry_at: Option<Time>,
     /// The last write whose outcome was ambiguous (it may or may not have applied).
     pub unsure: Option<Op>,
+    /// A Kubernetes change failed: no change to the cluster before this local time (a
+    /// step that keeps failing is retried at this pace, never in a busy loop).
+    pub kube_retry_at: Option<Time>,
 }
 
 /// The store's answer to a write.
@@ -86,6 +89,14 @@ impl Memory {
     }
 }
 
+impl Memory {
+    /// Record the outcome of a change to the own cluster made at local time `now`
+    /// (for a self-fence, `ok` only if every one of its steps succeeded).
+    pub fn on_kube(&mut self, now: Time, timing: &Timing, ok: bool) {
+        self.kube_retry_at = (!ok).then_some(now + timing.retry_after);
+    }
+}
+
 /// The inputs of one decision besides the memory.
 #[derive(Clone, Copy, Debug)]
 pub struct Inputs<'a> {
@@ -112,6 +123,10 @@ pub enum Action {
     Write(Op),
     /// An idempotent change to the operator's own cluster.
     Kube(Step),
+    /// A self-fence attempt: every one of these stop steps, in the stop order. A step
+    /// that fails (or hangs until its deadline) does not keep the later ones from being
+    /// applied.
+    Fence(StepSet),
     /// Nothing to do now.
     Wait(Wake),
 }
@@ -191,6 +206,20 @@ impl Decision {
 
 /// Decide what the operator does next.
 pub fn decide(input: &Inputs<'_>, mem: &Memory) -> Decision {
+    let d = choose(input, mem);
+    // A change to the cluster waits out the back-off of a failed one.
+    match mem.kube_retry_at {
+        Some(at) if input.now < at && matches!(d.action, Action::Kube(_) | Action::Fence(_)) => {
+            Decision {
+                action: Action::Wait(Wake::At(at)),
+                ..d
+            }
+        }
+        _ => d,
+    }
+}
+
+fn choose(input: &Inputs<'_>, mem: &Memory) -> Decision {
     let now = input.now;
     let timing = input.timing;
     let store_ok = mem.retry_at.is_none_or(|at| now >= at);
@@ -206,7 +235,7 @@ pub fn decide(input: &Inputs<'_>, mem: &Memory) -> Decision {
     if !lease_ok
         && input.variant != Variant::NoSelfFence
         && input.cluster.needs_fencing()
-        && let Some(d) = ensure(&STOP, input.cluster, Purpose::Fence)
+        && let Some(d) = fence(input)
     {
         return d;
     }
@@ -223,6 +252,25 @@ pub fn decide(input: &Inputs<'_>, mem: &Memory) -> Decision {
         Some(f) => in_flight(input, view, f).unwrap_or(idle),
         None => at_rest(input, view).unwrap_or(idle),
     }
+}
+
+/// A self-fence attempt: every stop step the cluster does not satisfy yet, in one
+/// action, so one that keeps failing (a webhook rejecting a kind, an API call that hangs) never
+/// keeps the volumes primary; once every change is made, wait for the cluster to report
+/// it. (`fence-stops-at-failure`: one step after the other, stuck at a failing one.)
+fn fence(input: &Inputs<'_>) -> Option<Decision> {
+    if input.variant == Variant::FenceStopsAtFailure {
+        return ensure(&STOP, input.cluster, Purpose::Fence);
+    }
+    let steps = StepSet::of(
+        STOP.iter()
+            .copied()
+            .filter(|s| s.kind() == StepKind::Effect && !s.satisfied(input.cluster)),
+    );
+    if steps.is_empty() {
+        return ensure(&STOP, input.cluster, Purpose::Fence);
+    }
+    Some(Decision::new(Action::Fence(steps), Purpose::Fence))
 }
 
 /// The first step of `steps` the cluster does not satisfy: apply it, or wait for it.

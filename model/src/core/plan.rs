@@ -213,6 +213,109 @@ impl Step {
     }
 }
 
+impl Step {
+    /// Every step, in declaration order.
+    pub const ALL: [Step; 19] = [
+        Step::AcquireLock,
+        Step::ForceTakeLock,
+        Step::Validate,
+        Step::AwaitHandOff,
+        Step::SuspendFlux,
+        Step::DisableNetwork,
+        Step::ScaleDownWorkloads,
+        Step::SuspendCronJobs,
+        Step::AwaitWorkloadsDown,
+        Step::DemoteVolumes,
+        Step::AwaitVolumesSecondary,
+        Step::PromoteVolumes,
+        Step::AwaitVolumesPrimary,
+        Step::ScaleUpWorkloads,
+        Step::AwaitWorkloadsReady,
+        Step::EnableNetwork,
+        Step::ResumeCronJobs,
+        Step::ResumeFlux,
+        Step::Complete,
+    ];
+
+    /// The kind of objects an effect step changes (`None` for the others).
+    pub fn resource(self) -> Option<Resource> {
+        match self {
+            Step::SuspendFlux | Step::ResumeFlux => Some(Resource::Flux),
+            Step::DisableNetwork | Step::EnableNetwork => Some(Resource::Network),
+            Step::ScaleDownWorkloads | Step::ScaleUpWorkloads => Some(Resource::Workloads),
+            Step::SuspendCronJobs | Step::ResumeCronJobs => Some(Resource::CronJobs),
+            Step::DemoteVolumes | Step::PromoteVolumes => Some(Resource::Volumes),
+            _ => None,
+        }
+    }
+}
+
+/// The kinds of objects the effect steps change. A kind the operator cannot change (a
+/// webhook that rejects every patch, an RBAC rule missing) fails every step on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Resource {
+    /// Flux Kustomizations and HelmReleases.
+    Flux,
+    /// VirtualServices and Ingresses.
+    Network,
+    /// Deployments and StatefulSets.
+    Workloads,
+    /// CronJobs.
+    CronJobs,
+    /// VolumeReplications.
+    Volumes,
+}
+
+impl Resource {
+    /// Kebab-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Resource::Flux => "flux",
+            Resource::Network => "network",
+            Resource::Workloads => "workloads",
+            Resource::CronJobs => "cronjobs",
+            Resource::Volumes => "volumes",
+        }
+    }
+}
+
+/// A set of steps: the effect steps one self-fence attempt applies, in order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct StepSet(u32);
+
+impl StepSet {
+    /// `steps` as a set.
+    pub fn of(steps: impl IntoIterator<Item = Step>) -> StepSet {
+        let mut set = StepSet::default();
+        for s in steps {
+            set.0 |= 1 << (s as u32);
+        }
+        set
+    }
+
+    /// Whether `step` is in the set.
+    pub fn contains(self, step: Step) -> bool {
+        self.0 & (1 << (step as u32)) != 0
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The steps, in declaration order.
+    pub fn iter(self) -> impl Iterator<Item = Step> {
+        Step::ALL.into_iter().filter(move |s| self.contains(*s))
+    }
+}
+
+impl fmt::Display for StepSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.iter().map(Step::name).collect();
+        write!(f, "{{{}}}", names.join(", "))
+    }
+}
+
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -264,17 +367,21 @@ pub enum Variant {
     /// before issue 18): a copy delayed in transit lands with a lock computed from its
     /// sender's old time, already lapsed, and the sender's retry then applies too.
     RepeatableForce,
+    /// The self-fence runs the stop steps one after the other and stops at one that
+    /// keeps failing: every later step (volume demotion last) is never tried.
+    FenceStopsAtFailure,
 }
 
 impl Variant {
     /// Every broken variant.
-    pub const BROKEN: [Variant; 6] = [
+    pub const BROKEN: [Variant; 7] = [
         Variant::PromoteBeforeDemote,
         Variant::NoTokenCheck,
         Variant::NoSelfFence,
         Variant::NoLeaseWait,
         Variant::LwwStore,
         Variant::RepeatableForce,
+        Variant::FenceStopsAtFailure,
     ];
 
     /// The CLI name.
@@ -287,6 +394,7 @@ impl Variant {
             Variant::NoLeaseWait => "no-lease-wait",
             Variant::LwwStore => "lww-store",
             Variant::RepeatableForce => "repeatable-force",
+            Variant::FenceStopsAtFailure => "fence-stops-at-failure",
         }
     }
 
