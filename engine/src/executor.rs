@@ -68,12 +68,26 @@ pub enum TurnResult {
 }
 
 /// How a failover request ended, as this operator saw it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ended {
     /// It ran to the end: completed or aborted (the history item).
     Finished(Outcome),
     /// The target already is the active cluster and nothing is in flight.
     AlreadyActive,
+    /// It never started: the group is invalid in this cluster. Nothing was changed.
+    Refused(GroupInvalid),
+}
+
+/// Why a group cannot be failed over from or to this cluster, found by
+/// [`Operator::validate`] before any failover: each problem says what is wrong and how
+/// to fix it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("group {group} is invalid in this cluster: {}", problems.join("; "))]
+pub struct GroupInvalid {
+    /// The group's key.
+    pub group: String,
+    /// What is wrong, one entry per kind or object.
+    pub problems: Vec<String>,
 }
 
 /// One cluster's operator for one group.
@@ -153,6 +167,40 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         Ok(out)
     }
 
+    /// Check the group against this cluster before any failover: every kind the group
+    /// selects is served (its CRD installed) and every object the spec names exists.
+    /// A kind found missing only during a self-fence would leave that fence blind, so
+    /// it is reported here, with the fix. An API server that cannot be reached now is
+    /// no verdict: the check passes and the protocol's own observation copes.
+    pub async fn validate(&self) -> Result<(), GroupInvalid> {
+        let mut problems = Vec::new();
+        for (kind, selectors) in &self.group.members {
+            for s in selectors {
+                match retried(|| self.cluster.members(*kind, s)).await {
+                    Ok(_) => {}
+                    Err(ClusterError::Invalid(_, why)) => problems.push(format!(
+                        "{kind} in namespace {}: {why}; install its CRD in this cluster or \
+                         remove {kind} from spec.members",
+                        s.namespace
+                    )),
+                    Err(ClusterError::NotFound(o)) => problems.push(format!(
+                        "{o} is named in spec.members but does not exist in this cluster; \
+                         create it or remove it from spec.members"
+                    )),
+                    Err(e) => warn!(error = %e, %kind, "cannot validate the group now"),
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(GroupInvalid {
+                group: self.group.key.clone(),
+                problems,
+            })
+        }
+    }
+
     /// The model's view of this cluster; when the cluster cannot be read, the
     /// conservative [`unknown`] state (everything may run, nothing is done).
     pub async fn observe(&self) -> ClusterState {
@@ -180,6 +228,14 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
 
     /// One turn: observe, decide, execute. Never waits for time to pass (see [`Self::pause`]).
     pub async fn turn(&mut self) -> Turn {
+        let (now, observed, decision) = self.prepare().await;
+        self.carry_out(now, observed, decision).await
+    }
+
+    /// The first half of a turn: observe and decide (local time, observation, decision).
+    /// A driver that must see a decision before it is carried out (the simulator's
+    /// audit) calls this and then [`Self::carry_out`].
+    pub async fn prepare(&mut self) -> (Time, ClusterState, Decision) {
         if !self.initialized
             && let Err(e) = self.init().await
         {
@@ -188,11 +244,21 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         let cluster = self.observe().await;
         let now = self.clock.now();
         let decision = self.decide(now, &cluster);
+        (now, cluster, decision)
+    }
+
+    /// The second half of a turn: carry out `decision`, made at `now` from `observed`.
+    pub async fn carry_out(
+        &mut self,
+        now: Time,
+        observed: ClusterState,
+        decision: Decision,
+    ) -> Turn {
         let span = self.span(&decision);
         let result = self.execute(now, &decision).instrument(span).await;
         Turn {
             now,
-            observed: cluster,
+            observed,
             decision,
             result,
         }
@@ -393,6 +459,9 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
 
 /// The manager's entry point: drive this operator until failover `request` ended.
 ///
+/// The group is validated first ([`Operator::validate`]); an invalid group is refused
+/// before anything changes.
+///
 /// The other cluster's operator runs its own loop ([`Operator::run`]) and does its
 /// part of the plan when the journal hands over to it. Returns how the failover ended.
 /// Dropping the future at any point is safe: a new call (or a new operator) resumes
@@ -403,6 +472,10 @@ where
     S: StorePort,
     K: Clock,
 {
+    if let Err(invalid) = op.validate().await {
+        warn!(error = %invalid, "failover refused");
+        return Ended::Refused(invalid);
+    }
     op.set_request(Some(request));
     let mut ended = None;
     let span = info_span!("process_failover", id = format!("{:016x}", request.id));

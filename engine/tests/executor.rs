@@ -268,7 +268,7 @@ async fn failover(mode: Mode) {
         process_failover(&mut b, request(mode))
     );
     let done = Ended::Finished(Outcome::Completed(PlanKind::Planned(mode)));
-    assert_eq!((ea, eb), (done, done));
+    assert_eq!((ea, eb), (done.clone(), done));
     let record = store.get("shop/shop").expect("record");
     assert_eq!(record.active, Cluster::B);
     assert_eq!((record.lock, record.failover), (None, None));
@@ -366,7 +366,11 @@ async fn cut_and_resume(mode: Mode, victim: Cluster, cut: usize) -> Option<Optio
         }
     });
     let done = Ended::Finished(Outcome::Completed(PlanKind::Planned(mode)));
-    assert_eq!((e1, e2), (done, done), "cut at call {cut} of {victim}");
+    assert_eq!(
+        (e1, e2),
+        (done.clone(), done),
+        "cut at call {cut} of {victim}"
+    );
     assert_final(&ca, &cb);
     assert_once(&ca.changes(), true);
     assert_once(&cb.changes(), false);
@@ -495,16 +499,25 @@ async fn memory_store_passes_the_conformance_suite() {
     store_port(&MemoryStore::new(), "shop/conformance").await;
 }
 
-/// A cluster port whose API rejects every change to one kind, as an admission webhook
-/// that denies every patch would.
+/// A cluster port with broken kinds: changes to `rejected` kinds are denied, as an
+/// admission webhook that denies every patch would; `unserved` kinds are not served at
+/// all (their CRDs are not installed), so listing them fails as the Kubernetes adapter
+/// reports a 404 on a list.
 #[derive(Clone)]
-struct Rejecting<P> {
+struct Faulty<P> {
     inner: P,
-    kinds: &'static [Kind],
+    rejected: &'static [Kind],
+    unserved: &'static [Kind],
 }
 
-impl<P: ClusterPort> ClusterPort for Rejecting<P> {
+impl<P: ClusterPort> ClusterPort for Faulty<P> {
     async fn members(&self, kind: Kind, selector: &Selector) -> Result<Vec<Member>, ClusterError> {
+        if self.unserved.contains(&kind) {
+            return Err(ClusterError::Invalid(
+                obj(kind, &selector.namespace, "*"),
+                format!("the API server does not serve {kind} (is its CRD installed?)"),
+            ));
+        }
         self.inner.members(kind, selector).await
     }
 
@@ -513,7 +526,7 @@ impl<P: ClusterPort> ClusterPort for Rejecting<P> {
         object: &ObjectRef,
         desired: Desired,
     ) -> Result<Vec<FieldChange>, ClusterError> {
-        if self.kinds.contains(&object.kind) {
+        if self.rejected.contains(&object.kind) {
             return Err(ClusterError::Invalid(
                 object.clone(),
                 "admission webhook denied the request".into(),
@@ -565,9 +578,10 @@ impl failover_engine::ports::StorePort for Unreachable {
 /// time while scaling is rejected by a webhook; returns the cluster afterwards.
 async fn fence_with_scaling_rejected(variant: Variant) -> MemoryCluster {
     let ca = cluster(true, Settle::Instantly);
-    let port = Rejecting {
+    let port = Faulty {
         inner: ca.clone(),
-        kinds: &[Kind::Deployment, Kind::StatefulSet],
+        rejected: &[Kind::Deployment, Kind::StatefulSet],
+        unserved: &[],
     };
     let g = group("east");
     let lease = Duration::from_millis(g.timing.lease_ttl);
@@ -601,5 +615,57 @@ async fn the_old_fence_stops_at_a_rejected_kind() {
     assert_eq!(
         ca.state(&volume),
         Some(state(Kind::VolumeReplication, 0, true))
+    );
+}
+
+/// Issue 9: a kind the cluster does not serve is reported when the group is validated,
+/// with the fix, and a failover is refused before anything changes, rather than the
+/// missing kind being found during a fence.
+#[tokio::test(start_paused = true)]
+async fn a_missing_crd_is_reported_before_any_failover() {
+    let store = MemoryStore::new();
+    let ca = cluster(true, Settle::Instantly);
+    let port = Faulty {
+        inner: ca.clone(),
+        rejected: &[],
+        unserved: &[Kind::VirtualService],
+    };
+    let mut a = Operator::new(port, store.clone(), TokioClock::new(0), group("east"));
+    let invalid = a
+        .validate()
+        .await
+        .expect_err("VirtualService is not served");
+    assert_eq!(invalid.group, "shop/shop");
+    assert_eq!(invalid.problems.len(), 1, "{invalid}");
+    assert!(
+        invalid.problems[0].contains("VirtualService")
+            && invalid.problems[0].contains("install its CRD"),
+        "{invalid}"
+    );
+    let ended = process_failover(&mut a, request(Mode::Consistency)).await;
+    assert_eq!(ended, Ended::Refused(invalid));
+    assert!(ca.changes().is_empty(), "nothing changed");
+    assert_eq!(
+        store.get("shop/shop"),
+        None,
+        "not even the record was created"
+    );
+}
+
+/// A named member that does not exist is reported the same way.
+#[tokio::test(start_paused = true)]
+async fn a_named_member_that_does_not_exist_is_reported() {
+    let mut spec = spec();
+    spec.members.deployments = vec!["ghost".into()];
+    let g = Group::parse(NS, "shop", &spec, "east").expect("valid spec");
+    let ca = cluster(true, Settle::Instantly);
+    let a = Operator::new(ca, MemoryStore::new(), TokioClock::new(0), g);
+    let invalid = a.validate().await.expect_err("ghost does not exist");
+    assert!(
+        invalid
+            .problems
+            .iter()
+            .any(|p| p.contains("ghost") && p.contains("spec.members")),
+        "{invalid}"
     );
 }

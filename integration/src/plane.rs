@@ -66,6 +66,30 @@ impl ControlPlane {
         Ok(plane)
     }
 
+    /// The control plane `name` like [`ControlPlane::shared`], with every third-party
+    /// CRD installed except `missing` (a CRD name such as
+    /// `virtualservices.networking.istio.io`): a cluster where one kind is not served.
+    /// Its name must not be one a test with every CRD uses.
+    pub async fn without_crd(name: &str, missing: &str) -> Result<ControlPlane, HarnessError> {
+        let kubeconfig = start(name).await?;
+        let client = client(&kubeconfig).await.map_err(|e| {
+            HarnessError::Plane(name.into(), format!("{}: {e}", kubeconfig.display()))
+        })?;
+        let kept: Vec<&str> = THIRD_PARTY_CRDS
+            .split("\n---")
+            .filter(|doc| !doc.contains(&format!("name: {missing}\n")))
+            .collect();
+        if kept.len() == THIRD_PARTY_CRDS.split("\n---").count() {
+            return Err(HarnessError::Invalid(format!("no CRD named {missing}")));
+        }
+        install_crds(&client, &kept.join("\n---")).await?;
+        Ok(ControlPlane {
+            name: name.into(),
+            kubeconfig,
+            client,
+        })
+    }
+
     /// Create a namespace with a name unique to this process (see [`unique_name`]).
     pub async fn namespace(&self, prefix: &str) -> Result<String, HarnessError> {
         let name = unique_name(prefix);

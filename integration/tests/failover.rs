@@ -282,8 +282,8 @@ async fn fail_over(
     let (ended, report) = run_failover(ops, store, sites, request, crashes).await;
     let done = Ended::Finished(Outcome::Completed(PlanKind::Planned(request.mode)));
     assert_eq!(
-        ended.map(|e| e.0),
-        [done, done],
+        ended.clone().map(|e| e.0),
+        [done.clone(), done],
         "both operators see it completed"
     );
     for (i, (_, crashed)) in ended.iter().enumerate() {

@@ -55,7 +55,7 @@ fn ci_configuration_holds_and_its_state_count_is_pinned() {
             ("ci/kube-error", 2_021_629),
             ("ci/disaster", 384_331),
             ("ci/partition", 754_608),
-            ("ci/stuck-kind", 2_785_868),
+            ("ci/stuck-kind", 9_334_338),
         ]
     );
 }

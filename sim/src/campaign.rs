@@ -142,18 +142,25 @@ impl Summary {
             let _ = writeln!(out, "  {k:<60} {n}");
         }
         let mut injected: BTreeMap<FaultKind, u64> = BTreeMap::new();
+        // Per kind: how many times, and in how many runs (a kind on in few runs is
+        // tested little however often it fires there).
+        let mut runs_with: std::collections::BTreeMap<FaultKind, u64> = Default::default();
         for r in &self.reports {
             for (k, n) in &r.injected {
                 *injected.entry(*k).or_default() += n;
+                if *n > 0 {
+                    *runs_with.entry(*k).or_default() += 1;
+                }
             }
         }
-        let _ = writeln!(out, "faults injected:");
+        let _ = writeln!(out, "faults injected (times, runs with it):");
         for k in FaultKind::ALL {
             let _ = writeln!(
                 out,
-                "  {:<24} {}",
+                "  {:<24} {:>10} {:>8}",
                 k.name(),
-                injected.get(&k).copied().unwrap_or(0)
+                injected.get(&k).copied().unwrap_or(0),
+                runs_with.get(&k).copied().unwrap_or(0)
             );
         }
         let _ = writeln!(

@@ -122,7 +122,12 @@ impl Replay {
             (Action::Fence(_), TurnResult::Fenced { failed, .. }) if failed.is_empty() => {
                 (Fault::None, around.record)
             }
-            (Action::Fence(_), TurnResult::Fenced { .. }) => (Fault::KubeError, around.record),
+            (Action::Fence(steps), TurnResult::Fenced { .. }) => {
+                // The model fails one step per fault; any fails the attempt the same way
+                // for the memory, and the cluster is re-synced before the next turn.
+                let step = steps.iter().next().ok_or("an empty fence")?;
+                (Fault::FenceStepError(step), around.record)
+            }
             (Action::Wait(_), TurnResult::Waited(_)) => (Fault::None, around.record),
             (a, r) => return Err(format!("the engine answered {a:?} with {r:?}")),
         };

@@ -399,6 +399,24 @@ fn populate(s: &Shape, serving: bool) -> ClusterWorld {
     cw
 }
 
+/// A fault aimed at a moment of the protocol rather than a time: it fires once the
+/// record shows that moment (the simulator's steering towards the rare conjunctions
+/// fencing tokens and at-most-once writes exist for).
+#[derive(Clone, Copy, Debug)]
+enum Targeted {
+    /// Once the journal reaches `done` with a lock held, cut the holder off from
+    /// DynamoDB past its lease, its writes stuck in transit: they land after the peer's
+    /// forced takeover restarted the journal (what the token check stops).
+    CutHolder {
+        /// Journal position that triggers it.
+        done: u32,
+    },
+    /// The source is lost; just before the target may force, cut the target off past
+    /// a lease, its writes stuck in transit: its `ForceTakeLock` lands late, with a
+    /// lapsed lock, around its own retry (what issue 18 was).
+    CutForcer,
+}
+
 /// A fault scheduled by the seed.
 #[derive(Clone, Copy, Debug)]
 enum Scheduled {
@@ -609,6 +627,23 @@ pub fn run(cfg: RunConfig) -> RunReport {
         };
         plan.push((at, Scheduled::Stuck(c, r)));
     }
+    // Targeted faults, from a third stream of their own.
+    let mut aim = Rng::new(cfg.seed ^ 0x7a46_0000_0000_0002);
+    let targeted = match (cfg.profile, aim.range(0, 99)) {
+        (Profile::None, _) => None,
+        (_, 0..=9) => Some(Targeted::CutHolder {
+            done: aim.range(1, 8) as u32,
+        }),
+        (_, 10..=19) => {
+            plan.push((
+                request_at + aim.range(0, 8_000),
+                Scheduled::Disaster(Cluster::A),
+            ));
+            Some(Targeted::CutForcer)
+        }
+        _ => None,
+    };
+    let mut targeted_fired = false;
     plan.sort_by_key(|(t, _)| *t);
     let mut plan = std::collections::VecDeque::from(plan);
 
@@ -760,6 +795,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
                 }
                 Scheduled::Heal => {
                     w.faults = CallFaults::default();
+                    w.stuck_in_transit = [false; 2];
                     w.stuck = [None; 2];
                     w.cut_store = [false; 2];
                     w.cut_api = [false; 2];
@@ -780,6 +816,10 @@ pub fn run(cfg: RunConfig) -> RunReport {
                 }
                 Scheduled::Crash(c) if w.alive[c.index()] && exec.alive(c.index()) => {
                     w.inject(FaultKind::Crash);
+                    if w.audit.fencing[c.index()] {
+                        // The attempt was cut short.
+                        w.audit.on_fence_end(c, false);
+                    }
                     if let Some(stage) = in_flight_stage(w.record.as_ref()) {
                         crash_stages[stage.index()] = true;
                     }
@@ -822,6 +862,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
                 }
                 Scheduled::Uncut(c, kind) if healed_at.is_none() => {
                     let i = c.index();
+                    w.stuck_in_transit[i] = false;
                     match kind {
                         FaultKind::PartitionStore => w.cut_store[i] = false,
                         FaultKind::PartitionApi => w.cut_api[i] = false,
@@ -848,6 +889,29 @@ pub fn run(cfg: RunConfig) -> RunReport {
                 _ => drop(w),
             }
             check(&ctx);
+        }
+        // A targeted fault whose moment has come.
+        if let Some(t) = targeted.filter(|_| !targeted_fired && healed_at.is_none()) {
+            let mut w = lock(&shared.0);
+            let victim = aimed_at(&w, t, next, &ctx.offsets, &timing);
+            if let Some(c) = victim {
+                targeted_fired = true;
+                let i = c.index();
+                w.inject(FaultKind::PartitionStore);
+                w.cut_store[i] = true;
+                w.stuck_in_transit[i] = true;
+                let until =
+                    next + timing.lease_ttl + timing.clock_drift_max + aim.range(1_000, 15_000);
+                plan.push_back((
+                    until.min(FAULT_PHASE),
+                    Scheduled::Uncut(c, FaultKind::PartitionStore),
+                ));
+                plan.make_contiguous().sort_by_key(|(t, _)| *t);
+                drop(w);
+                lock(&log).line(next, Some(c), None, LineKind::Fault, || {
+                    format!("targeted ({t:?}): cut off from DynamoDB, writes stuck in transit")
+                });
+            }
         }
         if next > end_by {
             break;
@@ -885,6 +949,33 @@ pub fn run(cfg: RunConfig) -> RunReport {
         trace_hash: l.hash,
         timeline: l.timeline.take().unwrap_or_default(),
         shape: (s.replicas.len(), s.volumes.len()),
+    }
+}
+
+/// The operator a targeted fault hits now, if its moment has come.
+fn aimed_at(
+    w: &World,
+    t: Targeted,
+    now: Time,
+    offsets: &[Time; 2],
+    timing: &failover_model::Timing,
+) -> Option<Cluster> {
+    let r = w.record.as_ref()?;
+    match t {
+        Targeted::CutHolder { done } => {
+            let f = r.failover?;
+            let holder = r.lock?.holder;
+            (f.done >= done && !w.cut_store[holder.index()]).then_some(holder)
+        }
+        Targeted::CutForcer => {
+            let (a, b) = (Cluster::A, Cluster::B);
+            let gone = !w.alive[a.index()] || w.cut_store[a.index()];
+            let hb = r.heartbeat[a.index()]?;
+            // B forces once hb + lease + drift < its clock: cut it a second before.
+            let force_at = hb + timing.lease_ttl + timing.clock_drift_max;
+            let b_now = now + offsets[b.index()];
+            (gone && !w.cut_store[b.index()] && b_now + 1_000 >= force_at).then_some(b)
+        }
     }
 }
 
@@ -943,6 +1034,7 @@ fn check(ctx: &Ctx) {
     }
     w.dirty = false;
     let clusters = [w.cluster_state(Cluster::A), w.cluster_state(Cluster::B)];
+    w.audit.settle_fences([&clusters[0], &clusters[1]]);
     let Some(record) = w.record.as_ref() else {
         return;
     };
@@ -1002,7 +1094,12 @@ fn operator(ctx: Arc<Ctx>, c: Cluster) -> crate::runtime::TaskFuture {
         loop {
             let request = *lock(&ctx.request);
             op.set_request(request);
-            let turn = op.turn().await;
+            let (now, observed, decision) = op.prepare().await;
+            if matches!(decision.action, Action::Fence(_)) {
+                let mut w = lock(&ctx.world.0);
+                w.audit.on_fence_start(c);
+            }
+            let turn = op.carry_out(now, observed, decision).await;
             after_turn(&ctx, c, &turn, request, &mut mirror, op.memory());
             op.pause(&turn).await;
         }
@@ -1043,6 +1140,20 @@ fn after_turn(
         )));
     }
     // Audit the effects the way the model does.
+    {
+        let mut w = lock(&ctx.world.0);
+        match (&turn.decision.action, &turn.result) {
+            (Action::Fence(_), TurnResult::Fenced { failed, .. }) => {
+                w.audit.on_fence_end(c, failed.is_empty());
+            }
+            (Action::Fence(_), _) => w.audit.on_fence_end(c, false),
+            (Action::Kube(Step::DisableNetwork | Step::EnableNetwork), TurnResult::Changed(_)) => {
+                w.audit.on_network_set(c);
+            }
+            _ => {}
+        }
+        w.dirty = true;
+    }
     // (Something changed; the plan step that changed it, if one.)
     let changed = match (&turn.decision.action, &turn.result) {
         (Action::Kube(step), TurnResult::Changed(changes)) if !changes.is_empty() => {

@@ -197,6 +197,9 @@ pub struct World {
     pub alive: [bool; 2],
     /// A kind whose every change fails, per cluster.
     pub stuck: [Option<Resource>; 2],
+    /// While cut off from DynamoDB, every write of this operator is stuck in transit
+    /// and lands later (a targeted fault), rather than mostly refused.
+    pub stuck_in_transit: [bool; 2],
     /// Faults injected so far, by kind.
     pub injected: BTreeMap<FaultKind, u64>,
     /// World events due, by (time, sequence).
@@ -241,6 +244,7 @@ impl World {
             cut_api: [false; 2],
             alive: [true; 2],
             stuck: [None; 2],
+            stuck_in_transit: [false; 2],
             injected: BTreeMap::new(),
             scheduled: BTreeMap::new(),
             seq: 0,
@@ -719,7 +723,9 @@ impl StorePort for FakeStore {
         if w.cut_store[self.me.index()] {
             // A partition mostly refuses connections; where delayed writes are on, some
             // writes already on their way are stuck and arrive much later.
-            if w.faults.store_delayed > 0.0 && w.rng.chance(0.5) {
+            if w.stuck_in_transit[self.me.index()]
+                || (w.faults.store_delayed > 0.0 && w.rng.chance(0.5))
+            {
                 w.inject(FaultKind::StoreDelayed);
                 // Half of them surface after the sender's lease ran out, when another
                 // operator may have taken over: what fencing tokens are for.

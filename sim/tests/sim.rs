@@ -60,7 +60,10 @@ fn seeds_630073_and_832243_a_delayed_force_applies_once() {
         variant: Variant::RepeatableForce,
         ..config(630_073)
     });
-    assert_eq!(old.violation, Some(Violation::Invariant("step-at-most-once")));
+    assert_eq!(
+        old.violation,
+        Some(Violation::Invariant("step-at-most-once"))
+    );
 }
 
 #[test]

@@ -125,10 +125,11 @@ impl Config {
                     c.max_ticks = 7;
                 }),
                 // A kind that fails for good while an operator is cut off: its fence
-                // must still demote the volumes.
+                // must still demote the volumes; one more fence step may fail once.
                 scenario("stuck-kind", &|c| {
                     c.modes = vec![Mode::Consistency];
                     c.stuck_kinds = 1;
+                    c.kube_faults = 1;
                     c.partitions = 1;
                     c.crashes = 0;
                     c.store_faults = 0;
@@ -274,6 +275,8 @@ pub enum Fault {
     AmbiguousDelayed,
     /// The Kubernetes call fails without applying.
     KubeError,
+    /// One step of a self-fence attempt fails; the attempt goes on with the others.
+    FenceStepError(Step),
 }
 
 /// The model's actions.
@@ -438,15 +441,18 @@ impl FailoverModel {
             }
             Action::Kube(step) => {
                 let ok = fault != Fault::KubeError && self.change(w, c, step, d.purpose);
+                if ok && matches!(step, Step::DisableNetwork | Step::EnableNetwork) {
+                    w.audit.on_network_set(c);
+                }
                 w.memories[i].on_kube(now, &timing, ok);
             }
             Action::Fence(steps) => {
-                let mut ok = fault != Fault::KubeError;
-                if ok {
-                    for step in steps.iter() {
-                        ok &= self.change(w, c, step, d.purpose);
-                    }
+                let mut ok = true;
+                for step in steps.iter() {
+                    ok &=
+                        fault != Fault::FenceStepError(step) && self.change(w, c, step, d.purpose);
                 }
+                w.audit.on_fence_end(c, ok);
                 w.memories[i].on_kube(now, &timing, ok);
             }
         }
@@ -570,10 +576,18 @@ impl Model for FailoverModel {
                         }
                     }
                 }
-                Action::Kube(_) | Action::Fence(_) => {
+                Action::Kube(_) => {
                     actions.push(Act::Operator(c, Fault::None));
                     if b.kube_faults > 0 {
                         actions.push(Act::Operator(c, Fault::KubeError));
+                    }
+                }
+                Action::Fence(steps) => {
+                    actions.push(Act::Operator(c, Fault::None));
+                    if b.kube_faults > 0 {
+                        for step in steps.iter() {
+                            actions.push(Act::Operator(c, Fault::FenceStepError(step)));
+                        }
                     }
                 }
             }
@@ -627,7 +641,7 @@ impl Model for FailoverModel {
             Act::Operator(c, fault) => {
                 match fault {
                     Fault::None => {}
-                    Fault::KubeError => w.budget.kube_faults -= 1,
+                    Fault::KubeError | Fault::FenceStepError(_) => w.budget.kube_faults -= 1,
                     _ => w.budget.store_faults -= 1,
                 }
                 if fault != Fault::None {
@@ -699,6 +713,8 @@ impl Model for FailoverModel {
                 w.audit.on_replicated(&before, &w.records[to]);
             }
         }
+        let [a, b] = &w.clusters;
+        w.audit.settle_fences([a, b]);
         Some(w)
     }
 

@@ -70,6 +70,7 @@ fn fault_suffix(f: Fault) -> &'static str {
         Fault::AmbiguousApplied => " !! timed out (applied)",
         Fault::AmbiguousDelayed => " !! timed out (still in transit)",
         Fault::KubeError => " !! API error (not applied)",
+        Fault::FenceStepError(_) => " !! one fence step failed (the others applied)",
     }
 }
 

@@ -25,6 +25,14 @@ pub struct Audit {
     /// Journal steps accepted so far: (failover, plan, position). A forced takeover
     /// restarts the journal under the forced plan, hence the plan in the key.
     pub journaled: Vec<(FailoverId, PlanKind, u32)>,
+    /// Per cluster: a self-fence attempt is running (drivers that can see inside one).
+    pub fencing: [bool; 2],
+    /// Per cluster: the last self-fence attempt could not apply every step, so traffic
+    /// may still reach what it stopped. A fence puts stopping writers before keeping
+    /// traffic away from them (the simulator found traffic open to stopped pods after a
+    /// failed network step). Cleared by a complete attempt, a deliberate change of the
+    /// cluster's traffic, or once the cluster is consistent again (`settle_fences`).
+    pub fence_incomplete: [bool; 2],
 }
 
 impl Audit {
@@ -62,6 +70,37 @@ impl Audit {
         if !recorded && record.holder() != Some(by) {
             self.effect_without_lock = true;
         }
+    }
+
+    /// A self-fence attempt of `cluster` starts.
+    pub fn on_fence_start(&mut self, cluster: Cluster) {
+        self.fencing[cluster.index()] = true;
+    }
+
+    /// A self-fence attempt of `cluster` ended; `complete`: every step applied.
+    pub fn on_fence_end(&mut self, cluster: Cluster, complete: bool) {
+        self.fencing[cluster.index()] = false;
+        self.fence_incomplete[cluster.index()] = !complete;
+    }
+
+    /// After any event: a cluster that serves (traffic open to ready workloads on
+    /// primary volumes), or whose traffic is closed with Flux suspended (nothing will
+    /// reopen it), is consistent again, whatever a fence left undone before. (Closed
+    /// traffic alone is not enough: the model found Flux, left running by a failed
+    /// fence step, reopening it to demoted volumes.)
+    pub fn settle_fences(&mut self, clusters: [&ClusterState; 2]) {
+        for (i, c) in clusters.iter().enumerate() {
+            let serves = c.network_open && c.ready_for_traffic();
+            let closed = !c.network_open && c.flux_suspended;
+            if self.fence_incomplete[i] && (serves || closed) {
+                self.fence_incomplete[i] = false;
+            }
+        }
+    }
+
+    /// `cluster`'s traffic was deliberately disabled or enabled by a step.
+    pub fn on_network_set(&mut self, cluster: Cluster) {
+        self.fence_incomplete[cluster.index()] = false;
     }
 
     /// `cluster`'s volumes were set to primary; `peer` is the other cluster's state and
@@ -123,7 +162,8 @@ pub enum Invariant {
     NoStaleWrite,
     /// Volumes are promoted only once the peer's are confirmed secondary, or the peer is gone.
     PromoteAfterDemote,
-    /// Traffic is open only where workloads are ready on primary volumes.
+    /// Traffic is open only where workloads are ready on primary volumes (except on a
+    /// cluster whose self-fence is running or could not apply every step).
     TrafficOnlyWhenReady,
     /// Each journal step is accepted at most once, even when retried after an ambiguous outcome.
     StepAtMostOnce,
@@ -176,9 +216,12 @@ impl Invariant {
             Invariant::TokensIncrease => !s.audit.token_regressed,
             Invariant::NoStaleWrite => !s.audit.stale_write_accepted,
             Invariant::PromoteAfterDemote => !s.audit.bad_promotion,
-            Invariant::TrafficOnlyWhenReady => {
-                s.live().all(|c| !c.network_open || c.ready_for_traffic())
-            }
+            Invariant::TrafficOnlyWhenReady => Cluster::ALL.into_iter().all(|c| {
+                let i = c.index();
+                let fence = s.audit.fencing[i] || s.audit.fence_incomplete[i];
+                let st = s.clusters[i];
+                !s.alive[i] || fence || !st.network_open || st.ready_for_traffic()
+            }),
             Invariant::StepAtMostOnce => !s.audit.step_applied_twice,
             Invariant::OneHistoryRecord => s.records.iter().all(|r| {
                 let ids: Vec<FailoverId> = r.history.iter().map(|h| h.id).collect();

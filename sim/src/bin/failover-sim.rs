@@ -52,6 +52,20 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Run every broken protocol variant over the same seeds and print, per variant, the
+    /// share of seeds that catch it and the first one (exit 1 if a variant is never
+    /// caught).
+    Hunt {
+        /// Number of seeds.
+        #[arg(long, default_value_t = 10_000)]
+        seeds: u64,
+        /// First seed.
+        #[arg(long, default_value_t = 0)]
+        first_seed: u64,
+        /// Worker threads (default: the machine's cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
     /// Replay one seed: print its timeline and write an SVG chart.
     Replay {
         /// The seed.
@@ -131,6 +145,42 @@ fn replay_command(seed: u64, c: &Common) -> String {
     cmd
 }
 
+/// Every variant the simulator can run (a last-writer-wins table needs two regions,
+/// which the fake store does not have): the share of seeds that catch it.
+fn hunt(first_seed: u64, seeds: u64, jobs: usize) -> bool {
+    let mut all_caught = true;
+    println!("variant                  caught     share  first seed");
+    for variant in Variant::BROKEN
+        .into_iter()
+        .filter(|v| *v != Variant::LwwStore)
+    {
+        let summary = campaign(&Campaign {
+            first_seed,
+            seeds,
+            mode: None,
+            profile: Profile::Swarm,
+            variant,
+            jobs,
+            shape: None,
+            stop_at_first: false,
+        });
+        let caught = summary.violations();
+        let first = caught
+            .iter()
+            .map(|r| r.seed)
+            .min()
+            .map_or("-".to_string(), |s| s.to_string());
+        all_caught &= !caught.is_empty();
+        println!(
+            "{:<24} {:>6} {:>8.2}%  {first}",
+            variant.name(),
+            caught.len(),
+            100.0 * caught.len() as f64 / seeds.max(1) as f64
+        );
+    }
+    all_caught
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -155,6 +205,15 @@ fn main() -> ExitCode {
             println!("{}", summary.render(|s| replay_command(s, &common)));
             summary.violations().is_empty()
         }),
+        Command::Hunt {
+            seeds,
+            first_seed,
+            jobs,
+        } => {
+            let jobs =
+                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            Ok(hunt(first_seed, seeds, jobs))
+        }
         Command::Replay { seed, svg, common } => parse(&common).map(|p| {
             let r = run(RunConfig {
                 seed,
