@@ -74,7 +74,9 @@ pub enum Ended {
     Finished(Outcome),
     /// The target already is the active cluster and nothing is in flight.
     AlreadyActive,
-    /// It never started: the group is invalid in this cluster. Nothing was changed.
+    /// It never started: the group is invalid in this cluster ([`Operator::validate`]).
+    /// This operator changed nothing. (A failover the record shows under way is resumed
+    /// even so; the peer's operator validates its own cluster.)
     Refused(GroupInvalid),
 }
 
@@ -179,8 +181,9 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                 match retried(|| self.cluster.members(*kind, s)).await {
                     Ok(_) => {}
                     Err(ClusterError::Invalid(_, why)) => problems.push(format!(
-                        "{kind} in namespace {}: {why}; install its CRD in this cluster or \
-                         remove {kind} from spec.members",
+                        "{kind} in namespace {}: {why}; fix that (a kind not served: install \
+                         its CRD in this cluster; access denied: grant the operator's role \
+                         access to it) or remove {kind} from spec.members",
                         s.namespace
                     )),
                     Err(ClusterError::NotFound(o)) => problems.push(format!(
@@ -312,7 +315,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             }
             Action::Kube(step) => {
                 let stage = d.stage.map_or(StageName::Outside, StageName::Stage);
-                let result = self.run_step(*step, stage).await;
+                let result = self.run_step(*step, stage, self.group.step_timeout).await;
                 self.memory.on_kube(now, &timing, result.is_ok());
                 match result {
                     Ok(changes) => {
@@ -334,8 +337,9 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                 // running. (Side by side, traffic would briefly reach stopping pods.)
                 let mut changes = Vec::new();
                 let mut failed = Vec::new();
+                let deadline = fence_step_deadline(&self.group);
                 for step in steps.iter() {
-                    match self.run_step(step, StageName::Outside).await {
+                    match self.run_step(step, StageName::Outside, deadline).await {
                         Ok(c) => changes.extend(c),
                         Err(e) => failed.push(e),
                     }
@@ -361,6 +365,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         &self,
         step: failover_model::Step,
         stage: StageName,
+        timeout: Duration,
     ) -> Result<Vec<FieldChange>, TaskError> {
         let Some(task) = self.tasks.get(step) else {
             // The factory builds a task for every effect step of every plan.
@@ -370,14 +375,13 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             cluster: &self.cluster,
             group: &self.group,
         };
-        let timeout = self.group.step_timeout;
         let run = task.execute(&ctx).fuse();
         let expire = self.clock.sleep(timeout).fuse();
         futures::pin_mut!(run, expire);
         let result = futures::select_biased! {
             r = run => r,
             () = expire => Err(ClusterError::Unavailable(format!(
-                "step did not finish within {} s", timeout.as_secs()
+                "step did not finish within {} ms", timeout.as_millis()
             ))),
         };
         result.map_err(|source| TaskError {
@@ -457,6 +461,19 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
     }
 }
 
+/// How long one step of a self-fence attempt may take: the whole attempt (every stop
+/// step, one after the other) must fit in the fence margin, so a step that hangs
+/// cannot push the volume demotion past the moment the peer may force. The group's
+/// `stepTimeout` still bounds it from above.
+pub fn fence_step_deadline(group: &Group) -> Duration {
+    let steps = failover_model::STOP
+        .iter()
+        .filter(|s| s.kind() == failover_model::StepKind::Effect)
+        .count() as u64;
+    let share = Duration::from_millis(group.timing.fence_margin / (steps + 1));
+    share.min(group.step_timeout)
+}
+
 /// The manager's entry point: drive this operator until failover `request` ended.
 ///
 /// The group is validated first ([`Operator::validate`]); an invalid group is refused
@@ -473,8 +490,17 @@ where
     K: Clock,
 {
     if let Err(invalid) = op.validate().await {
-        warn!(error = %invalid, "failover refused");
-        return Ended::Refused(invalid);
+        // A failover already under way is driven on (resumed after a restart): refusing
+        // it would leave it half done. Only one that has not started is refused.
+        let started = matches!(
+            op.store.read(&op.group.key).await,
+            Ok(Some(r)) if r.knows(request.id)
+        );
+        if !started {
+            warn!(error = %invalid, "failover refused");
+            return Ended::Refused(invalid);
+        }
+        warn!(error = %invalid, "group invalid, but its failover is under way: resuming");
     }
     op.set_request(Some(request));
     let mut ended = None;

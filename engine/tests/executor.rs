@@ -639,7 +639,7 @@ async fn a_missing_crd_is_reported_before_any_failover() {
     assert_eq!(invalid.problems.len(), 1, "{invalid}");
     assert!(
         invalid.problems[0].contains("VirtualService")
-            && invalid.problems[0].contains("install its CRD"),
+            && invalid.problems[0].contains("install its CRD in this cluster"),
         "{invalid}"
     );
     let ended = process_failover(&mut a, request(Mode::Consistency)).await;
@@ -668,4 +668,16 @@ async fn a_named_member_that_does_not_exist_is_reported() {
             .any(|p| p.contains("ghost") && p.contains("spec.members")),
         "{invalid}"
     );
+}
+
+/// Issue 9: a fence attempt's steps run one after the other, so each gets a share of
+/// the fence margin (12 s by default, 5 stop steps): a hung call cannot push the volume
+/// demotion past the moment the peer may force.
+#[test]
+fn a_fence_step_gets_a_share_of_the_fence_margin() {
+    use failover_engine::executor::fence_step_deadline;
+    let g = group("east");
+    assert_eq!(g.timing.fence_margin, 12_000);
+    assert_eq!(fence_step_deadline(&g), Duration::from_secs(2));
+    assert!(5 * fence_step_deadline(&g) < Duration::from_millis(g.timing.fence_margin));
 }

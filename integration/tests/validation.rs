@@ -86,7 +86,8 @@ async fn a_kind_whose_crd_is_missing_makes_the_group_invalid_before_anything_cha
     assert!(
         problem.contains("VirtualService")
             && problem.contains("CRD installed?")
-            && problem.contains("install its CRD in this cluster or remove VirtualService"),
+            && problem.contains("install its CRD in this cluster")
+            && problem.contains("or remove VirtualService from spec.members"),
         "the problem names the kind and the fix: {problem}"
     );
 

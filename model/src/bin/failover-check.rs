@@ -23,7 +23,7 @@ struct Args {
 }
 
 const USAGE: &str = "usage: failover-check [--config smoke|ci|handback|deep] [--bug <variant>] [--threads N] [--example <property>|all] [--explore [ADDR]]
-variants: promote-before-demote no-token-check no-self-fence no-lease-wait lww-store repeatable-force";
+variants: promote-before-demote no-token-check no-self-fence no-lease-wait lww-store repeatable-force fence-stops-at-failure";
 
 fn parse() -> Result<Args, String> {
     let mut args = Args {

@@ -63,9 +63,11 @@ pub struct Config {
 
 /// The kinds the model lets fail for good. A workload or CronJob kind the operator
 /// cannot change leaves pods running, but the fence still demotes the volumes, so
-/// nothing writes. A network, Flux or volume kind that cannot be changed breaks what
-/// the invariants ask on its own (traffic open to stopped pods, Flux reopening it, a
-/// volume left primary beside a forced promotion); README states those limits.
+/// nothing writes. A volume kind that cannot be changed leaves a volume primary beside
+/// a forced promotion (`no-two-primaries` fails); a network or Flux kind leaves traffic
+/// open to stopped pods, which `traffic-only-when-ready` exempts for as long as the
+/// fence cannot finish, so injecting it would only widen that exemption. README states
+/// these limits.
 pub const STUCK_RESOURCES: [Resource; 2] = [Resource::Workloads, Resource::CronJobs];
 
 impl Config {

@@ -28,7 +28,7 @@ struct Common {
     #[arg(long, default_value = "swarm")]
     faults: String,
     /// Run a deliberately broken protocol variant (promote-before-demote, no-token-check,
-    /// no-self-fence, no-lease-wait, repeatable-force).
+    /// no-self-fence, no-lease-wait, repeatable-force, fence-stops-at-failure).
     #[arg(long)]
     bug: Option<String>,
     /// Fixed shape: workloads and volumes, as `20x5` (default: the seed picks).
@@ -100,7 +100,7 @@ fn parse(c: &Common) -> Result<Parsed, String> {
         Some(b) => match Variant::from_name(b) {
             Some(Variant::LwwStore) | None => {
                 return Err(format!(
-                    "unknown bug {b:?} (promote-before-demote, no-token-check, no-self-fence, no-lease-wait, repeatable-force)"
+                    "unknown bug {b:?} (promote-before-demote, no-token-check, no-self-fence, no-lease-wait, repeatable-force, fence-stops-at-failure)"
                 ));
             }
             Some(v) => v,
