@@ -23,29 +23,6 @@ const TIMING: Timing = Timing {
 const SERVING: ClusterState = ClusterState::SERVING;
 const STANDBY: ClusterState = ClusterState::STANDBY;
 
-/// Every step, in declaration order.
-const ALL_STEPS: [Step; 19] = [
-    Step::AcquireLock,
-    Step::ForceTakeLock,
-    Step::Validate,
-    Step::AwaitHandOff,
-    Step::SuspendFlux,
-    Step::DisableNetwork,
-    Step::ScaleDownWorkloads,
-    Step::SuspendCronJobs,
-    Step::AwaitWorkloadsDown,
-    Step::DemoteVolumes,
-    Step::AwaitVolumesSecondary,
-    Step::PromoteVolumes,
-    Step::AwaitVolumesPrimary,
-    Step::ScaleUpWorkloads,
-    Step::AwaitWorkloadsReady,
-    Step::EnableNetwork,
-    Step::ResumeCronJobs,
-    Step::ResumeFlux,
-    Step::Complete,
-];
-
 const CONSISTENCY: PlanKind = PlanKind::Planned(Mode::Consistency);
 const UPTIME: PlanKind = PlanKind::Planned(Mode::Uptime);
 
@@ -1652,7 +1629,7 @@ fn every_phase_after_the_first_starts_with_a_hand_off() {
 
 #[test]
 fn effect_steps_change_one_field_of_a_serving_cluster() {
-    let effects: Vec<(Step, bool, ClusterState)> = ALL_STEPS
+    let effects: Vec<(Step, bool, ClusterState)> = Step::ALL
         .into_iter()
         .filter(|s| s.kind() == StepKind::Effect)
         .map(|s| {
@@ -1729,7 +1706,7 @@ fn effect_steps_are_idempotent_and_satisfied_after_apply() {
         ..SERVING
     };
     for start in [SERVING, STANDBY, mixed, disagreeing] {
-        for step in ALL_STEPS
+        for step in Step::ALL
             .into_iter()
             .filter(|s| s.kind() == StepKind::Effect)
         {
@@ -1800,7 +1777,7 @@ fn a_kind_without_members_satisfies_every_step_on_it() {
 
 #[test]
 fn record_and_await_steps_change_nothing() {
-    for step in ALL_STEPS
+    for step in Step::ALL
         .into_iter()
         .filter(|s| s.kind() != StepKind::Effect)
     {

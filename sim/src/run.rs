@@ -1141,19 +1141,26 @@ fn after_turn(
         )));
     }
     // Audit the effects the way the model does.
+    // (Only a fence or a network step touches the audit's fence flags; other turns
+    // leave the invariants' inputs as they were and need no re-evaluation.)
     {
         let mut w = lock(&ctx.world.0);
-        match (&turn.decision.action, &turn.result) {
+        let touched = match (&turn.decision.action, &turn.result) {
             (Action::Fence(_), TurnResult::Fenced { failed, .. }) => {
                 w.audit.on_fence_end(c, failed.is_empty());
+                true
             }
-            (Action::Fence(_), _) => w.audit.on_fence_end(c, false),
+            (Action::Fence(_), _) => {
+                w.audit.on_fence_end(c, false);
+                true
+            }
             (Action::Kube(Step::DisableNetwork | Step::EnableNetwork), TurnResult::Changed(_)) => {
                 w.audit.on_network_set(c);
+                true
             }
-            _ => {}
-        }
-        w.dirty = true;
+            _ => false,
+        };
+        w.dirty |= touched;
     }
     // (Something changed; the plan step that changed it, if one.)
     let changed = match (&turn.decision.action, &turn.result) {
@@ -1194,7 +1201,7 @@ fn after_turn(
         Action::Read => 1,
         Action::Write(op) => 2 + (op.journal_key().map_or(0, |k| u64::from(k.1)) << 8),
         Action::Kube(s) => 3 + ((*s as u64) << 8),
-        Action::Fence(steps) => 5 + (steps.iter().map(|s| 1 << (s as u64)).sum::<u64>() << 8),
+        Action::Fence(steps) => 5 + (u64::from(steps.bits()) << 8),
         Action::Wait(_) => 4,
     });
     log.mix(match &turn.result {

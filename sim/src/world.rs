@@ -553,7 +553,7 @@ impl ClusterPort for FakeCluster {
                 return Err(ClusterError::NotFound(object.clone()));
             };
             let read = saves_original(&o.state, desired).then_some(o.version);
-            if w.stuck[i].is_some() && w.stuck[i] == Some(object.kind.resource()) {
+            if w.stuck[i] == Some(object.kind.resource()) {
                 return Err(ClusterError::Invalid(
                     object.clone(),
                     "admission webhook denied the request".into(),

@@ -44,6 +44,12 @@ pub enum Reply {
 }
 
 impl Memory {
+    /// Record the outcome of a change to the own cluster made at local time `now`
+    /// (for a self-fence, `ok` only if every one of its steps succeeded).
+    pub fn on_kube(&mut self, now: Time, timing: &Timing, ok: bool) {
+        self.kube_retry_at = (!ok).then_some(now + timing.retry_after);
+    }
+
     /// Record the outcome of a consistent read at local time `now`.
     pub fn on_read(&mut self, now: Time, timing: &Timing, read: Option<Record>) {
         match read {
@@ -86,14 +92,6 @@ impl Memory {
                 self.retry_at = Some(w.now + timing.retry_after);
             }
         }
-    }
-}
-
-impl Memory {
-    /// Record the outcome of a change to the own cluster made at local time `now`
-    /// (for a self-fence, `ok` only if every one of its steps succeeded).
-    pub fn on_kube(&mut self, now: Time, timing: &Timing, ok: bool) {
-        self.kube_retry_at = (!ok).then_some(now + timing.retry_after);
     }
 }
 

@@ -298,6 +298,11 @@ impl StepSet {
         self.0 & (1 << (step as u32)) != 0
     }
 
+    /// The set as bits, bit `step as u32` for each step in it.
+    pub fn bits(self) -> u32 {
+        self.0
+    }
+
     /// Whether the set is empty.
     pub fn is_empty(self) -> bool {
         self.0 == 0
