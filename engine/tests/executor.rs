@@ -681,3 +681,36 @@ fn a_fence_step_gets_a_share_of_the_fence_margin() {
     assert_eq!(fence_step_deadline(&g), Duration::from_secs(2));
     assert!(5 * fence_step_deadline(&g) < Duration::from_millis(g.timing.fence_margin));
 }
+
+/// A failover the record shows under way is resumed even if the group no longer
+/// validates here (a CRD removed after it started): refusing would leave it half done.
+#[tokio::test(start_paused = true)]
+async fn a_failover_under_way_is_not_refused() {
+    use failover_engine::ports::StorePort;
+    let store = MemoryStore::new();
+    let g = group("east");
+    store.init(&g.key, Cluster::A, 0).await.expect("record");
+    let acquire = failover_model::Write {
+        by: Cluster::A,
+        now: 1,
+        op: failover_model::Op::Acquire {
+            id: ID,
+            mode: Mode::Consistency,
+        },
+    };
+    assert!(matches!(
+        store.write(&g.key, &g.timing, &acquire).await,
+        failover_model::Reply::Applied(_)
+    ));
+    let port = Faulty {
+        inner: cluster(true, Settle::Instantly),
+        rejected: &[],
+        unserved: &[Kind::VirtualService],
+    };
+    let mut a = Operator::new(port, store.clone(), TokioClock::new(0), g);
+    assert!(a.validate().await.is_err(), "the group is invalid here");
+    let run = process_failover(&mut a, request(Mode::Consistency));
+    if let Ok(Ended::Refused(e)) = tokio::time::timeout(Duration::from_secs(5), run).await {
+        panic!("a failover under way was refused: {e}");
+    }
+}
