@@ -16,7 +16,9 @@
 pub mod check;
 pub mod core;
 
-pub use core::decide::{Action, Decision, Inputs, Memory, Purpose, Reply, Wake, decide};
+pub use core::decide::{
+    Action, Decision, Inputs, Memory, PeerSeen, Purpose, Reply, Wake, decide, stamp,
+};
 pub use core::invariants::{Audit, Invariant, Snapshot};
 pub use core::plan::{Plan, PlanStep, Resource, START, STOP, Step, StepKind, StepSet, Variant};
 pub use core::store::{ConditionFailed, Op, Write, apply};

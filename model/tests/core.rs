@@ -5,8 +5,8 @@
 use failover_model::core::trigger::{PolicyError, Trigger, TriggerPolicy};
 use failover_model::{
     Action, Agreement, Agreements, Cluster, ClusterState, ConditionFailed, Decision, HistoryEntry,
-    InFlight, Inputs, Lock, Memory, Mode, Op, Outcome, Plan, PlanKind, PlanStep, Purpose, Record,
-    Reply, Request, Role, START, STOP, Stage, Step, StepKind, StepSet, Time, Timing, Token,
+    InFlight, Inputs, Lock, Memory, Mode, Op, Outcome, PeerSeen, Plan, PlanKind, PlanStep, Purpose,
+    Record, Reply, Request, Role, START, STOP, Stage, Step, StepKind, StepSet, Time, Timing, Token,
     Variant, VolumeRole, Wake, Write, apply, decide,
 };
 
@@ -35,10 +35,17 @@ fn inputs(me: Cluster, now: Time, cluster: &ClusterState, request: Option<Reques
         me,
         now,
         cluster,
+        wall: now,
+        busy: false,
         request,
         timing: &TIMING,
         variant: Variant::Correct,
     }
+}
+
+/// Feed the reply to `w` (sent at its stamp's time) into `mem`.
+fn feed(mem: &mut Memory, w: &Write, reply: Reply) {
+    mem.on_write(w, w.now, &TIMING, Variant::Correct, reply);
 }
 
 /// An operator that heartbeated successfully at `now` and holds `view`.
@@ -50,6 +57,12 @@ fn settled(now: Time, view: Option<Record>) -> Memory {
         retry_at: None,
         unsure: None,
         kube_retry_at: None,
+        // The peer's heartbeat of the helpers' records (10), seen to change at 10.
+        peer: Some(PeerSeen {
+            heartbeat: Some(10),
+            since: 10,
+            changed: true,
+        }),
     }
 }
 
@@ -209,6 +222,7 @@ fn store_back_off_postpones_heartbeat_and_read() {
         retry_at: Some(12),
         unsure: None,
         kube_retry_at: None,
+        peer: None,
     };
     assert_eq!(
         decide(&inputs(A, 10, &SERVING, None), &mem),
@@ -225,6 +239,7 @@ fn unknown_lease_fences_even_while_store_backs_off() {
         retry_at: Some(12),
         unsure: None,
         kube_retry_at: None,
+        peer: None,
     };
     assert_eq!(
         decide(&inputs(A, 10, &SERVING, None), &mem),
@@ -303,6 +318,7 @@ fn fenced_cluster_with_unknown_lease_waits_for_the_back_off() {
         retry_at: Some(12),
         unsure: None,
         kube_retry_at: None,
+        peer: None,
     };
     assert_eq!(
         decide(&inputs(B, 10, &STANDBY, None), &mem),
@@ -319,6 +335,7 @@ fn no_self_fence_variant_keeps_serving_without_a_lease() {
         retry_at: Some(12),
         unsure: None,
         kube_retry_at: None,
+        peer: None,
     };
     let input = Inputs {
         variant: Variant::NoSelfFence,
@@ -332,7 +349,7 @@ fn unavailable_heartbeat_lets_the_fence_run_before_the_retry() {
     let mut mem = settled(10, Some(at_rest()));
     let hb = write(A, 12, Op::Heartbeat);
     assert_eq!(decide(&inputs(A, 12, &SERVING, None), &mem), heartbeat());
-    mem.on_write(&hb, &TIMING, Reply::Unavailable);
+    feed(&mut mem, &hb, Reply::Unavailable);
     assert_eq!(
         decide(&inputs(A, 12, &SERVING, None), &mem),
         fence(&FENCE_ALL)
@@ -420,8 +437,8 @@ fn ambiguous_heartbeats_do_not_starve_the_self_fence() {
         for _ in 0..3 {
             let d = decide(&inputs(A, now, &cluster, None), &mem);
             match d.action {
-                Action::Write(op) => mem.on_write(&write(A, now, op), &TIMING, Reply::Ambiguous),
-                Action::Read => mem.on_read(now, &TIMING, None),
+                Action::Write(op) => feed(&mut mem, &write(A, now, op), Reply::Ambiguous),
+                Action::Read => mem.on_read(A, now, &TIMING, None),
                 Action::Kube(step) => {
                     step.apply(&mut cluster);
                 }
@@ -436,7 +453,18 @@ fn ambiguous_heartbeats_do_not_starve_the_self_fence() {
         }
     }
     // At B's time 15 the store accepts B's forced takeover: A must have started fencing.
-    assert!(store(&record, B, 15, Op::ForceTakeLock { id: 1 }).is_ok());
+    assert!(
+        store(
+            &record,
+            B,
+            15,
+            Op::ForceTakeLock {
+                id: 1,
+                seen: Some(10)
+            }
+        )
+        .is_ok()
+    );
     assert_eq!(
         (
             decisions.iter().any(|d| d.purpose == Purpose::Fence),
@@ -529,7 +557,10 @@ fn standby_with_request_to_itself_forces_once_lease_plus_drift_ran_out() {
             &settled(15, Some(at_rest()))
         ),
         Decision {
-            action: Action::Write(Op::ForceTakeLock { id: 1 }),
+            action: Action::Write(Op::ForceTakeLock {
+                id: 1,
+                seen: Some(10)
+            }),
             purpose: Purpose::Plan { at: 0 },
             stage: Some(Stage::Initialization),
             step: Some(Step::ForceTakeLock),
@@ -551,7 +582,10 @@ fn no_lease_wait_variant_forces_at_once() {
     assert_eq!(
         decide(&input, &settled(10, Some(at_rest()))),
         planned(
-            Action::Write(Op::ForceTakeLock { id: 1 }),
+            Action::Write(Op::ForceTakeLock {
+                id: 1,
+                seen: Some(10)
+            }),
             0,
             Stage::Initialization,
             Step::ForceTakeLock
@@ -667,13 +701,43 @@ fn source_waits_while_target_runs_its_phase() {
 }
 
 #[test]
-fn target_waits_for_the_source_lease_and_lock_while_source_runs_its_phase() {
-    // Lease ends provably at 10 + 3 + 1 + 1 = 15, the lock at 14 + 1 + 1 = 16.
+fn target_waits_until_the_source_heartbeat_stood_for_lease_plus_drift() {
+    // Seen at 10: silent once 10 + 3 + 1 < now, at 15. The lock plays no part.
     let view = in_flight(CONSISTENCY, 2, 1, lock(A, 14));
     assert_eq!(
         decide(&inputs(B, 11, &STANDBY, None), &settled(11, Some(view))),
-        waiting(Wake::At(16))
+        waiting(Wake::At(15))
     );
+}
+
+#[test]
+fn target_without_an_observation_of_the_source_waits_for_its_next_heartbeat() {
+    // A view whose source heartbeat (12) is not the one observed (10): the next
+    // heartbeat's reply refreshes both.
+    let view = Record {
+        heartbeat: [Some(12), Some(10)],
+        ..in_flight(CONSISTENCY, 2, 1, lock(A, 14))
+    };
+    assert_eq!(
+        decide(&inputs(B, 20, &STANDBY, None), &settled(20, Some(view))),
+        waiting(Wake::At(21))
+    );
+}
+
+#[test]
+fn wall_clock_steps_do_not_move_the_force() {
+    // The wall clock is an hour ahead or behind: the force still waits for 15.
+    let view = in_flight(CONSISTENCY, 2, 1, lock(A, 14));
+    for wall in [0, 3_600_011] {
+        let input = Inputs {
+            wall,
+            ..inputs(B, 14, &STANDBY, None)
+        };
+        assert_eq!(
+            decide(&input, &settled(14, Some(view.clone()))),
+            waiting(Wake::At(15))
+        );
+    }
 }
 
 #[test]
@@ -682,7 +746,10 @@ fn target_forces_over_a_silent_source() {
     assert_eq!(
         decide(&inputs(B, 16, &STANDBY, None), &settled(16, Some(view))),
         planned(
-            Action::Write(Op::ForceTakeLock { id: 1 }),
+            Action::Write(Op::ForceTakeLock {
+                id: 1,
+                seen: Some(10)
+            }),
             0,
             Stage::Initialization,
             Step::ForceTakeLock
@@ -715,8 +782,9 @@ fn hand_off_waits_while_the_lock_is_held() {
 
 #[test]
 fn validate_journals_when_target_heartbeat_is_fresh() {
+    // B's heartbeat was seen to change at 10: fresh until 14.
     let view = Record {
-        heartbeat: [Some(10), Some(6)],
+        heartbeat: [Some(10), Some(10)],
         ..in_flight(CONSISTENCY, 1, 1, lock(A, 13))
     };
     assert_eq!(
@@ -756,19 +824,39 @@ fn validate_hands_off_in_uptime_mode() {
 
 #[test]
 fn validate_aborts_when_target_heartbeat_is_stale() {
-    // 10 <= 5 + 3 + 1 is false.
-    let view = Record {
-        heartbeat: [Some(10), Some(5)],
-        ..in_flight(CONSISTENCY, 1, 1, lock(A, 13))
-    };
+    // B's heartbeat unchanged since 10: silent at 15.
+    let view = in_flight(CONSISTENCY, 1, 1, lock(A, 13));
     assert_eq!(
-        decide(&inputs(A, 10, &SERVING, None), &settled(10, Some(view))),
+        decide(&inputs(A, 15, &SERVING, None), &settled(15, Some(view))),
         planned(
             Action::Write(Op::Abort {
                 id: 1,
                 token: 1,
                 at: 1,
             }),
+            1,
+            Stage::Initialization,
+            Step::Validate
+        )
+    );
+}
+
+#[test]
+fn validate_waits_for_a_verdict_after_a_restart() {
+    // Just restarted: B's heartbeat seen once (at 12), never seen to change.
+    let view = in_flight(CONSISTENCY, 1, 1, lock(A, 13));
+    let mem = Memory {
+        peer: Some(PeerSeen {
+            heartbeat: Some(10),
+            since: 12,
+            changed: false,
+        }),
+        ..settled(12, Some(view))
+    };
+    assert_eq!(
+        decide(&inputs(A, 12, &SERVING, None), &mem),
+        planned(
+            Action::Wait(Wake::At(17)),
             1,
             Stage::Initialization,
             Step::Validate
@@ -828,7 +916,7 @@ fn restarted_target_restores_fenced_activation_before_its_next_step() {
     assert_eq!(decide(&inputs(B, 20, &cluster, None), &mem), heartbeat());
     let hb = write(B, 20, Op::Heartbeat);
     let after = apply(&record, &hb, &TIMING, Variant::Correct).expect("heartbeat moves on");
-    mem.on_write(&hb, &TIMING, Reply::Applied(after));
+    feed(&mut mem, &hb, Reply::Applied(after));
 
     let mut steps = Vec::new();
     for _ in 0..4 {
@@ -894,9 +982,9 @@ fn restarted_target_restores_fenced_activation_before_its_next_step() {
 fn applied_heartbeat_renews_the_lease() {
     let mut mem = Memory::default();
     let after = Record::new(A, [Some(10), Some(9)]);
-    mem.on_write(
+    feed(
+        &mut mem,
         &write(A, 10, Op::Heartbeat),
-        &TIMING,
         Reply::Applied(after.clone()),
     );
     assert_eq!(
@@ -908,17 +996,23 @@ fn applied_heartbeat_renews_the_lease() {
             retry_at: None,
             unsure: None,
             kube_retry_at: None,
+            // B's heartbeat seen for the first time.
+            peer: Some(PeerSeen {
+                heartbeat: Some(9),
+                since: 10,
+                changed: false,
+            }),
         }
     );
 }
 
 #[test]
-fn refused_heartbeat_still_renews_the_lease() {
+fn refused_heartbeat_renews_nothing() {
     let mut mem = Memory::default();
     let current = Record::new(A, [Some(11), Some(9)]);
-    mem.on_write(
+    feed(
+        &mut mem,
         &write(A, 10, Op::Heartbeat),
-        &TIMING,
         Reply::ConditionFailed(current.clone()),
     );
     assert_eq!(
@@ -926,10 +1020,16 @@ fn refused_heartbeat_still_renews_the_lease() {
         Memory {
             view: Some(current),
             heartbeat_at: Some(10),
-            lease_until: Some(13),
+            // Refused: the record does not prove it to B.
+            lease_until: None,
             retry_at: None,
             unsure: None,
             kube_retry_at: None,
+            peer: Some(PeerSeen {
+                heartbeat: Some(9),
+                since: 10,
+                changed: false,
+            }),
         }
     );
 }
@@ -943,7 +1043,7 @@ fn ambiguous_write_forgets_the_view_and_records_unsure() {
         release: false,
     };
     let mut mem = settled(10, Some(at_rest()));
-    mem.on_write(&write(A, 10, op), &TIMING, Reply::Ambiguous);
+    feed(&mut mem, &write(A, 10, op), Reply::Ambiguous);
     assert_eq!(
         mem,
         Memory {
@@ -953,6 +1053,7 @@ fn ambiguous_write_forgets_the_view_and_records_unsure() {
             retry_at: None,
             unsure: Some(op),
             kube_retry_at: None,
+            peer: settled(0, None).peer,
         }
     );
 }
@@ -960,7 +1061,7 @@ fn ambiguous_write_forgets_the_view_and_records_unsure() {
 #[test]
 fn ambiguous_heartbeat_leaves_the_lease_alone_and_backs_off() {
     let mut mem = settled(10, Some(at_rest()));
-    mem.on_write(&write(A, 11, Op::Heartbeat), &TIMING, Reply::Ambiguous);
+    feed(&mut mem, &write(A, 11, Op::Heartbeat), Reply::Ambiguous);
     assert_eq!(
         mem,
         Memory {
@@ -970,6 +1071,7 @@ fn ambiguous_heartbeat_leaves_the_lease_alone_and_backs_off() {
             retry_at: Some(12),
             unsure: Some(Op::Heartbeat),
             kube_retry_at: None,
+            peer: settled(0, None).peer,
         }
     );
 }
@@ -982,9 +1084,9 @@ fn later_reply_clears_unsure() {
         ..settled(10, None)
     };
     let current = in_flight(CONSISTENCY, 10, 2, lock(B, 14));
-    mem.on_write(
+    feed(
+        &mut mem,
         &write(B, 11, Op::TakeOver { id: 1, at: 9 }),
-        &TIMING,
         Reply::ConditionFailed(current.clone()),
     );
     assert_eq!(
@@ -1001,7 +1103,7 @@ fn later_reply_clears_unsure() {
 #[test]
 fn unavailable_heartbeat_sets_retry_and_heartbeat_time_but_not_the_lease() {
     let mut mem = settled(10, Some(at_rest()));
-    mem.on_write(&write(A, 11, Op::Heartbeat), &TIMING, Reply::Unavailable);
+    feed(&mut mem, &write(A, 11, Op::Heartbeat), Reply::Unavailable);
     assert_eq!(
         mem,
         Memory {
@@ -1011,6 +1113,7 @@ fn unavailable_heartbeat_sets_retry_and_heartbeat_time_but_not_the_lease() {
             retry_at: Some(12),
             unsure: None,
             kube_retry_at: None,
+            peer: settled(0, None).peer,
         }
     );
 }
@@ -1022,7 +1125,7 @@ fn unavailable_write_sets_retry_only() {
         id: 1,
         mode: Mode::Uptime,
     };
-    mem.on_write(&write(A, 11, op), &TIMING, Reply::Unavailable);
+    feed(&mut mem, &write(A, 11, op), Reply::Unavailable);
     assert_eq!(
         mem,
         Memory {
@@ -1035,7 +1138,7 @@ fn unavailable_write_sets_retry_only() {
 #[test]
 fn failed_read_sets_retry_and_successful_read_sets_view() {
     let mut mem = settled(10, None);
-    mem.on_read(11, &TIMING, None);
+    mem.on_read(A, 11, &TIMING, None);
     assert_eq!(
         mem,
         Memory {
@@ -1043,7 +1146,7 @@ fn failed_read_sets_retry_and_successful_read_sets_view() {
             ..settled(10, None)
         }
     );
-    mem.on_read(12, &TIMING, Some(at_rest()));
+    mem.on_read(A, 12, &TIMING, Some(at_rest()));
     assert_eq!(
         mem,
         Memory {
@@ -1233,10 +1336,19 @@ fn take_over_at_the_wrong_position_is_refused() {
 }
 
 #[test]
-fn force_take_lock_is_refused_while_the_active_lease_may_still_run() {
-    // A's heartbeat at 10: 10 + 3 + 1 < 14 is false.
+fn force_take_lock_is_refused_once_the_active_heartbeated_again() {
+    // B saw A's heartbeat 10 stand; A wrote 11 meanwhile: it is alive.
+    let record = Record::new(A, [Some(11), Some(10)]);
     assert_eq!(
-        store(&at_rest(), B, 14, Op::ForceTakeLock { id: 1 }),
+        store(
+            &record,
+            B,
+            20,
+            Op::ForceTakeLock {
+                id: 1,
+                seen: Some(10)
+            }
+        ),
         Err(ConditionFailed)
     );
 }
@@ -1244,7 +1356,15 @@ fn force_take_lock_is_refused_while_the_active_lease_may_still_run() {
 #[test]
 fn force_take_lock_is_accepted_once_lease_plus_drift_ran_out() {
     assert_eq!(
-        store(&at_rest(), B, 15, Op::ForceTakeLock { id: 1 }),
+        store(
+            &at_rest(),
+            B,
+            15,
+            Op::ForceTakeLock {
+                id: 1,
+                seen: Some(10)
+            }
+        ),
         Ok(Record {
             active: A,
             token: 1,
@@ -1264,7 +1384,14 @@ fn force_take_lock_is_accepted_once_lease_plus_drift_ran_out() {
 
 #[test]
 fn no_lease_wait_store_accepts_force_at_once() {
-    let w = write(B, 10, Op::ForceTakeLock { id: 1 });
+    let w = write(
+        B,
+        10,
+        Op::ForceTakeLock {
+            id: 1,
+            seen: Some(10),
+        },
+    );
     assert_eq!(
         apply(&at_rest(), &w, &TIMING, Variant::NoLeaseWait).map(|r| r.failover),
         Ok(Some(InFlight {
@@ -1282,25 +1409,75 @@ fn no_lease_wait_store_accepts_force_at_once() {
 /// 18) has lapsed by the time B's retry at 20 arrives. The retry must not force again.
 #[test]
 fn force_take_lock_applies_once_even_after_its_delayed_copy_landed() {
-    let delayed = store(&at_rest(), B, 15, Op::ForceTakeLock { id: 1 }).expect("first copy");
+    let delayed = store(
+        &at_rest(),
+        B,
+        15,
+        Op::ForceTakeLock {
+            id: 1,
+            seen: Some(10),
+        },
+    )
+    .expect("first copy");
     assert_eq!(
-        store(&delayed, B, 20, Op::ForceTakeLock { id: 1 }),
+        store(
+            &delayed,
+            B,
+            20,
+            Op::ForceTakeLock {
+                id: 1,
+                seen: Some(10)
+            }
+        ),
         Err(ConditionFailed)
     );
     // A planned failover with the same id may still be forced, once.
     let planned = in_flight(UPTIME, 4, 1, lock(A, 11));
-    let forced = store(&planned, B, 20, Op::ForceTakeLock { id: 1 }).expect("forced");
+    let forced = store(
+        &planned,
+        B,
+        20,
+        Op::ForceTakeLock {
+            id: 1,
+            seen: Some(10),
+        },
+    )
+    .expect("forced");
     assert_eq!(forced.failover.map(|f| f.kind), Some(PlanKind::Forced));
     assert_eq!(
-        store(&forced, B, 30, Op::ForceTakeLock { id: 1 }),
+        store(
+            &forced,
+            B,
+            30,
+            Op::ForceTakeLock {
+                id: 1,
+                seen: Some(10)
+            }
+        ),
         Err(ConditionFailed)
     );
 }
 
 #[test]
 fn repeatable_force_variant_forces_a_forced_failover_again() {
-    let delayed = store(&at_rest(), B, 15, Op::ForceTakeLock { id: 1 }).expect("first copy");
-    let retry = write(B, 20, Op::ForceTakeLock { id: 1 });
+    let delayed = store(
+        &at_rest(),
+        B,
+        15,
+        Op::ForceTakeLock {
+            id: 1,
+            seen: Some(10),
+        },
+    )
+    .expect("first copy");
+    let retry = write(
+        B,
+        20,
+        Op::ForceTakeLock {
+            id: 1,
+            seen: Some(10),
+        },
+    );
     let again = apply(&delayed, &retry, &TIMING, Variant::RepeatableForce).expect("applies");
     assert_eq!(again.token, delayed.token + 1);
 }
@@ -1309,38 +1486,16 @@ fn repeatable_force_variant_forces_a_forced_failover_again() {
 fn force_take_lock_by_the_active_is_refused() {
     let record = Record::new(A, [Some(0), Some(10)]);
     assert_eq!(
-        store(&record, A, 20, Op::ForceTakeLock { id: 1 }),
-        Err(ConditionFailed)
-    );
-}
-
-#[test]
-fn force_take_lock_waits_for_the_lock_to_lapse_plus_drift() {
-    let record = in_flight(CONSISTENCY, 4, 1, lock(A, 16));
-    // Lease over at 15, lock over only once 16 + 1 < now.
-    assert_eq!(
-        [
-            store(&record, B, 17, Op::ForceTakeLock { id: 1 }),
-            store(&record, B, 18, Op::ForceTakeLock { id: 2 }),
-        ],
-        [Err(ConditionFailed), Err(ConditionFailed)]
-    );
-    assert_eq!(
-        store(&record, B, 18, Op::ForceTakeLock { id: 1 }),
-        Ok(Record {
-            active: A,
-            token: 2,
-            lock: lock(B, 21),
-            failover: Some(InFlight {
+        store(
+            &record,
+            A,
+            20,
+            Op::ForceTakeLock {
                 id: 1,
-                kind: PlanKind::Forced,
-                source: A,
-                target: B,
-                done: 1,
-            }),
-            heartbeat: [Some(10), Some(10)],
-            history: Vec::new(),
-        })
+                seen: Some(10)
+            }
+        ),
+        Err(ConditionFailed)
     );
 }
 

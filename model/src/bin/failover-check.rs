@@ -76,6 +76,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(limit) = args
+        .examples
+        .iter()
+        .find_map(|e| failover_model::check::LIMITS.iter().find(|l| l.name == e))
+    {
+        return show_limit(limit, args.threads);
+    }
     let configs = match (args.bug, Config::named(&args.config)) {
         (Some(v), _) => Config::for_bug(v),
         (None, Some(c)) => c,
@@ -148,6 +155,36 @@ fn main() -> ExitCode {
     if sum.violation_count() == 0 {
         ExitCode::SUCCESS
     } else {
+        ExitCode::from(1)
+    }
+}
+
+/// `--example` of a fault no lease survives: check its configuration, expecting the
+/// counterexample, and print it. Exits 0 iff the model shows it.
+fn show_limit(limit: &failover_model::check::Limit, threads: usize) -> ExitCode {
+    let configs = Config::named(limit.config).unwrap_or_default();
+    let sum = check(
+        &configs,
+        Options {
+            threads,
+            stop_at_violation: true,
+        },
+    );
+    println!("{}: {}", limit.name, limit.why);
+    let shown = sum.violations.get(limit.violates).map(|f| {
+        println!(
+            "\nexample of {} = counterexample to {} (scenario {}, {} steps):\n{}",
+            limit.name, limit.violates, f.scenario, f.len, f.trace
+        );
+    });
+    for name in sum.violations.keys().filter(|n| **n != limit.violates) {
+        println!("(also violated: {name})");
+    }
+    println!("{}", sum.last_line());
+    if shown.is_some() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("the model did not show {}", limit.name);
         ExitCode::from(1)
     }
 }

@@ -20,7 +20,9 @@ pub mod trace;
 
 use stateright::{Model, Property};
 
-use crate::core::decide::{Action, Decision, Inputs, Memory, Purpose, Reply, Wake, decide, write};
+use crate::core::decide::{
+    Action, Decision, Inputs, Memory, PeerSeen, Purpose, Reply, Wake, decide, stamp, write,
+};
 use crate::core::invariants::{Audit, Invariant, Snapshot};
 use crate::core::plan::{Resource, STOP, Step, Variant};
 use crate::core::store::{Write, apply};
@@ -59,6 +61,24 @@ pub struct Config {
     pub stuck_kinds: u8,
     /// Bounded progress: this many calm ticks after the last disturbance, all is settled.
     pub progress_ticks: u8,
+    /// Kubernetes calls that are slow: the operator's work waits up to `call_ticks`
+    /// for the call (which then succeeds or times out) while lease keeping goes on.
+    pub slow_calls: u8,
+    /// How long a slow call may take: the engine's `stepTimeout`, in ticks.
+    pub call_ticks: u8,
+    /// Operator outages: the operator is down (not restarted) while its cluster keeps
+    /// serving, then starts again with empty memory.
+    pub outages: u8,
+    /// An outage ends within this many ticks (`None`: it may last for ever). The
+    /// deployment rule: [`Config::outage_bound`].
+    pub outage_ticks: Option<u8>,
+    /// Wall-clock steps (either sign) of `clock_step` ticks.
+    pub clock_steps: u8,
+    /// Size of a wall-clock step, far beyond the drift bound.
+    pub clock_step: Time,
+    /// Monotonic clock skews: one operator's clock gains `clock_drift_max` at once
+    /// (the most two clocks may disagree over a lease).
+    pub skews: u8,
 }
 
 /// The kinds the model lets fail for good. A workload or CronJob kind the operator
@@ -81,6 +101,16 @@ impl Config {
         retry_after: 1,
     };
 
+    /// The longest operator outage the protocol survives, in ticks: a replacement must
+    /// be running (and heartbeat or fence) within `lease_ttl - fence_margin -
+    /// heartbeat_every` of the outage's start. README states it as a deployment rule
+    /// (leader election hands over within it).
+    pub fn outage_bound(timing: &Timing) -> Time {
+        timing
+            .lease_ttl
+            .saturating_sub(timing.fence_margin + timing.heartbeat_every)
+    }
+
     /// A named configuration: `smoke` (both modes, no faults, a second), `ci`
     /// (exhaustive, under a minute on 2 cores) or `deep` (larger budgets, minutes).
     pub fn named(name: &str) -> Option<Vec<Config>> {
@@ -98,6 +128,13 @@ impl Config {
             disasters: 0,
             stuck_kinds: 0,
             progress_ticks: 6,
+            slow_calls: 0,
+            call_ticks: 5,
+            outages: 0,
+            outage_ticks: Some(Config::outage_bound(&Config::TIMING) as u8),
+            clock_steps: 0,
+            clock_step: 5,
+            skews: 0,
         };
         let scenario = |label: &str, f: &dyn Fn(&mut Config)| {
             let mut c = base.clone();
@@ -137,7 +174,42 @@ impl Config {
                     c.store_faults = 0;
                     c.max_ticks = 7;
                 }),
+                // Real time (issue 9). A Kubernetes call that takes longer than the
+                // lease, while the operator may be cut off: lease keeping goes on beside
+                // it, and the call is abandoned for the fence once the lease runs low.
+                scenario("time-lease", &|c| {
+                    c.modes = vec![Mode::Consistency];
+                    c.crashes = 0;
+                    c.store_faults = 0;
+                    c.slow_calls = 1;
+                    c.partitions = 1;
+                    c.max_ticks = 7;
+                }),
+                // A wall clock stepped by more than a lease, a monotonic clock skewed by
+                // the drift bound, and an operator outage as long as the deployment rule
+                // allows. (Each time fault multiplies the interleavings; `deep` combines
+                // them with a partition.)
+                scenario("time-clock", &|c| {
+                    c.modes = vec![Mode::Consistency];
+                    c.crashes = 0;
+                    c.store_faults = 0;
+                    c.clock_steps = 1;
+                    c.skews = 1;
+                    c.outages = 1;
+                    c.max_ticks = 7;
+                }),
             ]),
+            // What no lease survives: an operator down for longer than the deployment
+            // rule allows while its cluster keeps serving (`--example
+            // operator-outage-beyond-lease` prints the counterexample).
+            "outage-beyond-lease" => Some(vec![scenario("unbounded", &|c| {
+                c.modes = vec![Mode::Consistency];
+                c.crashes = 0;
+                c.store_faults = 0;
+                c.outages = 1;
+                c.outage_ticks = None;
+                c.max_ticks = 7;
+            })]),
             "smoke" => Some(vec![scenario("no-faults", &|c| {
                 c.crashes = 0;
                 c.store_faults = 0;
@@ -172,6 +244,24 @@ impl Config {
                     c.crashes = 0;
                     c.max_ticks = 7;
                 }),
+                scenario("time-lease", &|c| {
+                    c.modes = vec![Mode::Consistency];
+                    c.crashes = 0;
+                    c.store_faults = 0;
+                    c.slow_calls = 1;
+                    c.partitions = 1;
+                    c.skews = 1;
+                    c.max_ticks = 7;
+                }),
+                scenario("time-clock", &|c| {
+                    c.modes = vec![Mode::Consistency];
+                    c.crashes = 0;
+                    c.store_faults = 0;
+                    c.clock_steps = 1;
+                    c.outages = 1;
+                    c.partitions = 1;
+                    c.max_ticks = 7;
+                }),
             ]),
             _ => None,
         }
@@ -198,6 +288,31 @@ impl Config {
     }
 }
 
+/// A fault outside what any lease survives, shown by the model as a counterexample
+/// (`failover-check --example <name>`), with the deployment rule that prevents it.
+#[derive(Clone, Copy, Debug)]
+pub struct Limit {
+    /// The example's name.
+    pub name: &'static str,
+    /// The named configuration that shows it.
+    pub config: &'static str,
+    /// The property it violates.
+    pub violates: &'static str,
+    /// What it is and the rule that prevents it.
+    pub why: &'static str,
+}
+
+/// Every such limit.
+pub const LIMITS: [Limit; 1] = [Limit {
+    name: "operator-outage-beyond-lease",
+    config: "outage-beyond-lease",
+    violates: "no-two-primaries",
+    why: "an operator down for longer than leaseSeconds - fenceMarginSeconds - \
+          heartbeatSeconds while its cluster keeps serving: nothing fences the cluster, \
+          and the peer may force once the lease is over. Deployment rule (README): run a \
+          second operator replica with leader election that takes over within that time.",
+}];
+
 /// What is left of each fault budget.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Budget {
@@ -215,6 +330,14 @@ pub struct Budget {
     pub disasters: u8,
     /// Kinds stuck for good.
     pub stuck_kinds: u8,
+    /// Slow calls.
+    pub slow_calls: u8,
+    /// Operator outages.
+    pub outages: u8,
+    /// Wall-clock steps.
+    pub clock_steps: u8,
+    /// Monotonic clock skews.
+    pub skews: u8,
 }
 
 /// Facts recorded only so `sometimes` properties can see them.
@@ -228,6 +351,19 @@ pub struct Marks {
     pub fenced: bool,
     /// A partition, a disaster or a stuck kind happened (uptime's guarantee assumes none).
     pub disrupted: bool,
+    /// A slow call was abandoned for the self-fence.
+    pub call_abandoned: bool,
+}
+
+/// A Kubernetes call of the operator's work still in progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Busy {
+    /// The effect step it makes.
+    pub step: Step,
+    /// Why.
+    pub purpose: Purpose,
+    /// It ends (succeeds or times out) by this tick.
+    pub until: Time,
 }
 
 /// The model's state: both clusters, both operators, the store, the environment.
@@ -235,8 +371,14 @@ pub struct Marks {
 pub struct World {
     /// Global tick.
     pub tick: Time,
-    /// Per-cluster clock offsets.
+    /// Per-cluster monotonic clock offsets (0, or `clock_drift_max` after a skew).
     pub offset: [Time; 2],
+    /// Per-cluster wall clock offsets (start at `clock_step`, moved by clock steps).
+    pub wall: [Time; 2],
+    /// A slow call in progress, per operator.
+    pub busy: [Option<Busy>; 2],
+    /// Operators that are down (not running) since this tick, their clusters serving on.
+    pub down: [Option<Time>; 2],
     /// Per-cluster resources.
     pub clusters: [ClusterState; 2],
     /// Clusters that still exist.
@@ -279,6 +421,9 @@ pub enum Fault {
     KubeError,
     /// One step of a self-fence attempt fails; the attempt goes on with the others.
     FenceStepError(Step),
+    /// The Kubernetes call is slow: it ends (succeeds or times out) up to `call_ticks`
+    /// later.
+    Slow,
 }
 
 /// The model's actions.
@@ -306,6 +451,16 @@ pub enum Act {
     Heal(Cluster),
     /// Every change to one kind of the cluster fails from now on.
     Stick(Cluster, Resource),
+    /// A slow call ends: applied (`true`) or timed out without applying.
+    Finish(Cluster, bool),
+    /// The operator goes down; its cluster keeps serving.
+    Down(Cluster),
+    /// The operator starts again, with empty memory.
+    Up(Cluster),
+    /// The wall clock steps forward (`true`) or back by `clock_step`.
+    StepClock(Cluster, bool),
+    /// The monotonic clock gains `clock_drift_max` at once.
+    Skew(Cluster),
     /// Multi-region replication copies replica `from` over the other one.
     Replicate(usize),
     /// A delayed write reaches the store.
@@ -320,9 +475,14 @@ pub struct FailoverModel {
 }
 
 impl FailoverModel {
-    /// Local time of `c`.
+    /// Monotonic clock of `c`.
     pub fn now(&self, w: &World, c: Cluster) -> Time {
         w.tick + w.offset[c.index()]
+    }
+
+    /// Wall clock of `c`.
+    pub fn wall(&self, w: &World, c: Cluster) -> Time {
+        w.tick + w.wall[c.index()]
     }
 
     fn replica(&self, w: &World, c: Cluster) -> usize {
@@ -348,6 +508,8 @@ impl FailoverModel {
         let inputs = Inputs {
             me: c,
             now: self.now(w, c),
+            wall: self.wall(w, c),
+            busy: w.busy[c.index()].is_some(),
             cluster: &w.clusters[c.index()],
             request: w.request,
             timing: &self.config.timing,
@@ -379,12 +541,22 @@ impl FailoverModel {
     fn quiescent(&self, w: &World) -> bool {
         Cluster::ALL.into_iter().all(|c| {
             !w.alive[c.index()]
-                || (!self.decision(w, c).is_urgent() && Self::controllers_settled(w, c))
+                || ((w.down[c.index()].is_some() || !self.decision(w, c).is_urgent())
+                    && Self::controllers_settled(w, c))
         })
     }
 
     fn can_tick(&self, w: &World) -> bool {
-        w.tick < Time::from(self.config.max_ticks) && self.quiescent(w)
+        let next = w.tick + 1;
+        // A slow call ends by its deadline; a bounded outage ends by its bound.
+        let calls_end = w.busy.iter().flatten().all(|b| next <= b.until);
+        let outages_end = self.config.outage_ticks.is_none_or(|bound| {
+            w.down
+                .iter()
+                .flatten()
+                .all(|since| next <= since + Time::from(bound))
+        });
+        w.tick < Time::from(self.config.max_ticks) && calls_end && outages_end && self.quiescent(w)
     }
 
     fn next_failover_id(&self, w: &World) -> FailoverId {
@@ -412,6 +584,7 @@ impl FailoverModel {
         let d = self.decision(w, c);
         let now = self.now(w, c);
         let timing = self.config.timing;
+        let variant = self.config.variant;
         let i = c.index();
         let rep = self.replica(w, c);
         let store_down = w.cut_off[i] || fault == Fault::StoreUnavailable;
@@ -419,13 +592,13 @@ impl FailoverModel {
             Action::Wait(_) => {}
             Action::Read => {
                 let read = (!store_down).then(|| w.records[rep].clone());
-                w.memories[i].on_read(now, &timing, read);
+                w.memories[i].on_read(c, now, &timing, read);
             }
             Action::Write(op) => {
                 if w.memories[i].unsure == Some(op) {
                     w.marks.ambiguous_retried = true;
                 }
-                let wr = write(c, now, op);
+                let wr = write(c, stamp(c, self.wall(w, c), variant, &w.memories[i]), op);
                 let reply = if store_down {
                     Reply::Unavailable
                 } else if fault == Fault::AmbiguousDelayed {
@@ -439,7 +612,14 @@ impl FailoverModel {
                 } else {
                     reply
                 };
-                w.memories[i].on_write(&wr, &timing, reply);
+                w.memories[i].on_write(&wr, now, &timing, variant, reply);
+            }
+            Action::Kube(step) if fault == Fault::Slow => {
+                w.busy[i] = Some(Busy {
+                    step,
+                    purpose: d.purpose,
+                    until: w.tick + Time::from(self.config.call_ticks),
+                });
             }
             Action::Kube(step) => {
                 let ok = fault != Fault::KubeError && self.change(w, c, step, d.purpose);
@@ -449,6 +629,9 @@ impl FailoverModel {
                 w.memories[i].on_kube(now, &timing, ok);
             }
             Action::Fence(steps) => {
+                if w.busy[i].take().is_some() {
+                    w.marks.call_abandoned = true;
+                }
                 let mut ok = true;
                 for step in steps.iter() {
                     ok &=
@@ -496,61 +679,63 @@ impl Model for FailoverModel {
     type Action = Act;
 
     fn init_states(&self) -> Vec<World> {
-        let drift = self.config.timing.clock_drift_max;
-        // (clock offsets, heartbeats in the record). Each operator has heartbeated at
-        // tick 0 by its own clock. The record is created by one operator with both
-        // heartbeats at its time (`StorePort::init`); a heartbeat at an earlier time
-        // is then refused but renews the sender's lease in its memory. So the record
-        // holds each cluster's own time, or, when the cluster whose clock is ahead
-        // created it, that time for both.
-        let mut starts = vec![([0, 0], [0, 0])];
-        if drift > 0 {
-            starts.push(([0, drift], [0, drift]));
-            starts.push(([drift, 0], [drift, 0]));
-            starts.push(([0, drift], [drift, drift]));
-            starts.push(([drift, 0], [drift, drift]));
-        }
+        // Each operator has heartbeated at tick 0 and seen the other's heartbeat then.
+        // One start suffices: wall clocks matter only for stamps, and the monotonic
+        // clocks' disagreement comes from `Act::Skew`.
+        let timing = self.config.timing;
+        let wall0 = self.config.clock_step;
         let records = if self.config.variant == Variant::LwwStore {
             2
         } else {
             1
         };
-        starts
-            .into_iter()
-            .map(|(offset, recorded)| {
-                let hb = [Some(recorded[0]), Some(recorded[1])];
-                let lease = |c: usize| Some(offset[c] + self.config.timing.lease_ttl);
-                let memory = |c: usize| Memory {
-                    heartbeat_at: Some(offset[c]),
-                    lease_until: lease(c),
-                    ..Memory::default()
-                };
-                World {
-                    tick: 0,
-                    offset,
-                    clusters: [ClusterState::SERVING, ClusterState::STANDBY],
-                    alive: [true, true],
-                    cut_off: [false, false],
-                    stuck: [None, None],
-                    memories: [memory(0), memory(1)],
-                    records: vec![Record::new(Cluster::A, hb); records],
-                    request: None,
-                    in_transit: None,
-                    audit: Audit::default(),
-                    budget: Budget {
-                        requests: self.config.requests,
-                        crashes: self.config.crashes,
-                        store_faults: self.config.store_faults,
-                        kube_faults: self.config.kube_faults,
-                        partitions: self.config.partitions,
-                        disasters: self.config.disasters,
-                        stuck_kinds: self.config.stuck_kinds,
-                    },
-                    calm_since: 0,
-                    marks: Marks::default(),
-                }
-            })
-            .collect()
+        let hb = [Some(wall0), Some(wall0)];
+        let lease_from = if self.config.variant == Variant::WallClockLease {
+            wall0
+        } else {
+            0
+        };
+        let memory = Memory {
+            heartbeat_at: Some(0),
+            lease_until: Some(lease_from + timing.lease_ttl),
+            peer: Some(PeerSeen {
+                heartbeat: Some(wall0),
+                since: 0,
+                changed: true,
+            }),
+            ..Memory::default()
+        };
+        vec![World {
+            tick: 0,
+            offset: [0, 0],
+            wall: [wall0, wall0],
+            busy: [None, None],
+            down: [None, None],
+            clusters: [ClusterState::SERVING, ClusterState::STANDBY],
+            alive: [true, true],
+            cut_off: [false, false],
+            stuck: [None, None],
+            memories: [memory.clone(), memory],
+            records: vec![Record::new(Cluster::A, hb); records],
+            request: None,
+            in_transit: None,
+            audit: Audit::default(),
+            budget: Budget {
+                requests: self.config.requests,
+                crashes: self.config.crashes,
+                store_faults: self.config.store_faults,
+                kube_faults: self.config.kube_faults,
+                partitions: self.config.partitions,
+                disasters: self.config.disasters,
+                stuck_kinds: self.config.stuck_kinds,
+                slow_calls: self.config.slow_calls,
+                outages: self.config.outages,
+                clock_steps: self.config.clock_steps,
+                skews: self.config.skews,
+            },
+            calm_since: 0,
+            marks: Marks::default(),
+        }]
     }
 
     fn actions(&self, w: &World, actions: &mut Vec<Act>) {
@@ -562,6 +747,23 @@ impl Model for FailoverModel {
             let i = c.index();
             if !w.alive[i] {
                 continue;
+            }
+            self.environment(w, c, actions);
+            if w.down[i].is_some() {
+                actions.push(Act::Up(c));
+                continue;
+            }
+            if let Some(busy) = w.busy[i] {
+                actions.push(Act::Finish(c, true));
+                if w.tick >= busy.until.saturating_sub(1) {
+                    actions.push(Act::Finish(c, false));
+                }
+            }
+            // Clock steps, skews and outages strike between ticks (within a tick every
+            // action is instantaneous anyway), which keeps the interleavings few.
+            let boundary = self.quiescent(w);
+            if b.outages > 0 && boundary {
+                actions.push(Act::Down(c));
             }
             let d = self.decision(w, c);
             match d.action {
@@ -583,6 +785,9 @@ impl Model for FailoverModel {
                     if b.kube_faults > 0 {
                         actions.push(Act::Operator(c, Fault::KubeError));
                     }
+                    if b.slow_calls > 0 {
+                        actions.push(Act::Operator(c, Fault::Slow));
+                    }
                 }
                 Action::Fence(steps) => {
                     actions.push(Act::Operator(c, Fault::None));
@@ -592,16 +797,6 @@ impl Model for FailoverModel {
                         }
                     }
                 }
-            }
-            let s = &w.clusters[i];
-            if s.workloads_running != s.workloads_up {
-                actions.push(Act::Kubelet(c));
-            }
-            if s.volume_status != s.volume_spec {
-                actions.push(Act::Csi(c));
-            }
-            if flux_differs(s) {
-                actions.push(Act::Flux(c));
             }
             if b.crashes > 0 {
                 actions.push(Act::Crash(c));
@@ -619,6 +814,13 @@ impl Model for FailoverModel {
                 for r in STUCK_RESOURCES {
                     actions.push(Act::Stick(c, r));
                 }
+            }
+            if b.clock_steps > 0 && boundary {
+                actions.push(Act::StepClock(c, true));
+                actions.push(Act::StepClock(c, false));
+            }
+            if b.skews > 0 && boundary {
+                actions.push(Act::Skew(c));
             }
         }
         if b.requests > 0 {
@@ -638,83 +840,7 @@ impl Model for FailoverModel {
 
     fn next_state(&self, last: &World, action: Act) -> Option<World> {
         let mut w = last.clone();
-        match action {
-            Act::Tick => w.tick += 1,
-            Act::Operator(c, fault) => {
-                match fault {
-                    Fault::None => {}
-                    Fault::KubeError | Fault::FenceStepError(_) => w.budget.kube_faults -= 1,
-                    _ => w.budget.store_faults -= 1,
-                }
-                if fault != Fault::None {
-                    Self::disturb(&mut w);
-                }
-                self.operator(&mut w, c, fault);
-            }
-            Act::Kubelet(c) => {
-                let s = &mut w.clusters[c.index()];
-                s.workloads_running = s.workloads_up;
-            }
-            Act::Csi(c) => {
-                let s = &mut w.clusters[c.index()];
-                s.volume_status = s.volume_spec;
-            }
-            Act::Flux(c) => {
-                let s = &mut w.clusters[c.index()];
-                s.workloads_up = true;
-                s.network_open = true;
-                s.cronjobs_suspended = false;
-            }
-            Act::Request(to, mode) => {
-                let id = self.next_failover_id(&w);
-                w.budget.requests -= 1;
-                w.request = Some(Request { id, to, mode });
-                Self::disturb(&mut w);
-            }
-            Act::Crash(c) => {
-                if let Some(stage) = self.decision(&w, c).stage {
-                    w.marks.crash_stages |= 1 << stage.index();
-                }
-                w.budget.crashes -= 1;
-                w.memories[c.index()] = Memory::default();
-                Self::disturb(&mut w);
-            }
-            Act::Disaster(c) => {
-                w.budget.disasters -= 1;
-                w.alive[c.index()] = false;
-                w.memories[c.index()] = Memory::default();
-                w.marks.disrupted = true;
-                Self::disturb(&mut w);
-            }
-            Act::CutOff(c) => {
-                w.budget.partitions -= 1;
-                w.cut_off[c.index()] = true;
-                w.marks.disrupted = true;
-                Self::disturb(&mut w);
-            }
-            Act::Heal(c) => {
-                w.cut_off[c.index()] = false;
-                Self::disturb(&mut w);
-            }
-            Act::Stick(c, r) => {
-                w.budget.stuck_kinds -= 1;
-                w.stuck[c.index()] = Some(r);
-                w.marks.disrupted = true;
-                Self::disturb(&mut w);
-            }
-            Act::Deliver => {
-                if let Some(wr) = w.in_transit.take() {
-                    let rep = self.replica(&w, wr.by);
-                    self.deliver(&mut w, rep, &wr);
-                }
-            }
-            Act::Replicate(from) => {
-                let to = 1 - from;
-                let before = w.records[to].clone();
-                w.records[to] = w.records[from].clone();
-                w.audit.on_replicated(&before, &w.records[to]);
-            }
-        }
+        self.step(&mut w, action);
         let [a, b] = &w.clusters;
         w.audit.settle_fences([a, b]);
         Some(w)
@@ -731,6 +857,150 @@ impl Model for FailoverModel {
 
     fn properties(&self) -> Vec<Property<Self>> {
         properties()
+    }
+}
+
+impl FailoverModel {
+    /// The controllers of `c`'s cluster that have something to converge (they run
+    /// whether or not the operator does).
+    fn environment(&self, w: &World, c: Cluster, actions: &mut Vec<Act>) {
+        let s = &w.clusters[c.index()];
+        if s.workloads_running != s.workloads_up {
+            actions.push(Act::Kubelet(c));
+        }
+        if s.volume_status != s.volume_spec {
+            actions.push(Act::Csi(c));
+        }
+        if flux_differs(s) {
+            actions.push(Act::Flux(c));
+        }
+    }
+
+    fn step(&self, w: &mut World, action: Act) {
+        match action {
+            Act::Tick => w.tick += 1,
+            Act::Operator(c, fault) => {
+                match fault {
+                    Fault::None => {}
+                    Fault::KubeError | Fault::FenceStepError(_) => w.budget.kube_faults -= 1,
+                    Fault::Slow => w.budget.slow_calls -= 1,
+                    _ => w.budget.store_faults -= 1,
+                }
+                if fault != Fault::None {
+                    Self::disturb(w);
+                }
+                self.operator(w, c, fault);
+            }
+            Act::Kubelet(c) => {
+                let s = &mut w.clusters[c.index()];
+                s.workloads_running = s.workloads_up;
+            }
+            Act::Csi(c) => {
+                let s = &mut w.clusters[c.index()];
+                s.volume_status = s.volume_spec;
+            }
+            Act::Flux(c) => {
+                let s = &mut w.clusters[c.index()];
+                s.workloads_up = true;
+                s.network_open = true;
+                s.cronjobs_suspended = false;
+            }
+            Act::Request(to, mode) => {
+                let id = self.next_failover_id(w);
+                w.budget.requests -= 1;
+                w.request = Some(Request { id, to, mode });
+                Self::disturb(w);
+            }
+            Act::Crash(c) => {
+                if let Some(stage) = self.decision(w, c).stage {
+                    w.marks.crash_stages |= 1 << stage.index();
+                }
+                w.budget.crashes -= 1;
+                w.memories[c.index()] = Memory::default();
+                w.busy[c.index()] = None;
+                Self::disturb(w);
+            }
+            Act::Disaster(c) => {
+                w.budget.disasters -= 1;
+                w.alive[c.index()] = false;
+                w.memories[c.index()] = Memory::default();
+                w.busy[c.index()] = None;
+                w.down[c.index()] = None;
+                w.marks.disrupted = true;
+                Self::disturb(w);
+            }
+            Act::CutOff(c) => {
+                w.budget.partitions -= 1;
+                w.cut_off[c.index()] = true;
+                w.marks.disrupted = true;
+                Self::disturb(w);
+            }
+            Act::Heal(c) => {
+                w.cut_off[c.index()] = false;
+                Self::disturb(w);
+            }
+            Act::Stick(c, r) => {
+                w.budget.stuck_kinds -= 1;
+                w.stuck[c.index()] = Some(r);
+                w.marks.disrupted = true;
+                Self::disturb(w);
+            }
+            Act::Finish(c, applied) => {
+                let i = c.index();
+                if let Some(b) = w.busy[i].take() {
+                    let ok = applied && self.change(w, c, b.step, b.purpose);
+                    if ok && matches!(b.step, Step::DisableNetwork | Step::EnableNetwork) {
+                        w.audit.on_network_set(c);
+                    }
+                    let now = self.now(w, c);
+                    w.memories[i].on_kube(now, &self.config.timing, ok);
+                }
+                if !applied {
+                    Self::disturb(w);
+                }
+            }
+            Act::Down(c) => {
+                let i = c.index();
+                w.budget.outages -= 1;
+                w.down[i] = Some(w.tick);
+                w.busy[i] = None;
+                w.memories[i] = Memory::default();
+                w.marks.disrupted = true;
+                Self::disturb(w);
+            }
+            Act::Up(c) => {
+                w.down[c.index()] = None;
+                Self::disturb(w);
+            }
+            Act::StepClock(c, forward) => {
+                let i = c.index();
+                w.budget.clock_steps -= 1;
+                let k = self.config.clock_step;
+                w.wall[i] = if forward {
+                    w.wall[i] + k
+                } else {
+                    w.wall[i].saturating_sub(k)
+                };
+                Self::disturb(w);
+            }
+            Act::Skew(c) => {
+                w.budget.skews -= 1;
+                w.offset[c.index()] += self.config.timing.clock_drift_max;
+                Self::disturb(w);
+            }
+            Act::Deliver => {
+                if let Some(wr) = w.in_transit.take() {
+                    let rep = self.replica(w, wr.by);
+                    self.deliver(w, rep, &wr);
+                }
+            }
+            Act::Replicate(from) => {
+                let to = 1 - from;
+                let before = w.records[to].clone();
+                w.records[to] = w.records[from].clone();
+                w.audit.on_replicated(&before, &w.records[to]);
+            }
+        }
     }
 }
 
@@ -812,6 +1082,10 @@ pub fn properties() -> Vec<Property<FailoverModel>> {
         |_: &FailoverModel, w: &World| w.marks.ambiguous_retried,
     ));
     props.push(Property::sometimes(
+        "call-abandoned-for-fence",
+        |_: &FailoverModel, w: &World| w.marks.call_abandoned,
+    ));
+    props.push(Property::sometimes(
         "self-fenced",
         |_: &FailoverModel, w: &World| w.marks.fenced,
     ));
@@ -834,6 +1108,11 @@ pub fn expected(config: &Config, name: &str) -> bool {
         "uptime-failover-done" | "uptime-window-two-writers" => has_mode(Mode::Uptime),
         "forced-failover-done" => config.disasters > 0 || config.partitions > 0,
         "self-fenced" => config.partitions > 0,
+        "call-abandoned-for-fence" => {
+            config.slow_calls > 0
+                && config.partitions > 0
+                && config.variant != Variant::HeartbeatBehindTasks
+        }
         "failover-aborted" => config.partitions > 0,
         "ambiguous-write-retried" => config.store_faults > 0,
         n if n.starts_with("crash-in-") => config.crashes > 0,

@@ -82,6 +82,12 @@ pub fn check(configs: &[Config], opts: Options) -> Summary {
         if opts.stop_at_violation {
             builder = builder.finish_when(HasDiscoveries::AnyFailures);
         }
+        if let Some(n) = std::env::var("FAILOVER_MAX_STATES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            builder = builder.target_state_count(n);
+        }
         let checker = builder.spawn_bfs().join();
         let secs = t0.elapsed().as_secs_f64();
         sum.states += checker.state_count();

@@ -71,6 +71,7 @@ fn fault_suffix(f: Fault) -> &'static str {
         Fault::AmbiguousDelayed => " !! timed out (still in transit)",
         Fault::KubeError => " !! API error (not applied)",
         Fault::FenceStepError(_) => " !! one fence step failed (the others applied)",
+        Fault::Slow => " !! slow: the call is still in progress",
     }
 }
 
@@ -123,6 +124,31 @@ pub fn describe_step(m: &FailoverModel, last: &World, action: Act, next: &World)
             c.to_string(),
             format!("every change to {} fails from now on", r.name()),
         ),
+        Act::Finish(c, true) => (c.to_string(), "slow call ends: applied".to_string()),
+        Act::Finish(c, false) => (
+            c.to_string(),
+            "slow call ends: timed out, not applied".to_string(),
+        ),
+        Act::Down(c) => (
+            c.to_string(),
+            "OPERATOR DOWN (the cluster keeps serving)".to_string(),
+        ),
+        Act::Up(c) => (c.to_string(), "operator starts again".to_string()),
+        Act::StepClock(c, forward) => (
+            c.to_string(),
+            format!(
+                "WALL CLOCK STEPS {} by {}",
+                if forward { "forward" } else { "back" },
+                m.config.clock_step
+            ),
+        ),
+        Act::Skew(c) => (
+            c.to_string(),
+            format!(
+                "monotonic clock gains {} (drift bound)",
+                m.config.timing.clock_drift_max
+            ),
+        ),
         Act::Deliver => (
             "-".to_string(),
             "delayed write reaches the store".to_string(),
@@ -144,9 +170,9 @@ pub fn render(m: &FailoverModel, init: &World, actions: &[Act]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "  0. start: clock offsets A+{} B+{}; A: {}; B: {}",
-        init.offset[0],
-        init.offset[1],
+        "  0. start: wall clocks A+{} B+{}; A: {}; B: {}",
+        init.wall[0],
+        init.wall[1],
         cluster_line(&init.clusters[0]),
         cluster_line(&init.clusters[1])
     );

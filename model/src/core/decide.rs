@@ -13,21 +13,64 @@ use super::types::{
 };
 
 /// What an operator keeps in memory. [`Memory::default`] is the state after a (re)start.
+///
+/// Every time in it is a reading of the operator's *monotonic* clock (the model's
+/// `Inputs::now`): wall-clock steps, in either direction and of any size, never move a
+/// lease, a back-off or an observation of the peer. (`wall-clock-lease` keeps the lease
+/// in wall time, as the engine did before issue 9.)
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Memory {
     /// The global record as last read (or as returned by the last write).
     pub view: Option<Record>,
-    /// Local time of the last heartbeat attempt with a known outcome.
+    /// Time of the last heartbeat attempt with a known outcome.
     pub heartbeat_at: Option<Time>,
-    /// This cluster may serve until this local time (last successful heartbeat + lease).
+    /// This cluster may serve until this time: the send time of the last heartbeat the
+    /// store *applied*, plus the lease. Only an applied heartbeat is credited: it is
+    /// what the record proves to the peer.
     pub lease_until: Option<Time>,
-    /// DynamoDB was unavailable: no store call before this local time.
+    /// DynamoDB was unavailable: no store call before this time.
     pub retry_at: Option<Time>,
     /// The last write whose outcome was ambiguous (it may or may not have applied).
     pub unsure: Option<Op>,
-    /// A Kubernetes change failed: no change to the cluster before this local time (a
+    /// A Kubernetes change failed: no change to the cluster before this time (a
     /// step that keeps failing is retried at this pace, never in a busy loop).
     pub kube_retry_at: Option<Time>,
+    /// What this operator has seen of the peer's heartbeat, judged by its own monotonic
+    /// clock: the peer is silent (its lease provably over) only once the same heartbeat
+    /// has stood in the record for `lease_ttl + clock_drift_max` of this clock.
+    pub peer: Option<PeerSeen>,
+}
+
+/// The peer's heartbeat as one operator observed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PeerSeen {
+    /// The heartbeat stamp the record held.
+    pub heartbeat: Option<Time>,
+    /// When this operator first saw that stamp (its monotonic clock). The peer wrote it
+    /// earlier, so the peer's lease, counted from its send time, ended before
+    /// `since + lease_ttl` by the peer's clock.
+    pub since: Time,
+    /// The stamp was seen to change (it replaced one observed before): the peer wrote
+    /// it after this operator's previous observation, so it is evidence of life.
+    pub changed: bool,
+}
+
+impl PeerSeen {
+    /// The peer's lease provably ended: its heartbeat has not changed for
+    /// `lease_ttl + clock_drift_max` of this operator's clock.
+    pub fn silent(&self, now: Time, timing: &Timing) -> bool {
+        now > self.silent_from(timing) - 1
+    }
+
+    /// The first time at which [`PeerSeen::silent`] holds.
+    pub fn silent_from(&self, timing: &Timing) -> Time {
+        self.since + timing.lease_ttl + timing.clock_drift_max + 1
+    }
+
+    /// The peer heartbeated recently: a change was seen within the lease plus drift.
+    pub fn fresh(&self, now: Time, timing: &Timing) -> bool {
+        self.changed && !self.silent(now, timing)
+    }
 }
 
 /// The store's answer to a write.
@@ -44,32 +87,64 @@ pub enum Reply {
 }
 
 impl Memory {
-    /// Record the outcome of a change to the own cluster made at local time `now`
+    /// Record the outcome of a change to the own cluster made at `now`
     /// (for a self-fence, `ok` only if every one of its steps succeeded).
     pub fn on_kube(&mut self, now: Time, timing: &Timing, ok: bool) {
         self.kube_retry_at = (!ok).then_some(now + timing.retry_after);
     }
 
-    /// Record the outcome of a consistent read at local time `now`.
-    pub fn on_read(&mut self, now: Time, timing: &Timing, read: Option<Record>) {
+    /// Record the outcome of a consistent read by `me` at `now`.
+    pub fn on_read(&mut self, me: Cluster, now: Time, timing: &Timing, read: Option<Record>) {
         match read {
-            Some(record) => self.view = Some(record),
+            Some(record) => self.see(me, now, record),
             None => self.retry_at = Some(now + timing.retry_after),
         }
     }
 
-    /// Record the outcome of write `w`.
-    pub fn on_write(&mut self, w: &Write, timing: &Timing, reply: Reply) {
+    /// A current record arrived at `now`: keep it, and note the peer's heartbeat.
+    fn see(&mut self, me: Cluster, now: Time, record: Record) {
+        let heartbeat = record.heartbeat[me.peer().index()];
+        match self.peer {
+            Some(p) if p.heartbeat == heartbeat => {}
+            seen => {
+                self.peer = Some(PeerSeen {
+                    heartbeat,
+                    since: now,
+                    changed: seen.is_some(),
+                })
+            }
+        }
+        self.view = Some(record);
+    }
+
+    /// Record the outcome of write `w`, sent at `sent` (the monotonic clock's reading
+    /// when the write was sent; under `wall-clock-lease` the lease is counted from the
+    /// write's wall stamp instead, and a refused heartbeat renews it too).
+    pub fn on_write(
+        &mut self,
+        w: &Write,
+        sent: Time,
+        timing: &Timing,
+        variant: Variant,
+        reply: Reply,
+    ) {
         let heartbeat = w.op == Op::Heartbeat;
+        let wall = variant == Variant::WallClockLease;
+        let applied = matches!(reply, Reply::Applied(_));
         match reply {
             Reply::Applied(record) | Reply::ConditionFailed(record) => {
-                // A heartbeat's condition fails only when the record already holds this
-                // heartbeat or a newer one: the lease is renewed either way.
                 if heartbeat {
-                    self.heartbeat_at = Some(w.now);
-                    self.lease_until = Some(w.now + timing.lease_ttl);
+                    self.heartbeat_at = Some(sent);
+                    // A heartbeat the store refused (a newer stamp of this cluster is
+                    // in the record: one of its own writes delayed in transit) proves
+                    // nothing new to the peer: no credit. The next one is stamped past
+                    // the record's.
+                    if applied || wall {
+                        let from = if wall { w.now } else { sent };
+                        self.lease_until = Some(from + timing.lease_ttl);
+                    }
                 }
-                self.view = Some(record);
+                self.see(w.by, sent, record);
                 self.unsure = None;
             }
             Reply::Ambiguous => {
@@ -81,17 +156,36 @@ impl Memory {
                 self.view = None;
                 self.unsure = Some(w.op);
                 if heartbeat {
-                    self.heartbeat_at = Some(w.now);
-                    self.retry_at = Some(w.now + timing.retry_after);
+                    self.heartbeat_at = Some(sent);
+                    self.retry_at = Some(sent + timing.retry_after);
                 }
             }
             Reply::Unavailable => {
                 if heartbeat {
-                    self.heartbeat_at = Some(w.now);
+                    self.heartbeat_at = Some(sent);
                 }
-                self.retry_at = Some(w.now + timing.retry_after);
+                self.retry_at = Some(sent + timing.retry_after);
             }
         }
+    }
+}
+
+/// The wall stamp of a write by `me`: its wall clock, or past the newest heartbeat of
+/// `me` the record is known to hold, whichever is later. Stamps only order one
+/// cluster's heartbeats (the store refuses one older than the record's, so a copy
+/// delayed in transit never moves a newer one back); nobody compares them with a clock,
+/// so a wall clock stepped back never makes heartbeats fail and never shortens or
+/// extends a lease. (`wall-clock-lease` stamps the wall clock as it is.)
+pub fn stamp(me: Cluster, wall: Time, variant: Variant, mem: &Memory) -> Time {
+    let known = mem
+        .view
+        .as_ref()
+        .and_then(|v| v.heartbeat[me.index()])
+        .map_or(0, |t| t + 1);
+    if variant == Variant::WallClockLease {
+        wall
+    } else {
+        wall.max(known)
     }
 }
 
@@ -100,8 +194,14 @@ impl Memory {
 pub struct Inputs<'a> {
     /// The deciding operator's cluster.
     pub me: Cluster,
-    /// Its local time.
+    /// Its monotonic clock: every lease, back-off and observation is judged by it.
     pub now: Time,
+    /// Its wall clock: only the stamps of its writes ([`stamp`]) come from it.
+    pub wall: Time,
+    /// A call of the operator's work (a Kubernetes change) is still in progress. Lease
+    /// keeping does not wait for it: a heartbeat due is written meanwhile, and once the
+    /// lease runs low the call is abandoned for the self-fence.
+    pub busy: bool,
     /// What it observes of its own cluster.
     pub cluster: &'a ClusterState,
     /// The pending failover request, if any.
@@ -220,6 +320,9 @@ pub fn decide(input: &Inputs<'_>, mem: &Memory) -> Decision {
 fn choose(input: &Inputs<'_>, mem: &Memory) -> Decision {
     let now = input.now;
     let timing = input.timing;
+    if input.busy && input.variant == Variant::HeartbeatBehindTasks {
+        return Decision::wait(Wake::Change);
+    }
     let store_ok = mem.retry_at.is_none_or(|at| now >= at);
     let heartbeat_due = mem
         .heartbeat_at
@@ -227,9 +330,32 @@ fn choose(input: &Inputs<'_>, mem: &Memory) -> Decision {
     if store_ok && heartbeat_due {
         return Decision::new(Action::Write(Op::Heartbeat), Purpose::Heartbeat);
     }
+    let lease_clock = if input.variant == Variant::WallClockLease {
+        input.wall
+    } else {
+        now
+    };
     let lease_ok = mem
         .lease_until
-        .is_some_and(|until| now + timing.fence_margin < until);
+        .is_some_and(|until| lease_clock + timing.fence_margin < until);
+    if input.busy {
+        // A call in progress when the lease runs low is abandoned: the fence re-asserts
+        // every stop step, whatever the call was doing.
+        if !lease_ok && input.variant != Variant::NoSelfFence {
+            let all = StepSet::of(
+                STOP.iter()
+                    .copied()
+                    .filter(|s| s.kind() == StepKind::Effect),
+            );
+            return Decision::new(Action::Fence(all), Purpose::Fence);
+        }
+        let next_heartbeat = (mem.heartbeat_at.unwrap_or(now) + timing.heartbeat_every)
+            .max(mem.retry_at.unwrap_or(0));
+        let fence_point = mem
+            .lease_until
+            .map_or(now, |u| u.saturating_sub(timing.fence_margin));
+        return Decision::wait(Wake::At(next_heartbeat.min(fence_point.max(now + 1))));
+    }
     if !lease_ok
         && input.variant != Variant::NoSelfFence
         && input.cluster.needs_fencing()
@@ -243,12 +369,19 @@ fn choose(input: &Inputs<'_>, mem: &Memory) -> Decision {
     let Some(view) = mem.view.as_ref() else {
         return Decision::new(Action::Read, Purpose::Sync);
     };
-    let idle = Decision::wait(Wake::Idle(
-        mem.heartbeat_at.unwrap_or(now) + timing.heartbeat_every,
-    ));
-    match view.failover {
-        Some(f) => in_flight(input, view, f).unwrap_or(idle),
-        None => at_rest(input, view).unwrap_or(idle),
+    let next_heartbeat = next_heartbeat(input, mem);
+    let idle = Decision::wait(Wake::Idle(next_heartbeat));
+    let d = match view.failover {
+        Some(f) => in_flight(input, mem, view, f).unwrap_or(idle),
+        None => at_rest(input, mem, view).unwrap_or(idle),
+    };
+    // Without a lease nothing is started: a start step waits for the next heartbeat.
+    match d.action {
+        Action::Kube(step) if !lease_ok && !STOP.contains(&step) => Decision {
+            action: Action::Wait(Wake::At(next_heartbeat)),
+            ..d
+        },
+        _ => d,
     }
 }
 
@@ -284,7 +417,7 @@ fn ensure(steps: &[Step], cluster: &ClusterState, purpose: Purpose) -> Option<De
 }
 
 /// No failover in flight: start one if asked, else keep the cluster at rest.
-fn at_rest(input: &Inputs<'_>, view: &Record) -> Option<Decision> {
+fn at_rest(input: &Inputs<'_>, mem: &Memory, view: &Record) -> Option<Decision> {
     let me = input.me;
     if let Some(r) = input
         .request
@@ -301,39 +434,44 @@ fn at_rest(input: &Inputs<'_>, view: &Record) -> Option<Decision> {
             );
         }
         if r.to == me {
-            return Some(force_or_wait(input, view, r.id));
+            return Some(force_or_wait(input, mem, view, r.id));
         }
     }
     let steps = if view.active == me { &START } else { &STOP };
     ensure(steps, input.cluster, Purpose::Steady)
 }
 
-/// The source's lease must run out before a forced failover: take the lock once it has,
-/// else wait until it provably has.
-fn force_or_wait(input: &Inputs<'_>, view: &Record, id: FailoverId) -> Decision {
+/// The source's lease must run out before a forced failover: take the lock once it
+/// provably has (its heartbeat unchanged for lease + drift of this operator's monotonic
+/// clock), else wait until it has. The write is conditional on the heartbeat still being
+/// the one seen, so a heartbeat landing meanwhile (the source alive after all) stops it.
+fn force_or_wait(input: &Inputs<'_>, mem: &Memory, view: &Record, id: FailoverId) -> Decision {
     let timing = input.timing;
-    let heartbeat = view.heartbeat[view.active.index()];
+    let seen = view.heartbeat[view.active.index()];
+    let observed = mem.peer.filter(|p| p.heartbeat == seen);
     let lease_over = input.variant == Variant::NoLeaseWait
-        || timing.lease_provably_expired(heartbeat, input.now);
-    let lock_over = view
-        .lock
-        .is_none_or(|l| l.until + timing.clock_drift_max < input.now);
-    if lease_over && lock_over {
+        || observed.is_some_and(|p| p.silent(input.now, timing));
+    if lease_over {
         return Decision::new(
-            Action::Write(Op::ForceTakeLock { id }),
+            Action::Write(Op::ForceTakeLock { id, seen }),
             Purpose::Plan { at: 0 },
         )
         .at(Stage::Initialization, Step::ForceTakeLock);
     }
-    let lease_end = heartbeat.unwrap_or(0) + timing.lease_ttl + timing.clock_drift_max + 1;
-    let lock_end = view
-        .lock
-        .map_or(0, |l| l.until + timing.clock_drift_max + 1);
-    Decision::wait(Wake::At(lease_end.max(lock_end)))
+    match observed {
+        Some(p) => Decision::wait(Wake::At(p.silent_from(timing))),
+        // The next heartbeat's reply brings the record and with it an observation.
+        None => Decision::wait(Wake::At(next_heartbeat(input, mem))),
+    }
+}
+
+/// When the next heartbeat is due.
+fn next_heartbeat(input: &Inputs<'_>, mem: &Memory) -> Time {
+    mem.heartbeat_at.unwrap_or(input.now) + input.timing.heartbeat_every
 }
 
 /// A failover is in flight: restore what a fence undid, then run my next step.
-fn in_flight(input: &Inputs<'_>, view: &Record, f: InFlight) -> Option<Decision> {
+fn in_flight(input: &Inputs<'_>, mem: &Memory, view: &Record, f: InFlight) -> Option<Decision> {
     let me = input.me;
     let plan = Plan::of(f.kind, input.variant);
     let role = f.role_of(me);
@@ -357,7 +495,7 @@ fn in_flight(input: &Inputs<'_>, view: &Record, f: InFlight) -> Option<Decision>
         // The other cluster's turn. A target whose source goes silent takes over once
         // the source's lease provably ran out (the source fenced itself by then).
         if stuck {
-            return Some(force_or_wait(input, view, f.id));
+            return Some(force_or_wait(input, mem, view, f.id));
         }
         return Some(Decision::wait(Wake::Change));
     }
@@ -384,15 +522,19 @@ fn in_flight(input: &Inputs<'_>, view: &Record, f: InFlight) -> Option<Decision>
         StepKind::Effect | StepKind::Await => journal,
         StepKind::Record => match ps.step {
             Step::Validate => {
-                let target_hb = view.heartbeat[f.target.index()];
-                if input.timing.heartbeat_fresh(target_hb, input.now) {
-                    journal
-                } else {
-                    Action::Write(Op::Abort {
+                // The target is healthy if its heartbeat was seen to change within the
+                // lease; silent if unchanged for longer; else wait for a verdict (an
+                // operator that just restarted has seen no change yet).
+                let seen = view.heartbeat[f.target.index()];
+                match mem.peer.filter(|p| p.heartbeat == seen) {
+                    Some(p) if p.fresh(input.now, input.timing) => journal,
+                    Some(p) if p.silent(input.now, input.timing) => Action::Write(Op::Abort {
                         id: f.id,
                         token,
                         at,
-                    })
+                    }),
+                    Some(p) => Action::Wait(Wake::At(p.silent_from(input.timing))),
+                    None => Action::Wait(Wake::At(next_heartbeat(input, mem))),
                 }
             }
             Step::Complete => Action::Write(Op::Complete {
@@ -406,7 +548,7 @@ fn in_flight(input: &Inputs<'_>, view: &Record, f: InFlight) -> Option<Decision>
     Some(plan_decision(action))
 }
 
-/// A write built from a decision, stamped with the sender's time.
+/// A write built from a decision, with the sender's stamp (see [`stamp`]).
 pub fn write(me: Cluster, now: Time, op: Op) -> Write {
     Write { by: me, now, op }
 }

@@ -375,11 +375,21 @@ pub enum Variant {
     /// The self-fence runs the stop steps one after the other and stops at one that
     /// keeps failing: every later step (volume demotion last) is never tried.
     FenceStopsAtFailure,
+    /// Lease keeping waits behind the call in progress (the engine before issue 9): while
+    /// a slow or hung Kubernetes call runs, no heartbeat is written and the call is not
+    /// abandoned when the lease runs low, so the peer may force while this cluster still
+    /// writes.
+    HeartbeatBehindTasks,
+    /// The local lease is judged by the wall clock, counted from the heartbeat's wall
+    /// time, and a heartbeat the store refused still renews it (the engine before issue
+    /// 9): a wall clock stepped back extends the local lease past what the record proves
+    /// to the peer.
+    WallClockLease,
 }
 
 impl Variant {
     /// Every broken variant.
-    pub const BROKEN: [Variant; 7] = [
+    pub const BROKEN: [Variant; 9] = [
         Variant::PromoteBeforeDemote,
         Variant::NoTokenCheck,
         Variant::NoSelfFence,
@@ -387,6 +397,8 @@ impl Variant {
         Variant::LwwStore,
         Variant::RepeatableForce,
         Variant::FenceStopsAtFailure,
+        Variant::HeartbeatBehindTasks,
+        Variant::WallClockLease,
     ];
 
     /// The CLI name.
@@ -400,6 +412,8 @@ impl Variant {
             Variant::LwwStore => "lww-store",
             Variant::RepeatableForce => "repeatable-force",
             Variant::FenceStopsAtFailure => "fence-stops-at-failure",
+            Variant::HeartbeatBehindTasks => "heartbeat-behind-tasks",
+            Variant::WallClockLease => "wall-clock-lease",
         }
     }
 

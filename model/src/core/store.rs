@@ -39,9 +39,14 @@ pub enum Op {
         mode: Mode,
     },
     /// Force a failover to `by`: new token, lock, journal of the forced plan at step 1.
-    /// Condition: `by` is not active, the active cluster's last heartbeat is older than
-    /// `now - lease_ttl - drift`, any lock in flight lapsed `drift` ago, and the failover
-    /// in flight, if any, is `id` and not forced yet.
+    /// Condition: `by` is not active, the active cluster's heartbeat is still `seen`
+    /// (the one `by` watched stand for lease + drift of its own monotonic clock), and the
+    /// failover in flight, if any, is `id` and not forced yet.
+    ///
+    /// No clock is compared here: the store checks only that the active cluster has not
+    /// heartbeated since `by` began to wait. (Before issue 9 the condition compared the
+    /// heartbeat's wall time with `by`'s wall clock, which a clock step of either
+    /// cluster beyond the drift bound would defeat.)
     ///
     /// The last part makes the write apply at most once whatever its delay: its own
     /// effect (failover `id` forced) falsifies it until the failover ends, and an ended
@@ -55,6 +60,8 @@ pub enum Op {
     ForceTakeLock {
         /// The request (or the id of the stuck failover it takes over).
         id: FailoverId,
+        /// The active cluster's heartbeat stamp the sender saw unchanged.
+        seen: Option<Time>,
     },
     /// Take the lock at a hand-off: new token. Condition: failover `id` is at journal
     /// position `at` and the lock is free.
@@ -112,7 +119,7 @@ impl Op {
     /// The (failover, journal position) this write completes, for the at-most-once audit.
     pub fn journal_key(&self) -> Option<(FailoverId, u32)> {
         match self {
-            Op::Acquire { id, .. } | Op::ForceTakeLock { id } => Some((*id, 0)),
+            Op::Acquire { id, .. } | Op::ForceTakeLock { id, .. } => Some((*id, 0)),
             Op::TakeOver { id, at } | Op::Journal { id, at, .. } | Op::Complete { id, at, .. } => {
                 Some((*id, *at))
             }
@@ -164,18 +171,15 @@ pub fn apply(
                 done: 1,
             });
         }
-        Op::ForceTakeLock { id } => {
+        Op::ForceTakeLock { id, seen } => {
             let active = record.active;
-            let lease_over = variant == Variant::NoLeaseWait
-                || timing.lease_provably_expired(record.heartbeat[active.index()], w.now);
-            let lock_lapsed = record
-                .lock
-                .is_none_or(|l| l.until + timing.clock_drift_max < w.now);
+            let lease_over =
+                variant == Variant::NoLeaseWait || record.heartbeat[active.index()] == seen;
             let repeatable = variant == Variant::RepeatableForce;
             let same_failover = record
                 .failover
                 .is_none_or(|f| f.id == id && (f.kind != PlanKind::Forced || repeatable));
-            check(active != w.by && lease_over && lock_lapsed && same_failover)?;
+            check(active != w.by && lease_over && same_failover)?;
             check(record.failover.is_some() || !record.knows(id))?;
             next.token += 1;
             next.lock = lock(w.now);

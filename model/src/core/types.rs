@@ -428,7 +428,9 @@ pub struct Request {
 pub struct Timing {
     /// A heartbeat keeps its cluster's lease for this long (by the writer's clock).
     pub lease_ttl: Time,
-    /// Maximum difference between the two clusters' clocks.
+    /// How much the two operators' monotonic clocks may disagree about the length of
+    /// one lease (rate error; wall-clock offsets and steps do not matter, nothing
+    /// compares wall clocks).
     pub clock_drift_max: Time,
     /// An operator fences itself once less than this much of its lease is left.
     pub fence_margin: Time,
@@ -436,20 +438,4 @@ pub struct Timing {
     pub heartbeat_every: Time,
     /// Wait after DynamoDB was unavailable before trying again.
     pub retry_after: Time,
-}
-
-impl Timing {
-    /// `peer`'s lease, last renewed at `heartbeat` by its clock, has provably ended at
-    /// local time `now`, whatever the clocks' drift.
-    pub fn lease_provably_expired(&self, heartbeat: Option<Time>, now: Time) -> bool {
-        match heartbeat {
-            None => true,
-            Some(at) => at + self.lease_ttl + self.clock_drift_max < now,
-        }
-    }
-
-    /// A heartbeat at `heartbeat` is recent enough at `now` to call its cluster healthy.
-    pub fn heartbeat_fresh(&self, heartbeat: Option<Time>, now: Time) -> bool {
-        heartbeat.is_some_and(|at| now <= at + self.lease_ttl + self.clock_drift_max)
-    }
 }
