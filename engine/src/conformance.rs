@@ -201,7 +201,7 @@ pub async fn store_port<S: StorePort>(store: &S, group: &str) {
     use Cluster::{A, B};
     let w = |by, now, op| Write { by, now, op };
     let acquire = |id, mode| Op::Acquire { id, mode };
-    let force = |id| Op::ForceTakeLock { id };
+    let force = |id, seen| Op::ForceTakeLock { id, seen };
     let take = |id, at| Op::TakeOver { id, at };
     let journal = |id, token, at, release| Op::Journal {
         id,
@@ -212,7 +212,7 @@ pub async fn store_port<S: StorePort>(store: &S, group: &str) {
     let complete = |id, token, at| Op::Complete { id, token, at };
     let abort = |id, token, at| Op::Abort { id, token, at };
     let (cons, up, hb) = (Mode::Consistency, Mode::Uptime, Op::Heartbeat);
-    let lease_over = t0 + 63 + 32_001; // B's last heartbeat + lease + drift + 1
+    let later = t0 + 40_000; // any time: the store compares no clock
     // Each line: who, when, what; a comment where the store must refuse.
     let steps: Vec<Write> = vec![
         w(A, t0, hb),
@@ -221,7 +221,7 @@ pub async fn store_port<S: StorePort>(store: &S, group: &str) {
         w(B, t0, acquire(7, cons)),      // not active: refused
         w(A, t0 + 10, acquire(7, cons)), // token 1
         w(A, t0 + 11, acquire(8, up)),   // in flight: refused
-        w(B, t0 + 12, force(7)),         // A's lease alive: refused
+        w(B, t0 + 12, force(7, Some(created))), // A heartbeated since: refused
         w(A, t0 + 20, journal(7, 1, 1, false)),
         w(A, t0 + 21, journal(7, 1, 1, false)), // repeat: refused
         w(A, t0 + 22, journal(7, 0, 2, false)), // stale token: refused
@@ -238,12 +238,13 @@ pub async fn store_port<S: StorePort>(store: &S, group: &str) {
         w(B, t0 + 61, acquire(10, up)),   // token 3
         w(B, t0 + 62, abort(10, 3, 1)),
         w(B, t0 + 63, hb),
-        w(A, lease_over - 1_001, force(11)), // within lease + drift: refused
-        w(A, lease_over - 1, force(11)),     // exactly at the bound: refused
-        w(A, lease_over, force(11)),         // provably expired: token 4
-        w(A, lease_over + 9, journal(11, 4, 1, false)),
-        w(B, lease_over + 10, hb), // B is back: its heartbeat still lands
-        w(A, lease_over + 19, complete(11, 4, 2)),
+        w(A, later, force(11, Some(t0 + 5))), // B heartbeated since: refused
+        w(A, later + 1, force(11, None)),     // B has a heartbeat: refused
+        w(A, later + 2, force(11, Some(t0 + 63))), // the one A saw stand: token 4
+        w(A, later + 3, force(11, Some(t0 + 63))), // forced already: refused
+        w(A, later + 9, journal(11, 4, 1, false)),
+        w(B, later + 10, hb), // B is back: its heartbeat still lands
+        w(A, later + 19, complete(11, 4, 2)),
     ];
     for (i, write) in steps.iter().enumerate() {
         let expected = apply(&model, write, &timing, Variant::Correct);

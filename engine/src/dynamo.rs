@@ -40,17 +40,17 @@
 //! # Writes
 //!
 //! `X` is the writer (`write.by`), `P` its peer, `:now` the writer's time, `:until` =
-//! `now + lease_ttl` (the lock a write takes or renews), `:next` = `at + 1`. DynamoDB has
-//! no arithmetic in conditions, so the model's `t + d < now` is sent as `t < :now - d`
-//! computed by the writer, saturating at 0 (for `now <= d` both sides are false: no stored
-//! time is below 0). Every condition starts with `attribute_exists(pk)`, so no write ever
+//! `now + lease_ttl` (the lock a write takes or renews; shown, never compared), `:next` =
+//! `at + 1`. No condition compares a time with a clock: `:now` is the writer's stamp
+//! (`failover_model::stamp`), and the only time condition, a heartbeat's `hb_X < :now`,
+//! orders one cluster's own stamps. Every condition starts with `attribute_exists(pk)`, so no write ever
 //! creates a record.
 //!
 //! | op | request | condition (main item) | update (main item) |
 //! |----|---------|-----------------------|--------------------|
 //! | `Heartbeat` | `UpdateItem` | `attribute_exists(pk) AND (attribute_not_exists(hb_X) OR hb_X < :now)` | `SET hb_X = :now` |
 //! | `Acquire{id,mode}` | transaction | `attribute_exists(pk) AND active = :X AND attribute_not_exists(fo_id) AND attribute_not_exists(lock_until)`; `ConditionCheck` `attribute_not_exists(pk)` on `history#id` | `SET token = token + 1, lock = (X, :until), fo = (id, mode, X, P, 1)` |
-//! | `ForceTakeLock{id}` | transaction | `attribute_exists(pk) AND active = :P AND (attribute_not_exists(hb_P) OR hb_P < :now - lease_ttl - drift) AND (attribute_not_exists(lock_until) OR lock_until < :now - drift) AND (attribute_not_exists(fo_id) OR (fo_id = :id AND fo_kind <> forced))`; `ConditionCheck` `attribute_not_exists(pk)` on `history#id` | `SET token = token + 1, lock = (X, :until), fo = (id, forced, P, X, 1)` |
+//! | `ForceTakeLock{id,seen}` | transaction | `attribute_exists(pk) AND active = :P AND hb_P = :seen` (`attribute_not_exists(hb_P)` for no heartbeat) `AND (attribute_not_exists(fo_id) OR (fo_id = :id AND fo_kind <> forced))`; `ConditionCheck` `attribute_not_exists(pk)` on `history#id` | `SET token = token + 1, lock = (X, :until), fo = (id, forced, P, X, 1)` |
 //! | `TakeOver{id,at}` | `UpdateItem` | `attribute_exists(pk) AND fo_id = :id AND fo_done = :at AND attribute_not_exists(lock_until)` | `SET token = token + 1, lock = (X, :until), fo_done = :next` |
 //! | `Journal{id,token,at,release}` | `UpdateItem` | `attribute_exists(pk) AND fo_id = :id AND fo_done = :at AND token = :token` | `SET fo_done = :next` and `REMOVE lock_holder, lock_until` (release) or `SET lock = (X, :until)` |
 //! | `Complete{id,token,at}` | transaction | `attribute_exists(pk) AND fo_id = :id AND fo_done = :at AND token = :token AND fo_kind = :kind AND fo_target = :target`; `Put` `history#id` (`completed-<kind>`) if `attribute_not_exists(pk)` | `SET active = :target REMOVE lock_*, fo_*` |
@@ -949,21 +949,22 @@ fn encode(timing: &Timing, w: &Write) -> Request {
                 Some(HistoryWrite::Unknown(id)),
             )
         }
-        Op::ForceTakeLock { id } => {
+        Op::ForceTakeLock { id, seen } => {
             let hb = hb_name(peer);
-            let lease_before = w
-                .now
-                .saturating_sub(timing.lease_ttl.saturating_add(timing.clock_drift_max));
-            let lock_before = w.now.saturating_sub(timing.clock_drift_max);
             values.push((":id", n(id)));
             values.push((":kind", s(kind_name(PlanKind::Forced))));
-            values.push((":lease_before", n(lease_before)));
-            values.push((":lock_before", n(lock_before)));
+            // The peer's heartbeat is still the one the writer saw stand for lease +
+            // drift of its own monotonic clock: no clock is compared.
+            let standing = match seen {
+                Some(t) => {
+                    values.push((":seen", n(t)));
+                    format!("#{hb} = :seen")
+                }
+                None => format!("attribute_not_exists(#{hb})"),
+            };
             (
                 format!(
-                    "attribute_exists(#pk) AND #active = :peer \
-                     AND (attribute_not_exists(#{hb}) OR #{hb} < :lease_before) \
-                     AND (attribute_not_exists(#lock_until) OR #lock_until < :lock_before) \
+                    "attribute_exists(#pk) AND #active = :peer AND {standing} \
                      AND (attribute_not_exists(#fo_id) OR (#fo_id = :id AND #fo_kind <> :kind))"
                 ),
                 format!(
@@ -1272,7 +1273,10 @@ mod tests {
                 id: 1,
                 mode: Mode::Uptime,
             },
-            Op::ForceTakeLock { id: 2 },
+            Op::ForceTakeLock {
+                id: 2,
+                seen: Some(1),
+            },
             Op::TakeOver { id: 3, at: 4 },
             Op::Journal {
                 id: 3,
@@ -1340,7 +1344,10 @@ mod tests {
         let write = |now| Write {
             by: Cluster::B,
             now,
-            op: Op::ForceTakeLock { id: 1 },
+            op: Op::ForceTakeLock {
+                    id: 1,
+                    seen: None,
+                },
         };
         let value = |now, p: &str| match encode(&TIMING, &write(now)) {
             Request::Transact(update, HistoryWrite::Unknown(1)) => update

@@ -13,8 +13,8 @@
 use std::time::Duration;
 
 use failover_model::{
-    Action, ClusterState, Decision, FailoverId, Inputs, Memory, Outcome, Record, Reply, Request,
-    Time, Variant, Wake, core::decide::write, decide,
+    Action, ClusterState, Decision, FailoverId, Inputs, Memory, Op, Outcome, Record, Reply,
+    Request, Time, Variant, Wake, core::decide::write, decide, stamp,
 };
 use futures::FutureExt;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -34,14 +34,20 @@ pub const DEBOUNCE: Duration = Duration::from_millis(50);
 /// What one turn did.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Turn {
-    /// Local time when the decision was made.
+    /// Monotonic time when the decision was made.
     pub now: Time,
+    /// Wall time then.
+    pub wall: Time,
     /// What the operator observed of its cluster.
     pub observed: ClusterState,
     /// The decision.
     pub decision: Decision,
     /// What came of it.
     pub result: TurnResult,
+    /// Lease keeping done while this turn's Kubernetes call was in progress: each
+    /// turn (decided with `busy`) with the operator's memory after it. The last one may
+    /// be the self-fence that abandoned the call ([`TurnResult::Abandoned`]).
+    pub during: Vec<(Turn, Memory)>,
 }
 
 /// The outcome of executing a decision.
@@ -65,6 +71,9 @@ pub enum TurnResult {
     },
     /// Nothing to do now.
     Waited(Wake),
+    /// The call was abandoned for the self-fence once the lease ran low (the fence is
+    /// the last of [`Turn::during`]).
+    Abandoned,
 }
 
 /// How a failover request ended, as this operator saw it.
@@ -103,6 +112,7 @@ pub struct Operator<C: ClusterPort, S, K> {
     memory: Memory,
     request: Option<Request>,
     initialized: bool,
+    hook: Option<Box<dyn FnMut(&Decision) + Send + Sync>>,
 }
 
 impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
@@ -123,7 +133,14 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             memory: Memory::default(),
             request: None,
             initialized: false,
+            hook: None,
         }
+    }
+
+    /// Call `hook` with every decision just before it is carried out, including the
+    /// lease keeping done while a call is in progress (the simulator's audit).
+    pub fn on_decision(&mut self, hook: impl FnMut(&Decision) + Send + Sync + 'static) {
+        self.hook = Some(Box::new(hook));
     }
 
     /// The operator's memory (lost on restart).
@@ -144,10 +161,12 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
     /// Create the group's record if it does not exist yet (done once, before the first
     /// turn; a store that is unavailable then is retried by the protocol's own reads).
     pub async fn init(&mut self) -> Result<Record, StoreUnavailable> {
-        let record = self
+        let init = self
             .store
-            .init(&self.group.key, self.group.initial_active, self.clock.now())
-            .await?;
+            .init(&self.group.key, self.group.initial_active, self.clock.now());
+        let record = bounded(&self.clock, store_deadline(&self.group), init)
+            .await
+            .unwrap_or_else(|| Err(StoreUnavailable("no answer within the call deadline".into())))?;
         self.initialized = true;
         Ok(record)
     }
@@ -207,7 +226,16 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
     /// The model's view of this cluster; when the cluster cannot be read, the
     /// conservative [`unknown`] state (everything may run, nothing is done).
     pub async fn observe(&self) -> ClusterState {
-        match self.members().await {
+        let deadline = observe_deadline(&self.group);
+        let members = bounded(&self.clock, deadline, self.members())
+            .await
+            .unwrap_or_else(|| {
+                Err(ClusterError::Unavailable(format!(
+                    "no observation within {} ms",
+                    deadline.as_millis()
+                )))
+            });
+        match members {
             Ok(m) => fold(&m),
             Err(e) => {
                 warn!(error = %e, "cannot observe the cluster; assuming the worst");
@@ -216,11 +244,14 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         }
     }
 
-    /// The decision the model makes now.
-    pub fn decide(&self, now: Time, cluster: &ClusterState) -> Decision {
+    /// The decision the model makes now (monotonic `now`, `wall` time), with a call of
+    /// the operator's work in progress or not.
+    pub fn decide(&self, now: Time, wall: Time, cluster: &ClusterState, busy: bool) -> Decision {
         let inputs = Inputs {
             me: self.group.me,
             now,
+            wall,
+            busy,
             cluster,
             request: self.request,
             timing: &self.group.timing,
@@ -235,6 +266,11 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         self.carry_out(now, observed, decision).await
     }
 
+    /// The clocks: monotonic, wall.
+    fn clocks(&self) -> (Time, Time) {
+        (self.clock.mono(), self.clock.now())
+    }
+
     /// The first half of a turn: observe and decide (local time, observation, decision).
     /// A driver that must see a decision before it is carried out (the simulator's
     /// audit) calls this and then [`Self::carry_out`].
@@ -245,8 +281,8 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             warn!(error = %e, "cannot create the group's record yet");
         }
         let cluster = self.observe().await;
-        let now = self.clock.now();
-        let decision = self.decide(now, &cluster);
+        let (now, wall) = self.clocks();
+        let decision = self.decide(now, wall, &cluster, false);
         (now, cluster, decision)
     }
 
@@ -258,12 +294,19 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         decision: Decision,
     ) -> Turn {
         let span = self.span(&decision);
-        let result = self.execute(now, &decision).instrument(span).await;
+        let wall = self.clock.now();
+        let mut during = Vec::new();
+        let result = self
+            .execute(now, &observed, &decision, &mut during)
+            .instrument(span)
+            .await;
         Turn {
             now,
+            wall,
             observed,
             decision,
             result,
+            during,
         }
     }
 
@@ -292,30 +335,45 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         }
     }
 
-    async fn execute(&mut self, now: Time, d: &Decision) -> TurnResult {
+    async fn execute(
+        &mut self,
+        now: Time,
+        observed: &ClusterState,
+        d: &Decision,
+        during: &mut Vec<(Turn, Memory)>,
+    ) -> TurnResult {
+        if let Some(hook) = self.hook.as_mut() {
+            hook(d);
+        }
         let timing = self.group.timing;
         match &d.action {
             Action::Read => {
-                let read = self.store.read(&self.group.key).await;
+                let read = bounded(
+                    &self.clock,
+                    store_deadline(&self.group),
+                    self.store.read(&self.group.key),
+                )
+                .await
+                .unwrap_or_else(|| {
+                    Err(StoreUnavailable("no answer within the call deadline".into()))
+                });
                 let record = match &read {
                     Ok(Some(r)) => Some(r.clone()),
                     // A group whose record does not exist yet: create it.
                     Ok(None) => self.init().await.ok(),
                     Err(_) => None,
                 };
-                self.memory.on_read(now, &timing, record);
+                self.memory.on_read(self.group.me, now, &timing, record);
                 TurnResult::Read(read)
             }
-            Action::Write(op) => {
-                let w = write(self.group.me, now, *op);
-                let reply = self.store.write(&self.group.key, &timing, &w).await;
-                debug!(op = ?op, reply = reply_name(&reply), "write");
-                self.memory.on_write(&w, &timing, reply.clone());
-                TurnResult::Wrote(reply)
-            }
+            Action::Write(op) => TurnResult::Wrote(self.write(now, *op).await),
             Action::Kube(step) => {
                 let stage = d.stage.map_or(StageName::Outside, StageName::Stage);
-                let result = self.run_step(*step, stage, self.group.step_timeout).await;
+                let Some(result) = self.step_keeping_lease(*step, stage, observed, during).await
+                else {
+                    warn!(task = %step, "call abandoned: the lease ran low, self-fencing");
+                    return TurnResult::Abandoned;
+                };
                 self.memory.on_kube(now, &timing, result.is_ok());
                 match result {
                     Ok(changes) => {
@@ -330,71 +388,177 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                     }
                 }
             }
-            Action::Fence(steps) => {
-                // Every step, in the stop order (traffic off before the pods stop, pods
-                // before the volumes), each with its own deadline: one that fails or
-                // hangs never keeps the later ones (volume demotion above all) from
-                // running. (Side by side, traffic would briefly reach stopping pods.)
-                let mut changes = Vec::new();
-                let mut failed = Vec::new();
-                let deadline = fence_step_deadline(&self.group);
-                for step in steps.iter() {
-                    match self.run_step(step, StageName::Outside, deadline).await {
-                        Ok(c) => changes.extend(c),
-                        Err(e) => failed.push(e),
-                    }
-                }
-                warn!(
-                    steps = %steps,
-                    changed = changes.len(),
-                    failed = failed.len(),
-                    "self-fence: lease cannot be renewed"
-                );
-                for e in &failed {
-                    warn!(error = %e, "self-fence step failed; it is retried");
-                }
-                self.memory.on_kube(now, &timing, failed.is_empty());
-                TurnResult::Fenced { changes, failed }
-            }
+            Action::Fence(steps) => self.fence(now, *steps).await,
             Action::Wait(wake) => TurnResult::Waited(*wake),
         }
     }
 
-    /// Run the task of effect `step` within the step timeout.
+    /// Send write `op`, stamped, within the store call deadline, and feed the reply
+    /// into the memory.
+    async fn write(&mut self, now: Time, op: Op) -> Reply {
+        let timing = self.group.timing;
+        let at = stamp(self.group.me, self.clock.now(), self.variant, &self.memory);
+        let w = write(self.group.me, at, op);
+        let send = self.store.write(&self.group.key, &timing, &w);
+        // No answer within the deadline: it may or may not have applied.
+        let reply = bounded(&self.clock, store_deadline(&self.group), send)
+            .await
+            .unwrap_or(Reply::Ambiguous);
+        debug!(op = ?op, reply = reply_name(&reply), "write");
+        self.memory
+            .on_write(&w, now, &timing, self.variant, reply.clone());
+        reply
+    }
+
+    /// A self-fence attempt: every step, in the stop order (traffic off before the pods
+    /// stop, pods before the volumes), each with its own deadline: one that fails or
+    /// hangs never keeps the later ones (volume demotion above all) from running.
+    /// (Side by side, traffic would briefly reach stopping pods.)
+    async fn fence(&mut self, now: Time, steps: failover_model::StepSet) -> TurnResult {
+        let mut changes = Vec::new();
+        let mut failed = Vec::new();
+        let deadline = fence_step_deadline(&self.group);
+        for step in steps.iter() {
+            match self.run_step(step, StageName::Outside, deadline).await {
+                Ok(c) => changes.extend(c),
+                Err(e) => failed.push(e),
+            }
+        }
+        warn!(
+            steps = %steps,
+            changed = changes.len(),
+            failed = failed.len(),
+            "self-fence: lease cannot be renewed"
+        );
+        for e in &failed {
+            warn!(error = %e, "self-fence step failed; it is retried");
+        }
+        self.memory
+            .on_kube(now, &self.group.timing, failed.is_empty());
+        TurnResult::Fenced { changes, failed }
+    }
+
+    /// Run effect `step` (within the step timeout) while keeping the lease: whenever
+    /// the model, told a call is in progress, asks for a heartbeat, it is written beside
+    /// the call; when it asks for the self-fence (the lease ran low), the call is
+    /// abandoned (`None`) and the fence carried out. Every such turn goes to `during`.
+    async fn step_keeping_lease(
+        &mut self,
+        step: failover_model::Step,
+        stage: StageName,
+        observed: &ClusterState,
+        during: &mut Vec<(Turn, Memory)>,
+    ) -> Option<Result<Vec<FieldChange>, TaskError>> {
+        let timeout = self.group.step_timeout;
+        let abandon = {
+        let run = run_step(
+            &self.cluster,
+            &self.group,
+            &self.tasks,
+            &self.clock,
+            step,
+            stage,
+            timeout,
+        )
+        .fuse();
+        futures::pin_mut!(run);
+        loop {
+            let (now, wall) = self.clocks();
+            let decision = self.decide(now, wall, observed, true);
+            match decision.action {
+                Action::Write(Op::Heartbeat) => {
+                    if let Some(hook) = self.hook.as_mut() {
+                        hook(&decision);
+                    }
+                    let timing = self.group.timing;
+                    let at = stamp(self.group.me, wall, self.variant, &self.memory);
+                    let w = write(self.group.me, at, Op::Heartbeat);
+                    let send = bounded(
+                        &self.clock,
+                        store_deadline(&self.group),
+                        self.store.write(&self.group.key, &timing, &w),
+                    )
+                    .fuse();
+                    futures::pin_mut!(send);
+                    let mut finished = None;
+                    let reply = loop {
+                        futures::select_biased! {
+                            reply = send => break reply.unwrap_or(Reply::Ambiguous),
+                            r = run => finished = Some(r),
+                        }
+                    };
+                    self.memory
+                        .on_write(&w, now, &timing, self.variant, reply.clone());
+                    let turn = Turn {
+                        now,
+                        wall,
+                        observed: *observed,
+                        decision,
+                        result: TurnResult::Wrote(reply),
+                        during: Vec::new(),
+                    };
+                    during.push((turn, self.memory.clone()));
+                    if finished.is_some() {
+                        return finished;
+                    }
+                }
+                // Leaving this block drops the call's future: it is abandoned.
+                Action::Fence(steps) => break (now, wall, decision, steps),
+                Action::Wait(Wake::At(t)) => {
+                    let nap = self.clock.sleep(Duration::from_millis(t.saturating_sub(now).max(1)));
+                    let nap = nap.fuse();
+                    futures::pin_mut!(nap);
+                    futures::select_biased! {
+                        r = run => return Some(r),
+                        () = nap => {}
+                    }
+                }
+                // Waiting for the call (`heartbeat-behind-tasks`), or anything else the
+                // model never asks while busy.
+                _ => return Some(run.await),
+            }
+        }
+        };
+        let (now, wall, decision, steps) = abandon;
+        if let Some(hook) = self.hook.as_mut() {
+            hook(&decision);
+        }
+        let result = self.fence(now, steps).await;
+        let turn = Turn {
+            now,
+            wall,
+            observed: *observed,
+            decision,
+            result,
+            during: Vec::new(),
+        };
+        during.push((turn, self.memory.clone()));
+        None
+    }
+
+    /// Run the task of effect `step` within `timeout`.
     async fn run_step(
         &self,
         step: failover_model::Step,
         stage: StageName,
         timeout: Duration,
     ) -> Result<Vec<FieldChange>, TaskError> {
-        let Some(task) = self.tasks.get(step) else {
-            // The factory builds a task for every effect step of every plan.
-            unreachable!("no task for effect step {step}");
-        };
-        let ctx = Context {
-            cluster: &self.cluster,
-            group: &self.group,
-        };
-        let run = task.execute(&ctx).fuse();
-        let expire = self.clock.sleep(timeout).fuse();
-        futures::pin_mut!(run, expire);
-        let result = futures::select_biased! {
-            r = run => r,
-            () = expire => Err(ClusterError::Unavailable(format!(
-                "step did not finish within {} ms", timeout.as_millis()
-            ))),
-        };
-        result.map_err(|source| TaskError {
+        run_step(
+            &self.cluster,
+            &self.group,
+            &self.tasks,
+            &self.clock,
+            step,
             stage,
-            task: task.name(),
-            source,
-        })
+            timeout,
+        )
+        .await
     }
 
     /// Wait as long as the last turn asks: until the time the model named, a change in
     /// the cluster, or the next heartbeat, whichever comes first (at most [`POLL`]).
     pub async fn pause(&self, turn: &Turn) {
-        let now = self.clock.now();
+        let now = self.clock.mono();
         let timing = &self.group.timing;
         // The next heartbeat, unless the store is backing off (then the back-off's end).
         let heartbeat_due = self
@@ -436,7 +600,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             // Watch events come in bursts (a rollout moves many objects one after the
             // other): look at the cluster once per burst, not once per event, as
             // kube-runtime's controller debounce does. Never past the wake-up time.
-            let left = until.saturating_sub(self.clock.now());
+            let left = until.saturating_sub(self.clock.mono());
             if woken && left > 0 {
                 let debounce = Duration::from_millis(left).min(DEBOUNCE);
                 self.clock.sleep(debounce).await;
@@ -461,17 +625,76 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
     }
 }
 
-/// How long one step of a self-fence attempt may take: the whole attempt (every stop
-/// step, one after the other) must fit in the fence margin, so a step that hangs
-/// cannot push the volume demotion past the moment the peer may force. The group's
-/// `stepTimeout` still bounds it from above.
+/// Run the task of effect `step` within `timeout`.
+async fn run_step<C: ClusterPort, K: Clock>(
+    cluster: &C,
+    group: &Group,
+    tasks: &Tasks<C>,
+    clock: &K,
+    step: failover_model::Step,
+    stage: StageName,
+    timeout: Duration,
+) -> Result<Vec<FieldChange>, TaskError> {
+    let Some(task) = tasks.get(step) else {
+        // The factory builds a task for every effect step of every plan.
+        unreachable!("no task for effect step {step}");
+    };
+    let ctx = Context { cluster, group };
+    let result = bounded(clock, timeout, task.execute(&ctx))
+        .await
+        .unwrap_or_else(|| {
+            Err(ClusterError::Unavailable(format!(
+                "step did not finish within {} ms",
+                timeout.as_millis()
+            )))
+        });
+    result.map_err(|source| TaskError {
+        stage,
+        task: task.name(),
+        source,
+    })
+}
+
+/// `call`, unless `deadline` passes first (`None`; the call's future is dropped).
+pub async fn bounded<K: Clock, F: std::future::Future>(
+    clock: &K,
+    deadline: Duration,
+    call: F,
+) -> Option<F::Output> {
+    let call = call.fuse();
+    let expire = clock.sleep(deadline).fuse();
+    futures::pin_mut!(call, expire);
+    futures::select_biased! {
+        r = call => Some(r),
+        () = expire => None,
+    }
+}
+
+/// The fence margin in eighths: the deadlines below are shares of it, so that
+/// the worst case from the moment the lease runs low to the last fence step fits in the
+/// margin: a store call or a pause already under way (≤ 2/8), the observation (≤ 1/8),
+/// and the five fence steps one after the other (≤ 5/8). [`crate::spec::check_timing`]
+/// requires `fenceMarginSeconds` ≥ 4 × [`POLL`] so that a pause fits its share.
+fn eighth(group: &Group) -> Duration {
+    Duration::from_millis(group.timing.fence_margin / 8)
+}
+
+/// How long one step of a self-fence attempt may take: one eighth of the fence
+/// margin (1.5 s by default), never more than the group's `stepTimeout`.
 pub fn fence_step_deadline(group: &Group) -> Duration {
-    let steps = failover_model::STOP
-        .iter()
-        .filter(|s| s.kind() == failover_model::StepKind::Effect)
-        .count() as u64;
-    let share = Duration::from_millis(group.timing.fence_margin / (steps + 1));
-    share.min(group.step_timeout)
+    eighth(group).min(group.step_timeout)
+}
+
+/// How long observing the cluster may take before the turn goes on with the
+/// conservative "unknown" state: one eighth of the fence margin.
+pub fn observe_deadline(group: &Group) -> Duration {
+    eighth(group)
+}
+
+/// How long a DynamoDB call may take before it counts as unanswered (a write then is
+/// ambiguous, a read unavailable): a quarter of the fence margin (3 s by default).
+pub fn store_deadline(group: &Group) -> Duration {
+    eighth(group) * 2
 }
 
 /// The manager's entry point: drive this operator until failover `request` ended.

@@ -413,6 +413,10 @@ impl Clock for TokioClock {
         self.offset + self.epoch.elapsed().as_millis() as Time
     }
 
+    fn mono(&self) -> Time {
+        self.now()
+    }
+
     async fn sleep(&self, duration: Duration) {
         tokio::time::sleep(duration).await;
     }

@@ -282,8 +282,15 @@ pub trait StorePort: Send + Sync {
 
 /// Local time and sleeping, so the simulator can run the engine on virtual time.
 pub trait Clock: Send + Sync {
-    /// The local time in milliseconds (since the UNIX epoch for the system clock).
+    /// The wall clock in milliseconds (since the UNIX epoch for the system clock). Only
+    /// write stamps and what people read come from it: it may step in either direction
+    /// by any amount without moving a lease.
     fn now(&self) -> Time;
+
+    /// A monotonic clock in milliseconds from an arbitrary origin (fixed for the
+    /// process): leases, back-offs, deadlines and observations of the peer are judged
+    /// by it. It never steps; its rate may err (the group's `maxClockDriftSeconds`).
+    fn mono(&self) -> Time;
 
     /// Sleep for `duration`.
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send;
@@ -298,6 +305,14 @@ impl Clock for SystemClock {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as Time)
+    }
+
+    fn mono(&self) -> Time {
+        // `Instant` is CLOCK_MONOTONIC on Linux; 1 ms after the first reading so a
+        // reading is never 0 (the model's "never").
+        static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let origin = *ORIGIN.get_or_init(std::time::Instant::now);
+        origin.elapsed().as_millis() as Time + 1
     }
 
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {

@@ -641,14 +641,40 @@ pub fn check_timing(t: &Timing) -> Result<(), String> {
             s(t.lease_ttl)
         ));
     }
-    if t.heartbeat_every + t.retry_after >= t.lease_ttl - t.fence_margin {
+    // The fence's worst case, from the moment the lease runs low: a DynamoDB call or
+    // a pause of the loop already under way (a quarter of the margin: the store call
+    // deadline, and the loop's poll of 1 s), the observation (an eighth) and the five
+    // fence steps (an eighth each). The deadlines are those shares, so the margin must
+    // leave a pause its quarter.
+    let poll = crate::executor::POLL.as_millis() as Time;
+    if t.fence_margin < 4 * poll {
         return Err(format!(
-            "heartbeatSeconds ({}) + retrySeconds ({}) must be below leaseSeconds - \
-             fenceMarginSeconds ({}), so that a missed heartbeat is retried before the \
-             cluster fences itself",
+            "fenceMarginSeconds ({}) must be at least {}: a quarter of it covers a pause of \
+             the operator's loop ({} s), the rest the observation and the five fence steps",
+            s(t.fence_margin),
+            s(4 * poll),
+            s(poll)
+        ));
+    }
+    // A healthy operator never fences: between two heartbeats the loop may spend the
+    // interval, one observation (margin/8) and one store call (margin/4); one heartbeat
+    // may fail (retry after retrySeconds, another call).
+    let eighth = t.fence_margin / 8;
+    let gap = t.heartbeat_every + t.retry_after + eighth + 4 * eighth;
+    if gap >= t.lease_ttl - t.fence_margin {
+        let room = (t.lease_ttl - t.fence_margin).saturating_sub(eighth * 5 + 1);
+        return Err(format!(
+            "heartbeatSeconds ({}) + retrySeconds ({}) + the call deadlines ({}: an \
+             observation and two DynamoDB calls, shares of fenceMarginSeconds) must be below \
+             leaseSeconds - fenceMarginSeconds ({}), so that a missed heartbeat is retried \
+             before the cluster fences itself: raise leaseSeconds to at least {}, or make \
+             heartbeatSeconds + retrySeconds at most {}",
             s(t.heartbeat_every),
             s(t.retry_after),
-            s(t.lease_ttl - t.fence_margin)
+            s(eighth * 5),
+            s(t.lease_ttl - t.fence_margin),
+            s((gap + t.fence_margin + 1000).div_ceil(1000) * 1000),
+            s(room)
         ));
     }
     if t.clock_drift_max >= t.lease_ttl {

@@ -12,13 +12,18 @@
 //! - the model's next world must agree with the run: the record a write left, and the
 //!   operator's memory after the reply was fed back.
 //!
+//! A Kubernetes call with lease keeping beside it (the engine's `Turn::during`) is the
+//! model's slow call: `Act::Operator(c, Fault::Slow)`, then each lease-keeping turn with
+//! the call in progress, then `Act::Finish(c, applied)`, or the self-fence that abandons
+//! it.
+//!
 //! Time passing and the controllers' partial progress are not replayed as model
 //! actions: the model abstracts them (a tick happens only when everything is
 //! quiescent, and a controller converges a whole kind at once), so the world is re-synced
 //! from the run before every turn. A rejected turn is a conformance violation.
 
 use failover_engine::executor::{Turn, TurnResult};
-use failover_model::check::{Act, Budget, Config, FailoverModel, Fault, Marks, World};
+use failover_model::check::{Act, Budget, Busy, Config, FailoverModel, Fault, Marks, World};
 use failover_model::{
     Action, Audit, Cluster, ClusterState, Memory, Mode, Record, Reply, Request, Timing, Variant,
 };
@@ -62,28 +67,106 @@ impl Replay {
                     disasters: u8::MAX,
                     stuck_kinds: 0,
                     progress_ticks: u8::MAX,
+                    slow_calls: u8::MAX,
+                    call_ticks: u8::MAX,
+                    outages: 0,
+                    outage_ticks: None,
+                    clock_steps: 0,
+                    clock_step: 0,
+                    skews: 0,
                 },
             },
         }
     }
 
-    /// Replay operator `c`'s `turn`. `memory` is the model's memory of the operator
-    /// before the turn and is left as the model's memory after it; `actual` is the
-    /// engine's memory after it. On a disagreement, `memory` is re-synced to `actual` and
-    /// the message says what the model rejected.
+    /// Replay operator `c`'s `turn` and the lease keeping done during its call.
+    /// `memory` is the model's memory of the operator before the turn and is left as the
+    /// model's memory after it; `actual` is the engine's memory after it. `found` gives,
+    /// in order, the record each of the turn's writes found at the store. On a
+    /// disagreement, `memory` is re-synced to `actual` and the message says what the
+    /// model rejected.
     pub fn turn(
         &self,
         c: Cluster,
         turn: &Turn,
         around: Around<'_>,
+        found: &[Option<Record>],
         memory: &mut Memory,
         actual: &Memory,
     ) -> Result<(), String> {
-        let result = self.check(c, turn, around, memory, actual);
+        let result = self.replay_all(c, turn, around, found, memory, actual);
         if result.is_err() || memory != actual {
             *memory = actual.clone();
         }
         result
+    }
+
+    fn replay_all(
+        &self,
+        c: Cluster,
+        turn: &Turn,
+        around: Around<'_>,
+        found: &[Option<Record>],
+        memory: &mut Memory,
+        actual: &Memory,
+    ) -> Result<(), String> {
+        let mut found = found.iter();
+        let mut next_found = |t: &Turn| match t.decision.action {
+            Action::Write(_) => found.next().cloned().flatten(),
+            _ => None,
+        };
+        let slow = !turn.during.is_empty() || turn.result == TurnResult::Abandoned;
+        let Action::Kube(step) = turn.decision.action else {
+            let f = next_found(turn);
+            let around = Around {
+                write_found: f.as_ref(),
+                ..around
+            };
+            return self.check(c, turn, around, None, memory, actual);
+        };
+        if !slow {
+            return self.check(c, turn, around, None, memory, actual);
+        }
+        // The call started, slow: nothing in the memory changes yet.
+        let before = memory.clone();
+        self.check(c, turn, around, None, memory, &before)?;
+        let busy = Busy {
+            step,
+            purpose: turn.decision.purpose,
+            until: 0,
+        };
+        for (t, after) in &turn.during {
+            let f = next_found(t);
+            let around = Around {
+                write_found: f.as_ref(),
+                ..around
+            };
+            self.check(c, t, around, Some(busy), memory, after)?;
+        }
+        if turn.result == TurnResult::Abandoned {
+            return Ok(());
+        }
+        // The call ended: applied or not.
+        let applied = matches!(turn.result, TurnResult::Changed(_));
+        let record = around.record.ok_or("a call ended before the record exists")?;
+        let mut world = self.world(c, turn, around, record, memory);
+        world.busy[c.index()] = Some(Busy {
+            until: world.tick,
+            ..busy
+        });
+        let act = Act::Finish(c, applied);
+        let next = self
+            .model
+            .next_state(&world, act)
+            .ok_or_else(|| format!("the model has no next state for {act:?}"))?;
+        *memory = next.memories[c.index()].clone();
+        if memory != actual {
+            return Err(format!(
+                "after the slow call ended ({applied}) the model's memory is {memory:?}, the \
+                 engine's {actual:?}"
+            ));
+        }
+        Ok(())
     }
 
     fn check(
@@ -91,9 +174,11 @@ impl Replay {
         c: Cluster,
         turn: &Turn,
         around: Around<'_>,
+        busy: Option<Busy>,
         memory: &mut Memory,
         actual: &Memory,
     ) -> Result<(), String> {
+        let slow = !turn.during.is_empty() || turn.result == TurnResult::Abandoned;
         let action = &turn.decision.action;
         // The fault the turn met, and the record its store call saw.
         let (fault, record) = match (action, &turn.result) {
@@ -115,6 +200,7 @@ impl Replay {
                 },
                 Reply::Unavailable => (Fault::StoreUnavailable, around.record),
             },
+            (Action::Kube(_), _) if slow => (Fault::Slow, around.record),
             (Action::Kube(_), TurnResult::Changed(_)) => (Fault::None, around.record),
             (Action::Kube(_), TurnResult::Failed(_)) => (Fault::KubeError, around.record),
             // A fence attempt with a failed step: the model's failed attempt (what the
@@ -135,7 +221,11 @@ impl Replay {
         let Some(record) = record else {
             return Ok(());
         };
-        let world = self.world(c, turn, around, record, memory);
+        let mut world = self.world(c, turn, around, record, memory);
+        world.busy[c.index()] = busy.map(|b| Busy {
+            until: world.tick,
+            ..b
+        });
         let decision = self.model.decision(&world, c);
         if decision != turn.decision {
             return Err(format!(
@@ -194,9 +284,18 @@ impl Replay {
         clusters[c.index()] = turn.observed;
         let mut memories = [Memory::default(), Memory::default()];
         memories[c.index()] = memory.clone();
+        // Monotonic and wall time as offsets from a common tick (both non-negative).
+        let tick = turn.now.min(turn.wall);
+        let mut offset = [0, 0];
+        offset[c.index()] = turn.now - tick;
+        let mut wall = [0, 0];
+        wall[c.index()] = turn.wall - tick;
         World {
-            tick: turn.now,
-            offset: [0, 0],
+            tick,
+            offset,
+            wall,
+            busy: [None, None],
+            down: [None, None],
             clusters,
             alive: [true, true],
             cut_off: [false, false],
@@ -214,6 +313,10 @@ impl Replay {
                 partitions: u8::MAX,
                 disasters: u8::MAX,
                 stuck_kinds: 0,
+                slow_calls: u8::MAX,
+                outages: 0,
+                clock_steps: 0,
+                skews: 0,
             },
             calm_since: 0,
             marks: Marks::default(),

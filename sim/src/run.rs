@@ -17,7 +17,7 @@ use failover_model::{
 
 use crate::replay::{Around, Replay};
 use crate::rng::Rng;
-use crate::runtime::{Executor, SimClock, VirtualTime};
+use crate::runtime::{ClockOffsets, Executor, SimClock, VirtualTime};
 use crate::world::{
     CallFaults, ClusterWorld, FakeCluster, FakeStore, FaultKind, Object, Shared, World, WorldEvent,
 };
@@ -219,7 +219,7 @@ struct Ctx {
     world: Shared,
     log: Arc<Mutex<Log>>,
     time: VirtualTime,
-    offsets: [Time; 2],
+    clocks: [Arc<Mutex<ClockOffsets>>; 2],
     groups: [Group; 2],
     variant: Variant,
     delays: (Time, Time),
@@ -422,6 +422,8 @@ enum Targeted {
 enum Scheduled {
     Crash(Cluster),
     Restart(Cluster),
+    Outage(Cluster),
+    ClockStep(Cluster, i64),
     Pause(Cluster, Time),
     Cut(Cluster, FaultKind),
     Uncut(Cluster, FaultKind),
@@ -446,10 +448,12 @@ pub fn run(cfg: RunConfig) -> RunReport {
         Group::parse(NS, "shop", &spec, "west").expect("the simulator's spec is valid"),
     ];
     let timing = groups[0].timing;
-    let offsets = [
+    // Monotonic clocks within the drift bound; wall clocks right until a step.
+    let clocks = [
         rng.range(0, timing.clock_drift_max),
         rng.range(0, timing.clock_drift_max),
-    ];
+    ]
+    .map(|mono| Arc::new(Mutex::new(ClockOffsets { mono, wall: 0 })));
     let heavy = cfg.profile == Profile::Heavy;
     let on = |rng: &mut Rng| match cfg.profile {
         Profile::None => false,
@@ -474,6 +478,8 @@ pub fn run(cfg: RunConfig) -> RunReport {
         kube_conflict: p(&mut rng, 0.05),
         watch_dropped: p(&mut rng, 0.3),
         watch_delayed: p(&mut rng, 0.3),
+        kube_slow: 0.0,
+        kube_hung: 0.0,
     };
     let time = VirtualTime::default();
     // The store's side of the variant (no token condition, no lease condition).
@@ -496,7 +502,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
         world: shared.clone(),
         log: log.clone(),
         time: time.clone(),
-        offsets,
+        clocks,
         groups,
         variant: cfg.variant,
         delays: (50, 3_000),
@@ -645,6 +651,50 @@ pub fn run(cfg: RunConfig) -> RunReport {
         _ => None,
     };
     let mut targeted_fired = false;
+    // Real-time faults (issue 9), from a fourth stream of their own: slow and hung
+    // Kubernetes calls, wall-clock steps of any size, and long operator outages.
+    let mut slow = Rng::new(cfg.seed ^ 0x71e5_0000_0000_0003);
+    let time_on = |rng: &mut Rng| match cfg.profile {
+        Profile::None => false,
+        Profile::Heavy => true,
+        Profile::Swarm => rng.chance(0.3),
+    };
+    if time_on(&mut slow) {
+        let mut w = lock(&shared.0);
+        w.faults.kube_slow = slow.unit() * 0.05;
+        w.faults.kube_hung = slow.unit() * 0.02;
+    }
+    if time_on(&mut slow) {
+        for _ in 0..slow.range(1, 2) {
+            let c = if slow.chance(0.5) {
+                Cluster::A
+            } else {
+                Cluster::B
+            };
+            let size = slow.range(1_000, 7_200_000) as i64;
+            let step = if slow.chance(0.5) { size } else { -size };
+            plan.push((slow.range(0, FAULT_PHASE), Scheduled::ClockStep(c, step)));
+        }
+    }
+    if time_on(&mut slow) {
+        // An operator down for long while its cluster serves, up to what the protocol
+        // survives when the operator had DynamoDB until it went down: its replacement's
+        // first act is a heartbeat or, failing that, the fence (README, "Timing").
+        let c = if slow.chance(0.5) {
+            Cluster::A
+        } else {
+            Cluster::B
+        };
+        let cut = plan
+            .iter()
+            .any(|(_, s)| matches!(s, Scheduled::Cut(x, k) if *x == c && *k != FaultKind::PartitionApi));
+        if !cut {
+            let bound = timing.lease_ttl - timing.fence_margin - timing.heartbeat_every;
+            let at = slow.range(request_at.saturating_sub(5_000), FAULT_PHASE - bound);
+            plan.push((at, Scheduled::Outage(c)));
+            plan.push((at + slow.range(3_000, bound), Scheduled::Restart(c)));
+        }
+    }
     plan.sort_by_key(|(t, _)| *t);
     let mut plan = std::collections::VecDeque::from(plan);
 
@@ -830,6 +880,25 @@ pub fn run(cfg: RunConfig) -> RunReport {
                         "operator crashed".into()
                     });
                 }
+                Scheduled::Outage(c) if w.alive[c.index()] && exec.alive(c.index()) => {
+                    w.inject(FaultKind::LongOutage);
+                    if w.audit.fencing[c.index()] {
+                        w.audit.on_fence_end(c, false);
+                    }
+                    drop(w);
+                    exec.kill(c.index());
+                    lock(&log).line(next, Some(c), None, LineKind::Fault, || {
+                        "operator down (its cluster serves on)".into()
+                    });
+                }
+                Scheduled::ClockStep(c, step) => {
+                    w.inject(FaultKind::ClockStep);
+                    drop(w);
+                    lock(&ctx.clocks[c.index()]).wall += step;
+                    lock(&log).line(next, Some(c), None, LineKind::Fault, || {
+                        format!("wall clock steps {step:+} ms")
+                    });
+                }
                 Scheduled::Restart(c) if w.alive[c.index()] && !exec.alive(c.index()) => {
                     drop(w);
                     exec.spawn(c.index(), operator(ctx.clone(), c));
@@ -894,7 +963,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
         // A targeted fault whose moment has come.
         if let Some(t) = targeted.filter(|_| !targeted_fired && healed_at.is_none()) {
             let mut w = lock(&shared.0);
-            let victim = aimed_at(&w, t, next, &ctx.offsets, &timing);
+            let victim = aimed_at(&w, t, next, &timing);
             if let Some(c) = victim {
                 targeted_fired = true;
                 let i = c.index();
@@ -958,7 +1027,6 @@ fn aimed_at(
     w: &World,
     t: Targeted,
     now: Time,
-    offsets: &[Time; 2],
     timing: &failover_model::Timing,
 ) -> Option<Cluster> {
     let r = w.record.as_ref()?;
@@ -972,10 +1040,10 @@ fn aimed_at(
             let (a, b) = (Cluster::A, Cluster::B);
             let gone = !w.alive[a.index()] || w.cut_store[a.index()];
             let hb = r.heartbeat[a.index()]?;
-            // B forces once hb + lease + drift < its clock: cut it a second before.
+            // B forces once A's heartbeat (stamped by A's wall clock, true time unless
+            // stepped) stood for lease + drift: cut it a second before.
             let force_at = hb + timing.lease_ttl + timing.clock_drift_max;
-            let b_now = now + offsets[b.index()];
-            (gone && !w.cut_store[b.index()] && b_now + 1_000 >= force_at).then_some(b)
+            (gone && !w.cut_store[b.index()] && now + 1_000 >= force_at).then_some(b)
         }
     }
 }
@@ -1088,19 +1156,24 @@ fn operator(ctx: Arc<Ctx>, c: Cluster) -> crate::runtime::TaskFuture {
             world: ctx.world.clone(),
             me: c,
         };
-        let clock = SimClock::new(ctx.time.clone(), ctx.offsets[c.index()]);
+        let clock = SimClock::new(ctx.time.clone(), ctx.clocks[c.index()].clone());
         let group = ctx.groups[c.index()].clone();
         let mut op = Operator::with_variant(cluster, store, clock, group, ctx.variant);
+        // The audit learns of every fence attempt as it starts (also one that abandons
+        // a slow call).
+        let world = ctx.world.clone();
+        op.on_decision(move |d| {
+            if matches!(d.action, Action::Fence(_)) {
+                lock(&world.0).audit.on_fence_start(c);
+            }
+        });
         let mut mirror = Memory::default();
+        // Writes of a turn a crash cut short are never replayed.
+        lock(&ctx.world.0).writes_found[c.index()].clear();
         loop {
             let request = *lock(&ctx.request);
             op.set_request(request);
-            let (now, observed, decision) = op.prepare().await;
-            if matches!(decision.action, Action::Fence(_)) {
-                let mut w = lock(&ctx.world.0);
-                w.audit.on_fence_start(c);
-            }
-            let turn = op.carry_out(now, observed, decision).await;
+            let turn = op.turn().await;
             after_turn(&ctx, c, &turn, request, &mut mirror, op.memory());
             op.pause(&turn).await;
         }
@@ -1124,15 +1197,16 @@ fn after_turn(
     }
     // Conformance: the turn replayed through the stateright model.
     let replayed = {
-        let w = lock(&ctx.world.0);
+        let mut w = lock(&ctx.world.0);
+        let found = std::mem::take(&mut w.writes_found[c.index()]);
         let peer = w.cluster_state(c.peer());
         let around = Around {
             request,
             peer: &peer,
             record: w.record.as_ref(),
-            write_found: w.last_write[c.index()].as_ref(),
+            write_found: None,
         };
-        ctx.replay.turn(c, turn, around, mirror, actual)
+        ctx.replay.turn(c, turn, around, &found, mirror, actual)
     };
     if let Err(why) = replayed {
         log.violate(Violation::Conformance(format!(
@@ -1140,6 +1214,15 @@ fn after_turn(
             turn.now
         )));
     }
+    // The lease keeping done during the turn's call, then the turn itself.
+    for (t, _) in &turn.during {
+        effects(ctx, c, t, &mut log, at);
+    }
+    effects(ctx, c, turn, &mut log, at);
+}
+
+/// The audit, trace hash and timeline of one turn.
+fn effects(ctx: &Ctx, c: Cluster, turn: &Turn, log: &mut Log, at: Time) {
     // Audit the effects the way the model does.
     // (Only a fence or a network step touches the audit's fence flags; other turns
     // leave the invariants' inputs as they were and need no re-evaluation.)
@@ -1217,6 +1300,7 @@ fn after_turn(
         TurnResult::Fenced { changes, failed } => {
             10 + ((changes.len() as u64) << 8) + ((failed.len() as u64) << 32)
         }
+        TurnResult::Abandoned => 11,
     });
     if log.timeline.is_some() && !matches!(d.action, Action::Wait(_)) {
         let text = describe(turn);
@@ -1262,6 +1346,7 @@ fn describe(turn: &Turn) -> String {
         TurnResult::Changed(ch) => format!("{} field(s) changed", ch.len()),
         TurnResult::Failed(e) => format!("FAILED: {e}"),
         TurnResult::Waited(_) => String::new(),
+        TurnResult::Abandoned => "ABANDONED for the self-fence (lease ran low)".to_string(),
         TurnResult::Fenced { changes, failed } if failed.is_empty() => {
             format!("{} field(s) changed", changes.len())
         }

@@ -111,24 +111,43 @@ impl Future for Sleep {
     }
 }
 
-/// One cluster's clock: true time plus a fixed offset (its drift, bounded by the
-/// group's `clock_drift_max`).
+/// One cluster's clocks: a monotonic one (true time plus a skew within the group's
+/// `clock_drift_max`, which may grow by steps) and a wall clock (true time plus an
+/// offset that the simulator steps by any amount, in either direction).
 #[derive(Clone)]
 pub struct SimClock {
     time: VirtualTime,
-    offset: Time,
+    offsets: Arc<Mutex<ClockOffsets>>,
+}
+
+/// The offsets of one cluster's clocks from true time.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ClockOffsets {
+    /// Monotonic clock: ahead of true time by this much.
+    pub mono: Time,
+    /// Wall clock: ahead of true time by this much (negative: behind).
+    pub wall: i64,
 }
 
 impl SimClock {
-    /// A clock `offset` ms ahead of true time.
-    pub fn new(time: VirtualTime, offset: Time) -> SimClock {
-        SimClock { time, offset }
+    /// Clocks with the given offsets; `offsets` is shared with the simulator, which
+    /// steps them.
+    pub fn new(time: VirtualTime, offsets: Arc<Mutex<ClockOffsets>>) -> SimClock {
+        SimClock { time, offsets }
+    }
+
+    fn offsets(&self) -> ClockOffsets {
+        *self.offsets.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 impl Clock for SimClock {
     fn now(&self) -> Time {
-        self.time.now() + self.offset
+        (self.time.now() as i64 + self.offsets().wall).max(0) as Time
+    }
+
+    fn mono(&self) -> Time {
+        self.time.now() + self.offsets().mono
     }
 
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {

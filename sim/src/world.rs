@@ -62,11 +62,24 @@ pub enum FaultKind {
     /// Every change to one kind (workloads or CronJobs) of a cluster fails until the
     /// heal (a webhook rejecting every patch): the self-fence must still demote.
     KindStuck,
+    /// A Kubernetes write that takes seconds to a minute and a half (an overloaded API
+    /// server, a slow admission webhook): longer than the lease, up to past the step
+    /// timeout. Lease keeping must go on beside it.
+    KubeSlow,
+    /// A Kubernetes write that never answers: only the step's deadline or the
+    /// self-fence abandons it.
+    KubeHung,
+    /// A wall clock stepped by up to two hours, forward or back (NTP correction, a VM
+    /// restored from a snapshot): far beyond the drift bound.
+    ClockStep,
+    /// An operator down (not restarted) for up to `leaseSeconds - fenceMarginSeconds -
+    /// heartbeatSeconds` while its cluster keeps serving.
+    LongOutage,
 }
 
 impl FaultKind {
     /// Every kind, in report order.
-    pub const ALL: [FaultKind; 17] = [
+    pub const ALL: [FaultKind; 21] = [
         FaultKind::StoreUnavailable,
         FaultKind::StoreThrottled,
         FaultKind::StoreAppliedTimeout,
@@ -84,6 +97,10 @@ impl FaultKind {
         FaultKind::PartitionFull,
         FaultKind::Disaster,
         FaultKind::KindStuck,
+        FaultKind::KubeSlow,
+        FaultKind::KubeHung,
+        FaultKind::ClockStep,
+        FaultKind::LongOutage,
     ];
 
     /// Kebab-case name.
@@ -106,6 +123,10 @@ impl FaultKind {
             FaultKind::PartitionFull => "partition-full",
             FaultKind::Disaster => "disaster",
             FaultKind::KindStuck => "kube-kind-stuck",
+            FaultKind::KubeSlow => "kube-slow-call",
+            FaultKind::KubeHung => "kube-hung-call",
+            FaultKind::ClockStep => "wall-clock-step",
+            FaultKind::LongOutage => "operator-long-outage",
         }
     }
 }
@@ -133,6 +154,10 @@ pub struct CallFaults {
     pub watch_dropped: f64,
     /// Watch event delivered late.
     pub watch_delayed: f64,
+    /// Kubernetes write slow (1 to 90 s).
+    pub kube_slow: f64,
+    /// Kubernetes write that never answers.
+    pub kube_hung: f64,
 }
 
 /// Something the world does at a given time, besides the operators.
@@ -212,10 +237,10 @@ pub struct World {
     pub latency_max: Time,
     /// Store writes accepted (for the timeline).
     pub writes: Vec<(Time, Cluster, Write, Record)>,
-    /// Per operator, the record its last write found when it reached the store (`None`:
-    /// it did not reach the store: refused, lost, or delayed in transit). The model
-    /// replay needs it to redo the write.
-    pub last_write: [Option<Record>; 2],
+    /// Per operator, the record each of its writes since the last replay found when it
+    /// reached the store (`None`: it did not reach the store: refused, lost, or delayed
+    /// in transit), in order. The model replay needs them to redo the writes.
+    pub writes_found: [Vec<Option<Record>>; 2],
     /// The record the last accepted write replaced, and when: what an eventually
     /// consistent read may still return for a while.
     pub superseded: Option<(Time, Record)>,
@@ -251,7 +276,7 @@ impl World {
             dirty: true,
             latency_max,
             writes: Vec::new(),
-            last_write: [None, None],
+            writes_found: [Vec::new(), Vec::new()],
             superseded: None,
             time,
         }
@@ -544,6 +569,26 @@ impl ClusterPort for FakeCluster {
     ) -> Result<Vec<FieldChange>, ClusterError> {
         self.world.latency().await;
         let i = self.me.index();
+        let slow = {
+            let mut w = self.world.lock();
+            if w.roll(|f| f.kube_hung) {
+                w.inject(FaultKind::KubeHung);
+                None
+            } else if w.roll(|f| f.kube_slow) {
+                w.inject(FaultKind::KubeSlow);
+                let at = w.time.now() + w.rng.range(1_000, 90_000);
+                Some(Some((w.time.clone(), at)))
+            } else {
+                Some(None)
+            }
+        };
+        match slow {
+            // Never answers: the caller's deadline (or the self-fence) drops this
+            // future, and with it the write, which never lands.
+            None => std::future::pending::<()>().await,
+            Some(Some((time, at))) => time.until(at).await,
+            Some(None) => {}
+        }
         let read = {
             let mut w = self.world.lock();
             if w.cut_api[i] || !w.alive[i] {
@@ -719,7 +764,7 @@ impl StorePort for FakeStore {
     async fn write(&self, _group: &str, timing: &Timing, write: &Write) -> Reply {
         self.world.latency().await;
         let mut w = self.world.lock();
-        w.last_write[self.me.index()] = None;
+        w.writes_found[self.me.index()].push(None);
         if w.cut_store[self.me.index()] {
             // A partition mostly refuses connections; where delayed writes are on, some
             // writes already on their way are stuck and arrive much later.
@@ -767,7 +812,10 @@ impl StorePort for FakeStore {
             w.schedule(at, WorldEvent::Deliver(*write, *timing));
             return Reply::Ambiguous;
         }
-        w.last_write[self.me.index()] = w.record.clone();
+        let found = w.record.clone();
+        if let Some(last) = w.writes_found[self.me.index()].last_mut() {
+            *last = found;
+        }
         let reply = w.store_apply(timing, write);
         if w.rng.chance(f.store_applied_timeout) {
             w.inject(FaultKind::StoreAppliedTimeout);

@@ -354,7 +354,12 @@ fn choose(input: &Inputs<'_>, mem: &Memory) -> Decision {
         let fence_point = mem
             .lease_until
             .map_or(now, |u| u.saturating_sub(timing.fence_margin));
-        return Decision::wait(Wake::At(next_heartbeat.min(fence_point.max(now + 1))));
+        let wake = if lease_ok {
+            next_heartbeat.min(fence_point.max(now + 1))
+        } else {
+            next_heartbeat
+        };
+        return Decision::wait(Wake::At(wake));
     }
     if !lease_ok
         && input.variant != Variant::NoSelfFence
