@@ -641,7 +641,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
         (_, 0..=9) => Some(Targeted::CutHolder {
             done: aim.range(1, 8) as u32,
         }),
-        (_, 10..=19) => {
+        (_, 10..=29) => {
             plan.push((
                 request_at + aim.range(0, 8_000),
                 Scheduled::Disaster(Cluster::A),
@@ -665,6 +665,14 @@ pub fn run(cfg: RunConfig) -> RunReport {
         w.faults.kube_hung = slow.unit() * 0.02;
     }
     if time_on(&mut slow) {
+        // Aimed, half the time: the active cluster's wall clock steps back by more than
+        // a lease while the request is pending, the moment a lease judged by the wall
+        // clock would outlive what the record proves.
+        if slow.chance(0.5) {
+            let back = slow.range(timing.lease_ttl + timing.clock_drift_max, 7_200_000) as i64;
+            let at = request_at.saturating_sub(slow.range(0, 3_000));
+            plan.push((at, Scheduled::ClockStep(Cluster::A, -back)));
+        }
         for _ in 0..slow.range(1, 2) {
             let c = if slow.chance(0.5) {
                 Cluster::A
@@ -792,6 +800,13 @@ pub fn run(cfg: RunConfig) -> RunReport {
                     w.flux_sync(c, ctx.delays);
                     let at = next + 10_000;
                     w.schedule(at, WorldEvent::FluxSync(c));
+                }
+                WorldEvent::DeliverHeld(id) => {
+                    if let Some(pos) = w.held.iter().position(|(i, _, _)| *i == id) {
+                        let (_, write, timing) = w.held.remove(pos);
+                        w.schedule(next, WorldEvent::Deliver(write, timing));
+                    }
+                    continue;
                 }
                 WorldEvent::Deliver(write, timing) => {
                     // A write that timed out at its sender lands now. Shown (and hashed)

@@ -169,6 +169,8 @@ pub enum WorldEvent {
     FluxSync(Cluster),
     /// A delayed write reaches the store.
     Deliver(Write, Timing),
+    /// A held write (see [`World::held`]) reaches the store, unless it already did.
+    DeliverHeld(u64),
     /// A delayed watch event reaches the watchers of a cluster (with the cluster
     /// version it tells of).
     Notify(Cluster, u64),
@@ -241,6 +243,11 @@ pub struct World {
     /// reached the store (`None`: it did not reach the store: refused, lost, or delayed
     /// in transit), in order. The model replay needs them to redo the writes.
     pub writes_found: [Vec<Option<Record>>; 2],
+    /// Writes stuck in transit by a targeted fault, by id: each lands at the first
+    /// moment the store refuses it only for its fencing token or for the failover being
+    /// forced already (the moment a stale copy does harm if a condition is missing), or
+    /// at its scheduled time.
+    pub held: Vec<(u64, Write, Timing)>,
     /// The record the last accepted write replaced, and when: what an eventually
     /// consistent read may still return for a while.
     pub superseded: Option<(Time, Record)>,
@@ -277,6 +284,7 @@ impl World {
             latency_max,
             writes: Vec::new(),
             writes_found: [Vec::new(), Vec::new()],
+            held: Vec::new(),
             superseded: None,
             time,
         }
@@ -361,9 +369,30 @@ impl World {
                 self.record = Some(after.clone());
                 self.superseded = Some((now, before));
                 self.dirty = true;
+                self.release_held(&after);
                 Reply::Applied(after)
             }
             Err(_) => Reply::ConditionFailed(before),
+        }
+    }
+
+    /// Schedule, a millisecond from now, every held write that the store refuses only
+    /// for its fencing token or for a failover forced already: the moment a stale copy
+    /// does harm where a condition is missing.
+    fn release_held(&mut self, record: &Record) {
+        let due: Vec<u64> = self
+            .held
+            .iter()
+            .filter(|(_, w, t)| {
+                apply(record, w, t, Variant::Correct).is_err()
+                    && (apply(record, w, t, Variant::NoTokenCheck).is_ok()
+                        || apply(record, w, t, Variant::RepeatableForce).is_ok())
+            })
+            .map(|(id, _, _)| *id)
+            .collect();
+        let at = self.time.now() + 1;
+        for id in due {
+            self.schedule(at, WorldEvent::DeliverHeld(id));
         }
     }
 
@@ -781,7 +810,16 @@ impl StorePort for FakeStore {
                     w.rng.range(after_lease, after_lease + 30_000)
                 };
                 let at = w.time.now() + delay;
-                w.schedule(at, WorldEvent::Deliver(*write, *timing));
+                if w.stuck_in_transit[self.me.index()] {
+                    // Held until it can do harm, or long after the lease.
+                    let at = at.max(w.time.now() + after_lease + 60_000);
+                    w.seq += 1;
+                    let id = w.seq;
+                    w.held.push((id, *write, *timing));
+                    w.schedule(at, WorldEvent::DeliverHeld(id));
+                } else {
+                    w.schedule(at, WorldEvent::Deliver(*write, *timing));
+                }
                 return Reply::Ambiguous;
             }
             return Reply::Unavailable;

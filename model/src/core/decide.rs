@@ -320,6 +320,7 @@ pub fn decide(input: &Inputs<'_>, mem: &Memory) -> Decision {
 fn choose(input: &Inputs<'_>, mem: &Memory) -> Decision {
     let now = input.now;
     let timing = input.timing;
+    // Before issue 9 nothing ran beside a call: no heartbeat, no abandoning it.
     if input.busy && input.variant == Variant::HeartbeatBehindTasks {
         return Decision::wait(Wake::Change);
     }
@@ -341,7 +342,11 @@ fn choose(input: &Inputs<'_>, mem: &Memory) -> Decision {
     if input.busy {
         // A call in progress when the lease runs low is abandoned: the fence re-asserts
         // every stop step, whatever the call was doing.
-        if !lease_ok && input.variant != Variant::NoSelfFence {
+        let abandons = !matches!(
+            input.variant,
+            Variant::NoSelfFence | Variant::FenceStopsAtFailure
+        );
+        if !lease_ok && abandons {
             let all = StepSet::of(
                 STOP.iter()
                     .copied()
