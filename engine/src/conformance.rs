@@ -217,10 +217,10 @@ pub async fn store_port<S: StorePort>(store: &S, group: &str) {
     let steps: Vec<Write> = vec![
         w(A, t0, hb),
         w(B, t0 + 5, hb),
-        w(A, t0 - 10, hb),               // older heartbeat: refused
-        w(B, t0, acquire(7, cons)),      // not active: refused
-        w(A, t0 + 10, acquire(7, cons)), // token 1
-        w(A, t0 + 11, acquire(8, up)),   // in flight: refused
+        w(A, t0 - 10, hb),                      // older heartbeat: refused
+        w(B, t0, acquire(7, cons)),             // not active: refused
+        w(A, t0 + 10, acquire(7, cons)),        // token 1
+        w(A, t0 + 11, acquire(8, up)),          // in flight: refused
         w(B, t0 + 12, force(7, Some(created))), // A heartbeated since: refused
         w(A, t0 + 20, journal(7, 1, 1, false)),
         w(A, t0 + 21, journal(7, 1, 1, false)), // repeat: refused

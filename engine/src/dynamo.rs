@@ -1338,29 +1338,37 @@ mod tests {
         }
     }
 
-    /// The writer computes `now - d` saturating at zero: for small `now` nothing is old.
+    /// The force compares no clock: its condition is the heartbeat the writer saw
+    /// stand, whatever its time.
     #[test]
-    fn force_take_lock_thresholds_saturate() {
-        let write = |now| Write {
+    fn force_take_lock_compares_the_seen_heartbeat_only() {
+        let write = |now, seen| Write {
             by: Cluster::B,
             now,
-            op: Op::ForceTakeLock {
-                    id: 1,
-                    seen: None,
-                },
+            op: Op::ForceTakeLock { id: 1, seen },
         };
-        let value = |now, p: &str| match encode(&TIMING, &write(now)) {
-            Request::Transact(update, HistoryWrite::Unknown(1)) => update
-                .values
-                .iter()
-                .find(|(name, _)| *name == p)
-                .map(|(_, v)| v.clone()),
+        let condition = |now, seen| match encode(&TIMING, &write(now, seen)) {
+            Request::Transact(update, HistoryWrite::Unknown(1)) => {
+                let seen = update
+                    .values
+                    .iter()
+                    .find(|(name, _)| *name == ":seen")
+                    .map(|(_, v)| v.clone());
+                (update.condition, seen)
+            }
             other => panic!("ForceTakeLock is a transaction with a history check: {other:?}"),
         };
-        assert_eq!(value(50, ":lease_before"), Some(n(0)));
-        assert_eq!(value(50, ":lock_before"), Some(n(0)));
-        assert_eq!(value(5000, ":lease_before"), Some(n(3900)));
-        assert_eq!(value(5000, ":lock_before"), Some(n(4900)));
+        let (at_50, seen) = condition(50, Some(7));
+        assert_eq!(seen, Some(n(7)));
+        assert!(at_50.contains("#hb_A = :seen"), "{at_50}");
+        assert_eq!(
+            condition(5_000_000, Some(7)).0,
+            at_50,
+            "the time plays no part"
+        );
+        let (none, seen) = condition(50, None);
+        assert_eq!(seen, None);
+        assert!(none.contains("attribute_not_exists(#hb_A)"), "{none}");
     }
 
     #[test]

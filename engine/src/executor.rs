@@ -166,7 +166,11 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             .init(&self.group.key, self.group.initial_active, self.clock.now());
         let record = bounded(&self.clock, store_deadline(&self.group), init)
             .await
-            .unwrap_or_else(|| Err(StoreUnavailable("no answer within the call deadline".into())))?;
+            .unwrap_or_else(|| {
+                Err(StoreUnavailable(
+                    "no answer within the call deadline".into(),
+                ))
+            })?;
         self.initialized = true;
         Ok(record)
     }
@@ -355,7 +359,9 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                 )
                 .await
                 .unwrap_or_else(|| {
-                    Err(StoreUnavailable("no answer within the call deadline".into()))
+                    Err(StoreUnavailable(
+                        "no answer within the call deadline".into(),
+                    ))
                 });
                 let record = match &read {
                     Ok(Some(r)) => Some(r.clone()),
@@ -369,7 +375,9 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             Action::Write(op) => TurnResult::Wrote(self.write(now, *op).await),
             Action::Kube(step) => {
                 let stage = d.stage.map_or(StageName::Outside, StageName::Stage);
-                let Some(result) = self.step_keeping_lease(*step, stage, observed, during).await
+                let Some(result) = self
+                    .step_keeping_lease(*step, stage, observed, during)
+                    .await
                 else {
                     warn!(task = %step, "call abandoned: the lease ran low, self-fencing");
                     return TurnResult::Abandoned;
@@ -451,73 +459,75 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
     ) -> Option<Result<Vec<FieldChange>, TaskError>> {
         let timeout = self.group.step_timeout;
         let abandon = {
-        let run = run_step(
-            &self.cluster,
-            &self.group,
-            &self.tasks,
-            &self.clock,
-            step,
-            stage,
-            timeout,
-        )
-        .fuse();
-        futures::pin_mut!(run);
-        loop {
-            let (now, wall) = self.clocks();
-            let decision = self.decide(now, wall, observed, true);
-            match decision.action {
-                Action::Write(Op::Heartbeat) => {
-                    if let Some(hook) = self.hook.as_mut() {
-                        hook(&decision);
-                    }
-                    let timing = self.group.timing;
-                    let at = stamp(self.group.me, wall, self.variant, &self.memory);
-                    let w = write(self.group.me, at, Op::Heartbeat);
-                    let send = bounded(
-                        &self.clock,
-                        store_deadline(&self.group),
-                        self.store.write(&self.group.key, &timing, &w),
-                    )
-                    .fuse();
-                    futures::pin_mut!(send);
-                    let mut finished = None;
-                    let reply = loop {
-                        futures::select_biased! {
-                            reply = send => break reply.unwrap_or(Reply::Ambiguous),
-                            r = run => finished = Some(r),
+            let run = run_step(
+                &self.cluster,
+                &self.group,
+                &self.tasks,
+                &self.clock,
+                step,
+                stage,
+                timeout,
+            )
+            .fuse();
+            futures::pin_mut!(run);
+            loop {
+                let (now, wall) = self.clocks();
+                let decision = self.decide(now, wall, observed, true);
+                match decision.action {
+                    Action::Write(Op::Heartbeat) => {
+                        if let Some(hook) = self.hook.as_mut() {
+                            hook(&decision);
                         }
-                    };
-                    self.memory
-                        .on_write(&w, now, &timing, self.variant, reply.clone());
-                    let turn = Turn {
-                        now,
-                        wall,
-                        observed: *observed,
-                        decision,
-                        result: TurnResult::Wrote(reply),
-                        during: Vec::new(),
-                    };
-                    during.push((turn, self.memory.clone()));
-                    if finished.is_some() {
-                        return finished;
+                        let timing = self.group.timing;
+                        let at = stamp(self.group.me, wall, self.variant, &self.memory);
+                        let w = write(self.group.me, at, Op::Heartbeat);
+                        let send = bounded(
+                            &self.clock,
+                            store_deadline(&self.group),
+                            self.store.write(&self.group.key, &timing, &w),
+                        )
+                        .fuse();
+                        futures::pin_mut!(send);
+                        let mut finished = None;
+                        let reply = loop {
+                            futures::select_biased! {
+                                reply = send => break reply.unwrap_or(Reply::Ambiguous),
+                                r = run => finished = Some(r),
+                            }
+                        };
+                        self.memory
+                            .on_write(&w, now, &timing, self.variant, reply.clone());
+                        let turn = Turn {
+                            now,
+                            wall,
+                            observed: *observed,
+                            decision,
+                            result: TurnResult::Wrote(reply),
+                            during: Vec::new(),
+                        };
+                        during.push((turn, self.memory.clone()));
+                        if finished.is_some() {
+                            return finished;
+                        }
                     }
-                }
-                // Leaving this block drops the call's future: it is abandoned.
-                Action::Fence(steps) => break (now, wall, decision, steps),
-                Action::Wait(Wake::At(t)) => {
-                    let nap = self.clock.sleep(Duration::from_millis(t.saturating_sub(now).max(1)));
-                    let nap = nap.fuse();
-                    futures::pin_mut!(nap);
-                    futures::select_biased! {
-                        r = run => return Some(r),
-                        () = nap => {}
+                    // Leaving this block drops the call's future: it is abandoned.
+                    Action::Fence(steps) => break (now, wall, decision, steps),
+                    Action::Wait(Wake::At(t)) => {
+                        let nap = self
+                            .clock
+                            .sleep(Duration::from_millis(t.saturating_sub(now).max(1)));
+                        let nap = nap.fuse();
+                        futures::pin_mut!(nap);
+                        futures::select_biased! {
+                            r = run => return Some(r),
+                            () = nap => {}
+                        }
                     }
+                    // Waiting for the call (`heartbeat-behind-tasks`), or anything else the
+                    // model never asks while busy.
+                    _ => return Some(run.await),
                 }
-                // Waiting for the call (`heartbeat-behind-tasks`), or anything else the
-                // model never asks while busy.
-                _ => return Some(run.await),
             }
-        }
         };
         let (now, wall, decision, steps) = abandon;
         if let Some(hook) = self.hook.as_mut() {

@@ -218,11 +218,20 @@ async fn racing_clusters_get_the_lock_once() {
     for round in 0..10 {
         let group = format!("g{round}");
         store.init(&group, A, INIT_AT).await.expect("init");
-        // A last heartbeated at the record's creation (0), its lease is over at 5000, so
-        // B may force: both conditions hold.
+        // A's heartbeat is still the record's creation, which B saw stand: both
+        // conditions hold.
         let (a, b) = tokio::join!(
             send(&store, &group, A, 5000, acquire(1)),
-            send(&store, &group, B, 5000, Op::ForceTakeLock { id: 2 }),
+            send(
+                &store,
+                &group,
+                B,
+                5000,
+                Op::ForceTakeLock {
+                    id: 2,
+                    seen: Some(INIT_AT)
+                }
+            ),
         );
         let winners = [&a, &b]
             .iter()
@@ -404,16 +413,18 @@ async fn abort_releases_and_records() {
 }
 
 #[tokio::test]
-async fn force_waits_for_the_lease_and_the_lock() {
+async fn force_needs_the_heartbeat_it_saw_stand() {
     let store = fresh("force").await;
     store.init("g", A, INIT_AT).await.expect("init");
     applied(send(&store, "g", A, 1000, Op::Heartbeat).await);
-    let expiry = 1000 + TIMING.lease_ttl + TIMING.clock_drift_max;
-    let force = Op::ForceTakeLock { id: 9 };
-    refused(send(&store, "g", B, 1500, force).await);
-    refused(send(&store, "g", B, expiry, force).await);
-    refused(send(&store, "g", A, expiry + 1, force).await);
-    let r = applied(send(&store, "g", B, expiry + 1, force).await);
+    let force = |seen| Op::ForceTakeLock { id: 9, seen };
+    // B saw the creation's heartbeat stand; A heartbeated since: refused, at any time.
+    refused(send(&store, "g", B, 1_000_000, force(Some(INIT_AT))).await);
+    refused(send(&store, "g", B, 1_000_000, force(None)).await);
+    // The active cluster cannot force.
+    refused(send(&store, "g", A, 1500, force(Some(1000))).await);
+    // The heartbeat B saw stand: applied, whatever B's clock says (no clock compared).
+    let r = applied(send(&store, "g", B, 1500, force(Some(1000))).await);
     assert_eq!(r.token, 1);
     assert_eq!(
         r.failover,
@@ -429,26 +440,26 @@ async fn force_waits_for_the_lease_and_the_lock() {
         r.lock,
         Some(Lock {
             holder: B,
-            until: expiry + 1 + TIMING.lease_ttl
+            until: 1500 + TIMING.lease_ttl
         })
     );
 
-    // A stuck planned failover: A's lease and its lock must both have lapsed.
+    // A stuck planned failover: only its own id, once.
     store.init("h", A, INIT_AT).await.expect("init");
     applied(send(&store, "h", A, 1000, Op::Heartbeat).await);
     applied(send(&store, "h", A, 1000, acquire(4)).await);
-    let lapsed = 1000 + TIMING.lease_ttl + TIMING.clock_drift_max;
-    refused(send(&store, "h", B, lapsed, Op::ForceTakeLock { id: 4 }).await);
+    let seen = Some(1000);
     refused(
-        send(&store, "h", B, lapsed + 1, Op::ForceTakeLock { id: 5 }).await,
+        send(&store, "h", B, 2000, Op::ForceTakeLock { id: 5, seen }).await,
         // another id while one is in flight
     );
-    let r = applied(send(&store, "h", B, lapsed + 1, Op::ForceTakeLock { id: 4 }).await);
+    let r = applied(send(&store, "h", B, 2000, Op::ForceTakeLock { id: 4, seen }).await);
     assert_eq!(r.token, 2);
     assert_eq!(
         r.failover.map(|f| (f.id, f.kind, f.target)),
         Some((4, PlanKind::Forced, B))
     );
+    refused(send(&store, "h", B, 2001, Op::ForceTakeLock { id: 4, seen }).await);
 }
 
 #[tokio::test]
@@ -472,8 +483,20 @@ async fn ended_ids_cannot_start_again() {
     );
     let r = refused(send(&store, "g", A, 30, acquire(7)).await);
     assert_eq!(r.token, 1);
-    // A has no heartbeat: B could force, but not with an id that already ended.
-    refused(send(&store, "g", B, 5000, Op::ForceTakeLock { id: 7 }).await);
+    // A's heartbeat stood: B could force, but not with an id that already ended.
+    refused(
+        send(
+            &store,
+            "g",
+            B,
+            5000,
+            Op::ForceTakeLock {
+                id: 7,
+                seen: Some(INIT_AT),
+            },
+        )
+        .await,
+    );
     let r = applied(send(&store, "g", A, 40, acquire(8)).await);
     assert_eq!(r.token, 2);
 }
@@ -709,7 +732,14 @@ fn random_write(rng: &mut Rng, record: &Record, clock: u64, next_id: &mut u64) -
             } else {
                 rng.cluster()
             };
-            (by, Op::ForceTakeLock { id })
+            // Mostly the heartbeat the record holds, sometimes one it held before.
+            let held = record.heartbeat[record.active.index()];
+            let seen = if rng.chance(70) {
+                held
+            } else {
+                held.map(|t| t.saturating_sub(1))
+            };
+            (by, Op::ForceTakeLock { id, seen })
         }
         45..=54 => (rng.cluster(), Op::TakeOver { id, at }),
         55..=79 => (
@@ -840,9 +870,9 @@ async fn differential_against_the_model() {
 }
 
 /// Issue 18 on the real store: B's `ForceTakeLock` sent at 1,200 stayed in transit and
-/// lands late (its lock, until 2,200, has lapsed by 2,400); B's retry at 2,400, and a
-/// force of a planned failover that was already forced, are refused by DynamoDB exactly
-/// as by `failover_model::apply`, and the token moves once.
+/// lands late; B's retry at 2,400, and a force of a planned failover that was already
+/// forced, are refused by DynamoDB exactly as by `failover_model::apply`, and the token
+/// moves once.
 #[tokio::test]
 async fn a_delayed_force_and_its_retry_apply_once() {
     let store = fresh("force-once").await;
@@ -871,11 +901,13 @@ async fn a_delayed_force_and_its_retry_apply_once() {
                     release: true,
                 },
             });
-            writes.push(send(1_200, Op::ForceTakeLock { id }));
-            writes.push(send(2_400, Op::ForceTakeLock { id }));
+            let seen = Some(INIT_AT);
+            writes.push(send(1_200, Op::ForceTakeLock { id, seen }));
+            writes.push(send(2_400, Op::ForceTakeLock { id, seen }));
         } else {
-            writes.push(send(1_200, Op::ForceTakeLock { id: 7 }));
-            writes.push(send(2_400, Op::ForceTakeLock { id: 7 }));
+            let seen = Some(INIT_AT);
+            writes.push(send(1_200, Op::ForceTakeLock { id: 7, seen }));
+            writes.push(send(2_400, Op::ForceTakeLock { id: 7, seen }));
         }
         let retry = writes.len() - 1;
         for (i, write) in writes.iter().enumerate() {

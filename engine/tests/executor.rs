@@ -671,15 +671,22 @@ async fn a_named_member_that_does_not_exist_is_reported() {
 }
 
 /// Issue 9: a fence attempt's steps run one after the other, so each gets a share of
-/// the fence margin (12 s by default, 5 stop steps): a hung call cannot push the volume
-/// demotion past the moment the peer may force.
+/// the fence margin (12 s by default, 5 stop steps, an eighth each): with a store call
+/// or pause under way (a quarter) and the observation (an eighth), the worst case from
+/// the moment the lease runs low to the last fence step fits in the margin.
 #[test]
 fn a_fence_step_gets_a_share_of_the_fence_margin() {
-    use failover_engine::executor::fence_step_deadline;
+    use failover_engine::executor::{POLL, fence_step_deadline, observe_deadline, store_deadline};
     let g = group("east");
     assert_eq!(g.timing.fence_margin, 12_000);
-    assert_eq!(fence_step_deadline(&g), Duration::from_secs(2));
-    assert!(5 * fence_step_deadline(&g) < Duration::from_millis(g.timing.fence_margin));
+    assert_eq!(fence_step_deadline(&g), Duration::from_millis(1_500));
+    assert_eq!(observe_deadline(&g), Duration::from_millis(1_500));
+    assert_eq!(store_deadline(&g), Duration::from_secs(3));
+    let worst = store_deadline(&g).max(POLL) + observe_deadline(&g) + 5 * fence_step_deadline(&g);
+    assert!(
+        worst <= Duration::from_millis(g.timing.fence_margin),
+        "{worst:?}"
+    );
 }
 
 /// A failover the record shows under way is resumed even if the group no longer

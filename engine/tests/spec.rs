@@ -288,6 +288,24 @@ fn timing_that_cannot_work() {
             },
             "must be positive",
         ),
+        // Issue 9: the fence's worst case (a pause, the observation, five steps) must
+        // fit in the margin, whose deadlines are its shares.
+        (
+            TimingSpec {
+                fence_margin_seconds: Some(3),
+                ..TimingSpec::default()
+            },
+            "fenceMarginSeconds (3) must be at least 4",
+        ),
+        // The call deadlines (5/8 of a 20 s margin) leave no room for a missed heartbeat.
+        (
+            TimingSpec {
+                lease_seconds: Some(35),
+                fence_margin_seconds: Some(20),
+                ..TimingSpec::default()
+            },
+            "raise leaseSeconds to at least",
+        ),
     ];
     for (timing, want) in cases {
         let (e, msg) = err(FailoverGroupSpec {

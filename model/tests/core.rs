@@ -1019,7 +1019,8 @@ fn refused_heartbeat_renews_nothing() {
         mem,
         Memory {
             view: Some(current),
-            heartbeat_at: Some(10),
+            // Still due: the next heartbeat goes out at once, stamped 12.
+            heartbeat_at: None,
             // Refused: the record does not prove it to B.
             lease_until: None,
             retry_at: None,
@@ -2103,4 +2104,140 @@ fn policy_validation_rejects_blips_and_chasing_failovers() {
             Ok(POLICY),
         ]
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Issue 9: real time
+// ---------------------------------------------------------------------------------------
+
+/// While a call runs, a heartbeat due is written beside it.
+#[test]
+fn a_busy_operator_still_heartbeats() {
+    let view = in_flight(CONSISTENCY, 2, 1, lock(A, 13));
+    let input = Inputs {
+        busy: true,
+        ..inputs(A, 11, &SERVING, None)
+    };
+    assert_eq!(
+        decide(&input, &settled(10, Some(view))).action,
+        Action::Write(Op::Heartbeat)
+    );
+}
+
+/// While a call runs and the lease is fine, the operator waits for the next heartbeat
+/// or the moment the lease runs low, whichever comes first.
+#[test]
+fn a_busy_operator_waits_for_its_next_heartbeat() {
+    let view = in_flight(CONSISTENCY, 2, 1, lock(A, 13));
+    let input = Inputs {
+        busy: true,
+        ..inputs(A, 10, &SERVING, None)
+    };
+    assert_eq!(
+        decide(&input, &settled(10, Some(view))),
+        waiting(Wake::At(11))
+    );
+}
+
+/// Once the lease runs low the call is abandoned for a fence of every stop step.
+#[test]
+fn a_busy_operator_abandons_the_call_when_the_lease_runs_low() {
+    let view = in_flight(CONSISTENCY, 2, 1, lock(A, 13));
+    let mem = Memory {
+        retry_at: Some(20),
+        ..settled(10, Some(view))
+    };
+    let input = Inputs {
+        busy: true,
+        ..inputs(A, 12, &SERVING, None)
+    };
+    let all = StepSet::of(
+        STOP.iter()
+            .copied()
+            .filter(|s| s.kind() == StepKind::Effect),
+    );
+    assert_eq!(
+        decide(&input, &mem),
+        Decision {
+            action: Action::Fence(all),
+            purpose: Purpose::Fence,
+            stage: None,
+            step: None,
+        }
+    );
+    // Before issue 9 nothing ran beside the call.
+    let old = Inputs {
+        variant: Variant::HeartbeatBehindTasks,
+        ..input
+    };
+    assert_eq!(decide(&old, &mem), waiting(Wake::Change));
+}
+
+/// Without a lease nothing is started: the active cluster, fenced, waits for the next
+/// heartbeat before it promotes its volumes again.
+#[test]
+fn no_start_step_without_a_lease() {
+    let mem = Memory {
+        lease_until: None,
+        ..settled(10, Some(at_rest()))
+    };
+    assert_eq!(
+        decide(&inputs(A, 10, &STANDBY, None), &mem).action,
+        Action::Wait(Wake::At(11))
+    );
+    // With the lease, it does.
+    assert_eq!(
+        decide(
+            &inputs(A, 10, &STANDBY, None),
+            &settled(10, Some(at_rest()))
+        )
+        .action,
+        Action::Kube(Step::PromoteVolumes)
+    );
+}
+
+/// A stamp is the wall clock, or past the newest heartbeat of this cluster the record is
+/// known to hold: a wall clock stepped back never makes heartbeats fail.
+#[test]
+fn stamps_pass_the_records_heartbeat() {
+    use failover_model::stamp;
+    let mem = settled(10, Some(Record::new(A, [Some(5_000), Some(10)])));
+    assert_eq!(stamp(A, 20, Variant::Correct, &mem), 5_001);
+    assert_eq!(stamp(A, 9_000, Variant::Correct, &mem), 9_000);
+    assert_eq!(stamp(B, 20, Variant::Correct, &mem), 20);
+    assert_eq!(stamp(A, 20, Variant::WallClockLease, &mem), 20);
+}
+
+/// Under `wall-clock-lease` a refused heartbeat still renews the lease, counted from its
+/// wall stamp: what a wall clock stepped back turns into a lease the record never proved.
+#[test]
+fn wall_clock_lease_variant_credits_refused_heartbeats() {
+    let mut mem = Memory::default();
+    let current = Record::new(A, [Some(11), Some(9)]);
+    mem.on_write(
+        &write(A, 10, Op::Heartbeat),
+        500,
+        &TIMING,
+        Variant::WallClockLease,
+        Reply::ConditionFailed(current),
+    );
+    assert_eq!(
+        (mem.heartbeat_at, mem.lease_until),
+        (Some(500), Some(10 + TIMING.lease_ttl))
+    );
+}
+
+/// The lease is counted from the monotonic send time, whatever the stamp.
+#[test]
+fn the_lease_counts_from_the_monotonic_send_time() {
+    let mut mem = Memory::default();
+    let after = Record::new(A, [Some(7_200_000), Some(9)]);
+    mem.on_write(
+        &write(A, 7_200_000, Op::Heartbeat),
+        40,
+        &TIMING,
+        Variant::Correct,
+        Reply::Applied(after),
+    );
+    assert_eq!(mem.lease_until, Some(40 + TIMING.lease_ttl));
 }

@@ -148,7 +148,9 @@ impl Replay {
         }
         // The call ended: applied or not.
         let applied = matches!(turn.result, TurnResult::Changed(_));
-        let record = around.record.ok_or("a call ended before the record exists")?;
+        let record = around
+            .record
+            .ok_or("a call ended before the record exists")?;
         let mut world = self.world(c, turn, around, record, memory);
         world.busy[c.index()] = Some(Busy {
             until: world.tick,

@@ -693,9 +693,9 @@ pub fn run(cfg: RunConfig) -> RunReport {
         } else {
             Cluster::B
         };
-        let cut = plan
-            .iter()
-            .any(|(_, s)| matches!(s, Scheduled::Cut(x, k) if *x == c && *k != FaultKind::PartitionApi));
+        let cut = plan.iter().any(
+            |(_, s)| matches!(s, Scheduled::Cut(x, k) if *x == c && *k != FaultKind::PartitionApi),
+        );
         if !cut {
             let bound = timing.lease_ttl - timing.fence_margin - timing.heartbeat_every;
             let at = slow.range(request_at.saturating_sub(5_000), FAULT_PHASE - bound);
@@ -1038,12 +1038,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
 }
 
 /// The operator a targeted fault hits now, if its moment has come.
-fn aimed_at(
-    w: &World,
-    t: Targeted,
-    now: Time,
-    timing: &failover_model::Timing,
-) -> Option<Cluster> {
+fn aimed_at(w: &World, t: Targeted, now: Time, timing: &failover_model::Timing) -> Option<Cluster> {
     let r = w.record.as_ref()?;
     match t {
         Targeted::CutHolder { done } => {

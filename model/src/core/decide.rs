@@ -133,16 +133,15 @@ impl Memory {
         let applied = matches!(reply, Reply::Applied(_));
         match reply {
             Reply::Applied(record) | Reply::ConditionFailed(record) => {
-                if heartbeat {
+                // A heartbeat the store refused (the record holds this cluster's stamp
+                // or a newer one: a copy of its own delayed in transit, or a restart
+                // within the same millisecond, or a wall clock stepped back) proves
+                // nothing new to the peer: no credit, and it stays due, so the next
+                // decision sends another at once, stamped past the record's.
+                if heartbeat && (applied || wall) {
                     self.heartbeat_at = Some(sent);
-                    // A heartbeat the store refused (a newer stamp of this cluster is
-                    // in the record: one of its own writes delayed in transit) proves
-                    // nothing new to the peer: no credit. The next one is stamped past
-                    // the record's.
-                    if applied || wall {
-                        let from = if wall { w.now } else { sent };
-                        self.lease_until = Some(from + timing.lease_ttl);
-                    }
+                    let from = if wall { w.now } else { sent };
+                    self.lease_until = Some(from + timing.lease_ttl);
                 }
                 self.see(w.by, sent, record);
                 self.unsure = None;
