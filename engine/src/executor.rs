@@ -101,6 +101,9 @@ pub struct GroupInvalid {
     pub problems: Vec<String>,
 }
 
+/// A callback given every decision before it is carried out.
+pub type DecisionHook = Box<dyn FnMut(&Decision) + Send + Sync>;
+
 /// One cluster's operator for one group.
 pub struct Operator<C: ClusterPort, S, K> {
     cluster: C,
@@ -112,7 +115,7 @@ pub struct Operator<C: ClusterPort, S, K> {
     memory: Memory,
     request: Option<Request>,
     initialized: bool,
-    hook: Option<Box<dyn FnMut(&Decision) + Send + Sync>>,
+    hook: Option<DecisionHook>,
 }
 
 impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
