@@ -10,6 +10,7 @@
 
 pub mod agents;
 pub mod app;
+pub mod faults;
 pub mod monitor;
 pub mod plane;
 

@@ -17,6 +17,7 @@ use failover_engine::spec::{FailoverGroupSpec, FluxRef, Group, MembersSpec, Timi
 use failover_engine::tasks::retried;
 use failover_integration::agents::Agents;
 use failover_integration::app;
+use failover_integration::faults::{Fault, Faults, Rule, faulty_client};
 use failover_integration::monitor::{Monitor, Report, observer};
 use failover_integration::plane::{ControlPlane, dynamodb_endpoint, unique_name};
 use failover_model::{Cluster, Mode, Outcome, Plan, PlanKind, Request, Role, Variant};
@@ -422,4 +423,110 @@ async fn crashed_operators_resume_from_the_journal_on_real_clusters() {
         };
         fail_over(&mut ops, &store, &sites, request, crashes).await;
     }
+}
+
+/// Issue 9: a fault-injecting layer in front of the source's API server makes every
+/// CronJob PATCH hang (or fail) for 15 s, longer than the 10 s lease, during a
+/// consistency failover; a hung call waits for the 20 s step timeout. Returns how each
+/// operator saw the failover end and the monitor's report.
+async fn failover_through_a_faulty_api(
+    fault: Fault,
+    variant: Variant,
+) -> ([(Ended, bool); 2], Report, usize) {
+    let mode = Mode::Consistency;
+    let (sites, store, _) = setup(mode, Variant::Correct, VOLUME_DELAY).await;
+    let ns = sites[0].objects[0].namespace.clone();
+    let spec = FailoverGroupSpec {
+        timing: Some(TimingSpec {
+            lease_seconds: Some(10),
+            fence_margin_seconds: Some(4),
+            max_clock_drift_seconds: Some(1),
+            heartbeat_seconds: Some(1),
+            retry_seconds: Some(1),
+        }),
+        step_timeout_seconds: Some(20),
+        ..spec()
+    };
+    let group = |me: &str| Group::parse(&ns, "shop", &spec, me).expect("valid group");
+    let faults = Faults::default();
+    let client = faulty_client(&sites[0].plane.kubeconfig, &faults)
+        .await
+        .expect("faulty client");
+    let mut ops = [
+        Operator::with_variant(
+            KubeCluster::new(client),
+            store.clone(),
+            SystemClock,
+            group(CLUSTERS[0]),
+            variant,
+        ),
+        Operator::with_variant(
+            sites[1].cluster.clone(),
+            store.clone(),
+            SystemClock,
+            group(CLUSTERS[1]),
+            variant,
+        ),
+    ];
+    for op in &mut ops {
+        op.run_until(|op, _| op.memory().lease_until.is_some())
+            .await;
+    }
+    faults.set(Some(Rule {
+        method: http::Method::PATCH,
+        path_contains: "/cronjobs/".into(),
+        fault,
+    }));
+    let lift = async {
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        faults.set(None);
+    };
+    let request = Request {
+        id: 1,
+        to: Cluster::B,
+        mode,
+    };
+    let ((ended, report), ()) = tokio::join!(
+        run_failover(&mut ops, &store, &sites, request, [None; 2]),
+        lift
+    );
+    (ended, report, faults.hits())
+}
+
+/// Lease keeping goes on beside the hung call, so the target never forces: once the API
+/// answers again the failover completes as planned, and no sample of the two real
+/// clusters shows two primaries or two writers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_or_failing_api_call_does_not_let_the_peer_force() {
+    for fault in [Fault::Hang, Fault::Fail] {
+        let (ended, report, hits) = failover_through_a_faulty_api(fault, Variant::Correct).await;
+        assert!(hits > 0, "{fault:?}: the fault hit no request");
+        let done = Ended::Finished(Outcome::Completed(PlanKind::Planned(Mode::Consistency)));
+        assert_eq!(
+            ended.map(|e| e.0),
+            [done.clone(), done],
+            "{fault:?}: completed as planned, not forced"
+        );
+        assert!(
+            report.violations.is_empty(),
+            "{fault:?}: invariants violated: {:#?}",
+            report.violations
+        );
+    }
+}
+
+/// The same hung call under `heartbeat-behind-tasks` (the engine before issue 9): the
+/// source writes no heartbeat while the call hangs, the target forces after the lease
+/// and promotes while the source's volumes are still primary, and the monitor sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monitor_catches_heartbeats_behind_a_hung_call_on_real_clusters() {
+    let (ended, report, _) =
+        failover_through_a_faulty_api(Fault::Hang, Variant::HeartbeatBehindTasks).await;
+    assert!(
+        report
+            .violations
+            .iter()
+            .any(|v| v.starts_with("no-two-primaries") || v.starts_with("no-two-writers")),
+        "two primaries were not seen: {report:?} ({ended:?})"
+    );
 }
