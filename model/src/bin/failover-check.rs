@@ -1,8 +1,9 @@
 //! `failover-check`: exhaustively model-check the failover protocol.
 //!
 //! ```text
-//! failover-check [--config smoke|ci|handback|deep] [--bug <variant>] [--threads N]
-//!                [--example <property>] [--explore [ADDR]]
+//! failover-check [--config smoke|ci|handback|deep|outage-beyond-lease] [--bug <variant>]
+//!                [--threads N] [--example <property>|operator-outage-beyond-lease]
+//!                [--explore [ADDR]]
 //! ```
 //! The last line is always `states=<N> unique=<N> depth=<N> secs=<S> violations=<N>`;
 //! the exit status is 0 iff no property was violated (with `--bug`, 1 is expected).
@@ -22,7 +23,7 @@ struct Args {
     explore: Option<String>,
 }
 
-const USAGE: &str = "usage: failover-check [--config smoke|ci|handback|deep] [--bug <variant>] [--threads N] [--example <property>|all] [--explore [ADDR]]
+const USAGE: &str = "usage: failover-check [--config smoke|ci|handback|deep|outage-beyond-lease] [--bug <variant>] [--threads N] [--example <property>|all|operator-outage-beyond-lease] [--explore [ADDR]]
 variants: promote-before-demote no-token-check no-self-fence no-lease-wait lww-store repeatable-force fence-stops-at-failure";
 
 fn parse() -> Result<Args, String> {
@@ -88,7 +89,7 @@ fn main() -> ExitCode {
         (None, Some(c)) => c,
         (None, None) => {
             eprintln!(
-                "error: unknown configuration {:?} (smoke, ci, handback, deep)\n{USAGE}",
+                "error: unknown configuration {:?} (smoke, ci, handback, deep, outage-beyond-lease)\n{USAGE}",
                 args.config
             );
             return ExitCode::from(2);

@@ -28,7 +28,8 @@ struct Common {
     #[arg(long, default_value = "swarm")]
     faults: String,
     /// Run a deliberately broken protocol variant (promote-before-demote, no-token-check,
-    /// no-self-fence, no-lease-wait, repeatable-force, fence-stops-at-failure).
+    /// no-self-fence, no-lease-wait, repeatable-force, fence-stops-at-failure,
+    /// heartbeat-behind-tasks, wall-clock-lease).
     #[arg(long)]
     bug: Option<String>,
     /// Fixed shape: workloads and volumes, as `20x5` (default: the seed picks).
@@ -100,7 +101,7 @@ fn parse(c: &Common) -> Result<Parsed, String> {
         Some(b) => match Variant::from_name(b) {
             Some(Variant::LwwStore) | None => {
                 return Err(format!(
-                    "unknown bug {b:?} (promote-before-demote, no-token-check, no-self-fence, no-lease-wait, repeatable-force, fence-stops-at-failure)"
+                    "unknown bug {b:?} (promote-before-demote, no-token-check, no-self-fence, no-lease-wait, repeatable-force, fence-stops-at-failure, heartbeat-behind-tasks, wall-clock-lease)"
                 ));
             }
             Some(v) => v,
