@@ -139,6 +139,17 @@ impl Config {
             f(&mut c);
             c
         };
+        // One consistency failover, 7 ticks, no crash, no store fault: the base of the
+        // scenarios whose own faults multiply the interleavings.
+        let lean = |label: &str, f: &dyn Fn(&mut Config)| {
+            scenario(label, &|c| {
+                c.modes = vec![Mode::Consistency];
+                c.crashes = 0;
+                c.store_faults = 0;
+                c.max_ticks = 7;
+                f(c);
+            })
+        };
         match name {
             "ci" => Some(vec![
                 scenario("planned", &|_| {}),
@@ -162,50 +173,34 @@ impl Config {
                 }),
                 // A kind that fails for good while an operator is cut off: its fence
                 // must still demote the volumes; one more fence step may fail once.
-                scenario("stuck-kind", &|c| {
-                    c.modes = vec![Mode::Consistency];
+                lean("stuck-kind", &|c| {
                     c.stuck_kinds = 1;
                     c.kube_faults = 1;
                     c.partitions = 1;
-                    c.crashes = 0;
-                    c.store_faults = 0;
-                    c.max_ticks = 7;
                 }),
                 // Real time (issue 9). A Kubernetes call that takes longer than the
                 // lease, while the operator may be cut off: lease keeping goes on beside
                 // it, and the call is abandoned for the fence once the lease runs low.
-                scenario("time-lease", &|c| {
-                    c.modes = vec![Mode::Consistency];
-                    c.crashes = 0;
-                    c.store_faults = 0;
+                lean("time-lease", &|c| {
                     c.slow_calls = 1;
                     c.partitions = 1;
-                    c.max_ticks = 7;
                 }),
                 // A wall clock stepped by more than a lease, a monotonic clock skewed by
                 // the drift bound, and an operator outage as long as the deployment rule
                 // allows. (Each time fault multiplies the interleavings; `deep` combines
                 // them with a partition.)
-                scenario("time-clock", &|c| {
-                    c.modes = vec![Mode::Consistency];
-                    c.crashes = 0;
-                    c.store_faults = 0;
+                lean("time-clock", &|c| {
                     c.clock_steps = 1;
                     c.skews = 1;
                     c.outages = 1;
-                    c.max_ticks = 7;
                 }),
             ]),
             // What no lease survives: an operator down for longer than the deployment
             // rule allows while its cluster keeps serving (`--example
             // operator-outage-beyond-lease` prints the counterexample).
-            "outage-beyond-lease" => Some(vec![scenario("unbounded", &|c| {
-                c.modes = vec![Mode::Consistency];
-                c.crashes = 0;
-                c.store_faults = 0;
+            "outage-beyond-lease" => Some(vec![lean("unbounded", &|c| {
                 c.outages = 1;
                 c.outage_ticks = None;
-                c.max_ticks = 7;
             })]),
             "smoke" => Some(vec![scenario("no-faults", &|c| {
                 c.crashes = 0;
@@ -241,23 +236,15 @@ impl Config {
                     c.crashes = 0;
                     c.max_ticks = 7;
                 }),
-                scenario("time-lease", &|c| {
-                    c.modes = vec![Mode::Consistency];
-                    c.crashes = 0;
-                    c.store_faults = 0;
+                lean("time-lease", &|c| {
                     c.slow_calls = 1;
                     c.partitions = 1;
                     c.skews = 1;
-                    c.max_ticks = 7;
                 }),
-                scenario("time-clock", &|c| {
-                    c.modes = vec![Mode::Consistency];
-                    c.crashes = 0;
-                    c.store_faults = 0;
+                lean("time-clock", &|c| {
                     c.clock_steps = 1;
                     c.outages = 1;
                     c.partitions = 1;
-                    c.max_ticks = 7;
                 }),
             ]),
             _ => None,
