@@ -9,11 +9,19 @@
 //! may fail; an operator may be cut off from DynamoDB (and healed); the active cluster
 //! may disappear for good (a disaster).
 //!
-//! Time: a global tick advances every cluster's local clock (`tick + offset`, offsets
-//! within the drift bound). A tick happens only when no live operator has anything to do
-//! now and every controller has converged: operators and controllers act within a tick.
-//! This is the timing assumption lease-based fencing rests on, stated once: a live
-//! operator gets to run (and its self-fence completes) within `fence_margin`.
+//! Time: a global tick advances every operator's two clocks: a monotonic one (`tick +
+//! offset`; `Act::Skew` makes one gain the drift bound) that leases, back-offs and the
+//! observation of the peer use, and a wall clock (`tick + wall`; `Act::StepClock` steps
+//! it by more than a lease) that only stamps writes. A tick happens only when no live
+//! operator has anything to do now and every controller has converged. Decisions, store
+//! calls and the fence take no time; a Kubernetes call may be slow (`Fault::Slow`: it
+//! ends up to `call_ticks` later, lease keeping going on beside it), and an operator may
+//! be down (`Act::Down`, its cluster serving on) for up to the fence margin, or for ever
+//! in `outage-beyond-lease`. The engine makes the rest true: its call deadlines are
+//! shares of the fence margin, so the fence, started when the lease runs low, completes
+//! within it (README, "Timing"). A Kubernetes call abandoned for the fence never lands
+//! in the model; the engine drops its future, and the fence re-asserts every stop step
+//! on each attempt should the API server still apply it.
 
 pub mod run;
 pub mod trace;
