@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use failover_model::{
     Action, ClusterState, Decision, FailoverId, Inputs, Memory, Op, Outcome, Record, Reply,
-    Request, Time, Variant, Wake, core::decide::write, decide, stamp,
+    Request, Time, Variant, Wake, Write, core::decide::write, decide, stamp,
 };
 use futures::FutureExt;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -167,13 +167,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         let init = self
             .store
             .init(&self.group.key, self.group.initial_active, self.clock.now());
-        let record = bounded(&self.clock, store_deadline(&self.group), init)
-            .await
-            .unwrap_or_else(|| {
-                Err(StoreUnavailable(
-                    "no answer within the call deadline".into(),
-                ))
-            })?;
+        let record = self.store_call(init).await?;
         self.initialized = true;
         Ok(record)
     }
@@ -269,42 +263,18 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
 
     /// One turn: observe, decide, execute. Never waits for time to pass (see [`Self::pause`]).
     pub async fn turn(&mut self) -> Turn {
-        let (now, observed, decision) = self.prepare().await;
-        self.carry_out(now, observed, decision).await
-    }
-
-    /// The clocks: monotonic, wall.
-    fn clocks(&self) -> (Time, Time) {
-        (self.clock.mono(), self.clock.now())
-    }
-
-    /// The first half of a turn: observe and decide (local time, observation, decision).
-    /// A driver that must see a decision before it is carried out (the simulator's
-    /// audit) calls this and then [`Self::carry_out`].
-    pub async fn prepare(&mut self) -> (Time, ClusterState, Decision) {
         if !self.initialized
             && let Err(e) = self.init().await
         {
             warn!(error = %e, "cannot create the group's record yet");
         }
-        let cluster = self.observe().await;
+        let observed = self.observe().await;
         let (now, wall) = self.clocks();
-        let decision = self.decide(now, wall, &cluster, false);
-        (now, cluster, decision)
-    }
-
-    /// The second half of a turn: carry out `decision`, made at `now` from `observed`.
-    pub async fn carry_out(
-        &mut self,
-        now: Time,
-        observed: ClusterState,
-        decision: Decision,
-    ) -> Turn {
+        let decision = self.decide(now, wall, &observed, false);
         let span = self.span(&decision);
-        let wall = self.clock.now();
         let mut during = Vec::new();
         let result = self
-            .execute(now, &observed, &decision, &mut during)
+            .execute(now, wall, &observed, &decision, &mut during)
             .instrument(span)
             .await;
         Turn {
@@ -315,6 +285,11 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             result,
             during,
         }
+    }
+
+    /// The clocks: monotonic, wall.
+    fn clocks(&self) -> (Time, Time) {
+        (self.clock.mono(), self.clock.now())
     }
 
     fn span(&self, d: &Decision) -> tracing::Span {
@@ -345,6 +320,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
     async fn execute(
         &mut self,
         now: Time,
+        wall: Time,
         observed: &ClusterState,
         d: &Decision,
         during: &mut Vec<(Turn, Memory)>,
@@ -355,17 +331,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         let timing = self.group.timing;
         match &d.action {
             Action::Read => {
-                let read = bounded(
-                    &self.clock,
-                    store_deadline(&self.group),
-                    self.store.read(&self.group.key),
-                )
-                .await
-                .unwrap_or_else(|| {
-                    Err(StoreUnavailable(
-                        "no answer within the call deadline".into(),
-                    ))
-                });
+                let read = self.store_call(self.store.read(&self.group.key)).await;
                 let record = match &read {
                     Ok(Some(r)) => Some(r.clone()),
                     // A group whose record does not exist yet: create it.
@@ -375,7 +341,13 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                 self.memory.on_read(self.group.me, now, &timing, record);
                 TurnResult::Read(read)
             }
-            Action::Write(op) => TurnResult::Wrote(self.write(now, *op).await),
+            Action::Write(op) => {
+                let w = self.stamped(wall, *op);
+                let reply = self.send(&w).await;
+                self.memory
+                    .on_write(&w, now, &timing, self.variant, reply.clone());
+                TurnResult::Wrote(reply)
+            }
             Action::Kube(step) => {
                 let stage = d.stage.map_or(StageName::Outside, StageName::Stage);
                 let Some(result) = self
@@ -404,20 +376,34 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         }
     }
 
-    /// Send write `op`, stamped, within the store call deadline, and feed the reply
-    /// into the memory.
-    async fn write(&mut self, now: Time, op: Op) -> Reply {
-        let timing = self.group.timing;
-        let at = stamp(self.group.me, self.clock.now(), self.variant, &self.memory);
-        let w = write(self.group.me, at, op);
-        let send = self.store.write(&self.group.key, &timing, &w);
-        // No answer within the deadline: it may or may not have applied.
+    /// A store call within the store call deadline; no answer counts as unavailable.
+    async fn store_call<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, StoreUnavailable>>,
+    ) -> Result<T, StoreUnavailable> {
+        bounded(&self.clock, store_deadline(&self.group), call)
+            .await
+            .unwrap_or_else(|| {
+                Err(StoreUnavailable(
+                    "no answer within the call deadline".into(),
+                ))
+            })
+    }
+
+    /// Write `op` of this operator, stamped from the wall clock reading `wall`.
+    fn stamped(&self, wall: Time, op: Op) -> Write {
+        let at = stamp(self.group.me, wall, self.variant, &self.memory);
+        write(self.group.me, at, op)
+    }
+
+    /// Send `w` within the store call deadline: no answer means it may or may not have
+    /// applied. (The caller feeds the reply into the memory.)
+    async fn send(&self, w: &Write) -> Reply {
+        let send = self.store.write(&self.group.key, &self.group.timing, w);
         let reply = bounded(&self.clock, store_deadline(&self.group), send)
             .await
             .unwrap_or(Reply::Ambiguous);
-        debug!(op = ?op, reply = reply_name(&reply), "write");
-        self.memory
-            .on_write(&w, now, &timing, self.variant, reply.clone());
+        debug!(op = ?w.op, reply = reply_name(&reply), "write");
         reply
     }
 
@@ -481,23 +467,19 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                         if let Some(hook) = self.hook.as_mut() {
                             hook(&decision);
                         }
-                        let timing = self.group.timing;
-                        let at = stamp(self.group.me, wall, self.variant, &self.memory);
-                        let w = write(self.group.me, at, Op::Heartbeat);
-                        let send = bounded(
-                            &self.clock,
-                            store_deadline(&self.group),
-                            self.store.write(&self.group.key, &timing, &w),
-                        )
-                        .fuse();
-                        futures::pin_mut!(send);
+                        let w = self.stamped(wall, Op::Heartbeat);
                         let mut finished = None;
-                        let reply = loop {
-                            futures::select_biased! {
-                                reply = send => break reply.unwrap_or(Reply::Ambiguous),
-                                r = run => finished = Some(r),
+                        let reply = {
+                            let send = self.send(&w).fuse();
+                            futures::pin_mut!(send);
+                            loop {
+                                futures::select_biased! {
+                                    reply = send => break reply,
+                                    r = run => finished = Some(r),
+                                }
                             }
                         };
+                        let timing = self.group.timing;
                         self.memory
                             .on_write(&w, now, &timing, self.variant, reply.clone());
                         let turn = Turn {

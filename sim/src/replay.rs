@@ -29,6 +29,11 @@ use failover_model::{
 };
 use stateright::Model;
 
+/// The turn's Kubernetes call was slow: lease keeping ran beside it, or it was abandoned.
+fn slow(turn: &Turn) -> bool {
+    !turn.during.is_empty() || turn.result == TurnResult::Abandoned
+}
+
 /// The model one run's turns are replayed through.
 #[derive(Clone, Debug)]
 pub struct Replay {
@@ -115,7 +120,6 @@ impl Replay {
             Action::Write(_) => found.next().cloned().flatten(),
             _ => None,
         };
-        let slow = !turn.during.is_empty() || turn.result == TurnResult::Abandoned;
         let Action::Kube(step) = turn.decision.action else {
             let f = next_found(turn);
             let around = Around {
@@ -124,7 +128,7 @@ impl Replay {
             };
             return self.check(c, turn, around, None, memory, actual);
         };
-        if !slow {
+        if !slow(turn) {
             return self.check(c, turn, around, None, memory, actual);
         }
         // The call started, slow: nothing in the memory changes yet.
@@ -180,7 +184,7 @@ impl Replay {
         memory: &mut Memory,
         actual: &Memory,
     ) -> Result<(), String> {
-        let slow = !turn.during.is_empty() || turn.result == TurnResult::Abandoned;
+        let slow = slow(turn);
         let action = &turn.decision.action;
         // The fault the turn met, and the record its store call saw.
         let (fault, record) = match (action, &turn.result) {

@@ -883,32 +883,35 @@ pub fn run(cfg: RunConfig) -> RunReport {
                         format!("every change to {} fails until the heal", r.name())
                     });
                 }
-                Scheduled::Crash(c) if w.alive[c.index()] && exec.alive(c.index()) => {
-                    w.inject(FaultKind::Crash);
+                ev @ (Scheduled::Crash(c) | Scheduled::Outage(c))
+                    if w.alive[c.index()]
+                        && exec.alive(c.index())
+                        && !(matches!(ev, Scheduled::Outage(_)) && w.cut_store[c.index()]) =>
+                {
+                    // A crash and a long outage both stop the operator where it is; an
+                    // outage is never beside a partition from DynamoDB (the downtime
+                    // rule), and its restart comes later.
+                    let crash = matches!(ev, Scheduled::Crash(_));
+                    w.inject(if crash {
+                        FaultKind::Crash
+                    } else {
+                        FaultKind::LongOutage
+                    });
                     if w.audit.fencing[c.index()] {
                         // The attempt was cut short.
                         w.audit.on_fence_end(c, false);
                     }
-                    if let Some(stage) = in_flight_stage(w.record.as_ref()) {
+                    if crash && let Some(stage) = in_flight_stage(w.record.as_ref()) {
                         crash_stages[stage.index()] = true;
                     }
                     drop(w);
                     exec.kill(c.index());
                     lock(&log).line(next, Some(c), None, LineKind::Fault, || {
-                        "operator crashed".into()
-                    });
-                }
-                Scheduled::Outage(c)
-                    if w.alive[c.index()] && exec.alive(c.index()) && !w.cut_store[c.index()] =>
-                {
-                    w.inject(FaultKind::LongOutage);
-                    if w.audit.fencing[c.index()] {
-                        w.audit.on_fence_end(c, false);
-                    }
-                    drop(w);
-                    exec.kill(c.index());
-                    lock(&log).line(next, Some(c), None, LineKind::Fault, || {
-                        "operator down (its cluster serves on)".into()
+                        if crash {
+                            "operator crashed".into()
+                        } else {
+                            "operator down (its cluster serves on)".into()
+                        }
                     });
                 }
                 Scheduled::ClockStep(c, step) => {

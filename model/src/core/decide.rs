@@ -353,8 +353,7 @@ fn choose(input: &Inputs<'_>, mem: &Memory) -> Decision {
             );
             return Decision::new(Action::Fence(all), Purpose::Fence);
         }
-        let next_heartbeat = (mem.heartbeat_at.unwrap_or(now) + timing.heartbeat_every)
-            .max(mem.retry_at.unwrap_or(0));
+        let next_heartbeat = next_heartbeat(input, mem).max(mem.retry_at.unwrap_or(0));
         let fence_point = mem
             .lease_until
             .map_or(now, |u| u.saturating_sub(timing.fence_margin));
