@@ -199,7 +199,18 @@ pub async fn store_port<S: StorePort>(store: &S, group: &str) {
     assert_eq!(again, model, "init does not overwrite an existing record");
 
     use Cluster::{A, B};
-    let w = |by, now, op| Write { by, now, op };
+    // Processes: A is 1; B is 2, replaced by 3 near the end.
+    let wi = |by, instance, now, op| Write {
+        by,
+        instance,
+        now,
+        op,
+    };
+    let w = |by, now, op| {
+        let instance = if by == A { 1 } else { 2 };
+        wi(by, instance, now, op)
+    };
+    let claim = |prev| Op::Claim { prev };
     let acquire = |id, mode| Op::Acquire { id, mode };
     let force = |id, seen| Op::ForceTakeLock { id, seen };
     let take = |id, at| Op::TakeOver { id, at };
@@ -215,6 +226,10 @@ pub async fn store_port<S: StorePort>(store: &S, group: &str) {
     let later = t0 + 40_000; // any time: the store compares no clock
     // Each line: who, when, what; a comment where the store must refuse.
     let steps: Vec<Write> = vec![
+        w(A, t0 - 1, hb),             // A has not claimed its slot: refused
+        w(A, t0 - 1, claim(None)),    // first claim, a heartbeat too
+        w(B, t0 + 1, claim(Some(9))), // wrong owner: refused
+        w(B, t0 + 1, claim(None)),
         w(A, t0, hb),
         w(B, t0 + 5, hb),
         w(A, t0 - 10, hb),                      // older heartbeat: refused
@@ -243,7 +258,12 @@ pub async fn store_port<S: StorePort>(store: &S, group: &str) {
         w(A, later + 2, force(11, Some(t0 + 63))), // the one A saw stand: token 4
         w(A, later + 3, force(11, Some(t0 + 63))), // forced already: refused
         w(A, later + 9, journal(11, 4, 1, false)),
-        w(B, later + 10, hb), // B is back: its heartbeat still lands
+        w(B, later + 10, hb),     // B is back: its heartbeat still lands
+        wi(B, 3, later + 11, hb), // not B's owner: refused
+        wi(B, 3, later + 11, claim(Some(2))), // a new process of B takes over
+        w(B, later + 12, hb),     // the old one is shut out: refused
+        wi(B, 2, later + 12, claim(Some(2))), // and cannot claim back: refused
+        wi(B, 3, later + 12, hb),
         w(A, later + 19, complete(11, 4, 2)),
     ];
     for (i, write) in steps.iter().enumerate() {

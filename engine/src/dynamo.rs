@@ -10,14 +10,16 @@
 //!
 //! | `pk`  | `sk`                     | attributes                                           |
 //! |-------|--------------------------|------------------------------------------------------|
-//! | group | `record`                 | `active` (S `A`/`B`), `token` (N), `lock_holder` (S), `lock_until` (N), `fo_id` (N), `fo_kind` (S `consistency`/`uptime`/`forced`), `fo_source` (S), `fo_target` (S), `fo_done` (N), `hb_A` (N), `hb_B` (N) |
+//! | group | `record`                 | `active` (S `A`/`B`), `token` (N), `lock_holder` (S), `lock_until` (N), `fo_id` (N), `fo_kind` (S `consistency`/`uptime`/`forced`), `fo_source` (S), `fo_target` (S), `fo_done` (N), `hb_A` (N), `hb_B` (N), `inst_A` (N), `inst_B` (N) |
 //! | group | `history#<id, 20 digits>` | `id` (N), `outcome` (S `completed-consistency`/`completed-uptime`/`completed-forced`/`aborted`), `token` (N), `by` (S), `at` (N) |
 //!
 //! The main item maps [`Record`] one to one: the lock's two attributes exist exactly while
 //! there is a lock, the five `fo_*` attributes exactly while a failover is in flight, and
 //! `hb_X` from the record's creation on (set to the creator's time, see
 //! [`StorePort::init`]; a record created by an older version lacks them until the
-//! cluster's first heartbeat, and then reads as never heartbeating). Times are the writer's local milliseconds.
+//! cluster's first heartbeat, and then reads as never heartbeating). `inst_X` names the
+//! operator process that owns cluster X's slot (its last `Claim`); absent until the
+//! first. Times are the writer's local milliseconds.
 //! A history item is written in the same transaction that ends its failover; `token` is
 //! the record's token then, `by` and `at` the writer and its local time.
 //!
@@ -44,10 +46,13 @@
 //! `at + 1`. No condition compares a time with a clock: `:now` is the writer's stamp
 //! (`failover_model::stamp`), and the only time condition, a heartbeat's `hb_X < :now`,
 //! orders one cluster's own stamps. Every condition starts with `attribute_exists(pk)`, so no write ever
-//! creates a record.
+//! creates a record, and every condition but `Claim`'s ends with `AND inst_X = :inst`
+//! (`:inst` is `write.instance`, the sending process): a process another one replaced
+//! changes nothing (left out of the table below).
 //!
 //! | op | request | condition (main item) | update (main item) |
 //! |----|---------|-----------------------|--------------------|
+//! | `Claim{prev}` | `UpdateItem` | `attribute_exists(pk) AND inst_X = :prev` (`attribute_not_exists(inst_X)` for none) `AND (attribute_not_exists(hb_X) OR hb_X < :now)` | `SET inst_X = :inst, hb_X = :now` |
 //! | `Heartbeat` | `UpdateItem` | `attribute_exists(pk) AND (attribute_not_exists(hb_X) OR hb_X < :now)` | `SET hb_X = :now` |
 //! | `Acquire{id,mode}` | transaction | `attribute_exists(pk) AND active = :X AND attribute_not_exists(fo_id) AND attribute_not_exists(lock_until)`; `ConditionCheck` `attribute_not_exists(pk)` on `history#id` | `SET token = token + 1, lock = (X, :until), fo = (id, mode, X, P, 1)` |
 //! | `ForceTakeLock{id,seen}` | transaction | `attribute_exists(pk) AND active = :P AND hb_P = :seen` (`attribute_not_exists(hb_P)` for no heartbeat) `AND (attribute_not_exists(fo_id) OR (fo_id = :id AND fo_kind <> forced))`; `ConditionCheck` `attribute_not_exists(pk)` on `history#id` | `SET token = token + 1, lock = (X, :until), fo = (id, forced, P, X, 1)` |
@@ -619,7 +624,12 @@ impl DynamoStore {
             }
         };
         match record.failover {
-            Some(f) if f.id == id && f.done == at && record.token == token => {
+            Some(f)
+                if f.id == id
+                    && f.done == at
+                    && record.token == token
+                    && record.instance[w.by.index()] == Some(w.instance) =>
+            {
                 let (update, history) = complete_update(w, id, token, at, &f);
                 self.transact(group, &update, &history).await
             }
@@ -915,6 +925,7 @@ fn encode(timing: &Timing, w: &Write) -> Request {
         (":now", n(w.now)),
         (":until", n(until)),
         (":one", n(1)),
+        (":inst", n(w.instance)),
     ];
     let take_lock = "#token = #token + :one, #lock_holder = :by, #lock_until = :until";
     let progress = |id: FailoverId, token: Token, at: u32| {
@@ -927,6 +938,26 @@ fn encode(timing: &Timing, w: &Write) -> Request {
     };
     let in_flight = "attribute_exists(#pk) AND #fo_id = :id AND #fo_done = :at";
     let (condition, update, history) = match w.op {
+        Op::Claim { prev } => {
+            let hb = hb_name(me);
+            let inst = inst_name(me);
+            let owner = match prev {
+                Some(p) => {
+                    values.push((":prev", n(p)));
+                    format!("#{inst} = :prev")
+                }
+                None => format!("attribute_not_exists(#{inst})"),
+            };
+            let update = MainUpdate {
+                condition: format!(
+                    "attribute_exists(#pk) AND {owner} \
+                     AND (attribute_not_exists(#{hb}) OR #{hb} < :now)"
+                ),
+                update: format!("SET #{inst} = :inst, #{hb} = :now"),
+                values,
+            };
+            return Request::Update(update);
+        }
         Op::Heartbeat => {
             let hb = hb_name(me);
             (
@@ -1017,7 +1048,7 @@ fn encode(timing: &Timing, w: &Write) -> Request {
         Op::Complete { id, token, at } => return Request::Complete { id, token, at },
     };
     let update = MainUpdate {
-        condition,
+        condition: format!("{condition} AND #{} = :inst", inst_name(me)),
         update,
         values,
     };
@@ -1036,9 +1067,11 @@ fn complete_update(
     f: &InFlight,
 ) -> (MainUpdate, HistoryWrite) {
     let update = MainUpdate {
-        condition: "attribute_exists(#pk) AND #fo_id = :id AND #fo_done = :at AND #token = :token \
-                    AND #fo_kind = :kind AND #fo_target = :target"
-            .to_owned(),
+        condition: format!(
+            "attribute_exists(#pk) AND #fo_id = :id AND #fo_done = :at AND #token = :token \
+             AND #fo_kind = :kind AND #fo_target = :target AND #{} = :inst",
+            inst_name(w.by)
+        ),
         update: format!("SET #active = :target {CLEAR}"),
         values: vec![
             (":id", n(id)),
@@ -1046,6 +1079,7 @@ fn complete_update(
             (":token", n(token)),
             (":kind", s(kind_name(f.kind))),
             (":target", cluster(f.target)),
+            (":inst", n(w.instance)),
         ],
     };
     let history = HistoryWrite::Append(HistoryItem {
@@ -1116,6 +1150,13 @@ fn history_sk(id: FailoverId) -> String {
 }
 
 /// The heartbeat attribute of `cluster`.
+fn inst_name(cluster: Cluster) -> &'static str {
+    match cluster {
+        Cluster::A => "inst_A",
+        Cluster::B => "inst_B",
+    }
+}
+
 fn hb_name(cluster: Cluster) -> &'static str {
     match cluster {
         Cluster::A => "hb_A",
@@ -1233,6 +1274,7 @@ fn parse_record(item: &Item, history: Vec<HistoryEntry>) -> Result<Record, Strin
         failover,
         heartbeat: [get_n(item, "hb_A")?, get_n(item, "hb_B")?],
         history,
+        instance: [get_n(item, "inst_A")?, get_n(item, "inst_B")?],
     })
 }
 
@@ -1268,6 +1310,8 @@ mod tests {
 
     fn ops() -> Vec<Op> {
         vec![
+            Op::Claim { prev: None },
+            Op::Claim { prev: Some(3) },
             Op::Heartbeat,
             Op::Acquire {
                 id: 1,
@@ -1311,6 +1355,7 @@ mod tests {
         };
         let w = |op| Write {
             by: Cluster::B,
+            instance: 4,
             now: 5000,
             op,
         };
@@ -1335,6 +1380,13 @@ mod tests {
                 assert_eq!(placeholder[1..], name);
             }
             assert!(update.condition.starts_with("attribute_exists(#pk) AND "));
+            // Every write but a claim comes from the slot's owner.
+            let claim = update.update.contains("#inst_B = :inst");
+            assert_eq!(
+                update.condition.ends_with(" AND #inst_B = :inst"),
+                !claim,
+                "{update:?}"
+            );
         }
     }
 
@@ -1344,6 +1396,7 @@ mod tests {
     fn force_take_lock_compares_the_seen_heartbeat_only() {
         let write = |now, seen| Write {
             by: Cluster::B,
+            instance: 4,
             now,
             op: Op::ForceTakeLock { id: 1, seen },
         };
@@ -1396,6 +1449,7 @@ mod tests {
         item.insert("fo_target".to_owned(), s("A"));
         item.insert("fo_done".to_owned(), n(3));
         item.insert("hb_B".to_owned(), n(12));
+        item.insert("inst_B".to_owned(), n(4));
         let history = HistoryItem {
             id: 2,
             outcome: Outcome::Completed(PlanKind::Forced),
@@ -1427,6 +1481,7 @@ mod tests {
                     id: 2,
                     outcome: Outcome::Completed(PlanKind::Forced)
                 }],
+                instance: [None, Some(4)],
             }
         );
         item.remove("lock_until");

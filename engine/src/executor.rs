@@ -13,8 +13,8 @@
 use std::time::Duration;
 
 use failover_model::{
-    Action, ClusterState, Decision, FailoverId, Inputs, Memory, Op, Outcome, Record, Reply,
-    Request, Time, Variant, Wake, Write, core::decide::write, decide, stamp,
+    Action, ClusterState, Decision, FailoverId, Inputs, Instance, Memory, Op, Outcome, Record,
+    Reply, Request, STOP, Time, Variant, Wake, Write, core::decide::write, decide, lease_ok, stamp,
 };
 use futures::FutureExt;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -74,6 +74,9 @@ pub enum TurnResult {
     /// The call was abandoned for the self-fence once the lease ran low (the fence is
     /// the last of [`Turn::during`]).
     Abandoned,
+    /// A start step was not sent: the lease ran low between the decision and the call
+    /// (the process was paused). The model decides again.
+    NotSent,
 }
 
 /// How a failover request ended, as this operator saw it.
@@ -87,6 +90,9 @@ pub enum Ended {
     /// This operator changed nothing. (A failover the record shows under way is resumed
     /// even so; the peer's operator validates its own cluster.)
     Refused(GroupInvalid),
+    /// Another process of this cluster's operator took the cluster's slot in the record
+    /// (a new leader): this one stopped and changes nothing any more.
+    Replaced,
 }
 
 /// Why a group cannot be failed over from or to this cluster, found by
@@ -119,7 +125,8 @@ pub struct Operator<C: ClusterPort, S, K> {
 }
 
 impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
-    /// An operator with empty memory (as after a start).
+    /// An operator with empty memory (as after a start), as a new process with a random
+    /// instance id.
     pub fn new(cluster: C, store: S, clock: K, group: Group) -> Self {
         Self::with_variant(cluster, store, clock, group, Variant::Correct)
     }
@@ -133,7 +140,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             group,
             tasks: factory(variant),
             variant,
-            memory: Memory::default(),
+            memory: Memory::started(random_instance()),
             request: None,
             initialized: false,
             hook: None,
@@ -146,9 +153,21 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         self.hook = Some(Box::new(hook));
     }
 
+    /// The same operator as process `instance` (the simulator's ids are deterministic).
+    pub fn with_instance(mut self, instance: Instance) -> Self {
+        self.memory = Memory::started(instance);
+        self
+    }
+
     /// The operator's memory (lost on restart).
     pub fn memory(&self) -> &Memory {
         &self.memory
+    }
+
+    /// Another process took this cluster's slot: this one stopped for good
+    /// ([`Operator::run`] returns).
+    pub fn replaced(&self) -> bool {
+        self.memory.superseded && self.variant != Variant::StaleLeader
     }
 
     /// The group.
@@ -248,7 +267,17 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
     /// The decision the model makes now (monotonic `now`, `wall` time), with a call of
     /// the operator's work in progress or not.
     pub fn decide(&self, now: Time, wall: Time, cluster: &ClusterState, busy: bool) -> Decision {
-        let inputs = Inputs {
+        decide(&self.inputs(now, wall, cluster, busy), &self.memory)
+    }
+
+    fn inputs<'a>(
+        &'a self,
+        now: Time,
+        wall: Time,
+        cluster: &'a ClusterState,
+        busy: bool,
+    ) -> Inputs<'a> {
+        Inputs {
             me: self.group.me,
             now,
             wall,
@@ -257,8 +286,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             request: self.request,
             timing: &self.group.timing,
             variant: self.variant,
-        };
-        decide(&inputs, &self.memory)
+        }
     }
 
     /// One turn: observe, decide, execute. Never waits for time to pass (see [`Self::pause`]).
@@ -349,6 +377,15 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                 TurnResult::Wrote(reply)
             }
             Action::Kube(step) => {
+                // The model's rule for a process paused between deciding and sending: a
+                // start step goes out only while the lease still allows it.
+                let (now, wall) = self.clocks();
+                if !STOP.contains(step)
+                    && !lease_ok(&self.inputs(now, wall, observed, false), &self.memory)
+                {
+                    warn!(task = %step, "the lease ran low since the decision: not sent");
+                    return TurnResult::NotSent;
+                }
                 let stage = d.stage.map_or(StageName::Outside, StageName::Stage);
                 let Some(result) = self
                     .step_keeping_lease(*step, stage, observed, during)
@@ -393,7 +430,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
     /// Write `op` of this operator, stamped from the wall clock reading `wall`.
     fn stamped(&self, wall: Time, op: Op) -> Write {
         let at = stamp(self.group.me, wall, self.variant, &self.memory);
-        write(self.group.me, at, op)
+        write(self.group.me, &self.memory, at, op)
     }
 
     /// Send `w` within the store call deadline: no answer means it may or may not have
@@ -603,11 +640,25 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         }
     }
 
-    /// Run turns until `stop` says so after a turn.
+    /// Run turns until `stop` says so after a turn, or until another process took
+    /// this cluster's slot ([`Operator::replaced`]).
     pub async fn run_until(&mut self, mut stop: impl FnMut(&Self, &Turn) -> bool) {
         loop {
             let turn = self.turn().await;
             if stop(self, &turn) {
+                return;
+            }
+            if self.replaced() {
+                let owner = self
+                    .memory
+                    .view
+                    .as_ref()
+                    .and_then(|v| v.instance[self.group.me.index()]);
+                tracing::error!(
+                    instance = self.memory.instance,
+                    owner,
+                    "another operator process took this cluster's slot in the record: stopping"
+                );
                 return;
             }
             self.pause(&turn).await;
@@ -730,7 +781,26 @@ where
     .instrument(span)
     .await;
     op.set_request(None);
+    if ended.is_none() && op.replaced() {
+        return Ended::Replaced;
+    }
     ended.unwrap_or(Ended::AlreadyActive)
+}
+
+/// A fresh process id: random (the standard library's per-process hash keys) mixed
+/// with the time and the process id, so two processes never share one.
+fn random_instance() -> Instance {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    h.write_u128(nanos);
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    h.write_u64(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    // DynamoDB numbers carry 38 digits; keep ids in the exact range of every reader.
+    h.finish() >> 11
 }
 
 fn ended_of(view: Option<&Record>, id: FailoverId, to: failover_model::Cluster) -> Option<Ended> {

@@ -24,7 +24,7 @@ use failover_model::{
 
 /// When the tests' records are created (both clusters count as heartbeating then); the
 /// tests' writes come later.
-const INIT_AT: failover_model::Time = 0;
+const INIT_AT: failover_model::Time = 1;
 
 const TIMING: Timing = Timing {
     lease_ttl: 1000,
@@ -66,9 +66,28 @@ async fn fresh(test: &str) -> DynamoStore {
     DynamoStore::new(client, table)
 }
 
-/// Send `op` from `by` at local time `now`.
+/// The process that owns each slot in these tests: A is 1, B is 2.
+fn owner(by: Cluster) -> failover_model::Instance {
+    if by == A { 1 } else { 2 }
+}
+
+/// Send `op` from `by`'s owner at local time `now`.
 async fn send(store: &DynamoStore, group: &str, by: Cluster, now: u64, op: Op) -> Reply {
-    store.write(group, &TIMING, &Write { by, now, op }).await
+    let w = Write {
+        by,
+        instance: owner(by),
+        now,
+        op,
+    };
+    store.write(group, &TIMING, &w).await
+}
+
+/// Create the group with `active` owning the application, and let each cluster's first
+/// process claim its slot at `INIT_AT` (its first heartbeat): the record after.
+async fn init(store: &DynamoStore, group: &str, active: Cluster) -> Record {
+    store.init(group, active, INIT_AT - 1).await.expect("init");
+    applied(send(store, group, A, INIT_AT, Op::Claim { prev: None }).await);
+    applied(send(store, group, B, INIT_AT, Op::Claim { prev: None }).await)
 }
 
 fn applied(reply: Reply) -> Record {
@@ -150,7 +169,7 @@ async fn missing_group_reads_none_and_refuses_writes() {
 #[tokio::test]
 async fn heartbeats_only_move_forward() {
     let store = fresh("heartbeat").await;
-    store.init("g", A, INIT_AT).await.expect("init");
+    init(&store, "g", A).await;
     let r = applied(send(&store, "g", A, 100, Op::Heartbeat).await);
     assert_eq!(r.heartbeat, [Some(100), Some(INIT_AT)]);
     let r = refused(send(&store, "g", A, 50, Op::Heartbeat).await);
@@ -174,7 +193,7 @@ async fn heartbeats_only_move_forward() {
 #[tokio::test]
 async fn acquire_takes_lock_and_journal() {
     let store = fresh("acquire").await;
-    store.init("g", A, INIT_AT).await.expect("init");
+    init(&store, "g", A).await;
     refused(send(&store, "g", B, 10, acquire(1)).await);
     let r = applied(
         send(
@@ -217,7 +236,7 @@ async fn racing_clusters_get_the_lock_once() {
     let store = fresh("race").await;
     for round in 0..10 {
         let group = format!("g{round}");
-        store.init(&group, A, INIT_AT).await.expect("init");
+        init(&store, &group, A).await;
         // A's heartbeat is still the record's creation, which B saw stand: both
         // conditions hold.
         let (a, b) = tokio::join!(
@@ -263,7 +282,7 @@ async fn racing_clusters_get_the_lock_once() {
 #[tokio::test]
 async fn stale_token_is_refused_after_takeover() {
     let store = fresh("stale").await;
-    store.init("g", A, INIT_AT).await.expect("init");
+    init(&store, "g", A).await;
     applied(send(&store, "g", A, 10, acquire(1)).await);
     let r = applied(send(&store, "g", A, 20, journal(1, 1, 1, true)).await);
     assert_eq!(r.lock, None);
@@ -289,7 +308,7 @@ async fn stale_token_is_refused_after_takeover() {
 #[tokio::test]
 async fn journal_renews_or_releases_the_lock() {
     let store = fresh("journal").await;
-    store.init("g", A, INIT_AT).await.expect("init");
+    init(&store, "g", A).await;
     applied(send(&store, "g", A, 10, acquire(1)).await);
     refused(send(&store, "g", A, 20, journal(1, 1, 2, false)).await);
     refused(send(&store, "g", A, 20, journal(2, 1, 1, false)).await);
@@ -310,7 +329,7 @@ async fn journal_renews_or_releases_the_lock() {
 #[tokio::test]
 async fn complete_moves_the_application_once() {
     let store = fresh("complete").await;
-    store.init("g", A, INIT_AT).await.expect("init");
+    init(&store, "g", A).await;
     applied(send(&store, "g", A, 10, acquire(7)).await);
     applied(send(&store, "g", A, 20, journal(7, 1, 1, true)).await);
     applied(send(&store, "g", B, 30, Op::TakeOver { id: 7, at: 2 }).await);
@@ -353,7 +372,7 @@ async fn complete_moves_the_application_once() {
 #[tokio::test]
 async fn abort_releases_and_records() {
     let store = fresh("abort").await;
-    store.init("g", A, INIT_AT).await.expect("init");
+    init(&store, "g", A).await;
     applied(send(&store, "g", A, 10, acquire(3)).await);
     refused(
         send(
@@ -415,7 +434,7 @@ async fn abort_releases_and_records() {
 #[tokio::test]
 async fn force_needs_the_heartbeat_it_saw_stand() {
     let store = fresh("force").await;
-    store.init("g", A, INIT_AT).await.expect("init");
+    init(&store, "g", A).await;
     applied(send(&store, "g", A, 1000, Op::Heartbeat).await);
     let force = |seen| Op::ForceTakeLock { id: 9, seen };
     // B saw the creation's heartbeat stand; A heartbeated since: refused, at any time.
@@ -445,7 +464,7 @@ async fn force_needs_the_heartbeat_it_saw_stand() {
     );
 
     // A stuck planned failover: only its own id, once.
-    store.init("h", A, INIT_AT).await.expect("init");
+    init(&store, "h", A).await;
     applied(send(&store, "h", A, 1000, Op::Heartbeat).await);
     applied(send(&store, "h", A, 1000, acquire(4)).await);
     let seen = Some(1000);
@@ -465,7 +484,7 @@ async fn force_needs_the_heartbeat_it_saw_stand() {
 #[tokio::test]
 async fn ended_ids_cannot_start_again() {
     let store = fresh("ended").await;
-    store.init("g", A, INIT_AT).await.expect("init");
+    init(&store, "g", A).await;
     applied(send(&store, "g", A, 10, acquire(7)).await);
     applied(
         send(
@@ -571,6 +590,7 @@ async fn store_at(url: &str) -> DynamoStore {
 fn acquire_write() -> Write {
     Write {
         by: A,
+        instance: owner(A),
         now: 10,
         op: acquire(1),
     }
@@ -580,6 +600,7 @@ fn acquire_write() -> Write {
 fn heartbeat_write() -> Write {
     Write {
         by: A,
+        instance: owner(A),
         now: 10,
         op: Op::Heartbeat,
     }
@@ -751,8 +772,29 @@ fn random_write(rng: &mut Rng, record: &Record, clock: u64, next_id: &mut u64) -
                 release: rng.chance(40),
             },
         ),
-        80..=91 => (rng.cluster(), Op::Complete { id, token, at }),
-        _ => (rng.cluster(), Op::Abort { id, token, at }),
+        80..=89 => (rng.cluster(), Op::Complete { id, token, at }),
+        90..=96 => (rng.cluster(), Op::Abort { id, token, at }),
+        _ => {
+            // A new process takes a slot, mostly from the owner the record names.
+            let by = rng.cluster();
+            let owner = record.instance[by.index()];
+            let prev = if rng.chance(80) {
+                owner
+            } else {
+                owner.map(|o| o + 1)
+            };
+            (by, Op::Claim { prev })
+        }
+    };
+    // The sender: mostly the process that owns its slot, sometimes another (a replaced
+    // one); a claim comes from a new process.
+    let instance = match op {
+        Op::Claim { .. } => {
+            *next_id += 1;
+            1_000 + *next_id
+        }
+        _ if rng.chance(90) => record.instance[by.index()].unwrap_or(0),
+        _ => 1 + rng.below(5),
     };
     // Local times: mostly around the shared clock, sometimes well behind, often exactly
     // at or next to a boundary of the op's condition.
@@ -762,7 +804,12 @@ fn random_write(rng: &mut Rng, record: &Record, clock: u64, next_id: &mut u64) -
         10..=49 if !edges.is_empty() => edges[rng.below(edges.len() as u64) as usize],
         _ => clock + rng.below(2 * TIMING.clock_drift_max),
     };
-    Write { by, now, op }
+    Write {
+        by,
+        instance,
+        now,
+        op,
+    }
 }
 
 /// The local times at which the condition of `op` from `by` on `record` changes its
@@ -792,6 +839,7 @@ fn boundaries(record: &Record, by: Cluster, op: &Op) -> Vec<u64> {
 
 fn op_name(op: &Op) -> &'static str {
     match op {
+        Op::Claim { .. } => "claim",
         Op::Heartbeat => "heartbeat",
         Op::Acquire { .. } => "acquire",
         Op::ForceTakeLock { .. } => "force",
@@ -816,8 +864,14 @@ async fn differential_against_the_model() {
     for seed in SEEDS {
         let group = format!("g{seed:x}");
         let mut rng = Rng(seed);
-        let mut model = store.init(&group, A, INIT_AT).await.expect("init");
-        assert_eq!(model, Record::new(A, [Some(INIT_AT); 2]));
+        let mut model = init(&store, &group, A).await;
+        assert_eq!(
+            model,
+            Record {
+                instance: [Some(owner(A)), Some(owner(B))],
+                ..Record::new(A, [Some(INIT_AT); 2])
+            }
+        );
         let mut clock = 1_000_000;
         let mut next_id = 0;
         for step in 0..WRITES {
@@ -877,14 +931,20 @@ async fn differential_against_the_model() {
 async fn a_delayed_force_and_its_retry_apply_once() {
     let store = fresh("force-once").await;
     for (group, planned) in [("g-idle", false), ("g-uptime", true)] {
-        let mut model = store.init(group, A, INIT_AT).await.expect("init");
-        let send = |now, op| Write { by: B, now, op };
+        let mut model = init(&store, group, A).await;
+        let send = |now, op| Write {
+            by: B,
+            instance: owner(B),
+            now,
+            op,
+        };
         let mut writes = Vec::new();
         if planned {
             // A starts an uptime failover and hands off; then A is lost.
             let id = 7;
             writes.push(Write {
                 by: A,
+                instance: owner(A),
                 now: 100,
                 op: Op::Acquire {
                     id,
@@ -893,6 +953,7 @@ async fn a_delayed_force_and_its_retry_apply_once() {
             });
             writes.push(Write {
                 by: A,
+                instance: owner(A),
                 now: 110,
                 op: Op::Journal {
                     id,

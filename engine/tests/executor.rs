@@ -697,18 +697,27 @@ async fn a_failover_under_way_is_not_refused() {
     let store = MemoryStore::new();
     let g = group("east");
     store.init(&g.key, Cluster::A, 0).await.expect("record");
-    let acquire = failover_model::Write {
+    // An earlier process of A's operator (77) claimed the slot and started it.
+    let by_77 = |now, op| failover_model::Write {
         by: Cluster::A,
-        now: 1,
-        op: failover_model::Op::Acquire {
+        instance: 77,
+        now,
+        op,
+    };
+    let claim = by_77(1, failover_model::Op::Claim { prev: None });
+    let acquire = by_77(
+        2,
+        failover_model::Op::Acquire {
             id: ID,
             mode: Mode::Consistency,
         },
-    };
-    assert!(matches!(
-        store.write(&g.key, &g.timing, &acquire).await,
-        failover_model::Reply::Applied(_)
-    ));
+    );
+    for w in [claim, acquire] {
+        assert!(matches!(
+            store.write(&g.key, &g.timing, &w).await,
+            failover_model::Reply::Applied(_)
+        ));
+    }
     let port = Faulty {
         inner: cluster(true, Settle::Instantly),
         rejected: &[],

@@ -17,7 +17,7 @@ pub mod check;
 pub mod core;
 
 pub use core::decide::{
-    Action, Decision, Inputs, Memory, PeerSeen, Purpose, Reply, Wake, decide, stamp,
+    Action, Decision, Inputs, Memory, PeerSeen, Purpose, Reply, Wake, decide, lease_ok, stamp,
 };
 pub use core::invariants::{Audit, Invariant, Snapshot};
 pub use core::plan::{Plan, PlanStep, Resource, START, STOP, Step, StepKind, StepSet, Variant};

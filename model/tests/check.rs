@@ -57,13 +57,14 @@ fn ci_configuration_holds_and_its_state_count_is_pinned() {
     holds_with_pinned_counts(
         "ci",
         &[
-            ("ci/planned", 5_081_365),
+            ("ci/planned", 3_959_544),
             ("ci/kube-error", 994_088),
-            ("ci/disaster", 324_520),
+            ("ci/disaster", 415_050),
             ("ci/partition", 335_936),
             ("ci/stuck-kind", 4_229_631),
             ("ci/time-lease", 1_465_194),
-            ("ci/time-clock", 1_071_899),
+            ("ci/time-clock", 1_878_347),
+            ("ci/stale-leader", 1_910_304),
         ],
     );
 }
@@ -257,4 +258,12 @@ fn fence_stops_at_failure_is_caught() {
 #[test]
 fn lww_store_is_caught() {
     assert!(!hunt(Variant::LwwStore).is_empty());
+}
+
+/// Issue 9, part 4: a new process that neither shuts the old one out nor waits out its
+/// lease acts on a view the old one made stale (`ci/stale-leader`).
+#[test]
+fn stale_leader_is_caught() {
+    let found = hunt(Variant::StaleLeader);
+    assert!(found.contains(&"no-two-primaries"), "{found:?}");
 }

@@ -5,9 +5,9 @@
 use failover_model::core::trigger::{PolicyError, Trigger, TriggerPolicy};
 use failover_model::{
     Action, Agreement, Agreements, Cluster, ClusterState, ConditionFailed, Decision, HistoryEntry,
-    InFlight, Inputs, Lock, Memory, Mode, Op, Outcome, PeerSeen, Plan, PlanKind, PlanStep, Purpose,
-    Record, Reply, Request, Role, START, STOP, Stage, Step, StepKind, StepSet, Time, Timing, Token,
-    Variant, VolumeRole, Wake, Write, apply, decide,
+    InFlight, Inputs, Instance, Lock, Memory, Mode, Op, Outcome, PeerSeen, Plan, PlanKind,
+    PlanStep, Purpose, Record, Reply, Request, Role, START, STOP, Stage, Step, StepKind, StepSet,
+    Time, Timing, Token, Variant, VolumeRole, Wake, Write, apply, decide,
 };
 
 use Cluster::{A, B};
@@ -51,6 +51,10 @@ fn feed(mem: &mut Memory, w: &Write, reply: Reply) {
 /// An operator that heartbeated successfully at `now` and holds `view`.
 fn settled(now: Time, view: Option<Record>) -> Memory {
     Memory {
+        instance: OWNER,
+        claimed: Some(0),
+        replaced: None,
+        superseded: false,
         view,
         heartbeat_at: Some(now),
         lease_until: Some(now + TIMING.lease_ttl),
@@ -73,6 +77,7 @@ fn lock(holder: Cluster, until: Time) -> Option<Lock> {
 /// Failover 1 from A to B in flight at journal position `done`.
 fn in_flight(kind: PlanKind, done: u32, token: Token, lock: Option<Lock>) -> Record {
     Record {
+        instance: [Some(OWNER); 2],
         active: A,
         token,
         lock,
@@ -89,7 +94,7 @@ fn in_flight(kind: PlanKind, done: u32, token: Token, lock: Option<Lock>) -> Rec
 }
 
 fn at_rest() -> Record {
-    Record::new(A, [Some(10), Some(10)])
+    rec(A, [Some(10), Some(10)])
 }
 
 fn heartbeat() -> Decision {
@@ -148,7 +153,31 @@ fn restore(action: Action, at: u32, stage: Stage, step: Step) -> Decision {
 }
 
 fn write(by: Cluster, now: Time, op: Op) -> Write {
-    Write { by, now, op }
+    Write {
+        by,
+        instance: OWNER,
+        now,
+        op,
+    }
+}
+
+/// The operator process that owns both slots of the helpers' records.
+const OWNER: Instance = 7;
+
+/// A record at rest whose slots `OWNER` owns.
+fn rec(active: Cluster, heartbeat: [Option<Time>; 2]) -> Record {
+    Record {
+        instance: [Some(OWNER); 2],
+        ..Record::new(active, heartbeat)
+    }
+}
+
+/// The memory of a process that started and claimed its slot (no process before it).
+fn fresh() -> Memory {
+    Memory {
+        claimed: Some(0),
+        ..Memory::started(OWNER)
+    }
 }
 
 fn store(record: &Record, by: Cluster, now: Time, op: Op) -> Result<Record, ConditionFailed> {
@@ -177,7 +206,7 @@ fn phase_ends(plan: &Plan) -> Vec<u32> {
 #[test]
 fn restarted_operator_heartbeats_first() {
     assert_eq!(
-        decide(&inputs(A, 10, &SERVING, None), &Memory::default()),
+        decide(&inputs(A, 10, &SERVING, None), &fresh()),
         heartbeat()
     );
 }
@@ -216,6 +245,10 @@ fn operator_without_a_view_reads_the_record() {
 #[test]
 fn store_back_off_postpones_heartbeat_and_read() {
     let mem = Memory {
+        instance: OWNER,
+        claimed: Some(0),
+        replaced: None,
+        superseded: false,
         view: None,
         heartbeat_at: Some(5),
         lease_until: Some(14),
@@ -233,6 +266,10 @@ fn store_back_off_postpones_heartbeat_and_read() {
 #[test]
 fn unknown_lease_fences_even_while_store_backs_off() {
     let mem = Memory {
+        instance: OWNER,
+        claimed: Some(0),
+        replaced: None,
+        superseded: false,
         view: None,
         heartbeat_at: Some(10),
         lease_until: None,
@@ -251,6 +288,10 @@ fn unknown_lease_fences_even_while_store_backs_off() {
 fn lease_about_to_expire_fences() {
     // 10 + fence_margin < 11 is false: less than the margin is left.
     let mem = Memory {
+        instance: OWNER,
+        claimed: Some(0),
+        replaced: None,
+        superseded: false,
         lease_until: Some(11),
         ..settled(10, Some(at_rest()))
     };
@@ -263,6 +304,10 @@ fn lease_about_to_expire_fences() {
 #[test]
 fn lease_with_more_than_the_margin_left_does_not_fence() {
     let mem = Memory {
+        instance: OWNER,
+        claimed: Some(0),
+        replaced: None,
+        superseded: false,
         lease_until: Some(12),
         ..settled(10, Some(at_rest()))
     };
@@ -275,6 +320,10 @@ fn lease_with_more_than_the_margin_left_does_not_fence() {
 #[test]
 fn fence_applies_every_unsatisfied_stop_step_at_once() {
     let mem = Memory {
+        instance: OWNER,
+        claimed: Some(0),
+        replaced: None,
+        superseded: false,
         lease_until: None,
         ..settled(10, Some(at_rest()))
     };
@@ -312,6 +361,10 @@ fn fence_applies_every_unsatisfied_stop_step_at_once() {
 #[test]
 fn fenced_cluster_with_unknown_lease_waits_for_the_back_off() {
     let mem = Memory {
+        instance: OWNER,
+        claimed: Some(0),
+        replaced: None,
+        superseded: false,
         view: None,
         heartbeat_at: Some(10),
         lease_until: None,
@@ -329,6 +382,10 @@ fn fenced_cluster_with_unknown_lease_waits_for_the_back_off() {
 #[test]
 fn no_self_fence_variant_keeps_serving_without_a_lease() {
     let mem = Memory {
+        instance: OWNER,
+        claimed: Some(0),
+        replaced: None,
+        superseded: false,
         view: None,
         heartbeat_at: Some(10),
         lease_until: None,
@@ -362,6 +419,10 @@ fn unavailable_heartbeat_lets_the_fence_run_before_the_retry() {
 #[test]
 fn a_failing_fence_step_does_not_stop_the_others() {
     let mut mem = Memory {
+        instance: OWNER,
+        claimed: Some(0),
+        replaced: None,
+        superseded: false,
         lease_until: None,
         ..settled(10, Some(at_rest()))
     };
@@ -395,6 +456,10 @@ fn a_failing_fence_step_does_not_stop_the_others() {
 #[test]
 fn fence_stops_at_failure_variant_keeps_trying_the_first_step() {
     let mem = Memory {
+        instance: OWNER,
+        claimed: Some(0),
+        replaced: None,
+        superseded: false,
         lease_until: None,
         ..settled(10, Some(at_rest()))
     };
@@ -504,6 +569,7 @@ fn active_with_request_to_peer_acquires_the_lock() {
 #[test]
 fn request_already_in_history_is_ignored() {
     let view = Record {
+        instance: [Some(OWNER); 2],
         history: vec![HistoryEntry {
             id: 1,
             outcome: Outcome::Aborted,
@@ -715,6 +781,7 @@ fn target_without_an_observation_of_the_source_waits_for_its_next_heartbeat() {
     // A view whose source heartbeat (12) is not the one observed (10): the next
     // heartbeat's reply refreshes both.
     let view = Record {
+        instance: [Some(OWNER); 2],
         heartbeat: [Some(12), Some(10)],
         ..in_flight(CONSISTENCY, 2, 1, lock(A, 14))
     };
@@ -784,6 +851,7 @@ fn hand_off_waits_while_the_lock_is_held() {
 fn validate_journals_when_target_heartbeat_is_fresh() {
     // B's heartbeat was seen to change at 10: fresh until 14.
     let view = Record {
+        instance: [Some(OWNER); 2],
         heartbeat: [Some(10), Some(10)],
         ..in_flight(CONSISTENCY, 1, 1, lock(A, 13))
     };
@@ -846,6 +914,10 @@ fn validate_waits_for_a_verdict_after_a_restart() {
     // Just restarted: B's heartbeat seen once (at 12), never seen to change.
     let view = in_flight(CONSISTENCY, 1, 1, lock(A, 13));
     let mem = Memory {
+        instance: OWNER,
+        claimed: Some(0),
+        replaced: None,
+        superseded: false,
         peer: Some(PeerSeen {
             heartbeat: Some(10),
             since: 12,
@@ -885,6 +957,7 @@ fn target_completes_with_the_views_token() {
 #[test]
 fn source_of_a_forced_failover_stops_itself() {
     let view = Record {
+        instance: [Some(OWNER); 2],
         lock: lock(B, 20),
         failover: Some(InFlight {
             id: 1,
@@ -912,7 +985,7 @@ fn restarted_target_restores_fenced_activation_before_its_next_step() {
     // readiness); a self-fence then stopped the whole cluster and the operator restarted.
     let record = in_flight(CONSISTENCY, 14, 2, lock(B, 22));
     let mut cluster = STANDBY;
-    let mut mem = Memory::default();
+    let mut mem = fresh();
     assert_eq!(decide(&inputs(B, 20, &cluster, None), &mem), heartbeat());
     let hb = write(B, 20, Op::Heartbeat);
     let after = apply(&record, &hb, &TIMING, Variant::Correct).expect("heartbeat moves on");
@@ -980,8 +1053,8 @@ fn restarted_target_restores_fenced_activation_before_its_next_step() {
 
 #[test]
 fn applied_heartbeat_renews_the_lease() {
-    let mut mem = Memory::default();
-    let after = Record::new(A, [Some(10), Some(9)]);
+    let mut mem = fresh();
+    let after = rec(A, [Some(10), Some(9)]);
     feed(
         &mut mem,
         &write(A, 10, Op::Heartbeat),
@@ -990,6 +1063,10 @@ fn applied_heartbeat_renews_the_lease() {
     assert_eq!(
         mem,
         Memory {
+            instance: OWNER,
+            claimed: Some(0),
+            replaced: None,
+            superseded: false,
             view: Some(after),
             heartbeat_at: Some(10),
             lease_until: Some(13),
@@ -1008,8 +1085,8 @@ fn applied_heartbeat_renews_the_lease() {
 
 #[test]
 fn refused_heartbeat_renews_nothing() {
-    let mut mem = Memory::default();
-    let current = Record::new(A, [Some(11), Some(9)]);
+    let mut mem = fresh();
+    let current = rec(A, [Some(11), Some(9)]);
     feed(
         &mut mem,
         &write(A, 10, Op::Heartbeat),
@@ -1018,6 +1095,10 @@ fn refused_heartbeat_renews_nothing() {
     assert_eq!(
         mem,
         Memory {
+            instance: OWNER,
+            claimed: Some(0),
+            replaced: None,
+            superseded: false,
             view: Some(current),
             // Still due: the next heartbeat goes out at once, stamped 12.
             heartbeat_at: None,
@@ -1048,6 +1129,10 @@ fn ambiguous_write_forgets_the_view_and_records_unsure() {
     assert_eq!(
         mem,
         Memory {
+            instance: OWNER,
+            claimed: Some(0),
+            replaced: None,
+            superseded: false,
             view: None,
             heartbeat_at: Some(10),
             lease_until: Some(13),
@@ -1066,6 +1151,10 @@ fn ambiguous_heartbeat_leaves_the_lease_alone_and_backs_off() {
     assert_eq!(
         mem,
         Memory {
+            instance: OWNER,
+            claimed: Some(0),
+            replaced: None,
+            superseded: false,
             view: None,
             heartbeat_at: Some(11),
             lease_until: Some(13),
@@ -1080,6 +1169,10 @@ fn ambiguous_heartbeat_leaves_the_lease_alone_and_backs_off() {
 #[test]
 fn later_reply_clears_unsure() {
     let mut mem = Memory {
+        instance: OWNER,
+        claimed: Some(0),
+        replaced: None,
+        superseded: false,
         unsure: Some(Op::TakeOver { id: 1, at: 9 }),
         kube_retry_at: None,
         ..settled(10, None)
@@ -1093,6 +1186,10 @@ fn later_reply_clears_unsure() {
     assert_eq!(
         mem,
         Memory {
+            instance: OWNER,
+            claimed: Some(0),
+            replaced: None,
+            superseded: false,
             view: Some(current),
             unsure: None,
             kube_retry_at: None,
@@ -1108,6 +1205,10 @@ fn unavailable_heartbeat_sets_retry_and_heartbeat_time_but_not_the_lease() {
     assert_eq!(
         mem,
         Memory {
+            instance: OWNER,
+            claimed: Some(0),
+            replaced: None,
+            superseded: false,
             view: Some(at_rest()),
             heartbeat_at: Some(11),
             lease_until: Some(13),
@@ -1130,6 +1231,10 @@ fn unavailable_write_sets_retry_only() {
     assert_eq!(
         mem,
         Memory {
+            instance: OWNER,
+            claimed: Some(0),
+            replaced: None,
+            superseded: false,
             retry_at: Some(12),
             ..settled(10, Some(at_rest()))
         }
@@ -1143,6 +1248,10 @@ fn failed_read_sets_retry_and_successful_read_sets_view() {
     assert_eq!(
         mem,
         Memory {
+            instance: OWNER,
+            claimed: Some(0),
+            replaced: None,
+            superseded: false,
             retry_at: Some(12),
             ..settled(10, None)
         }
@@ -1151,6 +1260,10 @@ fn failed_read_sets_retry_and_successful_read_sets_view() {
     assert_eq!(
         mem,
         Memory {
+            instance: OWNER,
+            claimed: Some(0),
+            replaced: None,
+            superseded: false,
             retry_at: Some(12),
             ..settled(10, Some(at_rest()))
         }
@@ -1174,6 +1287,7 @@ fn acquire_opens_the_journal_with_a_new_token() {
             }
         ),
         Ok(Record {
+            instance: [Some(OWNER); 2],
             active: A,
             token: 1,
             lock: lock(A, 13),
@@ -1212,6 +1326,7 @@ fn acquire_while_in_flight_is_refused() {
 #[test]
 fn acquire_of_an_ended_failover_is_refused() {
     let record = Record {
+        instance: [Some(OWNER); 2],
         history: vec![HistoryEntry {
             id: 1,
             outcome: Outcome::Aborted,
@@ -1339,7 +1454,7 @@ fn take_over_at_the_wrong_position_is_refused() {
 #[test]
 fn force_take_lock_is_refused_once_the_active_heartbeated_again() {
     // B saw A's heartbeat 10 stand; A wrote 11 meanwhile: it is alive.
-    let record = Record::new(A, [Some(11), Some(10)]);
+    let record = rec(A, [Some(11), Some(10)]);
     assert_eq!(
         store(
             &record,
@@ -1367,6 +1482,7 @@ fn force_take_lock_is_accepted_once_lease_plus_drift_ran_out() {
             }
         ),
         Ok(Record {
+            instance: [Some(OWNER); 2],
             active: A,
             token: 1,
             lock: lock(B, 18),
@@ -1485,7 +1601,7 @@ fn repeatable_force_variant_forces_a_forced_failover_again() {
 
 #[test]
 fn force_take_lock_by_the_active_is_refused() {
-    let record = Record::new(A, [Some(0), Some(10)]);
+    let record = rec(A, [Some(0), Some(10)]);
     assert_eq!(
         store(
             &record,
@@ -1503,6 +1619,7 @@ fn force_take_lock_by_the_active_is_refused() {
 #[test]
 fn complete_switches_active_and_appends_one_history_entry() {
     let record = Record {
+        instance: [Some(OWNER); 2],
         history: vec![HistoryEntry {
             id: 0,
             outcome: Outcome::Aborted,
@@ -1517,6 +1634,7 @@ fn complete_switches_active_and_appends_one_history_entry() {
     assert_eq!(
         store(&record, B, 19, op),
         Ok(Record {
+            instance: [Some(OWNER); 2],
             active: B,
             token: 2,
             lock: None,
@@ -1551,11 +1669,11 @@ fn complete_with_a_stale_token_is_refused() {
 fn heartbeat_moves_forward() {
     assert_eq!(
         store(&at_rest(), B, 11, Op::Heartbeat),
-        Ok(Record::new(A, [Some(10), Some(11)]))
+        Ok(rec(A, [Some(10), Some(11)]))
     );
     assert_eq!(
-        store(&Record::new(A, [Some(10), None]), B, 0, Op::Heartbeat),
-        Ok(Record::new(A, [Some(10), Some(0)]))
+        store(&rec(A, [Some(10), None]), B, 0, Op::Heartbeat),
+        Ok(rec(A, [Some(10), Some(0)]))
     );
 }
 
@@ -1581,6 +1699,7 @@ fn abort_ends_the_failover_without_changing_active() {
     assert_eq!(
         store(&record, A, 11, op),
         Ok(Record {
+            instance: [Some(OWNER); 2],
             active: A,
             token: 1,
             lock: None,
@@ -2144,6 +2263,10 @@ fn a_busy_operator_waits_for_its_next_heartbeat() {
 fn a_busy_operator_abandons_the_call_when_the_lease_runs_low() {
     let view = in_flight(CONSISTENCY, 2, 1, lock(A, 13));
     let mem = Memory {
+        instance: OWNER,
+        claimed: Some(0),
+        replaced: None,
+        superseded: false,
         retry_at: Some(20),
         ..settled(10, Some(view))
     };
@@ -2178,6 +2301,10 @@ fn a_busy_operator_abandons_the_call_when_the_lease_runs_low() {
 #[test]
 fn no_start_step_without_a_lease() {
     let mem = Memory {
+        instance: OWNER,
+        claimed: Some(0),
+        replaced: None,
+        superseded: false,
         lease_until: None,
         ..settled(10, Some(at_rest()))
     };
@@ -2201,7 +2328,7 @@ fn no_start_step_without_a_lease() {
 #[test]
 fn stamps_pass_the_records_heartbeat() {
     use failover_model::stamp;
-    let mem = settled(10, Some(Record::new(A, [Some(5_000), Some(10)])));
+    let mem = settled(10, Some(rec(A, [Some(5_000), Some(10)])));
     assert_eq!(stamp(A, 20, Variant::Correct, &mem), 5_001);
     assert_eq!(stamp(A, 9_000, Variant::Correct, &mem), 9_000);
     assert_eq!(stamp(B, 20, Variant::Correct, &mem), 20);
@@ -2212,8 +2339,8 @@ fn stamps_pass_the_records_heartbeat() {
 /// wall stamp: what a wall clock stepped back turns into a lease the record never proved.
 #[test]
 fn wall_clock_lease_variant_credits_refused_heartbeats() {
-    let mut mem = Memory::default();
-    let current = Record::new(A, [Some(11), Some(9)]);
+    let mut mem = fresh();
+    let current = rec(A, [Some(11), Some(9)]);
     mem.on_write(
         &write(A, 10, Op::Heartbeat),
         500,
@@ -2230,8 +2357,8 @@ fn wall_clock_lease_variant_credits_refused_heartbeats() {
 /// The lease is counted from the monotonic send time, whatever the stamp.
 #[test]
 fn the_lease_counts_from_the_monotonic_send_time() {
-    let mut mem = Memory::default();
-    let after = Record::new(A, [Some(7_200_000), Some(9)]);
+    let mut mem = fresh();
+    let after = rec(A, [Some(7_200_000), Some(9)]);
     mem.on_write(
         &write(A, 7_200_000, Op::Heartbeat),
         40,
@@ -2240,4 +2367,128 @@ fn the_lease_counts_from_the_monotonic_send_time() {
         Reply::Applied(after),
     );
     assert_eq!(mem.lease_until, Some(40 + TIMING.lease_ttl));
+}
+
+// ---- Issue 9, part 4: a second process of one operator (leader hand-over) ----
+
+/// A process that just started reads the record, then claims its slot from the owner it
+/// read; the claim is its first heartbeat (the lease is credited from it).
+#[test]
+fn a_started_process_claims_its_slot_from_the_owner_it_read() {
+    let mut mem = Memory::started(8);
+    let d = decide(&inputs(A, 20, &SERVING, None), &mem);
+    assert_eq!(d.action, Action::Read);
+    assert_eq!(d.purpose, Purpose::Claim);
+    mem.on_read(A, 20, &TIMING, Some(at_rest()));
+    let d = decide(&inputs(A, 20, &SERVING, None), &mem);
+    let claim = Op::Claim { prev: Some(OWNER) };
+    assert_eq!(d.action, Action::Write(claim));
+    let w = Write {
+        by: A,
+        instance: 8,
+        now: 20,
+        op: claim,
+    };
+    let after = apply(&at_rest(), &w, &TIMING, Variant::Correct).expect("claim applies");
+    assert_eq!(after.instance, [Some(8), Some(OWNER)]);
+    assert_eq!(after.heartbeat[A.index()], Some(20));
+    feed(&mut mem, &w, Reply::Applied(after));
+    assert_eq!(mem.claimed, Some(20));
+    assert_eq!(mem.replaced, Some(OWNER));
+    assert_eq!(mem.lease_until, Some(20 + TIMING.lease_ttl));
+    assert!(!mem.superseded);
+}
+
+/// Every write but a claim needs the record to name its sender's process; a claim
+/// needs the owner its sender read, so a copy of an old claim delayed in transit never
+/// takes the slot back.
+#[test]
+fn only_the_owner_writes_and_an_old_claim_never_lands() {
+    let record = at_rest();
+    let stranger = |op| Write {
+        by: A,
+        instance: 9,
+        now: 20,
+        op,
+    };
+    for op in [
+        Op::Heartbeat,
+        Op::Acquire {
+            id: 1,
+            mode: Mode::Consistency,
+        },
+    ] {
+        assert_eq!(
+            apply(&record, &stranger(op), &TIMING, Variant::Correct),
+            Err(ConditionFailed),
+            "{op:?}"
+        );
+        assert!(apply(&record, &stranger(op), &TIMING, Variant::StaleLeader).is_ok());
+    }
+    let late = stranger(Op::Claim { prev: Some(3) });
+    assert_eq!(
+        apply(&record, &late, &TIMING, Variant::Correct),
+        Err(ConditionFailed)
+    );
+}
+
+/// A process that replaced another changes nothing for `lease - margin + drift` after
+/// its claim: it heartbeats and would fence, but neither starts a failover nor keeps its
+/// cluster at rest until the old process's lease is over; the first start has no hold.
+#[test]
+fn a_process_that_replaced_another_holds_back_until_the_old_lease_is_over() {
+    let request = Some(Request {
+        id: 1,
+        to: B,
+        mode: Mode::Consistency,
+    });
+    let mut mem = settled(20, Some(at_rest()));
+    mem.claimed = Some(20);
+    mem.replaced = Some(3);
+    let until = 20 + TIMING.lease_ttl - TIMING.fence_margin + TIMING.clock_drift_max;
+    assert_eq!(mem.hold_until(&TIMING), Some(until));
+    let held = decide(&inputs(A, 20, &SERVING, request), &mem);
+    assert_eq!(held.action, Action::Wait(Wake::At(until)));
+    let mut later = mem.clone();
+    later.heartbeat_at = Some(until);
+    later.lease_until = Some(until + TIMING.lease_ttl);
+    let d = decide(&inputs(A, until, &SERVING, request), &later);
+    assert!(
+        matches!(d.action, Action::Write(Op::Acquire { .. })),
+        "{d:?}"
+    );
+    // Held, it still fences once its own lease is low.
+    let mut fencing = mem.clone();
+    fencing.lease_until = Some(21);
+    fencing.retry_at = Some(30);
+    assert_eq!(
+        decide(&inputs(A, 20, &SERVING, request), &fencing),
+        fence(&FENCE_ALL)
+    );
+    // `stale-leader` does not hold back.
+    let mut input = inputs(A, 20, &SERVING, request);
+    input.variant = Variant::StaleLeader;
+    assert!(matches!(
+        decide(&input, &mem).action,
+        Action::Write(Op::Acquire { .. })
+    ));
+    mem.replaced = None;
+    assert_eq!(mem.hold_until(&TIMING), None);
+}
+
+/// A process that sees the record name another process as its cluster's owner was
+/// replaced: it stops for good (the engine leaves its loop).
+#[test]
+fn a_replaced_process_stops_for_good() {
+    let mut mem = settled(20, Some(at_rest()));
+    assert!(!mem.superseded);
+    let mut taken = at_rest();
+    taken.instance[A.index()] = Some(9);
+    mem.on_read(A, 21, &TIMING, Some(taken));
+    assert!(mem.superseded);
+    let d = decide(&inputs(A, 21, &SERVING, None), &mem);
+    assert_eq!(d.action, Action::Wait(Wake::Change));
+    let mut input = inputs(A, 21, &SERVING, None);
+    input.variant = Variant::StaleLeader;
+    assert!(decide(&input, &mem).is_urgent());
 }

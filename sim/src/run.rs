@@ -225,6 +225,8 @@ struct Ctx {
     delays: (Time, Time),
     request: Arc<Mutex<Option<Request>>>,
     replay: Replay,
+    /// The last operator process id handed out (deterministic per seed).
+    instances: std::sync::atomic::AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -423,6 +425,8 @@ enum Scheduled {
     Crash(Cluster),
     Restart(Cluster),
     Outage(Cluster),
+    Handover(Cluster, Time),
+    GhostHeal,
     ClockStep(Cluster, i64),
     Pause(Cluster, Time),
     Cut(Cluster, FaultKind),
@@ -508,6 +512,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
         delays: (50, 3_000),
         request: Arc::new(Mutex::new(None)),
         replay: Replay::new(timing, cfg.variant),
+        instances: std::sync::atomic::AtomicU64::new(0),
     });
 
     // The seed's schedule of whole-process and network faults.
@@ -706,18 +711,45 @@ pub fn run(cfg: RunConfig) -> RunReport {
             plan.push((at + slow.range(3_000, bound), Scheduled::Restart(c)));
         }
     }
+    // Leader hand-overs (issue 9, part 4), from a fifth stream of their own: a new
+    // process of one operator starts while the old one runs on, cut off from DynamoDB
+    // for up to two leases (so it does not learn at once that it was replaced), half the
+    // time while the failover runs.
+    let mut lead = Rng::new(cfg.seed ^ 0x1ead_0000_0000_0004);
+    let lead_on = match cfg.profile {
+        Profile::None => false,
+        Profile::Heavy => true,
+        Profile::Swarm => lead.chance(0.25),
+    };
+    if lead_on {
+        let c = if lead.chance(0.5) {
+            Cluster::A
+        } else {
+            Cluster::B
+        };
+        let at = if lead.chance(0.5) {
+            request_at + lead.range(0, 8_000)
+        } else {
+            lead.range(1_000, FAULT_PHASE - 1_000)
+        };
+        let cut_for = lead.range(0, 2 * timing.lease_ttl);
+        plan.push((at, Scheduled::Handover(c, cut_for)));
+    }
     plan.sort_by_key(|(t, _)| *t);
     let mut plan = std::collections::VecDeque::from(plan);
 
-    let mut exec = Executor::new(2);
+    // Process slots: each cluster's operator runs in `main[c]`; a leader hand-over
+    // starts the new process in slot 2 and leaves the old one where it was.
+    let mut exec = Executor::new(3);
+    let mut main = [0, 1];
     for c in Cluster::ALL {
-        exec.spawn(c.index(), operator(ctx.clone(), c));
+        exec.spawn(c.index(), operator(ctx.clone(), c, c.index()));
     }
     for c in Cluster::ALL {
         let at = rng.range(1_000, 10_000);
         lock(&shared.0).schedule(at, WorldEvent::FluxSync(c));
     }
-    let mut paused_until = [0 as Time; 2];
+    let mut paused_until = [0 as Time; 3];
     let mut healed_at: Option<Time> = None;
     let mut crash_stages = [false; 6];
     let mut ended_at: Option<Time> = None;
@@ -864,6 +896,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
                 }
                 Scheduled::Heal => {
                     w.faults = CallFaults::default();
+                    w.ghost_cut = false;
                     w.stuck_in_transit = [false; 2];
                     w.stuck = [None; 2];
                     w.cut_store = [false; 2];
@@ -885,7 +918,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
                 }
                 ev @ (Scheduled::Crash(c) | Scheduled::Outage(c))
                     if w.alive[c.index()]
-                        && exec.alive(c.index())
+                        && exec.alive(main[c.index()])
                         && !(matches!(ev, Scheduled::Outage(_)) && w.cut_store[c.index()]) =>
                 {
                     // A crash and a long outage both stop the operator where it is; an
@@ -905,7 +938,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
                         crash_stages[stage.index()] = true;
                     }
                     drop(w);
-                    exec.kill(c.index());
+                    exec.kill(main[c.index()]);
                     lock(&log).line(next, Some(c), None, LineKind::Fault, || {
                         if crash {
                             "operator crashed".into()
@@ -913,6 +946,31 @@ pub fn run(cfg: RunConfig) -> RunReport {
                             "operator down (its cluster serves on)".into()
                         }
                     });
+                }
+                Scheduled::Handover(c, cut_for)
+                    if healed_at.is_none()
+                        && w.alive[c.index()]
+                        && exec.alive(main[c.index()])
+                        && main[c.index()] != 2 =>
+                {
+                    w.inject(FaultKind::LeaderHandover);
+                    let old = main[c.index()];
+                    w.ghost_slot = Some(old);
+                    w.ghost_cut = cut_for > 0;
+                    drop(w);
+                    main[c.index()] = 2;
+                    exec.spawn(2, operator(ctx.clone(), c, 2));
+                    plan.push_back((next + cut_for, Scheduled::GhostHeal));
+                    plan.make_contiguous().sort_by_key(|(t, _)| *t);
+                    lock(&log).line(next, Some(c), None, LineKind::Fault, || {
+                        format!(
+                            "leader hand-over: a new operator process starts; the old one \
+                             runs on, cut off from DynamoDB for {cut_for} ms"
+                        )
+                    });
+                }
+                Scheduled::GhostHeal => {
+                    w.ghost_cut = false;
                 }
                 Scheduled::ClockStep(c, step) => {
                     w.inject(FaultKind::ClockStep);
@@ -922,16 +980,17 @@ pub fn run(cfg: RunConfig) -> RunReport {
                         format!("wall clock steps {step:+} ms")
                     });
                 }
-                Scheduled::Restart(c) if w.alive[c.index()] && !exec.alive(c.index()) => {
+                Scheduled::Restart(c) if w.alive[c.index()] && !exec.alive(main[c.index()]) => {
                     drop(w);
-                    exec.spawn(c.index(), operator(ctx.clone(), c));
+                    let slot = main[c.index()];
+                    exec.spawn(slot, operator(ctx.clone(), c, slot));
                     lock(&log).line(next, Some(c), None, LineKind::Note, || {
                         "operator restarted".into()
                     });
                 }
                 Scheduled::Pause(c, d) if healed_at.is_none() => {
                     w.inject(FaultKind::Pause);
-                    paused_until[c.index()] = next + d;
+                    paused_until[main[c.index()]] = next + d;
                     drop(w);
                     lock(&log).line(next, Some(c), None, LineKind::Fault, || {
                         format!("process paused {d} ms")
@@ -974,7 +1033,11 @@ pub fn run(cfg: RunConfig) -> RunReport {
                     w.alive[c.index()] = false;
                     w.dirty = true;
                     drop(w);
+                    // Every process of the cluster goes with it.
                     exec.kill(c.index());
+                    if main[c.index()] == 2 {
+                        exec.kill(2);
+                    }
                     lock(&log).line(next, Some(c), None, LineKind::Fault, || {
                         "disaster: cluster gone for good".into()
                     });
@@ -1163,7 +1226,7 @@ fn at_rest(ctx: &Ctx) -> bool {
 
 /// One operator's process: the engine's real executor loop, with every turn replayed
 /// through the model's decision function and audited.
-fn operator(ctx: Arc<Ctx>, c: Cluster) -> crate::runtime::TaskFuture {
+fn operator(ctx: Arc<Ctx>, c: Cluster, slot: usize) -> crate::runtime::TaskFuture {
     Box::pin(async move {
         let cluster = FakeCluster {
             world: ctx.world.clone(),
@@ -1173,10 +1236,15 @@ fn operator(ctx: Arc<Ctx>, c: Cluster) -> crate::runtime::TaskFuture {
         let store = FakeStore {
             world: ctx.world.clone(),
             me: c,
+            slot,
         };
         let clock = SimClock::new(ctx.time.clone(), ctx.clocks[c.index()].clone());
         let group = ctx.groups[c.index()].clone();
-        let mut op = Operator::with_variant(cluster, store, clock, group, ctx.variant);
+        let instance = 1 + ctx
+            .instances
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut op = Operator::with_variant(cluster, store, clock, group, ctx.variant)
+            .with_instance(instance);
         // The audit learns of every fence attempt as it starts (also one that abandons
         // a slow call).
         let world = ctx.world.clone();
@@ -1185,14 +1253,22 @@ fn operator(ctx: Arc<Ctx>, c: Cluster) -> crate::runtime::TaskFuture {
                 lock(&world.0).audit.on_fence_start(c);
             }
         });
-        let mut mirror = Memory::default();
+        let mut mirror = Memory::started(instance);
         // Writes of a turn a crash cut short are never replayed.
-        lock(&ctx.world.0).writes_found[c.index()].clear();
+        lock(&ctx.world.0).writes_found[slot].clear();
         loop {
             let request = *lock(&ctx.request);
             op.set_request(request);
             let turn = op.turn().await;
-            after_turn(&ctx, c, &turn, request, &mut mirror, op.memory());
+            after_turn(&ctx, c, slot, &turn, request, &mut mirror, op.memory());
+            // A process another one replaced stops (the engine's `Operator::run` returns).
+            if op.replaced() {
+                let mut w = lock(&ctx.world.0);
+                if w.ghost_slot == Some(slot) {
+                    w.ghost_slot = None;
+                }
+                return;
+            }
             op.pause(&turn).await;
         }
     })
@@ -1201,6 +1277,7 @@ fn operator(ctx: Arc<Ctx>, c: Cluster) -> crate::runtime::TaskFuture {
 fn after_turn(
     ctx: &Ctx,
     c: Cluster,
+    slot: usize,
     turn: &Turn,
     request: Option<Request>,
     mirror: &mut Memory,
@@ -1216,7 +1293,7 @@ fn after_turn(
     // Conformance: the turn replayed through the stateright model.
     let replayed = {
         let mut w = lock(&ctx.world.0);
-        let found = std::mem::take(&mut w.writes_found[c.index()]);
+        let found = std::mem::take(&mut w.writes_found[slot]);
         let peer = w.cluster_state(c.peer());
         let around = Around {
             request,
@@ -1319,6 +1396,7 @@ fn effects(ctx: &Ctx, c: Cluster, turn: &Turn, log: &mut Log, at: Time) {
             10 + ((changes.len() as u64) << 8) + ((failed.len() as u64) << 32)
         }
         TurnResult::Abandoned => 11,
+        TurnResult::NotSent => 12,
     });
     if log.timeline.is_some() && !matches!(d.action, Action::Wait(_)) {
         let text = describe(turn);
@@ -1340,6 +1418,7 @@ fn effects(ctx: &Ctx, c: Cluster, turn: &Turn, log: &mut Log, at: Time) {
 fn describe(turn: &Turn) -> String {
     let d = &turn.decision;
     let why = match d.purpose {
+        Purpose::Claim => "claim".to_string(),
         Purpose::Heartbeat => "heartbeat".to_string(),
         Purpose::Sync => "sync".to_string(),
         Purpose::Fence => "SELF-FENCE".to_string(),
@@ -1365,6 +1444,7 @@ fn describe(turn: &Turn) -> String {
         TurnResult::Failed(e) => format!("FAILED: {e}"),
         TurnResult::Waited(_) => String::new(),
         TurnResult::Abandoned => "ABANDONED for the self-fence (lease ran low)".to_string(),
+        TurnResult::NotSent => "not sent: the lease ran low since the decision".to_string(),
         TurnResult::Fenced { changes, failed } if failed.is_empty() => {
             format!("{} field(s) changed", changes.len())
         }

@@ -75,11 +75,15 @@ pub enum FaultKind {
     /// An operator down (not restarted) for up to `leaseSeconds - fenceMarginSeconds -
     /// heartbeatSeconds` while its cluster keeps serving.
     LongOutage,
+    /// A leader hand-over: a new process of one cluster's operator starts while the old
+    /// one runs on beside it, cut off from DynamoDB for a while (so it does not learn at
+    /// once that it was replaced), acting on what it last saw.
+    LeaderHandover,
 }
 
 impl FaultKind {
     /// Every kind, in report order.
-    pub const ALL: [FaultKind; 21] = [
+    pub const ALL: [FaultKind; 22] = [
         FaultKind::StoreUnavailable,
         FaultKind::StoreThrottled,
         FaultKind::StoreAppliedTimeout,
@@ -101,6 +105,7 @@ impl FaultKind {
         FaultKind::KubeHung,
         FaultKind::ClockStep,
         FaultKind::LongOutage,
+        FaultKind::LeaderHandover,
     ];
 
     /// Kebab-case name.
@@ -127,6 +132,7 @@ impl FaultKind {
             FaultKind::KubeHung => "kube-hung-call",
             FaultKind::ClockStep => "wall-clock-step",
             FaultKind::LongOutage => "operator-long-outage",
+            FaultKind::LeaderHandover => "leader-handover",
         }
     }
 }
@@ -242,7 +248,11 @@ pub struct World {
     /// Per operator, the record each of its writes since the last replay found when it
     /// reached the store (`None`: it did not reach the store: refused, lost, or delayed
     /// in transit), in order. The model replay needs them to redo the writes.
-    pub writes_found: [Vec<Option<Record>>; 2],
+    pub writes_found: [Vec<Option<Record>>; 3],
+    /// The process slot of a leader hand-over's replaced process, while it runs.
+    pub ghost_slot: Option<usize>,
+    /// That process cannot reach DynamoDB.
+    pub ghost_cut: bool,
     /// Writes stuck in transit by a targeted fault, by id: each lands at the first
     /// moment the store refuses it only for its fencing token or for the failover being
     /// forced already (the moment a stale copy does harm if a condition is missing), or
@@ -283,7 +293,9 @@ impl World {
             dirty: true,
             latency_max,
             writes: Vec::new(),
-            writes_found: [Vec::new(), Vec::new()],
+            writes_found: [Vec::new(), Vec::new(), Vec::new()],
+            ghost_slot: None,
+            ghost_cut: false,
             held: Vec::new(),
             superseded: None,
             time,
@@ -730,6 +742,15 @@ pub struct FakeStore {
     pub world: Shared,
     /// Whose connection.
     pub me: Cluster,
+    /// The process slot it belongs to (0 to 2): its writes are found in that slot of
+    /// `World::writes_found`, and `World::ghost_cut` cuts off a replaced process.
+    pub slot: usize,
+}
+
+impl FakeStore {
+    fn cut(&self, w: &World) -> bool {
+        w.cut_store[self.me.index()] || (w.ghost_cut && w.ghost_slot == Some(self.slot))
+    }
 }
 
 /// How long an eventually consistent read may lag behind a write (DynamoDB: usually
@@ -745,7 +766,7 @@ impl FakeStore {
     pub async fn read_eventually(&self, _group: &str) -> Result<Option<Record>, StoreUnavailable> {
         self.world.latency().await;
         let mut w = self.world.lock();
-        if w.cut_store[self.me.index()] {
+        if self.cut(&w) {
             return Err(StoreUnavailable("unreachable".into()));
         }
         let now = w.time.now();
@@ -769,7 +790,7 @@ impl StorePort for FakeStore {
     ) -> Result<Record, StoreUnavailable> {
         self.world.latency().await;
         let mut w = self.world.lock();
-        if w.cut_store[self.me.index()] {
+        if self.cut(&w) {
             return Err(StoreUnavailable("unreachable".into()));
         }
         Ok(w.record
@@ -780,7 +801,7 @@ impl StorePort for FakeStore {
     async fn read(&self, _group: &str) -> Result<Option<Record>, StoreUnavailable> {
         self.world.latency().await;
         let mut w = self.world.lock();
-        if w.cut_store[self.me.index()] {
+        if self.cut(&w) {
             return Err(StoreUnavailable("unreachable".into()));
         }
         if w.roll(|f| f.store_unavailable) {
@@ -793,8 +814,9 @@ impl StorePort for FakeStore {
     async fn write(&self, _group: &str, timing: &Timing, write: &Write) -> Reply {
         self.world.latency().await;
         let mut w = self.world.lock();
-        w.writes_found[self.me.index()].push(None);
-        if w.cut_store[self.me.index()] {
+        let slot = self.slot;
+        w.writes_found[slot].push(None);
+        if self.cut(&w) {
             // A partition mostly refuses connections; where delayed writes are on, some
             // writes already on their way are stuck and arrive much later.
             if w.stuck_in_transit[self.me.index()]
@@ -851,7 +873,7 @@ impl StorePort for FakeStore {
             return Reply::Ambiguous;
         }
         let found = w.record.clone();
-        if let Some(last) = w.writes_found[self.me.index()].last_mut() {
+        if let Some(last) = w.writes_found[slot].last_mut() {
             *last = found;
         }
         let reply = w.store_apply(timing, write);

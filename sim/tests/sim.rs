@@ -189,6 +189,7 @@ fn fake_store_passes_the_conformance_suite() {
     let store = FakeStore {
         world: w,
         me: Cluster::A,
+        slot: 0,
     };
     block_on(&time, async move { store_port(&store, "shop/shop").await });
 }
@@ -269,7 +270,10 @@ fn the_model_replay_rejects_what_the_model_would_not_do() {
 
     let timing = failover_engine::spec::DEFAULT_TIMING;
     let replay = Replay::new(timing, Variant::Correct);
-    let record = failover_model::Record::new(Cluster::A, [Some(0), Some(0)]);
+    let record = failover_model::Record {
+        instance: [Some(1), Some(2)],
+        ..failover_model::Record::new(Cluster::A, [Some(0), Some(0)])
+    };
     let request = Some(Request {
         id: 1,
         to: Cluster::B,
@@ -298,11 +302,15 @@ fn the_model_replay_rejects_what_the_model_would_not_do() {
         record: Some(&record),
         write_found: None,
     };
-    // A fresh operator heartbeats first; the store applies it.
-    let fresh = Memory::default();
+    // An operator that claimed its slot (and has no lease yet) heartbeats first; the
+    // store applies it.
+    let fresh = Memory {
+        claimed: Some(0),
+        ..Memory::started(1)
+    };
     let decision = decided(&fresh);
     assert_eq!(decision.action, Action::Write(Op::Heartbeat));
-    let w = write(Cluster::A, now, Op::Heartbeat);
+    let w = write(Cluster::A, &fresh, now, Op::Heartbeat);
     let after = apply(&record, &w, &timing, Variant::Correct).expect("heartbeat applies");
     let turn = |reply: Reply| Turn {
         now,
@@ -502,6 +510,7 @@ fn eventually_consistent_reads_may_be_stale() {
     let store = FakeStore {
         world: w,
         me: Cluster::A,
+        slot: 0,
     };
     let t = time.clone();
     block_on(&time, async move {
@@ -509,8 +518,9 @@ fn eventually_consistent_reads_may_be_stale() {
         let before = store.init("g", Cluster::A, 0).await.expect("init");
         let write = Write {
             by: Cluster::A,
+            instance: 1,
             now: 1_000,
-            op: Op::Heartbeat,
+            op: Op::Claim { prev: None },
         };
         store.write("g", &timing, &write).await;
         let after = store.read("g").await.expect("read").expect("record");

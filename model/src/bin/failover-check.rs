@@ -2,9 +2,11 @@
 //!
 //! ```text
 //! failover-check [--config smoke|ci|handback|deep|outage-beyond-lease] [--bug <variant>]
-//!                [--threads N] [--example <property>|operator-outage-beyond-lease]
-//!                [--explore [ADDR]]
+//!                [--scenario NAME] [--threads N]
+//!                [--example <property>|operator-outage-beyond-lease] [--explore [ADDR]]
 //! ```
+//! `--scenario` keeps the configuration's scenarios whose name ends with `/NAME` (one
+//! scenario of `deep` at a time fits a smaller machine).
 //! The last line is always `states=<N> unique=<N> depth=<N> secs=<S> violations=<N>`;
 //! the exit status is 0 iff no property was violated (with `--bug`, 1 is expected).
 
@@ -21,10 +23,11 @@ struct Args {
     threads: usize,
     examples: Vec<String>,
     explore: Option<String>,
+    scenario: Option<String>,
 }
 
-const USAGE: &str = "usage: failover-check [--config smoke|ci|handback|deep|outage-beyond-lease] [--bug <variant>] [--threads N] [--example <property>|all|operator-outage-beyond-lease] [--explore [ADDR]]
-variants: promote-before-demote no-token-check no-self-fence no-lease-wait lww-store repeatable-force fence-stops-at-failure";
+const USAGE: &str = "usage: failover-check [--config smoke|ci|handback|deep|outage-beyond-lease] [--bug <variant>] [--scenario NAME] [--threads N] [--example <property>|all|operator-outage-beyond-lease] [--explore [ADDR]]
+variants: promote-before-demote no-token-check no-self-fence no-lease-wait lww-store repeatable-force fence-stops-at-failure heartbeat-behind-tasks wall-clock-lease stale-leader";
 
 fn parse() -> Result<Args, String> {
     let mut args = Args {
@@ -33,6 +36,7 @@ fn parse() -> Result<Args, String> {
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         examples: Vec::new(),
         explore: None,
+        scenario: None,
     };
     let mut it = std::env::args().skip(1).peekable();
     while let Some(arg) = it.next() {
@@ -52,6 +56,7 @@ fn parse() -> Result<Args, String> {
                     .map_err(|e| format!("--threads: {e}"))?;
             }
             "--example" => args.examples.push(value("--example")?),
+            "--scenario" => args.scenario = Some(value("--scenario")?),
             "--explore" => {
                 let addr = match it.peek() {
                     Some(a) if !a.starts_with("--") => it.next().unwrap_or_default(),
@@ -93,6 +98,23 @@ fn main() -> ExitCode {
                 args.config
             );
             return ExitCode::from(2);
+        }
+    };
+    let configs: Vec<Config> = match &args.scenario {
+        None => configs,
+        Some(name) => {
+            let kept: Vec<Config> = configs
+                .into_iter()
+                .filter(|c| {
+                    let base = c.name.split('+').next().unwrap_or_default();
+                    base.ends_with(&format!("/{name}"))
+                })
+                .collect();
+            if kept.is_empty() {
+                eprintln!("error: no scenario {name:?} in this configuration\n{USAGE}");
+                return ExitCode::from(2);
+            }
+            kept
         }
     };
     if let Some(addr) = args.explore {

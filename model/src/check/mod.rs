@@ -29,14 +29,15 @@ pub mod trace;
 use stateright::{Model, Property};
 
 use crate::core::decide::{
-    Action, Decision, Inputs, Memory, PeerSeen, Purpose, Reply, Wake, decide, stamp, write,
+    Action, Decision, Inputs, Memory, PeerSeen, Purpose, Reply, Wake, decide, lease_ok, stamp,
+    write,
 };
 use crate::core::invariants::{Audit, Invariant, Snapshot};
 use crate::core::plan::{Resource, STOP, Step, Variant};
 use crate::core::store::{Write, apply};
 use crate::core::types::{
-    Cluster, ClusterState, FailoverId, Mode, Outcome, PlanKind, Record, Request, Stage, Time,
-    Timing,
+    Cluster, ClusterState, FailoverId, Instance, Mode, Outcome, PlanKind, Record, Request, Stage,
+    Time, Timing,
 };
 
 /// A configuration of the model: bounds on time and faults, and the protocol variant.
@@ -87,6 +88,10 @@ pub struct Config {
     /// Monotonic clock skews: one operator's clock gains `clock_drift_max` at once
     /// (the most two clocks may disagree over a lease).
     pub skews: u8,
+    /// Leader hand-overs: a new process of one cluster's operator starts (a second
+    /// replica won the leader election) while the old one, paused or cut off from its
+    /// API server's Lease, may still act later on what it last saw ([`Ghost`]).
+    pub handovers: u8,
 }
 
 /// The kinds the model lets fail for good. A workload or CronJob kind the operator
@@ -140,6 +145,7 @@ impl Config {
             clock_steps: 0,
             clock_step: 5,
             skews: 0,
+            handovers: 0,
         };
         let scenario = |label: &str, f: &dyn Fn(&mut Config)| {
             let mut c = base.clone();
@@ -160,7 +166,10 @@ impl Config {
         };
         match name {
             "ci" => Some(vec![
-                scenario("planned", &|_| {}),
+                scenario("planned", &|c| {
+                    c.max_ticks = 5;
+                    c.progress_ticks = 5;
+                }),
                 // A failed Kubernetes call is retried after the back-off, a tick later:
                 // with a crash on top as well this scenario alone took longer than
                 // `ci`'s minute, so `deep` keeps that combination.
@@ -201,6 +210,13 @@ impl Config {
                     c.clock_steps = 1;
                     c.skews = 1;
                     c.outages = 1;
+                }),
+                // A second process of one operator: the old leader stays behind as a
+                // ghost that may act at any later moment on its old memory.
+                lean("stale-leader", &|c| {
+                    c.handovers = 1;
+                    c.requests = 2;
+                    c.max_ticks = 6;
                 }),
             ]),
             // What no lease survives: an operator down for longer than the deployment
@@ -263,10 +279,20 @@ impl Config {
     /// `no-token-check`) a partition with a delayed write, the fault a stale token needs;
     /// for `repeatable-force`, the `handback` scenario that needs a delayed force.
     pub fn for_bug(variant: Variant) -> Vec<Config> {
-        let mut configs = if variant == Variant::RepeatableForce {
-            Config::named("handback").unwrap_or_default()
-        } else {
-            Config::named("ci").unwrap_or_default()
+        let mut configs = match variant {
+            Variant::RepeatableForce => Config::named("handback").unwrap_or_default(),
+            // Two failovers within the tick of a hand-over (the new process, not held
+            // back, acts on a view the old one made stale): two ticks suffice.
+            Variant::StaleLeader => Config::named("ci")
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|c| c.name.ends_with("/stale-leader"))
+                .map(|mut c| {
+                    c.max_ticks = 2;
+                    c
+                })
+                .collect(),
+            _ => Config::named("ci").unwrap_or_default(),
         };
         if variant == Variant::NoTokenCheck {
             let deep = Config::named("deep").unwrap_or_default();
@@ -330,6 +356,8 @@ pub struct Budget {
     pub clock_steps: u8,
     /// Monotonic clock skews.
     pub skews: u8,
+    /// Leader hand-overs.
+    pub handovers: u8,
 }
 
 /// Facts recorded only so `sometimes` properties can see them.
@@ -345,6 +373,24 @@ pub struct Marks {
     pub disrupted: bool,
     /// A slow call was abandoned for the self-fence.
     pub call_abandoned: bool,
+    /// A replaced process (a [`Ghost`]) had a write refused and stopped.
+    pub ghost_shut_out: bool,
+}
+
+/// The old process of one cluster's operator after a leader hand-over: it kept its
+/// memory and may act at any later moment (a pause ends, a partition heals), alongside
+/// the new process, until it learns it was replaced.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Ghost {
+    /// Its cluster.
+    pub cluster: Cluster,
+    /// Its memory as it was when the new process started, and since.
+    pub memory: Memory,
+    /// What it was about to do when it stopped (paused between deciding and sending):
+    /// it does this first if it resumes within the tick (pauses are bounded by the
+    /// deployment rule, README "Timing"), on its old view, after checking only its lease
+    /// for a start step, as the engine checks just before sending.
+    pub pending: Option<Decision>,
 }
 
 /// A Kubernetes call of the operator's work still in progress.
@@ -381,6 +427,10 @@ pub struct World {
     pub stuck: [Option<Resource>; 2],
     /// Operators' memories.
     pub memories: [Memory; 2],
+    /// The replaced process of a leader hand-over, while it may still act.
+    pub ghost: Option<Ghost>,
+    /// The last operator process id issued.
+    pub instances: Instance,
     /// The record: one item, or one replica per cluster's region (`lww-store`).
     pub records: Vec<Record>,
     /// The pending request.
@@ -453,6 +503,11 @@ pub enum Act {
     StepClock(Cluster, bool),
     /// The monotonic clock gains `clock_drift_max` at once.
     Skew(Cluster),
+    /// A new process of the operator starts (it won the leader election); the old one
+    /// stays behind as the [`Ghost`].
+    Handover(Cluster),
+    /// The ghost acts on its memory.
+    Ghost,
     /// Multi-region replication copies replica `from` over the other one.
     Replicate(usize),
     /// A delayed write reaches the store.
@@ -483,7 +538,15 @@ impl FailoverModel {
 
     /// What `c`'s operator would do in `w`.
     pub fn decision(&self, w: &World, c: Cluster) -> Decision {
-        self.decide_with(w, c, &w.memories[c.index()])
+        self.decide_with(w, c, &w.memories[c.index()], w.busy[c.index()].is_some())
+    }
+
+    /// What the ghost would do in `w`, if there is one.
+    pub fn ghost_decision(&self, w: &World) -> Option<Decision> {
+        let g = w.ghost.as_ref()?;
+        g.pending
+            .clone()
+            .or_else(|| Some(self.decide_with(w, g.cluster, &g.memory, false)))
     }
 
     /// What `c`'s operator would do in `w` if its view of the record were current (its
@@ -493,21 +556,24 @@ impl FailoverModel {
         if memory.view.is_some() {
             memory.view = Some(w.records[self.replica(w, c)].clone());
         }
-        self.decide_with(w, c, &memory)
+        self.decide_with(w, c, &memory, w.busy[c.index()].is_some())
     }
 
-    fn decide_with(&self, w: &World, c: Cluster, memory: &Memory) -> Decision {
-        let inputs = Inputs {
+    fn decide_with(&self, w: &World, c: Cluster, memory: &Memory, busy: bool) -> Decision {
+        decide(&self.inputs(w, c, busy), memory)
+    }
+
+    fn inputs<'a>(&'a self, w: &'a World, c: Cluster, busy: bool) -> Inputs<'a> {
+        Inputs {
             me: c,
             now: self.now(w, c),
             wall: self.wall(w, c),
-            busy: w.busy[c.index()].is_some(),
+            busy,
             cluster: &w.clusters[c.index()],
             request: w.request,
             timing: &self.config.timing,
             variant: self.config.variant,
-        };
-        decide(&inputs, memory)
+        }
     }
 
     /// The invariants' view of `w`.
@@ -559,6 +625,46 @@ impl FailoverModel {
         w.calm_since = w.tick;
     }
 
+    /// A new process of `c`'s operator: empty memory, a new instance id.
+    fn restart(w: &mut World, c: Cluster) {
+        w.instances += 1;
+        w.memories[c.index()] = Memory::started(w.instances);
+        w.busy[c.index()] = None;
+    }
+
+    /// The ghost takes its turn: the operator's code with the ghost's memory (and no
+    /// call in progress). Once it learned it was replaced it is gone.
+    fn ghost_turn(&self, w: &mut World) {
+        let Some(ghost) = w.ghost.take() else {
+            return;
+        };
+        let c = ghost.cluster;
+        let i = c.index();
+        let main = std::mem::replace(&mut w.memories[i], ghost.memory);
+        let busy = w.busy[i].take();
+        match ghost.pending {
+            Some(d) => {
+                let lease = lease_ok(&self.inputs(w, c, false), &w.memories[i]);
+                let starts = matches!(d.action, Action::Kube(s) if !STOP.contains(&s));
+                if lease || !starts {
+                    self.execute(w, c, d, Fault::None);
+                }
+            }
+            None => self.operator(w, c, Fault::None),
+        }
+        let memory = std::mem::replace(&mut w.memories[i], main);
+        w.busy[i] = busy;
+        if memory.superseded && self.config.variant != Variant::StaleLeader {
+            w.marks.ghost_shut_out = true;
+        } else {
+            w.ghost = Some(Ghost {
+                cluster: c,
+                memory,
+                pending: None,
+            });
+        }
+    }
+
     /// The store receives `wr` in replica `rep`.
     fn deliver(&self, w: &mut World, rep: usize, wr: &Write) -> Reply {
         let before = w.records[rep].clone();
@@ -574,6 +680,11 @@ impl FailoverModel {
 
     fn operator(&self, w: &mut World, c: Cluster, fault: Fault) {
         let d = self.decision(w, c);
+        self.execute(w, c, d, fault);
+    }
+
+    /// `c`'s operator carries out decision `d` (its memory is `w.memories[c]`).
+    fn execute(&self, w: &mut World, c: Cluster, d: Decision, fault: Fault) {
         let now = self.now(w, c);
         let timing = self.config.timing;
         let variant = self.config.variant;
@@ -590,7 +701,8 @@ impl FailoverModel {
                 if w.memories[i].unsure == Some(op) {
                     w.marks.ambiguous_retried = true;
                 }
-                let wr = write(c, stamp(c, self.wall(w, c), variant, &w.memories[i]), op);
+                let mem = &w.memories[i];
+                let wr = write(c, mem, stamp(c, self.wall(w, c), variant, mem), op);
                 let reply = if store_down {
                     Reply::Unavailable
                 } else if fault == Fault::AmbiguousDelayed {
@@ -688,6 +800,7 @@ impl Model for FailoverModel {
             0
         };
         let memory = Memory {
+            claimed: Some(0),
             heartbeat_at: Some(0),
             lease_until: Some(lease_from + timing.lease_ttl),
             peer: Some(PeerSeen {
@@ -707,8 +820,25 @@ impl Model for FailoverModel {
             alive: [true, true],
             cut_off: [false, false],
             stuck: [None, None],
-            memories: [memory.clone(), memory],
-            records: vec![Record::new(Cluster::A, hb); records],
+            memories: [
+                Memory {
+                    instance: 1,
+                    ..memory.clone()
+                },
+                Memory {
+                    instance: 2,
+                    ..memory
+                },
+            ],
+            ghost: None,
+            instances: 2,
+            records: vec![
+                Record {
+                    instance: [Some(1), Some(2)],
+                    ..Record::new(Cluster::A, hb)
+                };
+                records
+            ],
             request: None,
             in_transit: None,
             audit: Audit::default(),
@@ -724,6 +854,7 @@ impl Model for FailoverModel {
                 outages: self.config.outages,
                 clock_steps: self.config.clock_steps,
                 skews: self.config.skews,
+                handovers: self.config.handovers,
             },
             calm_since: 0,
             marks: Marks::default(),
@@ -814,6 +945,17 @@ impl Model for FailoverModel {
             if b.skews > 0 && boundary {
                 actions.push(Act::Skew(c));
             }
+            // A hand-over may come at any moment, also between a decision and its call.
+            if b.handovers > 0 && w.busy[i].is_none() {
+                actions.push(Act::Handover(c));
+            }
+        }
+        // The ghost may act at any moment, or never: it does not hold up a tick.
+        if let Some(g) = &w.ghost
+            && w.alive[g.cluster.index()]
+            && self.ghost_decision(w).is_some_and(|d| d.is_urgent())
+        {
+            actions.push(Act::Ghost);
         }
         if b.requests > 0 {
             let to = w.records[0].active.peer();
@@ -870,7 +1012,26 @@ impl FailoverModel {
 
     fn step(&self, w: &mut World, action: Act) {
         match action {
-            Act::Tick => w.tick += 1,
+            Act::Tick => {
+                w.tick += 1;
+                // A pause between deciding and sending ends within the deployment rule's
+                // bound (a quarter of the fence margin, less than a tick): a decision the
+                // ghost has not sent by now is never sent.
+                if let Some(g) = w.ghost.as_mut() {
+                    g.pending = None;
+                }
+                // A process that replaced another holds back for a while on purpose
+                // (`Memory::hold_until`): the calm that bounds progress starts after it.
+                let timing = self.config.timing;
+                let held = Cluster::ALL.into_iter().any(|c| {
+                    w.memories[c.index()]
+                        .hold_until(&timing)
+                        .is_some_and(|until| self.now(w, c) < until)
+                });
+                if held {
+                    Self::disturb(w);
+                }
+            }
             Act::Operator(c, fault) => {
                 match fault {
                     Fault::None => {}
@@ -908,8 +1069,7 @@ impl FailoverModel {
                     w.marks.crash_stages |= 1 << stage.index();
                 }
                 w.budget.crashes -= 1;
-                w.memories[c.index()] = Memory::default();
-                w.busy[c.index()] = None;
+                Self::restart(w, c);
                 Self::disturb(w);
             }
             Act::Disaster(c) => {
@@ -955,8 +1115,7 @@ impl FailoverModel {
                 let i = c.index();
                 w.budget.outages -= 1;
                 w.down[i] = Some(w.tick);
-                w.busy[i] = None;
-                w.memories[i] = Memory::default();
+                Self::restart(w, c);
                 w.marks.disrupted = true;
                 Self::disturb(w);
             }
@@ -978,6 +1137,27 @@ impl FailoverModel {
             Act::Skew(c) => {
                 w.budget.skews -= 1;
                 w.offset[c.index()] += self.config.timing.clock_drift_max;
+                Self::disturb(w);
+            }
+            Act::Handover(c) => {
+                w.budget.handovers -= 1;
+                let pending = Some(self.decision(w, c)).filter(|d| {
+                    matches!(
+                        d.action,
+                        Action::Kube(_) | Action::Write(_) | Action::Fence(_)
+                    )
+                });
+                w.ghost = Some(Ghost {
+                    cluster: c,
+                    memory: w.memories[c.index()].clone(),
+                    pending,
+                });
+                Self::restart(w, c);
+                w.marks.disrupted = true;
+                Self::disturb(w);
+            }
+            Act::Ghost => {
+                self.ghost_turn(w);
                 Self::disturb(w);
             }
             Act::Deliver => {
@@ -1081,6 +1261,10 @@ pub fn properties() -> Vec<Property<FailoverModel>> {
         |_: &FailoverModel, w: &World| w.marks.call_abandoned,
     ));
     props.push(Property::sometimes(
+        "stale-instance-shut-out",
+        |_: &FailoverModel, w: &World| w.marks.ghost_shut_out,
+    ));
+    props.push(Property::sometimes(
         "self-fenced",
         |_: &FailoverModel, w: &World| w.marks.fenced,
     ));
@@ -1109,6 +1293,7 @@ pub fn expected(config: &Config, name: &str) -> bool {
                 && config.variant != Variant::HeartbeatBehindTasks
         }
         "failover-aborted" => config.partitions > 0,
+        "stale-instance-shut-out" => config.handovers > 0 && config.variant != Variant::StaleLeader,
         "ambiguous-write-retried" => config.store_faults > 0,
         n if n.starts_with("crash-in-") => config.crashes > 0,
         _ => true,

@@ -84,6 +84,7 @@ pub fn describe_step(m: &FailoverModel, last: &World, action: Act, next: &World)
             let stage = d.stage.map_or("-".to_string(), |s| s.to_string());
             let step = d.step.map_or("-".to_string(), |s| s.to_string());
             let purpose = match d.purpose {
+                Purpose::Claim => "claim",
                 Purpose::Heartbeat => "heartbeat",
                 Purpose::Sync => "sync",
                 Purpose::Fence => "SELF-FENCE",
@@ -149,6 +150,26 @@ pub fn describe_step(m: &FailoverModel, last: &World, action: Act, next: &World)
                 m.config.timing.clock_drift_max
             ),
         ),
+        Act::Handover(c) => (
+            c.to_string(),
+            "LEADER HAND-OVER: a new operator process starts; the old one may act later"
+                .to_string(),
+        ),
+        Act::Ghost => {
+            let g = last.ghost.as_ref().map_or(Cluster::A, |g| g.cluster);
+            let effect = match m.ghost_decision(last).map(|d| d.action) {
+                Some(Action::Read) => "read record".to_string(),
+                Some(Action::Write(op)) => format!("write {op:?}"),
+                Some(Action::Kube(s)) => format!("kube {s}"),
+                Some(Action::Fence(steps)) => format!("kube {steps}"),
+                Some(Action::Wait(w)) => format!("wait {w:?}"),
+                None => "-".to_string(),
+            };
+            (
+                format!("{g}'"),
+                format!("OLD PROCESS acts on its old memory: {effect}"),
+            )
+        }
         Act::Deliver => (
             "-".to_string(),
             "delayed write reaches the store".to_string(),

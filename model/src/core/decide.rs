@@ -9,10 +9,11 @@
 use super::plan::{Plan, START, STOP, Step, StepKind, StepSet, Variant};
 use super::store::{Op, Write};
 use super::types::{
-    Cluster, ClusterState, FailoverId, InFlight, PlanKind, Record, Request, Stage, Time, Timing,
+    Cluster, ClusterState, FailoverId, InFlight, Instance, PlanKind, Record, Request, Stage, Time,
+    Timing,
 };
 
-/// What an operator keeps in memory. [`Memory::default`] is the state after a (re)start.
+/// What an operator keeps in memory. [`Memory::started`] is the state after a (re)start.
 ///
 /// Every time in it is a reading of the operator's *monotonic* clock (the model's
 /// `Inputs::now`): wall-clock steps, in either direction and of any size, never move a
@@ -39,6 +40,19 @@ pub struct Memory {
     /// clock: the peer is silent (its lease provably over) only once the same heartbeat
     /// has stood in the record for `lease_ttl + clock_drift_max` of this clock.
     pub peer: Option<PeerSeen>,
+    /// This operator process ([`Memory::started`]): its writes carry it, and the record
+    /// accepts them only while it names this instance as the cluster's owner.
+    pub instance: Instance,
+    /// When this instance first saw the record name it as its cluster's owner (its
+    /// [`Op::Claim`] applied). Nothing but the claim, reads, heartbeats and the fence
+    /// happens before.
+    pub claimed: Option<Time>,
+    /// The instance its claim replaced (sent with the claim). If there was one, it may
+    /// still run (a paused or partitioned old leader): see [`Memory::hold_until`].
+    pub replaced: Option<Instance>,
+    /// The record names another instance as the owner: this process was replaced and
+    /// stops for good (the engine returns from its loop).
+    pub superseded: bool,
 }
 
 /// The peer's heartbeat as one operator observed it.
@@ -87,6 +101,30 @@ pub enum Reply {
 }
 
 impl Memory {
+    /// The memory of a process that just started, as `instance`.
+    pub fn started(instance: Instance) -> Memory {
+        Memory {
+            instance,
+            ..Memory::default()
+        }
+    }
+
+    /// Until when this instance changes neither its cluster nor the failover's state
+    /// (it claims, reads, heartbeats and fences only). The instance it replaced has had
+    /// its writes refused since the claim, so its last lease was counted from a
+    /// heartbeat sent before the claim, and it starts nothing once less than the fence
+    /// margin of that lease is left ([`lease_ok`]): by `lease_ttl - fence_margin +
+    /// clock_drift_max` of any clock after the claim, it can only stop things. Only
+    /// then does this instance act on a view the old one can no longer contradict. No
+    /// hold if the slot had no owner (the group's first start).
+    pub fn hold_until(&self, timing: &Timing) -> Option<Time> {
+        let claimed = self.claimed?;
+        self.replaced?;
+        Some(
+            claimed + timing.lease_ttl.saturating_sub(timing.fence_margin) + timing.clock_drift_max,
+        )
+    }
+
     /// Record the outcome of a change to the own cluster made at `now`
     /// (for a self-fence, `ok` only if every one of its steps succeeded).
     pub fn on_kube(&mut self, now: Time, timing: &Timing, ok: bool) {
@@ -103,6 +141,11 @@ impl Memory {
 
     /// A current record arrived at `now`: keep it, and note the peer's heartbeat.
     fn see(&mut self, me: Cluster, now: Time, record: Record) {
+        if record.instance[me.index()] == Some(self.instance) {
+            self.claimed.get_or_insert(now);
+        } else if self.claimed.is_some() {
+            self.superseded = true;
+        }
         let heartbeat = record.heartbeat[me.peer().index()];
         match self.peer {
             Some(p) if p.heartbeat == heartbeat => {}
@@ -128,7 +171,11 @@ impl Memory {
         variant: Variant,
         reply: Reply,
     ) {
-        let heartbeat = w.op == Op::Heartbeat;
+        // A claim is this process's first heartbeat.
+        let heartbeat = matches!(w.op, Op::Heartbeat | Op::Claim { .. });
+        if let Op::Claim { prev } = w.op {
+            self.replaced = prev;
+        }
         let wall = variant == Variant::WallClockLease;
         let applied = matches!(reply, Reply::Applied(_));
         match reply {
@@ -212,7 +259,7 @@ pub struct Inputs<'a> {
 }
 
 /// What to do next.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
     /// A consistent read of the global record.
     Read,
@@ -229,7 +276,7 @@ pub enum Action {
 }
 
 /// When a waiting operator should decide again.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Wake {
     /// Nothing to do but heartbeats; decide again at this local time.
     Idle(Time),
@@ -242,6 +289,8 @@ pub enum Wake {
 /// Why an action is taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Purpose {
+    /// Take this cluster's slot in the record for this process.
+    Claim,
     /// Renew this cluster's lease.
     Heartbeat,
     /// Refresh the view of the global record.
@@ -263,7 +312,7 @@ pub enum Purpose {
 }
 
 /// One decision.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Decision {
     /// What to do.
     pub action: Action,
@@ -323,21 +372,32 @@ fn choose(input: &Inputs<'_>, mem: &Memory) -> Decision {
     if input.busy && input.variant == Variant::HeartbeatBehindTasks {
         return Decision::wait(Wake::Change);
     }
+    // A replaced process stops for good (the engine leaves its loop); under
+    // `stale-leader` nobody tells it.
+    if mem.superseded && input.variant != Variant::StaleLeader {
+        return Decision::wait(Wake::Change);
+    }
     let store_ok = mem.retry_at.is_none_or(|at| now >= at);
+    // A process that just started takes its cluster's slot before anything else it
+    // writes: from a view read after its start.
+    if store_ok && mem.claimed.is_none() {
+        return match mem.view.as_ref() {
+            None => Decision::new(Action::Read, Purpose::Claim),
+            Some(view) => Decision::new(
+                Action::Write(Op::Claim {
+                    prev: view.instance[input.me.index()],
+                }),
+                Purpose::Claim,
+            ),
+        };
+    }
     let heartbeat_due = mem
         .heartbeat_at
         .is_none_or(|at| now >= at + timing.heartbeat_every);
     if store_ok && heartbeat_due {
         return Decision::new(Action::Write(Op::Heartbeat), Purpose::Heartbeat);
     }
-    let lease_clock = if input.variant == Variant::WallClockLease {
-        input.wall
-    } else {
-        now
-    };
-    let lease_ok = mem
-        .lease_until
-        .is_some_and(|until| lease_clock + timing.fence_margin < until);
+    let lease_ok = lease_ok(input, mem);
     if input.busy {
         // A call in progress when the lease runs low is abandoned: the fence re-asserts
         // every stop step, whatever the call was doing.
@@ -384,12 +444,46 @@ fn choose(input: &Inputs<'_>, mem: &Memory) -> Decision {
         None => at_rest(input, mem, view).unwrap_or(idle),
     };
     // Without a lease nothing is started: a start step waits for the next heartbeat.
-    match d.action {
+    let d = match d.action {
         Action::Kube(step) if !lease_ok && !STOP.contains(&step) => Decision {
             action: Action::Wait(Wake::At(next_heartbeat)),
             ..d
         },
         _ => d,
+    };
+    // A process that replaced another changes nothing until the other's lease is over.
+    match mem.hold_until(timing) {
+        Some(until) if now < until && input.variant != Variant::StaleLeader && changes(&d) => {
+            Decision {
+                action: Action::Wait(Wake::At(until)),
+                ..d
+            }
+        }
+        _ => d,
+    }
+}
+
+/// This operator may still serve, and start things: its lease, as the record proves it
+/// to the peer, has more than the fence margin left. A decided start step is sent only
+/// if this still holds when it is sent (a process paused between deciding and sending
+/// drops it).
+pub fn lease_ok(input: &Inputs<'_>, mem: &Memory) -> bool {
+    let lease_clock = if input.variant == Variant::WallClockLease {
+        input.wall
+    } else {
+        input.now
+    };
+    mem.lease_until
+        .is_some_and(|until| lease_clock + input.timing.fence_margin < until)
+}
+
+/// The decision changes the cluster or the failover's state (anything but reads,
+/// heartbeats, claims, the fence and waiting).
+fn changes(d: &Decision) -> bool {
+    match &d.action {
+        Action::Kube(_) => d.purpose != Purpose::Fence,
+        Action::Write(op) => !matches!(op, Op::Heartbeat | Op::Claim { .. }),
+        Action::Read | Action::Fence(_) | Action::Wait(_) => false,
     }
 }
 
@@ -556,7 +650,13 @@ fn in_flight(input: &Inputs<'_>, mem: &Memory, view: &Record, f: InFlight) -> Op
     Some(plan_decision(action))
 }
 
-/// A write built from a decision, with the sender's stamp (see [`stamp`]).
-pub fn write(me: Cluster, now: Time, op: Op) -> Write {
-    Write { by: me, now, op }
+/// A write built from a decision by the process `mem` describes, with the sender's
+/// stamp (see [`stamp`]).
+pub fn write(me: Cluster, mem: &Memory, now: Time, op: Op) -> Write {
+    Write {
+        by: me,
+        instance: mem.instance,
+        now,
+        op,
+    }
 }

@@ -385,11 +385,16 @@ pub enum Variant {
     /// 9): a wall clock stepped back extends the local lease past what the record proves
     /// to the peer.
     WallClockLease,
+    /// A second instance of one cluster's operator (a paused old leader beside the new
+    /// one) is not shut out: its writes are accepted whatever the record's owner, and the
+    /// new instance does not wait out the old one's lease before it changes anything. The
+    /// old one keeps its lease and acts on a view older than the new one's work.
+    StaleLeader,
 }
 
 impl Variant {
     /// Every broken variant.
-    pub const BROKEN: [Variant; 9] = [
+    pub const BROKEN: [Variant; 10] = [
         Variant::PromoteBeforeDemote,
         Variant::NoTokenCheck,
         Variant::NoSelfFence,
@@ -399,6 +404,7 @@ impl Variant {
         Variant::FenceStopsAtFailure,
         Variant::HeartbeatBehindTasks,
         Variant::WallClockLease,
+        Variant::StaleLeader,
     ];
 
     /// The CLI name.
@@ -414,6 +420,7 @@ impl Variant {
             Variant::FenceStopsAtFailure => "fence-stops-at-failure",
             Variant::HeartbeatBehindTasks => "heartbeat-behind-tasks",
             Variant::WallClockLease => "wall-clock-lease",
+            Variant::StaleLeader => "stale-leader",
         }
     }
 

@@ -7,8 +7,8 @@
 
 use super::plan::Variant;
 use super::types::{
-    Cluster, FailoverId, HistoryEntry, InFlight, Lock, Mode, Outcome, PlanKind, Record, Time,
-    Timing, Token,
+    Cluster, FailoverId, HistoryEntry, InFlight, Instance, Lock, Mode, Outcome, PlanKind, Record,
+    Time, Timing, Token,
 };
 
 /// A write to the global record, with the local time it was sent at.
@@ -16,6 +16,9 @@ use super::types::{
 pub struct Write {
     /// The operator that sends it.
     pub by: Cluster,
+    /// The operator process that sends it: every op but [`Op::Claim`] applies only if the
+    /// record names this instance as `by`'s owner.
+    pub instance: Instance,
     /// The sender's local time when it sent the write.
     pub now: Time,
     /// What it asks for.
@@ -25,6 +28,20 @@ pub struct Write {
 /// The write operations of the protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Op {
+    /// `instance[by] = instance` if the record still names `prev`, and a heartbeat (the
+    /// same condition and update as [`Op::Heartbeat`]): a starting operator process
+    /// takes its cluster's slot with its first heartbeat. From then on the instance it replaced (a paused
+    /// or partitioned old leader that may still run) has every write refused, so it
+    /// renews no lease and changes nothing; and the new instance changes nothing either
+    /// until that old instance's lease has provably run out (see [`Memory::hold_until`]).
+    /// The condition makes a copy delayed in transit harmless: once any newer claim
+    /// applied, `prev` is gone for good (instances are never reused).
+    ///
+    /// [`Memory::hold_until`]: crate::Memory::hold_until
+    Claim {
+        /// The instance the sender read as the slot's owner.
+        prev: Option<Instance>,
+    },
     /// `heartbeat[by] = now` if that moves it forward. Renews `by`'s lease. The condition
     /// matters: a heartbeat delayed in transit must never move a newer one back, or the
     /// peer would see the lease as expired while the cluster still serves (the model
@@ -123,7 +140,7 @@ impl Op {
             Op::TakeOver { id, at } | Op::Journal { id, at, .. } | Op::Complete { id, at, .. } => {
                 Some((*id, *at))
             }
-            Op::Abort { .. } | Op::Heartbeat => None,
+            Op::Abort { .. } | Op::Heartbeat | Op::Claim { .. } => None,
         }
     }
 }
@@ -149,7 +166,18 @@ pub fn apply(
             until: until_from + timing.lease_ttl,
         })
     };
+    // Only the slot's owner writes (`stale-leader`: any instance of the cluster does).
+    let owner = record.instance[w.by.index()] == Some(w.instance);
+    if !matches!(w.op, Op::Claim { .. }) {
+        check(owner || variant == Variant::StaleLeader)?;
+    }
     match w.op {
+        Op::Claim { prev } => {
+            check(record.instance[w.by.index()] == prev)?;
+            check(record.heartbeat[w.by.index()].is_none_or(|at| at < w.now))?;
+            next.instance[w.by.index()] = Some(w.instance);
+            next.heartbeat[w.by.index()] = Some(w.now);
+        }
         Op::Heartbeat => {
             check(record.heartbeat[w.by.index()].is_none_or(|at| at < w.now))?;
             next.heartbeat[w.by.index()] = Some(w.now);

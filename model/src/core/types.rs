@@ -17,6 +17,10 @@ pub type Token = u64;
 /// The id of a failover request (and of the failover it starts).
 pub type FailoverId = u64;
 
+/// The id of one operator process (one start of one replica): unique, never reused, so
+/// a record that names it names that process and no other. Only compared for equality.
+pub type Instance = u64;
+
 /// One of the two clusters of a group. The engine maps the group's two configured
 /// cluster names onto these two slots in the order the group lists them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -385,6 +389,12 @@ pub struct Record {
     pub heartbeat: [Option<Time>; 2],
     /// Ended failovers, oldest first.
     pub history: Vec<HistoryEntry>,
+    /// The operator process that owns each cluster's slot (its last [`Op::Claim`]):
+    /// every other write of that cluster must come from it, so an instance that a newer
+    /// one replaced (a paused old leader) can no longer change the record.
+    ///
+    /// [`Op::Claim`]: crate::Op::Claim
+    pub instance: [Option<Instance>; 2],
 }
 
 impl Record {
@@ -398,6 +408,7 @@ impl Record {
             failover: None,
             heartbeat,
             history: Vec::new(),
+            instance: [None, None],
         }
     }
 
