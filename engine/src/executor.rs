@@ -72,7 +72,8 @@ pub enum TurnResult {
     /// Nothing to do now.
     Waited(Wake),
     /// The call was abandoned for the self-fence once the lease ran low (the fence is
-    /// the last of [`Turn::during`]).
+    /// the last of [`Turn::during`]), or because another process took this cluster's
+    /// slot (no fence: this process stops).
     Abandoned,
     /// A start step was not sent: the lease ran low between the decision and the call
     /// (the process was paused). The model decides again.
@@ -391,7 +392,11 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                     .step_keeping_lease(*step, stage, observed, during)
                     .await
                 else {
-                    warn!(task = %step, "call abandoned: the lease ran low, self-fencing");
+                    if self.replaced() {
+                        warn!(task = %step, "call abandoned: this process was replaced");
+                    } else {
+                        warn!(task = %step, "call abandoned: the lease ran low, self-fencing");
+                    }
                     return TurnResult::Abandoned;
                 };
                 self.memory.on_kube(now, &timing, result.is_ok());
@@ -530,6 +535,11 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                         during.push((turn, self.memory.clone()));
                         if finished.is_some() {
                             return finished;
+                        }
+                        // Another process took this cluster's slot: this one stops, and
+                        // drops its call (leaving this block drops the call's future).
+                        if self.replaced() {
+                            return None;
                         }
                     }
                     // Leaving this block drops the call's future: it is abandoned.

@@ -227,6 +227,10 @@ struct Ctx {
     replay: Replay,
     /// The last operator process id handed out (deterministic per seed).
     instances: std::sync::atomic::AtomicU64,
+    /// Process slots whose process lost the leader election: it finishes the turn it is
+    /// in (a call in progress and the lease keeping beside it included), then stops, as
+    /// a process that checks its leadership before every turn does.
+    retired: Mutex<[bool; 3]>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -425,8 +429,7 @@ enum Scheduled {
     Crash(Cluster),
     Restart(Cluster),
     Outage(Cluster),
-    Handover(Cluster, Time),
-    GhostHeal,
+    Handover(Cluster),
     ClockStep(Cluster, i64),
     Pause(Cluster, Time),
     Cut(Cluster, FaultKind),
@@ -513,6 +516,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
         request: Arc::new(Mutex::new(None)),
         replay: Replay::new(timing, cfg.variant),
         instances: std::sync::atomic::AtomicU64::new(0),
+        retired: Mutex::new([false; 3]),
     });
 
     // The seed's schedule of whole-process and network faults.
@@ -712,14 +716,16 @@ pub fn run(cfg: RunConfig) -> RunReport {
         }
     }
     // Leader hand-overs (issue 9, part 4), from a fifth stream of their own: a new
-    // process of one operator starts while the old one runs on, cut off from DynamoDB
-    // for up to two leases (so it does not learn at once that it was replaced), half the
-    // time while the failover runs.
+    // process of one operator starts while the old one finishes the turn it is in
+    // (paused there, or with a slow call in progress), on what it last saw; half the
+    // time while the failover runs. It stops after that turn (it checks its leadership
+    // before each), or earlier if the record tells it it was replaced (README, "Timing").
     let mut lead = Rng::new(cfg.seed ^ 0x1ead_0000_0000_0004);
+    let mut aimed_handover: Option<(Time, Cluster)> = None;
     let lead_on = match cfg.profile {
         Profile::None => false,
         Profile::Heavy => true,
-        Profile::Swarm => lead.chance(0.25),
+        Profile::Swarm => lead.chance(0.4),
     };
     if lead_on {
         let c = if lead.chance(0.5) {
@@ -732,8 +738,17 @@ pub fn run(cfg: RunConfig) -> RunReport {
         } else {
             lead.range(1_000, FAULT_PHASE - 1_000)
         };
-        let cut_for = lead.range(0, 2 * timing.lease_ttl);
-        plan.push((at, Scheduled::Handover(c, cut_for)));
+        // Mostly aimed at a slow call of the old process during the failover (with slow
+        // calls on): the call may land after the new process moved on, unless the old
+        // one learns it was replaced and drops it.
+        if lead.chance(0.75) {
+            let mut w = lock(&shared.0);
+            w.faults.kube_slow = w.faults.kube_slow.max(0.1);
+            drop(w);
+            aimed_handover = Some((request_at, c));
+        } else {
+            plan.push((at, Scheduled::Handover(c)));
+        }
     }
     plan.sort_by_key(|(t, _)| *t);
     let mut plan = std::collections::VecDeque::from(plan);
@@ -896,7 +911,6 @@ pub fn run(cfg: RunConfig) -> RunReport {
                 }
                 Scheduled::Heal => {
                     w.faults = CallFaults::default();
-                    w.ghost_cut = false;
                     w.stuck_in_transit = [false; 2];
                     w.stuck = [None; 2];
                     w.cut_store = [false; 2];
@@ -947,30 +961,26 @@ pub fn run(cfg: RunConfig) -> RunReport {
                         }
                     });
                 }
-                Scheduled::Handover(c, cut_for)
+                // Not while the cluster is cut off from DynamoDB: the new process could
+                // not claim, would fence at once, and race the old one's last turn (the
+                // rule for outages, README "Timing").
+                Scheduled::Handover(c)
                     if healed_at.is_none()
+                        && !w.cut_store[c.index()]
                         && w.alive[c.index()]
                         && exec.alive(main[c.index()])
                         && main[c.index()] != 2 =>
                 {
                     w.inject(FaultKind::LeaderHandover);
-                    let old = main[c.index()];
-                    w.ghost_slot = Some(old);
-                    w.ghost_cut = cut_for > 0;
                     drop(w);
+                    lock(&ctx.retired)[main[c.index()]] = true;
+                    lock(&shared.0).claiming = Some(2);
                     main[c.index()] = 2;
                     exec.spawn(2, operator(ctx.clone(), c, 2));
-                    plan.push_back((next + cut_for, Scheduled::GhostHeal));
-                    plan.make_contiguous().sort_by_key(|(t, _)| *t);
                     lock(&log).line(next, Some(c), None, LineKind::Fault, || {
-                        format!(
-                            "leader hand-over: a new operator process starts; the old one \
-                             runs on, cut off from DynamoDB for {cut_for} ms"
-                        )
+                        "leader hand-over: a new operator process starts; the old one runs on"
+                            .into()
                     });
-                }
-                Scheduled::GhostHeal => {
-                    w.ghost_cut = false;
                 }
                 Scheduled::ClockStep(c, step) => {
                     w.inject(FaultKind::ClockStep);
@@ -1045,6 +1055,16 @@ pub fn run(cfg: RunConfig) -> RunReport {
                 _ => drop(w),
             }
             check(&ctx);
+        }
+        // An aimed hand-over whose moment has come: the old process is in a slow call.
+        if let Some((from, c)) = aimed_handover
+            && next >= from
+            && healed_at.is_none()
+            && lock(&shared.0).slow_in_flight[c.index()] > 0
+        {
+            aimed_handover = None;
+            plan.push_front((next, Scheduled::Handover(c)));
+            continue;
         }
         // A targeted fault whose moment has come.
         if let Some(t) = targeted.filter(|_| !targeted_fired && healed_at.is_none()) {
@@ -1254,6 +1274,7 @@ fn operator(ctx: Arc<Ctx>, c: Cluster, slot: usize) -> crate::runtime::TaskFutur
             }
         });
         let mut mirror = Memory::started(instance);
+        lock(&ctx.retired)[slot] = false;
         // Writes of a turn a crash cut short are never replayed.
         lock(&ctx.world.0).writes_found[slot].clear();
         loop {
@@ -1261,12 +1282,9 @@ fn operator(ctx: Arc<Ctx>, c: Cluster, slot: usize) -> crate::runtime::TaskFutur
             op.set_request(request);
             let turn = op.turn().await;
             after_turn(&ctx, c, slot, &turn, request, &mut mirror, op.memory());
-            // A process another one replaced stops (the engine's `Operator::run` returns).
-            if op.replaced() {
-                let mut w = lock(&ctx.world.0);
-                if w.ghost_slot == Some(slot) {
-                    w.ghost_slot = None;
-                }
+            // A process another one replaced stops (the engine's `Operator::run` returns),
+            // and one that lost the leader election stops after its turn.
+            if op.replaced() || lock(&ctx.retired)[slot] {
                 return;
             }
             op.pause(&turn).await;

@@ -18,7 +18,7 @@ use failover_engine::ports::{
     Selector, StorePort, StoreUnavailable,
 };
 use failover_model::{
-    Audit, Cluster, ClusterState, Record, Reply, Resource, Time, Timing, Variant, Write, apply,
+    Audit, Cluster, ClusterState, Op, Record, Reply, Resource, Time, Timing, Variant, Write, apply,
 };
 
 use crate::rng::Rng;
@@ -76,8 +76,8 @@ pub enum FaultKind {
     /// heartbeatSeconds` while its cluster keeps serving.
     LongOutage,
     /// A leader hand-over: a new process of one cluster's operator starts while the old
-    /// one runs on beside it, cut off from DynamoDB for a while (so it does not learn at
-    /// once that it was replaced), acting on what it last saw.
+    /// one runs on beside it, acting on what it last saw until the record tells it it
+    /// was replaced.
     LeaderHandover,
 }
 
@@ -249,10 +249,13 @@ pub struct World {
     /// reached the store (`None`: it did not reach the store: refused, lost, or delayed
     /// in transit), in order. The model replay needs them to redo the writes.
     pub writes_found: [Vec<Option<Record>>; 3],
-    /// The process slot of a leader hand-over's replaced process, while it runs.
-    pub ghost_slot: Option<usize>,
-    /// That process cannot reach DynamoDB.
-    pub ghost_cut: bool,
+    /// Slow Kubernetes calls in progress, per cluster (a hand-over aims at them).
+    pub slow_in_flight: [u32; 2],
+    /// The process slot of a leader hand-over's new process until its claim applied: no
+    /// random store fault hits it meanwhile (leader election hands over to a process
+    /// that is ready, and it claims at once; README, "Timing").
+    pub claiming: Option<usize>,
+
     /// Writes stuck in transit by a targeted fault, by id: each lands at the first
     /// moment the store refuses it only for its fencing token or for the failover being
     /// forced already (the moment a stale copy does harm if a condition is missing), or
@@ -294,8 +297,9 @@ impl World {
             latency_max,
             writes: Vec::new(),
             writes_found: [Vec::new(), Vec::new(), Vec::new()],
-            ghost_slot: None,
-            ghost_cut: false,
+            slow_in_flight: [0, 0],
+            claiming: None,
+
             held: Vec::new(),
             superseded: None,
             time,
@@ -627,7 +631,14 @@ impl ClusterPort for FakeCluster {
             // Never answers: the caller's deadline (or the self-fence) drops this
             // future, and with it the write, which never lands.
             None => std::future::pending::<()>().await,
-            Some(Some((time, at))) => time.until(at).await,
+            Some(Some((time, at))) => {
+                // Counted while it runs (a future dropped meanwhile leaves the count
+                // up, which only makes a later hand-over less aimed).
+                self.world.lock().slow_in_flight[i] += 1;
+                time.until(at).await;
+                let mut w = self.world.lock();
+                w.slow_in_flight[i] = w.slow_in_flight[i].saturating_sub(1);
+            }
             Some(None) => {}
         }
         let read = {
@@ -743,13 +754,13 @@ pub struct FakeStore {
     /// Whose connection.
     pub me: Cluster,
     /// The process slot it belongs to (0 to 2): its writes are found in that slot of
-    /// `World::writes_found`, and `World::ghost_cut` cuts off a replaced process.
+    /// `World::writes_found`.
     pub slot: usize,
 }
 
 impl FakeStore {
     fn cut(&self, w: &World) -> bool {
-        w.cut_store[self.me.index()] || (w.ghost_cut && w.ghost_slot == Some(self.slot))
+        w.cut_store[self.me.index()]
     }
 }
 
@@ -804,7 +815,7 @@ impl StorePort for FakeStore {
         if self.cut(&w) {
             return Err(StoreUnavailable("unreachable".into()));
         }
-        if w.roll(|f| f.store_unavailable) {
+        if w.claiming != Some(self.slot) && w.roll(|f| f.store_unavailable) {
             w.inject(FaultKind::StoreUnavailable);
             return Err(StoreUnavailable("injected".into()));
         }
@@ -846,7 +857,14 @@ impl StorePort for FakeStore {
             }
             return Reply::Unavailable;
         }
-        let f = w.faults;
+        let f = if w.claiming == Some(slot) {
+            if matches!(write.op, Op::Claim { .. }) {
+                w.claiming = None;
+            }
+            CallFaults::default()
+        } else {
+            w.faults
+        };
         if w.rng.chance(f.store_unavailable) {
             w.inject(FaultKind::StoreUnavailable);
             return Reply::Unavailable;

@@ -218,6 +218,13 @@ impl Config {
                     c.requests = 2;
                     c.max_ticks = 6;
                 }),
+                // The old process had a slow call in progress at the hand-over: it lands
+                // or is abandoned before the new process acts.
+                lean("stale-call", &|c| {
+                    c.handovers = 1;
+                    c.slow_calls = 1;
+                    c.max_ticks = 6;
+                }),
             ]),
             // What no lease survives: an operator down for longer than the deployment
             // rule allows while its cluster keeps serving (`--example
@@ -391,6 +398,11 @@ pub struct Ghost {
     /// deployment rule, README "Timing"), on its old view, after checking only its lease
     /// for a start step, as the engine checks just before sending.
     pub pending: Option<Decision>,
+    /// Its Kubernetes call still in progress at the hand-over (a slow call): it may
+    /// still land, until the old process abandons it (its lease ran low, or it learned it
+    /// was replaced) or its deadline passes. A process with a call in progress is not
+    /// paused: it keeps its lease-keeping duties, like any operator.
+    pub busy: Option<Busy>,
 }
 
 /// A Kubernetes call of the operator's work still in progress.
@@ -508,6 +520,8 @@ pub enum Act {
     Handover(Cluster),
     /// The ghost acts on its memory.
     Ghost,
+    /// The ghost's call in progress ends: applied (`true`) or timed out.
+    GhostFinish(bool),
     /// Multi-region replication copies replica `from` over the other one.
     Replicate(usize),
     /// A delayed write reaches the store.
@@ -546,7 +560,7 @@ impl FailoverModel {
         let g = w.ghost.as_ref()?;
         g.pending
             .clone()
-            .or_else(|| Some(self.decide_with(w, g.cluster, &g.memory, false)))
+            .or_else(|| Some(self.decide_with(w, g.cluster, &g.memory, g.busy.is_some())))
     }
 
     /// What `c`'s operator would do in `w` if its view of the record were current (its
@@ -597,17 +611,30 @@ impl FailoverModel {
     /// Every live operator has nothing to do now and every controller has converged:
     /// the end of a tick.
     fn quiescent(&self, w: &World) -> bool {
-        Cluster::ALL.into_iter().all(|c| {
-            !w.alive[c.index()]
-                || ((w.down[c.index()].is_some() || !self.decision(w, c).is_urgent())
-                    && Self::controllers_settled(w, c))
-        })
+        // A ghost may stay paused across ticks, unless a call of its is in progress.
+        let ghost_calm = w.ghost.as_ref().is_none_or(|g| {
+            g.busy.is_none()
+                || !w.alive[g.cluster.index()]
+                || !self.ghost_decision(w).is_some_and(|d| d.is_urgent())
+        });
+        ghost_calm
+            && Cluster::ALL.into_iter().all(|c| {
+                !w.alive[c.index()]
+                    || ((w.down[c.index()].is_some() || !self.decision(w, c).is_urgent())
+                        && Self::controllers_settled(w, c))
+            })
     }
 
     fn can_tick(&self, w: &World) -> bool {
         let next = w.tick + 1;
         // A slow call ends by its deadline; a bounded outage ends by its bound.
-        let calls_end = w.busy.iter().flatten().all(|b| next <= b.until);
+        let ghost_call = w.ghost.as_ref().and_then(|g| g.busy);
+        let calls_end = w
+            .busy
+            .iter()
+            .flatten()
+            .chain(ghost_call.as_ref())
+            .all(|b| next <= b.until);
         let outages_end = self.config.outage_ticks.is_none_or(|bound| {
             w.down
                 .iter()
@@ -641,7 +668,7 @@ impl FailoverModel {
         let c = ghost.cluster;
         let i = c.index();
         let main = std::mem::replace(&mut w.memories[i], ghost.memory);
-        let busy = w.busy[i].take();
+        let busy = std::mem::replace(&mut w.busy[i], ghost.busy);
         match ghost.pending {
             Some(d) => {
                 let lease = lease_ok(&self.inputs(w, c, false), &w.memories[i]);
@@ -653,7 +680,8 @@ impl FailoverModel {
             None => self.operator(w, c, Fault::None),
         }
         let memory = std::mem::replace(&mut w.memories[i], main);
-        w.busy[i] = busy;
+        let ghost_busy = std::mem::replace(&mut w.busy[i], busy);
+        // A replaced process stops, and drops its call in progress.
         if memory.superseded && self.config.variant != Variant::StaleLeader {
             w.marks.ghost_shut_out = true;
         } else {
@@ -661,7 +689,28 @@ impl FailoverModel {
                 cluster: c,
                 memory,
                 pending: None,
+                busy: ghost_busy,
             });
+        }
+    }
+
+    /// The ghost's call in progress ends: applied or not.
+    fn ghost_finish(&self, w: &mut World, applied: bool) {
+        let Some(g) = w.ghost.as_mut() else {
+            return;
+        };
+        let (c, call) = (g.cluster, g.busy.take());
+        let Some(b) = call else {
+            return;
+        };
+        let ok = applied && self.change(w, c, b.step, b.purpose);
+        if ok && matches!(b.step, Step::DisableNetwork | Step::EnableNetwork) {
+            w.audit.on_network_set(c);
+        }
+        let now = self.now(w, c);
+        let timing = self.config.timing;
+        if let Some(g) = w.ghost.as_mut() {
+            g.memory.on_kube(now, &timing, ok);
         }
     }
 
@@ -945,8 +994,9 @@ impl Model for FailoverModel {
             if b.skews > 0 && boundary {
                 actions.push(Act::Skew(c));
             }
-            // A hand-over may come at any moment, also between a decision and its call.
-            if b.handovers > 0 && w.busy[i].is_none() {
+            // A hand-over may come at any moment: between a decision and its call, or
+            // while a call is in progress.
+            if b.handovers > 0 {
                 actions.push(Act::Handover(c));
             }
         }
@@ -956,6 +1006,15 @@ impl Model for FailoverModel {
             && self.ghost_decision(w).is_some_and(|d| d.is_urgent())
         {
             actions.push(Act::Ghost);
+        }
+        if let Some(g) = &w.ghost
+            && w.alive[g.cluster.index()]
+            && let Some(b) = g.busy
+        {
+            actions.push(Act::GhostFinish(true));
+            if w.tick >= b.until.saturating_sub(1) {
+                actions.push(Act::GhostFinish(false));
+            }
         }
         if b.requests > 0 {
             let to = w.records[0].active.peer();
@@ -1141,16 +1200,20 @@ impl FailoverModel {
             }
             Act::Handover(c) => {
                 w.budget.handovers -= 1;
-                let pending = Some(self.decision(w, c)).filter(|d| {
-                    matches!(
-                        d.action,
-                        Action::Kube(_) | Action::Write(_) | Action::Fence(_)
-                    )
-                });
+                let busy = w.busy[c.index()].take();
+                let pending = Some(self.decision(w, c))
+                    .filter(|d| {
+                        matches!(
+                            d.action,
+                            Action::Kube(_) | Action::Write(_) | Action::Fence(_)
+                        )
+                    })
+                    .filter(|_| busy.is_none());
                 w.ghost = Some(Ghost {
                     cluster: c,
                     memory: w.memories[c.index()].clone(),
                     pending,
+                    busy,
                 });
                 Self::restart(w, c);
                 w.marks.disrupted = true;
@@ -1158,6 +1221,10 @@ impl FailoverModel {
             }
             Act::Ghost => {
                 self.ghost_turn(w);
+                Self::disturb(w);
+            }
+            Act::GhostFinish(applied) => {
+                self.ghost_finish(w, applied);
                 Self::disturb(w);
             }
             Act::Deliver => {

@@ -170,6 +170,20 @@ pub fn describe_step(m: &FailoverModel, last: &World, action: Act, next: &World)
                 format!("OLD PROCESS acts on its old memory: {effect}"),
             )
         }
+        Act::GhostFinish(applied) => {
+            let g = last.ghost.as_ref().map_or(Cluster::A, |g| g.cluster);
+            (
+                format!("{g}'"),
+                format!(
+                    "old process's slow call ends: {}",
+                    if applied {
+                        "applied"
+                    } else {
+                        "timed out, not applied"
+                    }
+                ),
+            )
+        }
         Act::Deliver => (
             "-".to_string(),
             "delayed write reaches the store".to_string(),

@@ -29,7 +29,7 @@ struct Common {
     faults: String,
     /// Run a deliberately broken protocol variant (promote-before-demote, no-token-check,
     /// no-self-fence, no-lease-wait, repeatable-force, fence-stops-at-failure,
-    /// heartbeat-behind-tasks, wall-clock-lease).
+    /// heartbeat-behind-tasks, wall-clock-lease, stale-leader).
     #[arg(long)]
     bug: Option<String>,
     /// Fixed shape: workloads and volumes, as `20x5` (default: the seed picks).
@@ -101,7 +101,7 @@ fn parse(c: &Common) -> Result<Parsed, String> {
         Some(b) => match Variant::from_name(b) {
             Some(Variant::LwwStore) | None => {
                 return Err(format!(
-                    "unknown bug {b:?} (promote-before-demote, no-token-check, no-self-fence, no-lease-wait, repeatable-force, fence-stops-at-failure, heartbeat-behind-tasks, wall-clock-lease)"
+                    "unknown bug {b:?} (promote-before-demote, no-token-check, no-self-fence, no-lease-wait, repeatable-force, fence-stops-at-failure, heartbeat-behind-tasks, wall-clock-lease, stale-leader)"
                 ));
             }
             Some(v) => v,
