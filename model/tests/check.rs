@@ -65,6 +65,7 @@ fn ci_configuration_holds_and_its_state_count_is_pinned() {
             ("ci/time-lease", 1_465_194),
             ("ci/time-clock", 1_878_347),
             ("ci/stale-leader", 1_910_304),
+            ("ci/stale-call", 2_645_030),
         ],
     );
 }
