@@ -219,7 +219,6 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         for (kind, selectors) in &self.group.members {
             for s in selectors {
                 match retried(|| self.cluster.members(*kind, s)).await {
-                    Ok(_) => {}
                     Err(ClusterError::Invalid(_, why)) => problems.push(format!(
                         "{kind} in namespace {}: {why}; fix that (a kind not served: install \
                          its CRD in this cluster; access denied: grant the operator's role \
@@ -230,6 +229,10 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                         "{o} is named in spec.members but does not exist in this cluster; \
                          create it or remove it from spec.members"
                     )),
+                    Ok(members) if !self.group.demotion_stops_writes => {
+                        problems.extend(grace_problems(&self.group, &members));
+                    }
+                    Ok(_) => {}
                     Err(e) => warn!(error = %e, %kind, "cannot validate the group now"),
                 }
             }
@@ -745,6 +748,39 @@ pub fn fence_step_deadline(group: &Group) -> Duration {
 /// conservative "unknown" state: one eighth of the fence margin.
 pub fn observe_deadline(group: &Group) -> Duration {
     eighth(group)
+}
+
+/// The longest `terminationGracePeriodSeconds` a workload may have unless
+/// `spec.demotionStopsWrites`: a quarter of the fence margin plus the drift bound (5 s
+/// by default). The fence scales the pods down at most three quarters of the margin
+/// after the lease ran low (the budget above); the peer may promote `margin + drift`
+/// after that at the earliest; so pods that take longer to stop could still write to
+/// volumes that are primary on both sides.
+pub fn stop_grace_limit(group: &Group) -> Duration {
+    Duration::from_millis(group.timing.fence_margin / 4 + group.timing.clock_drift_max)
+}
+
+/// One problem per workload whose pods may take longer to stop than
+/// [`stop_grace_limit`], with the three ways to fix it.
+pub fn grace_problems(group: &Group, members: &[crate::ports::Member]) -> Vec<String> {
+    let limit = stop_grace_limit(group).as_secs();
+    let drift = group.timing.clock_drift_max / 1000;
+    members
+        .iter()
+        .filter_map(|m| Some((m, m.stop_grace_seconds?)))
+        .filter(|(_, grace)| *grace > limit)
+        .map(|(m, grace)| {
+            format!(
+                "{} has terminationGracePeriodSeconds {grace}: its pods may write for {grace} s \
+                 after the self-fence stops them, but the peer may promote {limit} s after \
+                 that; lower it to at most {limit}, raise fenceMarginSeconds to at least {} \
+                 (and leaseSeconds with it), or set spec.demotionStopsWrites: true if the \
+                 storage makes a demoted volume read-only while mounted",
+                m.object,
+                4 * grace.saturating_sub(drift)
+            )
+        })
+        .collect()
 }
 
 /// How long a DynamoDB call may take before it counts as unanswered (a write then is

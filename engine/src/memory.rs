@@ -108,6 +108,7 @@ impl MemoryCluster {
             .map(|(r, o)| Member {
                 object: r.clone(),
                 state: o.state.clone(),
+                stop_grace_seconds: None,
             })
             .collect()
     }
@@ -135,6 +136,7 @@ impl ClusterPort for MemoryCluster {
                 out.push(Member {
                     object: r.clone(),
                     state: o.state.clone(),
+                    stop_grace_seconds: None,
                 });
             }
         }

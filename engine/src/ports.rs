@@ -139,6 +139,10 @@ pub struct Member {
     pub object: ObjectRef,
     /// Its state.
     pub state: MemberState,
+    /// How long its pods may take to stop, in seconds: the pod template's
+    /// `terminationGracePeriodSeconds` (30 if unset) for Deployments and StatefulSets;
+    /// `None` for other kinds, and where the adapter does not know (the fakes).
+    pub stop_grace_seconds: Option<u64>,
 }
 
 /// The two reversible changes every kind supports.

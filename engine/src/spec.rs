@@ -45,6 +45,12 @@ pub struct FailoverGroupSpec {
     /// How long one step may take before it is retried (default 60).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_timeout_seconds: Option<u64>,
+    /// The storage makes a demoted volume read-only while it is mounted (Ceph RBD
+    /// mirroring does), so pods still stopping after the self-fence cannot write. Then
+    /// the workloads' `terminationGracePeriodSeconds` need not fit the fence margin
+    /// (default false: they must, see README "Timing").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub demotion_stops_writes: Option<bool>,
 }
 
 /// The status of a `FailoverGroup`.
@@ -248,6 +254,8 @@ pub struct Group {
     pub parallelism: usize,
     /// Time one step may take before it is abandoned and retried.
     pub step_timeout: Duration,
+    /// `spec.demotionStopsWrites`: the workloads' grace periods need not fit the margin.
+    pub demotion_stops_writes: bool,
 }
 
 /// Defaults, in seconds.
@@ -312,6 +320,7 @@ impl Group {
             timing,
             parallelism: parallelism as usize,
             step_timeout: Duration::from_secs(step_timeout),
+            demotion_stops_writes: spec.demotion_stops_writes.unwrap_or(false),
         })
     }
 

@@ -730,3 +730,39 @@ async fn a_failover_under_way_is_not_refused() {
         panic!("a failover under way was refused: {e}");
     }
 }
+
+/// Issue 9: a workload whose pods may take longer to stop than the margin allows (a
+/// quarter of it plus the drift bound: 5 s by default) is a problem with its fix, and
+/// none for kinds without pods or within the limit.
+#[test]
+fn grace_periods_beyond_the_margin_are_problems() {
+    use failover_engine::executor::{grace_problems, stop_grace_limit};
+    use failover_engine::ports::{Member, MemberState};
+    let g = group("east");
+    assert_eq!(stop_grace_limit(&g), Duration::from_secs(5));
+    let workload = |name: &str, grace| Member {
+        object: obj(Kind::Deployment, NS, name),
+        state: MemberState::Workload {
+            replicas: 1,
+            remembered: None,
+            pods: 1,
+            ready: true,
+        },
+        stop_grace_seconds: grace,
+    };
+    let members = [
+        workload("slow", Some(30)),
+        workload("quick", Some(5)),
+        workload("unknown", None),
+    ];
+    let problems = grace_problems(&g, &members);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let p = &problems[0];
+    assert!(
+        p.starts_with("Deployment/shop/slow has terminationGracePeriodSeconds 30")
+            && p.contains("lower it to at most 5")
+            && p.contains("raise fenceMarginSeconds to at least 112")
+            && p.contains("spec.demotionStopsWrites: true"),
+        "{p}"
+    );
+}

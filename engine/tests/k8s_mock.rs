@@ -300,6 +300,7 @@ fn member(kind: Kind, name: &str, state: MemberState) -> Member {
     Member {
         object: reference(kind, name),
         state,
+        stop_grace_seconds: matches!(kind, Kind::Deployment | Kind::StatefulSet).then_some(30),
     }
 }
 

@@ -13,6 +13,7 @@ fn member(kind: Kind, name: &str, state: MemberState) -> Member {
             name: name.into(),
         },
         state,
+        stop_grace_seconds: None,
     }
 }
 

@@ -121,3 +121,59 @@ async fn a_kind_whose_crd_is_missing_makes_the_group_invalid_before_anything_cha
         1
     );
 }
+
+/// Issue 9: a Deployment whose pods take 30 s to stop (the Kubernetes default) makes the
+/// group invalid under the default timing, with the fix; a group that declares its
+/// storage fences writes on demotion accepts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grace_period_beyond_the_margin_makes_the_group_invalid() {
+    let plane = ControlPlane::shared("east").await.expect("control plane");
+    let ns = plane.namespace("grace").await.expect("namespace");
+    app::create(&plane.client, &ns, "shop", &[Kind::Deployment], 1)
+        .await
+        .expect("create the Deployment");
+    let resource = app::resource(&plane.client, Kind::Deployment)
+        .await
+        .expect("resource");
+    let api: Api<DynamicObject> = Api::namespaced_with(plane.client.clone(), &ns, &resource);
+    let patch = json!({"spec": {"template": {"spec": {"terminationGracePeriodSeconds": 30}}}});
+    api.patch(
+        app::name(Kind::Deployment),
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .expect("a 30 s grace period");
+    let spec = |demotion_stops_writes| FailoverGroupSpec {
+        clusters: vec!["east".into(), "peer".into()],
+        members: MembersSpec {
+            deployments: vec![app::name(Kind::Deployment).into()],
+            ..MembersSpec::default()
+        },
+        demotion_stops_writes,
+        ..FailoverGroupSpec::default()
+    };
+    let endpoint = dynamodb_endpoint().await.expect("DynamoDB Local");
+    let store = DynamoStore::new(local_client(&endpoint).await, unique_name("grace"));
+    let cluster = KubeCluster::new(plane.client.clone());
+    let operator = |s| {
+        let group = Group::parse(&ns, "shop", &s, "east").expect("a valid spec");
+        Operator::new(cluster.clone(), store.clone(), SystemClock, group)
+    };
+    let invalid = operator(spec(None))
+        .validate()
+        .await
+        .expect_err("30 s does not fit the default margin");
+    assert_eq!(invalid.problems.len(), 1, "{invalid}");
+    let problem = &invalid.problems[0];
+    assert!(
+        problem.contains("terminationGracePeriodSeconds 30")
+            && problem.contains("lower it to at most 5")
+            && problem.contains("spec.demotionStopsWrites: true"),
+        "{problem}"
+    );
+    operator(spec(Some(true)))
+        .validate()
+        .await
+        .expect("storage that fences writes on demotion accepts it");
+}

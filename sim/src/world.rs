@@ -584,6 +584,7 @@ impl ClusterPort for FakeCluster {
                 out.push(Member {
                     object: r.clone(),
                     state: o.state.clone(),
+                    stop_grace_seconds: None,
                 });
             }
         }

@@ -351,10 +351,13 @@ impl ClusterPort for KubeCluster {
                     namespace: selector.namespace.clone(),
                     name,
                 };
+                let stop_grace_seconds = matches!(kind, Kind::Deployment | Kind::StatefulSet)
+                    .then(|| workload::stop_grace_seconds(&object));
                 match state(kind, &object) {
                     Ok(state) => Ok(Member {
                         object: reference,
                         state,
+                        stop_grace_seconds,
                     }),
                     Err(message) => Err(ClusterError::Invalid(reference, message)),
                 }

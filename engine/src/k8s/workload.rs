@@ -33,6 +33,14 @@ pub(super) fn state(kind: Kind, object: &DynamicObject) -> MemberState {
     }
 }
 
+/// How long the pods may take to stop: the template's `terminationGracePeriodSeconds`,
+/// 30 if unset (the API server's default).
+pub(super) fn stop_grace_seconds(object: &DynamicObject) -> u64 {
+    field(object, "/spec/template/spec/terminationGracePeriodSeconds")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(30)
+}
+
 /// The rollout is complete, as `kubectl rollout status` judges it.
 fn ready(kind: Kind, object: &DynamicObject) -> bool {
     let generation = object.metadata.generation.unwrap_or(0);
