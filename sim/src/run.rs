@@ -944,7 +944,9 @@ pub fn run(cfg: RunConfig) -> RunReport {
                     } else {
                         FaultKind::LongOutage
                     });
-                    if w.audit.fencing[c.index()] {
+                    // (Only the crashed process's fence: the old process of a hand-over
+                    // may be fencing on.)
+                    if w.audit.fencing[c.index()] && w.fencer[c.index()] == Some(main[c.index()]) {
                         // The attempt was cut short.
                         w.audit.on_fence_end(c, false);
                     }
@@ -1270,7 +1272,9 @@ fn operator(ctx: Arc<Ctx>, c: Cluster, slot: usize) -> crate::runtime::TaskFutur
         let world = ctx.world.clone();
         op.on_decision(move |d| {
             if matches!(d.action, Action::Fence(_)) {
-                lock(&world.0).audit.on_fence_start(c);
+                let mut w = lock(&world.0);
+                w.audit.on_fence_start(c);
+                w.fencer[c.index()] = Some(slot);
             }
         });
         let mut mirror = Memory::started(instance);

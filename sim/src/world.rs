@@ -249,6 +249,8 @@ pub struct World {
     /// reached the store (`None`: it did not reach the store: refused, lost, or delayed
     /// in transit), in order. The model replay needs them to redo the writes.
     pub writes_found: [Vec<Option<Record>>; 3],
+    /// The process slot whose fence attempt the audit is following, per cluster.
+    pub fencer: [Option<usize>; 2],
     /// Slow Kubernetes calls in progress, per cluster (a hand-over aims at them).
     pub slow_in_flight: [u32; 2],
     /// The process slot of a leader hand-over's new process until its claim applied: no
@@ -297,6 +299,7 @@ impl World {
             latency_max,
             writes: Vec::new(),
             writes_found: [Vec::new(), Vec::new(), Vec::new()],
+            fencer: [None, None],
             slow_in_flight: [0, 0],
             claiming: None,
 
