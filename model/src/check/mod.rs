@@ -277,6 +277,13 @@ impl Config {
                     c.outages = 1;
                     c.partitions = 1;
                 }),
+                // `ci`'s two hand-over scenarios in one: a failback and a slow call.
+                lean("stale-leader", &|c| {
+                    c.handovers = 1;
+                    c.requests = 2;
+                    c.slow_calls = 1;
+                    c.max_ticks = 6;
+                }),
             ]),
             _ => None,
         }
