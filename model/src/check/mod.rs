@@ -718,15 +718,21 @@ impl FailoverModel {
         let Some(b) = call else {
             return;
         };
-        let ok = applied && self.change(w, c, b.step, b.purpose);
-        if ok && matches!(b.step, Step::DisableNetwork | Step::EnableNetwork) {
-            w.audit.on_network_set(c);
-        }
-        let now = self.now(w, c);
+        let (now, ok) = self.end_call(w, c, b, applied);
         let timing = self.config.timing;
         if let Some(g) = w.ghost.as_mut() {
             g.memory.on_kube(now, &timing, ok);
         }
+    }
+
+    /// A slow call `b` of `c`'s operator ends, applied or not: the change it makes, if
+    /// any; the time and whether it succeeded, for the caller's memory.
+    fn end_call(&self, w: &mut World, c: Cluster, b: Busy, applied: bool) -> (Time, bool) {
+        let ok = applied && self.change(w, c, b.step, b.purpose);
+        if ok && matches!(b.step, Step::DisableNetwork | Step::EnableNetwork) {
+            w.audit.on_network_set(c);
+        }
+        (self.now(w, c), ok)
     }
 
     /// The store receives `wr` in replica `rep`.
@@ -1174,11 +1180,7 @@ impl FailoverModel {
             Act::Finish(c, applied) => {
                 let i = c.index();
                 if let Some(b) = w.busy[i].take() {
-                    let ok = applied && self.change(w, c, b.step, b.purpose);
-                    if ok && matches!(b.step, Step::DisableNetwork | Step::EnableNetwork) {
-                        w.audit.on_network_set(c);
-                    }
-                    let now = self.now(w, c);
+                    let (now, ok) = self.end_call(w, c, b, applied);
                     w.memories[i].on_kube(now, &self.config.timing, ok);
                 }
                 if !applied {
