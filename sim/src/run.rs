@@ -717,9 +717,9 @@ pub fn run(cfg: RunConfig) -> RunReport {
     }
     // Leader hand-overs (issue 9, part 4), from a fifth stream of their own: a new
     // process of one operator starts while the old one finishes the turn it is in
-    // (paused there, or with a slow call in progress), on what it last saw; half the
-    // time while the failover runs. It stops after that turn (it checks its leadership
-    // before each), or earlier if the record tells it it was replaced (README, "Timing").
+    // (paused there, or with a slow call in progress), on what it last saw. It stops
+    // after that turn (it checks its leadership before each), or earlier if the record
+    // tells it it was replaced (README, "Timing").
     let mut lead = Rng::new(cfg.seed ^ 0x1ead_0000_0000_0004);
     let mut aimed_handover: Option<(Time, Cluster)> = None;
     let lead_on = match cfg.profile {

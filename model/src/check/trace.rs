@@ -75,6 +75,17 @@ fn fault_suffix(f: Fault) -> &'static str {
     }
 }
 
+/// What an operator's action does, in a few words.
+fn effect(action: &Action) -> String {
+    match action {
+        Action::Read => "read record".to_string(),
+        Action::Write(op) => format!("write {op:?}"),
+        Action::Kube(s) => format!("kube {s}"),
+        Action::Fence(steps) => format!("kube {steps}"),
+        Action::Wait(w) => format!("wait {w:?}"),
+    }
+}
+
 /// Describe one action taken in `last`, leading to `next`.
 pub fn describe_step(m: &FailoverModel, last: &World, action: Act, next: &World) -> String {
     let (who, what) = match action {
@@ -92,13 +103,7 @@ pub fn describe_step(m: &FailoverModel, last: &World, action: Act, next: &World)
                 Purpose::Plan { .. } => "plan",
                 Purpose::Restore { .. } => "restore",
             };
-            let effect = match d.action {
-                Action::Read => "read record".to_string(),
-                Action::Write(op) => format!("write {op:?}"),
-                Action::Kube(s) => format!("kube {s}"),
-                Action::Fence(steps) => format!("kube {steps}"),
-                Action::Wait(w) => format!("wait {w:?}"),
-            };
+            let effect = effect(&d.action);
             (
                 c.to_string(),
                 format!(
@@ -157,14 +162,9 @@ pub fn describe_step(m: &FailoverModel, last: &World, action: Act, next: &World)
         ),
         Act::Ghost => {
             let g = last.ghost.as_ref().map_or(Cluster::A, |g| g.cluster);
-            let effect = match m.ghost_decision(last).map(|d| d.action) {
-                Some(Action::Read) => "read record".to_string(),
-                Some(Action::Write(op)) => format!("write {op:?}"),
-                Some(Action::Kube(s)) => format!("kube {s}"),
-                Some(Action::Fence(steps)) => format!("kube {steps}"),
-                Some(Action::Wait(w)) => format!("wait {w:?}"),
-                None => "-".to_string(),
-            };
+            let effect = m
+                .ghost_decision(last)
+                .map_or("-".to_string(), |d| effect(&d.action));
             (
                 format!("{g}'"),
                 format!("OLD PROCESS acts on its old memory: {effect}"),
