@@ -212,6 +212,9 @@ pub async fn store_port<S: StorePort>(store: &S, group: &str) {
     };
     let claim = |prev| Op::Claim { prev };
     let acquire = |id, mode| Op::Acquire { id, mode };
+    let ask = |id, to, mode| Op::Request { id, to, mode };
+    let no_op = |id, to| Op::AlreadyActive { id, to };
+    let withdraw = |id| Op::Withdraw { id };
     let force = |id, seen| Op::ForceTakeLock { id, seen };
     let take = |id, at| Op::TakeOver { id, at };
     let journal = |id, token, at, release| Op::Journal {
@@ -233,38 +236,52 @@ pub async fn store_port<S: StorePort>(store: &S, group: &str) {
         w(A, t0, hb),
         w(B, t0 + 5, hb),
         w(A, t0 - 10, hb),                      // older heartbeat: refused
+        w(A, t0 + 6, acquire(7, cons)),         // no request pending: refused
+        w(B, t0 + 6, no_op(5, B)),              // B is not active: refused
+        w(B, t0 + 7, no_op(5, A)),              // a no-op, token 1
+        w(A, t0 + 7, ask(5, B, cons)),          // id ended: refused
+        w(B, t0 + 7, ask(6, A, cons)),          // A is active: refused
+        w(B, t0 + 8, ask(6, B, up)),            // pending
+        w(A, t0 + 8, ask(7, B, cons)),          // 6 holds the group: refused
+        w(A, t0 + 9, acquire(6, cons)),         // not the mode asked: refused
+        w(B, t0 + 9, withdraw(6)),              // withdrawn, token 2
+        w(B, t0 + 9, withdraw(6)),              // not pending: refused
+        w(B, t0 + 9, ask(7, B, cons)),          // pending
         w(B, t0, acquire(7, cons)),             // not active: refused
-        w(A, t0 + 10, acquire(7, cons)),        // token 1
+        w(A, t0 + 10, acquire(7, cons)),        // token 3
+        w(A, t0 + 11, ask(8, B, up)),           // in flight: refused
         w(A, t0 + 11, acquire(8, up)),          // in flight: refused
         w(B, t0 + 12, force(7, Some(created))), // A heartbeated since: refused
-        w(A, t0 + 20, journal(7, 1, 1, false)),
-        w(A, t0 + 21, journal(7, 1, 1, false)), // repeat: refused
-        w(A, t0 + 22, journal(7, 0, 2, false)), // stale token: refused
-        w(A, t0 + 30, journal(7, 1, 2, true)),  // hand-off: lock released
+        w(A, t0 + 20, journal(7, 3, 1, false)),
+        w(A, t0 + 21, journal(7, 3, 1, false)), // repeat: refused
+        w(A, t0 + 22, journal(7, 2, 2, false)), // stale token: refused
+        w(A, t0 + 30, journal(7, 3, 2, true)),  // hand-off: lock released
         w(B, t0 + 31, take(7, 2)),              // wrong position: refused
-        w(B, t0 + 32, take(7, 3)),              // token 2
+        w(B, t0 + 32, take(7, 3)),              // token 4
         w(A, t0 + 33, take(7, 4)),              // lock taken: refused
         w(B, t0 + 34, take(9, 4)),              // wrong failover: refused
-        w(B, t0 + 40, journal(7, 2, 4, false)),
-        w(A, t0 + 41, journal(7, 1, 5, false)), // stale holder: refused
-        w(B, t0 + 50, complete(7, 2, 5)),
-        w(B, t0 + 51, complete(7, 2, 5)), // repeat: refused
+        w(B, t0 + 40, journal(7, 4, 4, false)),
+        w(A, t0 + 41, journal(7, 3, 5, false)), // stale holder: refused
+        w(B, t0 + 50, complete(7, 4, 5)),
+        w(B, t0 + 51, complete(7, 4, 5)), // repeat: refused
         w(A, t0 + 60, acquire(7, cons)),  // not active, id in history: refused
-        w(B, t0 + 61, acquire(10, up)),   // token 3
-        w(B, t0 + 62, abort(10, 3, 1)),
+        w(A, t0 + 61, ask(10, A, up)),    // A's operator asks to fail back
+        w(B, t0 + 61, acquire(10, up)),   // token 5
+        w(B, t0 + 62, abort(10, 5, 1)),
         w(B, t0 + 63, hb),
+        w(A, later, ask(11, A, cons)),
         w(A, later, force(11, Some(t0 + 5))), // B heartbeated since: refused
         w(A, later + 1, force(11, None)),     // B has a heartbeat: refused
-        w(A, later + 2, force(11, Some(t0 + 63))), // the one A saw stand: token 4
+        w(A, later + 2, force(11, Some(t0 + 63))), // the one A saw stand: token 6
         w(A, later + 3, force(11, Some(t0 + 63))), // forced already: refused
-        w(A, later + 9, journal(11, 4, 1, false)),
+        w(A, later + 9, journal(11, 6, 1, false)),
         w(B, later + 10, hb),     // B is back: its heartbeat still lands
         wi(B, 3, later + 11, hb), // not B's owner: refused
         wi(B, 3, later + 11, claim(Some(2))), // a new process of B takes over
         w(B, later + 12, hb),     // the old one is shut out: refused
         wi(B, 2, later + 12, claim(Some(2))), // and cannot claim back: refused
         wi(B, 3, later + 12, hb),
-        w(A, later + 19, complete(11, 4, 2)),
+        w(A, later + 19, complete(11, 6, 2)),
     ];
     for (i, write) in steps.iter().enumerate() {
         let expected = apply(&model, write, &timing, Variant::Correct);
@@ -299,7 +316,7 @@ pub async fn store_port<S: StorePort>(store: &S, group: &str) {
     );
     assert_eq!(
         model.history.len(),
-        3,
-        "two completions and one abort recorded"
+        5,
+        "a no-op, a withdrawal, two completions and one abort recorded"
     );
 }

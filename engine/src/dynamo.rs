@@ -165,8 +165,8 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_smithy_runtime_api::client::dns::ResolveDnsError;
 use failover_model::{
-    Cluster, FailoverId, HistoryEntry, InFlight, Lock, Mode, Op, Outcome, PlanKind, Record, Reply,
-    Time, Timing, Token, Write,
+    Cluster, FailoverId, HistoryEntry, InFlight, Lock, Mode, Op, Outcome, Pending, PlanKind,
+    Record, Reply, Time, Timing, Token, Variant, Write,
 };
 
 use crate::ports::{StorePort, StoreUnavailable};
@@ -637,6 +637,32 @@ impl DynamoStore {
         }
     }
 
+    /// `AlreadyActive` or `Withdraw`: read the record; if the model's condition is false
+    /// on it, that is the answer (the write is linearized at the read); otherwise the
+    /// transaction of [`ended_update`], conditional on the token read (every change of
+    /// what the condition looks at but a new request raises it, and the transaction
+    /// checks the pending request itself).
+    async fn after_read(&self, group: &str, timing: &Timing, w: &Write) -> Reply {
+        let record = match self.read_record(group).await {
+            Ok(Some(record)) => record,
+            Ok(None) => {
+                tracing::warn!(group, "write to a group that does not exist");
+                return Reply::Unavailable;
+            }
+            Err(message) => {
+                tracing::warn!(group, %message, "reading before the write failed");
+                return Reply::Unavailable;
+            }
+        };
+        if failover_model::apply(&record, w, timing, Variant::Correct).is_err() {
+            return Reply::ConditionFailed(record);
+        }
+        match ended_update(w, &record) {
+            Some((update, history)) => self.transact(group, &update, &history).await,
+            None => Reply::ConditionFailed(record),
+        }
+    }
+
     /// Put the initial main item unless it exists, once.
     async fn put_initial(&self, group: &str, active: Cluster, now: Time) -> Result<(), Failure> {
         let mut item = key(group, RECORD_SK);
@@ -710,6 +736,7 @@ impl StorePort for DynamoStore {
             Request::Update(update) => self.update(group, &update).await,
             Request::Transact(update, history) => self.transact(group, &update, &history).await,
             Request::Complete { id, token, at } => self.complete(group, write, id, token, at).await,
+            Request::AfterRead => self.after_read(group, timing, write).await,
         };
         tracing::debug!(
             group,
@@ -891,6 +918,9 @@ impl HistoryItem {
     }
 }
 
+/// The pending request's attributes, removed when it starts or ends.
+const REQUEST_CLEAR: &str = "REMOVE #req_id, #req_to, #req_mode, #req_by, #req_at";
+
 /// The lock and failover attributes `Complete` and `Abort` remove.
 const CLEAR: &str =
     "REMOVE #lock_holder, #lock_until, #fo_id, #fo_kind, #fo_source, #fo_target, #fo_done";
@@ -902,6 +932,9 @@ enum Request {
     Update(MainUpdate),
     /// One `TransactWriteItems`: the main item's update and the history part.
     Transact(MainUpdate, HistoryWrite),
+    /// `AlreadyActive` and `Withdraw`, whose history item carries the record's next
+    /// token: a read, then the transaction of [`ended_update`].
+    AfterRead,
     /// `Complete`, which needs the failover's kind and target first: a read, then the
     /// transaction of [`complete_update`].
     Complete {
@@ -966,16 +999,33 @@ fn encode(timing: &Timing, w: &Write) -> Request {
                 None,
             )
         }
+        Op::Request { id, to, mode } => {
+            values.push((":id", n(id)));
+            values.push((":to", cluster(to)));
+            values.push((":mode", s(kind_name(PlanKind::Planned(mode)))));
+            (
+                "attribute_exists(#pk) AND attribute_not_exists(#req_id) \
+                 AND attribute_not_exists(#fo_id) AND #active <> :to"
+                    .to_owned(),
+                "SET #req_id = :id, #req_to = :to, #req_mode = :mode, #req_by = :by, \
+                 #req_at = :now"
+                    .to_owned(),
+                Some(HistoryWrite::Unknown(id)),
+            )
+        }
+        // Their history item carries the new token: the record is read first.
+        Op::AlreadyActive { .. } | Op::Withdraw { .. } => return Request::AfterRead,
         Op::Acquire { id, mode } => {
             values.push((":id", n(id)));
             values.push((":kind", s(kind_name(PlanKind::Planned(mode)))));
             (
                 "attribute_exists(#pk) AND #active = :by AND attribute_not_exists(#fo_id) \
-                 AND attribute_not_exists(#lock_until)"
+                 AND attribute_not_exists(#lock_until) AND #req_id = :id \
+                 AND #req_mode = :kind AND #req_to = :peer"
                     .to_owned(),
                 format!(
                     "SET {take_lock}, #fo_id = :id, #fo_kind = :kind, #fo_source = :by, \
-                     #fo_target = :peer, #fo_done = :one"
+                     #fo_target = :peer, #fo_done = :one {REQUEST_CLEAR}"
                 ),
                 Some(HistoryWrite::Unknown(id)),
             )
@@ -996,11 +1046,12 @@ fn encode(timing: &Timing, w: &Write) -> Request {
             (
                 format!(
                     "attribute_exists(#pk) AND #active = :peer AND {standing} \
-                     AND (attribute_not_exists(#fo_id) OR (#fo_id = :id AND #fo_kind <> :kind))"
+                     AND ((attribute_not_exists(#fo_id) AND #req_id = :id AND #req_to = :by) \
+                     OR (#fo_id = :id AND #fo_kind <> :kind))"
                 ),
                 format!(
                     "SET {take_lock}, #fo_id = :id, #fo_kind = :kind, #fo_source = :peer, \
-                     #fo_target = :by, #fo_done = :one"
+                     #fo_target = :by, #fo_done = :one {REQUEST_CLEAR}"
                 ),
                 Some(HistoryWrite::Unknown(id)),
             )
@@ -1056,6 +1107,53 @@ fn encode(timing: &Timing, w: &Write) -> Request {
         None => Request::Update(update),
         Some(history) => Request::Transact(update, history),
     }
+}
+
+/// `AlreadyActive` or `Withdraw` by `w` on `record` (as read just before, where the
+/// model's condition held): the record's token, unchanged since, is raised, and the
+/// history item carries the new one.
+fn ended_update(w: &Write, record: &Record) -> Option<(MainUpdate, HistoryWrite)> {
+    let (id, outcome, condition, update) = match w.op {
+        Op::AlreadyActive { id, .. } => (
+            id,
+            Outcome::NoOp,
+            "attribute_not_exists(#req_id) AND attribute_not_exists(#fo_id) AND #active = :to",
+            "SET #token = :next",
+        ),
+        Op::Withdraw { id } => (
+            id,
+            Outcome::Withdrawn,
+            "#req_id = :id",
+            "SET #token = :next REMOVE #req_id, #req_to, #req_mode, #req_by, #req_at",
+        ),
+        _ => return None,
+    };
+    let to = match w.op {
+        Op::AlreadyActive { to, .. } => to,
+        _ => record.active,
+    };
+    let update = MainUpdate {
+        condition: format!(
+            "attribute_exists(#pk) AND {condition} AND #token = :token AND #{} = :inst",
+            inst_name(w.by)
+        ),
+        update: update.to_owned(),
+        values: vec![
+            (":id", n(id)),
+            (":to", cluster(to)),
+            (":token", n(record.token)),
+            (":next", n(record.token + 1)),
+            (":inst", n(w.instance)),
+        ],
+    };
+    let history = HistoryWrite::Append(HistoryItem {
+        id,
+        outcome,
+        token: record.token + 1,
+        by: w.by,
+        at: w.now,
+    });
+    Some((update, history))
 }
 
 /// `Complete` of the in-flight failover `f` (as read just before).
@@ -1195,6 +1293,8 @@ fn outcome_name(outcome: Outcome) -> &'static str {
         Outcome::Completed(PlanKind::Planned(Mode::Uptime)) => "completed-uptime",
         Outcome::Completed(PlanKind::Forced) => "completed-forced",
         Outcome::Aborted => "aborted",
+        Outcome::NoOp => "no-op",
+        Outcome::Withdrawn => "withdrawn",
     }
 }
 
@@ -1267,7 +1367,21 @@ fn parse_record(item: &Item, history: Vec<HistoryEntry>) -> Result<Record, Strin
             done: required(get_u32(item, "fo_done"), "fo_done")?,
         }),
     };
+    let request = match get_n(item, "req_id")? {
+        None => None,
+        Some(id) => Some(Pending {
+            id,
+            to: required(get_cluster(item, "req_to"), "req_to")?,
+            mode: match required(get_s(item, "req_mode"), "req_mode")? {
+                "consistency" => Mode::Consistency,
+                "uptime" => Mode::Uptime,
+                other => return Err(format!("req_mode = {other:?}")),
+            },
+            by: required(get_cluster(item, "req_by"), "req_by")?,
+        }),
+    };
     Ok(Record {
+        request,
         active: required(get_cluster(item, "active"), "active")?,
         token: required(get_n(item, "token"), "token")?,
         lock,
@@ -1285,6 +1399,8 @@ fn parse_history(item: &Item) -> Result<(Token, HistoryEntry), String> {
         "completed-uptime" => Outcome::Completed(PlanKind::Planned(Mode::Uptime)),
         "completed-forced" => Outcome::Completed(PlanKind::Forced),
         "aborted" => Outcome::Aborted,
+        "no-op" => Outcome::NoOp,
+        "withdrawn" => Outcome::Withdrawn,
         other => return Err(format!("outcome = {other:?}")),
     };
     Ok((
@@ -1339,6 +1455,11 @@ mod tests {
                 token: 2,
                 at: 5,
             },
+            Op::Request {
+                id: 4,
+                to: Cluster::A,
+                mode: Mode::Consistency,
+            },
         ]
     }
 
@@ -1363,10 +1484,20 @@ mod tests {
             .into_iter()
             .filter_map(|op| match encode(&TIMING, &w(op)) {
                 Request::Update(update) | Request::Transact(update, _) => Some(update),
-                Request::Complete { .. } => None,
+                Request::Complete { .. } | Request::AfterRead => None,
             })
             .collect();
         updates.push(complete_update(&w(Op::Heartbeat), 3, 2, 5, &f).0);
+        let record = Record::new(Cluster::A, [None, None]);
+        for op in [
+            Op::AlreadyActive {
+                id: 5,
+                to: Cluster::A,
+            },
+            Op::Withdraw { id: 5 },
+        ] {
+            updates.extend(ended_update(&w(op), &record).map(|(u, _)| u));
+        }
         for update in updates {
             let expressions = [update.condition.as_str(), update.update.as_str()];
             let bound = values(&expressions, &update.values).unwrap_or_default();
@@ -1463,6 +1594,7 @@ mod tests {
         assert_eq!(
             record,
             Record {
+                request: None,
                 active: Cluster::B,
                 token: 7,
                 lock: Some(Lock {

@@ -85,8 +85,12 @@ pub enum TurnResult {
 pub enum Ended {
     /// It ran to the end: completed or aborted (the history item).
     Finished(Outcome),
-    /// The target already is the active cluster and nothing is in flight.
+    /// The target already was the active cluster: the request ended at once, as a no-op
+    /// in the history.
     AlreadyActive,
+    /// The record refused the request: another request (this id) held the group,
+    /// pending or in flight. Nothing changed; the requester may ask again once it ended.
+    Held(FailoverId),
     /// It never started: the group is invalid in this cluster ([`Operator::validate`]).
     /// This operator changed nothing. (A failover the record shows under way is resumed
     /// even so; the peer's operator validates its own cluster.)
@@ -121,6 +125,8 @@ pub struct Operator<C: ClusterPort, S, K> {
     variant: Variant,
     memory: Memory,
     request: Option<Request>,
+    withdraw: Option<FailoverId>,
+    refused: Option<(FailoverId, FailoverId)>,
     initialized: bool,
     hook: Option<DecisionHook>,
 }
@@ -143,6 +149,8 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             variant,
             memory: Memory::started(random_instance()),
             request: None,
+            withdraw: None,
+            refused: None,
             initialized: false,
             hook: None,
         }
@@ -176,9 +184,25 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         &self.group
     }
 
-    /// The pending request this operator knows of.
+    /// The request this cluster has (its `Failover` object): the operator writes it into
+    /// the record, which accepts it, ends it at once as a no-op, or refuses it
+    /// ([`Operator::refused`]).
     pub fn set_request(&mut self, request: Option<Request>) {
         self.request = request;
+    }
+
+    /// A request of this cluster that was withdrawn (its object deleted): withdrawn from
+    /// the record while it is pending there.
+    pub fn set_withdraw(&mut self, id: Option<FailoverId>) {
+        self.withdraw = id;
+    }
+
+    /// The record refused request `id`: the request that held the group then. A refused
+    /// request is written no more (its object's status says so for good).
+    pub fn refused(&self, id: FailoverId) -> Option<FailoverId> {
+        self.refused
+            .filter(|(refused, _)| *refused == id)
+            .map(|(_, holder)| holder)
     }
 
     /// Create the group's record if it does not exist yet (done once, before the first
@@ -287,7 +311,10 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             wall,
             busy,
             cluster,
-            request: self.request,
+            request: self
+                .request
+                .filter(|r| self.refused(r.id).is_none() && self.withdraw != Some(r.id)),
+            withdraw: self.withdraw,
             timing: &self.group.timing,
             variant: self.variant,
         }
@@ -376,6 +403,19 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             Action::Write(op) => {
                 let w = self.stamped(wall, *op);
                 let reply = self.send(&w).await;
+                if let (
+                    Op::Request { id, .. } | Op::AlreadyActive { id, .. },
+                    Reply::ConditionFailed(record),
+                ) = (op, &reply)
+                    && let Some(holder) = record.refuses(*id)
+                {
+                    warn!(
+                        id = format!("{id:016x}"),
+                        held_by = format!("{holder:016x}"),
+                        "request refused: another request holds the group"
+                    );
+                    self.refused = Some((*id, holder));
+                }
                 self.memory
                     .on_write(&w, now, &timing, self.variant, reply.clone());
                 TurnResult::Wrote(reply)
@@ -821,7 +861,10 @@ where
     let mut ended = None;
     let span = info_span!("process_failover", id = format!("{:016x}", request.id));
     op.run_until(|op, _| {
-        ended = ended_of(op.memory().view.as_ref(), request.id, request.to);
+        ended = match op.refused(request.id) {
+            Some(holder) => Some(Ended::Held(holder)),
+            None => ended_of(op.memory().view.as_ref(), request.id),
+        };
         ended.is_some()
     })
     .instrument(span)
@@ -830,7 +873,7 @@ where
     if ended.is_none() && op.replaced() {
         return Ended::Replaced;
     }
-    ended.unwrap_or(Ended::AlreadyActive)
+    ended.unwrap_or(Ended::Replaced)
 }
 
 /// A fresh process id: random (the standard library's per-process hash keys) mixed
@@ -849,12 +892,11 @@ fn random_instance() -> Instance {
     h.finish() >> 11
 }
 
-fn ended_of(view: Option<&Record>, id: FailoverId, to: failover_model::Cluster) -> Option<Ended> {
-    let view = view?;
-    if let Some(h) = view.history.iter().find(|h| h.id == id) {
-        return Some(Ended::Finished(h.outcome));
+fn ended_of(view: Option<&Record>, id: FailoverId) -> Option<Ended> {
+    match view?.outcome_of(id)? {
+        Outcome::NoOp => Some(Ended::AlreadyActive),
+        outcome => Some(Ended::Finished(outcome)),
     }
-    (view.failover.is_none() && view.active == to).then_some(Ended::AlreadyActive)
 }
 
 fn reply_name(r: &Reply) -> &'static str {

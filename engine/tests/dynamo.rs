@@ -112,6 +112,12 @@ async fn read(store: &DynamoStore, group: &str) -> Record {
         .expect("the group exists")
 }
 
+/// `by`'s operator writes request `id` for `to` (applied), as the protocol does before
+/// any failover starts.
+async fn ask(store: &DynamoStore, group: &str, by: Cluster, id: u64, to: Cluster, mode: Mode) {
+    applied(send(store, group, by, 5, Op::Request { id, to, mode }).await);
+}
+
 fn acquire(id: u64) -> Op {
     Op::Acquire {
         id,
@@ -194,6 +200,7 @@ async fn heartbeats_only_move_forward() {
 async fn acquire_takes_lock_and_journal() {
     let store = fresh("acquire").await;
     init(&store, "g", A).await;
+    ask(&store, "g", B, 1, B, Mode::Uptime).await;
     refused(send(&store, "g", B, 10, acquire(1)).await);
     let r = applied(
         send(
@@ -237,29 +244,47 @@ async fn racing_clusters_get_the_lock_once() {
     for round in 0..10 {
         let group = format!("g{round}");
         init(&store, &group, A).await;
-        // A's heartbeat is still the record's creation, which B saw stand: both
-        // conditions hold.
+        // Both operators write a request at once (a `Failover` object in each
+        // cluster): the record accepts one, and refuses the other naming it.
+        let request = |id| Op::Request {
+            id,
+            to: B,
+            mode: Mode::Consistency,
+        };
         let (a, b) = tokio::join!(
-            send(&store, &group, A, 5000, acquire(1)),
+            send(&store, &group, A, 4000, request(1)),
+            send(&store, &group, B, 4000, request(2)),
+        );
+        let (accepted, refused_id, refusal) = match (&a, &b) {
+            (Reply::Applied(_), Reply::ConditionFailed(r)) => (1, 2, r),
+            (Reply::ConditionFailed(r), Reply::Applied(_)) => (2, 1, r),
+            _ => panic!("round {round}: one request must win: {a:?} / {b:?}"),
+        };
+        assert_eq!(refusal.refuses(refused_id), Some(accepted), "round {round}");
+        // A's heartbeat is still the record's creation, which B saw stand: both
+        // conditions hold, and the force takes the request before A starts it, or
+        // takes over the failover A started (a planned one whose source is silent).
+        let (a, b) = tokio::join!(
+            send(&store, &group, A, 5000, acquire(accepted)),
             send(
                 &store,
                 &group,
                 B,
                 5000,
                 Op::ForceTakeLock {
-                    id: 2,
+                    id: accepted,
                     seen: Some(INIT_AT)
                 }
             ),
         );
-        let winners = [&a, &b]
-            .iter()
-            .filter(|r| matches!(r, Reply::Applied(_)))
-            .count();
-        assert_eq!(winners, 1, "round {round}: {a:?} / {b:?}");
+        assert!(
+            matches!(b, Reply::Applied(_)),
+            "round {round}: the force applies either way: {b:?}"
+        );
         let r = read(&store, &group).await;
-        assert_eq!(r.token, 1);
-        let winner = if matches!(a, Reply::Applied(_)) { A } else { B };
+        let acquired = matches!(a, Reply::Applied(_));
+        assert_eq!(r.token, if acquired { 2 } else { 1 }, "round {round}");
+        let winner = B;
         assert_eq!(r.holder(), Some(winner));
 
         // Both clusters race to take the lock at a hand-off.
@@ -275,7 +300,7 @@ async fn racing_clusters_get_the_lock_once() {
             .filter(|r| matches!(r, Reply::Applied(_)))
             .count();
         assert_eq!(winners, 1, "round {round}: {a:?} / {b:?}");
-        assert_eq!(read(&store, &group).await.token, 2);
+        assert_eq!(read(&store, &group).await.token, token + 1);
     }
 }
 
@@ -283,6 +308,7 @@ async fn racing_clusters_get_the_lock_once() {
 async fn stale_token_is_refused_after_takeover() {
     let store = fresh("stale").await;
     init(&store, "g", A).await;
+    ask(&store, "g", A, 1, B, Mode::Consistency).await;
     applied(send(&store, "g", A, 10, acquire(1)).await);
     let r = applied(send(&store, "g", A, 20, journal(1, 1, 1, true)).await);
     assert_eq!(r.lock, None);
@@ -309,6 +335,7 @@ async fn stale_token_is_refused_after_takeover() {
 async fn journal_renews_or_releases_the_lock() {
     let store = fresh("journal").await;
     init(&store, "g", A).await;
+    ask(&store, "g", A, 1, B, Mode::Consistency).await;
     applied(send(&store, "g", A, 10, acquire(1)).await);
     refused(send(&store, "g", A, 20, journal(1, 1, 2, false)).await);
     refused(send(&store, "g", A, 20, journal(2, 1, 1, false)).await);
@@ -330,6 +357,7 @@ async fn journal_renews_or_releases_the_lock() {
 async fn complete_moves_the_application_once() {
     let store = fresh("complete").await;
     init(&store, "g", A).await;
+    ask(&store, "g", A, 7, B, Mode::Consistency).await;
     applied(send(&store, "g", A, 10, acquire(7)).await);
     applied(send(&store, "g", A, 20, journal(7, 1, 1, true)).await);
     applied(send(&store, "g", B, 30, Op::TakeOver { id: 7, at: 2 }).await);
@@ -373,6 +401,7 @@ async fn complete_moves_the_application_once() {
 async fn abort_releases_and_records() {
     let store = fresh("abort").await;
     init(&store, "g", A).await;
+    ask(&store, "g", A, 3, B, Mode::Consistency).await;
     applied(send(&store, "g", A, 10, acquire(3)).await);
     refused(
         send(
@@ -412,6 +441,7 @@ async fn abort_releases_and_records() {
         }]
     );
     // A new failover starts with a new id, and its history comes after.
+    ask(&store, "g", B, 1, B, Mode::Consistency).await;
     applied(send(&store, "g", A, 30, acquire(1)).await);
     let r = applied(
         send(
@@ -436,6 +466,7 @@ async fn force_needs_the_heartbeat_it_saw_stand() {
     let store = fresh("force").await;
     init(&store, "g", A).await;
     applied(send(&store, "g", A, 1000, Op::Heartbeat).await);
+    ask(&store, "g", B, 9, B, Mode::Consistency).await;
     let force = |seen| Op::ForceTakeLock { id: 9, seen };
     // B saw the creation's heartbeat stand; A heartbeated since: refused, at any time.
     refused(send(&store, "g", B, 1_000_000, force(Some(INIT_AT))).await);
@@ -466,6 +497,7 @@ async fn force_needs_the_heartbeat_it_saw_stand() {
     // A stuck planned failover: only its own id, once.
     init(&store, "h", A).await;
     applied(send(&store, "h", A, 1000, Op::Heartbeat).await);
+    ask(&store, "h", A, 4, B, Mode::Consistency).await;
     applied(send(&store, "h", A, 1000, acquire(4)).await);
     let seen = Some(1000);
     refused(
@@ -485,6 +517,7 @@ async fn force_needs_the_heartbeat_it_saw_stand() {
 async fn ended_ids_cannot_start_again() {
     let store = fresh("ended").await;
     init(&store, "g", A).await;
+    ask(&store, "g", A, 7, B, Mode::Consistency).await;
     applied(send(&store, "g", A, 10, acquire(7)).await);
     applied(
         send(
@@ -516,6 +549,7 @@ async fn ended_ids_cannot_start_again() {
         )
         .await,
     );
+    ask(&store, "g", A, 8, B, Mode::Consistency).await;
     let r = applied(send(&store, "g", A, 40, acquire(8)).await);
     assert_eq!(r.token, 2);
 }
@@ -712,13 +746,19 @@ impl Rng {
 /// each argument is the one that fits the record (80 %) or a neighbouring or random one.
 fn random_write(rng: &mut Rng, record: &Record, clock: u64, next_id: &mut u64) -> Write {
     let f = record.failover;
-    let id = match f {
-        Some(f) if rng.chance(80) => f.id,
+    let id = match (f, record.request) {
+        (Some(f), _) if rng.chance(80) => f.id,
+        (None, Some(p)) if rng.chance(80) => p.id,
         _ if rng.chance(50) => {
             *next_id += 1;
             *next_id
         }
         _ => 1 + rng.below((*next_id).max(1)),
+    };
+    let mode = match record.request {
+        Some(p) if rng.chance(80) => p.mode,
+        _ if rng.chance(50) => Mode::Consistency,
+        _ => Mode::Uptime,
     };
     let token = if rng.chance(80) {
         record.token
@@ -732,18 +772,38 @@ fn random_write(rng: &mut Rng, record: &Record, clock: u64, next_id: &mut u64) -
     };
     // A hand-off is open (journaled, lock released): often someone takes it.
     let hand_off = f.is_some() && record.lock.is_none() && rng.chance(30);
-    let (by, op) = match if hand_off { 50 } else { rng.below(100) } {
-        0..=19 => (rng.cluster(), Op::Heartbeat),
-        20..=34 => {
+    // A pending request: sometimes withdrawn at once.
+    let withdraw = record.request.is_some() && rng.chance(10);
+    let roll = if hand_off {
+        50
+    } else if withdraw {
+        20
+    } else {
+        rng.below(100)
+    };
+    let (by, op) = match roll {
+        0..=11 => (rng.cluster(), Op::Heartbeat),
+        12..=19 => {
+            // A new request, mostly for the standby, sometimes for the active cluster.
+            *next_id += 1;
+            let to = if rng.chance(75) {
+                record.active.peer()
+            } else {
+                record.active
+            };
+            let id = *next_id;
+            if to == record.active && rng.chance(80) {
+                (rng.cluster(), Op::AlreadyActive { id, to })
+            } else {
+                (rng.cluster(), Op::Request { id, to, mode })
+            }
+        }
+        20..=25 => (rng.cluster(), Op::Withdraw { id }),
+        26..=34 => {
             let by = if rng.chance(80) {
                 record.active
             } else {
                 rng.cluster()
-            };
-            let mode = if rng.chance(50) {
-                Mode::Consistency
-            } else {
-                Mode::Uptime
             };
             (by, Op::Acquire { id, mode })
         }
@@ -847,6 +907,9 @@ fn op_name(op: &Op) -> &'static str {
         Op::Journal { .. } => "journal",
         Op::Complete { .. } => "complete",
         Op::Abort { .. } => "abort",
+        Op::Request { .. } => "request",
+        Op::AlreadyActive { .. } => "no-op",
+        Op::Withdraw { .. } => "withdraw",
     }
 }
 
@@ -856,7 +919,7 @@ fn op_name(op: &Op) -> &'static str {
 /// `failover_model::apply`.
 #[tokio::test]
 async fn differential_against_the_model() {
-    const WRITES: usize = 400;
+    const WRITES: usize = 700;
     const SEEDS: [u64; 2] = [0x5eed_f00d_2026_1122, 0x0bad_cafe_1234_5678];
     let store = fresh("differential").await;
     let mut counts: std::collections::BTreeMap<(&str, bool), usize> = Default::default();
@@ -910,6 +973,9 @@ async fn differential_against_the_model() {
         "journal",
         "complete",
         "abort",
+        "request",
+        "no-op",
+        "withdraw",
     ] {
         for outcome in [true, false] {
             assert!(
@@ -938,7 +1004,16 @@ async fn a_delayed_force_and_its_retry_apply_once() {
             now,
             op,
         };
-        let mut writes = Vec::new();
+        let mut writes = vec![Write {
+            by: B,
+            instance: owner(B),
+            now: 50,
+            op: Op::Request {
+                id: 7,
+                to: B,
+                mode: Mode::Uptime,
+            },
+        }];
         if planned {
             // A starts an uptime failover and hands off; then A is lost.
             let id = 7;

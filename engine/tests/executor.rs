@@ -705,6 +705,14 @@ async fn a_failover_under_way_is_not_refused() {
         op,
     };
     let claim = by_77(1, failover_model::Op::Claim { prev: None });
+    let ask = by_77(
+        2,
+        failover_model::Op::Request {
+            id: ID,
+            to: Cluster::B,
+            mode: Mode::Consistency,
+        },
+    );
     let acquire = by_77(
         2,
         failover_model::Op::Acquire {
@@ -712,7 +720,7 @@ async fn a_failover_under_way_is_not_refused() {
             mode: Mode::Consistency,
         },
     );
-    for w in [claim, acquire] {
+    for w in [claim, ask, acquire] {
         assert!(matches!(
             store.write(&g.key, &g.timing, &w).await,
             failover_model::Reply::Applied(_)

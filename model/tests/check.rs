@@ -57,15 +57,17 @@ fn ci_configuration_holds_and_its_state_count_is_pinned() {
     holds_with_pinned_counts(
         "ci",
         &[
-            ("ci/planned", 3_959_544),
-            ("ci/kube-error", 994_088),
-            ("ci/disaster", 415_050),
-            ("ci/partition", 335_936),
-            ("ci/stuck-kind", 4_229_631),
-            ("ci/time-lease", 1_465_194),
-            ("ci/time-clock", 1_878_347),
-            ("ci/stale-leader", 1_910_304),
-            ("ci/stale-call", 2_645_030),
+            ("ci/planned", 3_839_446),
+            ("ci/kube-error", 1_039_912),
+            ("ci/disaster", 821_409),
+            ("ci/partition", 705_094),
+            ("ci/stuck-kind", 3_120_982),
+            ("ci/time-lease", 1_600_724),
+            ("ci/time-clock", 1_718_935),
+            ("ci/stale-leader", 1_270_560),
+            ("ci/stale-call", 2_770_047),
+            ("ci/requests", 239_446),
+            ("ci/request-faults", 1_380_588),
         ],
     );
 }
@@ -76,7 +78,7 @@ fn happy_path_state_count_is_pinned() {
         config: happy_path(),
     };
     let checker = model.checker().spawn_bfs().join();
-    assert_eq!(checker.unique_state_count(), 1_015);
+    assert_eq!(checker.unique_state_count(), 1_013);
     checker.assert_no_discovery("no-two-writers");
     checker.assert_no_discovery("progress-when-calm");
 }
@@ -189,7 +191,7 @@ fn repeatable_force_is_caught() {
 /// 9 ticks: what issue 18's counterexample needs) holds on the protocol, exhaustively.
 #[test]
 fn handback_configuration_holds_and_its_state_count_is_pinned() {
-    holds_with_pinned_counts("handback", &[("handback/uptime-lost-source", 32_734_671)]);
+    holds_with_pinned_counts("handback", &[("handback/uptime-lost-source", 32_558_315)]);
 }
 
 /// Issue 9: lease keeping that waits behind a slow call lets the peer force while the
@@ -197,7 +199,12 @@ fn handback_configuration_holds_and_its_state_count_is_pinned() {
 #[test]
 fn heartbeat_behind_tasks_is_caught() {
     let found = hunt(Variant::HeartbeatBehindTasks);
-    assert!(found.contains(&"no-two-primaries"), "{found:?}");
+    // The peer forces while the source still serves (its heartbeats stopped, though
+    // nothing cut it off): two primaries, or first the force itself.
+    assert!(
+        found.contains(&"no-two-primaries") || found.contains(&"planned-never-forced"),
+        "{found:?}"
+    );
 }
 
 /// Issue 9: a lease judged by a wall clock stepped back, renewed by refused heartbeats,
@@ -205,7 +212,12 @@ fn heartbeat_behind_tasks_is_caught() {
 #[test]
 fn wall_clock_lease_is_caught() {
     let found = hunt(Variant::WallClockLease);
-    assert!(found.contains(&"no-two-primaries"), "{found:?}");
+    // The peer forces while the source still serves (its heartbeats stopped, though
+    // nothing cut it off): two primaries, or first the force itself.
+    assert!(
+        found.contains(&"no-two-primaries") || found.contains(&"planned-never-forced"),
+        "{found:?}"
+    );
 }
 
 /// What no lease survives: an operator down for ever while its cluster serves. The model

@@ -4,10 +4,10 @@
 
 use failover_model::core::trigger::{PolicyError, Trigger, TriggerPolicy};
 use failover_model::{
-    Action, Agreement, Agreements, Cluster, ClusterState, ConditionFailed, Decision, HistoryEntry,
-    InFlight, Inputs, Instance, Lock, Memory, Mode, Op, Outcome, PeerSeen, Plan, PlanKind,
-    PlanStep, Purpose, Record, Reply, Request, Role, START, STOP, Stage, Step, StepKind, StepSet,
-    Time, Timing, Token, Variant, VolumeRole, Wake, Write, apply, decide,
+    Action, Agreement, Agreements, Cluster, ClusterState, ConditionFailed, Decision, FailoverId,
+    HistoryEntry, InFlight, Inputs, Instance, Lock, Memory, Mode, Op, Outcome, PeerSeen, Pending,
+    Plan, PlanKind, PlanStep, Purpose, Record, Reply, Request, Role, START, STOP, Stage, Step,
+    StepKind, StepSet, Time, Timing, Token, Variant, VolumeRole, Wake, Write, apply, decide,
 };
 
 use Cluster::{A, B};
@@ -38,6 +38,7 @@ fn inputs(me: Cluster, now: Time, cluster: &ClusterState, request: Option<Reques
         wall: now,
         busy: false,
         request,
+        withdraw: None,
         timing: &TIMING,
         variant: Variant::Correct,
     }
@@ -77,6 +78,7 @@ fn lock(holder: Cluster, until: Time) -> Option<Lock> {
 /// Failover 1 from A to B in flight at journal position `done`.
 fn in_flight(kind: PlanKind, done: u32, token: Token, lock: Option<Lock>) -> Record {
     Record {
+        request: None,
         instance: [Some(OWNER); 2],
         active: A,
         token,
@@ -169,6 +171,19 @@ fn rec(active: Cluster, heartbeat: [Option<Time>; 2]) -> Record {
     Record {
         instance: [Some(OWNER); 2],
         ..Record::new(active, heartbeat)
+    }
+}
+
+/// `record` with request `id` to `to` in `mode` pending (written by `to`'s operator).
+fn pending(record: Record, id: FailoverId, to: Cluster, mode: Mode) -> Record {
+    Record {
+        request: Some(Pending {
+            id,
+            to,
+            mode,
+            by: to,
+        }),
+        ..record
     }
 }
 
@@ -546,14 +561,9 @@ fn ambiguous_heartbeats_do_not_starve_the_self_fence() {
 
 #[test]
 fn active_with_request_to_peer_acquires_the_lock() {
-    let mem = settled(10, Some(at_rest()));
-    let request = Request {
-        id: 1,
-        to: B,
-        mode: Mode::Consistency,
-    };
+    let mem = settled(10, Some(pending(at_rest(), 1, B, Mode::Consistency)));
     assert_eq!(
-        decide(&inputs(A, 10, &SERVING, Some(request)), &mem),
+        decide(&inputs(A, 10, &SERVING, None), &mem),
         Decision {
             action: Action::Write(Op::Acquire {
                 id: 1,
@@ -592,17 +602,13 @@ fn request_already_in_history_is_ignored() {
 
 #[test]
 fn standby_with_request_to_itself_waits_while_active_heartbeat_is_fresh() {
-    let request = Request {
-        id: 1,
-        to: B,
-        mode: Mode::Uptime,
-    };
+    let view = pending(at_rest(), 1, B, Mode::Uptime);
     // A heartbeated at 10: its lease provably ended once 10 + 3 + 1 < now, i.e. at 15.
     for now in [10, 14] {
         assert_eq!(
             decide(
-                &inputs(B, now, &STANDBY, Some(request)),
-                &settled(now, Some(at_rest()))
+                &inputs(B, now, &STANDBY, None),
+                &settled(now, Some(view.clone()))
             ),
             waiting(Wake::At(15)),
             "now = {now}"
@@ -612,16 +618,9 @@ fn standby_with_request_to_itself_waits_while_active_heartbeat_is_fresh() {
 
 #[test]
 fn standby_with_request_to_itself_forces_once_lease_plus_drift_ran_out() {
-    let request = Request {
-        id: 1,
-        to: B,
-        mode: Mode::Uptime,
-    };
+    let view = pending(at_rest(), 1, B, Mode::Uptime);
     assert_eq!(
-        decide(
-            &inputs(B, 15, &STANDBY, Some(request)),
-            &settled(15, Some(at_rest()))
-        ),
+        decide(&inputs(B, 15, &STANDBY, None), &settled(15, Some(view))),
         Decision {
             action: Action::Write(Op::ForceTakeLock {
                 id: 1,
@@ -636,17 +635,13 @@ fn standby_with_request_to_itself_forces_once_lease_plus_drift_ran_out() {
 
 #[test]
 fn no_lease_wait_variant_forces_at_once() {
-    let request = Request {
-        id: 1,
-        to: B,
-        mode: Mode::Consistency,
-    };
     let input = Inputs {
         variant: Variant::NoLeaseWait,
-        ..inputs(B, 10, &STANDBY, Some(request))
+        ..inputs(B, 10, &STANDBY, None)
     };
+    let view = pending(at_rest(), 1, B, Mode::Consistency);
     assert_eq!(
-        decide(&input, &settled(10, Some(at_rest()))),
+        decide(&input, &settled(10, Some(view))),
         planned(
             Action::Write(Op::ForceTakeLock {
                 id: 1,
@@ -1278,7 +1273,7 @@ fn failed_read_sets_retry_and_successful_read_sets_view() {
 fn acquire_opens_the_journal_with_a_new_token() {
     assert_eq!(
         store(
-            &at_rest(),
+            &pending(at_rest(), 1, B, Mode::Consistency),
             A,
             10,
             Op::Acquire {
@@ -1287,6 +1282,7 @@ fn acquire_opens_the_journal_with_a_new_token() {
             }
         ),
         Ok(Record {
+            request: None,
             instance: [Some(OWNER); 2],
             active: A,
             token: 1,
@@ -1310,7 +1306,8 @@ fn acquire_by_the_standby_is_refused() {
         id: 1,
         mode: Mode::Uptime,
     };
-    assert_eq!(store(&at_rest(), B, 10, op), Err(ConditionFailed));
+    let record = pending(at_rest(), 1, B, Mode::Uptime);
+    assert_eq!(store(&record, B, 10, op), Err(ConditionFailed));
 }
 
 #[test]
@@ -1473,7 +1470,7 @@ fn force_take_lock_is_refused_once_the_active_heartbeated_again() {
 fn force_take_lock_is_accepted_once_lease_plus_drift_ran_out() {
     assert_eq!(
         store(
-            &at_rest(),
+            &pending(at_rest(), 1, B, Mode::Consistency),
             B,
             15,
             Op::ForceTakeLock {
@@ -1482,6 +1479,7 @@ fn force_take_lock_is_accepted_once_lease_plus_drift_ran_out() {
             }
         ),
         Ok(Record {
+            request: None,
             instance: [Some(OWNER); 2],
             active: A,
             token: 1,
@@ -1510,7 +1508,13 @@ fn no_lease_wait_store_accepts_force_at_once() {
         },
     );
     assert_eq!(
-        apply(&at_rest(), &w, &TIMING, Variant::NoLeaseWait).map(|r| r.failover),
+        apply(
+            &pending(at_rest(), 1, B, Mode::Consistency),
+            &w,
+            &TIMING,
+            Variant::NoLeaseWait
+        )
+        .map(|r| r.failover),
         Ok(Some(InFlight {
             id: 1,
             kind: PlanKind::Forced,
@@ -1527,7 +1531,7 @@ fn no_lease_wait_store_accepts_force_at_once() {
 #[test]
 fn force_take_lock_applies_once_even_after_its_delayed_copy_landed() {
     let delayed = store(
-        &at_rest(),
+        &pending(at_rest(), 1, B, Mode::Consistency),
         B,
         15,
         Op::ForceTakeLock {
@@ -1578,7 +1582,7 @@ fn force_take_lock_applies_once_even_after_its_delayed_copy_landed() {
 #[test]
 fn repeatable_force_variant_forces_a_forced_failover_again() {
     let delayed = store(
-        &at_rest(),
+        &pending(at_rest(), 1, B, Mode::Consistency),
         B,
         15,
         Op::ForceTakeLock {
@@ -1634,6 +1638,7 @@ fn complete_switches_active_and_appends_one_history_entry() {
     assert_eq!(
         store(&record, B, 19, op),
         Ok(Record {
+            request: None,
             instance: [Some(OWNER); 2],
             active: B,
             token: 2,
@@ -1699,6 +1704,7 @@ fn abort_ends_the_failover_without_changing_active() {
     assert_eq!(
         store(&record, A, 11, op),
         Ok(Record {
+            request: None,
             instance: [Some(OWNER); 2],
             active: A,
             token: 1,
@@ -2404,7 +2410,7 @@ fn a_started_process_claims_its_slot_from_the_owner_it_read() {
 /// takes the slot back.
 #[test]
 fn only_the_owner_writes_and_an_old_claim_never_lands() {
-    let record = at_rest();
+    let record = pending(at_rest(), 1, B, Mode::Consistency);
     let stranger = |op| Write {
         by: A,
         instance: 9,
@@ -2442,7 +2448,7 @@ fn a_process_that_replaced_another_holds_back_until_the_old_lease_is_over() {
         to: B,
         mode: Mode::Consistency,
     });
-    let mut mem = settled(20, Some(at_rest()));
+    let mut mem = settled(20, Some(pending(at_rest(), 1, B, Mode::Consistency)));
     mem.claimed = Some(20);
     mem.replaced = Some(3);
     let until = 20 + TIMING.lease_ttl - TIMING.fence_margin + TIMING.clock_drift_max;
@@ -2491,4 +2497,196 @@ fn a_replaced_process_stops_for_good() {
     let mut input = inputs(A, 21, &SERVING, None);
     input.variant = Variant::StaleLeader;
     assert!(decide(&input, &mem).is_urgent());
+}
+
+// ---------------------------------------------------------------------------------------
+// Requests travel through the record (issue 10)
+// ---------------------------------------------------------------------------------------
+
+fn ask(id: FailoverId, to: Cluster, mode: Mode) -> Option<Request> {
+    Some(Request { id, to, mode })
+}
+
+/// Either operator writes the request its cluster has, in either direction: the record
+/// accepts one pending request; a request for the active cluster ends at once as a no-op.
+#[test]
+fn a_cluster_writes_its_own_request_into_the_record() {
+    // The standby has the request: it writes it, it does not wait for A's lease.
+    let d = decide(
+        &inputs(B, 10, &STANDBY, ask(1, B, Mode::Uptime)),
+        &settled(10, Some(at_rest())),
+    );
+    assert_eq!(
+        d,
+        Decision {
+            action: Action::Write(Op::Request {
+                id: 1,
+                to: B,
+                mode: Mode::Uptime
+            }),
+            purpose: Purpose::Request,
+            stage: None,
+            step: None,
+        }
+    );
+    // A request for the active cluster is a no-op, whoever has it.
+    for me in [A, B] {
+        let state = if me == A { &SERVING } else { &STANDBY };
+        let d = decide(
+            &inputs(me, 10, state, ask(2, A, Mode::Consistency)),
+            &settled(10, Some(at_rest())),
+        );
+        assert_eq!(
+            d.action,
+            Action::Write(Op::AlreadyActive { id: 2, to: A }),
+            "{me}"
+        );
+    }
+    // Once the record has it, the pending request drives both operators.
+    let view = pending(at_rest(), 1, B, Mode::Uptime);
+    let d = decide(
+        &inputs(B, 10, &STANDBY, ask(1, B, Mode::Uptime)),
+        &settled(10, Some(view.clone())),
+    );
+    assert_eq!(d.action, Action::Wait(Wake::At(15)));
+    let d = decide(&inputs(A, 10, &SERVING, None), &settled(10, Some(view)));
+    assert_eq!(
+        d.action,
+        Action::Write(Op::Acquire {
+            id: 1,
+            mode: Mode::Uptime
+        })
+    );
+}
+
+#[test]
+fn the_record_holds_one_pending_request_and_refuses_a_second() {
+    let first = Op::Request {
+        id: 1,
+        to: B,
+        mode: Mode::Consistency,
+    };
+    let accepted = store(&at_rest(), B, 10, first).expect("accepted");
+    assert_eq!(
+        accepted.request,
+        Some(Pending {
+            id: 1,
+            to: B,
+            mode: Mode::Consistency,
+            by: B
+        })
+    );
+    assert_eq!(accepted.refuses(1), None);
+    // Its own copy again (a retry after a timeout) is refused without refusing it.
+    assert_eq!(store(&accepted, B, 11, first), Err(ConditionFailed));
+    // A second request, either way, is refused; the record names the holder.
+    for op in [
+        Op::Request {
+            id: 2,
+            to: B,
+            mode: Mode::Uptime,
+        },
+        Op::AlreadyActive { id: 2, to: A },
+    ] {
+        assert_eq!(store(&accepted, A, 11, op), Err(ConditionFailed), "{op:?}");
+    }
+    assert_eq!(accepted.refuses(2), Some(1));
+    // While a failover is in flight, too.
+    let running = store(
+        &accepted,
+        A,
+        11,
+        Op::Acquire {
+            id: 1,
+            mode: Mode::Consistency,
+        },
+    )
+    .expect("acquired");
+    assert_eq!(running.request, None);
+    assert_eq!(running.refuses(2), Some(1));
+    let second = Op::Request {
+        id: 2,
+        to: B,
+        mode: Mode::Uptime,
+    };
+    assert_eq!(store(&running, B, 12, second), Err(ConditionFailed));
+}
+
+#[test]
+fn a_request_for_the_active_cluster_ends_as_a_no_op() {
+    let done = store(&at_rest(), B, 10, Op::AlreadyActive { id: 4, to: A }).expect("no-op");
+    assert_eq!(done.outcome_of(4), Some(Outcome::NoOp));
+    assert_eq!(done.request, None);
+    // Not for the standby, and never twice.
+    assert_eq!(
+        store(&at_rest(), B, 10, Op::AlreadyActive { id: 4, to: B }),
+        Err(ConditionFailed)
+    );
+    assert_eq!(
+        store(&done, B, 11, Op::AlreadyActive { id: 4, to: A }),
+        Err(ConditionFailed)
+    );
+    // A request for the standby is not refused when it would be a no-op, and the
+    // reverse: a false condition on the target alone refuses nothing.
+    assert_eq!(at_rest().refuses(4), None);
+}
+
+#[test]
+fn a_pending_request_can_be_withdrawn_until_it_started() {
+    let view = pending(at_rest(), 1, B, Mode::Consistency);
+    let d = decide(
+        &Inputs {
+            withdraw: Some(1),
+            ..inputs(B, 10, &STANDBY, None)
+        },
+        &settled(10, Some(view.clone())),
+    );
+    assert_eq!(d.action, Action::Write(Op::Withdraw { id: 1 }));
+    let gone = store(&view, B, 10, Op::Withdraw { id: 1 }).expect("withdrawn");
+    assert_eq!(gone.request, None);
+    assert_eq!(gone.outcome_of(1), Some(Outcome::Withdrawn));
+    // Started: too late to withdraw (the failover runs on).
+    let running = store(
+        &view,
+        A,
+        10,
+        Op::Acquire {
+            id: 1,
+            mode: Mode::Consistency,
+        },
+    )
+    .expect("acquired");
+    assert_eq!(
+        store(&running, B, 11, Op::Withdraw { id: 1 }),
+        Err(ConditionFailed)
+    );
+    let d = decide(
+        &Inputs {
+            withdraw: Some(1),
+            ..inputs(B, 11, &STANDBY, None)
+        },
+        &settled(11, Some(running)),
+    );
+    assert!(
+        !matches!(d.action, Action::Write(Op::Withdraw { .. })),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn only_the_pending_request_starts_a_failover() {
+    // No pending request: neither a planned nor a forced start.
+    let acquire = Op::Acquire {
+        id: 1,
+        mode: Mode::Consistency,
+    };
+    assert_eq!(store(&at_rest(), A, 10, acquire), Err(ConditionFailed));
+    let force = Op::ForceTakeLock {
+        id: 1,
+        seen: Some(10),
+    };
+    assert_eq!(store(&at_rest(), B, 15, force), Err(ConditionFailed));
+    // The pending request's mode, not another.
+    let view = pending(at_rest(), 1, B, Mode::Uptime);
+    assert_eq!(store(&view, A, 10, acquire), Err(ConditionFailed));
 }

@@ -133,6 +133,8 @@ impl Summary {
             let k = match r.outcome {
                 Some(Outcome::Completed(k)) => format!("completed {k}"),
                 Some(Outcome::Aborted) => "aborted".into(),
+                Some(Outcome::NoOp) => "no-op (the request asked for the active cluster)".into(),
+                Some(Outcome::Withdrawn) => "withdrawn before it started".into(),
                 None => "no failover (source gone before the request, or violation)".into(),
             };
             *outcomes.entry(k).or_default() += 1;

@@ -23,9 +23,9 @@
 //! from the run before every turn. A rejected turn is a conformance violation.
 
 use failover_engine::executor::{Turn, TurnResult};
-use failover_model::check::{Act, Budget, Busy, Config, FailoverModel, Fault, Marks, World};
+use failover_model::check::{Act, Asked, Budget, Busy, Config, FailoverModel, Fault, Marks, World};
 use failover_model::{
-    Action, Audit, Cluster, ClusterState, Memory, Mode, Record, Reply, Request, Timing, Variant,
+    Action, Audit, Cluster, ClusterState, Memory, Mode, Record, Reply, Timing, Variant,
 };
 use stateright::Model;
 
@@ -43,8 +43,9 @@ pub struct Replay {
 /// What the run looked like around one turn, besides the turn itself.
 #[derive(Clone, Copy, Debug)]
 pub struct Around<'a> {
-    /// The request the operator was given.
-    pub request: Option<Request>,
+    /// The operator's cluster's request (its `Failover` object) and its status, as the
+    /// turn's inputs were made from it.
+    pub asked: Option<Asked>,
     /// The other cluster's state now.
     pub peer: &'a ClusterState,
     /// The record now.
@@ -65,6 +66,9 @@ impl Replay {
                     timing,
                     max_ticks: u8::MAX,
                     requests: u8::MAX,
+                    any_direction: true,
+                    withdrawals: u8::MAX,
+                    request_at: vec![Cluster::A, Cluster::B],
                     crashes: u8::MAX,
                     store_faults: u8::MAX,
                     kube_faults: u8::MAX,
@@ -311,11 +315,16 @@ impl Replay {
             ghost: None,
             instances: 0,
             records: vec![record.clone()],
-            request: around.request,
+            asked: {
+                let mut asked = [None, None];
+                asked[c.index()] = around.asked;
+                asked
+            },
             in_transit: None,
             audit: Audit::default(),
             budget: Budget {
                 requests: u8::MAX,
+                withdrawals: u8::MAX,
                 crashes: u8::MAX,
                 store_faults: u8::MAX,
                 kube_faults: u8::MAX,

@@ -12,7 +12,7 @@ use failover_engine::spec::{FailoverGroupSpec, FluxRef, Group, MembersSpec};
 use failover_model::{
     Action, Cluster, Invariant, Memory, Mode, Outcome, Plan, PlanKind, Purpose, Record, Reply,
     Request, Resource, START, STOP, Snapshot, Stage, Step, Time, Variant, VolumeRole,
-    check::STUCK_RESOURCES,
+    check::{Asked, STUCK_RESOURCES},
 };
 
 use crate::replay::{Around, Replay};
@@ -155,17 +155,23 @@ pub struct Marks {
     pub aborted: bool,
     /// A journaled step was restored after a fence.
     pub restored: bool,
+    /// A request was refused: another one held the group.
+    pub refused: bool,
+    /// A request was written by the standby's operator and started by the active one.
+    pub standby_request_started: bool,
 }
 
 impl Marks {
     /// Names of the marks, with whether each was hit.
-    pub fn named(&self) -> [(&'static str, bool); 5] {
+    pub fn named(&self) -> [(&'static str, bool); 7] {
         [
             ("self-fenced", self.self_fenced),
             ("ambiguous-write-retried", self.ambiguous_retried),
             ("forced-failover-done", self.forced_done),
             ("failover-aborted", self.aborted),
             ("journaled-step-restored", self.restored),
+            ("request-refused", self.refused),
+            ("standby-request-started", self.standby_request_started),
         ]
     }
 }
@@ -175,6 +181,8 @@ pub const FAULT_PHASE: Time = 90_000;
 /// After healing, the failover must have ended and the clusters be at rest within this.
 pub const LIVENESS_BOUND: Time = 150_000;
 const REQUEST_ID: u64 = 0x5eed;
+/// A second request, at the other cluster, racing the first.
+const SECOND_ID: u64 = 0x5eee;
 const NS: &str = "shop";
 
 struct Log {
@@ -223,7 +231,8 @@ struct Ctx {
     groups: [Group; 2],
     variant: Variant,
     delays: (Time, Time),
-    request: Arc<Mutex<Option<Request>>>,
+    /// Each cluster's request (its `Failover` object) and its status.
+    asked: Mutex<[Option<Asked>; 2]>,
     replay: Replay,
     /// The last operator process id handed out (deterministic per seed).
     instances: std::sync::atomic::AtomicU64,
@@ -436,7 +445,10 @@ enum Scheduled {
     Uncut(Cluster, FaultKind),
     Disaster(Cluster),
     Stuck(Cluster, Resource),
-    Request,
+    /// A `Failover` object is created in the first cluster: request `id` for the second.
+    Request(Cluster, u64, Cluster),
+    /// The first cluster's `Failover` object is deleted.
+    Withdraw(Cluster),
     Heal,
 }
 
@@ -513,7 +525,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
         groups,
         variant: cfg.variant,
         delays: (50, 3_000),
-        request: Arc::new(Mutex::new(None)),
+        asked: Mutex::new([None, None]),
         replay: Replay::new(timing, cfg.variant),
         instances: std::sync::atomic::AtomicU64::new(0),
         retired: Mutex::new([false; 3]),
@@ -522,7 +534,35 @@ pub fn run(cfg: RunConfig) -> RunReport {
     // The seed's schedule of whole-process and network faults.
     let mut plan: Vec<(Time, Scheduled)> = Vec::new();
     let request_at = rng.range(5_000, 20_000);
-    plan.push((request_at, Scheduled::Request));
+    // Where requests arrive (issue 10), from a stream of its own so the other faults of
+    // a seed stay as they were: the first at either cluster, for B; sometimes a second
+    // at the other cluster soon after, for either cluster (refused, a no-op, or taking
+    // the group first); sometimes the first is withdrawn soon after it arrived.
+    let mut asks = Rng::new(cfg.seed ^ 0x1ead_0000_0000_0005);
+    let first_at = if asks.chance(0.5) {
+        Cluster::A
+    } else {
+        Cluster::B
+    };
+    plan.push((
+        request_at,
+        Scheduled::Request(first_at, REQUEST_ID, Cluster::B),
+    ));
+    if cfg.profile != Profile::None {
+        if asks.chance(0.25) {
+            let to = if asks.chance(0.5) {
+                Cluster::A
+            } else {
+                Cluster::B
+            };
+            let at = request_at + asks.range(0, 2_000);
+            plan.push((at, Scheduled::Request(first_at.peer(), SECOND_ID, to)));
+        }
+        if asks.chance(0.05) {
+            let at = request_at + asks.range(0, 1_500);
+            plan.push((at, Scheduled::Withdraw(first_at)));
+        }
+    }
     // Without faults there is nothing to heal: the run ends once the failover did.
     let heal_at = if cfg.profile == Profile::None {
         request_at
@@ -897,15 +937,30 @@ pub fn run(cfg: RunConfig) -> RunReport {
             };
             let mut w = lock(&shared.0);
             match f {
-                Scheduled::Request => {
-                    *lock(&ctx.request) = Some(Request {
-                        id: REQUEST_ID,
-                        to: Cluster::B,
-                        mode,
-                    });
+                Scheduled::Request(at, id, to) => {
                     drop(w);
-                    lock(&log).line(next, None, None, LineKind::Note, || {
-                        format!("request: fail over to B ({mode})")
+                    if !lock(&shared.0).alive[at.index()] {
+                        continue;
+                    }
+                    lock(&ctx.asked)[at.index()] = Some(Asked {
+                        request: Request { id, to, mode },
+                        refused: false,
+                        withdrawn: false,
+                    });
+                    lock(&log).line(next, Some(at), None, LineKind::Note, || {
+                        format!(
+                            "request {id:x} (a Failover object here): fail over to {to} ({mode})"
+                        )
+                    });
+                    continue;
+                }
+                Scheduled::Withdraw(at) => {
+                    drop(w);
+                    if let Some(a) = lock(&ctx.asked)[at.index()].as_mut() {
+                        a.withdrawn = true;
+                    }
+                    lock(&log).line(next, Some(at), None, LineKind::Note, || {
+                        "request withdrawn (its Failover object deleted)".to_string()
                     });
                     continue;
                 }
@@ -1097,10 +1152,14 @@ pub fn run(cfg: RunConfig) -> RunReport {
     }
     let w = lock(&shared.0);
     let record = w.record.clone();
+    // The run's failover: the one either request started, else how the first ended.
     let outcome = record.as_ref().and_then(|r| {
+        let ours = |h: &&failover_model::HistoryEntry| h.id == REQUEST_ID || h.id == SECOND_ID;
         r.history
             .iter()
-            .find(|h| h.id == REQUEST_ID)
+            .filter(ours)
+            .find(|h| matches!(h.outcome, Outcome::Completed(_) | Outcome::Aborted))
+            .or(r.history.iter().find(|h| h.id == REQUEST_ID))
             .map(|h| h.outcome)
     });
     let (stage_ms, total_ms) = durations(&w.writes, request_at);
@@ -1185,7 +1244,11 @@ fn durations(
             }
             current = stage;
         }
-        if after.history.iter().any(|h| h.id == REQUEST_ID) && end.is_none() {
+        let failover_ended = after.history.iter().any(|h| {
+            (h.id == REQUEST_ID || h.id == SECOND_ID)
+                && matches!(h.outcome, Outcome::Completed(_) | Outcome::Aborted)
+        });
+        if failover_ended && end.is_none() {
             end = Some(*at);
         }
     }
@@ -1229,7 +1292,13 @@ fn at_rest(ctx: &Ctx) -> bool {
     let Some(r) = w.record.as_ref() else {
         return false;
     };
-    let served = r.knows(REQUEST_ID) || lock(&ctx.request).is_none_or(|q| q.to == r.active);
+    // Every request ended, was refused, or never left a cluster now lost.
+    let asked = *lock(&ctx.asked);
+    let served = r.request.is_none()
+        && Cluster::ALL.into_iter().all(|c| {
+            asked[c.index()]
+                .is_none_or(|a| a.settled(r) || (!w.alive[c.index()] && !r.accepted(a.request.id)))
+        });
     if r.failover.is_some() || r.lock.is_some() || !served {
         return false;
     }
@@ -1282,10 +1351,37 @@ fn operator(ctx: Arc<Ctx>, c: Cluster, slot: usize) -> crate::runtime::TaskFutur
         // Writes of a turn a crash cut short are never replayed.
         lock(&ctx.world.0).writes_found[slot].clear();
         loop {
-            let request = *lock(&ctx.request);
-            op.set_request(request);
+            // The `Failover` object as the operator's controller would pass it.
+            let asked = lock(&ctx.asked)[c.index()];
+            op.set_request(
+                asked
+                    .filter(|a| !a.refused && !a.withdrawn)
+                    .map(|a| a.request),
+            );
+            op.set_withdraw(asked.filter(|a| a.withdrawn).map(|a| a.request.id));
             let turn = op.turn().await;
-            after_turn(&ctx, c, slot, &turn, request, &mut mirror, op.memory());
+            // A refusal goes into the object's status: the request is written no more,
+            // by this process or a later one.
+            if let Some(a) = asked
+                && let Some(holder) = op.refused(a.request.id)
+            {
+                let mut all = lock(&ctx.asked);
+                if let Some(now) = all[c.index()].as_mut()
+                    && now.request.id == a.request.id
+                    && !now.refused
+                {
+                    now.refused = true;
+                    let mut log = lock(&ctx.log);
+                    log.marks.refused = true;
+                    log.line(ctx.time.now(), Some(c), None, LineKind::Note, || {
+                        format!(
+                            "request {:x} refused: {holder:x} holds the group",
+                            a.request.id
+                        )
+                    });
+                }
+            }
+            after_turn(&ctx, c, slot, &turn, asked, &mut mirror, op.memory());
             // A process another one replaced stops (the engine's `Operator::run` returns),
             // and one that lost the leader election stops after its turn.
             if op.replaced() || lock(&ctx.retired)[slot] {
@@ -1301,7 +1397,7 @@ fn after_turn(
     c: Cluster,
     slot: usize,
     turn: &Turn,
-    request: Option<Request>,
+    asked: Option<Asked>,
     mirror: &mut Memory,
     actual: &Memory,
 ) {
@@ -1312,13 +1408,23 @@ fn after_turn(
     {
         log.marks.ambiguous_retried = true;
     }
+    // The active cluster started a request it never had: the standby's, through the
+    // record.
+    if let (
+        Action::Write(failover_model::Op::Acquire { id, .. }),
+        TurnResult::Wrote(Reply::Applied(_)),
+    ) = (&turn.decision.action, &turn.result)
+        && asked.is_none_or(|a| a.request.id != *id)
+    {
+        log.marks.standby_request_started = true;
+    }
     // Conformance: the turn replayed through the stateright model.
     let replayed = {
         let mut w = lock(&ctx.world.0);
         let found = std::mem::take(&mut w.writes_found[slot]);
         let peer = w.cluster_state(c.peer());
         let around = Around {
-            request,
+            asked,
             peer: &peer,
             record: w.record.as_ref(),
             write_found: None,
@@ -1443,6 +1549,7 @@ fn describe(turn: &Turn) -> String {
         Purpose::Claim => "claim".to_string(),
         Purpose::Heartbeat => "heartbeat".to_string(),
         Purpose::Sync => "sync".to_string(),
+        Purpose::Request => "request".to_string(),
         Purpose::Fence => "SELF-FENCE".to_string(),
         Purpose::Steady => "at rest".to_string(),
         Purpose::Plan { at } => format!("plan #{at}"),

@@ -34,7 +34,7 @@ use crate::core::decide::{
 };
 use crate::core::invariants::{Audit, Invariant, Snapshot};
 use crate::core::plan::{Resource, STOP, Step, Variant};
-use crate::core::store::{Write, apply};
+use crate::core::store::{Op, Write, apply};
 use crate::core::types::{
     Cluster, ClusterState, FailoverId, Instance, Mode, Outcome, PlanKind, Record, Request, Stage,
     Time, Timing,
@@ -53,8 +53,16 @@ pub struct Config {
     pub timing: Timing,
     /// Time stops here.
     pub max_ticks: u8,
-    /// Failover requests that may arrive.
+    /// Failover requests that may arrive (each at either cluster's operator).
     pub requests: u8,
+    /// A request may ask for either cluster (also the active one, a no-op); otherwise
+    /// each asks for the cluster that is not active when it arrives.
+    pub any_direction: bool,
+    /// Requests withdrawn (their `Failover` object deleted) after they arrived.
+    pub withdrawals: u8,
+    /// The clusters whose `Failover` objects requests arrive as (both, or one to keep a
+    /// scenario's interleavings few: `A` is the active cluster at the start).
+    pub request_at: Vec<Cluster>,
     /// Operator crashes (with restart).
     pub crashes: u8,
     /// Store calls that fail or time out.
@@ -131,6 +139,9 @@ impl Config {
             timing: Config::TIMING,
             max_ticks: 6,
             requests: 1,
+            any_direction: false,
+            withdrawals: 0,
+            request_at: vec![Cluster::A, Cluster::B],
             crashes: 1,
             store_faults: 1,
             kube_faults: 0,
@@ -166,9 +177,12 @@ impl Config {
         };
         match name {
             "ci" => Some(vec![
+                // The request arrives at the standby (issue 10: it writes the request
+                // into the record, the active cluster starts it); `requests` has both.
                 scenario("planned", &|c| {
                     c.max_ticks = 5;
                     c.progress_ticks = 5;
+                    c.request_at = vec![Cluster::B];
                 }),
                 // A failed Kubernetes call is retried after the back-off, a tick later:
                 // with a crash on top as well this scenario alone took longer than
@@ -176,6 +190,7 @@ impl Config {
                 scenario("kube-error", &|c| {
                     c.kube_faults = 1;
                     c.crashes = 0;
+                    c.request_at = vec![Cluster::A];
                 }),
                 scenario("disaster", &|c| {
                     c.disasters = 1;
@@ -194,6 +209,8 @@ impl Config {
                     c.stuck_kinds = 1;
                     c.kube_faults = 1;
                     c.partitions = 1;
+                    c.request_at = vec![Cluster::A];
+                    c.max_ticks = 6;
                 }),
                 // Real time (issue 9). A Kubernetes call that takes longer than the
                 // lease, while the operator may be cut off: lease keeping goes on beside
@@ -201,6 +218,7 @@ impl Config {
                 lean("time-lease", &|c| {
                     c.slow_calls = 1;
                     c.partitions = 1;
+                    c.request_at = vec![Cluster::A];
                 }),
                 // A wall clock stepped by more than a lease, a monotonic clock skewed by
                 // the drift bound, and an operator outage as long as the deployment rule
@@ -210,6 +228,7 @@ impl Config {
                     c.clock_steps = 1;
                     c.skews = 1;
                     c.outages = 1;
+                    c.request_at = vec![Cluster::B];
                 }),
                 // A second process of one operator: the old leader stays behind as a
                 // ghost that may act at any later moment on its old memory.
@@ -217,6 +236,7 @@ impl Config {
                     c.handovers = 1;
                     c.requests = 2;
                     c.max_ticks = 6;
+                    c.request_at = vec![Cluster::B];
                 }),
                 // The old process had a slow call in progress at the hand-over: it lands
                 // or is abandoned before the new process acts.
@@ -224,6 +244,26 @@ impl Config {
                     c.handovers = 1;
                     c.slow_calls = 1;
                     c.max_ticks = 6;
+                    c.request_at = vec![Cluster::A];
+                }),
+                // Issue 10: requests arrive at either operator, for either cluster,
+                // concurrently, one may be withdrawn, and a write may fail or time out:
+                // one is accepted, a second refused, a request for the active cluster is
+                // a no-op.
+                lean("requests", &|c| {
+                    c.requests = 2;
+                    c.any_direction = true;
+                    c.withdrawals = 1;
+                    c.max_ticks = 5;
+                    c.progress_ticks = 4;
+                }),
+                // Two requests for the standby, one at each operator, with a write that
+                // fails or times out (a copy delayed in transit may land at any time).
+                lean("request-faults", &|c| {
+                    c.requests = 2;
+                    c.store_faults = 1;
+                    c.max_ticks = 4;
+                    c.progress_ticks = 3;
                 }),
             ]),
             // What no lease survives: an operator down for longer than the deployment
@@ -252,6 +292,7 @@ impl Config {
                 c.disasters = 1;
                 c.partitions = 1;
                 c.max_ticks = 9;
+                c.request_at = vec![Cluster::B];
             })]),
             // Each mode on its own for the planned failovers: both in one scenario do
             // not fit 24 GB since issue 9.
@@ -358,6 +399,8 @@ pub const LIMITS: [Limit; 1] = [Limit {
 pub struct Budget {
     /// Requests.
     pub requests: u8,
+    /// Withdrawals.
+    pub withdrawals: u8,
     /// Crashes.
     pub crashes: u8,
     /// Store faults.
@@ -397,6 +440,33 @@ pub struct Marks {
     pub call_abandoned: bool,
     /// A replaced process (a [`Ghost`]) had a write refused and stopped.
     pub ghost_shut_out: bool,
+    /// Per cluster: its operator was kept from heartbeating for a while (cut off from
+    /// the store, down, or its cluster lost), so the peer may rightly force.
+    pub silenced: [bool; 2],
+    /// A request was refused because another one held the group.
+    pub refused: bool,
+}
+
+/// A request as one cluster has it (its `Failover` object), until the record decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Asked {
+    /// The request.
+    pub request: Request,
+    /// A reply showed it refused: another request held the group. Its status says so for
+    /// good; the operator writes it no more.
+    pub refused: bool,
+    /// It was withdrawn (the object deleted): the operator withdraws it from the record
+    /// while it is pending there.
+    pub withdrawn: bool,
+}
+
+impl Asked {
+    /// The record ended this request (or refused it, or it was withdrawn before the
+    /// record had it): nothing is left to do for it.
+    pub fn settled(&self, record: &Record) -> bool {
+        let id = self.request.id;
+        self.refused || record.outcome_of(id).is_some() || (self.withdrawn && !record.accepted(id))
+    }
 }
 
 /// The old process of one cluster's operator after a leader hand-over: it kept its
@@ -460,8 +530,8 @@ pub struct World {
     pub instances: Instance,
     /// The record: one item, or one replica per cluster's region (`lww-store`).
     pub records: Vec<Record>,
-    /// The pending request.
-    pub request: Option<Request>,
+    /// Each cluster's request (its `Failover` object), if any.
+    pub asked: [Option<Asked>; 2],
     /// A write that timed out and is still in transit.
     pub in_transit: Option<Write>,
     /// Audit for the invariants.
@@ -508,8 +578,10 @@ pub enum Act {
     Csi(Cluster),
     /// Flux (not suspended) reapplies git: workloads up, traffic open, CronJobs on.
     Flux(Cluster),
-    /// A failover request arrives.
-    Request(Cluster, Mode),
+    /// A failover request arrives at the first cluster's operator, for the second.
+    Request(Cluster, Cluster, Mode),
+    /// A cluster's request is withdrawn (its object deleted).
+    Withdraw(Cluster),
     /// An operator crashes and restarts with empty memory.
     Crash(Cluster),
     /// The cluster is gone for good.
@@ -599,7 +671,12 @@ impl FailoverModel {
             wall: self.wall(w, c),
             busy,
             cluster: &w.clusters[c.index()],
-            request: w.request,
+            request: w.asked[c.index()]
+                .filter(|a| !a.refused && !a.withdrawn)
+                .map(|a| a.request),
+            withdraw: w.asked[c.index()]
+                .filter(|a| a.withdrawn)
+                .map(|a| a.request.id),
             timing: &self.config.timing,
             variant: self.config.variant,
         }
@@ -786,6 +863,19 @@ impl FailoverModel {
                 } else {
                     reply
                 };
+                // A reply that shows the request refused ends it for good (its
+                // object's status says which request holds the group).
+                if let (
+                    Op::Request { id, .. } | Op::AlreadyActive { id, .. },
+                    Reply::ConditionFailed(r),
+                ) = (op, &reply)
+                    && r.refuses(id).is_some()
+                    && let Some(a) = w.asked[i].as_mut()
+                    && a.request.id == id
+                {
+                    a.refused = true;
+                    w.marks.refused = true;
+                }
                 w.memories[i].on_write(&wr, now, &timing, variant, reply);
             }
             Action::Kube(step) if fault == Fault::Slow => {
@@ -909,11 +999,12 @@ impl Model for FailoverModel {
                 };
                 records
             ],
-            request: None,
+            asked: [None, None],
             in_transit: None,
             audit: Audit::default(),
             budget: Budget {
                 requests: self.config.requests,
+                withdrawals: self.config.withdrawals,
                 crashes: self.config.crashes,
                 store_faults: self.config.store_faults,
                 kube_faults: self.config.kube_faults,
@@ -1037,10 +1128,28 @@ impl Model for FailoverModel {
                 actions.push(Act::GhostFinish(false));
             }
         }
-        if b.requests > 0 {
-            let to = w.records[0].active.peer();
-            for mode in &self.config.modes {
-                actions.push(Act::Request(to, *mode));
+        for &at in &self.config.request_at {
+            let free = w.asked[at.index()].is_none_or(|a| a.settled(&w.records[0]));
+            if b.requests == 0 || !w.alive[at.index()] || !free {
+                continue;
+            }
+            let standby = w.records[0].active.peer();
+            for to in Cluster::ALL {
+                if to != standby && !self.config.any_direction {
+                    continue;
+                }
+                for mode in &self.config.modes {
+                    actions.push(Act::Request(at, to, *mode));
+                }
+            }
+        }
+        if b.withdrawals > 0 {
+            for at in Cluster::ALL {
+                let live =
+                    w.asked[at.index()].is_some_and(|a| !a.withdrawn && !a.settled(&w.records[0]));
+                if live && w.alive[at.index()] {
+                    actions.push(Act::Withdraw(at));
+                }
             }
         }
         if w.in_transit.is_some() {
@@ -1138,10 +1247,21 @@ impl FailoverModel {
                 s.network_open = true;
                 s.cronjobs_suspended = false;
             }
-            Act::Request(to, mode) => {
+            Act::Request(at, to, mode) => {
                 let id = self.next_failover_id(w);
                 w.budget.requests -= 1;
-                w.request = Some(Request { id, to, mode });
+                w.asked[at.index()] = Some(Asked {
+                    request: Request { id, to, mode },
+                    refused: false,
+                    withdrawn: false,
+                });
+                Self::disturb(w);
+            }
+            Act::Withdraw(at) => {
+                w.budget.withdrawals -= 1;
+                if let Some(a) = w.asked[at.index()].as_mut() {
+                    a.withdrawn = true;
+                }
                 Self::disturb(w);
             }
             Act::Crash(c) => {
@@ -1159,12 +1279,14 @@ impl FailoverModel {
                 w.busy[c.index()] = None;
                 w.down[c.index()] = None;
                 w.marks.disrupted = true;
+                w.marks.silenced[c.index()] = true;
                 Self::disturb(w);
             }
             Act::CutOff(c) => {
                 w.budget.partitions -= 1;
                 w.cut_off[c.index()] = true;
                 w.marks.disrupted = true;
+                w.marks.silenced[c.index()] = true;
                 Self::disturb(w);
             }
             Act::Heal(c) => {
@@ -1193,6 +1315,7 @@ impl FailoverModel {
                 w.down[i] = Some(w.tick);
                 Self::restart(w, c);
                 w.marks.disrupted = true;
+                w.marks.silenced[i] = true;
                 Self::disturb(w);
             }
             Act::Up(c) => {
@@ -1304,6 +1427,10 @@ pub fn properties() -> Vec<Property<FailoverModel>> {
         "uptime-keeps-serving",
         uptime_keeps_serving,
     ));
+    props.push(Property::always(
+        "planned-never-forced",
+        planned_never_forced,
+    ));
     props.push(Property::sometimes(
         "consistency-failover-done",
         |_: &FailoverModel, w: &World| {
@@ -1349,6 +1476,18 @@ pub fn properties() -> Vec<Property<FailoverModel>> {
         |_: &FailoverModel, w: &World| w.marks.ghost_shut_out,
     ));
     props.push(Property::sometimes(
+        "request-refused",
+        |_: &FailoverModel, w: &World| w.marks.refused,
+    ));
+    props.push(Property::sometimes(
+        "request-withdrawn",
+        |_: &FailoverModel, w: &World| completed(w, |o| o == Outcome::Withdrawn),
+    ));
+    props.push(Property::sometimes(
+        "request-no-op",
+        |_: &FailoverModel, w: &World| completed(w, |o| o == Outcome::NoOp),
+    ));
+    props.push(Property::sometimes(
         "self-fenced",
         |_: &FailoverModel, w: &World| w.marks.fenced,
     ));
@@ -1379,6 +1518,8 @@ pub fn expected(config: &Config, name: &str) -> bool {
         "failover-aborted" => config.partitions > 0,
         "stale-instance-shut-out" => config.handovers > 0 && config.variant != Variant::StaleLeader,
         "ambiguous-write-retried" => config.store_faults > 0,
+        "request-refused" | "request-no-op" => config.any_direction && config.requests > 1,
+        "request-withdrawn" => config.withdrawals > 0,
         n if n.starts_with("crash-in-") => config.crashes > 0,
         _ => true,
     }
@@ -1417,18 +1558,39 @@ fn progress_when_calm(m: &FailoverModel, w: &World) -> bool {
     }
     let r = &w.records[0];
     let active = r.active;
-    let served = w.request.is_none_or(|q| r.knows(q.id) || q.to == active);
-    let active_ok = if w.alive[active.index()] {
-        w.clusters[active.index()].serves()
-    } else {
-        w.request.is_none_or(|q| r.knows(q.id))
-    };
+    // Every request ended (completed, aborted, a no-op, withdrawn) or was refused; a
+    // request that never left a cluster now lost was never accepted.
+    let served = r.request.is_none()
+        && Cluster::ALL.into_iter().all(|c| {
+            w.asked[c.index()]
+                .is_none_or(|a| a.settled(r) || !w.alive[c.index()] && !r.accepted(a.request.id))
+        });
+    let active_ok = !w.alive[active.index()] || w.clusters[active.index()].serves();
     let passive = active.peer();
     let passive_ok = !w.alive[passive.index()]
         || STOP
             .iter()
             .all(|s| s.satisfied(&w.clusters[passive.index()]));
     r.failover.is_none() && r.lock.is_none() && served && active_ok && passive_ok
+}
+
+/// A failover is forced (the target takes the lock without the source) only from a
+/// source whose operator was kept from heartbeating (cut off, down, its cluster lost):
+/// never while it heartbeats, whichever cluster had the request.
+fn planned_never_forced(_: &FailoverModel, w: &World) -> bool {
+    w.records.iter().all(|r| {
+        let forced_in_flight = r
+            .failover
+            .filter(|f| f.kind == PlanKind::Forced)
+            .map(|f| f.source);
+        // A completed forced failover made its target active: its source is the other.
+        let forced_done = r
+            .history
+            .iter()
+            .any(|h| h.outcome == Outcome::Completed(PlanKind::Forced));
+        let source_ok = |s: Cluster| w.marks.silenced[s.index()];
+        forced_in_flight.is_none_or(source_ok) && (!forced_done || w.marks.silenced.contains(&true))
+    })
 }
 
 /// What uptime mode still guarantees: while no partition or disaster happened, some

@@ -28,6 +28,9 @@ pub fn record_line(r: &Record) -> String {
         }
         None => s.push_str(" failover=-"),
     }
+    if let Some(p) = r.request {
+        let _ = write!(s, " request=#{}:{}->{}({})", p.id, p.by, p.to, p.mode);
+    }
     let hb = |h: Option<u64>| h.map_or("-".to_string(), |t| t.to_string());
     let _ = write!(s, " hb=[{},{}]", hb(r.heartbeat[0]), hb(r.heartbeat[1]));
     if !r.history.is_empty() {
@@ -98,6 +101,7 @@ pub fn describe_step(m: &FailoverModel, last: &World, action: Act, next: &World)
                 Purpose::Claim => "claim",
                 Purpose::Heartbeat => "heartbeat",
                 Purpose::Sync => "sync",
+                Purpose::Request => "request",
                 Purpose::Fence => "SELF-FENCE",
                 Purpose::Steady => "at-rest",
                 Purpose::Plan { .. } => "plan",
@@ -118,9 +122,13 @@ pub fn describe_step(m: &FailoverModel, last: &World, action: Act, next: &World)
             "csi driver: volume status follows spec".to_string(),
         ),
         Act::Flux(c) => (c.to_string(), "flux reapplies git".to_string()),
-        Act::Request(to, mode) => (
-            "-".to_string(),
-            format!("REQUEST failover to {to} ({mode})"),
+        Act::Request(at, to, mode) => (
+            at.to_string(),
+            format!("REQUEST (a Failover object here): fail over to {to} ({mode})"),
+        ),
+        Act::Withdraw(at) => (
+            at.to_string(),
+            "WITHDRAW the request (its Failover object deleted)".to_string(),
         ),
         Act::Crash(c) => (c.to_string(), "CRASH and restart (memory lost)".to_string()),
         Act::Disaster(c) => (c.to_string(), "DISASTER: cluster gone for good".to_string()),

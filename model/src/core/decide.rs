@@ -250,8 +250,14 @@ pub struct Inputs<'a> {
     pub busy: bool,
     /// What it observes of its own cluster.
     pub cluster: &'a ClusterState,
-    /// The pending failover request, if any.
+    /// The request this operator's cluster has (a `Failover` object) and the record has
+    /// not refused: the operator writes it into the record until the record accepted it.
+    /// (The driver stops passing a request once a reply shows it refused,
+    /// [`Record::refuses`], or once it is withdrawn.)
     pub request: Option<Request>,
+    /// A request of this cluster that was withdrawn (its `Failover` object deleted): the
+    /// operator withdraws it from the record while it is pending there.
+    pub withdraw: Option<FailoverId>,
     /// Timing parameters.
     pub timing: &'a Timing,
     /// Protocol variant (always [`Variant::Correct`] in production).
@@ -295,6 +301,8 @@ pub enum Purpose {
     Heartbeat,
     /// Refresh the view of the global record.
     Sync,
+    /// Write this cluster's request into the record, or withdraw it.
+    Request,
     /// Stop this cluster because it cannot prove its lease.
     Fence,
     /// Keep the cluster in its state at rest (active serves, standby stopped).
@@ -438,6 +446,9 @@ fn choose(input: &Inputs<'_>, mem: &Memory) -> Decision {
         return Decision::new(Action::Read, Purpose::Sync);
     };
     let next_heartbeat = next_heartbeat(input, mem);
+    if let Some(d) = ask(input, view) {
+        return d;
+    }
     let idle = Decision::wait(Wake::Idle(next_heartbeat));
     let d = match view.failover {
         Some(f) => in_flight(input, mem, view, f).unwrap_or(idle),
@@ -478,11 +489,18 @@ pub fn lease_ok(input: &Inputs<'_>, mem: &Memory) -> bool {
 }
 
 /// The decision changes the cluster or the failover's state (anything but reads,
-/// heartbeats, claims, the fence and waiting).
+/// heartbeats, claims, requests, the fence and waiting).
 fn changes(d: &Decision) -> bool {
     match &d.action {
         Action::Kube(_) => d.purpose != Purpose::Fence,
-        Action::Write(op) => !matches!(op, Op::Heartbeat | Op::Claim { .. }),
+        Action::Write(op) => !matches!(
+            op,
+            Op::Heartbeat
+                | Op::Claim { .. }
+                | Op::Request { .. }
+                | Op::AlreadyActive { .. }
+                | Op::Withdraw { .. }
+        ),
         Action::Read | Action::Fence(_) | Action::Wait(_) => false,
     }
 }
@@ -518,25 +536,50 @@ fn ensure(steps: &[Step], cluster: &ClusterState, purpose: Purpose) -> Option<De
     Some(d)
 }
 
-/// No failover in flight: start one if asked, else keep the cluster at rest.
+/// This cluster's own request: write it into the record until the record has it (the
+/// store decides, so a view that may be stale only chooses which write: a request for
+/// the active cluster ends at once as a no-op); withdraw a withdrawn one while it is
+/// pending.
+fn ask(input: &Inputs<'_>, view: &Record) -> Option<Decision> {
+    if let Some(id) = input.withdraw
+        && view.request.is_some_and(|p| p.id == id)
+    {
+        return Some(Decision::new(
+            Action::Write(Op::Withdraw { id }),
+            Purpose::Request,
+        ));
+    }
+    let r = input.request.filter(|r| !view.accepted(r.id))?;
+    let op = if view.active == r.to {
+        Op::AlreadyActive { id: r.id, to: r.to }
+    } else {
+        Op::Request {
+            id: r.id,
+            to: r.to,
+            mode: r.mode,
+        }
+    };
+    Some(Decision::new(Action::Write(op), Purpose::Request))
+}
+
+/// No failover in flight: start the pending request's (the active cluster acquires the
+/// lock; the target waits for that, or forces once the active cluster's lease provably
+/// ran out), else keep the cluster at rest.
 fn at_rest(input: &Inputs<'_>, mem: &Memory, view: &Record) -> Option<Decision> {
     let me = input.me;
-    if let Some(r) = input
-        .request
-        .filter(|r| !view.knows(r.id) && r.to != view.active)
-    {
+    if let Some(p) = view.request.filter(|p| p.to != view.active) {
         if view.active == me {
             let op = Op::Acquire {
-                id: r.id,
-                mode: r.mode,
+                id: p.id,
+                mode: p.mode,
             };
             return Some(
                 Decision::new(Action::Write(op), Purpose::Plan { at: 0 })
                     .at(Stage::Initialization, Step::AcquireLock),
             );
         }
-        if r.to == me {
-            return Some(force_or_wait(input, mem, view, r.id));
+        if p.to == me {
+            return Some(force_or_wait(input, mem, view, p.id));
         }
     }
     let steps = if view.active == me { &START } else { &STOP };

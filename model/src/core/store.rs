@@ -7,8 +7,8 @@
 
 use super::plan::Variant;
 use super::types::{
-    Cluster, FailoverId, HistoryEntry, InFlight, Instance, Lock, Mode, Outcome, PlanKind, Record,
-    Time, Timing, Token,
+    Cluster, FailoverId, HistoryEntry, InFlight, Instance, Lock, Mode, Outcome, Pending, PlanKind,
+    Record, Time, Timing, Token,
 };
 
 /// A write to the global record, with the local time it was sent at.
@@ -47,8 +47,40 @@ pub enum Op {
     /// peer would see the lease as expired while the cluster still serves (the model
     /// found this with a delayed write).
     Heartbeat,
-    /// Start a planned failover from `by` (the active cluster): new token, lock, journal
-    /// at step 1. Condition: `by` is active, nothing in flight, lock free.
+    /// Accept a failover request into the record (either operator writes the request its
+    /// cluster has, in either direction): it becomes the pending request. Condition:
+    /// nothing pending, nothing in flight, `id` never accepted, and `to` is not active
+    /// (a request for the active cluster is [`Op::AlreadyActive`]). A request the
+    /// condition refuses because another one holds the group is refused for good
+    /// ([`Record::refuses`]); its requester reads the holder in the returned record.
+    Request {
+        /// The request's id.
+        id: FailoverId,
+        /// The cluster that should become active.
+        to: Cluster,
+        /// The mode asked for.
+        mode: Mode,
+    },
+    /// End a request for the cluster that already is active at once, as a no-op in the
+    /// history, with a new token (every history item has its own token, which orders the
+    /// history in the store; no lock is taken). Condition: `to` is active, nothing pending, nothing in flight, `id` never
+    /// accepted.
+    AlreadyActive {
+        /// The request's id.
+        id: FailoverId,
+        /// The cluster it asked for.
+        to: Cluster,
+    },
+    /// Withdraw the pending request `id` before it started: history item `withdrawn`,
+    /// with a new token (as [`Op::AlreadyActive`]). Condition: `id` is the pending
+    /// request.
+    Withdraw {
+        /// The request's id.
+        id: FailoverId,
+    },
+    /// Start a planned failover from `by` (the active cluster) for the pending request:
+    /// new token, lock, journal at step 1. Condition: `by` is active, the pending request
+    /// is `id` in `mode`, nothing in flight, lock free.
     Acquire {
         /// The request.
         id: FailoverId,
@@ -57,8 +89,9 @@ pub enum Op {
     },
     /// Force a failover to `by`: new token, lock, journal of the forced plan at step 1.
     /// Condition: `by` is not active, the active cluster's heartbeat is still `seen`
-    /// (the one `by` watched stand for lease + drift of its own monotonic clock), and the
-    /// failover in flight, if any, is `id` and not forced yet.
+    /// (the one `by` watched stand for lease + drift of its own monotonic clock), and
+    /// either the pending request is `id` (nothing in flight), or the failover in flight
+    /// is `id` and not forced yet (a planned failover whose source went silent).
     ///
     /// No clock is compared here: the store checks only that the active cluster has not
     /// heartbeated since `by` began to wait. (Before issue 9 the condition compared the
@@ -140,7 +173,12 @@ impl Op {
             Op::TakeOver { id, at } | Op::Journal { id, at, .. } | Op::Complete { id, at, .. } => {
                 Some((*id, *at))
             }
-            Op::Abort { .. } | Op::Heartbeat | Op::Claim { .. } => None,
+            Op::Abort { .. }
+            | Op::Heartbeat
+            | Op::Claim { .. }
+            | Op::Request { .. }
+            | Op::AlreadyActive { .. }
+            | Op::Withdraw { .. } => None,
         }
     }
 }
@@ -182,13 +220,46 @@ pub fn apply(
             check(record.heartbeat[w.by.index()].is_none_or(|at| at < w.now))?;
             next.heartbeat[w.by.index()] = Some(w.now);
         }
+        Op::Request { id, to, mode } => {
+            let free = record.held_by().is_none() && !record.accepted(id);
+            check(free && record.active != to)?;
+            next.request = Some(Pending {
+                id,
+                to,
+                mode,
+                by: w.by,
+            });
+        }
+        Op::AlreadyActive { id, to } => {
+            let free = record.held_by().is_none() && !record.accepted(id);
+            check(free && record.active == to)?;
+            next.token += 1;
+            next.history.push(HistoryEntry {
+                id,
+                outcome: Outcome::NoOp,
+            });
+        }
+        Op::Withdraw { id } => {
+            check(record.request.is_some_and(|p| p.id == id))?;
+            next.request = None;
+            next.token += 1;
+            next.history.push(HistoryEntry {
+                id,
+                outcome: Outcome::Withdrawn,
+            });
+        }
         Op::Acquire { id, mode } => {
+            let asked = record
+                .request
+                .is_some_and(|p| p.id == id && p.mode == mode && p.to == w.by.peer());
             check(
                 record.active == w.by
                     && record.failover.is_none()
                     && record.lock.is_none()
+                    && asked
                     && !record.knows(id),
             )?;
+            next.request = None;
             next.token += 1;
             next.lock = lock(w.now);
             next.failover = Some(InFlight {
@@ -208,7 +279,9 @@ pub fn apply(
                 .failover
                 .is_none_or(|f| f.id == id && (f.kind != PlanKind::Forced || repeatable));
             check(active != w.by && lease_over && same_failover)?;
-            check(record.failover.is_some() || !record.knows(id))?;
+            let asked = record.request.is_some_and(|p| p.id == id && p.to == w.by);
+            check(record.failover.is_some() || asked)?;
+            next.request = None;
             next.token += 1;
             next.lock = lock(w.now);
             next.failover = Some(InFlight {

@@ -362,6 +362,25 @@ pub enum Outcome {
     Completed(PlanKind),
     /// Stopped before anything changed; the source stays active.
     Aborted,
+    /// The request asked for the cluster that already was active: nothing to do.
+    NoOp,
+    /// The request was withdrawn before it started.
+    Withdrawn,
+}
+
+/// A request the record accepted and no failover has taken up yet. At most one is
+/// pending; it always points at the cluster that is not active (a request for the active
+/// one ends at once as [`Outcome::NoOp`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Pending {
+    /// The request's id: the failover it starts has the same.
+    pub id: FailoverId,
+    /// The cluster that should become active.
+    pub to: Cluster,
+    /// The mode asked for.
+    pub mode: Mode,
+    /// The cluster whose operator wrote it (where the `Failover` object lives).
+    pub by: Cluster,
 }
 
 /// One history item.
@@ -395,6 +414,8 @@ pub struct Record {
     ///
     /// [`Op::Claim`]: crate::Op::Claim
     pub instance: [Option<Instance>; 2],
+    /// The request waiting to start, if any.
+    pub request: Option<Pending>,
 }
 
 impl Record {
@@ -409,6 +430,7 @@ impl Record {
             heartbeat,
             history: Vec::new(),
             instance: [None, None],
+            request: None,
         }
     }
 
@@ -417,13 +439,42 @@ impl Record {
         self.failover.is_some_and(|f| f.id == id) || self.history.iter().any(|h| h.id == id)
     }
 
+    /// The record accepted request `id`: pending, in flight or ended.
+    pub fn accepted(&self, id: FailoverId) -> bool {
+        self.request.is_some_and(|p| p.id == id) || self.knows(id)
+    }
+
+    /// The request or failover that holds the group (so a new request is refused), if
+    /// any.
+    pub fn held_by(&self) -> Option<FailoverId> {
+        self.request.map(|p| p.id).or(self.failover.map(|f| f.id))
+    }
+
+    /// Request `id` was refused, judged from the record a refused write returned: it
+    /// was never accepted, and another request holds the group. (A request refused
+    /// because its target became or stopped being active is not refused: it is sent
+    /// again as the other kind of request.)
+    pub fn refuses(&self, id: FailoverId) -> Option<FailoverId> {
+        if self.accepted(id) {
+            return None;
+        }
+        self.held_by()
+    }
+
+    /// How request `id` ended, if it did (its history item).
+    pub fn outcome_of(&self, id: FailoverId) -> Option<Outcome> {
+        self.history.iter().find(|h| h.id == id).map(|h| h.outcome)
+    }
+
     /// The lock's holder, if any.
     pub fn holder(&self) -> Option<Cluster> {
         self.lock.map(|l| l.holder)
     }
 }
 
-/// A failover request (a `Failover` custom resource, or the auto-failover trigger).
+/// A failover request as one cluster has it (a `Failover` custom resource, or the
+/// auto-failover trigger): its operator writes it into the record ([`crate::Op::Request`]),
+/// which accepts at most one pending request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Request {
     /// Unique id.
