@@ -530,3 +530,162 @@ async fn the_monitor_catches_heartbeats_behind_a_hung_call_on_real_clusters() {
         "two primaries were not seen: {report:?} ({ended:?})"
     );
 }
+
+/// Issue 10: each operator is given only its own cluster's request (a `Failover` object
+/// exists in one cluster), and both run until the group is at rest again with a failover
+/// of one of the requests ended. Returns how each operator's request ended (`None`
+/// without one), the record and the monitor's report.
+async fn run_requests(
+    ops: &mut [Op; 2],
+    store: &DynamoStore,
+    sites: &[Site; 2],
+    asks: [Option<Request>; 2],
+) -> ([Option<Ended>; 2], failover_model::Record, Report) {
+    let key = ops[0].group().key.clone();
+    let monitor = Monitor::start(
+        observer(
+            sites[0].cluster.clone(),
+            store.clone(),
+            ops[0].group().clone(),
+        ),
+        observer(
+            sites[1].cluster.clone(),
+            store.clone(),
+            ops[1].group().clone(),
+        ),
+        store.clone(),
+        key.clone(),
+        Duration::from_millis(100),
+    );
+    let ids: Vec<u64> = asks.iter().flatten().map(|r| r.id).collect();
+    let [a, b] = ops;
+    let both = async { tokio::join!(drive(a, asks[0], &ids), drive(b, asks[1], &ids)) };
+    let (ea, eb) = tokio::time::timeout(FAILOVER_BOUND, both)
+        .await
+        .unwrap_or_else(|_| panic!("the requests did not end within {FAILOVER_BOUND:?}"));
+    let report = monitor.stop().await;
+    let record = store.read(&key).await.expect("read").expect("record");
+    ([ea, eb], record, report)
+}
+
+/// One operator with its cluster's request, if any: after the request ended or was
+/// refused, it keeps doing its part of the failover the record holds, until the group is
+/// at rest with a failover of one of `ids` ended.
+async fn drive(op: &mut Op, ask: Option<Request>, ids: &[u64]) -> Option<Ended> {
+    let ended = match ask {
+        Some(r) => Some(process_failover(op, r).await),
+        None => None,
+    };
+    op.run_until(|op, _| {
+        op.memory().view.as_ref().is_some_and(|v| {
+            v.failover.is_none()
+                && v.request.is_none()
+                && v.history.iter().any(|h| {
+                    ids.contains(&h.id)
+                        && matches!(h.outcome, Outcome::Completed(_) | Outcome::Aborted)
+                })
+        })
+    })
+    .await;
+    ended
+}
+
+/// Issue 10: a request created in the standby cluster only is written into the record by
+/// the standby's operator and started by the active cluster's: a planned failover, not a
+/// forced one after the active cluster's lease (as before the record carried requests).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_made_in_the_standby_cluster_is_a_planned_failover() {
+    for mode in [Mode::Consistency, Mode::Uptime] {
+        let (sites, store, mut ops) = setup(mode, Variant::Correct, VOLUME_DELAY).await;
+        let request = Request {
+            id: 41,
+            to: Cluster::B,
+            mode,
+        };
+        let started = Instant::now();
+        let (ended, record, report) =
+            run_requests(&mut ops, &store, &sites, [None, Some(request)]).await;
+        eprintln!(
+            "{mode}: request in the standby carried out in {:.1?}",
+            started.elapsed()
+        );
+        let done = Outcome::Completed(PlanKind::Planned(mode));
+        assert_eq!(ended, [None, Some(Ended::Finished(done))], "{mode}");
+        assert_eq!(record.outcome_of(41), Some(done), "{mode}");
+        assert_eq!(record.active, Cluster::B);
+        assert!(
+            report.violations.is_empty(),
+            "{mode}: invariants violated: {:#?}",
+            report.violations
+        );
+        assert_serving(&sites[1], true).await;
+        assert_serving(&sites[0], false).await;
+    }
+}
+
+/// Issue 10: a request in each cluster at once, both for the standby (two people, one
+/// per cluster): the record accepts one, which is carried out; the other is refused,
+/// naming the one that holds the group, and never starts. A request for the cluster
+/// that is already active then ends at once as a no-op in the history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_requests_at_once_one_carried_out_one_refused() {
+    let mode = Mode::Consistency;
+    let (sites, store, mut ops) = setup(mode, Variant::Correct, VOLUME_DELAY).await;
+    let asks = [
+        Request {
+            id: 51,
+            to: Cluster::B,
+            mode,
+        },
+        Request {
+            id: 52,
+            to: Cluster::B,
+            mode: Mode::Uptime,
+        },
+    ];
+    let (ended, record, report) =
+        run_requests(&mut ops, &store, &sites, asks.map(Some)).await;
+    eprintln!("two requests at once: {ended:?}");
+    let winner = match ended {
+        [Some(Ended::Finished(_)), Some(Ended::Held(holder))] => {
+            assert_eq!(holder, 51, "the refusal names the request that holds the group");
+            0
+        }
+        [Some(Ended::Held(holder)), Some(Ended::Finished(_))] => {
+            assert_eq!(holder, 52, "the refusal names the request that holds the group");
+            1
+        }
+        other => panic!("one request carried out, one refused: {other:?}"),
+    };
+    let (accepted, refused) = (asks[winner], asks[1 - winner]);
+    assert_eq!(
+        record.outcome_of(accepted.id),
+        Some(Outcome::Completed(PlanKind::Planned(accepted.mode)))
+    );
+    assert!(
+        !record.accepted(refused.id),
+        "the refused request never entered the record"
+    );
+    assert_eq!(record.active, Cluster::B);
+    assert!(
+        report.violations.is_empty(),
+        "invariants violated: {:#?}",
+        report.violations
+    );
+    // West is active now: a request for west, made in east, is a no-op.
+    let again = Request {
+        id: 53,
+        to: Cluster::B,
+        mode,
+    };
+    let ended = tokio::time::timeout(FAILOVER_BOUND, process_failover(&mut ops[0], again))
+        .await
+        .expect("the no-op ends at once");
+    assert_eq!(ended, Ended::AlreadyActive);
+    let record = store.read(&ops[0].group().key).await.expect("read");
+    assert_eq!(
+        record.and_then(|r| r.outcome_of(53)),
+        Some(Outcome::NoOp),
+        "the no-op has its own history item"
+    );
+}
