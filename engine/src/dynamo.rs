@@ -10,8 +10,8 @@
 //!
 //! | `pk`  | `sk`                     | attributes                                           |
 //! |-------|--------------------------|------------------------------------------------------|
-//! | group | `record`                 | `active` (S `A`/`B`), `token` (N), `lock_holder` (S), `lock_until` (N), `fo_id` (N), `fo_kind` (S `consistency`/`uptime`/`forced`), `fo_source` (S), `fo_target` (S), `fo_done` (N), `hb_A` (N), `hb_B` (N), `inst_A` (N), `inst_B` (N) |
-//! | group | `history#<id, 20 digits>` | `id` (N), `outcome` (S `completed-consistency`/`completed-uptime`/`completed-forced`/`aborted`), `token` (N), `by` (S), `at` (N) |
+//! | group | `record`                 | `active` (S `A`/`B`), `token` (N), `lock_holder` (S), `lock_until` (N), `fo_id` (N), `fo_kind` (S `consistency`/`uptime`/`forced`), `fo_source` (S), `fo_target` (S), `fo_done` (N), `hb_A` (N), `hb_B` (N), `inst_A` (N), `inst_B` (N), `req_id` (N), `req_to` (S), `req_mode` (S `consistency`/`uptime`), `req_by` (S), `req_at` (N) |
+//! | group | `history#<id, 20 digits>` | `id` (N), `outcome` (S `completed-consistency`/`completed-uptime`/`completed-forced`/`aborted`/`no-op`/`withdrawn`), `token` (N), `by` (S), `at` (N) |
 //!
 //! The main item maps [`Record`] one to one: the lock's two attributes exist exactly while
 //! there is a lock, the five `fo_*` attributes exactly while a failover is in flight, and
@@ -19,7 +19,9 @@
 //! [`StorePort::init`]; a record created by an older version lacks them until the
 //! cluster's first heartbeat, and then reads as never heartbeating). `inst_X` names the
 //! operator process that owns cluster X's slot (its last `Claim`); absent until the
-//! first. Times are the writer's local milliseconds.
+//! first. The four `req_*` attributes besides `req_at` exist exactly while a request is
+//! pending (`req_at`, the writer's stamp, is for people and not part of the record).
+//! Times are the writer's local milliseconds.
 //! A history item is written in the same transaction that ends its failover; `token` is
 //! the record's token then, `by` and `at` the writer and its local time.
 //!
@@ -35,9 +37,10 @@
 //! (a failover both in flight and in the history), which `Record::knows` treats the same.
 //!
 //! History is returned in write order: sorted by `token`, then `id`. Every history item
-//! is written by a `Complete` or `Abort` conditional on the record's token, at most one
-//! ends per token (ending clears the failover; a new one needs `Acquire` or
-//! `ForceTakeLock`, which raise the token), so the token orders them as they were written.
+//! is written by a `Complete` or `Abort` conditional on the record's token, or by an
+//! `AlreadyActive` or `Withdraw` that raises it; at most one ends per token (ending
+//! clears the failover; a new one needs `Acquire` or `ForceTakeLock`, which raise the
+//! token), so the token orders them as they were written.
 //!
 //! # Writes
 //!
@@ -54,8 +57,11 @@
 //! |----|---------|-----------------------|--------------------|
 //! | `Claim{prev}` | `UpdateItem` | `attribute_exists(pk) AND inst_X = :prev` (`attribute_not_exists(inst_X)` for none) `AND (attribute_not_exists(hb_X) OR hb_X < :now)` | `SET inst_X = :inst, hb_X = :now` |
 //! | `Heartbeat` | `UpdateItem` | `attribute_exists(pk) AND (attribute_not_exists(hb_X) OR hb_X < :now)` | `SET hb_X = :now` |
-//! | `Acquire{id,mode}` | transaction | `attribute_exists(pk) AND active = :X AND attribute_not_exists(fo_id) AND attribute_not_exists(lock_until)`; `ConditionCheck` `attribute_not_exists(pk)` on `history#id` | `SET token = token + 1, lock = (X, :until), fo = (id, mode, X, P, 1)` |
-//! | `ForceTakeLock{id,seen}` | transaction | `attribute_exists(pk) AND active = :P AND hb_P = :seen` (`attribute_not_exists(hb_P)` for no heartbeat) `AND (attribute_not_exists(fo_id) OR (fo_id = :id AND fo_kind <> forced))`; `ConditionCheck` `attribute_not_exists(pk)` on `history#id` | `SET token = token + 1, lock = (X, :until), fo = (id, forced, P, X, 1)` |
+//! | `Request{id,to,mode}` | transaction | `attribute_exists(pk) AND attribute_not_exists(req_id) AND attribute_not_exists(fo_id) AND active <> :to`; `ConditionCheck` `attribute_not_exists(pk)` on `history#id` | `SET req = (id, to, mode, X, :now)` |
+//! | `AlreadyActive{id,to}` | read, then transaction | `attribute_exists(pk) AND attribute_not_exists(req_id) AND attribute_not_exists(fo_id) AND active = :to AND token = :token` (the token read); `Put` `history#id` (`no-op`, token + 1) if `attribute_not_exists(pk)` | `SET token = :token + 1` |
+//! | `Withdraw{id}` | read, then transaction | `attribute_exists(pk) AND req_id = :id AND token = :token`; `Put` `history#id` (`withdrawn`, token + 1) if `attribute_not_exists(pk)` | `SET token = :token + 1 REMOVE req_*` |
+//! | `Acquire{id,mode}` | transaction | `attribute_exists(pk) AND active = :X AND attribute_not_exists(fo_id) AND attribute_not_exists(lock_until) AND req_id = :id AND req_mode = :mode AND req_to = :P`; `ConditionCheck` `attribute_not_exists(pk)` on `history#id` | `SET token = token + 1, lock = (X, :until), fo = (id, mode, X, P, 1) REMOVE req_*` |
+//! | `ForceTakeLock{id,seen}` | transaction | `attribute_exists(pk) AND active = :P AND hb_P = :seen` (`attribute_not_exists(hb_P)` for no heartbeat) `AND ((attribute_not_exists(fo_id) AND req_id = :id AND req_to = :X) OR (fo_id = :id AND fo_kind <> forced))`; `ConditionCheck` `attribute_not_exists(pk)` on `history#id` | `SET token = token + 1, lock = (X, :until), fo = (id, forced, P, X, 1) REMOVE req_*` |
 //! | `TakeOver{id,at}` | `UpdateItem` | `attribute_exists(pk) AND fo_id = :id AND fo_done = :at AND attribute_not_exists(lock_until)` | `SET token = token + 1, lock = (X, :until), fo_done = :next` |
 //! | `Journal{id,token,at,release}` | `UpdateItem` | `attribute_exists(pk) AND fo_id = :id AND fo_done = :at AND token = :token` | `SET fo_done = :next` and `REMOVE lock_holder, lock_until` (release) or `SET lock = (X, :until)` |
 //! | `Complete{id,token,at}` | transaction | `attribute_exists(pk) AND fo_id = :id AND fo_done = :at AND token = :token AND fo_kind = :kind AND fo_target = :target`; `Put` `history#id` (`completed-<kind>`) if `attribute_not_exists(pk)` | `SET active = :target REMOVE lock_*, fo_*` |
@@ -72,6 +78,10 @@
 //!   `!knows(id)`, and for `ForceTakeLock` only when no failover is in flight. A failover
 //!   in flight is never in the history (only `Complete`/`Abort` write history, and they
 //!   clear the failover; starting one requires its id unknown), so the check is the same.
+//! - `AlreadyActive` and `Withdraw` write a history item carrying the record's next
+//!   token, which the op does not carry: the adapter reads the record first, answers
+//!   [`Reply::ConditionFailed`] with it if the model's condition is false on it, and
+//!   otherwise sends the transaction conditional on the token it read (as `Complete`).
 //! - `Complete` must write the outcome (the plan kind) and the new active cluster, which
 //!   the op does not carry: the adapter first reads the record. If the read record already
 //!   fails the model's condition, the write answers [`Reply::ConditionFailed`] with it

@@ -643,16 +643,21 @@ async fn two_requests_at_once_one_carried_out_one_refused() {
             mode: Mode::Uptime,
         },
     ];
-    let (ended, record, report) =
-        run_requests(&mut ops, &store, &sites, asks.map(Some)).await;
+    let (ended, record, report) = run_requests(&mut ops, &store, &sites, asks.map(Some)).await;
     eprintln!("two requests at once: {ended:?}");
     let winner = match ended {
         [Some(Ended::Finished(_)), Some(Ended::Held(holder))] => {
-            assert_eq!(holder, 51, "the refusal names the request that holds the group");
+            assert_eq!(
+                holder, 51,
+                "the refusal names the request that holds the group"
+            );
             0
         }
         [Some(Ended::Held(holder)), Some(Ended::Finished(_))] => {
-            assert_eq!(holder, 52, "the refusal names the request that holds the group");
+            assert_eq!(
+                holder, 52,
+                "the refusal names the request that holds the group"
+            );
             1
         }
         other => panic!("one request carried out, one refused: {other:?}"),

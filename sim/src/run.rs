@@ -790,6 +790,19 @@ pub fn run(cfg: RunConfig) -> RunReport {
             plan.push((at, Scheduled::Handover(c)));
         }
     }
+    // A seed that loses A mostly has its requests made in B (where a user in a disaster
+    // can see them), so the forced failover it needs still happens.
+    let loses_a = plan
+        .iter()
+        .any(|(_, f)| matches!(f, Scheduled::Disaster(Cluster::A)));
+    if first_at == Cluster::A && loses_a && asks.chance(0.8) {
+        for (_, f) in &mut plan {
+            match f {
+                Scheduled::Request(at, _, _) | Scheduled::Withdraw(at) => *at = at.peer(),
+                _ => {}
+            }
+        }
+    }
     plan.sort_by_key(|(t, _)| *t);
     let mut plan = std::collections::VecDeque::from(plan);
 

@@ -297,15 +297,19 @@ impl Config {
             // Each mode on its own for the planned failovers: both in one scenario do
             // not fit 24 GB since issue 9.
             "deep" => Some(vec![
+                // Requests at one cluster each (both at once would not fit 24 GB):
+                // the standby's for consistency, the active's for uptime.
                 scenario("planned-consistency", &|c| {
                     c.modes = vec![Mode::Consistency];
                     c.requests = 2;
                     c.kube_faults = 1;
+                    c.request_at = vec![Cluster::B];
                 }),
                 scenario("planned-uptime", &|c| {
                     c.modes = vec![Mode::Uptime];
                     c.requests = 2;
                     c.kube_faults = 1;
+                    c.request_at = vec![Cluster::A];
                 }),
                 scenario("disaster", &|c| {
                     c.disasters = 1;
@@ -320,11 +324,13 @@ impl Config {
                     c.slow_calls = 1;
                     c.partitions = 1;
                     c.skews = 1;
+                    c.request_at = vec![Cluster::A];
                 }),
                 lean("time-clock", &|c| {
                     c.clock_steps = 1;
                     c.outages = 1;
                     c.partitions = 1;
+                    c.request_at = vec![Cluster::B];
                 }),
                 // `ci`'s two hand-over scenarios in one: a failback and a slow call.
                 lean("stale-leader", &|c| {
@@ -332,6 +338,17 @@ impl Config {
                     c.requests = 2;
                     c.slow_calls = 1;
                     c.max_ticks = 6;
+                    c.request_at = vec![Cluster::B];
+                }),
+                // `ci`'s two request scenarios in one: either cluster, either
+                // direction, a withdrawal and a store fault, 5 ticks.
+                lean("requests", &|c| {
+                    c.requests = 2;
+                    c.any_direction = true;
+                    c.withdrawals = 1;
+                    c.store_faults = 1;
+                    c.max_ticks = 5;
+                    c.progress_ticks = 4;
                 }),
             ]),
             _ => None,
