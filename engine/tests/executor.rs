@@ -774,3 +774,96 @@ fn grace_periods_beyond_the_margin_are_problems() {
         "{p}"
     );
 }
+
+/// A clock that jumps forward by `jump` (shared, set by a test at the moment it wants)
+/// on both readings: a process paused for that long.
+#[derive(Clone)]
+struct JumpClock {
+    inner: TokioClock,
+    jump: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl failover_engine::ports::Clock for JumpClock {
+    fn now(&self) -> failover_model::Time {
+        self.inner.now() + self.jump.load(Ordering::Relaxed)
+    }
+
+    fn mono(&self) -> failover_model::Time {
+        self.inner.mono() + self.jump.load(Ordering::Relaxed)
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
+}
+
+/// Issue 9's pause rule in the engine: a start step decided while the lease allowed it
+/// is not sent if the lease ran low before the call (the process was paused between
+/// deciding and sending): `TurnResult::NotSent`, and the cluster is left as it was.
+#[tokio::test(start_paused = true)]
+async fn a_start_step_is_not_sent_once_the_lease_ran_low_after_the_decision() {
+    use failover_engine::executor::TurnResult;
+    use failover_engine::ports::StorePort;
+    let store = MemoryStore::new();
+    let g = group("east");
+    store.init(&g.key, Cluster::A, 0).await.expect("record");
+    // The active cluster with its routes closed: at rest it reopens them, a start step.
+    let c = MemoryCluster::new(Settle::Instantly);
+    for (o, replicas) in objects() {
+        let labels: &[(&str, &str)] = if o.kind == Kind::Kustomization {
+            &[]
+        } else {
+            &[("app", "shop")]
+        };
+        let kind = o.kind;
+        let s = match kind {
+            Kind::VirtualService | Kind::Ingress => MemberState::Network { disabled: true },
+            _ => state(kind, replicas, true),
+        };
+        c.insert(o, labels, s);
+    }
+    let vs = obj(Kind::VirtualService, NS, "shop");
+    let jump = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let clock = JumpClock {
+        inner: TokioClock::new(0),
+        jump: jump.clone(),
+    };
+    let lease = g.timing.lease_ttl;
+    let mut a = Operator::new(c.clone(), store.clone(), clock, g);
+    a.run_until(|op, _| op.memory().lease_until.is_some()).await;
+    // The first start step: decided with the lease, then a pause of a whole lease.
+    let hook_jump = jump.clone();
+    a.on_decision(move |d| {
+        if d.action == failover_model::Action::Kube(failover_model::Step::EnableNetwork) {
+            hook_jump.store(lease, Ordering::Relaxed);
+        }
+    });
+    let turn = a.turn().await;
+    assert_eq!(
+        turn.decision.action,
+        failover_model::Action::Kube(failover_model::Step::EnableNetwork),
+        "the decision was made with the lease"
+    );
+    assert_eq!(turn.result, TurnResult::NotSent);
+    assert_eq!(
+        c.state(&vs),
+        Some(MemberState::Network { disabled: true }),
+        "the routes stay closed"
+    );
+    // Without the pause the same step is sent.
+    jump.store(0, Ordering::Relaxed);
+    let mut b = Operator::new(
+        c.clone(),
+        MemoryStore::new(),
+        TokioClock::new(0),
+        group("east"),
+    );
+    b.init().await.expect("record");
+    b.run_until(|op, t| {
+        op.memory().lease_until.is_some()
+            && t.decision.action
+                == failover_model::Action::Kube(failover_model::Step::EnableNetwork)
+    })
+    .await;
+    assert_eq!(c.state(&vs), Some(MemberState::Network { disabled: false }));
+}
