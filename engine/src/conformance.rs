@@ -2,7 +2,7 @@
 //! the real adapters, the in-memory adapters and the simulator's fakes must all pass.
 //! A failed check panics with a message naming the contract it broke.
 
-use failover_model::{Cluster, Mode, Op, Record, Reply, Time, Variant, Write, apply};
+use failover_model::{Cluster, Mode, Op, Record, Reply, Time, Trace, Variant, Write, apply};
 
 use crate::observe::{is_set, settled};
 use crate::ports::{
@@ -39,6 +39,33 @@ pub async fn cluster_port<C: ClusterPort, F: Future<Output = ()>>(
     fx: &ClusterFixture,
     settle: impl Fn() -> F,
 ) {
+    // The record's trace: none until kept, then only ever newer.
+    let group = format!("{}/conformance-{}", fx.namespace, fx.label);
+    assert_eq!(cluster.recall(&group).await.expect("recall"), None);
+    let trace = |token, ended, active| Trace {
+        token,
+        ended,
+        active,
+        missing: false,
+    };
+    let missing = |t: Trace| Trace { missing: true, ..t };
+    for (kept, expected) in [
+        (trace(3, 1, Cluster::B), trace(3, 1, Cluster::B)),
+        (trace(2, 5, Cluster::A), trace(3, 1, Cluster::B)),
+        (trace(3, 2, Cluster::A), trace(3, 2, Cluster::A)),
+        (
+            missing(trace(3, 2, Cluster::A)),
+            missing(trace(3, 2, Cluster::A)),
+        ),
+        (trace(7, 0, Cluster::B), trace(7, 0, Cluster::B)),
+    ] {
+        cluster.remember(&group, kept).await.expect("remember");
+        assert_eq!(
+            cluster.recall(&group).await.expect("recall"),
+            Some(expected),
+            "after keeping {kept:?}: the newest trace"
+        );
+    }
     for object in &fx.objects {
         let kind = object.kind;
         let by_label = Selector {
@@ -197,6 +224,30 @@ pub async fn store_port<S: StorePort>(store: &S, group: &str) {
         .await
         .expect("init again");
     assert_eq!(again, model, "init does not overwrite an existing record");
+    // The explicit re-creation of a missing record, once.
+    let lost = format!("{group}-recreated");
+    let recreated = Record {
+        token: 8,
+        ..Record::new(Cluster::B, [None, None])
+    };
+    assert_eq!(
+        store.recreate(&lost, &recreated).await,
+        Reply::Applied(recreated.clone()),
+        "a missing record is re-created as given"
+    );
+    assert_eq!(
+        store.read(&lost).await.expect("read"),
+        Some(recreated.clone())
+    );
+    let other = Record {
+        token: 9,
+        ..recreated.clone()
+    };
+    assert_eq!(
+        store.recreate(&lost, &other).await,
+        Reply::ConditionFailed(recreated),
+        "an existing record is never overwritten"
+    );
 
     use Cluster::{A, B};
     // Processes: A is 1; B is 2, replaced by 3 near the end.

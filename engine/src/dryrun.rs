@@ -69,6 +69,19 @@ impl<C: ClusterPort> ClusterPort for Recording<'_, C> {
     }
 
     async fn changed(&self, _timeout: Duration) {}
+
+    async fn recall(&self, group: &str) -> Result<Option<failover_model::Trace>, ClusterError> {
+        self.inner.recall(group).await
+    }
+
+    /// A dry run keeps nothing.
+    async fn remember(
+        &self,
+        _group: &str,
+        _trace: failover_model::Trace,
+    ) -> Result<(), ClusterError> {
+        Ok(())
+    }
 }
 
 /// One step of a dry run.

@@ -106,7 +106,8 @@
 //! If that read fails after an applied write, the reply is [`Reply::Ambiguous`]: the
 //! protocol forgets its view, re-reads and finds the write applied (every op is
 //! conditional, so nothing is ever applied twice). If it fails after a false condition,
-//! or the record does not exist, the reply is [`Reply::Unavailable`]: nothing was applied.
+//! the reply is [`Reply::Unavailable`], and if the record does not exist,
+//! [`Reply::Missing`]: nothing was applied.
 //!
 //! # Failures and retries
 //!
@@ -466,10 +467,7 @@ impl DynamoStore {
         };
         match record {
             Ok(Some(record)) => Reply::ConditionFailed(record),
-            Ok(None) => {
-                tracing::warn!(group, "write to a group that does not exist");
-                Reply::Unavailable
-            }
+            Ok(None) => Reply::Missing,
             Err(message) => {
                 tracing::warn!(group, %message, "condition failed, then reading failed");
                 Reply::Unavailable
@@ -624,10 +622,7 @@ impl DynamoStore {
     ) -> Reply {
         let record = match self.read_record(group).await {
             Ok(Some(record)) => record,
-            Ok(None) => {
-                tracing::warn!(group, "write to a group that does not exist");
-                return Reply::Unavailable;
-            }
+            Ok(None) => return Reply::Missing,
             Err(message) => {
                 tracing::warn!(group, %message, "reading before Complete failed");
                 return Reply::Unavailable;
@@ -655,10 +650,7 @@ impl DynamoStore {
     async fn after_read(&self, group: &str, timing: &Timing, w: &Write) -> Reply {
         let record = match self.read_record(group).await {
             Ok(Some(record)) => record,
-            Ok(None) => {
-                tracing::warn!(group, "write to a group that does not exist");
-                return Reply::Unavailable;
-            }
+            Ok(None) => return Reply::Missing,
             Err(message) => {
                 tracing::warn!(group, %message, "reading before the write failed");
                 return Reply::Unavailable;
@@ -680,6 +672,20 @@ impl DynamoStore {
         item.insert("token".to_owned(), n(0));
         item.insert("hb_A".to_owned(), n(now));
         item.insert("hb_B".to_owned(), n(now));
+        self.put_new(item).await
+    }
+
+    /// Put the main item of a re-created record (active and token; no lock, failover,
+    /// request, heartbeat or owner) unless one exists, once.
+    async fn put_recreated(&self, group: &str, record: &Record) -> Result<(), Failure> {
+        let mut item = key(group, RECORD_SK);
+        item.insert("active".to_owned(), cluster(record.active));
+        item.insert("token".to_owned(), n(record.token));
+        self.put_new(item).await
+    }
+
+    /// Put a new main item if none exists.
+    async fn put_new(&self, item: Item) -> Result<(), Failure> {
         let result = self
             .client
             .put_item()
@@ -741,6 +747,29 @@ impl StorePort for DynamoStore {
         self.read_record(group).await.map_err(StoreUnavailable)
     }
 
+    async fn recreate(&self, group: &str, record: &Record) -> Reply {
+        let fresh = record.lock.is_none()
+            && record.failover.is_none()
+            && record.request.is_none()
+            && record.heartbeat == [None, None]
+            && record.instance == [None, None];
+        if !fresh {
+            tracing::error!(
+                group,
+                "a re-created record has only an active cluster and a token"
+            );
+            return Reply::Unavailable;
+        }
+        let put = self
+            .retrying("re-create record", || self.put_recreated(group, record))
+            .await;
+        match put {
+            Ok(()) => applied(group, self.read_record(group).await),
+            Err(Failure::Condition(_)) => self.condition_failed(group, None).await,
+            Err(failure) => failure.reply(group),
+        }
+    }
+
     async fn write(&self, group: &str, timing: &Timing, write: &Write) -> Reply {
         let reply = match encode(timing, write) {
             Request::Update(update) => self.update(group, &update).await,
@@ -767,6 +796,7 @@ fn reply_kind(reply: &Reply) -> &'static str {
         Reply::ConditionFailed(_) => "condition-failed",
         Reply::Ambiguous => "ambiguous",
         Reply::Unavailable => "unavailable",
+        Reply::Missing => "missing",
     }
 }
 
@@ -1023,8 +1053,12 @@ fn encode(timing: &Timing, w: &Write) -> Request {
                 Some(HistoryWrite::Unknown(id)),
             )
         }
-        // Their history item carries the new token: the record is read first.
-        Op::AlreadyActive { .. } | Op::Withdraw { .. } => return Request::AfterRead,
+        // Their history item carries the new token: the record is read first. (A
+        // create is never sent as a write: the executor creates a record with
+        // `init`; on a record that exists it is refused like any false condition.)
+        Op::AlreadyActive { .. } | Op::Withdraw { .. } | Op::Create { .. } => {
+            return Request::AfterRead;
+        }
         Op::Acquire { id, mode } => {
             values.push((":id", n(id)));
             values.push((":kind", s(kind_name(PlanKind::Planned(mode)))));

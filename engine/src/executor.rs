@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use failover_model::{
     Action, ClusterState, Decision, FailoverId, Inputs, Instance, Memory, Op, Outcome, Record,
-    Reply, Request, STOP, Time, Variant, Wake, Write, core::decide::write, decide, lease_ok, stamp,
+    Reply, Request, STOP, Time, Trace, Variant, Wake, Write, core::decide::write, decide, lease_ok,
+    stamp,
 };
 use futures::FutureExt;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -127,6 +128,8 @@ pub struct Operator<C: ClusterPort, S, K> {
     request: Option<Request>,
     withdraw: Option<FailoverId>,
     refused: Option<(FailoverId, FailoverId)>,
+    /// The trace this process last kept in its cluster.
+    traced: Option<Trace>,
     initialized: bool,
     hook: Option<DecisionHook>,
 }
@@ -151,6 +154,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             request: None,
             withdraw: None,
             refused: None,
+            traced: None,
             initialized: false,
             hook: None,
         }
@@ -184,6 +188,11 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         &self.group
     }
 
+    /// What this cluster kept of the group's record ([`Trace`]).
+    pub async fn recall_trace(&self) -> Result<Option<Trace>, ClusterError> {
+        self.cluster.recall(&self.group.key).await
+    }
+
     /// The request this cluster has (its `Failover` object): the operator writes it into
     /// the record, which accepts it, ends it at once as a no-op, or refuses it
     /// ([`Operator::refused`]).
@@ -205,15 +214,93 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             .map(|(_, holder)| holder)
     }
 
-    /// Create the group's record if it does not exist yet (done once, before the first
-    /// turn; a store that is unavailable then is retried by the protocol's own reads).
+    /// Create the group's record if it does not exist yet and this cluster kept no
+    /// trace of one (done once, before the first turn; a store that is unavailable then
+    /// is retried by the protocol's own reads). A group whose cluster kept a trace had
+    /// a record: a missing one is never created again here ([`Operator::record_missing`]).
     pub async fn init(&mut self) -> Result<Record, StoreUnavailable> {
+        match self.cluster.recall(&self.group.key).await {
+            Ok(None) => {}
+            Ok(Some(trace)) => {
+                self.initialized = true;
+                return match self.store_call(self.store.read(&self.group.key)).await? {
+                    Some(record) => Ok(record),
+                    None => {
+                        self.report_missing(trace);
+                        Err(StoreUnavailable(format!(
+                            "the record of group {} is missing; not created again",
+                            self.group.key
+                        )))
+                    }
+                };
+            }
+            Err(e) => {
+                return Err(StoreUnavailable(format!(
+                    "cannot tell whether group {} had a record (its trace in the cluster: \
+                     {e}); not creating one",
+                    self.group.key
+                )));
+            }
+        }
         let init = self
             .store
             .init(&self.group.key, self.group.initial_active, self.clock.now());
         let record = self.store_call(init).await?;
         self.initialized = true;
         Ok(record)
+    }
+
+    /// The store has no record of this group although this cluster kept a trace of one
+    /// (the last token and active cluster it saw): the record was deleted or the table
+    /// re-created. It is never created again silently; until the explicit re-creation
+    /// (`failover-admin recreate-record`, which starts above every token either cluster
+    /// saw), the store counts as unavailable, so the lease runs out and the cluster
+    /// fences itself.
+    pub fn record_missing(&self) -> bool {
+        self.memory.missing
+    }
+
+    fn report_missing(&self, trace: Trace) {
+        tracing::error!(
+            group = %self.group.key,
+            last_token = trace.token,
+            last_active = %self.group.name_of(trace.active),
+            "the group's record is missing from DynamoDB (deleted, or the table re-created); \
+             it is not created again silently. This cluster fences itself once its lease \
+             runs out. Re-create the record with `failover-admin recreate-record`, which \
+             starts above the highest token either cluster saw"
+        );
+    }
+
+    /// Keep a trace of the record this process sees in its cluster (the newest wins
+    /// there); a failure is retried after the next change.
+    async fn keep_trace(&mut self) {
+        let trace = match (self.memory.view.as_ref(), self.memory.missing) {
+            (Some(v), _) => v.trace(),
+            // Found missing: the last trace, marked (the re-creation needs the mark from
+            // both clusters).
+            (None, true) => {
+                let last = match self.traced {
+                    Some(t) => Some(t),
+                    None => self.cluster.recall(&self.group.key).await.ok().flatten(),
+                };
+                let Some(last) = last else {
+                    return;
+                };
+                Trace {
+                    missing: true,
+                    ..last
+                }
+            }
+            (None, false) => return,
+        };
+        if self.traced == Some(trace) {
+            return;
+        }
+        match self.cluster.remember(&self.group.key, trace).await {
+            Ok(()) => self.traced = Some(trace),
+            Err(e) => warn!(error = %e, "cannot keep the record's trace in the cluster"),
+        }
     }
 
     /// Every member of the group in this cluster, by kind.
@@ -336,6 +423,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             .execute(now, wall, &observed, &decision, &mut during)
             .instrument(span)
             .await;
+        self.keep_trace().await;
         Turn {
             now,
             wall,
@@ -391,14 +479,44 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         match &d.action {
             Action::Read => {
                 let read = self.store_call(self.store.read(&self.group.key)).await;
-                let record = match &read {
-                    Ok(Some(r)) => Some(r.clone()),
-                    // A group whose record does not exist yet: create it.
-                    Ok(None) => self.init().await.ok(),
-                    Err(_) => None,
-                };
-                self.memory.on_read(self.group.me, now, &timing, record);
+                match &read {
+                    Ok(Some(r)) => {
+                        self.memory
+                            .on_read(self.group.me, now, &timing, Some(r.clone()));
+                    }
+                    // No record: a new group's is created; one this cluster kept a trace
+                    // of went missing and is not created again.
+                    Ok(None) => match self.cluster.recall(&self.group.key).await {
+                        Ok(Some(trace)) => {
+                            self.report_missing(trace);
+                            self.memory.on_missing(now, &timing);
+                        }
+                        Ok(None) => {
+                            let created = self.init().await.ok();
+                            self.memory.on_read(self.group.me, now, &timing, created);
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "no record, and no answer whether it existed");
+                            self.memory.on_read(self.group.me, now, &timing, None);
+                        }
+                    },
+                    Err(_) => self.memory.on_read(self.group.me, now, &timing, None),
+                }
                 TurnResult::Read(read)
+            }
+            Action::Write(Op::Create { active }) => {
+                // Only `recreate-missing-record` decides this: the engine before issue
+                // 10, which created a missing record again from the spec.
+                let w = self.stamped(wall, Op::Create { active: *active });
+                let init = self.store.init(&self.group.key, *active, w.now);
+                let reply = match self.store_call(init).await {
+                    Ok(r) if r == Record::new(*active, [Some(w.now); 2]) => Reply::Applied(r),
+                    Ok(r) => Reply::ConditionFailed(r),
+                    Err(_) => Reply::Unavailable,
+                };
+                self.memory
+                    .on_write(&w, now, &timing, self.variant, reply.clone());
+                TurnResult::Wrote(reply)
             }
             Action::Write(op) => {
                 let w = self.stamped(wall, *op);
@@ -415,6 +533,13 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                         "request refused: another request holds the group"
                     );
                     self.refused = Some((*id, holder));
+                }
+                if reply == Reply::Missing {
+                    let seen = self.memory.view.as_ref().map(Record::trace);
+                    match self.traced.or(seen) {
+                        Some(trace) => self.report_missing(trace),
+                        None => warn!("the group's record is missing"),
+                    }
                 }
                 self.memory
                     .on_write(&w, now, &timing, self.variant, reply.clone());
@@ -905,5 +1030,6 @@ fn reply_name(r: &Reply) -> &'static str {
         Reply::ConditionFailed(_) => "condition-failed",
         Reply::Ambiguous => "ambiguous",
         Reply::Unavailable => "unavailable",
+        Reply::Missing => "missing",
     }
 }

@@ -25,5 +25,6 @@ pub mod k8s;
 pub mod memory;
 pub mod observe;
 pub mod ports;
+pub mod recovery;
 pub mod spec;
 pub mod tasks;

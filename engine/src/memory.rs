@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use failover_model::{Cluster, Record, Reply, Time, Timing, Variant, Write, apply};
+use failover_model::{Cluster, Record, Reply, Time, Timing, Trace, Variant, Write, apply};
 use tokio::sync::Notify;
 
 use crate::observe::{after_set, is_set, settled};
@@ -36,6 +36,7 @@ struct ClusterInner {
     objects: BTreeMap<ObjectRef, Object>,
     changes: Vec<FieldChange>,
     sets: usize,
+    traces: BTreeMap<String, Trace>,
 }
 
 /// A cluster in memory.
@@ -52,6 +53,7 @@ impl MemoryCluster {
         MemoryCluster {
             inner: Arc::new(Mutex::new(ClusterInner {
                 objects: BTreeMap::new(),
+                traces: BTreeMap::new(),
                 changes: Vec::new(),
                 sets: 0,
             })),
@@ -168,6 +170,19 @@ impl ClusterPort for MemoryCluster {
 
     async fn changed(&self, timeout: Duration) {
         let _ = tokio::time::timeout(timeout, self.notify.notified()).await;
+    }
+
+    async fn recall(&self, group: &str) -> Result<Option<Trace>, ClusterError> {
+        Ok(self.lock().traces.get(group).copied())
+    }
+
+    async fn remember(&self, group: &str, trace: Trace) -> Result<(), ClusterError> {
+        let mut inner = self.lock();
+        let kept = inner.traces.get(group).copied();
+        inner
+            .traces
+            .insert(group.to_string(), Trace::newest(kept, trace));
+        Ok(())
     }
 }
 
@@ -343,6 +358,11 @@ impl MemoryStore {
         self.lock().get(group).cloned()
     }
 
+    /// Delete the group's record (a table re-created, an item deleted by hand).
+    pub fn delete(&self, group: &str) {
+        self.lock().remove(group);
+    }
+
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Record>> {
         self.records.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -357,7 +377,7 @@ impl MemoryStore {
     ) -> Reply {
         let mut records = self.lock();
         let Some(record) = records.get_mut(group) else {
-            return Reply::Unavailable;
+            return Reply::Missing;
         };
         match apply(record, write, timing, variant) {
             Ok(next) => {
@@ -389,6 +409,17 @@ impl StorePort for MemoryStore {
 
     async fn write(&self, group: &str, timing: &Timing, write: &Write) -> Reply {
         self.write_with(group, timing, write, Variant::Correct)
+    }
+
+    async fn recreate(&self, group: &str, record: &Record) -> Reply {
+        let mut records = self.lock();
+        match records.get(group) {
+            Some(existing) => Reply::ConditionFailed(existing.clone()),
+            None => {
+                records.insert(group.to_string(), record.clone());
+                Reply::Applied(record.clone())
+            }
+        }
     }
 }
 

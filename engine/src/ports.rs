@@ -6,7 +6,7 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use failover_model::{Cluster, Record, Reply, Time, Timing, VolumeRole, Write};
+use failover_model::{Cluster, Record, Reply, Time, Timing, Trace, VolumeRole, Write};
 
 /// A resource kind the operator touches (the table in `DESIGN.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -235,6 +235,23 @@ pub trait ClusterPort: Send + Sync {
     /// Resolves when one of the group's objects may have changed (a watch event), or
     /// after `timeout`. Spurious wake-ups are allowed.
     fn changed(&self, timeout: Duration) -> impl Future<Output = ()> + Send;
+
+    /// What this cluster kept of the record of `group` (its key, `namespace/name`):
+    /// `None` if it never saw one. Kept in the cluster, beside the group, so that every
+    /// later process of the operator finds it: a group with a trace had a record, and
+    /// a missing record is never created again silently.
+    fn recall(
+        &self,
+        group: &str,
+    ) -> impl Future<Output = Result<Option<Trace>, ClusterError>> + Send;
+
+    /// Keep `trace` for `group` unless the cluster keeps a newer one already
+    /// ([`Trace::newest`]): the trace never goes back, whoever writes it.
+    fn remember(
+        &self,
+        group: &str,
+        trace: Trace,
+    ) -> impl Future<Output = Result<(), ClusterError>> + Send;
 }
 
 /// Why a read of the global record failed. Reads change nothing, so every failure is
@@ -282,6 +299,11 @@ pub trait StorePort: Send + Sync {
         timing: &Timing,
         write: &Write,
     ) -> impl Future<Output = Reply> + Send;
+
+    /// The explicit re-creation of a missing record as `record`
+    /// ([`Record::recreated`] from both clusters' traces): [`Reply::Applied`] if it was
+    /// missing, [`Reply::ConditionFailed`] with the record if one exists.
+    fn recreate(&self, group: &str, record: &Record) -> impl Future<Output = Reply> + Send;
 }
 
 /// Local time and sleeping, so the simulator can run the engine on virtual time.

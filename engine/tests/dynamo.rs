@@ -910,6 +910,7 @@ fn op_name(op: &Op) -> &'static str {
         Op::Request { .. } => "request",
         Op::AlreadyActive { .. } => "no-op",
         Op::Withdraw { .. } => "withdraw",
+        Op::Create { .. } => "create",
     }
 }
 

@@ -14,6 +14,7 @@ use failover_engine::memory::{MemoryCluster, MemoryStore, Settle, TokioClock};
 use failover_engine::ports::{
     ClusterError, ClusterPort, Desired, FieldChange, Kind, Member, MemberState, ObjectRef, Selector,
 };
+use failover_engine::recovery::{RecreateRefused, recreate_record};
 use failover_engine::spec::{FailoverGroupSpec, FluxRef, Group, MembersSpec};
 use failover_model::{
     Cluster, Mode, Outcome, Plan, PlanKind, Request, Role, Stage, Variant, VolumeRole,
@@ -169,6 +170,20 @@ impl<P: ClusterPort> ClusterPort for Cuttable<P> {
 
     async fn changed(&self, timeout: Duration) {
         self.inner.changed(timeout).await;
+    }
+
+    async fn recall(&self, group: &str) -> Result<Option<failover_model::Trace>, ClusterError> {
+        self.gate().await;
+        self.inner.recall(group).await
+    }
+
+    async fn remember(
+        &self,
+        group: &str,
+        trace: failover_model::Trace,
+    ) -> Result<(), ClusterError> {
+        self.gate().await;
+        self.inner.remember(group, trace).await
     }
 }
 
@@ -538,12 +553,32 @@ impl<P: ClusterPort> ClusterPort for Faulty<P> {
     async fn changed(&self, timeout: Duration) {
         self.inner.changed(timeout).await;
     }
+
+    async fn recall(&self, group: &str) -> Result<Option<failover_model::Trace>, ClusterError> {
+        self.inner.recall(group).await
+    }
+
+    async fn remember(
+        &self,
+        group: &str,
+        trace: failover_model::Trace,
+    ) -> Result<(), ClusterError> {
+        self.inner.remember(group, trace).await
+    }
 }
 
 /// A DynamoDB that cannot be reached: the operator can never renew its lease.
 struct Unreachable;
 
 impl failover_engine::ports::StorePort for Unreachable {
+    async fn recreate(
+        &self,
+        _group: &str,
+        _record: &failover_model::Record,
+    ) -> failover_model::Reply {
+        failover_model::Reply::Unavailable
+    }
+
     async fn init(
         &self,
         _group: &str,
@@ -852,13 +887,12 @@ async fn a_start_step_is_not_sent_once_the_lease_ran_low_after_the_decision() {
     );
     // Without the pause the same step is sent.
     jump.store(0, Ordering::Relaxed);
-    let mut b = Operator::new(
-        c.clone(),
-        MemoryStore::new(),
-        TokioClock::new(0),
-        group("east"),
-    );
-    b.init().await.expect("record");
+    let other = MemoryStore::new();
+    other
+        .init(&group("east").key, Cluster::A, 0)
+        .await
+        .expect("record");
+    let mut b = Operator::new(c.clone(), other, TokioClock::new(0), group("east"));
     b.run_until(|op, t| {
         op.memory().lease_until.is_some()
             && t.decision.action
@@ -866,4 +900,107 @@ async fn a_start_step_is_not_sent_once_the_lease_ran_low_after_the_decision() {
     })
     .await;
     assert_eq!(c.state(&vs), Some(MemberState::Network { disabled: false }));
+}
+
+/// Issue 10: a record that goes missing (deleted, or the table re-created) is never
+/// created again from the spec. The cluster kept a trace of it (the last token and
+/// active cluster it saw), so the operator refuses to create it, cannot heartbeat, and
+/// fences its cluster once its lease runs out; the explicit re-creation from both
+/// clusters' traces starts above every token they saw, with the newest trace's active
+/// cluster, and the operator claims its slot again and serves.
+#[tokio::test(start_paused = true)]
+async fn a_missing_record_is_not_created_again_and_is_recreated_explicitly() {
+    let store = MemoryStore::new();
+    let (ga, gb) = (group("east"), group("west"));
+    let key = ga.key.clone();
+    let (ca, cb) = (
+        cluster(true, Settle::Instantly),
+        cluster(false, Settle::Instantly),
+    );
+    let mut a = Operator::new(ca.clone(), store.clone(), TokioClock::new(0), ga);
+    let mut b = Operator::new(cb.clone(), store.clone(), TokioClock::new(0), gb);
+    // A failover to west, so the spec's initial active cluster (east) is wrong now.
+    let request = Request {
+        id: ID,
+        to: Cluster::B,
+        mode: Mode::Consistency,
+    };
+    let (ea, eb) = tokio::join!(
+        process_failover(&mut a, request),
+        process_failover(&mut b, request)
+    );
+    let done = Ended::Finished(Outcome::Completed(PlanKind::Planned(Mode::Consistency)));
+    assert_eq!((ea, eb), (done.clone(), done));
+    let before = store.get(&key).expect("record");
+    assert_eq!(before.active, Cluster::B);
+    // Both clusters keep a trace of it.
+    let trace = before.trace();
+    for c in [&ca, &cb] {
+        a.turn().await;
+        b.turn().await;
+        assert_eq!(c.recall(&key).await.expect("recall"), Some(trace));
+    }
+    store.delete(&key);
+    // The re-creation is refused while an operator has not found the record missing.
+    let observers = [
+        Operator::new(ca.clone(), store.clone(), TokioClock::new(0), group("east")),
+        Operator::new(cb.clone(), store.clone(), TokioClock::new(0), group("west")),
+    ];
+    let refused = recreate_record([&observers[0], &observers[1]], &store, None).await;
+    assert!(
+        matches!(refused, Err(RecreateRefused::NotNoticed(_))),
+        "{refused:?}"
+    );
+    // Nobody creates a record again; each operator drops its lease on finding it
+    // missing and fences its cluster at once.
+    let lease = group("west").timing.lease_ttl;
+    let volumes = |c: &MemoryCluster, primary: bool| {
+        c.state(&obj(Kind::VolumeReplication, NS, "db-data"))
+            == Some(state(Kind::VolumeReplication, 0, primary))
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(lease);
+    while tokio::time::Instant::now() < deadline && !(volumes(&cb, false) && a.record_missing()) {
+        a.turn().await;
+        b.turn().await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        store.get(&key),
+        None,
+        "the missing record was not created again"
+    );
+    assert!(a.record_missing() && b.record_missing());
+    assert!(
+        volumes(&cb, false),
+        "west fenced itself: its volumes are secondary"
+    );
+    assert_eq!(b.memory().lease_until, None, "the lease was dropped");
+    // The explicit re-creation: above every token either cluster saw, west active.
+    let recreated = recreate_record([&observers[0], &observers[1]], &store, None)
+        .await
+        .expect("re-created");
+    assert_eq!(recreated.active, Cluster::B);
+    assert!(recreated.token > before.token);
+    let again = recreate_record([&observers[0], &observers[1]], &store, None).await;
+    assert!(
+        matches!(again, Err(RecreateRefused::Exists(_))),
+        "{again:?}"
+    );
+    // Both claim their slots again; west serves, east stays stopped.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(3 * lease);
+    while tokio::time::Instant::now() < deadline && !volumes(&cb, true) {
+        a.turn().await;
+        b.turn().await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(volumes(&cb, true), "west serves again");
+    assert!(volumes(&ca, false), "east stays stopped");
+    let after = store.get(&key).expect("record");
+    assert_eq!(after.active, Cluster::B);
+    assert!(after.token > before.token, "the token never went back");
+    assert_eq!(
+        after.instance.map(|i| i.is_some()),
+        [true, true],
+        "both claimed again"
+    );
 }

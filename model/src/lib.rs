@@ -20,6 +20,8 @@ pub use core::decide::{
     Action, Decision, Inputs, Memory, PeerSeen, Purpose, Reply, Wake, decide, lease_ok, stamp,
 };
 pub use core::invariants::{Audit, Invariant, Snapshot};
-pub use core::plan::{Plan, PlanStep, Resource, START, STOP, Step, StepKind, StepSet, Variant};
+pub use core::plan::{
+    Plan, PlanStep, Resource, START, STOP, Step, StepKind, StepSet, Variant, stopped,
+};
 pub use core::store::{ConditionFailed, Op, Write, apply};
 pub use core::types::*;

@@ -7,7 +7,7 @@ use failover_model::{
     Action, Agreement, Agreements, Cluster, ClusterState, ConditionFailed, Decision, FailoverId,
     HistoryEntry, InFlight, Inputs, Instance, Lock, Memory, Mode, Op, Outcome, PeerSeen, Pending,
     Plan, PlanKind, PlanStep, Purpose, Record, Reply, Request, Role, START, STOP, Stage, Step,
-    StepKind, StepSet, Time, Timing, Token, Variant, VolumeRole, Wake, Write, apply, decide,
+    StepKind, StepSet, Time, Timing, Token, Trace, Variant, VolumeRole, Wake, Write, apply, decide,
 };
 
 use Cluster::{A, B};
@@ -52,6 +52,7 @@ fn feed(mem: &mut Memory, w: &Write, reply: Reply) {
 /// An operator that heartbeated successfully at `now` and holds `view`.
 fn settled(now: Time, view: Option<Record>) -> Memory {
     Memory {
+        missing: false,
         instance: OWNER,
         claimed: Some(0),
         replaced: None,
@@ -260,6 +261,7 @@ fn operator_without_a_view_reads_the_record() {
 #[test]
 fn store_back_off_postpones_heartbeat_and_read() {
     let mem = Memory {
+        missing: false,
         instance: OWNER,
         claimed: Some(0),
         replaced: None,
@@ -281,6 +283,7 @@ fn store_back_off_postpones_heartbeat_and_read() {
 #[test]
 fn unknown_lease_fences_even_while_store_backs_off() {
     let mem = Memory {
+        missing: false,
         instance: OWNER,
         claimed: Some(0),
         replaced: None,
@@ -376,6 +379,7 @@ fn fence_applies_every_unsatisfied_stop_step_at_once() {
 #[test]
 fn fenced_cluster_with_unknown_lease_waits_for_the_back_off() {
     let mem = Memory {
+        missing: false,
         instance: OWNER,
         claimed: Some(0),
         replaced: None,
@@ -397,6 +401,7 @@ fn fenced_cluster_with_unknown_lease_waits_for_the_back_off() {
 #[test]
 fn no_self_fence_variant_keeps_serving_without_a_lease() {
     let mem = Memory {
+        missing: false,
         instance: OWNER,
         claimed: Some(0),
         replaced: None,
@@ -532,10 +537,11 @@ fn ambiguous_heartbeats_do_not_starve_the_self_fence() {
             decisions.push(d);
         }
     }
-    // At B's time 15 the store accepts B's forced takeover: A must have started fencing.
+    // At B's time 15 the store accepts B's forced takeover of B's request: A must have
+    // started fencing.
     assert!(
         store(
-            &record,
+            &pending(record, 1, B, Mode::Consistency),
             B,
             15,
             Op::ForceTakeLock {
@@ -1058,6 +1064,7 @@ fn applied_heartbeat_renews_the_lease() {
     assert_eq!(
         mem,
         Memory {
+            missing: false,
             instance: OWNER,
             claimed: Some(0),
             replaced: None,
@@ -1090,6 +1097,7 @@ fn refused_heartbeat_renews_nothing() {
     assert_eq!(
         mem,
         Memory {
+            missing: false,
             instance: OWNER,
             claimed: Some(0),
             replaced: None,
@@ -1124,6 +1132,7 @@ fn ambiguous_write_forgets_the_view_and_records_unsure() {
     assert_eq!(
         mem,
         Memory {
+            missing: false,
             instance: OWNER,
             claimed: Some(0),
             replaced: None,
@@ -1146,6 +1155,7 @@ fn ambiguous_heartbeat_leaves_the_lease_alone_and_backs_off() {
     assert_eq!(
         mem,
         Memory {
+            missing: false,
             instance: OWNER,
             claimed: Some(0),
             replaced: None,
@@ -1200,6 +1210,7 @@ fn unavailable_heartbeat_sets_retry_and_heartbeat_time_but_not_the_lease() {
     assert_eq!(
         mem,
         Memory {
+            missing: false,
             instance: OWNER,
             claimed: Some(0),
             replaced: None,
@@ -2689,4 +2700,77 @@ fn only_the_pending_request_starts_a_failover() {
     // The pending request's mode, not another.
     let view = pending(at_rest(), 1, B, Mode::Uptime);
     assert_eq!(store(&view, A, 10, acquire), Err(ConditionFailed));
+}
+
+// ---------------------------------------------------------------------------------------
+// A missing record (issue 10)
+// ---------------------------------------------------------------------------------------
+
+/// A record that went missing is never created again by the protocol: the operator
+/// drops its lease (nothing the record proved holds any more), fences its cluster at
+/// once, and keeps retrying the store. Before issue 10 (`recreate-missing-record`) it
+/// created the record again from the spec.
+#[test]
+fn a_missing_record_drops_the_lease_and_is_not_created_again() {
+    let mut mem = settled(20, Some(at_rest()));
+    feed(&mut mem, &write(A, 21, Op::Heartbeat), Reply::Missing);
+    assert!(mem.missing);
+    assert_eq!(mem.lease_until, None, "the lease is dropped");
+    assert_eq!(mem.view, None);
+    let d = decide(&inputs(A, 21, &SERVING, None), &mem);
+    assert_eq!(d, fence(&FENCE_ALL), "the serving cluster fences at once");
+    // Once stopped, it waits for the store; it never writes a create.
+    let later = decide(&inputs(A, 30, &STANDBY, None), &mem);
+    assert!(
+        !matches!(later.action, Action::Write(Op::Create { .. })),
+        "{later:?}"
+    );
+    let old = Inputs {
+        variant: Variant::RecreateMissingRecord,
+        ..inputs(A, 30, &STANDBY, None)
+    };
+    assert_eq!(
+        decide(&old, &mem).action,
+        Action::Write(Op::Create { active: A })
+    );
+    // A create on an existing record is refused.
+    assert_eq!(
+        store(&at_rest(), A, 30, Op::Create { active: A }),
+        Err(ConditionFailed)
+    );
+}
+
+/// The explicit re-creation starts from the newest trace either cluster kept: its
+/// active cluster and a token above it; nobody owns a slot, and each operator claims
+/// its slot again (without a hold: no process of it was replaced).
+#[test]
+fn the_recreated_record_starts_above_every_token_seen() {
+    let trace = |token, ended, active| {
+        Some(Trace {
+            token,
+            ended,
+            active,
+            missing: true,
+        })
+    };
+    // B completed the failover (history 1) that A saw only started (token 2 both).
+    let r = Record::recreated([trace(2, 0, A), trace(2, 1, B)]).expect("traces");
+    assert_eq!((r.active, r.token), (B, 3));
+    assert_eq!(r.instance, [None, None]);
+    assert_eq!((r.lock, r.failover, r.request), (None, None, None));
+    assert_eq!(
+        Record::recreated([None, trace(5, 0, A)]).map(|r| r.token),
+        Some(6)
+    );
+    assert_eq!(Record::recreated([None, None]), None);
+    // An operator that had claimed its slot claims it again.
+    let mut mem = settled(20, Some(at_rest()));
+    mem.on_read(A, 30, &TIMING, Some(r.clone()));
+    assert!(!mem.superseded);
+    assert_eq!(mem.claimed, None);
+    assert_eq!(
+        decide(&inputs(A, 30, &STANDBY, None), &mem).action,
+        Action::Write(Op::Claim { prev: None })
+    );
+    assert_eq!(mem.hold_until(&TIMING), None);
 }

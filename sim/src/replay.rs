@@ -69,6 +69,7 @@ impl Replay {
                     any_direction: true,
                     withdrawals: u8::MAX,
                     request_at: vec![Cluster::A, Cluster::B],
+                    deletions: u8::MAX,
                     crashes: u8::MAX,
                     store_faults: u8::MAX,
                     kube_faults: u8::MAX,
@@ -157,9 +158,11 @@ impl Replay {
         }
         // The call ended: applied or not.
         let applied = matches!(turn.result, TurnResult::Changed(_));
-        let record = around
-            .record
-            .ok_or("a call ended before the record exists")?;
+        // The record went missing while the call ran: nothing to replay against.
+        let Some(record) = around.record else {
+            *memory = actual.clone();
+            return Ok(());
+        };
         let mut world = self.world(c, turn, around, record, memory);
         world.busy[c.index()] = Some(Busy {
             until: world.tick,
@@ -191,12 +194,21 @@ impl Replay {
     ) -> Result<(), String> {
         let slow = slow(turn);
         let action = &turn.decision.action;
+        // `recreate-missing-record` creates a record where the model's worlds always
+        // have one: nothing to replay against (the memory is re-synced).
+        if matches!(action, Action::Write(failover_model::Op::Create { .. })) {
+            *memory = actual.clone();
+            return Ok(());
+        }
         // The fault the turn met, and the record its store call saw.
         let (fault, record) = match (action, &turn.result) {
             (Action::Read, TurnResult::Read(Ok(Some(r)))) => (Fault::None, Some(r)),
             // No record yet: the engine creates it, which the model starts from (its
             // worlds begin with a record); the memory is re-synced to the engine's.
-            (Action::Read, TurnResult::Read(Ok(None))) => return Ok(()),
+            (Action::Read, TurnResult::Read(Ok(None))) => {
+                *memory = actual.clone();
+                return Ok(());
+            }
             (Action::Read, TurnResult::Read(Err(_))) => (Fault::StoreUnavailable, around.record),
             (Action::Write(_), TurnResult::Wrote(reply)) => match reply {
                 Reply::Applied(_) | Reply::ConditionFailed(_) => {
@@ -210,6 +222,12 @@ impl Replay {
                     None => (Fault::AmbiguousDelayed, around.record),
                 },
                 Reply::Unavailable => (Fault::StoreUnavailable, around.record),
+                // The record went missing: the model's worlds always have one, so
+                // there is nothing to replay against (the memory is re-synced).
+                Reply::Missing => {
+                    *memory = actual.clone();
+                    return Ok(());
+                }
             },
             (Action::Kube(_), _) if slow => (Fault::Slow, around.record),
             (Action::Kube(_), TurnResult::Changed(_)) => (Fault::None, around.record),
@@ -228,8 +246,10 @@ impl Replay {
             (Action::Wait(_), TurnResult::Waited(_)) => (Fault::None, around.record),
             (a, r) => return Err(format!("the engine answered {a:?} with {r:?}")),
         };
-        // Before the record exists there is no protocol state to replay against.
+        // Before the record exists (or while it is missing) there is no protocol
+        // state to replay against: the memory is re-synced to the engine's.
         let Some(record) = record else {
+            *memory = actual.clone();
             return Ok(());
         };
         let mut world = self.world(c, turn, around, record, memory);
@@ -315,6 +335,8 @@ impl Replay {
             ghost: None,
             instances: 0,
             records: vec![record.clone()],
+            gone: false,
+            traces: [None, None],
             asked: {
                 let mut asked = [None, None];
                 asked[c.index()] = around.asked;
@@ -325,6 +347,7 @@ impl Replay {
             budget: Budget {
                 requests: u8::MAX,
                 withdrawals: u8::MAX,
+                deletions: u8::MAX,
                 crashes: u8::MAX,
                 store_faults: u8::MAX,
                 kube_faults: u8::MAX,

@@ -159,11 +159,13 @@ pub struct Marks {
     pub refused: bool,
     /// A request was written by the standby's operator and started by the active one.
     pub standby_request_started: bool,
+    /// A missing record was re-created by the operator action.
+    pub record_recreated: bool,
 }
 
 impl Marks {
     /// Names of the marks, with whether each was hit.
-    pub fn named(&self) -> [(&'static str, bool); 7] {
+    pub fn named(&self) -> [(&'static str, bool); 8] {
         [
             ("self-fenced", self.self_fenced),
             ("ambiguous-write-retried", self.ambiguous_retried),
@@ -172,6 +174,7 @@ impl Marks {
             ("journaled-step-restored", self.restored),
             ("request-refused", self.refused),
             ("standby-request-started", self.standby_request_started),
+            ("record-recreated", self.record_recreated),
         ]
     }
 }
@@ -449,6 +452,8 @@ enum Scheduled {
     Request(Cluster, u64, Cluster),
     /// The first cluster's `Failover` object is deleted.
     Withdraw(Cluster),
+    /// The group's record is deleted.
+    DeleteRecord,
     Heal,
 }
 
@@ -790,6 +795,22 @@ pub fn run(cfg: RunConfig) -> RunReport {
             plan.push((at, Scheduled::Handover(c)));
         }
     }
+    // The record deleted (issue 10, from a seventh stream): in a tenth of the seeds with
+    // faults, at a random moment of the fault phase or (half of them) just after the
+    // failover completed, when a record created again from the spec would name the
+    // wrong active cluster. The explicit re-creation follows at the heal.
+    let mut losses = Rng::new(cfg.seed ^ 0x1ead_0000_0000_0006);
+    let mut delete_after_done = None;
+    if cfg.profile != Profile::None && losses.chance(0.1) {
+        if losses.chance(0.5) {
+            delete_after_done = Some(losses.range(0, 3_000));
+        } else {
+            plan.push((
+                losses.range(request_at, FAULT_PHASE - 5_000),
+                Scheduled::DeleteRecord,
+            ));
+        }
+    }
     // A seed that loses A mostly has its requests made in B (where a user in a disaster
     // can see them), so the forced failover it needs still happens.
     let loses_a = plan
@@ -990,6 +1011,14 @@ pub fn run(cfg: RunConfig) -> RunReport {
                     });
                     continue;
                 }
+                Scheduled::DeleteRecord if healed_at.is_none() => {
+                    w.inject(FaultKind::RecordDeleted);
+                    w.delete_record();
+                    drop(w);
+                    lock(&log).line(next, None, None, LineKind::Fault, || {
+                        "RECORD DELETED from DynamoDB".into()
+                    });
+                }
                 Scheduled::Stuck(c, r) if healed_at.is_none() => {
                     w.inject(FaultKind::KindStuck);
                     w.stuck[c.index()] = Some(r);
@@ -1134,6 +1163,45 @@ pub fn run(cfg: RunConfig) -> RunReport {
         {
             aimed_handover = None;
             plan.push_front((next, Scheduled::Handover(c)));
+            continue;
+        }
+        // After the heal, the operator action for a missing record, once allowed: both
+        // operators found it missing and both clusters are stopped (or gone).
+        if healed_at.is_some() {
+            let mut w = lock(&shared.0);
+            let allowed = w.record.is_none()
+                && Cluster::ALL.into_iter().all(|c| {
+                    let i = c.index();
+                    !w.alive[i]
+                        || (w.clusters[i].trace.is_some_and(|t| t.missing)
+                            && failover_model::stopped(&w.cluster_state(c)))
+                });
+            let traces = [w.clusters[0].trace, w.clusters[1].trace];
+            if let Some(r) = Record::recreated(traces).filter(|_| allowed) {
+                w.recreate(&r);
+                drop(w);
+                lock(&log).marks.record_recreated = true;
+                lock(&log).line(next, None, None, LineKind::Record, || {
+                    format!(
+                        "operator action: the missing record re-created: {}",
+                        describe_record(&r)
+                    )
+                });
+                check(&ctx);
+            }
+        }
+        // A deletion aimed just after the failover completed.
+        if let Some(delay) = delete_after_done
+            && healed_at.is_none()
+            && lock(&shared.0).record.as_ref().is_some_and(|r| {
+                r.history
+                    .iter()
+                    .any(|h| matches!(h.outcome, Outcome::Completed(_)))
+            })
+        {
+            delete_after_done = None;
+            plan.push_back(((next + delay).min(FAULT_PHASE - 1), Scheduled::DeleteRecord));
+            plan.make_contiguous().sort_by_key(|(t, _)| *t);
             continue;
         }
         // A targeted fault whose moment has come.
@@ -1530,6 +1598,7 @@ fn effects(ctx: &Ctx, c: Cluster, turn: &Turn, log: &mut Log, at: Time) {
         TurnResult::Wrote(Reply::ConditionFailed(_)) => 4,
         TurnResult::Wrote(Reply::Ambiguous) => 5,
         TurnResult::Wrote(Reply::Unavailable) => 6,
+        TurnResult::Wrote(Reply::Missing) => 13,
         TurnResult::Changed(ch) => 7 + ((ch.len() as u64) << 8),
         TurnResult::Failed(_) => 8,
         TurnResult::Waited(_) => 9,
@@ -1582,6 +1651,7 @@ fn describe(turn: &Turn) -> String {
         TurnResult::Wrote(Reply::ConditionFailed(_)) => "condition failed".to_string(),
         TurnResult::Wrote(Reply::Ambiguous) => "AMBIGUOUS (may have applied)".to_string(),
         TurnResult::Wrote(Reply::Unavailable) => "unavailable".to_string(),
+        TurnResult::Wrote(Reply::Missing) => "RECORD MISSING".to_string(),
         TurnResult::Changed(ch) => format!("{} field(s) changed", ch.len()),
         TurnResult::Failed(e) => format!("FAILED: {e}"),
         TurnResult::Waited(_) => String::new(),

@@ -18,7 +18,8 @@ use failover_engine::ports::{
     Selector, StorePort, StoreUnavailable,
 };
 use failover_model::{
-    Audit, Cluster, ClusterState, Op, Record, Reply, Resource, Time, Timing, Variant, Write, apply,
+    Audit, Cluster, ClusterState, Op, Record, Reply, Resource, Time, Timing, Trace, Variant, Write,
+    apply,
 };
 
 use crate::rng::Rng;
@@ -79,11 +80,14 @@ pub enum FaultKind {
     /// one runs on beside it, acting on what it last saw until the record tells it it
     /// was replaced.
     LeaderHandover,
+    /// The group's record is deleted (the table re-created, an item deleted by hand);
+    /// the explicit re-creation from both clusters' traces follows at the heal.
+    RecordDeleted,
 }
 
 impl FaultKind {
     /// Every kind, in report order.
-    pub const ALL: [FaultKind; 22] = [
+    pub const ALL: [FaultKind; 23] = [
         FaultKind::StoreUnavailable,
         FaultKind::StoreThrottled,
         FaultKind::StoreAppliedTimeout,
@@ -106,6 +110,7 @@ impl FaultKind {
         FaultKind::ClockStep,
         FaultKind::LongOutage,
         FaultKind::LeaderHandover,
+        FaultKind::RecordDeleted,
     ];
 
     /// Kebab-case name.
@@ -133,6 +138,7 @@ impl FaultKind {
             FaultKind::ClockStep => "wall-clock-step",
             FaultKind::LongOutage => "operator-long-outage",
             FaultKind::LeaderHandover => "leader-handover",
+            FaultKind::RecordDeleted => "record-deleted",
         }
     }
 }
@@ -200,6 +206,8 @@ pub struct ClusterWorld {
     pub objects: BTreeMap<ObjectRef, Object>,
     /// Bumped on every change.
     pub version: u64,
+    /// What the cluster kept of the group's record.
+    pub trace: Option<Trace>,
     /// The newest version a watch event has told the watchers about.
     pub seen: u64,
     /// Tasks waiting for a change.
@@ -266,6 +274,8 @@ pub struct World {
     /// The record the last accepted write replaced, and when: what an eventually
     /// consistent read may still return for a while.
     pub superseded: Option<(Time, Record)>,
+    /// The record as it was when it was deleted, while it is missing.
+    pub deleted: Option<Record>,
     /// Virtual time.
     pub time: VirtualTime,
 }
@@ -305,6 +315,7 @@ impl World {
 
             held: Vec::new(),
             superseded: None,
+            deleted: None,
             time,
         }
     }
@@ -375,10 +386,31 @@ impl World {
         }
     }
 
+    /// Delete the group's record (the table re-created, an item deleted by hand).
+    pub fn delete_record(&mut self) {
+        if let Some(r) = self.record.take() {
+            self.deleted = Some(r);
+            self.dirty = true;
+        }
+    }
+
+    /// The explicit re-creation of the missing record as `record`.
+    pub fn recreate(&mut self, record: &Record) -> Reply {
+        if let Some(r) = &self.record {
+            return Reply::ConditionFailed(r.clone());
+        }
+        if let Some(before) = self.deleted.take() {
+            self.audit.on_recreated(&before, record);
+        }
+        self.record = Some(record.clone());
+        self.dirty = true;
+        Reply::Applied(record.clone())
+    }
+
     /// Apply a write to the record with the store's semantics, keeping the audit.
     pub fn store_apply(&mut self, timing: &Timing, w: &Write) -> Reply {
         let Some(before) = self.record.clone() else {
-            return Reply::Unavailable;
+            return Reply::Missing;
         };
         match apply(&before, w, timing, self.variant) {
             Ok(after) => {
@@ -714,6 +746,24 @@ impl ClusterPort for FakeCluster {
             timer: false,
         }
     }
+
+    async fn recall(&self, _group: &str) -> Result<Option<Trace>, ClusterError> {
+        let w = self.world.lock();
+        if w.cut_api[self.me.index()] {
+            return Err(ClusterError::Unavailable("API server unreachable".into()));
+        }
+        Ok(w.clusters[self.me.index()].trace)
+    }
+
+    async fn remember(&self, _group: &str, trace: Trace) -> Result<(), ClusterError> {
+        let mut w = self.world.lock();
+        let i = self.me.index();
+        if w.cut_api[i] {
+            return Err(ClusterError::Unavailable("API server unreachable".into()));
+        }
+        w.clusters[i].trace = Some(Trace::newest(w.clusters[i].trace, trace));
+        Ok(())
+    }
 }
 
 struct Changed {
@@ -808,9 +858,27 @@ impl StorePort for FakeStore {
         if self.cut(&w) {
             return Err(StoreUnavailable("unreachable".into()));
         }
+        if w.record.is_none() {
+            let created = Record::new(active, [Some(now); 2]);
+            // A record created where one was deleted (`recreate-missing-record`).
+            if let Some(before) = w.deleted.take() {
+                w.audit.on_recreated(&before, &created);
+            }
+            w.record = Some(created);
+            w.dirty = true;
+        }
         Ok(w.record
-            .get_or_insert_with(|| Record::new(active, [Some(now); 2]))
-            .clone())
+            .clone()
+            .unwrap_or_else(|| Record::new(active, [Some(now); 2])))
+    }
+
+    async fn recreate(&self, _group: &str, record: &Record) -> Reply {
+        self.world.latency().await;
+        let mut w = self.world.lock();
+        if self.cut(&w) {
+            return Reply::Unavailable;
+        }
+        w.recreate(record)
     }
 
     async fn read(&self, _group: &str) -> Result<Option<Record>, StoreUnavailable> {

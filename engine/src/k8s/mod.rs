@@ -127,6 +127,7 @@
 mod cronjob;
 mod flux;
 mod network;
+pub mod trace;
 mod volume;
 mod watch;
 mod workload;
@@ -400,6 +401,14 @@ impl ClusterPort for KubeCluster {
         }
         let notified = self.inner.watches.notified();
         let _ = tokio::time::timeout(timeout, notified).await;
+    }
+
+    async fn recall(&self, group: &str) -> Result<Option<failover_model::Trace>, ClusterError> {
+        trace::recall(&self.inner.client, group).await
+    }
+
+    async fn remember(&self, group: &str, t: failover_model::Trace) -> Result<(), ClusterError> {
+        trace::remember(&self.inner.client, group, t).await
     }
 }
 

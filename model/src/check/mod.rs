@@ -33,11 +33,11 @@ use crate::core::decide::{
     write,
 };
 use crate::core::invariants::{Audit, Invariant, Snapshot};
-use crate::core::plan::{Resource, STOP, Step, Variant};
+use crate::core::plan::{Resource, STOP, Step, Variant, stopped};
 use crate::core::store::{Op, Write, apply};
 use crate::core::types::{
     Cluster, ClusterState, FailoverId, Instance, Mode, Outcome, PlanKind, Record, Request, Stage,
-    Time, Timing,
+    Time, Timing, Trace,
 };
 
 /// A configuration of the model: bounds on time and faults, and the protocol variant.
@@ -96,6 +96,9 @@ pub struct Config {
     /// Monotonic clock skews: one operator's clock gains `clock_drift_max` at once
     /// (the most two clocks may disagree over a lease).
     pub skews: u8,
+    /// Times the group's record goes missing (deleted, the table re-created); an
+    /// operator action re-creates it from what the clusters kept ([`Record::recreated`]).
+    pub deletions: u8,
     /// Leader hand-overs: a new process of one cluster's operator starts (a second
     /// replica won the leader election) while the old one, paused or cut off from its
     /// API server's Lease, may still act later on what it last saw ([`Ghost`]).
@@ -157,6 +160,7 @@ impl Config {
             clock_step: 5,
             skews: 0,
             handovers: 0,
+            deletions: 0,
         };
         let scenario = |label: &str, f: &dyn Fn(&mut Config)| {
             let mut c = base.clone();
@@ -243,7 +247,7 @@ impl Config {
                 lean("stale-call", &|c| {
                     c.handovers = 1;
                     c.slow_calls = 1;
-                    c.max_ticks = 6;
+                    c.max_ticks = 5;
                     c.request_at = vec![Cluster::A];
                 }),
                 // Issue 10: requests arrive at either operator, for either cluster,
@@ -256,6 +260,14 @@ impl Config {
                     c.withdrawals = 1;
                     c.max_ticks = 5;
                     c.progress_ticks = 4;
+                }),
+                // Issue 10: the record goes missing (during or after a failover) and is
+                // never created again from the spec: both clusters fence once their
+                // leases run out, until the operator action re-creates it above every
+                // token either cluster saw, with the newest trace's active cluster.
+                lean("record-lost", &|c| {
+                    c.deletions = 1;
+                    c.request_at = vec![Cluster::B];
                 }),
                 // Two requests for the standby, one at each operator, with a write that
                 // fails or times out (a copy delayed in transit may land at any time).
@@ -340,6 +352,12 @@ impl Config {
                     c.max_ticks = 6;
                     c.request_at = vec![Cluster::B];
                 }),
+                // `ci/record-lost` with a crash, a store fault, both modes and requests
+                // at either cluster.
+                scenario("record-lost", &|c| {
+                    c.deletions = 1;
+                    c.max_ticks = 7;
+                }),
                 // `ci`'s two request scenarios in one: either cluster, either
                 // direction, a withdrawal and a store fault, 5 ticks.
                 lean("requests", &|c| {
@@ -371,6 +389,12 @@ impl Config {
                     c.max_ticks = 2;
                     c
                 })
+                .collect(),
+            // A record re-created from the spec after a failover moved the application.
+            Variant::RecreateMissingRecord => Config::named("ci")
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|c| c.name.ends_with("/record-lost"))
                 .collect(),
             _ => Config::named("ci").unwrap_or_default(),
         };
@@ -440,6 +464,8 @@ pub struct Budget {
     pub skews: u8,
     /// Leader hand-overs.
     pub handovers: u8,
+    /// Record deletions.
+    pub deletions: u8,
 }
 
 /// Facts recorded only so `sometimes` properties can see them.
@@ -462,6 +488,8 @@ pub struct Marks {
     pub silenced: [bool; 2],
     /// A request was refused because another one held the group.
     pub refused: bool,
+    /// The record went missing and was re-created by the operator action.
+    pub recreated: bool,
 }
 
 /// A request as one cluster has it (its `Failover` object), until the record decided.
@@ -545,8 +573,13 @@ pub struct World {
     pub ghost: Option<Ghost>,
     /// The last operator process id issued.
     pub instances: Instance,
-    /// The record: one item, or one replica per cluster's region (`lww-store`).
+    /// The record: one item, or one replica per cluster's region (`lww-store`). While
+    /// [`World::gone`], the last state it had.
     pub records: Vec<Record>,
+    /// The record is missing (deleted): reads find nothing, writes are refused.
+    pub gone: bool,
+    /// What each cluster kept of the record ([`Trace`]), beside the group in the cluster.
+    pub traces: [Option<Trace>; 2],
     /// Each cluster's request (its `Failover` object), if any.
     pub asked: [Option<Asked>; 2],
     /// A write that timed out and is still in transit.
@@ -630,6 +663,10 @@ pub enum Act {
     Replicate(usize),
     /// A delayed write reaches the store.
     Deliver,
+    /// The group's record goes missing (deleted, or the table re-created).
+    Delete,
+    /// The operator action re-creates the missing record from the clusters' traces.
+    Recreate,
 }
 
 /// The stateright model of the protocol under one configuration.
@@ -832,6 +869,17 @@ impl FailoverModel {
     /// The store receives `wr` in replica `rep`.
     fn deliver(&self, w: &mut World, rep: usize, wr: &Write) -> Reply {
         let before = w.records[rep].clone();
+        if w.gone {
+            // Every write but a create needs the record; a create makes a new one.
+            let Op::Create { active } = wr.op else {
+                return Reply::Missing;
+            };
+            let after = Record::new(active, [Some(wr.now), Some(wr.now)]);
+            w.audit.on_recreated(&before, &after);
+            w.records[rep] = after.clone();
+            w.gone = false;
+            return Reply::Applied(after);
+        }
         match apply(&before, wr, &self.config.timing, self.config.variant) {
             Ok(after) => {
                 w.audit.on_write_accepted(&before, &after, wr);
@@ -847,8 +895,17 @@ impl FailoverModel {
         self.execute(w, c, d, fault);
     }
 
-    /// `c`'s operator carries out decision `d` (its memory is `w.memories[c]`).
+    /// `c`'s operator carries out decision `d` (its memory is `w.memories[c]`); its
+    /// cluster keeps a trace of the record it sees.
     fn execute(&self, w: &mut World, c: Cluster, d: Decision, fault: Fault) {
+        self.execute_inner(w, c, d, fault);
+        let i = c.index();
+        if let Some(v) = &w.memories[i].view {
+            w.traces[i] = Some(Trace::newest(w.traces[i], v.trace()));
+        }
+    }
+
+    fn execute_inner(&self, w: &mut World, c: Cluster, d: Decision, fault: Fault) {
         let now = self.now(w, c);
         let timing = self.config.timing;
         let variant = self.config.variant;
@@ -857,6 +914,9 @@ impl FailoverModel {
         let store_down = w.cut_off[i] || fault == Fault::StoreUnavailable;
         match d.action {
             Action::Wait(_) => {}
+            Action::Read if w.gone && !store_down => {
+                w.memories[i].on_missing(now, &timing);
+            }
             Action::Read => {
                 let read = (!store_down).then(|| w.records[rep].clone());
                 w.memories[i].on_read(c, now, &timing, read);
@@ -1016,6 +1076,8 @@ impl Model for FailoverModel {
                 };
                 records
             ],
+            gone: false,
+            traces: [Some(Record::new(Cluster::A, hb).trace()); 2],
             asked: [None, None],
             in_transit: None,
             audit: Audit::default(),
@@ -1033,6 +1095,7 @@ impl Model for FailoverModel {
                 clock_steps: self.config.clock_steps,
                 skews: self.config.skews,
                 handovers: self.config.handovers,
+                deletions: self.config.deletions,
             },
             calm_since: 0,
             marks: Marks::default(),
@@ -1171,6 +1234,18 @@ impl Model for FailoverModel {
         }
         if w.in_transit.is_some() {
             actions.push(Act::Deliver);
+        }
+        if b.deletions > 0 && !w.gone {
+            actions.push(Act::Delete);
+        }
+        // The operator action waits until both operators found the record missing and
+        // both clusters are stopped (or gone).
+        let noticed = Cluster::ALL.into_iter().all(|c| {
+            let i = c.index();
+            !w.alive[i] || (w.down[i].is_none() && w.memories[i].missing && stopped(&w.clusters[i]))
+        });
+        if w.gone && noticed && Record::recreated(w.traces).is_some() {
+            actions.push(Act::Recreate);
         }
         if w.records.len() == 2 && w.records[0] != w.records[1] {
             actions.push(Act::Replicate(0));
@@ -1393,6 +1468,24 @@ impl FailoverModel {
                 // out again (a lease from then): the calm starts over.
                 Self::disturb(w);
             }
+            Act::Delete => {
+                w.budget.deletions -= 1;
+                w.gone = true;
+                // Nobody can heartbeat: each side may see the other's lease run out.
+                w.marks.silenced = [true, true];
+                w.marks.disrupted = true;
+                Self::disturb(w);
+            }
+            Act::Recreate => {
+                if let Some(after) = Record::recreated(w.traces) {
+                    let before = w.records[0].clone();
+                    w.audit.on_recreated(&before, &after);
+                    w.records[0] = after;
+                    w.gone = false;
+                    w.marks.recreated = true;
+                }
+                Self::disturb(w);
+            }
             Act::Replicate(from) => {
                 let to = 1 - from;
                 let before = w.records[to].clone();
@@ -1505,6 +1598,10 @@ pub fn properties() -> Vec<Property<FailoverModel>> {
         |_: &FailoverModel, w: &World| completed(w, |o| o == Outcome::NoOp),
     ));
     props.push(Property::sometimes(
+        "record-recreated",
+        |_: &FailoverModel, w: &World| w.marks.recreated,
+    ));
+    props.push(Property::sometimes(
         "self-fenced",
         |_: &FailoverModel, w: &World| w.marks.fenced,
     ));
@@ -1537,6 +1634,7 @@ pub fn expected(config: &Config, name: &str) -> bool {
         "ambiguous-write-retried" => config.store_faults > 0,
         "request-refused" | "request-no-op" => config.any_direction && config.requests > 1,
         "request-withdrawn" => config.withdrawals > 0,
+        "record-recreated" => config.deletions > 0,
         n if n.starts_with("crash-in-") => config.crashes > 0,
         _ => true,
     }
@@ -1556,7 +1654,7 @@ fn settled_when_idle(m: &FailoverModel, w: &World) -> bool {
                     Action::Wait(Wake::Idle(_) | Wake::Change)
                 ))
     });
-    let quiet = idle && !w.cut_off.contains(&true);
+    let quiet = idle && !w.cut_off.contains(&true) && !w.gone;
     !quiet
         || w.records
             .iter()
@@ -1567,6 +1665,7 @@ fn settled_when_idle(m: &FailoverModel, w: &World) -> bool {
 /// free, the request served, the active cluster (if alive) serving and the other at rest.
 fn progress_when_calm(m: &FailoverModel, w: &World) -> bool {
     let calm = !w.cut_off.contains(&true)
+        && !w.gone
         && w.stuck == [None, None]
         && w.tick >= w.calm_since + Time::from(m.config.progress_ticks);
     // Judged at tick boundaries: once every live operator and controller is done for now.

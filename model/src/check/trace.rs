@@ -196,15 +196,27 @@ pub fn describe_step(m: &FailoverModel, last: &World, action: Act, next: &World)
             "-".to_string(),
             "delayed write reaches the store".to_string(),
         ),
+        Act::Delete => (
+            "-".to_string(),
+            "RECORD DELETED (reads find nothing, writes are refused)".to_string(),
+        ),
+        Act::Recreate => (
+            "-".to_string(),
+            "operator action: RE-CREATE the record from the clusters' traces".to_string(),
+        ),
         Act::Replicate(from) => (
             "-".to_string(),
             format!("replicate region {from} over the other"),
         ),
     };
-    format!(
-        "tick {} | {who} | {what}\n      record: {}",
-        last.tick,
+    let record = if next.gone {
+        "(missing)".to_string()
+    } else {
         record_line(&next.records[0])
+    };
+    format!(
+        "tick {} | {who} | {what}\n      record: {record}",
+        last.tick
     )
 }
 

@@ -53,6 +53,12 @@ pub struct Memory {
     /// The record names another instance as the owner: this process was replaced and
     /// stops for good (the engine returns from its loop).
     pub superseded: bool,
+    /// The store answered that the group's record does not exist, though this cluster
+    /// kept a trace of it: it is not created again (only the explicit re-creation
+    /// does that). The lease is dropped at once (nothing the record proved holds any
+    /// more), so the cluster fences itself now and starts nothing on its old view;
+    /// until the re-creation the store counts as unavailable.
+    pub missing: bool,
 }
 
 /// The peer's heartbeat as one operator observed it.
@@ -98,6 +104,10 @@ pub enum Reply {
     Ambiguous,
     /// Definitely not applied (throttled, unreachable, refused before execution).
     Unavailable,
+    /// Not applied: the group's record does not exist (deleted, or the table
+    /// re-created). Every write needs it, and nothing but the explicit re-creation
+    /// makes it again.
+    Missing,
 }
 
 impl Memory {
@@ -139,12 +149,29 @@ impl Memory {
         }
     }
 
+    /// The store answered at `now` that the record does not exist, and this cluster
+    /// kept a trace of it ([`crate::Trace`]): like an unavailable store, and noted.
+    pub fn on_missing(&mut self, now: Time, timing: &Timing) {
+        self.view = None;
+        self.missing = true;
+        self.lease_until = None;
+        self.retry_at = Some(now + timing.retry_after);
+    }
+
     /// A current record arrived at `now`: keep it, and note the peer's heartbeat.
     fn see(&mut self, me: Cluster, now: Time, record: Record) {
-        if record.instance[me.index()] == Some(self.instance) {
-            self.claimed.get_or_insert(now);
-        } else if self.claimed.is_some() {
-            self.superseded = true;
+        self.missing = false;
+        match record.instance[me.index()] {
+            Some(owner) if owner == self.instance => {
+                self.claimed.get_or_insert(now);
+            }
+            // A re-created record names no owner: claim the slot again.
+            None => {
+                self.claimed = None;
+                self.replaced = None;
+            }
+            Some(_) if self.claimed.is_some() => self.superseded = true,
+            Some(_) => {}
         }
         let heartbeat = record.heartbeat[me.peer().index()];
         match self.peer {
@@ -211,6 +238,12 @@ impl Memory {
                     self.heartbeat_at = Some(sent);
                 }
                 self.retry_at = Some(sent + timing.retry_after);
+            }
+            Reply::Missing => {
+                if heartbeat {
+                    self.heartbeat_at = Some(sent);
+                }
+                self.on_missing(sent, timing);
             }
         }
     }
@@ -386,6 +419,13 @@ fn choose(input: &Inputs<'_>, mem: &Memory) -> Decision {
         return Decision::wait(Wake::Change);
     }
     let store_ok = mem.retry_at.is_none_or(|at| now >= at);
+    // Before issue 10 a missing record was created again from the spec.
+    if mem.missing && store_ok && input.variant == Variant::RecreateMissingRecord {
+        return Decision::new(
+            Action::Write(Op::Create { active: Cluster::A }),
+            Purpose::Sync,
+        );
+    }
     // A process that just started takes its cluster's slot before anything else it
     // writes: from a view read after its start.
     if store_ok && mem.claimed.is_none() {
@@ -497,6 +537,7 @@ fn changes(d: &Decision) -> bool {
             op,
             Op::Heartbeat
                 | Op::Claim { .. }
+                | Op::Create { .. }
                 | Op::Request { .. }
                 | Op::AlreadyActive { .. }
                 | Op::Withdraw { .. }

@@ -55,6 +55,17 @@ impl Audit {
         }
     }
 
+    /// The record went missing while it was `before` and was created again as
+    /// `after`: its token must not go down (a stale write of the old record would then
+    /// be accepted). The journal starts over: the failover in flight, if any, is gone,
+    /// and a request re-submitted with its id runs its steps again.
+    pub fn on_recreated(&mut self, before: &Record, after: &Record) {
+        if after.token < before.token {
+            self.token_regressed = true;
+        }
+        self.journaled.clear();
+    }
+
     /// A replica of the record was overwritten (multi-region replication).
     pub fn on_replicated(&mut self, before: &Record, after: &Record) {
         if after.token < before.token {

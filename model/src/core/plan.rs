@@ -339,6 +339,12 @@ pub const STOP: [Step; 7] = [
     Step::AwaitVolumesSecondary,
 ];
 
+/// Every stop step holds in `c`: nothing runs, traffic closed, Flux suspended, volumes
+/// secondary (a cluster at rest as the standby, or fenced).
+pub fn stopped(c: &ClusterState) -> bool {
+    STOP.iter().all(|s| s.satisfied(c))
+}
+
 /// Starting a cluster: the target's promotion and activation, and recovery after a
 /// self-fence. Traffic opens only once workloads are ready on primary volumes; Flux
 /// resumes last, when git's desired state and the cluster agree.
@@ -390,11 +396,15 @@ pub enum Variant {
     /// new instance does not wait out the old one's lease before it changes anything. The
     /// old one keeps its lease and acts on a view older than the new one's work.
     StaleLeader,
+    /// A missing record (deleted, or the table re-created) is created again from the
+    /// spec, as a new group's is (the engine before issue 10): token 0 and the spec's
+    /// initial active cluster, whatever either cluster saw.
+    RecreateMissingRecord,
 }
 
 impl Variant {
     /// Every broken variant.
-    pub const BROKEN: [Variant; 10] = [
+    pub const BROKEN: [Variant; 11] = [
         Variant::PromoteBeforeDemote,
         Variant::NoTokenCheck,
         Variant::NoSelfFence,
@@ -405,6 +415,7 @@ impl Variant {
         Variant::HeartbeatBehindTasks,
         Variant::WallClockLease,
         Variant::StaleLeader,
+        Variant::RecreateMissingRecord,
     ];
 
     /// The CLI name.
@@ -421,6 +432,7 @@ impl Variant {
             Variant::HeartbeatBehindTasks => "heartbeat-behind-tasks",
             Variant::WallClockLease => "wall-clock-lease",
             Variant::StaleLeader => "stale-leader",
+            Variant::RecreateMissingRecord => "recreate-missing-record",
         }
     }
 

@@ -42,6 +42,14 @@ pub enum Op {
         /// The instance the sender read as the slot's owner.
         prev: Option<Instance>,
     },
+    /// Create the group's record with `active` owning the application, as the engine
+    /// does for a new group, if no record exists. The protocol never decides it: only
+    /// the broken variant `recreate-missing-record` sends it, for a record that went
+    /// missing, from the spec (token 0). On an existing record it is refused.
+    Create {
+        /// The spec's initial active cluster.
+        active: Cluster,
+    },
     /// `heartbeat[by] = now` if that moves it forward. Renews `by`'s lease. The condition
     /// matters: a heartbeat delayed in transit must never move a newer one back, or the
     /// peer would see the lease as expired while the cluster still serves (the model
@@ -178,7 +186,8 @@ impl Op {
             | Op::Claim { .. }
             | Op::Request { .. }
             | Op::AlreadyActive { .. }
-            | Op::Withdraw { .. } => None,
+            | Op::Withdraw { .. }
+            | Op::Create { .. } => None,
         }
     }
 }
@@ -206,10 +215,13 @@ pub fn apply(
     };
     // Only the slot's owner writes (`stale-leader`: any instance of the cluster does).
     let owner = record.instance[w.by.index()] == Some(w.instance);
+    // The record exists: a create is refused.
+    check(!matches!(w.op, Op::Create { .. }))?;
     if !matches!(w.op, Op::Claim { .. }) {
         check(owner || variant == Variant::StaleLeader)?;
     }
     match w.op {
+        Op::Create { .. } => return Err(ConditionFailed),
         Op::Claim { prev } => {
             check(record.instance[w.by.index()] == prev)?;
             check(record.heartbeat[w.by.index()].is_none_or(|at| at < w.now))?;

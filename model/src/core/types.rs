@@ -444,6 +444,39 @@ impl Record {
         self.request.is_some_and(|p| p.id == id) || self.knows(id)
     }
 
+    /// What a cluster keeps of this record ([`Trace`]).
+    pub fn trace(&self) -> Trace {
+        Trace {
+            token: self.token,
+            ended: self.history.len() as u32,
+            active: self.active,
+            missing: false,
+        }
+    }
+
+    /// The record re-created by the explicit operator action after it went missing,
+    /// from what the clusters kept of it: the active cluster of the newest trace, a
+    /// token above every token either cluster saw, no lock, no failover, no pending
+    /// request, no heartbeat and no owner (each cluster's operator claims its slot
+    /// again). `None` if neither cluster kept a trace (nothing to re-create from).
+    ///
+    /// The action is allowed only once both clusters' operators found the record
+    /// missing (each dropped its lease then, so neither starts anything on what the
+    /// old record said) and both clusters are stopped, or gone. A failover in flight
+    /// when the record went missing may have started the target, and the record comes
+    /// back naming the source active, which starts at once: the model found two
+    /// primaries when the action came before the target's operator noticed.
+    pub fn recreated(traces: [Option<Trace>; 2]) -> Option<Record> {
+        let newest = traces
+            .into_iter()
+            .flatten()
+            .max_by_key(|t| (t.token, t.ended))?;
+        Some(Record {
+            token: newest.token + 1,
+            ..Record::new(newest.active, [None, None])
+        })
+    }
+
     /// The request or failover that holds the group (so a new request is refused), if
     /// any.
     pub fn held_by(&self) -> Option<FailoverId> {
@@ -469,6 +502,34 @@ impl Record {
     /// The lock's holder, if any.
     pub fn holder(&self) -> Option<Cluster> {
         self.lock.map(|l| l.holder)
+    }
+}
+
+/// What a cluster keeps of its group's record, beside the group in the cluster (so it
+/// survives every restart of the operator), updated from every record the operator
+/// sees: enough to know that the group's record existed, so a missing one is never
+/// silently created again, and to re-create it above everything either cluster saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Trace {
+    /// The record's fencing token.
+    pub token: Token,
+    /// How many history items it had (a completion does not raise the token).
+    pub ended: u32,
+    /// Its active cluster.
+    pub active: Cluster,
+    /// The operator found the record missing since (it dropped its lease then): the
+    /// explicit re-creation needs this from both clusters' operators.
+    pub missing: bool,
+}
+
+impl Trace {
+    /// The newer of two traces (by token, then history; `b` on a tie, so a trace
+    /// marked missing replaces the same one unmarked).
+    pub fn newest(a: Option<Trace>, b: Trace) -> Trace {
+        match a {
+            Some(a) if (a.token, a.ended) > (b.token, b.ended) => a,
+            _ => b,
+        }
     }
 }
 
