@@ -694,3 +694,109 @@ async fn two_requests_at_once_one_carried_out_one_refused() {
         "the no-op has its own history item"
     );
 }
+
+/// Issue 10: the group's record deleted from DynamoDB after a failover moved the
+/// application to west. Neither operator creates it again (before issue 10 the next read
+/// created it from the spec, naming east active with token 0): each finds it missing,
+/// drops its lease and fences its cluster. The operator action refuses to re-create it
+/// until both operators noticed and both clusters are stopped, then re-creates it above
+/// every token either cluster saw with west active; both operators claim their slots
+/// again and west serves, on the real control planes and DynamoDB Local.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_record_is_not_created_again_and_comes_back_by_the_operator_action() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use failover_engine::recovery::{RecreateRefused, recreate_record};
+    let mode = Mode::Consistency;
+    let (sites, store, mut ops) = setup(mode, Variant::Correct, VOLUME_DELAY).await;
+    let request = Request {
+        id: 61,
+        to: Cluster::B,
+        mode,
+    };
+    fail_over(&mut ops, &store, &sites, request, [None; 2]).await;
+    let key = ops[0].group().key.clone();
+    let before = store.read(&key).await.expect("read").expect("record");
+    for op in &mut ops {
+        op.turn().await;
+    }
+    let client = local_client(&dynamodb_endpoint().await.expect("DynamoDB Local")).await;
+    client
+        .delete_item()
+        .table_name(store.table())
+        .key("pk", AttributeValue::S(key.clone()))
+        .key("sk", AttributeValue::S("record".into()))
+        .send()
+        .await
+        .expect("delete the record");
+    let observers = [0, 1].map(|i| {
+        Operator::new(
+            sites[i].cluster.clone(),
+            store.clone(),
+            SystemClock,
+            ops[i].group().clone(),
+        )
+    });
+    let refused = recreate_record([&observers[0], &observers[1]], &store, None).await;
+    assert!(
+        matches!(refused, Err(RecreateRefused::NotNoticed(_))),
+        "refused until both operators noticed: {refused:?}"
+    );
+    // Both operators run; the operator action is tried every half second.
+    let started = Instant::now();
+    let action = async {
+        loop {
+            match recreate_record([&observers[0], &observers[1]], &store, None).await {
+                Ok(record) => return record,
+                Err(RecreateRefused::NotNoticed(_) | RecreateRefused::NotStopped(_)) => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => panic!("the operator action failed: {e}"),
+            }
+        }
+    };
+    let claimed = |op: &Op| {
+        op.memory().view.as_ref().is_some_and(|v| {
+            v.token > before.token
+                && v.instance[op.group().me.index()] == Some(op.memory().instance)
+        })
+    };
+    let [a, b] = &mut ops;
+    let (recreated, (), ()) = tokio::time::timeout(FAILOVER_BOUND, async {
+        tokio::join!(
+            action,
+            a.run_until(|op, _| claimed(op)),
+            b.run_until(|op, _| claimed(op))
+        )
+    })
+    .await
+    .expect("re-created and claimed again");
+    eprintln!(
+        "record re-created after {:.1?}: token {} (was {})",
+        started.elapsed(),
+        recreated.token,
+        before.token
+    );
+    assert_eq!(
+        recreated.active,
+        Cluster::B,
+        "the newest trace's active cluster"
+    );
+    assert!(recreated.token > before.token, "above every token seen");
+    // West serves again; east stays stopped.
+    let west_serves = async {
+        loop {
+            a.turn().await;
+            b.turn().await;
+            let observed = b.observe().await;
+            if failover_model::START.iter().all(|s| s.satisfied(&observed)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(FAILOVER_BOUND, west_serves)
+        .await
+        .expect("west serves again");
+    assert_serving(&sites[1], true).await;
+    assert_serving(&sites[0], false).await;
+}

@@ -4,16 +4,24 @@
 //! - `crds`: print the `FailoverGroup` and `Failover` CustomResourceDefinitions as JSON
 //!   (`failover-admin crds | kubectl apply -f -`);
 //! - `dry-run`: print what this cluster's operator would change in a failover of a
-//!   group, object by object and field by field, changing nothing.
+//!   group, object by object and field by field, changing nothing;
+//! - `recreate-record`: re-create a group's record that went missing from DynamoDB,
+//!   from what both clusters kept of it, once that is safe
+//!   ([`failover_engine::recovery`]).
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use failover_engine::dryrun::{dry_run, render};
+use failover_engine::dynamo::DynamoStore;
 use failover_engine::dynamo::{create_table, local_client};
+use failover_engine::executor::Operator;
 use failover_engine::k8s::KubeCluster;
+use failover_engine::ports::SystemClock;
+use failover_engine::recovery::recreate_record;
 use failover_engine::spec::{Failover, FailoverGroup, Group};
 use failover_model::{Mode, PlanKind, Role};
+use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, CustomResourceExt};
 
 #[derive(Parser)]
@@ -57,6 +65,52 @@ enum Command {
         #[arg(long, value_enum, default_value = "consistency")]
         mode: CliMode,
     },
+    /// Re-create a group's record that went missing from DynamoDB (deleted, or the table
+    /// re-created). Refused unless both clusters' operators found it missing and both
+    /// clusters are stopped (or one is declared lost); starts above every token either
+    /// cluster saw, with the active cluster of the newest trace.
+    RecreateRecord {
+        /// The group's namespace.
+        #[arg(long)]
+        namespace: String,
+        /// The FailoverGroup's name.
+        #[arg(long)]
+        group: String,
+        /// The kubeconfig context of each cluster of the group, as `name=context`
+        /// (twice, one per cluster named in the group).
+        #[arg(long = "context", value_name = "NAME=CONTEXT", required = true)]
+        contexts: Vec<String>,
+        /// A cluster gone for good: its trace and state are not required.
+        #[arg(long)]
+        lost: Option<String>,
+        /// Table name.
+        #[arg(long, default_value = "failover")]
+        table: String,
+        /// DynamoDB endpoint (DynamoDB Local); default: the AWS SDK's configuration.
+        #[arg(long)]
+        endpoint_url: Option<String>,
+    },
+}
+
+/// A kube client for `context` of the default kubeconfig.
+async fn client_for(context: &str) -> Result<kube::Client, String> {
+    let kubeconfig = Kubeconfig::read().map_err(|e| format!("cannot read the kubeconfig: {e}"))?;
+    let options = KubeConfigOptions {
+        context: Some(context.to_string()),
+        ..KubeConfigOptions::default()
+    };
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(|e| format!("context {context}: {e}"))?;
+    kube::Client::try_from(config).map_err(|e| format!("context {context}: {e}"))
+}
+
+/// A DynamoDB client for `endpoint_url`, or from the AWS SDK's configuration.
+async fn dynamodb(endpoint_url: Option<String>) -> aws_sdk_dynamodb::Client {
+    match endpoint_url {
+        Some(url) => local_client(&url).await,
+        None => aws_sdk_dynamodb::Client::new(&aws_config::load_from_env().await),
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -87,10 +141,7 @@ async fn run(command: Command) -> Result<(), String> {
             table,
             endpoint_url,
         } => {
-            let client = match endpoint_url {
-                Some(url) => local_client(&url).await,
-                None => aws_sdk_dynamodb::Client::new(&aws_config::load_from_env().await),
-            };
+            let client = dynamodb(endpoint_url).await;
             create_table(&client, &table)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -141,6 +192,59 @@ async fn run(command: Command) -> Result<(), String> {
                 g.key
             );
             print!("{}", render(&steps));
+        }
+        Command::RecreateRecord {
+            namespace,
+            group,
+            contexts,
+            lost,
+            table,
+            endpoint_url,
+        } => {
+            let mut named = Vec::new();
+            for c in &contexts {
+                let (name, context) = c
+                    .split_once('=')
+                    .ok_or_else(|| format!("--context {c:?} is not NAME=CONTEXT"))?;
+                named.push((name.to_string(), client_for(context).await?));
+            }
+            let store = DynamoStore::new(dynamodb(endpoint_url).await, table);
+            // Each cluster's own copy of the group, in the group's slot order.
+            let mut ops = Vec::new();
+            for (name, client) in &named {
+                let api: Api<FailoverGroup> = Api::namespaced(client.clone(), &namespace);
+                let fg = api.get(&group).await.map_err(|e| {
+                    format!("cannot read FailoverGroup {namespace}/{group} in {name}: {e}")
+                })?;
+                let g = Group::parse(&namespace, &group, &fg.spec, name)
+                    .map_err(|e| format!("FailoverGroup {namespace}/{group} in {name}: {e}"))?;
+                let cluster = KubeCluster::new(client.clone());
+                ops.push(Operator::new(cluster, store.clone(), SystemClock, g));
+            }
+            ops.sort_by_key(|op| op.group().me);
+            let [a, b] = ops.as_slice() else {
+                return Err("give --context for each of the group's two clusters".into());
+            };
+            if a.group().me == b.group().me {
+                return Err("both --context values name the same cluster".into());
+            }
+            let lost = match lost {
+                Some(name) => Some(
+                    a.group()
+                        .slot(&name)
+                        .ok_or_else(|| format!("--lost {name:?} is not a cluster of the group"))?,
+                ),
+                None => None,
+            };
+            let record = recreate_record([a, b], &store, lost)
+                .await
+                .map_err(|e| format!("not re-created: {e}"))?;
+            println!(
+                "re-created the record of {namespace}/{group}: active {}, token {}; each \
+                 operator claims its slot again",
+                a.group().name_of(record.active),
+                record.token
+            );
         }
     }
     Ok(())
