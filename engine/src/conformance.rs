@@ -224,30 +224,6 @@ pub async fn store_port<S: StorePort>(store: &S, group: &str) {
         .await
         .expect("init again");
     assert_eq!(again, model, "init does not overwrite an existing record");
-    // The explicit re-creation of a missing record, once.
-    let lost = format!("{group}-recreated");
-    let recreated = Record {
-        token: 8,
-        ..Record::new(Cluster::B, [None, None])
-    };
-    assert_eq!(
-        store.recreate(&lost, &recreated).await,
-        Reply::Applied(recreated.clone()),
-        "a missing record is re-created as given"
-    );
-    assert_eq!(
-        store.read(&lost).await.expect("read"),
-        Some(recreated.clone())
-    );
-    let other = Record {
-        token: 9,
-        ..recreated.clone()
-    };
-    assert_eq!(
-        store.recreate(&lost, &other).await,
-        Reply::ConditionFailed(recreated),
-        "an existing record is never overwritten"
-    );
 
     use Cluster::{A, B};
     // Processes: A is 1; B is 2, replaced by 3 near the end.
@@ -369,5 +345,15 @@ pub async fn store_port<S: StorePort>(store: &S, group: &str) {
         model.history.len(),
         5,
         "a no-op, a withdrawal, two completions and one abort recorded"
+    );
+    // The explicit re-creation never overwrites a record that exists.
+    let recreated = Record {
+        token: model.token + 1,
+        ..Record::new(Cluster::B, [None, None])
+    };
+    assert_eq!(
+        store.recreate(group, &recreated).await,
+        Reply::ConditionFailed(model.clone()),
+        "an existing record is never overwritten"
     );
 }

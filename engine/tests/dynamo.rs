@@ -163,7 +163,7 @@ async fn missing_group_reads_none_and_refuses_writes() {
     let store = fresh("missing").await;
     assert_eq!(store.read("nope").await.expect("read"), None);
     for op in [Op::Heartbeat, acquire(1), journal(1, 0, 1, false)] {
-        assert_eq!(send(&store, "nope", A, 10, op).await, Reply::Unavailable);
+        assert_eq!(send(&store, "nope", A, 10, op).await, Reply::Missing);
     }
     assert_eq!(
         store.read("nope").await.expect("read"),
@@ -1082,4 +1082,30 @@ async fn a_delayed_force_and_its_retry_apply_once() {
 async fn dynamo_store_passes_the_conformance_suite() {
     let store = fresh("conformance").await;
     failover_engine::conformance::store_port(&store, "shop/conformance").await;
+}
+
+/// Issue 10: the explicit re-creation of a missing record writes exactly the record
+/// given (active cluster and token, nothing else), once.
+#[tokio::test]
+async fn a_missing_record_is_recreated_once() {
+    let store = fresh("recreate").await;
+    let recreated = Record {
+        token: 8,
+        ..Record::new(B, [None, None])
+    };
+    assert_eq!(
+        store.recreate("g", &recreated).await,
+        Reply::Applied(recreated.clone())
+    );
+    assert_eq!(read(&store, "g").await, recreated);
+    let other = Record {
+        token: 9,
+        ..recreated.clone()
+    };
+    assert_eq!(
+        store.recreate("g", &other).await,
+        Reply::ConditionFailed(recreated)
+    );
+    // Each operator claims its slot again on it.
+    applied(send(&store, "g", B, 10, Op::Claim { prev: None }).await);
 }

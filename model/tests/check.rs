@@ -192,7 +192,7 @@ fn repeatable_force_is_caught() {
 /// 9 ticks: what issue 18's counterexample needs) holds on the protocol, exhaustively.
 #[test]
 fn handback_configuration_holds_and_its_state_count_is_pinned() {
-    holds_with_pinned_counts("handback", &[("handback/uptime-lost-source", 32_558_315)]);
+    holds_with_pinned_counts("handback", &[("handback/uptime-lost-source", 33_466_929)]);
 }
 
 /// Issue 9: lease keeping that waits behind a slow call lets the peer force while the

@@ -111,7 +111,7 @@ fn every_broken_variant_is_caught_on_a_fixed_seed_range() {
         // The held force lands after its own retry: first seed 146.
         (Variant::RepeatableForce, 0, 200),
         // The old process of a leader hand-over keeps its lease beside a slow call
-        // that lands after the new process moved on: first seed 270.
+        // that lands after the new process moved on: first seed 158.
         (Variant::StaleLeader, 0, 300),
         // A record deleted after the failover is created again from the spec, token 0:
         // first seed 12.
