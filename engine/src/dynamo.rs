@@ -35,6 +35,9 @@
 //! Reading the main item first means every history item its state depends on is already
 //! committed when the `Query` runs; the `Query` can only add entries that ended later
 //! (a failover both in flight and in the history), which `Record::knows` treats the same.
+//! Such a torn read is repeated (up to five times) so that a read returns a record some
+//! write left: the integration monitor, which judges every record it reads with the
+//! invariants, once saw one (`one-history-record`).
 //!
 //! History is returned in write order: sorted by `token`, then `id`. Every history item
 //! is written by a `Complete` or `Abort` conditional on the record's token, or by an
@@ -447,14 +450,28 @@ impl DynamoStore {
     }
 
     /// A strongly consistent read of the whole record: main item first, then history.
+    /// A read that met a `Complete` or `Abort` half way (the failover still in the main
+    /// item, already in the history) is read again, so the record returned is one some
+    /// write left (the integration monitor saw such a half once); after a few tries it
+    /// is returned as it is (`Record::knows` treats it the same).
     async fn read_record(&self, group: &str) -> Result<Option<Record>, String> {
-        let main = self
-            .retrying("read record", || self.get_main(group))
-            .await
-            .map_err(|f| f.to_string())?;
-        match main {
-            Some(main) => self.complete_record(group, &main).await.map(Some),
-            None => Ok(None),
+        let mut tries = 0;
+        loop {
+            let main = self
+                .retrying("read record", || self.get_main(group))
+                .await
+                .map_err(|f| f.to_string())?;
+            let Some(main) = main else {
+                return Ok(None);
+            };
+            let record = self.complete_record(group, &main).await?;
+            let torn = record
+                .failover
+                .is_some_and(|f| record.history.iter().any(|h| h.id == f.id));
+            tries += 1;
+            if !torn || tries >= 5 {
+                return Ok(Some(record));
+            }
         }
     }
 
@@ -462,7 +479,16 @@ impl DynamoStore {
     /// with the failure, if any.
     async fn condition_failed(&self, group: &str, main: Option<Item>) -> Reply {
         let record = match main {
-            Some(main) => self.complete_record(group, &main).await.map(Some),
+            Some(main) => match self.complete_record(group, &main).await {
+                // Met a `Complete` or `Abort` half way: read the whole record again.
+                Ok(r)
+                    if r.failover
+                        .is_some_and(|f| r.history.iter().any(|h| h.id == f.id)) =>
+                {
+                    self.read_record(group).await
+                }
+                other => other.map(Some),
+            },
             None => self.read_record(group).await,
         };
         match record {
@@ -620,13 +646,9 @@ impl DynamoStore {
         token: Token,
         at: u32,
     ) -> Reply {
-        let record = match self.read_record(group).await {
-            Ok(Some(record)) => record,
-            Ok(None) => return Reply::Missing,
-            Err(message) => {
-                tracing::warn!(group, %message, "reading before Complete failed");
-                return Reply::Unavailable;
-            }
+        let record = match self.read_before(group, "Complete").await {
+            Ok(record) => record,
+            Err(reply) => return reply,
         };
         match record.failover {
             Some(f)
@@ -642,19 +664,28 @@ impl DynamoStore {
         }
     }
 
+    /// The record read before a write that needs it (`what`), or the write's reply if
+    /// there is none (missing) or the read failed (nothing was applied).
+    async fn read_before(&self, group: &str, what: &str) -> Result<Record, Reply> {
+        match self.read_record(group).await {
+            Ok(Some(record)) => Ok(record),
+            Ok(None) => Err(Reply::Missing),
+            Err(message) => {
+                tracing::warn!(group, %message, "reading before {what} failed");
+                Err(Reply::Unavailable)
+            }
+        }
+    }
+
     /// `AlreadyActive` or `Withdraw`: read the record; if the model's condition is false
     /// on it, that is the answer (the write is linearized at the read); otherwise the
     /// transaction of [`ended_update`], conditional on the token read (every change of
     /// what the condition looks at but a new request raises it, and the transaction
     /// checks the pending request itself).
     async fn after_read(&self, group: &str, timing: &Timing, w: &Write) -> Reply {
-        let record = match self.read_record(group).await {
-            Ok(Some(record)) => record,
-            Ok(None) => return Reply::Missing,
-            Err(message) => {
-                tracing::warn!(group, %message, "reading before the write failed");
-                return Reply::Unavailable;
-            }
+        let record = match self.read_before(group, "the write").await {
+            Ok(record) => record,
+            Err(reply) => return reply,
         };
         if failover_model::apply(&record, w, timing, Variant::Correct).is_err() {
             return Reply::ConditionFailed(record);

@@ -166,6 +166,25 @@ async fn assert_serving(site: &Site, serving: bool) {
 
 type Op = Operator<KubeCluster, DynamoStore, SystemClock>;
 
+/// A monitor sampling both clusters and the record every 100 ms; `source` is the slot
+/// of the failover's source (the monitor's invariants do not depend on it).
+fn watch(ops: &[Op; 2], store: &DynamoStore, sites: &[Site; 2], source: usize) -> Monitor {
+    let observe = |i: usize| {
+        observer(
+            sites[i].cluster.clone(),
+            store.clone(),
+            ops[i].group().clone(),
+        )
+    };
+    Monitor::start(
+        observe(source),
+        observe(1 - source),
+        store.clone(),
+        ops[0].group().key.clone(),
+        Duration::from_millis(100),
+    )
+}
+
 /// Both operators process `request` while the monitor samples; returns how each saw it
 /// end and the monitor's report.
 async fn run_failover(
@@ -175,23 +194,7 @@ async fn run_failover(
     request: Request,
     crashes: [Option<u32>; 2],
 ) -> ([(Ended, bool); 2], Report) {
-    let to = request.to.index();
-    let from = 1 - to;
-    let monitor = Monitor::start(
-        observer(
-            sites[from].cluster.clone(),
-            store.clone(),
-            ops[from].group().clone(),
-        ),
-        observer(
-            sites[to].cluster.clone(),
-            store.clone(),
-            ops[to].group().clone(),
-        ),
-        store.clone(),
-        ops[0].group().key.clone(),
-        Duration::from_millis(100),
-    );
+    let monitor = watch(ops, store, sites, 1 - request.to.index());
     let started = Instant::now();
     let fresh = [0, 1].map(|i| {
         Operator::new(
@@ -542,21 +545,7 @@ async fn run_requests(
     asks: [Option<Request>; 2],
 ) -> ([Option<Ended>; 2], failover_model::Record, Report) {
     let key = ops[0].group().key.clone();
-    let monitor = Monitor::start(
-        observer(
-            sites[0].cluster.clone(),
-            store.clone(),
-            ops[0].group().clone(),
-        ),
-        observer(
-            sites[1].cluster.clone(),
-            store.clone(),
-            ops[1].group().clone(),
-        ),
-        store.clone(),
-        key.clone(),
-        Duration::from_millis(100),
-    );
+    let monitor = watch(ops, store, sites, 0);
     let ids: Vec<u64> = asks.iter().flatten().map(|r| r.id).collect();
     let [a, b] = ops;
     let both = async { tokio::join!(drive(a, asks[0], &ids), drive(b, asks[1], &ids)) };
