@@ -166,6 +166,18 @@ async fn assert_serving(site: &Site, serving: bool) {
 
 type Op = Operator<KubeCluster, DynamoStore, SystemClock>;
 
+/// New operators (new processes, empty memory) for both clusters of `ops`' group.
+fn fresh_operators(ops: &[Op; 2], store: &DynamoStore, sites: &[Site; 2]) -> [Op; 2] {
+    [0, 1].map(|i| {
+        Operator::new(
+            sites[i].cluster.clone(),
+            store.clone(),
+            SystemClock,
+            ops[i].group().clone(),
+        )
+    })
+}
+
 /// A monitor sampling both clusters and the record every 100 ms; `source` is the slot
 /// of the failover's source (the monitor's invariants do not depend on it).
 fn watch(ops: &[Op; 2], store: &DynamoStore, sites: &[Site; 2], source: usize) -> Monitor {
@@ -196,14 +208,7 @@ async fn run_failover(
 ) -> ([(Ended, bool); 2], Report) {
     let monitor = watch(ops, store, sites, 1 - request.to.index());
     let started = Instant::now();
-    let fresh = [0, 1].map(|i| {
-        Operator::new(
-            sites[i].cluster.clone(),
-            store.clone(),
-            SystemClock,
-            ops[i].group().clone(),
-        )
-    });
+    let fresh = fresh_operators(ops, store, sites);
     let [fresh_a, fresh_b] = fresh;
     let [a, b] = ops;
     let [crash_a, crash_b] = crashes;
@@ -717,14 +722,7 @@ async fn a_deleted_record_is_not_created_again_and_comes_back_by_the_operator_ac
         .send()
         .await
         .expect("delete the record");
-    let observers = [0, 1].map(|i| {
-        Operator::new(
-            sites[i].cluster.clone(),
-            store.clone(),
-            SystemClock,
-            ops[i].group().clone(),
-        )
-    });
+    let observers = fresh_operators(&ops, &store, &sites);
     let refused = recreate_record([&observers[0], &observers[1]], &store, None).await;
     assert!(
         matches!(refused, Err(RecreateRefused::NotNoticed(_))),
