@@ -352,11 +352,12 @@ impl Config {
                     c.max_ticks = 6;
                     c.request_at = vec![Cluster::B];
                 }),
-                // `ci/record-lost` with a crash, a store fault, both modes and requests
-                // at either cluster.
-                scenario("record-lost", &|c| {
+                // `ci/record-lost` with a crash (with a store fault as well it passed
+                // 15 GB in 4 minutes, and with both modes 21 GB).
+                lean("record-lost", &|c| {
                     c.deletions = 1;
-                    c.max_ticks = 7;
+                    c.crashes = 1;
+                    c.request_at = vec![Cluster::B];
                 }),
                 // `ci`'s two request scenarios in one: either cluster, either
                 // direction, a withdrawal and a store fault, 5 ticks.
