@@ -15,7 +15,7 @@ use std::time::Duration;
 use failover_model::{
     Action, ClusterState, Decision, FailoverId, Inputs, Instance, Memory, Op, Outcome, Record,
     Reply, Request, STOP, Time, Trace, Variant, Wake, Write, core::decide::write, decide, lease_ok,
-    stamp,
+    refusal, stamp,
 };
 use futures::FutureExt;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -111,6 +111,14 @@ pub struct GroupInvalid {
     pub group: String,
     /// What is wrong, one entry per kind or object.
     pub problems: Vec<String>,
+}
+
+/// What [`Operator::init`] found when it was to create the group's record.
+enum Created {
+    /// Created now, or found existing: the record.
+    Record(Record),
+    /// Not created: the cluster kept a trace of a record, so the group had one.
+    Not(Trace),
 }
 
 /// A callback given every decision before it is carried out.
@@ -219,35 +227,42 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
     /// is retried by the protocol's own reads). A group whose cluster kept a trace had
     /// a record: a missing one is never created again here ([`Operator::record_missing`]).
     pub async fn init(&mut self) -> Result<Record, StoreUnavailable> {
-        match self.cluster.recall(&self.group.key).await {
-            Ok(None) => {}
-            Ok(Some(trace)) => {
-                self.initialized = true;
-                return match self.store_call(self.store.read(&self.group.key)).await? {
-                    Some(record) => Ok(record),
-                    None => {
-                        self.report_missing(trace);
-                        Err(StoreUnavailable(format!(
-                            "the record of group {} is missing; not created again",
-                            self.group.key
-                        )))
-                    }
-                };
-            }
-            Err(e) => {
-                return Err(StoreUnavailable(format!(
-                    "cannot tell whether group {} had a record (its trace in the cluster: \
-                     {e}); not creating one",
+        let trace = match self.create_unless_traced().await? {
+            Created::Record(record) => return Ok(record),
+            Created::Not(trace) => trace,
+        };
+        self.initialized = true;
+        match self.store_call(self.store.read(&self.group.key)).await? {
+            Some(record) => Ok(record),
+            None => {
+                self.report_missing(trace);
+                Err(StoreUnavailable(format!(
+                    "the record of group {} is missing; not created again",
                     self.group.key
-                )));
+                )))
             }
         }
-        let init = self
-            .store
-            .init(&self.group.key, self.group.initial_active, self.clock.now());
-        let record = self.store_call(init).await?;
-        self.initialized = true;
-        Ok(record)
+    }
+
+    /// Create the group's record (unless it exists) if this cluster kept no trace of
+    /// one; the trace otherwise. A trace that cannot be read creates nothing.
+    async fn create_unless_traced(&mut self) -> Result<Created, StoreUnavailable> {
+        match self.cluster.recall(&self.group.key).await {
+            Ok(Some(trace)) => Ok(Created::Not(trace)),
+            Ok(None) => {
+                let init =
+                    self.store
+                        .init(&self.group.key, self.group.initial_active, self.clock.now());
+                let record = self.store_call(init).await?;
+                self.initialized = true;
+                Ok(Created::Record(record))
+            }
+            Err(e) => Err(StoreUnavailable(format!(
+                "cannot tell whether group {} had a record (its trace in the cluster: {e}); \
+                 not creating one",
+                self.group.key
+            ))),
+        }
     }
 
     /// The store has no record of this group although this cluster kept a trace of one
@@ -486,17 +501,17 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                     }
                     // No record: a new group's is created; one this cluster kept a trace
                     // of went missing and is not created again.
-                    Ok(None) => match self.cluster.recall(&self.group.key).await {
-                        Ok(Some(trace)) => {
+                    Ok(None) => match self.create_unless_traced().await {
+                        Ok(Created::Not(trace)) => {
                             self.report_missing(trace);
                             self.memory.on_missing(now, &timing);
                         }
-                        Ok(None) => {
-                            let created = self.init().await.ok();
-                            self.memory.on_read(self.group.me, now, &timing, created);
+                        Ok(Created::Record(record)) => {
+                            self.memory
+                                .on_read(self.group.me, now, &timing, Some(record));
                         }
                         Err(e) => {
-                            warn!(error = %e, "no record, and no answer whether it existed");
+                            warn!(error = %e, "no record, and none created");
                             self.memory.on_read(self.group.me, now, &timing, None);
                         }
                     },
@@ -521,18 +536,13 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             Action::Write(op) => {
                 let w = self.stamped(wall, *op);
                 let reply = self.send(&w).await;
-                if let (
-                    Op::Request { id, .. } | Op::AlreadyActive { id, .. },
-                    Reply::ConditionFailed(record),
-                ) = (op, &reply)
-                    && let Some(holder) = record.refuses(*id)
-                {
+                if let Some((id, holder)) = refusal(op, &reply) {
                     warn!(
                         id = format!("{id:016x}"),
                         held_by = format!("{holder:016x}"),
                         "request refused: another request holds the group"
                     );
-                    self.refused = Some((*id, holder));
+                    self.refused = Some((id, holder));
                 }
                 if reply == Reply::Missing {
                     let seen = self.memory.view.as_ref().map(Record::trace);
@@ -995,9 +1005,7 @@ where
     .instrument(span)
     .await;
     op.set_request(None);
-    if ended.is_none() && op.replaced() {
-        return Ended::Replaced;
-    }
+    // `run_until` returns without an end only when this process was replaced.
     ended.unwrap_or(Ended::Replaced)
 }
 

@@ -17,7 +17,8 @@ pub mod check;
 pub mod core;
 
 pub use core::decide::{
-    Action, Decision, Inputs, Memory, PeerSeen, Purpose, Reply, Wake, decide, lease_ok, stamp,
+    Action, Decision, Inputs, Memory, PeerSeen, Purpose, Reply, Wake, decide, lease_ok, refusal,
+    stamp,
 };
 pub use core::invariants::{Audit, Invariant, Snapshot};
 pub use core::plan::{

@@ -1434,12 +1434,8 @@ fn operator(ctx: Arc<Ctx>, c: Cluster, slot: usize) -> crate::runtime::TaskFutur
         loop {
             // The `Failover` object as the operator's controller would pass it.
             let asked = lock(&ctx.asked)[c.index()];
-            op.set_request(
-                asked
-                    .filter(|a| !a.refused && !a.withdrawn)
-                    .map(|a| a.request),
-            );
-            op.set_withdraw(asked.filter(|a| a.withdrawn).map(|a| a.request.id));
+            op.set_request(asked.and_then(|a| a.to_write()));
+            op.set_withdraw(asked.and_then(|a| a.to_withdraw()));
             let turn = op.turn().await;
             // A refusal goes into the object's status: the request is written no more,
             // by this process or a later one.

@@ -29,8 +29,8 @@ pub mod trace;
 use stateright::{Model, Property};
 
 use crate::core::decide::{
-    Action, Decision, Inputs, Memory, PeerSeen, Purpose, Reply, Wake, decide, lease_ok, stamp,
-    write,
+    Action, Decision, Inputs, Memory, PeerSeen, Purpose, Reply, Wake, decide, lease_ok, refusal,
+    stamp, write,
 };
 use crate::core::invariants::{Audit, Invariant, Snapshot};
 use crate::core::plan::{Resource, STOP, Step, Variant, stopped};
@@ -507,6 +507,17 @@ pub struct Asked {
 }
 
 impl Asked {
+    /// The request its operator writes into the record ([`Inputs::request`]): unless
+    /// refused or withdrawn.
+    pub fn to_write(&self) -> Option<Request> {
+        (!self.refused && !self.withdrawn).then_some(self.request)
+    }
+
+    /// The request its operator withdraws from the record ([`Inputs::withdraw`]).
+    pub fn to_withdraw(&self) -> Option<FailoverId> {
+        self.withdrawn.then_some(self.request.id)
+    }
+
     /// The record ended this request (or refused it, or it was withdrawn before the
     /// record had it): nothing is left to do for it.
     pub fn settled(&self, record: &Record) -> bool {
@@ -726,12 +737,8 @@ impl FailoverModel {
             wall: self.wall(w, c),
             busy,
             cluster: &w.clusters[c.index()],
-            request: w.asked[c.index()]
-                .filter(|a| !a.refused && !a.withdrawn)
-                .map(|a| a.request),
-            withdraw: w.asked[c.index()]
-                .filter(|a| a.withdrawn)
-                .map(|a| a.request.id),
+            request: w.asked[c.index()].and_then(|a| a.to_write()),
+            withdraw: w.asked[c.index()].and_then(|a| a.to_withdraw()),
             timing: &self.config.timing,
             variant: self.config.variant,
         }
@@ -943,11 +950,7 @@ impl FailoverModel {
                 };
                 // A reply that shows the request refused ends it for good (its
                 // object's status says which request holds the group).
-                if let (
-                    Op::Request { id, .. } | Op::AlreadyActive { id, .. },
-                    Reply::ConditionFailed(r),
-                ) = (op, &reply)
-                    && r.refuses(id).is_some()
+                if let Some((id, _)) = refusal(&op, &reply)
                     && let Some(a) = w.asked[i].as_mut()
                     && a.request.id == id
                 {

@@ -233,17 +233,15 @@ impl Memory {
                     self.retry_at = Some(sent + timing.retry_after);
                 }
             }
-            Reply::Unavailable => {
+            Reply::Unavailable | Reply::Missing => {
                 if heartbeat {
                     self.heartbeat_at = Some(sent);
                 }
-                self.retry_at = Some(sent + timing.retry_after);
-            }
-            Reply::Missing => {
-                if heartbeat {
-                    self.heartbeat_at = Some(sent);
+                if reply == Reply::Missing {
+                    self.on_missing(sent, timing);
+                } else {
+                    self.retry_at = Some(sent + timing.retry_after);
                 }
-                self.on_missing(sent, timing);
             }
         }
     }
@@ -732,6 +730,18 @@ fn in_flight(input: &Inputs<'_>, mem: &Memory, view: &Record, f: InFlight) -> Op
         },
     };
     Some(plan_decision(action))
+}
+
+/// The request a reply refused, and the request that held the group then: the reply
+/// to `op` (a request or a no-op) found its condition false because another request
+/// held the group ([`Record::refuses`]). The requester's status says so for good.
+pub fn refusal(op: &Op, reply: &Reply) -> Option<(FailoverId, FailoverId)> {
+    let (Op::Request { id, .. } | Op::AlreadyActive { id, .. }, Reply::ConditionFailed(r)) =
+        (op, reply)
+    else {
+        return None;
+    };
+    r.refuses(*id).map(|holder| (*id, holder))
 }
 
 /// A write built from a decision by the process `mem` describes, with the sender's
