@@ -1668,8 +1668,11 @@ fn settled_when_idle(m: &FailoverModel, w: &World) -> bool {
 /// Bounded progress: after `progress_ticks` calm ticks the failover is over, the lock
 /// free, the request served, the active cluster (if alive) serving and the other at rest.
 fn progress_when_calm(m: &FailoverModel, w: &World) -> bool {
+    // An operator that is down is no calm either: since issue 10 a request made in its
+    // cluster waits for it (`outage-beyond-lease`, down for ever, found this).
     let calm = !w.cut_off.contains(&true)
         && !w.gone
+        && w.down == [None, None]
         && w.stuck == [None, None]
         && w.tick >= w.calm_since + Time::from(m.config.progress_ticks);
     // Judged at tick boundaries: once every live operator and controller is done for now.
