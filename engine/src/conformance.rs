@@ -39,6 +39,14 @@ pub async fn cluster_port<C: ClusterPort, F: Future<Output = ()>>(
     fx: &ClusterFixture,
     settle: impl Fn() -> F,
 ) {
+    // The cluster's identity: present, and the same every time it is asked.
+    let identity = cluster.identity().await.expect("identity");
+    assert!(!identity.is_empty(), "an identity");
+    assert_eq!(
+        cluster.identity().await.expect("identity"),
+        identity,
+        "the identity never changes"
+    );
     // The record's trace: none until kept, then only ever newer.
     let group = format!("{}/conformance-{}", fx.namespace, fx.label);
     assert_eq!(cluster.recall(&group).await.expect("recall"), None);
@@ -237,7 +245,16 @@ pub async fn store_port<S: StorePort>(store: &S, group: &str) {
         let instance = if by == A { 1 } else { 2 };
         wi(by, instance, now, op)
     };
-    let claim = |prev| Op::Claim { prev };
+    // Cluster A's identity is 1, B's 2.
+    let claim = |prev| Op::Claim { prev, identity: 1 };
+    let claim_b = |prev| Op::Claim { prev, identity: 2 };
+    let contest = |identity| Op::Contest { identity };
+    let uncontest = |identity| Op::Uncontest { identity };
+    let drifted = failover_model::SpecPrint {
+        members: 1,
+        ..Default::default()
+    };
+    let spec = |print| Op::Spec { print };
     let acquire = |id, mode| Op::Acquire { id, mode };
     let ask = |id, to, mode| Op::Request { id, to, mode };
     let no_op = |id, to| Op::AlreadyActive { id, to };
@@ -256,10 +273,19 @@ pub async fn store_port<S: StorePort>(store: &S, group: &str) {
     let later = t0 + 40_000; // any time: the store compares no clock
     // Each line: who, when, what; a comment where the store must refuse.
     let steps: Vec<Write> = vec![
-        w(A, t0 - 1, hb),             // A has not claimed its slot: refused
-        w(A, t0 - 1, claim(None)),    // first claim, a heartbeat too
-        w(B, t0 + 1, claim(Some(9))), // wrong owner: refused
-        w(B, t0 + 1, claim(None)),
+        w(A, t0 - 1, hb),                   // A has not claimed its slot: refused
+        w(A, t0 - 1, claim(None)),          // first claim, a heartbeat too
+        w(B, t0 + 1, claim_b(Some(9))),     // wrong owner: refused
+        w(B, t0 + 1, claim(None)),          // A's identity: refused
+        w(B, t0 + 1, claim_b(None)),        // binds B to 2
+        wi(A, 4, t0 + 2, claim_b(Some(1))), // B configured as A: refused
+        wi(A, 4, t0 + 2, contest(1)),       // A's own identity: refused
+        wi(A, 4, t0 + 2, contest(2)),       // contested by 2 (no owner needed)
+        w(A, t0 + 2, uncontest(2)),         // A's slot is not B's peer: refused
+        w(B, t0 + 2, uncontest(1)),         // not that identity: refused
+        w(B, t0 + 2, uncontest(2)),         // fixed, B withdraws the contest
+        w(A, t0 + 3, spec(drifted)),        // A's copy differs from B's (none)
+        wi(B, 4, t0 + 3, spec(drifted)),    // not B's owner: refused
         w(A, t0, hb),
         w(B, t0 + 5, hb),
         w(A, t0 - 10, hb),                      // older heartbeat: refused
@@ -275,6 +301,8 @@ pub async fn store_port<S: StorePort>(store: &S, group: &str) {
         w(B, t0 + 9, withdraw(6)),              // not pending: refused
         w(B, t0 + 9, ask(7, B, cons)),          // pending
         w(B, t0, acquire(7, cons)),             // not active: refused
+        w(A, t0 + 10, acquire(7, cons)),        // the copies differ: refused
+        w(B, t0 + 10, spec(drifted)),           // now they agree
         w(A, t0 + 10, acquire(7, cons)),        // token 3
         w(A, t0 + 11, ask(8, B, up)),           // in flight: refused
         w(A, t0 + 11, acquire(8, up)),          // in flight: refused
@@ -304,9 +332,9 @@ pub async fn store_port<S: StorePort>(store: &S, group: &str) {
         w(A, later + 9, journal(11, 6, 1, false)),
         w(B, later + 10, hb),     // B is back: its heartbeat still lands
         wi(B, 3, later + 11, hb), // not B's owner: refused
-        wi(B, 3, later + 11, claim(Some(2))), // a new process of B takes over
+        wi(B, 3, later + 11, claim_b(Some(2))), // a new process of B takes over
         w(B, later + 12, hb),     // the old one is shut out: refused
-        wi(B, 2, later + 12, claim(Some(2))), // and cannot claim back: refused
+        wi(B, 2, later + 12, claim_b(Some(2))), // and cannot claim back: refused
         wi(B, 3, later + 12, hb),
         w(A, later + 19, complete(11, 6, 2)),
     ];

@@ -70,6 +70,10 @@ impl<C: ClusterPort> ClusterPort for Recording<'_, C> {
 
     async fn changed(&self, _timeout: Duration) {}
 
+    async fn identity(&self) -> Result<String, ClusterError> {
+        self.inner.identity().await
+    }
+
     async fn recall(&self, group: &str) -> Result<Option<failover_model::Trace>, ClusterError> {
         self.inner.recall(group).await
     }

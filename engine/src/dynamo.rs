@@ -10,7 +10,7 @@
 //!
 //! | `pk`  | `sk`                     | attributes                                           |
 //! |-------|--------------------------|------------------------------------------------------|
-//! | group | `record`                 | `active` (S `A`/`B`), `token` (N), `lock_holder` (S), `lock_until` (N), `fo_id` (N), `fo_kind` (S `consistency`/`uptime`/`forced`), `fo_source` (S), `fo_target` (S), `fo_done` (N), `hb_A` (N), `hb_B` (N), `inst_A` (N), `inst_B` (N), `req_id` (N), `req_to` (S), `req_mode` (S `consistency`/`uptime`), `req_by` (S), `req_at` (N) |
+//! | group | `record`                 | `active` (S `A`/`B`), `token` (N), `lock_holder` (S), `lock_until` (N), `fo_id` (N), `fo_kind` (S `consistency`/`uptime`/`forced`), `fo_source` (S), `fo_target` (S), `fo_done` (N), `hb_A` (N), `hb_B` (N), `inst_A` (N), `inst_B` (N), `req_id` (N), `req_to` (S), `req_mode` (S `consistency`/`uptime`), `req_by` (S), `req_at` (N), `id_A` (N), `id_B` (N), `con_A` (N), `con_B` (N), `spec_A` (S), `spec_B` (S) |
 //! | group | `history#<id, 20 digits>` | `id` (N), `outcome` (S `completed-consistency`/`completed-uptime`/`completed-forced`/`aborted`/`no-op`/`withdrawn`), `token` (N), `by` (S), `at` (N) |
 //!
 //! The main item maps [`Record`] one to one: the lock's two attributes exist exactly while
@@ -21,6 +21,9 @@
 //! operator process that owns cluster X's slot (its last `Claim`); absent until the
 //! first. The four `req_*` attributes besides `req_at` exist exactly while a request is
 //! pending (`req_at`, the writer's stamp, is for people and not part of the record).
+//! `id_X` is the identity slot X is bound to (its first claim's), `con_X` an identity
+//! whose claim of slot X was refused, `spec_X` slot X's spec fingerprint
+//! (`clusters=<hex>;timing=<hex>;members=<hex>`); each absent until first written.
 //! Times are the writer's local milliseconds.
 //! A history item is written in the same transaction that ends its failover; `token` is
 //! the record's token then, `by` and `at` the writer and its local time.
@@ -52,18 +55,21 @@
 //! `at + 1`. No condition compares a time with a clock: `:now` is the writer's stamp
 //! (`failover_model::stamp`), and the only time condition, a heartbeat's `hb_X < :now`,
 //! orders one cluster's own stamps. Every condition starts with `attribute_exists(pk)`, so no write ever
-//! creates a record, and every condition but `Claim`'s ends with `AND inst_X = :inst`
+//! creates a record, and every condition but `Claim`'s and `Contest`'s ends with `AND inst_X = :inst`
 //! (`:inst` is `write.instance`, the sending process): a process another one replaced
 //! changes nothing (left out of the table below).
 //!
 //! | op | request | condition (main item) | update (main item) |
 //! |----|---------|-----------------------|--------------------|
-//! | `Claim{prev}` | `UpdateItem` | `attribute_exists(pk) AND inst_X = :prev` (`attribute_not_exists(inst_X)` for none) `AND (attribute_not_exists(hb_X) OR hb_X < :now)` | `SET inst_X = :inst, hb_X = :now` |
+//! | `Claim{prev,identity}` | `UpdateItem` | `attribute_exists(pk) AND inst_X = :prev` (`attribute_not_exists(inst_X)` for none) `AND (attribute_not_exists(id_X) OR id_X = :ident) AND (attribute_not_exists(hb_X) OR hb_X < :now)` | `SET inst_X = :inst, hb_X = :now, id_X = :ident` |
+//! | `Contest{identity}` | `UpdateItem` | `attribute_exists(pk) AND attribute_exists(id_X) AND id_X <> :ident` | `SET con_X = :ident` |
+//! | `Uncontest{identity}` | `UpdateItem` | `attribute_exists(pk) AND con_P = :ident` | `REMOVE con_P` |
+//! | `Spec{print}` | `UpdateItem` | `attribute_exists(pk)` | `SET spec_X = :print` |
 //! | `Heartbeat` | `UpdateItem` | `attribute_exists(pk) AND (attribute_not_exists(hb_X) OR hb_X < :now)` | `SET hb_X = :now` |
 //! | `Request{id,to,mode}` | transaction | `attribute_exists(pk) AND attribute_not_exists(req_id) AND attribute_not_exists(fo_id) AND active <> :to`; `ConditionCheck` `attribute_not_exists(pk)` on `history#id` | `SET req = (id, to, mode, X, :now)` |
 //! | `AlreadyActive{id,to}` | read, then transaction | `attribute_exists(pk) AND attribute_not_exists(req_id) AND attribute_not_exists(fo_id) AND active = :to AND token = :token` (the token read); `Put` `history#id` (`no-op`, token + 1) if `attribute_not_exists(pk)` | `SET token = :token + 1` |
 //! | `Withdraw{id}` | read, then transaction | `attribute_exists(pk) AND req_id = :id AND token = :token`; `Put` `history#id` (`withdrawn`, token + 1) if `attribute_not_exists(pk)` | `SET token = :token + 1 REMOVE req_*` |
-//! | `Acquire{id,mode}` | transaction | `attribute_exists(pk) AND active = :X AND attribute_not_exists(fo_id) AND attribute_not_exists(lock_until) AND req_id = :id AND req_mode = :mode AND req_to = :P`; `ConditionCheck` `attribute_not_exists(pk)` on `history#id` | `SET token = token + 1, lock = (X, :until), fo = (id, mode, X, P, 1) REMOVE req_*` |
+//! | `Acquire{id,mode}` | transaction | `attribute_exists(pk) AND active = :X AND attribute_not_exists(fo_id) AND attribute_not_exists(lock_until) AND req_id = :id AND req_mode = :mode AND req_to = :P AND ((attribute_not_exists(spec_A) AND attribute_not_exists(spec_B)) OR spec_A = spec_B)`; `ConditionCheck` `attribute_not_exists(pk)` on `history#id` | `SET token = token + 1, lock = (X, :until), fo = (id, mode, X, P, 1) REMOVE req_*` |
 //! | `ForceTakeLock{id,seen}` | transaction | `attribute_exists(pk) AND active = :P AND hb_P = :seen` (`attribute_not_exists(hb_P)` for no heartbeat) `AND ((attribute_not_exists(fo_id) AND req_id = :id AND req_to = :X) OR (fo_id = :id AND fo_kind <> forced))`; `ConditionCheck` `attribute_not_exists(pk)` on `history#id` | `SET token = token + 1, lock = (X, :until), fo = (id, forced, P, X, 1) REMOVE req_*` |
 //! | `TakeOver{id,at}` | `UpdateItem` | `attribute_exists(pk) AND fo_id = :id AND fo_done = :at AND attribute_not_exists(lock_until)` | `SET token = token + 1, lock = (X, :until), fo_done = :next` |
 //! | `Journal{id,token,at,release}` | `UpdateItem` | `attribute_exists(pk) AND fo_id = :id AND fo_done = :at AND token = :token` | `SET fo_done = :next` and `REMOVE lock_holder, lock_until` (release) or `SET lock = (X, :until)` |
@@ -180,7 +186,7 @@ use aws_sdk_dynamodb::types::{
 use aws_smithy_runtime_api::client::dns::ResolveDnsError;
 use failover_model::{
     Cluster, FailoverId, HistoryEntry, InFlight, Lock, Mode, Op, Outcome, Pending, PlanKind,
-    Record, Reply, Time, Timing, Token, Variant, Write,
+    Record, Reply, SpecPrint, Time, Timing, Token, Variant, Write,
 };
 
 use crate::ports::{StorePort, StoreUnavailable};
@@ -783,7 +789,10 @@ impl StorePort for DynamoStore {
             && record.failover.is_none()
             && record.request.is_none()
             && record.heartbeat == [None, None]
-            && record.instance == [None, None];
+            && record.instance == [None, None]
+            && record.bound == [None, None]
+            && record.contested == [None, None]
+            && record.spec == [None, None];
         if !fresh {
             tracing::error!(
                 group,
@@ -1042,9 +1051,11 @@ fn encode(timing: &Timing, w: &Write) -> Request {
     };
     let in_flight = "attribute_exists(#pk) AND #fo_id = :id AND #fo_done = :at";
     let (condition, update, history) = match w.op {
-        Op::Claim { prev } => {
+        Op::Claim { prev, identity } => {
             let hb = hb_name(me);
             let inst = inst_name(me);
+            let id = ident_name(me);
+            values.push((":ident", n(identity)));
             let owner = match prev {
                 Some(p) => {
                     values.push((":prev", n(p)));
@@ -1055,12 +1066,41 @@ fn encode(timing: &Timing, w: &Write) -> Request {
             let update = MainUpdate {
                 condition: format!(
                     "attribute_exists(#pk) AND {owner} \
+                     AND (attribute_not_exists(#{id}) OR #{id} = :ident) \
                      AND (attribute_not_exists(#{hb}) OR #{hb} < :now)"
                 ),
-                update: format!("SET #{inst} = :inst, #{hb} = :now"),
+                update: format!("SET #{inst} = :inst, #{hb} = :now, #{id} = :ident"),
                 values,
             };
             return Request::Update(update);
+        }
+        // The sender owns nothing: no instance condition.
+        Op::Contest { identity } => {
+            let id = ident_name(me);
+            values.push((":ident", n(identity)));
+            return Request::Update(MainUpdate {
+                condition: format!(
+                    "attribute_exists(#pk) AND attribute_exists(#{id}) AND #{id} <> :ident"
+                ),
+                update: format!("SET #{} = :ident", contest_name(me)),
+                values,
+            });
+        }
+        Op::Uncontest { identity } => {
+            values.push((":ident", n(identity)));
+            (
+                format!("attribute_exists(#pk) AND #{} = :ident", contest_name(peer)),
+                format!("REMOVE #{}", contest_name(peer)),
+                None,
+            )
+        }
+        Op::Spec { print } => {
+            values.push((":print", s(&print_text(&print))));
+            (
+                "attribute_exists(#pk)".to_owned(),
+                format!("SET #{} = :print", spec_name(me)),
+                None,
+            )
         }
         Op::Heartbeat => {
             let hb = hb_name(me);
@@ -1096,7 +1136,9 @@ fn encode(timing: &Timing, w: &Write) -> Request {
             (
                 "attribute_exists(#pk) AND #active = :by AND attribute_not_exists(#fo_id) \
                  AND attribute_not_exists(#lock_until) AND #req_id = :id \
-                 AND #req_mode = :kind AND #req_to = :peer"
+                 AND #req_mode = :kind AND #req_to = :peer \
+                 AND ((attribute_not_exists(#spec_A) AND attribute_not_exists(#spec_B)) \
+                 OR #spec_A = #spec_B)"
                     .to_owned(),
                 format!(
                     "SET {take_lock}, #fo_id = :id, #fo_kind = :kind, #fo_source = :by, \
@@ -1330,6 +1372,65 @@ fn inst_name(cluster: Cluster) -> &'static str {
     }
 }
 
+/// The attribute of the identity `cluster`'s slot is bound to.
+fn ident_name(cluster: Cluster) -> &'static str {
+    match cluster {
+        Cluster::A => "id_A",
+        Cluster::B => "id_B",
+    }
+}
+
+/// The attribute of an identity that contested `cluster`'s slot.
+fn contest_name(cluster: Cluster) -> &'static str {
+    match cluster {
+        Cluster::A => "con_A",
+        Cluster::B => "con_B",
+    }
+}
+
+/// The attribute of `cluster`'s spec fingerprint.
+fn spec_name(cluster: Cluster) -> &'static str {
+    match cluster {
+        Cluster::A => "spec_A",
+        Cluster::B => "spec_B",
+    }
+}
+
+/// A spec fingerprint as stored: `clusters=<hex>;timing=<hex>;members=<hex>`.
+fn print_text(p: &SpecPrint) -> String {
+    format!(
+        "clusters={:016x};timing={:016x};members={:016x}",
+        p.clusters, p.timing, p.members
+    )
+}
+
+/// The inverse of [`print_text`].
+fn parse_print(text: &str) -> Result<SpecPrint, String> {
+    let mut parts = [None; 3];
+    for part in text.split(';') {
+        let (name, hex) = part
+            .split_once('=')
+            .ok_or_else(|| format!("spec print {text:?}"))?;
+        let value =
+            u64::from_str_radix(hex, 16).map_err(|e| format!("spec print {text:?}: {e}"))?;
+        let slot = match name {
+            "clusters" => 0,
+            "timing" => 1,
+            "members" => 2,
+            _ => return Err(format!("spec print {text:?}")),
+        };
+        parts[slot] = Some(value);
+    }
+    match parts {
+        [Some(clusters), Some(timing), Some(members)] => Ok(SpecPrint {
+            clusters,
+            timing,
+            members,
+        }),
+        _ => Err(format!("spec print {text:?}")),
+    }
+}
+
 fn hb_name(cluster: Cluster) -> &'static str {
     match cluster {
         Cluster::A => "hb_A",
@@ -1464,6 +1565,12 @@ fn parse_record(item: &Item, history: Vec<HistoryEntry>) -> Result<Record, Strin
         heartbeat: [get_n(item, "hb_A")?, get_n(item, "hb_B")?],
         history,
         instance: [get_n(item, "inst_A")?, get_n(item, "inst_B")?],
+        bound: [get_n(item, "id_A")?, get_n(item, "id_B")?],
+        contested: [get_n(item, "con_A")?, get_n(item, "con_B")?],
+        spec: [
+            get_s(item, "spec_A")?.map(parse_print).transpose()?,
+            get_s(item, "spec_B")?.map(parse_print).transpose()?,
+        ],
     })
 }
 
@@ -1501,8 +1608,14 @@ mod tests {
 
     fn ops() -> Vec<Op> {
         vec![
-            Op::Claim { prev: None },
-            Op::Claim { prev: Some(3) },
+            Op::Claim {
+                prev: None,
+                identity: 1,
+            },
+            Op::Claim {
+                prev: Some(3),
+                identity: 1,
+            },
             Op::Heartbeat,
             Op::Acquire {
                 id: 1,
@@ -1656,6 +1769,14 @@ mod tests {
         item.insert("fo_done".to_owned(), n(3));
         item.insert("hb_B".to_owned(), n(12));
         item.insert("inst_B".to_owned(), n(4));
+        item.insert("id_A".to_owned(), n(u64::MAX));
+        item.insert("con_B".to_owned(), n(9));
+        let print = SpecPrint {
+            clusters: 1,
+            timing: u64::MAX,
+            members: 0xabc,
+        };
+        item.insert("spec_A".to_owned(), s(&print_text(&print)));
         let history = HistoryItem {
             id: 2,
             outcome: Outcome::Completed(PlanKind::Forced),
@@ -1689,6 +1810,9 @@ mod tests {
                     outcome: Outcome::Completed(PlanKind::Forced)
                 }],
                 instance: [None, Some(4)],
+                bound: [Some(u64::MAX), None],
+                contested: [None, Some(9)],
+                spec: [Some(print), None],
             }
         );
         item.remove("lock_until");

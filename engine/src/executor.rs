@@ -13,9 +13,9 @@
 use std::time::Duration;
 
 use failover_model::{
-    Action, ClusterState, Decision, FailoverId, Inputs, Instance, Memory, Op, Outcome, Record,
-    Reply, Request, STOP, Time, Trace, Variant, Wake, Write, core::decide::write, decide, lease_ok,
-    refusal, stamp,
+    Action, ClusterState, Decision, FailoverId, Identity, Inputs, Instance, Memory, Op, Outcome,
+    Record, Reply, Request, STOP, Time, Trace, Variant, Wake, Write, core::decide::write, decide,
+    lease_ok, refusal, stamp,
 };
 use futures::FutureExt;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -113,6 +113,13 @@ pub struct GroupInvalid {
     pub problems: Vec<String>,
 }
 
+/// The problems an operator logged, so each is logged once.
+#[derive(Debug, Default)]
+struct Reported {
+    identity: Option<String>,
+    drift: Vec<&'static str>,
+}
+
 /// What [`Operator::init`] found when it was to create the group's record.
 enum Created {
     /// Created now, or found existing: the record.
@@ -138,6 +145,11 @@ pub struct Operator<C: ClusterPort, S, K> {
     refused: Option<(FailoverId, FailoverId)>,
     /// The trace this process last kept in its cluster.
     traced: Option<Trace>,
+    /// The identity of the cluster this operator runs in: given (`--cluster-id`), or
+    /// read from the cluster before the first decision.
+    identity: Option<Identity>,
+    /// The identity and spec problems already reported (each is logged once).
+    reported: Reported,
     initialized: bool,
     hook: Option<DecisionHook>,
 }
@@ -163,6 +175,8 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             withdraw: None,
             refused: None,
             traced: None,
+            identity: None,
+            reported: Reported::default(),
             initialized: false,
             hook: None,
         }
@@ -178,6 +192,80 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
     pub fn with_instance(mut self, instance: Instance) -> Self {
         self.memory = Memory::started(instance);
         self
+    }
+
+    /// The same operator for a cluster whose identity is given explicitly (the
+    /// operator's `--cluster-id`) instead of read from its `kube-system` namespace.
+    pub fn with_cluster_id(mut self, cluster_id: &str) -> Self {
+        self.identity = Some(crate::spec::identity(cluster_id));
+        self
+    }
+
+    /// The identity this operator proves its slot with, once known.
+    pub fn identity(&self) -> Option<Identity> {
+        self.identity
+    }
+
+    /// Why this operator does not act as its configured cluster, if it does not: the
+    /// record binds its slot to another cluster's identity (it is configured as the wrong
+    /// cluster: `--cluster-name`, or this cluster's copy of `spec.clusters` in another
+    /// order), or another cluster's operator claimed this operator's slot.
+    pub fn identity_problem(&self) -> Option<String> {
+        let me = self.group.me;
+        let name = self.group.name_of(me);
+        if let Some(bound) = self.memory.misbound {
+            return Some(format!(
+                "this operator is configured as cluster {name} (slot {me} of group {}), but the \
+                 group's record binds that slot to another cluster (identity {bound:016x}; this \
+                 cluster's is {:016x}). It changes nothing but keeping this cluster stopped. Fix \
+                 --cluster-name, or the order of spec.clusters in this cluster's copy of the \
+                 group, and restart the operator",
+                self.group.key,
+                self.identity.unwrap_or_default()
+            ));
+        }
+        let view = self.memory.view.as_ref()?;
+        let other = view.contested[me.index()]?;
+        Some(format!(
+            "an operator in another cluster (identity {other:016x}) tried to claim slot {me} \
+             ({name}) of group {}, which is bound to this cluster: that operator is \
+             configured as the wrong cluster (its --cluster-name, or the order of \
+             spec.clusters in its copy of the group) and keeps its own cluster stopped",
+            self.group.key
+        ))
+    }
+
+    /// The parts of the spec in which the two clusters' copies differ, as the record
+    /// shows them (empty if they agree): no planned failover starts until they do.
+    pub fn drift(&self) -> Vec<&'static str> {
+        let Some(view) = self.memory.view.as_ref() else {
+            return Vec::new();
+        };
+        match view.spec {
+            [Some(a), Some(b)] => a.differs(&b),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Log each identity or drift problem once, when it appears.
+    fn report_problems(&mut self) {
+        let identity = self.identity_problem();
+        if identity.is_some() && identity != self.reported.identity {
+            tracing::error!(group = %self.group.key, "{}", identity.as_deref().unwrap_or(""));
+        }
+        self.reported.identity = identity;
+        let drift = self.drift();
+        if !drift.is_empty() && drift != self.reported.drift {
+            tracing::error!(
+                group = %self.group.key,
+                differs = %drift.join(", "),
+                "the two clusters' copies of the group's spec differ in {}: no planned \
+                 failover starts until they agree (apply the same spec in both clusters; a \
+                 forced failover and the self-fence stay available)",
+                drift.join(", ")
+            );
+        }
+        self.reported.drift = drift;
     }
 
     /// The operator's memory (lost on restart).
@@ -409,6 +497,8 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
     ) -> Inputs<'a> {
         Inputs {
             me: self.group.me,
+            identity: self.identity.unwrap_or_default(),
+            spec: self.group.print(),
             now,
             wall,
             busy,
@@ -424,6 +514,30 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
 
     /// One turn: observe, decide, execute. Never waits for time to pass (see [`Self::pause`]).
     pub async fn turn(&mut self) -> Turn {
+        // Nothing is decided before this cluster's identity is known: the claim proves it.
+        if self.identity.is_none() {
+            match self.cluster.identity().await {
+                Ok(uid) => self.identity = Some(crate::spec::identity(&uid)),
+                Err(e) => {
+                    warn!(error = %e, "cannot read this cluster's identity yet");
+                    let (now, wall) = self.clocks();
+                    let wake = Wake::At(now + self.group.timing.retry_after);
+                    return Turn {
+                        now,
+                        wall,
+                        observed: unknown(&self.group.members.keys().copied().collect::<Vec<_>>()),
+                        decision: Decision {
+                            action: Action::Wait(wake),
+                            purpose: failover_model::Purpose::Claim,
+                            stage: None,
+                            step: None,
+                        },
+                        result: TurnResult::Waited(wake),
+                        during: Vec::new(),
+                    };
+                }
+            }
+        }
         if !self.initialized
             && let Err(e) = self.init().await
         {
@@ -439,6 +553,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             .instrument(span)
             .await;
         self.keep_trace().await;
+        self.report_problems();
         Turn {
             now,
             wall,

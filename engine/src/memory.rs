@@ -4,6 +4,7 @@
 //! wraps them with faults and virtual time. They pass the [`crate::conformance`] suite.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -37,7 +38,11 @@ struct ClusterInner {
     changes: Vec<FieldChange>,
     sets: usize,
     traces: BTreeMap<String, Trace>,
+    identity: String,
 }
+
+/// Tells apart the identities of in-memory clusters.
+static CLUSTERS: AtomicU64 = AtomicU64::new(0);
 
 /// A cluster in memory.
 #[derive(Clone, Debug)]
@@ -54,6 +59,10 @@ impl MemoryCluster {
             inner: Arc::new(Mutex::new(ClusterInner {
                 objects: BTreeMap::new(),
                 traces: BTreeMap::new(),
+                identity: format!(
+                    "memory-cluster-{}",
+                    CLUSTERS.fetch_add(1, Ordering::Relaxed)
+                ),
                 changes: Vec::new(),
                 sets: 0,
             })),
@@ -95,6 +104,11 @@ impl MemoryCluster {
     /// Every field change applied so far, in order.
     pub fn changes(&self) -> Vec<FieldChange> {
         self.lock().changes.clone()
+    }
+
+    /// Give this cluster another identity (each new one has its own).
+    pub fn set_identity(&self, identity: &str) {
+        self.lock().identity = identity.to_string();
     }
 
     /// Number of `set` calls so far.
@@ -170,6 +184,10 @@ impl ClusterPort for MemoryCluster {
 
     async fn changed(&self, timeout: Duration) {
         let _ = tokio::time::timeout(timeout, self.notify.notified()).await;
+    }
+
+    async fn identity(&self) -> Result<String, ClusterError> {
+        Ok(self.lock().identity.clone())
     }
 
     async fn recall(&self, group: &str) -> Result<Option<Trace>, ClusterError> {

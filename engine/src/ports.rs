@@ -236,6 +236,13 @@ pub trait ClusterPort: Send + Sync {
     /// after `timeout`. Spurious wake-ups are allowed.
     fn changed(&self, timeout: Duration) -> impl Future<Output = ()> + Send;
 
+    /// The identity of this cluster: the UID of its `kube-system` namespace, which every
+    /// cluster has and which stays the same for the cluster's life. An operator proves
+    /// with it which slot of a group it owns (the record binds each slot to the first
+    /// identity that claims it), so a wrong `--cluster-name` or a copy of the spec that
+    /// lists the clusters in another order cannot make it act as the other cluster.
+    fn identity(&self) -> impl Future<Output = Result<String, ClusterError>> + Send;
+
     /// What this cluster kept of the record of `group` (its key, `namespace/name`):
     /// `None` if it never saw one. Kept in the cluster, beside the group, so that every
     /// later process of the operator finds it: a group with a trace had a record, and

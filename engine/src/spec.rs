@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
-use failover_model::{Cluster, FailoverId, Mode, Request, Time, Timing};
+use failover_model::{Cluster, FailoverId, Identity, Mode, Request, SpecPrint, Time, Timing};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -324,6 +324,34 @@ impl Group {
         })
     }
 
+    /// The fingerprint of the safety-relevant parts of this copy of the spec: the
+    /// clusters in slot order, the timing, the members. Both clusters' operators write
+    /// theirs into the record; a failover starts only while they agree (a copy edited
+    /// in one cluster only, or two versions of the operator reading it differently).
+    pub fn print(&self) -> SpecPrint {
+        let t = &self.timing;
+        let timing = format!(
+            "lease={};drift={};margin={};heartbeat={};retry={}",
+            t.lease_ttl, t.clock_drift_max, t.fence_margin, t.heartbeat_every, t.retry_after
+        );
+        let mut members = String::new();
+        for (kind, selectors) in &self.members {
+            for s in selectors {
+                members.push_str(&format!(
+                    "{kind}|{}|{}|{}\n",
+                    s.namespace,
+                    s.labels,
+                    s.names.join(",")
+                ));
+            }
+        }
+        SpecPrint {
+            clusters: fingerprint(&self.clusters.join("\n")),
+            timing: fingerprint(&timing),
+            members: fingerprint(&members),
+        }
+    }
+
     /// The slot of cluster `name`, if it is one of the group's.
     pub fn slot(&self, name: &str) -> Option<Cluster> {
         slot_of(&self.clusters, name)
@@ -351,12 +379,24 @@ impl Group {
     }
 }
 
-/// A failover's protocol id from its object's uid (FNV-1a, 64 bits): stable across
-/// restarts and identical in both clusters' operators.
+/// A failover's protocol id from its object's uid: stable across restarts and
+/// identical in both clusters' operators.
 pub fn failover_id(uid: &str) -> FailoverId {
-    uid.bytes().fold(0xcbf2_9ce4_8422_2325, |h: u64, b| {
+    fingerprint(uid)
+}
+
+/// A stable 64-bit fingerprint of `text` (FNV-1a): the same in every process and
+/// version, so both clusters' operators compute the same one.
+pub fn fingerprint(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h: u64, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+/// A cluster's [`Identity`] from its `kube-system` namespace UID (or the identity its
+/// operator was given explicitly).
+pub fn identity(uid: &str) -> Identity {
+    fingerprint(uid)
 }
 
 fn slot_of(clusters: &[String; 2], name: &str) -> Option<Cluster> {

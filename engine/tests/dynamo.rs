@@ -18,8 +18,8 @@ use std::time::Duration;
 use failover_engine::dynamo::{ATTEMPTS, CALL_TIMEOUT, DynamoStore, create_table, local_client};
 use failover_engine::ports::StorePort;
 use failover_model::{
-    Cluster, HistoryEntry, InFlight, Lock, Mode, Op, Outcome, PlanKind, Record, Reply, Timing,
-    Variant, Write, apply,
+    Cluster, HistoryEntry, InFlight, Lock, Mode, Op, Outcome, PlanKind, Record, Reply, SpecPrint,
+    Timing, Variant, Write, apply,
 };
 
 /// When the tests' records are created (both clusters count as heartbeating then); the
@@ -86,8 +86,21 @@ async fn send(store: &DynamoStore, group: &str, by: Cluster, now: u64, op: Op) -
 /// process claim its slot at `INIT_AT` (its first heartbeat): the record after.
 async fn init(store: &DynamoStore, group: &str, active: Cluster) -> Record {
     store.init(group, active, INIT_AT - 1).await.expect("init");
-    applied(send(store, group, A, INIT_AT, Op::Claim { prev: None }).await);
-    applied(send(store, group, B, INIT_AT, Op::Claim { prev: None }).await)
+    applied(send(store, group, A, INIT_AT, claim(A, None)).await);
+    applied(send(store, group, B, INIT_AT, claim(B, None)).await)
+}
+
+/// The identity of cluster `c` in these tests.
+fn ident(c: Cluster) -> u64 {
+    c.index() as u64 + 1
+}
+
+/// A claim of `c`'s slot from cluster `c`, replacing `prev`.
+fn claim(c: Cluster, prev: Option<u64>) -> Op {
+    Op::Claim {
+        prev,
+        identity: ident(c),
+    }
 }
 
 fn applied(reply: Reply) -> Record {
@@ -782,7 +795,19 @@ fn random_write(rng: &mut Rng, record: &Record, clock: u64, next_id: &mut u64) -
         rng.below(100)
     };
     let (by, op) = match roll {
-        0..=11 => (rng.cluster(), Op::Heartbeat),
+        0..=8 => (rng.cluster(), Op::Heartbeat),
+        9..=11 => {
+            // Mostly the print the other slot wrote, sometimes another.
+            let by = rng.cluster();
+            let print = match record.spec[by.peer().index()] {
+                Some(p) if rng.chance(70) => p,
+                _ => SpecPrint {
+                    members: rng.below(2),
+                    ..SpecPrint::default()
+                },
+            };
+            (by, Op::Spec { print })
+        }
         12..=19 => {
             // A new request, mostly for the standby, sometimes for the active cluster.
             *next_id += 1;
@@ -822,8 +847,8 @@ fn random_write(rng: &mut Rng, record: &Record, clock: u64, next_id: &mut u64) -
             };
             (by, Op::ForceTakeLock { id, seen })
         }
-        45..=54 => (rng.cluster(), Op::TakeOver { id, at }),
-        55..=79 => (
+        45..=52 => (rng.cluster(), Op::TakeOver { id, at }),
+        53..=76 => (
             rng.cluster(),
             Op::Journal {
                 id,
@@ -832,8 +857,23 @@ fn random_write(rng: &mut Rng, record: &Record, clock: u64, next_id: &mut u64) -
                 release: rng.chance(40),
             },
         ),
-        80..=89 => (rng.cluster(), Op::Complete { id, token, at }),
-        90..=96 => (rng.cluster(), Op::Abort { id, token, at }),
+        77..=85 => (rng.cluster(), Op::Complete { id, token, at }),
+        86..=91 => (rng.cluster(), Op::Abort { id, token, at }),
+        92..=94 => (
+            rng.cluster(),
+            Op::Contest {
+                identity: 1 + rng.below(3),
+            },
+        ),
+        95..=96 => {
+            // Mostly the identity that contests the peer's slot, if one does.
+            let by = rng.cluster();
+            let identity = match record.contested[by.peer().index()] {
+                Some(i) if rng.chance(70) => i,
+                _ => 1 + rng.below(3),
+            };
+            (by, Op::Uncontest { identity })
+        }
         _ => {
             // A new process takes a slot, mostly from the owner the record names.
             let by = rng.cluster();
@@ -843,7 +883,13 @@ fn random_write(rng: &mut Rng, record: &Record, clock: u64, next_id: &mut u64) -
             } else {
                 owner.map(|o| o + 1)
             };
-            (by, Op::Claim { prev })
+            // Mostly from the cluster the slot is bound to, sometimes another one.
+            let identity = if rng.chance(80) {
+                ident(by)
+            } else {
+                1 + rng.below(3)
+            };
+            (by, Op::Claim { prev, identity })
         }
     };
     // The sender: mostly the process that owns its slot, sometimes another (a replaced
@@ -853,6 +899,10 @@ fn random_write(rng: &mut Rng, record: &Record, clock: u64, next_id: &mut u64) -
             *next_id += 1;
             1_000 + *next_id
         }
+        Op::Spec { .. } | Op::Uncontest { .. } if rng.chance(60) => {
+            record.instance[by.index()].unwrap_or(0)
+        }
+        Op::Spec { .. } | Op::Uncontest { .. } => 1 + rng.below(5),
         _ if rng.chance(90) => record.instance[by.index()].unwrap_or(0),
         _ => 1 + rng.below(5),
     };
@@ -911,6 +961,9 @@ fn op_name(op: &Op) -> &'static str {
         Op::AlreadyActive { .. } => "no-op",
         Op::Withdraw { .. } => "withdraw",
         Op::Create { .. } => "create",
+        Op::Contest { .. } => "contest",
+        Op::Uncontest { .. } => "uncontest",
+        Op::Spec { .. } => "spec",
     }
 }
 
@@ -933,6 +986,7 @@ async fn differential_against_the_model() {
             model,
             Record {
                 instance: [Some(owner(A)), Some(owner(B))],
+                bound: [Some(ident(A)), Some(ident(B))],
                 ..Record::new(A, [Some(INIT_AT); 2])
             }
         );
@@ -977,6 +1031,10 @@ async fn differential_against_the_model() {
         "request",
         "no-op",
         "withdraw",
+        "claim",
+        "contest",
+        "uncontest",
+        "spec",
     ] {
         for outcome in [true, false] {
             assert!(
@@ -1107,5 +1165,5 @@ async fn a_missing_record_is_recreated_once() {
         Reply::ConditionFailed(recreated)
     );
     // Each operator claims its slot again on it.
-    applied(send(&store, "g", B, 10, Op::Claim { prev: None }).await);
+    applied(send(&store, "g", B, 10, claim(B, None)).await);
 }

@@ -172,6 +172,11 @@ impl<P: ClusterPort> ClusterPort for Cuttable<P> {
         self.inner.changed(timeout).await;
     }
 
+    async fn identity(&self) -> Result<String, ClusterError> {
+        self.gate().await;
+        self.inner.identity().await
+    }
+
     async fn recall(&self, group: &str) -> Result<Option<failover_model::Trace>, ClusterError> {
         self.gate().await;
         self.inner.recall(group).await
@@ -554,6 +559,10 @@ impl<P: ClusterPort> ClusterPort for Faulty<P> {
         self.inner.changed(timeout).await;
     }
 
+    async fn identity(&self) -> Result<String, ClusterError> {
+        self.inner.identity().await
+    }
+
     async fn recall(&self, group: &str) -> Result<Option<failover_model::Trace>, ClusterError> {
         self.inner.recall(group).await
     }
@@ -739,7 +748,13 @@ async fn a_failover_under_way_is_not_refused() {
         now,
         op,
     };
-    let claim = by_77(1, failover_model::Op::Claim { prev: None });
+    let claim = by_77(
+        1,
+        failover_model::Op::Claim {
+            prev: None,
+            identity: failover_engine::spec::identity("east"),
+        },
+    );
     let ask = by_77(
         2,
         failover_model::Op::Request {
@@ -766,7 +781,7 @@ async fn a_failover_under_way_is_not_refused() {
         rejected: &[],
         unserved: &[Kind::VirtualService],
     };
-    let mut a = Operator::new(port, store.clone(), TokioClock::new(0), g);
+    let mut a = Operator::new(port, store.clone(), TokioClock::new(0), g).with_cluster_id("east");
     assert!(a.validate().await.is_err(), "the group is invalid here");
     let run = process_failover(&mut a, request(Mode::Consistency));
     if let Ok(Ended::Refused(e)) = tokio::time::timeout(Duration::from_secs(5), run).await {
@@ -865,7 +880,12 @@ async fn a_start_step_is_not_sent_once_the_lease_ran_low_after_the_decision() {
     };
     let lease = g.timing.lease_ttl;
     let mut a = Operator::new(c.clone(), store.clone(), clock, g);
-    a.run_until(|op, _| op.memory().lease_until.is_some()).await;
+    // Claimed, with a lease, its copy of the spec written into the record.
+    a.run_until(|op, _| {
+        let m = op.memory();
+        m.lease_until.is_some() && m.view.as_ref().is_some_and(|v| v.spec[0].is_some())
+    })
+    .await;
     // The first start step: decided with the lease, then a pause of a whole lease.
     let hook_jump = jump.clone();
     a.on_decision(move |d| {
@@ -988,7 +1008,12 @@ async fn a_missing_record_is_not_created_again_and_is_recreated_explicitly() {
     );
     // Both claim their slots again; west serves, east stays stopped.
     let deadline = tokio::time::Instant::now() + Duration::from_millis(3 * lease);
-    while tokio::time::Instant::now() < deadline && !volumes(&cb, true) {
+    let claimed = || {
+        store
+            .get(&key)
+            .is_some_and(|r| r.instance.iter().all(Option::is_some))
+    };
+    while tokio::time::Instant::now() < deadline && !(volumes(&cb, true) && claimed()) {
         a.turn().await;
         b.turn().await;
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -1003,4 +1028,128 @@ async fn a_missing_record_is_not_created_again_and_is_recreated_explicitly() {
         [true, true],
         "both claimed again"
     );
+}
+
+/// The volume `db-data` of `c` is primary (`true`) or secondary, spec and status.
+fn volumes(c: &MemoryCluster, primary: bool) -> bool {
+    c.state(&obj(Kind::VolumeReplication, NS, "db-data"))
+        == Some(state(Kind::VolumeReplication, 0, primary))
+}
+
+/// Issue 10: west's operator restarted configured as east (a wrong `--cluster-name`)
+/// runs on west's cluster. The record binds east's slot to east's identity, so its
+/// claim is refused: it keeps west stopped, takes nothing over, and both operators
+/// report the mismatch. Restarted with the right name it claims west's slot and
+/// withdraws its contest.
+#[tokio::test(start_paused = true)]
+async fn an_operator_configured_as_the_other_cluster_refuses_to_act() {
+    let store = MemoryStore::new();
+    let (ca, cb) = (
+        cluster(true, Settle::Instantly),
+        cluster(false, Settle::Instantly),
+    );
+    let mut a = Operator::new(ca.clone(), store.clone(), TokioClock::new(0), group("east"));
+    let mut b = Operator::new(
+        cb.clone(),
+        store.clone(),
+        TokioClock::new(500),
+        group("west"),
+    );
+    warm_up(&mut a).await;
+    warm_up(&mut b).await;
+    // West serves for a moment, as if an old failover left it so: the misconfigured
+    // operator must stop it (the safe direction), not start it.
+    for (o, replicas) in objects() {
+        let kind = o.kind;
+        cb.insert(o, &[("app", "shop")], state(kind, replicas, true));
+    }
+    let mut wrong = Operator::new(cb.clone(), store.clone(), TokioClock::new(900), group("east"));
+    wrong
+        .run_until(|op, _| {
+            op.memory().misbound.is_some()
+                && op
+                    .memory()
+                    .view
+                    .as_ref()
+                    .is_some_and(|v| v.contested[0].is_some())
+        })
+        .await;
+    let problem = wrong.identity_problem().expect("reported");
+    assert!(problem.contains("binds that slot to another cluster"), "{problem}");
+    for _ in 0..20 {
+        wrong.turn().await;
+        a.turn().await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let record = store.get("shop/shop").expect("record");
+    assert_eq!(record.instance[0], a.memory().claimed.map(|_| a.memory().instance));
+    assert!(!a.memory().superseded, "east's operator keeps its slot");
+    assert!(volumes(&cb, false), "west is kept stopped");
+    assert!(volumes(&ca, true), "east still serves");
+    let seen = a.identity_problem().expect("east sees the contest");
+    assert!(seen.contains("tried to claim slot A"), "{seen}");
+    // Fixed: a new process with the right name.
+    let mut fixed = Operator::new(cb.clone(), store.clone(), TokioClock::new(900), group("west"));
+    fixed
+        .run_until(|op, _| {
+            op.memory().claimed.is_some()
+                && op
+                    .memory()
+                    .view
+                    .as_ref()
+                    .is_some_and(|v| v.contested == [None, None])
+        })
+        .await;
+    assert!(fixed.identity_problem().is_none());
+    a.run_until(|op, _| op.identity_problem().is_none()).await;
+    assert!(!a.memory().superseded);
+}
+
+/// Issue 10: the two copies of the spec differ (west's lists another member): both
+/// operators report it, naming the part, and the request waits without starting; once
+/// west's copy agrees again the failover runs.
+#[tokio::test(start_paused = true)]
+async fn a_failover_waits_while_the_copies_of_the_spec_differ() {
+    let store = MemoryStore::new();
+    let (ca, cb) = (
+        cluster(true, Settle::Instantly),
+        cluster(false, Settle::Instantly),
+    );
+    let mut west = spec();
+    west.members.helm_releases.push(FluxRef {
+        name: "extra".into(),
+        namespace: None,
+    });
+    cb.insert(
+        obj(Kind::HelmRelease, NS, "extra"),
+        &[],
+        state(Kind::HelmRelease, 0, false),
+    );
+    let drifted = Group::parse(NS, "shop", &west, "west").expect("valid spec");
+    let mut a = Operator::new(ca.clone(), store.clone(), TokioClock::new(0), group("east"));
+    let mut b = Operator::new(cb.clone(), store.clone(), TokioClock::new(500), drifted);
+    warm_up(&mut a).await;
+    warm_up(&mut b).await;
+    b.set_request(Some(request(Mode::Consistency)));
+    for _ in 0..30 {
+        a.turn().await;
+        b.turn().await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let record = store.get("shop/shop").expect("record");
+    assert_eq!(record.request.map(|p| p.id), Some(ID), "accepted, pending");
+    assert_eq!(record.failover, None, "not started");
+    assert_eq!(a.drift(), vec!["spec.members"]);
+    assert_eq!(b.drift(), vec!["spec.members"]);
+    assert!(ca.changes().is_empty() && volumes(&ca, true));
+    // West's copy is fixed (a new process reads it).
+    let mut b = Operator::new(cb.clone(), store.clone(), TokioClock::new(500), group("west"));
+    warm_up(&mut b).await;
+    let (ea, eb) = tokio::join!(
+        process_failover(&mut a, request(Mode::Consistency)),
+        process_failover(&mut b, request(Mode::Consistency))
+    );
+    let done = Ended::Finished(Outcome::Completed(PlanKind::Planned(Mode::Consistency)));
+    assert_eq!((ea, eb), (done.clone(), done));
+    assert!(a.drift().is_empty());
 }

@@ -67,8 +67,9 @@ fn ci_configuration_holds_and_its_state_count_is_pinned() {
             ("ci/stale-leader", 1_314_420),
             ("ci/stale-call", 1_723_888),
             ("ci/requests", 239_446),
-            ("ci/record-lost", 126_236),
+            ("ci/record-lost", 138_491),
             ("ci/request-faults", 1_385_431),
+            ("ci/identity", 1_036_260),
         ],
     );
 }
@@ -232,6 +233,18 @@ fn recreate_missing_record_is_caught() {
             || found.contains(&"no-two-writers")
             || found.contains(&"tokens-increase")
             || found.contains(&"lock-exclusive"),
+        "{found:?}"
+    );
+}
+
+/// Issue 10: an operator restarted configured as the other cluster takes that cluster's
+/// slot when nothing checks its identity, and runs its own cluster as the active one
+/// beside the one that serves.
+#[test]
+fn no_identity_check_is_caught() {
+    let found = hunt(Variant::NoIdentityCheck);
+    assert!(
+        found.contains(&"no-two-primaries") || found.contains(&"no-two-writers"),
         "{found:?}"
     );
 }

@@ -6,8 +6,9 @@ use failover_model::core::trigger::{PolicyError, Trigger, TriggerPolicy};
 use failover_model::{
     Action, Agreement, Agreements, Cluster, ClusterState, ConditionFailed, Decision, FailoverId,
     HistoryEntry, InFlight, Inputs, Instance, Lock, Memory, Mode, Op, Outcome, PeerSeen, Pending,
-    Plan, PlanKind, PlanStep, Purpose, Record, Reply, Request, Role, START, STOP, Stage, Step,
-    StepKind, StepSet, Time, Timing, Token, Trace, Variant, VolumeRole, Wake, Write, apply, decide,
+    Plan, PlanKind, PlanStep, Purpose, Record, Reply, Request, Role, START, STOP, SpecPrint, Stage,
+    Step, StepKind, StepSet, Time, Timing, Token, Trace, Variant, VolumeRole, Wake, Write, apply,
+    decide,
 };
 
 use Cluster::{A, B};
@@ -37,6 +38,8 @@ fn inputs(me: Cluster, now: Time, cluster: &ClusterState, request: Option<Reques
         cluster,
         wall: now,
         busy: false,
+        identity: 1,
+        spec: SpecPrint::default(),
         request,
         withdraw: None,
         timing: &TIMING,
@@ -57,6 +60,7 @@ fn settled(now: Time, view: Option<Record>) -> Memory {
         claimed: Some(0),
         replaced: None,
         superseded: false,
+        misbound: None,
         view,
         heartbeat_at: Some(now),
         lease_until: Some(now + TIMING.lease_ttl),
@@ -81,6 +85,9 @@ fn in_flight(kind: PlanKind, done: u32, token: Token, lock: Option<Lock>) -> Rec
     Record {
         request: None,
         instance: [Some(OWNER); 2],
+        bound: [None; 2],
+        contested: [None; 2],
+        spec: [Some(SpecPrint::default()); 2],
         active: A,
         token,
         lock,
@@ -171,6 +178,9 @@ const OWNER: Instance = 7;
 fn rec(active: Cluster, heartbeat: [Option<Time>; 2]) -> Record {
     Record {
         instance: [Some(OWNER); 2],
+        bound: [None; 2],
+        contested: [None; 2],
+        spec: [Some(SpecPrint::default()); 2],
         ..Record::new(active, heartbeat)
     }
 }
@@ -266,6 +276,7 @@ fn store_back_off_postpones_heartbeat_and_read() {
         claimed: Some(0),
         replaced: None,
         superseded: false,
+        misbound: None,
         view: None,
         heartbeat_at: Some(5),
         lease_until: Some(14),
@@ -288,6 +299,7 @@ fn unknown_lease_fences_even_while_store_backs_off() {
         claimed: Some(0),
         replaced: None,
         superseded: false,
+        misbound: None,
         view: None,
         heartbeat_at: Some(10),
         lease_until: None,
@@ -310,6 +322,7 @@ fn lease_about_to_expire_fences() {
         claimed: Some(0),
         replaced: None,
         superseded: false,
+        misbound: None,
         lease_until: Some(11),
         ..settled(10, Some(at_rest()))
     };
@@ -326,6 +339,7 @@ fn lease_with_more_than_the_margin_left_does_not_fence() {
         claimed: Some(0),
         replaced: None,
         superseded: false,
+        misbound: None,
         lease_until: Some(12),
         ..settled(10, Some(at_rest()))
     };
@@ -342,6 +356,7 @@ fn fence_applies_every_unsatisfied_stop_step_at_once() {
         claimed: Some(0),
         replaced: None,
         superseded: false,
+        misbound: None,
         lease_until: None,
         ..settled(10, Some(at_rest()))
     };
@@ -384,6 +399,7 @@ fn fenced_cluster_with_unknown_lease_waits_for_the_back_off() {
         claimed: Some(0),
         replaced: None,
         superseded: false,
+        misbound: None,
         view: None,
         heartbeat_at: Some(10),
         lease_until: None,
@@ -406,6 +422,7 @@ fn no_self_fence_variant_keeps_serving_without_a_lease() {
         claimed: Some(0),
         replaced: None,
         superseded: false,
+        misbound: None,
         view: None,
         heartbeat_at: Some(10),
         lease_until: None,
@@ -443,6 +460,7 @@ fn a_failing_fence_step_does_not_stop_the_others() {
         claimed: Some(0),
         replaced: None,
         superseded: false,
+        misbound: None,
         lease_until: None,
         ..settled(10, Some(at_rest()))
     };
@@ -480,6 +498,7 @@ fn fence_stops_at_failure_variant_keeps_trying_the_first_step() {
         claimed: Some(0),
         replaced: None,
         superseded: false,
+        misbound: None,
         lease_until: None,
         ..settled(10, Some(at_rest()))
     };
@@ -586,6 +605,9 @@ fn active_with_request_to_peer_acquires_the_lock() {
 fn request_already_in_history_is_ignored() {
     let view = Record {
         instance: [Some(OWNER); 2],
+        bound: [None; 2],
+        contested: [None; 2],
+        spec: [Some(SpecPrint::default()); 2],
         history: vec![HistoryEntry {
             id: 1,
             outcome: Outcome::Aborted,
@@ -783,6 +805,9 @@ fn target_without_an_observation_of_the_source_waits_for_its_next_heartbeat() {
     // heartbeat's reply refreshes both.
     let view = Record {
         instance: [Some(OWNER); 2],
+        bound: [None; 2],
+        contested: [None; 2],
+        spec: [Some(SpecPrint::default()); 2],
         heartbeat: [Some(12), Some(10)],
         ..in_flight(CONSISTENCY, 2, 1, lock(A, 14))
     };
@@ -853,6 +878,9 @@ fn validate_journals_when_target_heartbeat_is_fresh() {
     // B's heartbeat was seen to change at 10: fresh until 14.
     let view = Record {
         instance: [Some(OWNER); 2],
+        bound: [None; 2],
+        contested: [None; 2],
+        spec: [Some(SpecPrint::default()); 2],
         heartbeat: [Some(10), Some(10)],
         ..in_flight(CONSISTENCY, 1, 1, lock(A, 13))
     };
@@ -919,6 +947,7 @@ fn validate_waits_for_a_verdict_after_a_restart() {
         claimed: Some(0),
         replaced: None,
         superseded: false,
+        misbound: None,
         peer: Some(PeerSeen {
             heartbeat: Some(10),
             since: 12,
@@ -959,6 +988,9 @@ fn target_completes_with_the_views_token() {
 fn source_of_a_forced_failover_stops_itself() {
     let view = Record {
         instance: [Some(OWNER); 2],
+        bound: [None; 2],
+        contested: [None; 2],
+        spec: [Some(SpecPrint::default()); 2],
         lock: lock(B, 20),
         failover: Some(InFlight {
             id: 1,
@@ -1069,6 +1101,7 @@ fn applied_heartbeat_renews_the_lease() {
             claimed: Some(0),
             replaced: None,
             superseded: false,
+            misbound: None,
             view: Some(after),
             heartbeat_at: Some(10),
             lease_until: Some(13),
@@ -1102,6 +1135,7 @@ fn refused_heartbeat_renews_nothing() {
             claimed: Some(0),
             replaced: None,
             superseded: false,
+            misbound: None,
             view: Some(current),
             // Still due: the next heartbeat goes out at once, stamped 12.
             heartbeat_at: None,
@@ -1137,6 +1171,7 @@ fn ambiguous_write_forgets_the_view_and_records_unsure() {
             claimed: Some(0),
             replaced: None,
             superseded: false,
+            misbound: None,
             view: None,
             heartbeat_at: Some(10),
             lease_until: Some(13),
@@ -1160,6 +1195,7 @@ fn ambiguous_heartbeat_leaves_the_lease_alone_and_backs_off() {
             claimed: Some(0),
             replaced: None,
             superseded: false,
+            misbound: None,
             view: None,
             heartbeat_at: Some(11),
             lease_until: Some(13),
@@ -1178,6 +1214,7 @@ fn later_reply_clears_unsure() {
         claimed: Some(0),
         replaced: None,
         superseded: false,
+        misbound: None,
         unsure: Some(Op::TakeOver { id: 1, at: 9 }),
         kube_retry_at: None,
         ..settled(10, None)
@@ -1195,6 +1232,7 @@ fn later_reply_clears_unsure() {
             claimed: Some(0),
             replaced: None,
             superseded: false,
+            misbound: None,
             view: Some(current),
             unsure: None,
             kube_retry_at: None,
@@ -1215,6 +1253,7 @@ fn unavailable_heartbeat_sets_retry_and_heartbeat_time_but_not_the_lease() {
             claimed: Some(0),
             replaced: None,
             superseded: false,
+            misbound: None,
             view: Some(at_rest()),
             heartbeat_at: Some(11),
             lease_until: Some(13),
@@ -1241,6 +1280,7 @@ fn unavailable_write_sets_retry_only() {
             claimed: Some(0),
             replaced: None,
             superseded: false,
+            misbound: None,
             retry_at: Some(12),
             ..settled(10, Some(at_rest()))
         }
@@ -1258,6 +1298,7 @@ fn failed_read_sets_retry_and_successful_read_sets_view() {
             claimed: Some(0),
             replaced: None,
             superseded: false,
+            misbound: None,
             retry_at: Some(12),
             ..settled(10, None)
         }
@@ -1270,6 +1311,7 @@ fn failed_read_sets_retry_and_successful_read_sets_view() {
             claimed: Some(0),
             replaced: None,
             superseded: false,
+            misbound: None,
             retry_at: Some(12),
             ..settled(10, Some(at_rest()))
         }
@@ -1295,6 +1337,9 @@ fn acquire_opens_the_journal_with_a_new_token() {
         Ok(Record {
             request: None,
             instance: [Some(OWNER); 2],
+            bound: [None; 2],
+            contested: [None; 2],
+            spec: [Some(SpecPrint::default()); 2],
             active: A,
             token: 1,
             lock: lock(A, 13),
@@ -1335,6 +1380,9 @@ fn acquire_while_in_flight_is_refused() {
 fn acquire_of_an_ended_failover_is_refused() {
     let record = Record {
         instance: [Some(OWNER); 2],
+        bound: [None; 2],
+        contested: [None; 2],
+        spec: [Some(SpecPrint::default()); 2],
         history: vec![HistoryEntry {
             id: 1,
             outcome: Outcome::Aborted,
@@ -1492,6 +1540,9 @@ fn force_take_lock_is_accepted_once_lease_plus_drift_ran_out() {
         Ok(Record {
             request: None,
             instance: [Some(OWNER); 2],
+            bound: [None; 2],
+            contested: [None; 2],
+            spec: [Some(SpecPrint::default()); 2],
             active: A,
             token: 1,
             lock: lock(B, 18),
@@ -1635,6 +1686,9 @@ fn force_take_lock_by_the_active_is_refused() {
 fn complete_switches_active_and_appends_one_history_entry() {
     let record = Record {
         instance: [Some(OWNER); 2],
+        bound: [None; 2],
+        contested: [None; 2],
+        spec: [Some(SpecPrint::default()); 2],
         history: vec![HistoryEntry {
             id: 0,
             outcome: Outcome::Aborted,
@@ -1651,6 +1705,9 @@ fn complete_switches_active_and_appends_one_history_entry() {
         Ok(Record {
             request: None,
             instance: [Some(OWNER); 2],
+            bound: [None; 2],
+            contested: [None; 2],
+            spec: [Some(SpecPrint::default()); 2],
             active: B,
             token: 2,
             lock: None,
@@ -1717,6 +1774,9 @@ fn abort_ends_the_failover_without_changing_active() {
         Ok(Record {
             request: None,
             instance: [Some(OWNER); 2],
+            bound: [None; 2],
+            contested: [None; 2],
+            spec: [Some(SpecPrint::default()); 2],
             active: A,
             token: 1,
             lock: None,
@@ -2284,6 +2344,7 @@ fn a_busy_operator_abandons_the_call_when_the_lease_runs_low() {
         claimed: Some(0),
         replaced: None,
         superseded: false,
+        misbound: None,
         retry_at: Some(20),
         ..settled(10, Some(view))
     };
@@ -2322,6 +2383,7 @@ fn no_start_step_without_a_lease() {
         claimed: Some(0),
         replaced: None,
         superseded: false,
+        misbound: None,
         lease_until: None,
         ..settled(10, Some(at_rest()))
     };
@@ -2398,7 +2460,10 @@ fn a_started_process_claims_its_slot_from_the_owner_it_read() {
     assert_eq!(d.purpose, Purpose::Claim);
     mem.on_read(A, 20, &TIMING, Some(at_rest()));
     let d = decide(&inputs(A, 20, &SERVING, None), &mem);
-    let claim = Op::Claim { prev: Some(OWNER) };
+    let claim = Op::Claim {
+        prev: Some(OWNER),
+        identity: 1,
+    };
     assert_eq!(d.action, Action::Write(claim));
     let w = Write {
         by: A,
@@ -2442,7 +2507,10 @@ fn only_the_owner_writes_and_an_old_claim_never_lands() {
         );
         assert!(apply(&record, &stranger(op), &TIMING, Variant::StaleLeader).is_ok());
     }
-    let late = stranger(Op::Claim { prev: Some(3) });
+    let late = stranger(Op::Claim {
+        prev: Some(3),
+        identity: 1,
+    });
     assert_eq!(
         apply(&record, &late, &TIMING, Variant::Correct),
         Err(ConditionFailed)
@@ -2770,7 +2838,186 @@ fn the_recreated_record_starts_above_every_token_seen() {
     assert_eq!(mem.claimed, None);
     assert_eq!(
         decide(&inputs(A, 30, &STANDBY, None), &mem).action,
-        Action::Write(Op::Claim { prev: None })
+        Action::Write(Op::Claim {
+            prev: None,
+            identity: 1
+        })
     );
     assert_eq!(mem.hold_until(&TIMING), None);
+}
+
+// ---- Issue 10, part 2: which cluster an operator is, proven by the record ----
+
+/// A record whose slots are bound to identities 1 (A) and 2 (B).
+fn bound_rec() -> Record {
+    Record {
+        bound: [Some(1), Some(2)],
+        ..at_rest()
+    }
+}
+
+/// The first claim of a slot binds it to the claimer's identity; a claim from another
+/// identity is refused for good (whatever owner it names), and under
+/// `no-identity-check` it takes the slot.
+#[test]
+fn a_claim_binds_the_slot_and_another_identity_is_refused() {
+    let claim = |identity| Write {
+        by: A,
+        instance: 8,
+        now: 20,
+        op: Op::Claim {
+            prev: Some(OWNER),
+            identity,
+        },
+    };
+    let first = apply(&at_rest(), &claim(7), &TIMING, Variant::Correct).expect("binds");
+    assert_eq!(first.bound[A.index()], Some(7));
+    assert_eq!(
+        apply(&bound_rec(), &claim(2), &TIMING, Variant::Correct),
+        Err(ConditionFailed)
+    );
+    let same = apply(&bound_rec(), &claim(1), &TIMING, Variant::Correct).expect("same cluster");
+    assert_eq!(same.instance[A.index()], Some(8));
+    let taken = apply(&bound_rec(), &claim(2), &TIMING, Variant::NoIdentityCheck)
+        .expect("the broken variant trusts the configuration");
+    assert_eq!(taken.instance[A.index()], Some(8));
+}
+
+/// An operator configured as the wrong cluster (cluster B's, configured as A): its claim
+/// is refused, it fences its own cluster, writes the contest into the record once, and
+/// then waits; it never heartbeats the slot it does not own.
+#[test]
+fn a_misconfigured_operator_fences_reports_and_waits() {
+    let mut mem = Memory::started(8);
+    let input = |cluster| Inputs {
+        identity: 2,
+        ..inputs(A, 20, cluster, None)
+    };
+    mem.on_read(A, 20, &TIMING, Some(bound_rec()));
+    let d = decide(&input(&SERVING), &mem);
+    let op = Op::Claim {
+        prev: Some(OWNER),
+        identity: 2,
+    };
+    assert_eq!(d.action, Action::Write(op));
+    let w = Write {
+        by: A,
+        instance: 8,
+        now: 20,
+        op,
+    };
+    feed(&mut mem, &w, Reply::ConditionFailed(bound_rec()));
+    assert_eq!(mem.misbound, Some(1));
+    assert_eq!(mem.claimed, None);
+    let d = decide(&input(&SERVING), &mem);
+    assert_eq!(d.purpose, Purpose::Fence);
+    let d = decide(&input(&STANDBY), &mem);
+    let contest = Op::Contest { identity: 2 };
+    assert_eq!(d.action, Action::Write(contest));
+    let w = Write { op: contest, ..w };
+    let after = apply(&bound_rec(), &w, &TIMING, Variant::Correct).expect("no owner needed");
+    assert_eq!(after.contested, [Some(2), None]);
+    feed(&mut mem, &w, Reply::Applied(after));
+    assert_eq!(
+        decide(&input(&STANDBY), &mem).action,
+        Action::Wait(Wake::Change)
+    );
+    // Nobody else may write the contest of an identity the slot is bound to.
+    let own = Write {
+        op: Op::Contest { identity: 1 },
+        ..w
+    };
+    assert_eq!(
+        apply(&bound_rec(), &own, &TIMING, Variant::Correct),
+        Err(ConditionFailed)
+    );
+}
+
+/// Once fixed, the operator (now owning its own slot) withdraws its old contest of the
+/// peer's slot.
+#[test]
+fn a_fixed_operator_withdraws_its_contest() {
+    let record = Record {
+        contested: [Some(2), None],
+        ..bound_rec()
+    };
+    let mem = settled(20, Some(record.clone()));
+    let input = Inputs {
+        identity: 2,
+        ..inputs(B, 20, &STANDBY, None)
+    };
+    let d = decide(&input, &mem);
+    let op = Op::Uncontest { identity: 2 };
+    assert_eq!(d.action, Action::Write(op));
+    let w = Write {
+        by: B,
+        instance: OWNER,
+        now: 20,
+        op,
+    };
+    let after = apply(&record, &w, &TIMING, Variant::Correct).expect("applies");
+    assert_eq!(after.contested, [None, None]);
+}
+
+/// Each operator writes its copy's fingerprint; while the two differ the active cluster
+/// does not start the pending request (and the store refuses it), but a forced failover
+/// stays possible.
+#[test]
+fn drift_holds_a_planned_failover_but_not_a_forced_one() {
+    let drifted = SpecPrint {
+        members: 9,
+        ..SpecPrint::default()
+    };
+    let record = pending(at_rest(), 1, B, Mode::Consistency);
+    let mem = settled(20, Some(record.clone()));
+    let input = Inputs {
+        spec: drifted,
+        ..inputs(A, 20, &SERVING, None)
+    };
+    assert_eq!(
+        decide(&input, &mem).action,
+        Action::Write(Op::Spec { print: drifted })
+    );
+    let w = |op| Write {
+        by: A,
+        instance: OWNER,
+        now: 20,
+        op,
+    };
+    let after = apply(
+        &record,
+        &w(Op::Spec { print: drifted }),
+        &TIMING,
+        Variant::Correct,
+    )
+    .expect("applies");
+    assert!(!after.specs_agree());
+    assert_eq!(
+        after.spec[A.index()]
+            .expect("written")
+            .differs(&SpecPrint::default()),
+        vec!["spec.members"]
+    );
+    let mem = settled(20, Some(after.clone()));
+    let d = decide(&input, &mem);
+    assert!(
+        !matches!(d.action, Action::Write(Op::Acquire { .. })),
+        "{d:?}"
+    );
+    let acquire = Op::Acquire {
+        id: 1,
+        mode: Mode::Consistency,
+    };
+    assert_eq!(
+        apply(&after, &w(acquire), &TIMING, Variant::Correct),
+        Err(ConditionFailed)
+    );
+    let force = Write {
+        by: B,
+        ..w(Op::ForceTakeLock {
+            id: 1,
+            seen: Some(10),
+        })
+    };
+    assert!(apply(&after, &force, &TIMING, Variant::Correct).is_ok());
 }

@@ -747,6 +747,13 @@ impl ClusterPort for FakeCluster {
         }
     }
 
+    async fn identity(&self) -> Result<String, ClusterError> {
+        if self.world.lock().cut_api[self.me.index()] {
+            return Err(ClusterError::Unavailable("API server unreachable".into()));
+        }
+        Ok(format!("fake-cluster-{}", self.me))
+    }
+
     async fn recall(&self, _group: &str) -> Result<Option<Trace>, ClusterError> {
         let w = self.world.lock();
         if w.cut_api[self.me.index()] {

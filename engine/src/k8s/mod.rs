@@ -403,6 +403,16 @@ impl ClusterPort for KubeCluster {
         let _ = tokio::time::timeout(timeout, notified).await;
     }
 
+    async fn identity(&self) -> Result<String, ClusterError> {
+        let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.inner.client.clone());
+        let ns = api.get("kube-system").await.map_err(|e| {
+            ClusterError::Unavailable(format!("cannot read namespace kube-system: {e}"))
+        })?;
+        ns.metadata.uid.ok_or_else(|| {
+            ClusterError::Unavailable("namespace kube-system has no uid".to_string())
+        })
+    }
+
     async fn recall(&self, group: &str) -> Result<Option<failover_model::Trace>, ClusterError> {
         trace::recall(&self.inner.client, group).await
     }

@@ -36,8 +36,8 @@ use crate::core::invariants::{Audit, Invariant, Snapshot};
 use crate::core::plan::{Resource, STOP, Step, Variant, stopped};
 use crate::core::store::{Op, Write, apply};
 use crate::core::types::{
-    Cluster, ClusterState, FailoverId, Instance, Mode, Outcome, PlanKind, Record, Request, Stage,
-    Time, Timing, Trace,
+    Cluster, ClusterState, FailoverId, Identity, Instance, Mode, Outcome, PlanKind, Record,
+    Request, SpecPrint, Stage, Time, Timing, Trace,
 };
 
 /// A configuration of the model: bounds on time and faults, and the protocol variant.
@@ -99,6 +99,12 @@ pub struct Config {
     /// Times the group's record goes missing (deleted, the table re-created); an
     /// operator action re-creates it from what the clusters kept ([`Record::recreated`]).
     pub deletions: u8,
+    /// Misconfigured restarts: an operator process starts configured as the other
+    /// cluster (a wrong `--cluster-name`, or a copy of the spec listing the clusters in
+    /// another order); a restart with the right configuration follows at any time.
+    pub misconfigs: u8,
+    /// Spec drifts: one cluster's copy of the spec changes (and may change back).
+    pub drifts: u8,
     /// Leader hand-overs: a new process of one cluster's operator starts (a second
     /// replica won the leader election) while the old one, paused or cut off from its
     /// API server's Lease, may still act later on what it last saw ([`Ghost`]).
@@ -161,6 +167,8 @@ impl Config {
             skews: 0,
             handovers: 0,
             deletions: 0,
+            misconfigs: 0,
+            drifts: 0,
         };
         let scenario = |label: &str, f: &dyn Fn(&mut Config)| {
             let mut c = base.clone();
@@ -276,6 +284,17 @@ impl Config {
                     c.store_faults = 1;
                     c.max_ticks = 4;
                     c.progress_ticks = 3;
+                }),
+                // Issue 10: an operator restarts configured as the other cluster (its
+                // claim is refused: the slot is bound to the other cluster's identity),
+                // and one cluster's copy of the spec drifts from the other's, while a
+                // request for the standby is made at either cluster.
+                lean("identity", &|c| {
+                    c.misconfigs = 1;
+                    c.drifts = 1;
+                    c.max_ticks = 5;
+                    c.progress_ticks = 4;
+                    c.request_at = vec![Cluster::B];
                 }),
             ]),
             // What no lease survives: an operator down for longer than the deployment
@@ -397,6 +416,12 @@ impl Config {
                 .into_iter()
                 .filter(|c| c.name.ends_with("/record-lost"))
                 .collect(),
+            // An operator restarted as the wrong cluster.
+            Variant::NoIdentityCheck => Config::named("ci")
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|c| c.name.ends_with("/identity"))
+                .collect(),
             _ => Config::named("ci").unwrap_or_default(),
         };
         if variant == Variant::NoTokenCheck {
@@ -467,6 +492,10 @@ pub struct Budget {
     pub handovers: u8,
     /// Record deletions.
     pub deletions: u8,
+    /// Misconfigured restarts.
+    pub misconfigs: u8,
+    /// Spec drifts.
+    pub drifts: u8,
 }
 
 /// Facts recorded only so `sometimes` properties can see them.
@@ -491,6 +520,11 @@ pub struct Marks {
     pub refused: bool,
     /// The record went missing and was re-created by the operator action.
     pub recreated: bool,
+    /// An operator configured as the wrong cluster had its claim refused, and the
+    /// slot's owner saw the contest in the record: detected by both.
+    pub contest_seen: bool,
+    /// A pending request waited because the two copies of the spec differed.
+    pub drift_held: bool,
 }
 
 /// A request as one cluster has it (its `Failover` object), until the record decided.
@@ -594,6 +628,10 @@ pub struct World {
     pub traces: [Option<Trace>; 2],
     /// Each cluster's request (its `Failover` object), if any.
     pub asked: [Option<Asked>; 2],
+    /// The slot each cluster's operator is configured as (its own, unless misconfigured).
+    pub slot: [Cluster; 2],
+    /// Each cluster's copy of the spec, as its fingerprint.
+    pub specs: [SpecPrint; 2],
     /// A write that timed out and is still in transit.
     pub in_transit: Option<Write>,
     /// Audit for the invariants.
@@ -679,6 +717,12 @@ pub enum Act {
     Delete,
     /// The operator action re-creates the missing record from the clusters' traces.
     Recreate,
+    /// The operator restarts configured as the other cluster.
+    Misconfigure(Cluster),
+    /// The operator restarts with its configuration fixed.
+    Reconfigure(Cluster),
+    /// The cluster's copy of the spec changes its members (or changes them back).
+    Drift(Cluster),
 }
 
 /// The stateright model of the protocol under one configuration.
@@ -732,7 +776,9 @@ impl FailoverModel {
 
     fn inputs<'a>(&'a self, w: &'a World, c: Cluster, busy: bool) -> Inputs<'a> {
         Inputs {
-            me: c,
+            me: w.slot[c.index()],
+            identity: identity(c),
+            spec: w.specs[c.index()],
             now: self.now(w, c),
             wall: self.wall(w, c),
             busy,
@@ -806,8 +852,10 @@ impl FailoverModel {
         w.calm_since = w.tick;
     }
 
-    /// A new process of `c`'s operator: empty memory, a new instance id.
+    /// A new process of `c`'s operator: empty memory, a new instance id, the right
+    /// configuration.
     fn restart(w: &mut World, c: Cluster) {
+        w.slot[c.index()] = c;
         w.instances += 1;
         w.memories[c.index()] = Memory::started(w.instances);
         w.busy[c.index()] = None;
@@ -908,6 +956,19 @@ impl FailoverModel {
     fn execute(&self, w: &mut World, c: Cluster, d: Decision, fault: Fault) {
         self.execute_inner(w, c, d, fault);
         let i = c.index();
+        let mem = &w.memories[i];
+        if let Some(v) = &mem.view
+            && mem.claimed.is_some()
+            && v.contested[w.slot[i].index()].is_some()
+        {
+            w.marks.contest_seen = true;
+        }
+        if let Some(v) = &mem.view
+            && v.request.is_some()
+            && !v.specs_agree()
+        {
+            w.marks.drift_held = true;
+        }
         if let Some(v) = &w.memories[i].view {
             w.traces[i] = Some(Trace::newest(w.traces[i], v.trace()));
         }
@@ -920,6 +981,8 @@ impl FailoverModel {
         let i = c.index();
         let rep = self.replica(w, c);
         let store_down = w.cut_off[i] || fault == Fault::StoreUnavailable;
+        // The slot it is configured as (its own cluster's, unless misconfigured).
+        let me = w.slot[i];
         match d.action {
             Action::Wait(_) => {}
             Action::Read if w.gone && !store_down => {
@@ -927,14 +990,14 @@ impl FailoverModel {
             }
             Action::Read => {
                 let read = (!store_down).then(|| w.records[rep].clone());
-                w.memories[i].on_read(c, now, &timing, read);
+                w.memories[i].on_read(me, now, &timing, read);
             }
             Action::Write(op) => {
                 if w.memories[i].unsure == Some(op) {
                     w.marks.ambiguous_retried = true;
                 }
                 let mem = &w.memories[i];
-                let wr = write(c, mem, stamp(c, self.wall(w, c), variant, mem), op);
+                let wr = write(me, mem, stamp(me, self.wall(w, c), variant, mem), op);
                 let reply = if store_down {
                     Reply::Unavailable
                 } else if fault == Fault::AmbiguousDelayed {
@@ -1014,6 +1077,12 @@ impl FailoverModel {
     }
 }
 
+/// The identity of cluster `c` in the model (the engine's is a fingerprint of its
+/// `kube-system` namespace UID).
+pub fn identity(c: Cluster) -> Identity {
+    c.index() as Identity + 1
+}
+
 /// Flux, if running, would change the cluster back to git's state.
 fn flux_differs(s: &ClusterState) -> bool {
     !s.flux_suspended && (!s.workloads_up || !s.network_open || s.cronjobs_suspended)
@@ -1076,6 +1145,8 @@ impl Model for FailoverModel {
             records: vec![
                 Record {
                     instance: [Some(1), Some(2)],
+                    bound: [Some(identity(Cluster::A)), Some(identity(Cluster::B))],
+                    spec: [Some(SpecPrint::default()); 2],
                     ..Record::new(Cluster::A, hb)
                 };
                 records
@@ -1083,6 +1154,8 @@ impl Model for FailoverModel {
             gone: false,
             traces: [Some(Record::new(Cluster::A, hb).trace()); 2],
             asked: [None, None],
+            slot: Cluster::ALL,
+            specs: [SpecPrint::default(); 2],
             in_transit: None,
             audit: Audit::default(),
             budget: Budget {
@@ -1100,6 +1173,8 @@ impl Model for FailoverModel {
                 skews: self.config.skews,
                 handovers: self.config.handovers,
                 deletions: self.config.deletions,
+                misconfigs: self.config.misconfigs,
+                drifts: self.config.drifts,
             },
             calm_since: 0,
             marks: Marks::default(),
@@ -1194,6 +1269,15 @@ impl Model for FailoverModel {
             // while a call is in progress.
             if b.handovers > 0 {
                 actions.push(Act::Handover(c));
+            }
+            if b.misconfigs > 0 && w.slot[i] == c {
+                actions.push(Act::Misconfigure(c));
+            }
+            if w.slot[i] != c {
+                actions.push(Act::Reconfigure(c));
+            }
+            if b.drifts > 0 {
+                actions.push(Act::Drift(c));
             }
         }
         // The ghost may act at any moment, or never: it does not hold up a tick.
@@ -1490,6 +1574,24 @@ impl FailoverModel {
                 }
                 Self::disturb(w);
             }
+            Act::Misconfigure(c) => {
+                w.budget.misconfigs -= 1;
+                Self::restart(w, c);
+                w.slot[c.index()] = c.peer();
+                // Its own slot's heartbeats stop.
+                w.marks.silenced[c.index()] = true;
+                Self::disturb(w);
+            }
+            Act::Reconfigure(c) => {
+                Self::restart(w, c);
+                Self::disturb(w);
+            }
+            Act::Drift(c) => {
+                w.budget.drifts -= 1;
+                let s = &mut w.specs[c.index()];
+                s.members ^= 1;
+                Self::disturb(w);
+            }
             Act::Replicate(from) => {
                 let to = 1 - from;
                 let before = w.records[to].clone();
@@ -1606,6 +1708,14 @@ pub fn properties() -> Vec<Property<FailoverModel>> {
         |_: &FailoverModel, w: &World| w.marks.recreated,
     ));
     props.push(Property::sometimes(
+        "misconfigured-operator-detected",
+        |_: &FailoverModel, w: &World| w.marks.contest_seen,
+    ));
+    props.push(Property::sometimes(
+        "drift-holds-request",
+        |_: &FailoverModel, w: &World| w.marks.drift_held,
+    ));
+    props.push(Property::sometimes(
         "self-fenced",
         |_: &FailoverModel, w: &World| w.marks.fenced,
     ));
@@ -1639,6 +1749,10 @@ pub fn expected(config: &Config, name: &str) -> bool {
         "request-refused" | "request-no-op" => config.any_direction && config.requests > 1,
         "request-withdrawn" => config.withdrawals > 0,
         "record-recreated" => config.deletions > 0,
+        "misconfigured-operator-detected" => {
+            config.misconfigs > 0 && config.variant != Variant::NoIdentityCheck
+        }
+        "drift-holds-request" => config.drifts > 0,
         n if n.starts_with("crash-in-") => config.crashes > 0,
         _ => true,
     }
@@ -1658,7 +1772,9 @@ fn settled_when_idle(m: &FailoverModel, w: &World) -> bool {
                     Action::Wait(Wake::Idle(_) | Wake::Change)
                 ))
     });
-    let quiet = idle && !w.cut_off.contains(&true) && !w.gone;
+    // An operator configured as the wrong cluster waits for a person to fix it (a
+    // failover in flight waits for it too).
+    let quiet = idle && !w.cut_off.contains(&true) && !w.gone && w.slot == Cluster::ALL;
     !quiet
         || w.records
             .iter()
@@ -1674,6 +1790,8 @@ fn progress_when_calm(m: &FailoverModel, w: &World) -> bool {
         && !w.gone
         && w.down == [None, None]
         && w.stuck == [None, None]
+        && w.slot == Cluster::ALL
+        && w.specs[0] == w.specs[1]
         && w.tick >= w.calm_since + Time::from(m.config.progress_ticks);
     // Judged at tick boundaries: once every live operator and controller is done for now.
     if !calm || !m.quiescent(w) {

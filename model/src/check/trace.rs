@@ -148,6 +148,21 @@ pub fn describe_step(m: &FailoverModel, last: &World, action: Act, next: &World)
             "OPERATOR DOWN (the cluster keeps serving)".to_string(),
         ),
         Act::Up(c) => (c.to_string(), "operator starts again".to_string()),
+        Act::Misconfigure(c) => (
+            c.to_string(),
+            format!(
+                "MISCONFIGURED RESTART: the operator starts configured as {}",
+                c.peer()
+            ),
+        ),
+        Act::Reconfigure(c) => (
+            c.to_string(),
+            "operator restarts with its configuration fixed".to_string(),
+        ),
+        Act::Drift(c) => (
+            c.to_string(),
+            "SPEC DRIFT: this cluster's copy of the spec changes its members".to_string(),
+        ),
         Act::StepClock(c, forward) => (
             c.to_string(),
             format!(

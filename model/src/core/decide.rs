@@ -9,8 +9,8 @@
 use super::plan::{Plan, START, STOP, Step, StepKind, StepSet, Variant};
 use super::store::{Op, Write};
 use super::types::{
-    Cluster, ClusterState, FailoverId, InFlight, Instance, PlanKind, Record, Request, Stage, Time,
-    Timing,
+    Cluster, ClusterState, FailoverId, Identity, InFlight, Instance, PlanKind, Record, Request,
+    SpecPrint, Stage, Time, Timing,
 };
 
 /// What an operator keeps in memory. [`Memory::started`] is the state after a (re)start.
@@ -59,6 +59,12 @@ pub struct Memory {
     /// more), so the cluster fences itself now and starts nothing on its old view;
     /// until the re-creation the store counts as unavailable.
     pub missing: bool,
+    /// The record refused this process's claim because its slot is bound to another
+    /// cluster's identity (the one here): the operator is configured as the wrong
+    /// cluster. It refuses to act for good (until it is restarted with a fixed
+    /// configuration): it keeps its own cluster stopped, the safe direction, writes
+    /// nothing but a [`Op::Contest`] so the slot's owner sees it too, and reports why.
+    pub misbound: Option<Identity>,
 }
 
 /// The peer's heartbeat as one operator observed it.
@@ -200,8 +206,12 @@ impl Memory {
     ) {
         // A claim is this process's first heartbeat.
         let heartbeat = matches!(w.op, Op::Heartbeat | Op::Claim { .. });
-        if let Op::Claim { prev } = w.op {
+        if let Op::Claim { prev, identity } = w.op {
             self.replaced = prev;
+            // Refused because the slot belongs to another cluster: for good.
+            if let Reply::ConditionFailed(r) = &reply {
+                self.misbound = r.bound[w.by.index()].filter(|b| *b != identity);
+            }
         }
         let wall = variant == Variant::WallClockLease;
         let applied = matches!(reply, Reply::Applied(_));
@@ -281,6 +291,11 @@ pub struct Inputs<'a> {
     pub busy: bool,
     /// What it observes of its own cluster.
     pub cluster: &'a ClusterState,
+    /// The identity of the cluster it runs in ([`Identity`]): its claim must match the
+    /// slot's binding.
+    pub identity: Identity,
+    /// The fingerprint of its copy of the group's spec, written into the record.
+    pub spec: SpecPrint,
     /// The request this operator's cluster has (a `Failover` object) and the record has
     /// not refused: the operator writes it into the record until the record accepted it.
     /// (The driver stops passing a request once a reply shows it refused,
@@ -417,6 +432,9 @@ fn choose(input: &Inputs<'_>, mem: &Memory) -> Decision {
         return Decision::wait(Wake::Change);
     }
     let store_ok = mem.retry_at.is_none_or(|at| now >= at);
+    if let Some(bound) = mem.misbound {
+        return misbound(input, mem, bound, store_ok);
+    }
     // Before issue 10 a missing record was created again from the spec.
     if mem.missing && store_ok && input.variant == Variant::RecreateMissingRecord {
         return Decision::new(
@@ -432,6 +450,7 @@ fn choose(input: &Inputs<'_>, mem: &Memory) -> Decision {
             Some(view) => Decision::new(
                 Action::Write(Op::Claim {
                     prev: view.instance[input.me.index()],
+                    identity: input.identity,
                 }),
                 Purpose::Claim,
             ),
@@ -484,6 +503,9 @@ fn choose(input: &Inputs<'_>, mem: &Memory) -> Decision {
         return Decision::new(Action::Read, Purpose::Sync);
     };
     let next_heartbeat = next_heartbeat(input, mem);
+    if let Some(d) = report(input, view) {
+        return d;
+    }
     if let Some(d) = ask(input, view) {
         return d;
     }
@@ -535,6 +557,9 @@ fn changes(d: &Decision) -> bool {
             op,
             Op::Heartbeat
                 | Op::Claim { .. }
+                | Op::Contest { .. }
+                | Op::Uncontest { .. }
+                | Op::Spec { .. }
                 | Op::Create { .. }
                 | Op::Request { .. }
                 | Op::AlreadyActive { .. }
@@ -575,6 +600,50 @@ fn ensure(steps: &[Step], cluster: &ClusterState, purpose: Purpose) -> Option<De
     Some(d)
 }
 
+/// An operator configured as the wrong cluster (its claim refused: the slot is bound to
+/// `bound`): it keeps its own cluster stopped (the fence, whatever the record says: it
+/// cannot tell which cluster it runs as), makes sure the record shows the contest, and
+/// otherwise waits to be restarted with a fixed configuration.
+fn misbound(input: &Inputs<'_>, mem: &Memory, bound: Identity, store_ok: bool) -> Decision {
+    if input.cluster.needs_fencing()
+        && let Some(d) = fence(input)
+    {
+        return d;
+    }
+    let me = input.me.index();
+    let shown = mem
+        .view
+        .as_ref()
+        .is_some_and(|v| v.contested[me] == Some(input.identity) || v.bound[me] != Some(bound));
+    match (shown, store_ok) {
+        (true, _) => Decision::wait(Wake::Change),
+        (false, true) => Decision::new(
+            Action::Write(Op::Contest {
+                identity: input.identity,
+            }),
+            Purpose::Sync,
+        ),
+        (false, false) => Decision::wait(Wake::At(mem.retry_at.unwrap_or(input.now))),
+    }
+}
+
+/// Keep the record's view of this cluster current: its spec's fingerprint, and no
+/// contest of the peer's slot left from a time this cluster's operator was configured
+/// as the wrong cluster.
+fn report(input: &Inputs<'_>, view: &Record) -> Option<Decision> {
+    let me = input.me;
+    let op = if view.spec[me.index()] != Some(input.spec) {
+        Op::Spec { print: input.spec }
+    } else if view.contested[me.peer().index()] == Some(input.identity) {
+        Op::Uncontest {
+            identity: input.identity,
+        }
+    } else {
+        return None;
+    };
+    Some(Decision::new(Action::Write(op), Purpose::Sync))
+}
+
 /// This cluster's own request: write it into the record until the record has it (the
 /// store decides, so a view that may be stale only chooses which write: a request for
 /// the active cluster ends at once as a no-op); withdraw a withdrawn one while it is
@@ -607,7 +676,9 @@ fn ask(input: &Inputs<'_>, view: &Record) -> Option<Decision> {
 fn at_rest(input: &Inputs<'_>, mem: &Memory, view: &Record) -> Option<Decision> {
     let me = input.me;
     if let Some(p) = view.request.filter(|p| p.to != view.active) {
-        if view.active == me {
+        // While the copies of the spec differ the request waits until they agree (each
+        // operator reports its own; a forced failover stays possible).
+        if view.active == me && view.specs_agree() {
             let op = Op::Acquire {
                 id: p.id,
                 mode: p.mode,

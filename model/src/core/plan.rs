@@ -400,11 +400,16 @@ pub enum Variant {
     /// spec, as a new group's is (the engine before issue 10): token 0 and the spec's
     /// initial active cluster, whatever either cluster saw.
     RecreateMissingRecord,
+    /// Operators trust the slot their configuration gives them (the engine before issue
+    /// 10): a claim is not checked against the identity the slot is bound to, so an
+    /// operator configured as the wrong cluster takes the other cluster's slot and runs
+    /// its cluster as that one.
+    NoIdentityCheck,
 }
 
 impl Variant {
     /// Every broken variant.
-    pub const BROKEN: [Variant; 11] = [
+    pub const BROKEN: [Variant; 12] = [
         Variant::PromoteBeforeDemote,
         Variant::NoTokenCheck,
         Variant::NoSelfFence,
@@ -416,6 +421,7 @@ impl Variant {
         Variant::WallClockLease,
         Variant::StaleLeader,
         Variant::RecreateMissingRecord,
+        Variant::NoIdentityCheck,
     ];
 
     /// The CLI name.
@@ -433,6 +439,7 @@ impl Variant {
             Variant::WallClockLease => "wall-clock-lease",
             Variant::StaleLeader => "stale-leader",
             Variant::RecreateMissingRecord => "recreate-missing-record",
+            Variant::NoIdentityCheck => "no-identity-check",
         }
     }
 

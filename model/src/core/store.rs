@@ -7,8 +7,8 @@
 
 use super::plan::Variant;
 use super::types::{
-    Cluster, FailoverId, HistoryEntry, InFlight, Instance, Lock, Mode, Outcome, Pending, PlanKind,
-    Record, Time, Timing, Token,
+    Cluster, FailoverId, HistoryEntry, Identity, InFlight, Instance, Lock, Mode, Outcome, Pending,
+    PlanKind, Record, SpecPrint, Time, Timing, Token,
 };
 
 /// A write to the global record, with the local time it was sent at.
@@ -38,9 +38,37 @@ pub enum Op {
     /// applied, `prev` is gone for good (instances are never reused).
     ///
     /// [`Memory::hold_until`]: crate::Memory::hold_until
+    ///
+    /// Since issue 10 the claim also proves which cluster the sender is: the slot must be
+    /// unbound or bound to the sender's `identity` (the first claim binds it). An
+    /// operator configured as the wrong cluster has its claim refused for good
+    /// (`no-identity-check` leaves this out: it takes the other cluster's slot).
     Claim {
         /// The instance the sender read as the slot's owner.
         prev: Option<Instance>,
+        /// The identity of the cluster the sender runs in.
+        identity: Identity,
+    },
+    /// Report that the sender's claim of slot `by` was refused because the slot is bound
+    /// to another identity: `contested[by] = identity`, so the slot's owner sees it too.
+    /// Condition: the slot is bound to an identity other than `identity`. The only
+    /// write besides a claim that needs no ownership (the sender owns nothing).
+    Contest {
+        /// The identity of the cluster the sender runs in.
+        identity: Identity,
+    },
+    /// The operator of `by`, which owns its slot, withdraws its earlier contest of the
+    /// peer's slot (it was configured as the wrong cluster and has been fixed):
+    /// condition `contested[peer] = identity`; clears it.
+    Uncontest {
+        /// The identity of the cluster the sender runs in.
+        identity: Identity,
+    },
+    /// `spec[by] = print`: the sender's copy of the group's spec, as a fingerprint. A
+    /// failover starts ([`Op::Acquire`]) only while both slots' prints agree.
+    Spec {
+        /// The fingerprint.
+        print: SpecPrint,
     },
     /// Create the group's record with `active` owning the application, as the engine
     /// does for a new group, if no record exists. The protocol never decides it: only
@@ -88,7 +116,8 @@ pub enum Op {
     },
     /// Start a planned failover from `by` (the active cluster) for the pending request:
     /// new token, lock, journal at step 1. Condition: `by` is active, the pending request
-    /// is `id` in `mode`, nothing in flight, lock free.
+    /// is `id` in `mode`, nothing in flight, lock free, and both clusters' spec prints
+    /// agree ([`Record::specs_agree`]; a forced failover does not need that).
     Acquire {
         /// The request.
         id: FailoverId,
@@ -184,6 +213,9 @@ impl Op {
             Op::Abort { .. }
             | Op::Heartbeat
             | Op::Claim { .. }
+            | Op::Contest { .. }
+            | Op::Uncontest { .. }
+            | Op::Spec { .. }
             | Op::Request { .. }
             | Op::AlreadyActive { .. }
             | Op::Withdraw { .. }
@@ -217,13 +249,17 @@ pub fn apply(
     let owner = record.instance[w.by.index()] == Some(w.instance);
     // The record exists: a create is refused.
     check(!matches!(w.op, Op::Create { .. }))?;
-    if !matches!(w.op, Op::Claim { .. }) {
+    if !matches!(w.op, Op::Claim { .. } | Op::Contest { .. }) {
         check(owner || variant == Variant::StaleLeader)?;
     }
+    let bound = record.bound[w.by.index()];
     match w.op {
         Op::Create { .. } => return Err(ConditionFailed),
-        Op::Claim { prev } => {
-            check(record.instance[w.by.index()] == prev)?;
+        Op::Claim { prev, identity } => {
+            let identity_ok =
+                variant == Variant::NoIdentityCheck || bound.is_none_or(|b| b == identity);
+            check(identity_ok && record.instance[w.by.index()] == prev)?;
+            next.bound[w.by.index()] = Some(identity);
             check(record.heartbeat[w.by.index()].is_none_or(|at| at < w.now))?;
             next.instance[w.by.index()] = Some(w.instance);
             next.heartbeat[w.by.index()] = Some(w.now);
@@ -231,6 +267,17 @@ pub fn apply(
         Op::Heartbeat => {
             check(record.heartbeat[w.by.index()].is_none_or(|at| at < w.now))?;
             next.heartbeat[w.by.index()] = Some(w.now);
+        }
+        Op::Contest { identity } => {
+            check(bound.is_some_and(|b| b != identity))?;
+            next.contested[w.by.index()] = Some(identity);
+        }
+        Op::Uncontest { identity } => {
+            check(record.contested[w.by.peer().index()] == Some(identity))?;
+            next.contested[w.by.peer().index()] = None;
+        }
+        Op::Spec { print } => {
+            next.spec[w.by.index()] = Some(print);
         }
         Op::Request { id, to, mode } => {
             let free = record.held_by().is_none() && !record.accepted(id);
@@ -269,6 +316,7 @@ pub fn apply(
                     && record.failover.is_none()
                     && record.lock.is_none()
                     && asked
+                    && record.specs_agree()
                     && !record.knows(id),
             )?;
             next.request = None;

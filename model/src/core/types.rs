@@ -21,6 +21,42 @@ pub type FailoverId = u64;
 /// a record that names it names that process and no other. Only compared for equality.
 pub type Instance = u64;
 
+/// A cluster's identity: a fingerprint of its `kube-system` namespace UID, or of the
+/// identity its operator was given explicitly (`--cluster-id`). It comes from the
+/// cluster the operator runs in, never from the group's spec, so a spec or a flag
+/// that names the wrong slot cannot change it. Only compared for equality.
+pub type Identity = u64;
+
+/// A fingerprint of the safety-relevant parts of one cluster's copy of the group's
+/// spec, one number per part, so a difference can be named. Both copies must agree
+/// before a failover starts ([`Record::specs_agree`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SpecPrint {
+    /// The clusters, in slot order.
+    pub clusters: u64,
+    /// The timing (lease, drift bound, fence margin, heartbeat and retry intervals).
+    pub timing: u64,
+    /// The members: kinds, namespaces, selectors and names.
+    pub members: u64,
+}
+
+impl SpecPrint {
+    /// The parts in which two prints differ, by name.
+    pub fn differs(&self, other: &SpecPrint) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.clusters != other.clusters {
+            out.push("spec.clusters");
+        }
+        if self.timing != other.timing {
+            out.push("spec.timing");
+        }
+        if self.members != other.members {
+            out.push("spec.members");
+        }
+        out
+    }
+}
+
 /// One of the two clusters of a group. The engine maps the group's two configured
 /// cluster names onto these two slots in the order the group lists them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -416,6 +452,18 @@ pub struct Record {
     pub instance: [Option<Instance>; 2],
     /// The request waiting to start, if any.
     pub request: Option<Pending>,
+    /// The identity each slot is bound to: the first [`Op::Claim`] of a slot binds it to
+    /// the claimer's cluster, and a claim from any other identity is refused for good.
+    ///
+    /// [`Op::Claim`]: crate::Op::Claim
+    pub bound: [Option<Identity>; 2],
+    /// An identity whose claim of the slot was refused (an operator configured as the
+    /// wrong cluster), so the slot's owner reports it too.
+    pub contested: [Option<Identity>; 2],
+    /// Each slot's spec fingerprint as its operator last wrote it ([`Op::Spec`]).
+    ///
+    /// [`Op::Spec`]: crate::Op::Spec
+    pub spec: [Option<SpecPrint>; 2],
 }
 
 impl Record {
@@ -431,7 +479,16 @@ impl Record {
             history: Vec::new(),
             instance: [None, None],
             request: None,
+            bound: [None, None],
+            contested: [None, None],
+            spec: [None, None],
         }
+    }
+
+    /// Both clusters' copies of the spec agree, as their operators last wrote them (or
+    /// neither wrote one): a failover may start.
+    pub fn specs_agree(&self) -> bool {
+        self.spec[0] == self.spec[1]
     }
 
     /// The request `id` has started (in flight) or ended (in the history).
