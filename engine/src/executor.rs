@@ -150,6 +150,8 @@ pub struct Operator<C: ClusterPort, S, K> {
     identity: Option<Identity>,
     /// The identity and spec problems already reported (each is logged once).
     reported: Reported,
+    /// The fingerprint of this operator's copy of the spec ([`Group::print`]).
+    print: failover_model::SpecPrint,
     initialized: bool,
     hook: Option<DecisionHook>,
 }
@@ -163,6 +165,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
 
     /// An operator running a protocol variant (the simulator's broken ones).
     pub fn with_variant(cluster: C, store: S, clock: K, group: Group, variant: Variant) -> Self {
+        let print = group.print();
         Operator {
             cluster,
             store,
@@ -177,6 +180,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             traced: None,
             identity: None,
             reported: Reported::default(),
+            print,
             initialized: false,
             hook: None,
         }
@@ -199,6 +203,11 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
     pub fn with_cluster_id(mut self, cluster_id: &str) -> Self {
         self.identity = Some(crate::spec::identity(cluster_id));
         self
+    }
+
+    /// The fingerprint of this operator's copy of the spec, as it writes it.
+    pub fn print(&self) -> failover_model::SpecPrint {
+        self.print
     }
 
     /// The identity this operator proves its slot with, once known.
@@ -498,7 +507,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         Inputs {
             me: self.group.me,
             identity: self.identity.unwrap_or_default(),
-            spec: self.group.print(),
+            spec: self.print,
             now,
             wall,
             busy,
@@ -896,10 +905,13 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         let now = self.clock.mono();
         let timing = &self.group.timing;
         // The next heartbeat, unless the store is backing off (then the back-off's end).
+        // (An operator that never heartbeats, one configured as the wrong cluster, looks
+        // again at the heartbeat pace.)
         let heartbeat_due = self
             .memory
             .heartbeat_at
-            .map_or(now, |at| at + timing.heartbeat_every)
+            .unwrap_or(now)
+            .saturating_add(timing.heartbeat_every)
             .max(self.memory.retry_at.unwrap_or(0));
         let until = match &turn.result {
             // The model's wake-up time already counts heartbeats and back-offs.

@@ -25,7 +25,8 @@
 use failover_engine::executor::{Turn, TurnResult};
 use failover_model::check::{Act, Asked, Budget, Busy, Config, FailoverModel, Fault, Marks, World};
 use failover_model::{
-    Action, Audit, Cluster, ClusterState, Memory, Mode, Record, Reply, Timing, Variant,
+    Action, Audit, Cluster, ClusterState, Identity, Memory, Mode, Record, Reply, SpecPrint, Timing,
+    Variant,
 };
 use stateright::Model;
 
@@ -52,6 +53,20 @@ pub struct Around<'a> {
     pub record: Option<&'a Record>,
     /// The record the turn's write found at the store, if it reached it.
     pub write_found: Option<&'a Record>,
+    /// Who the operator is.
+    pub who: Who,
+}
+
+/// Who an operator is, as its decisions were made: the slot it is configured as, the
+/// identity of the cluster it runs in, its copy of the spec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Who {
+    /// The slot it is configured as.
+    pub slot: Cluster,
+    /// Its cluster's identity.
+    pub identity: Identity,
+    /// Its spec's fingerprint.
+    pub spec: SpecPrint,
 }
 
 impl Replay {
@@ -85,6 +100,8 @@ impl Replay {
                     clock_step: 0,
                     skews: 0,
                     handovers: 0,
+                    misconfigs: 0,
+                    drifts: 0,
                 },
             },
         }
@@ -337,6 +354,21 @@ impl Replay {
             records: vec![record.clone()],
             gone: false,
             traces: [None, None],
+            slot: {
+                let mut slot = Cluster::ALL;
+                slot[c.index()] = around.who.slot;
+                slot
+            },
+            identity: {
+                let mut identity = Cluster::ALL.map(failover_model::check::identity);
+                identity[c.index()] = around.who.identity;
+                identity
+            },
+            specs: {
+                let mut specs = [around.who.spec; 2];
+                specs[c.peer().index()] = SpecPrint::default();
+                specs
+            },
             asked: {
                 let mut asked = [None, None];
                 asked[c.index()] = around.asked;
@@ -359,6 +391,8 @@ impl Replay {
                 clock_steps: 0,
                 skews: 0,
                 handovers: 0,
+                misconfigs: 0,
+                drifts: 0,
             },
             calm_since: 0,
             marks: Marks::default(),

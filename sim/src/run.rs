@@ -15,7 +15,7 @@ use failover_model::{
     check::{Asked, STUCK_RESOURCES},
 };
 
-use crate::replay::{Around, Replay};
+use crate::replay::{Around, Replay, Who};
 use crate::rng::Rng;
 use crate::runtime::{ClockOffsets, Executor, SimClock, VirtualTime};
 use crate::world::{
@@ -161,11 +161,14 @@ pub struct Marks {
     pub standby_request_started: bool,
     /// A missing record was re-created by the operator action.
     pub record_recreated: bool,
+    /// An operator configured as the other cluster had its claim refused and the
+    /// slot's owner reported the contest.
+    pub misconfig_detected: bool,
 }
 
 impl Marks {
     /// Names of the marks, with whether each was hit.
-    pub fn named(&self) -> [(&'static str, bool); 8] {
+    pub fn named(&self) -> [(&'static str, bool); 9] {
         [
             ("self-fenced", self.self_fenced),
             ("ambiguous-write-retried", self.ambiguous_retried),
@@ -175,6 +178,7 @@ impl Marks {
             ("request-refused", self.refused),
             ("standby-request-started", self.standby_request_started),
             ("record-recreated", self.record_recreated),
+            ("misconfigured-operator-detected", self.misconfig_detected),
         ]
     }
 }
@@ -243,6 +247,11 @@ struct Ctx {
     /// in (a call in progress and the lease keeping beside it included), then stops, as
     /// a process that checks its leadership before every turn does.
     retired: Mutex<[bool; 3]>,
+    /// Each cluster's operator, as configured by the other copy of the spec (the
+    /// clusters listed in the other order: it takes itself for the other cluster).
+    wrong_groups: [Group; 2],
+    /// Which clusters' operators start misconfigured now.
+    misconfigured: Mutex<[bool; 2]>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -454,6 +463,10 @@ enum Scheduled {
     Withdraw(Cluster),
     /// The group's record is deleted.
     DeleteRecord,
+    /// The operator restarts configured as the other cluster.
+    Misconfigure(Cluster),
+    /// The operator restarts with the right configuration.
+    Reconfigure(Cluster),
     Heal,
 }
 
@@ -470,6 +483,14 @@ pub fn run(cfg: RunConfig) -> RunReport {
     let groups = [
         Group::parse(NS, "shop", &spec, "east").expect("the simulator's spec is valid"),
         Group::parse(NS, "shop", &spec, "west").expect("the simulator's spec is valid"),
+    ];
+    let swapped = FailoverGroupSpec {
+        clusters: vec!["west".into(), "east".into()],
+        ..spec.clone()
+    };
+    let wrong_groups = [
+        Group::parse(NS, "shop", &swapped, "east").expect("the simulator's spec is valid"),
+        Group::parse(NS, "shop", &swapped, "west").expect("the simulator's spec is valid"),
     ];
     let timing = groups[0].timing;
     // Monotonic clocks within the drift bound; wall clocks right until a step.
@@ -534,6 +555,8 @@ pub fn run(cfg: RunConfig) -> RunReport {
         replay: Replay::new(timing, cfg.variant),
         instances: std::sync::atomic::AtomicU64::new(0),
         retired: Mutex::new([false; 3]),
+        wrong_groups,
+        misconfigured: Mutex::new([false; 2]),
     });
 
     // The seed's schedule of whole-process and network faults.
@@ -811,6 +834,23 @@ pub fn run(cfg: RunConfig) -> RunReport {
             ));
         }
     }
+    // An operator restarted misconfigured (issue 10, from an eighth stream): in a tenth
+    // of the seeds with faults, one cluster's operator restarts with a copy of the spec
+    // that lists the clusters in the other order, at a random moment of the fault phase,
+    // and restarts with the right one 10 to 40 seconds later (a wrong slot taken when
+    // nothing checks identities shows after the new process's hold of about 20 s).
+    let mut configs = Rng::new(cfg.seed ^ 0x1ead_0000_0000_0007);
+    if cfg.profile != Profile::None && configs.chance(0.1) {
+        let c = if configs.chance(0.5) {
+            Cluster::A
+        } else {
+            Cluster::B
+        };
+        let at = configs.range(request_at.saturating_sub(2_000), FAULT_PHASE - 10_000);
+        plan.push((at, Scheduled::Misconfigure(c)));
+        let fixed = (at + configs.range(10_000, 40_000)).min(FAULT_PHASE);
+        plan.push((fixed, Scheduled::Reconfigure(c)));
+    }
     // A seed that loses A mostly has its requests made in B (where a user in a disaster
     // can see them), so the forced failover it needs still happens.
     let loses_a = plan
@@ -1087,6 +1127,33 @@ pub fn run(cfg: RunConfig) -> RunReport {
                     lock(&ctx.clocks[c.index()]).wall += step;
                     lock(&log).line(next, Some(c), None, LineKind::Fault, || {
                         format!("wall clock steps {step:+} ms")
+                    });
+                }
+                // A restart with another configuration: the running process (if any)
+                // stops where it is, the new one starts at once.
+                ev @ (Scheduled::Misconfigure(c) | Scheduled::Reconfigure(c))
+                    if w.alive[c.index()] =>
+                {
+                    let wrong = matches!(ev, Scheduled::Misconfigure(_));
+                    if wrong {
+                        w.inject(FaultKind::Misconfigured);
+                    }
+                    if w.audit.fencing[c.index()] && w.fencer[c.index()] == Some(main[c.index()]) {
+                        w.audit.on_fence_end(c, false);
+                    }
+                    drop(w);
+                    let slot = main[c.index()];
+                    exec.kill(slot);
+                    lock(&ctx.misconfigured)[c.index()] = wrong;
+                    exec.spawn(slot, operator(ctx.clone(), c, slot));
+                    lock(&log).line(next, Some(c), None, LineKind::Fault, || {
+                        if wrong {
+                            "operator restarted MISCONFIGURED: its spec lists the clusters in \
+                             the other order"
+                                .into()
+                        } else {
+                            "operator restarted with its configuration fixed".into()
+                        }
                     });
                 }
                 Scheduled::Restart(c) if w.alive[c.index()] && !exec.alive(main[c.index()]) => {
@@ -1411,7 +1478,11 @@ fn operator(ctx: Arc<Ctx>, c: Cluster, slot: usize) -> crate::runtime::TaskFutur
             slot,
         };
         let clock = SimClock::new(ctx.time.clone(), ctx.clocks[c.index()].clone());
-        let group = ctx.groups[c.index()].clone();
+        let group = if lock(&ctx.misconfigured)[c.index()] {
+            ctx.wrong_groups[c.index()].clone()
+        } else {
+            ctx.groups[c.index()].clone()
+        };
         let instance = 1 + ctx
             .instances
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -1458,7 +1529,22 @@ fn operator(ctx: Arc<Ctx>, c: Cluster, slot: usize) -> crate::runtime::TaskFutur
                     });
                 }
             }
-            after_turn(&ctx, c, slot, &turn, asked, &mut mirror, op.memory());
+            // (No identity yet: the turn only failed to read it, and decided nothing.)
+            let who = op.identity().map(|identity| Who {
+                slot: op.group().me,
+                identity,
+                spec: op.print(),
+            });
+            after_turn(&ctx, c, slot, &turn, asked, who, &mut mirror, op.memory());
+            // The slot's owner saw another cluster's operator contest its slot.
+            let m = op.memory();
+            if m.claimed.is_some()
+                && m.view
+                    .as_ref()
+                    .is_some_and(|v| v.contested[op.group().me.index()].is_some())
+            {
+                lock(&ctx.log).marks.misconfig_detected = true;
+            }
             // A process another one replaced stops (the engine's `Operator::run` returns),
             // and one that lost the leader election stops after its turn.
             if op.replaced() || lock(&ctx.retired)[slot] {
@@ -1475,6 +1561,7 @@ fn after_turn(
     slot: usize,
     turn: &Turn,
     asked: Option<Asked>,
+    who: Option<Who>,
     mirror: &mut Memory,
     actual: &Memory,
 ) {
@@ -1496,7 +1583,7 @@ fn after_turn(
         log.marks.standby_request_started = true;
     }
     // Conformance: the turn replayed through the stateright model.
-    let replayed = {
+    let replayed = if let Some(who) = who {
         let mut w = lock(&ctx.world.0);
         let found = std::mem::take(&mut w.writes_found[slot]);
         let peer = w.cluster_state(c.peer());
@@ -1505,8 +1592,11 @@ fn after_turn(
             peer: &peer,
             record: w.record.as_ref(),
             write_found: None,
+            who,
         };
         ctx.replay.turn(c, turn, around, &found, mirror, actual)
+    } else {
+        Ok(())
     };
     if let Err(why) = replayed {
         log.violate(Violation::Conformance(format!(

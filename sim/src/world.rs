@@ -83,11 +83,14 @@ pub enum FaultKind {
     /// The group's record is deleted (the table re-created, an item deleted by hand);
     /// the explicit re-creation from both clusters' traces follows at the heal.
     RecordDeleted,
+    /// An operator restarted configured as the other cluster (its copy of the spec lists
+    /// the clusters in the other order); restarted with the right one later.
+    Misconfigured,
 }
 
 impl FaultKind {
     /// Every kind, in report order.
-    pub const ALL: [FaultKind; 23] = [
+    pub const ALL: [FaultKind; 24] = [
         FaultKind::StoreUnavailable,
         FaultKind::StoreThrottled,
         FaultKind::StoreAppliedTimeout,
@@ -111,6 +114,7 @@ impl FaultKind {
         FaultKind::LongOutage,
         FaultKind::LeaderHandover,
         FaultKind::RecordDeleted,
+        FaultKind::Misconfigured,
     ];
 
     /// Kebab-case name.
@@ -139,6 +143,7 @@ impl FaultKind {
             FaultKind::LongOutage => "operator-long-outage",
             FaultKind::LeaderHandover => "leader-handover",
             FaultKind::RecordDeleted => "record-deleted",
+            FaultKind::Misconfigured => "operator-misconfigured",
         }
     }
 }

@@ -297,6 +297,8 @@ fn the_model_replay_rejects_what_the_model_would_not_do() {
                 wall: now,
                 busy: false,
                 cluster: &observed,
+                identity: 1,
+                spec: failover_model::SpecPrint::default(),
                 request,
                 withdraw: None,
                 timing: &timing,
@@ -314,6 +316,11 @@ fn the_model_replay_rejects_what_the_model_would_not_do() {
         peer: &ClusterState::STANDBY,
         record: Some(&record),
         write_found: None,
+        who: failover_sim::replay::Who {
+            slot: Cluster::A,
+            identity: 1,
+            spec: failover_model::SpecPrint::default(),
+        },
     };
     // An operator that claimed its slot (and has no lease yet) heartbeats first; the
     // store applies it.
@@ -533,7 +540,10 @@ fn eventually_consistent_reads_may_be_stale() {
             by: Cluster::A,
             instance: 1,
             now: 1_000,
-            op: Op::Claim { prev: None },
+            op: Op::Claim {
+                prev: None,
+                identity: 1,
+            },
         };
         store.write("g", &timing, &write).await;
         let after = store.read("g").await.expect("read").expect("record");

@@ -630,6 +630,9 @@ pub struct World {
     pub asked: [Option<Asked>; 2],
     /// The slot each cluster's operator is configured as (its own, unless misconfigured).
     pub slot: [Cluster; 2],
+    /// Each cluster's identity ([`identity`] in the model; the simulator's replay uses
+    /// the engine's).
+    pub identity: [Identity; 2],
     /// Each cluster's copy of the spec, as its fingerprint.
     pub specs: [SpecPrint; 2],
     /// A write that timed out and is still in transit.
@@ -777,7 +780,7 @@ impl FailoverModel {
     fn inputs<'a>(&'a self, w: &'a World, c: Cluster, busy: bool) -> Inputs<'a> {
         Inputs {
             me: w.slot[c.index()],
-            identity: identity(c),
+            identity: w.identity[c.index()],
             spec: w.specs[c.index()],
             now: self.now(w, c),
             wall: self.wall(w, c),
@@ -1155,6 +1158,7 @@ impl Model for FailoverModel {
             traces: [Some(Record::new(Cluster::A, hb).trace()); 2],
             asked: [None, None],
             slot: Cluster::ALL,
+            identity: Cluster::ALL.map(identity),
             specs: [SpecPrint::default(); 2],
             in_transit: None,
             audit: Audit::default(),
