@@ -123,7 +123,7 @@ struct Reported {
 /// What [`Operator::init`] found when it was to create the group's record.
 enum Created {
     /// Created now, or found existing: the record.
-    Record(Record),
+    Record(Box<Record>),
     /// Not created: the cluster kept a trace of a record, so the group had one.
     Not(Trace),
 }
@@ -325,7 +325,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
     /// a record: a missing one is never created again here ([`Operator::record_missing`]).
     pub async fn init(&mut self) -> Result<Record, StoreUnavailable> {
         let trace = match self.create_unless_traced().await? {
-            Created::Record(record) => return Ok(record),
+            Created::Record(record) => return Ok(*record),
             Created::Not(trace) => trace,
         };
         self.initialized = true;
@@ -352,7 +352,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                         .init(&self.group.key, self.group.initial_active, self.clock.now());
                 let record = self.store_call(init).await?;
                 self.initialized = true;
-                Ok(Created::Record(record))
+                Ok(Created::Record(Box::new(record)))
             }
             Err(e) => Err(StoreUnavailable(format!(
                 "cannot tell whether group {} had a record (its trace in the cluster: {e}); \
@@ -632,7 +632,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                         }
                         Ok(Created::Record(record)) => {
                             self.memory
-                                .on_read(self.group.me, now, &timing, Some(record));
+                                .on_read(self.group.me, now, &timing, Some(*record));
                         }
                         Err(e) => {
                             warn!(error = %e, "no record, and none created");

@@ -1063,7 +1063,12 @@ async fn an_operator_configured_as_the_other_cluster_refuses_to_act() {
         let kind = o.kind;
         cb.insert(o, &[("app", "shop")], state(kind, replicas, true));
     }
-    let mut wrong = Operator::new(cb.clone(), store.clone(), TokioClock::new(900), group("east"));
+    let mut wrong = Operator::new(
+        cb.clone(),
+        store.clone(),
+        TokioClock::new(900),
+        group("east"),
+    );
     wrong
         .run_until(|op, _| {
             op.memory().misbound.is_some()
@@ -1075,21 +1080,32 @@ async fn an_operator_configured_as_the_other_cluster_refuses_to_act() {
         })
         .await;
     let problem = wrong.identity_problem().expect("reported");
-    assert!(problem.contains("binds that slot to another cluster"), "{problem}");
+    assert!(
+        problem.contains("binds that slot to another cluster"),
+        "{problem}"
+    );
     for _ in 0..20 {
         wrong.turn().await;
         a.turn().await;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let record = store.get("shop/shop").expect("record");
-    assert_eq!(record.instance[0], a.memory().claimed.map(|_| a.memory().instance));
+    assert_eq!(
+        record.instance[0],
+        a.memory().claimed.map(|_| a.memory().instance)
+    );
     assert!(!a.memory().superseded, "east's operator keeps its slot");
     assert!(volumes(&cb, false), "west is kept stopped");
     assert!(volumes(&ca, true), "east still serves");
     let seen = a.identity_problem().expect("east sees the contest");
     assert!(seen.contains("tried to claim slot A"), "{seen}");
     // Fixed: a new process with the right name.
-    let mut fixed = Operator::new(cb.clone(), store.clone(), TokioClock::new(900), group("west"));
+    let mut fixed = Operator::new(
+        cb.clone(),
+        store.clone(),
+        TokioClock::new(900),
+        group("west"),
+    );
     fixed
         .run_until(|op, _| {
             op.memory().claimed.is_some()
@@ -1143,7 +1159,12 @@ async fn a_failover_waits_while_the_copies_of_the_spec_differ() {
     assert_eq!(b.drift(), vec!["spec.members"]);
     assert!(ca.changes().is_empty() && volumes(&ca, true));
     // West's copy is fixed (a new process reads it).
-    let mut b = Operator::new(cb.clone(), store.clone(), TokioClock::new(500), group("west"));
+    let mut b = Operator::new(
+        cb.clone(),
+        store.clone(),
+        TokioClock::new(500),
+        group("west"),
+    );
     warm_up(&mut b).await;
     let (ea, eb) = tokio::join!(
         process_failover(&mut a, request(Mode::Consistency)),

@@ -787,3 +787,94 @@ async fn a_deleted_record_is_not_created_again_and_comes_back_by_the_operator_ac
     assert_serving(&sites[1], true).await;
     assert_serving(&sites[0], false).await;
 }
+
+/// Issue 10: west's operator restarted with a copy of the spec that lists the clusters
+/// in the other order (so it takes itself for east). Its claim proves its identity, the
+/// UID of west's real `kube-system` namespace, which the record's east slot is not bound
+/// to: refused, it keeps west stopped and contests the slot; east's operator keeps its
+/// slot, sees the contest, and east serves on. Fixed, west's operator claims its own
+/// slot and withdraws the contest. The monitor sees no unsafe sample throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_configured_as_the_other_cluster_refuses_to_act_on_real_clusters() {
+    let (sites, store, mut ops) = setup(Mode::Consistency, Variant::Correct, VOLUME_DELAY).await;
+    let monitor = watch(&ops, &store, &sites, 0);
+    let key = ops[0].group().key.clone();
+    let swapped = FailoverGroupSpec {
+        clusters: vec![CLUSTERS[1].into(), CLUSTERS[0].into()],
+        ..spec()
+    };
+    let ns = ops[0].group().namespace.clone();
+    let wrong_group = Group::parse(&ns, "shop", &swapped, CLUSTERS[1]).expect("valid group");
+    assert_eq!(
+        wrong_group.me,
+        Cluster::A,
+        "west takes itself for the first cluster"
+    );
+    let mut wrong = Operator::new(
+        sites[1].cluster.clone(),
+        store.clone(),
+        SystemClock,
+        wrong_group,
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let [a, _] = &mut ops;
+        tokio::join!(async { a.turn().await }, async { wrong.turn().await });
+        let contested = a.identity_problem().is_some();
+        if wrong.memory().misbound.is_some() && contested {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let problem = wrong
+        .identity_problem()
+        .expect("the misconfigured operator reports");
+    assert!(
+        problem.contains("binds that slot to another cluster"),
+        "{problem}"
+    );
+    let seen = ops[0]
+        .identity_problem()
+        .expect("east's operator sees the contest");
+    assert!(seen.contains("tried to claim slot A"), "{seen}");
+    let record = store.read(&key).await.expect("read").expect("record");
+    assert_eq!(record.active, Cluster::A);
+    assert_eq!(
+        record.instance[0],
+        Some(ops[0].memory().instance),
+        "east's operator keeps its slot"
+    );
+    assert_ne!(
+        record.bound[0], record.bound[1],
+        "two clusters, two identities"
+    );
+    assert_serving(&sites[0], true).await;
+    assert_serving(&sites[1], false).await;
+    // Fixed: a new process of west's operator, with the right copy.
+    let mut fixed = Operator::new(
+        sites[1].cluster.clone(),
+        store.clone(),
+        SystemClock,
+        ops[1].group().clone(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let [a, _] = &mut ops;
+        tokio::join!(async { a.turn().await }, async { fixed.turn().await });
+        if fixed.memory().claimed.is_some() && a.identity_problem().is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(fixed.memory().claimed.is_some(), "west claims its own slot");
+    assert!(
+        ops[0].identity_problem().is_none(),
+        "the contest is withdrawn"
+    );
+    let report = monitor.stop().await;
+    assert!(
+        report.violations.is_empty(),
+        "invariants violated: {:#?}",
+        report.violations
+    );
+}

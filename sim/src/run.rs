@@ -1535,7 +1535,7 @@ fn operator(ctx: Arc<Ctx>, c: Cluster, slot: usize) -> crate::runtime::TaskFutur
                 identity,
                 spec: op.print(),
             });
-            after_turn(&ctx, c, slot, &turn, asked, who, &mut mirror, op.memory());
+            after_turn(&ctx, c, slot, &turn, (asked, who), &mut mirror, op.memory());
             // The slot's owner saw another cluster's operator contest its slot.
             let m = op.memory();
             if m.claimed.is_some()
@@ -1560,8 +1560,7 @@ fn after_turn(
     c: Cluster,
     slot: usize,
     turn: &Turn,
-    asked: Option<Asked>,
-    who: Option<Who>,
+    (asked, who): (Option<Asked>, Option<Who>),
     mirror: &mut Memory,
     actual: &Memory,
 ) {
