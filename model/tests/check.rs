@@ -65,11 +65,11 @@ fn ci_configuration_holds_and_its_state_count_is_pinned() {
             ("ci/time-lease", 1_600_724),
             ("ci/time-clock", 1_723_192),
             ("ci/stale-leader", 1_314_420),
-            ("ci/stale-call", 1_723_888),
+            ("ci/stale-call", 976_272),
             ("ci/requests", 239_446),
             ("ci/record-lost", 138_491),
             ("ci/request-faults", 1_385_431),
-            ("ci/identity", 1_036_260),
+            ("ci/identity", 671_526),
         ],
     );
 }

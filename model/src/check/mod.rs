@@ -255,7 +255,7 @@ impl Config {
                 lean("stale-call", &|c| {
                     c.handovers = 1;
                     c.slow_calls = 1;
-                    c.max_ticks = 5;
+                    c.max_ticks = 4;
                     c.request_at = vec![Cluster::A];
                 }),
                 // Issue 10: requests arrive at either operator, for either cluster,
@@ -292,8 +292,8 @@ impl Config {
                 lean("identity", &|c| {
                     c.misconfigs = 1;
                     c.drifts = 1;
-                    c.max_ticks = 5;
-                    c.progress_ticks = 4;
+                    c.max_ticks = 4;
+                    c.progress_ticks = 3;
                     c.request_at = vec![Cluster::B];
                 }),
             ]),
