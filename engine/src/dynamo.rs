@@ -23,7 +23,8 @@
 //! pending (`req_at`, the writer's stamp, is for people and not part of the record).
 //! `id_X` is the identity slot X is bound to (its first claim's), `con_X` an identity
 //! whose claim of slot X was refused, `spec_X` slot X's spec fingerprint
-//! (`clusters=<hex>;timing=<hex>;members=<hex>`); each absent until first written.
+//! (`clusters=<hex>;timing=<hex>;members=<hex>;inventory=<hex>`); each absent until
+//! first written.
 //! Times are the writer's local milliseconds.
 //! A history item is written in the same transaction that ends its failover; `token` is
 //! the record's token then, `by` and `at` the writer and its local time.
@@ -1396,17 +1397,18 @@ fn spec_name(cluster: Cluster) -> &'static str {
     }
 }
 
-/// A spec fingerprint as stored: `clusters=<hex>;timing=<hex>;members=<hex>`.
+/// A spec fingerprint as stored:
+/// `clusters=<hex>;timing=<hex>;members=<hex>;inventory=<hex>`.
 fn print_text(p: &SpecPrint) -> String {
     format!(
-        "clusters={:016x};timing={:016x};members={:016x}",
-        p.clusters, p.timing, p.members
+        "clusters={:016x};timing={:016x};members={:016x};inventory={:016x}",
+        p.clusters, p.timing, p.members, p.inventory
     )
 }
 
 /// The inverse of [`print_text`].
 fn parse_print(text: &str) -> Result<SpecPrint, String> {
-    let mut parts = [None; 3];
+    let mut parts = [None; 4];
     for part in text.split(';') {
         let (name, hex) = part
             .split_once('=')
@@ -1417,15 +1419,17 @@ fn parse_print(text: &str) -> Result<SpecPrint, String> {
             "clusters" => 0,
             "timing" => 1,
             "members" => 2,
+            "inventory" => 3,
             _ => return Err(format!("spec print {text:?}")),
         };
         parts[slot] = Some(value);
     }
     match parts {
-        [Some(clusters), Some(timing), Some(members)] => Ok(SpecPrint {
+        [Some(clusters), Some(timing), Some(members), Some(inventory)] => Ok(SpecPrint {
             clusters,
             timing,
             members,
+            inventory,
         }),
         _ => Err(format!("spec print {text:?}")),
     }
@@ -1775,6 +1779,7 @@ mod tests {
             clusters: 1,
             timing: u64::MAX,
             members: 0xabc,
+            inventory: 7,
         };
         item.insert("spec_A".to_owned(), s(&print_text(&print)));
         let history = HistoryItem {

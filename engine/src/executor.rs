@@ -113,6 +113,36 @@ pub struct GroupInvalid {
     pub problems: Vec<String>,
 }
 
+/// The inventory of `members`: per kind the group selects, how many objects it found,
+/// and the volumes' names, as one fingerprint ([`failover_model::SpecPrint::inventory`]).
+/// Both clusters run the same application, so their inventories agree unless one
+/// cluster's selection misses something (a VolumeReplication without the group's label
+/// "demotes" nothing while the target promotes its twin).
+pub fn inventory(members: &Members) -> u64 {
+    // (No allocation: the simulator computes one on every turn.)
+    let mut h = crate::spec::Fingerprint::default();
+    for (kind, found) in members {
+        h.write(kind.name().as_bytes());
+        h.write(&(found.len() as u64).to_le_bytes());
+        if *kind == crate::ports::Kind::VolumeReplication {
+            // Names in order, whatever order the cluster listed them in.
+            let mut names: Vec<(&str, &str)> = found
+                .iter()
+                .map(|m| (m.object.namespace.as_str(), m.object.name.as_str()))
+                .collect();
+            names.sort_unstable();
+            for (namespace, name) in names {
+                h.write(namespace.as_bytes());
+                h.write(b"/");
+                h.write(name.as_bytes());
+                h.write(b",");
+            }
+        }
+        h.write(b";");
+    }
+    h.finish()
+}
+
 /// The problems an operator logged, so each is logged once.
 #[derive(Debug, Default)]
 struct Reported {
@@ -152,6 +182,8 @@ pub struct Operator<C: ClusterPort, S, K> {
     reported: Reported,
     /// The fingerprint of this operator's copy of the spec ([`Group::print`]).
     print: failover_model::SpecPrint,
+    /// The inventory of the members this operator found last ([`inventory`]).
+    inventory: Option<u64>,
     initialized: bool,
     hook: Option<DecisionHook>,
 }
@@ -181,6 +213,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             identity: None,
             reported: Reported::default(),
             print,
+            inventory: None,
             initialized: false,
             hook: None,
         }
@@ -205,9 +238,18 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         self
     }
 
-    /// The fingerprint of this operator's copy of the spec, as it writes it.
+    /// The fingerprint of this operator's copy of the spec and of the members it found
+    /// last (its inventory; until its first observation, the one the record holds from
+    /// an earlier process), as it writes it into the record.
     pub fn print(&self) -> failover_model::SpecPrint {
-        self.print
+        let recorded = || {
+            let view = self.memory.view.as_ref()?;
+            Some(view.spec[self.group.me.index()]?.inventory)
+        };
+        failover_model::SpecPrint {
+            inventory: self.inventory.or_else(recorded).unwrap_or_default(),
+            ..self.print
+        }
     }
 
     /// The identity this operator proves its slot with, once known.
@@ -439,6 +481,8 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
     /// no verdict: the check passes and the protocol's own observation copes.
     pub async fn validate(&self) -> Result<(), GroupInvalid> {
         let mut problems = Vec::new();
+        let mut workloads = 0;
+        let mut unknown = false;
         for (kind, selectors) in &self.group.members {
             for s in selectors {
                 match retried(|| self.cluster.members(*kind, s)).await {
@@ -452,13 +496,29 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                         "{o} is named in spec.members but does not exist in this cluster; \
                          create it or remove it from spec.members"
                     )),
-                    Ok(members) if !self.group.demotion_stops_writes => {
-                        problems.extend(grace_problems(&self.group, &members));
+                    Ok(members) => {
+                        if kind.is_workload() {
+                            workloads += members.len();
+                        }
+                        if !self.group.demotion_stops_writes {
+                            problems.extend(grace_problems(&self.group, &members));
+                        }
                     }
-                    Ok(_) => {}
-                    Err(e) => warn!(error = %e, %kind, "cannot validate the group now"),
+                    Err(e) => {
+                        unknown = true;
+                        warn!(error = %e, %kind, "cannot validate the group now");
+                    }
                 }
             }
+        }
+        // A group that selects no workload here would "fail over" moving nothing.
+        if workloads == 0 && !unknown {
+            problems.push(
+                "spec.members selects no Deployment or StatefulSet in this cluster: a \
+                 failover would move nothing; give the application's workloads the group's \
+                 label (spec.members.selector) or name them in spec.members"
+                    .to_string(),
+            );
         }
         if problems.is_empty() {
             Ok(())
@@ -473,6 +533,12 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
     /// The model's view of this cluster; when the cluster cannot be read, the
     /// conservative [`unknown`] state (everything may run, nothing is done).
     pub async fn observe(&self) -> ClusterState {
+        self.observe_counted().await.0
+    }
+
+    /// [`Self::observe`], and the inventory of what it found ([`inventory`]), if the
+    /// cluster could be read.
+    async fn observe_counted(&self) -> (ClusterState, Option<u64>) {
         let deadline = observe_deadline(&self.group);
         let members = bounded(&self.clock, deadline, self.members())
             .await
@@ -483,10 +549,11 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                 )))
             });
         match members {
-            Ok(m) => fold(&m),
+            Ok(m) => (fold(&m), Some(inventory(&m))),
             Err(e) => {
                 warn!(error = %e, "cannot observe the cluster; assuming the worst");
-                unknown(&self.group.members.keys().copied().collect::<Vec<_>>())
+                let kinds = self.group.members.keys().copied().collect::<Vec<_>>();
+                (unknown(&kinds), None)
             }
         }
     }
@@ -507,7 +574,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         Inputs {
             me: self.group.me,
             identity: self.identity.unwrap_or_default(),
-            spec: self.print,
+            spec: self.print(),
             now,
             wall,
             busy,
@@ -552,7 +619,10 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         {
             warn!(error = %e, "cannot create the group's record yet");
         }
-        let observed = self.observe().await;
+        let (observed, found) = self.observe_counted().await;
+        if found.is_some() {
+            self.inventory = found;
+        }
         let (now, wall) = self.clocks();
         let decision = self.decide(now, wall, &observed, false);
         let span = self.span(&decision);

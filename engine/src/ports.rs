@@ -42,6 +42,11 @@ impl Kind {
         Kind::HelmRelease,
     ];
 
+    /// A workload: a Deployment or a StatefulSet.
+    pub fn is_workload(self) -> bool {
+        matches!(self, Kind::Deployment | Kind::StatefulSet)
+    }
+
     /// The Kubernetes kind name.
     pub fn name(self) -> &'static str {
         match self {

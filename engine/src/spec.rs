@@ -349,6 +349,8 @@ impl Group {
             clusters: fingerprint(&self.clusters.join("\n")),
             timing: fingerprint(&timing),
             members: fingerprint(&members),
+            // What the members find in the cluster is the operator's to add.
+            inventory: 0,
         }
     }
 
@@ -388,9 +390,33 @@ pub fn failover_id(uid: &str) -> FailoverId {
 /// A stable 64-bit fingerprint of `text` (FNV-1a): the same in every process and
 /// version, so both clusters' operators compute the same one.
 pub fn fingerprint(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h: u64, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    let mut h = Fingerprint::default();
+    h.write(text.as_bytes());
+    h.finish()
+}
+
+/// [`fingerprint`] fed piece by piece.
+#[derive(Clone, Copy, Debug)]
+pub struct Fingerprint(u64);
+
+impl Default for Fingerprint {
+    fn default() -> Self {
+        Fingerprint(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fingerprint {
+    /// Add `bytes`.
+    pub fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    /// The fingerprint of everything added.
+    pub fn finish(self) -> u64 {
+        self.0
+    }
 }
 
 /// A cluster's [`Identity`] from its `kube-system` namespace UID (or the identity its

@@ -1155,8 +1155,10 @@ async fn a_failover_waits_while_the_copies_of_the_spec_differ() {
     let record = store.get("shop/shop").expect("record");
     assert_eq!(record.request.map(|p| p.id), Some(ID), "accepted, pending");
     assert_eq!(record.failover, None, "not started");
-    assert_eq!(a.drift(), vec!["spec.members"]);
-    assert_eq!(b.drift(), vec!["spec.members"]);
+    // (West's copy selects one more HelmRelease, and west finds it.)
+    let both = vec!["spec.members", "members found (inventory)"];
+    assert_eq!(a.drift(), both);
+    assert_eq!(b.drift(), both);
     assert!(ca.changes().is_empty() && volumes(&ca, true));
     // West's copy is fixed (a new process reads it).
     let mut b = Operator::new(
@@ -1173,4 +1175,74 @@ async fn a_failover_waits_while_the_copies_of_the_spec_differ() {
     let done = Ended::Finished(Outcome::Completed(PlanKind::Planned(Mode::Consistency)));
     assert_eq!((ea, eb), (done.clone(), done));
     assert!(a.drift().is_empty());
+}
+
+/// Issue 10: east's volume `uploads` lacks the group's label, so east's operator finds
+/// one VolumeReplication and west's two. The inventories differ: the request waits (no
+/// planned failover, which would demote one volume and promote two), both operators
+/// name the difference, and once the volume is labelled the failover runs.
+#[tokio::test(start_paused = true)]
+async fn a_failover_waits_while_the_clusters_find_different_members() {
+    let store = MemoryStore::new();
+    let (ca, cb) = (
+        cluster(true, Settle::Instantly),
+        cluster(false, Settle::Instantly),
+    );
+    let uploads = obj(Kind::VolumeReplication, NS, "uploads");
+    let serving = state(Kind::VolumeReplication, 0, true);
+    ca.insert(uploads.clone(), &[], serving.clone());
+    let mut a = Operator::new(ca.clone(), store.clone(), TokioClock::new(0), group("east"));
+    let mut b = Operator::new(
+        cb.clone(),
+        store.clone(),
+        TokioClock::new(500),
+        group("west"),
+    );
+    warm_up(&mut a).await;
+    warm_up(&mut b).await;
+    b.set_request(Some(request(Mode::Consistency)));
+    for _ in 0..30 {
+        a.turn().await;
+        b.turn().await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let record = store.get("shop/shop").expect("record");
+    assert_eq!(record.request.map(|p| p.id), Some(ID), "accepted, pending");
+    assert_eq!(record.failover, None, "not started");
+    assert_eq!(a.drift(), vec!["members found (inventory)"]);
+    assert!(ca.changes().is_empty() && volumes(&ca, true));
+    // Labelled: the failover runs, and moves both volumes.
+    ca.insert(uploads.clone(), &[("app", "shop")], serving);
+    let (ea, eb) = tokio::join!(
+        process_failover(&mut a, request(Mode::Consistency)),
+        process_failover(&mut b, request(Mode::Consistency))
+    );
+    let done = Ended::Finished(Outcome::Completed(PlanKind::Planned(Mode::Consistency)));
+    assert_eq!((ea, eb), (done.clone(), done));
+    assert_eq!(
+        ca.state(&uploads),
+        Some(state(Kind::VolumeReplication, 0, false)),
+        "east's second volume demoted too"
+    );
+}
+
+/// Issue 10: a group that selects no workload in a cluster is invalid there: a failover
+/// would move nothing.
+#[tokio::test(start_paused = true)]
+async fn a_group_without_workloads_is_invalid() {
+    let c = MemoryCluster::new(Settle::Instantly);
+    for (o, replicas) in objects() {
+        let kind = o.kind;
+        if !kind.is_workload() {
+            c.insert(o, &[("app", "shop")], state(kind, replicas, true));
+        }
+    }
+    let a = Operator::new(c, MemoryStore::new(), TokioClock::new(0), group("east"));
+    let e = a.validate().await.expect_err("invalid");
+    assert!(
+        e.problems
+            .iter()
+            .any(|p| p.contains("selects no Deployment or StatefulSet")),
+        "{e}"
+    );
 }

@@ -69,6 +69,7 @@ fn ci_configuration_holds_and_its_state_count_is_pinned() {
             ("ci/requests", 239_446),
             ("ci/record-lost", 138_491),
             ("ci/request-faults", 1_385_431),
+            ("ci/empty-selection", 268_502),
             ("ci/identity", 671_526),
         ],
     );
@@ -247,6 +248,14 @@ fn no_identity_check_is_caught() {
         found.contains(&"no-two-primaries") || found.contains(&"no-two-writers"),
         "{found:?}"
     );
+}
+
+/// Issue 10: a source whose volumes its operator cannot see (no group label) "demotes"
+/// nothing when inventories are not compared, and the target promotes beside them.
+#[test]
+fn empty_selection_done_is_caught() {
+    let found = hunt(Variant::EmptySelectionDone);
+    assert!(found.contains(&"no-two-primaries"), "{found:?}");
 }
 
 /// What no lease survives: an operator down for ever while its cluster serves. The model

@@ -3021,3 +3021,69 @@ fn drift_holds_a_planned_failover_but_not_a_forced_one() {
     };
     assert!(apply(&after, &force, &TIMING, Variant::Correct).is_ok());
 }
+
+// ---- Issue 10, part 4: empty selections ----
+
+/// The record holds each cluster's inventory; a source whose operator found other
+/// members (its volumes without the group's label) is never forced over, and the
+/// target promotes only while it finds what the source found. `empty-selection-done`
+/// compares nothing.
+#[test]
+fn a_different_inventory_stops_a_force_and_a_promotion() {
+    let mut view = pending(at_rest(), 1, B, Mode::Consistency);
+    view.spec[A.index()] = Some(SpecPrint {
+        inventory: 0b110_0000,
+        ..SpecPrint::default()
+    });
+    // B has seen A's heartbeat stand for lease + drift: it would force.
+    let mut mem = settled(30, Some(view.clone()));
+    mem.heartbeat_at = Some(30);
+    let now = 10 + TIMING.lease_ttl + TIMING.clock_drift_max + 1;
+    mem.lease_until = Some(now + TIMING.lease_ttl);
+    let request = Some(Request {
+        id: 1,
+        to: B,
+        mode: Mode::Consistency,
+    });
+    let d = decide(&inputs(B, now, &STANDBY, request), &mem);
+    assert!(
+        !matches!(d.action, Action::Write(Op::ForceTakeLock { .. })),
+        "{d:?}"
+    );
+    let broken = Inputs {
+        variant: Variant::EmptySelectionDone,
+        ..inputs(B, now, &STANDBY, request)
+    };
+    // (The broken variant writes its print without an inventory first.)
+    let mut same = view.clone();
+    same.spec[B.index()] = Some(SpecPrint::default());
+    let d = decide(&broken, &settled(30, Some(same)));
+    assert!(
+        matches!(d.action, Action::Write(Op::ForceTakeLock { .. })),
+        "{d:?}"
+    );
+    // Agreement on the inventory is part of the prints Acquire compares.
+    let w = Write {
+        by: A,
+        instance: OWNER,
+        now: 20,
+        op: Op::Acquire {
+            id: 1,
+            mode: Mode::Consistency,
+        },
+    };
+    assert_eq!(
+        apply(&view, &w, &TIMING, Variant::Correct),
+        Err(ConditionFailed)
+    );
+}
+
+/// The model's inventory: one bit per field whose kind selects nothing.
+#[test]
+fn a_cluster_without_volumes_has_another_inventory() {
+    let mut s = SERVING;
+    assert_eq!(s.inventory(), 0);
+    s.agreement.volume_spec = Agreement::NoMembers;
+    s.agreement.volume_status = Agreement::NoMembers;
+    assert_ne!(s.inventory(), 0);
+}

@@ -102,6 +102,7 @@ impl Replay {
                     handovers: 0,
                     misconfigs: 0,
                     drifts: 0,
+                    unlabelled: false,
                 },
             },
         }

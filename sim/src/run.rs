@@ -14,6 +14,7 @@ use failover_model::{
     Request, Resource, START, STOP, Snapshot, Stage, Step, Time, Variant, VolumeRole,
     check::{Asked, STUCK_RESOURCES},
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use crate::replay::{Around, Replay, Who};
 use crate::rng::Rng;
@@ -315,7 +316,10 @@ fn shape(rng: &mut Rng, fixed: Option<(usize, usize)>) -> Shape {
     }
 }
 
-fn spec(s: &Shape) -> FailoverGroupSpec {
+/// The group's spec: every member by name, or (`by_label`, the seeds with the
+/// unlabelled-volumes fault) the volumes by the group's label and everything else by
+/// name as well (selecting by label costs the fakes a scan per kind on every turn).
+fn spec(s: &Shape, by_label: bool) -> FailoverGroupSpec {
     FailoverGroupSpec {
         clusters: vec!["east".into(), "west".into()],
         members: MembersSpec {
@@ -324,7 +328,15 @@ fn spec(s: &Shape) -> FailoverGroupSpec {
             cron_jobs: s.cronjobs.clone(),
             virtual_services: s.virtualservices.clone(),
             ingresses: s.ingresses.clone(),
-            volume_replications: s.volumes.clone(),
+            volume_replications: if by_label {
+                Vec::new()
+            } else {
+                s.volumes.clone()
+            },
+            selector: by_label.then(|| LabelSelector {
+                match_labels: Some([("app".to_string(), "shop".to_string())].into()),
+                ..LabelSelector::default()
+            }),
             kustomizations: vec![FluxRef {
                 name: "shop".into(),
                 namespace: Some("flux-system".into()),
@@ -333,7 +345,6 @@ fn spec(s: &Shape) -> FailoverGroupSpec {
                 name: "shop-db".into(),
                 namespace: None,
             }],
-            ..MembersSpec::default()
         },
         ..FailoverGroupSpec::default()
     }
@@ -479,7 +490,12 @@ pub fn run(cfg: RunConfig) -> RunReport {
         Mode::Uptime
     });
     let s = shape(&mut rng, cfg.shape);
-    let spec = spec(&s);
+    // The active cluster's VolumeReplications without the group's label (issue 10, from
+    // a ninth stream), in a twentieth of the seeds with faults, until the heal: its
+    // operator finds no volume there, the standby's finds them.
+    let mut labels = Rng::new(cfg.seed ^ 0x1ead_0000_0000_0008);
+    let unlabelled = cfg.profile != Profile::None && labels.chance(0.05);
+    let spec = spec(&s, unlabelled);
     let groups = [
         Group::parse(NS, "shop", &spec, "east").expect("the simulator's spec is valid"),
         Group::parse(NS, "shop", &spec, "west").expect("the simulator's spec is valid"),
@@ -536,6 +552,11 @@ pub fn run(cfg: RunConfig) -> RunReport {
         40,
         time.clone(),
     );
+    let mut world = world;
+    if unlabelled {
+        world.inject(FaultKind::Unlabelled);
+        set_volume_labels(&mut world, Cluster::A, false);
+    }
     let shared = Shared(Arc::new(Mutex::new(world)));
     let log = Arc::new(Mutex::new(Log {
         violation: None,
@@ -543,6 +564,11 @@ pub fn run(cfg: RunConfig) -> RunReport {
         hash: 0xcbf2_9ce4_8422_2325,
         timeline: cfg.timeline.then(Vec::new),
     }));
+    if unlabelled {
+        lock(&log).line(0, Some(Cluster::A), None, LineKind::Fault, || {
+            "the VolumeReplications lack the group's label until the heal".into()
+        });
+    }
     let ctx = Arc::new(Ctx {
         world: shared.clone(),
         log: log.clone(),
@@ -718,7 +744,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
         (_, 0..=9) => Some(Targeted::CutHolder {
             done: aim.range(1, 8) as u32,
         }),
-        (_, 10..=29) => {
+        (_, 10..=31) => {
             plan.push((
                 request_at + aim.range(0, 8_000),
                 Scheduled::Disaster(Cluster::A),
@@ -1039,6 +1065,9 @@ pub fn run(cfg: RunConfig) -> RunReport {
                     continue;
                 }
                 Scheduled::Heal => {
+                    if unlabelled {
+                        set_volume_labels(&mut w, Cluster::A, true);
+                    }
                     w.faults = CallFaults::default();
                     w.stuck_in_transit = [false; 2];
                     w.stuck = [None; 2];
@@ -1461,6 +1490,20 @@ fn at_rest(ctx: &Ctx) -> bool {
         STOP.iter().all(|s| s.satisfied(&c))
     };
     active_ok && passive_ok
+}
+
+/// Give cluster `c`'s VolumeReplications the group's label, or take it away.
+fn set_volume_labels(w: &mut World, c: Cluster, labelled: bool) {
+    for (r, o) in w.clusters[c.index()].objects.iter_mut() {
+        if r.kind == Kind::VolumeReplication {
+            if labelled {
+                o.labels.insert("app".to_string(), "shop".to_string());
+            } else {
+                o.labels.remove("app");
+            }
+        }
+    }
+    w.touch(c);
 }
 
 /// One operator's process: the engine's real executor loop, with every turn replayed

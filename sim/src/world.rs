@@ -86,11 +86,14 @@ pub enum FaultKind {
     /// An operator restarted configured as the other cluster (its copy of the spec lists
     /// the clusters in the other order); restarted with the right one later.
     Misconfigured,
+    /// The active cluster's VolumeReplications lack the group's label until the heal:
+    /// its operator finds none of them.
+    Unlabelled,
 }
 
 impl FaultKind {
     /// Every kind, in report order.
-    pub const ALL: [FaultKind; 24] = [
+    pub const ALL: [FaultKind; 25] = [
         FaultKind::StoreUnavailable,
         FaultKind::StoreThrottled,
         FaultKind::StoreAppliedTimeout,
@@ -115,6 +118,7 @@ impl FaultKind {
         FaultKind::LeaderHandover,
         FaultKind::RecordDeleted,
         FaultKind::Misconfigured,
+        FaultKind::Unlabelled,
     ];
 
     /// Kebab-case name.
@@ -144,6 +148,7 @@ impl FaultKind {
             FaultKind::LeaderHandover => "leader-handover",
             FaultKind::RecordDeleted => "record-deleted",
             FaultKind::Misconfigured => "operator-misconfigured",
+            FaultKind::Unlabelled => "volumes-unlabelled",
         }
     }
 }

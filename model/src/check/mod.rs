@@ -36,8 +36,8 @@ use crate::core::invariants::{Audit, Invariant, Snapshot};
 use crate::core::plan::{Resource, STOP, Step, Variant, stopped};
 use crate::core::store::{Op, Write, apply};
 use crate::core::types::{
-    Cluster, ClusterState, FailoverId, Identity, Instance, Mode, Outcome, PlanKind, Record,
-    Request, SpecPrint, Stage, Time, Timing, Trace,
+    Agreement, Agreements, Cluster, ClusterState, FailoverId, Identity, Instance, Mode, Outcome,
+    PlanKind, Record, Request, SpecPrint, Stage, Time, Timing, Trace,
 };
 
 /// A configuration of the model: bounds on time and faults, and the protocol variant.
@@ -105,6 +105,9 @@ pub struct Config {
     pub misconfigs: u8,
     /// Spec drifts: one cluster's copy of the spec changes (and may change back).
     pub drifts: u8,
+    /// The active cluster's volumes lack the group's label from the start: its operator
+    /// finds none, the standby's finds them (until a person labels them).
+    pub unlabelled: bool,
     /// Leader hand-overs: a new process of one cluster's operator starts (a second
     /// replica won the leader election) while the old one, paused or cut off from its
     /// API server's Lease, may still act later on what it last saw ([`Ghost`]).
@@ -169,6 +172,7 @@ impl Config {
             deletions: 0,
             misconfigs: 0,
             drifts: 0,
+            unlabelled: false,
         };
         let scenario = |label: &str, f: &dyn Fn(&mut Config)| {
             let mut c = base.clone();
@@ -289,6 +293,15 @@ impl Config {
                 // claim is refused: the slot is bound to the other cluster's identity),
                 // and one cluster's copy of the spec drifts from the other's, while a
                 // request for the standby is made at either cluster.
+                // Issue 10: the active cluster's volumes lack the group's label (its
+                // operator finds none); a request for the standby and a partition: no
+                // failover starts, none is forced, until a person labels them.
+                lean("empty-selection", &|c| {
+                    c.unlabelled = true;
+                    c.partitions = 1;
+                    c.request_at = vec![Cluster::B];
+                    c.max_ticks = 6;
+                }),
                 lean("identity", &|c| {
                     c.misconfigs = 1;
                     c.drifts = 1;
@@ -415,6 +428,12 @@ impl Config {
                 .unwrap_or_default()
                 .into_iter()
                 .filter(|c| c.name.ends_with("/record-lost"))
+                .collect(),
+            // A source whose volumes its operator cannot see.
+            Variant::EmptySelectionDone => Config::named("ci")
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|c| c.name.ends_with("/empty-selection"))
                 .collect(),
             // An operator restarted as the wrong cluster.
             Variant::NoIdentityCheck => Config::named("ci")
@@ -726,6 +745,8 @@ pub enum Act {
     Reconfigure(Cluster),
     /// The cluster's copy of the spec changes its members (or changes them back).
     Drift(Cluster),
+    /// A person gives the cluster's unlabelled objects the group's label.
+    Relabel(Cluster),
 }
 
 /// The stateright model of the protocol under one configuration.
@@ -1107,6 +1128,16 @@ impl Model for FailoverModel {
             1
         };
         let hb = [Some(wall0), Some(wall0)];
+        let mut clusters = [ClusterState::SERVING, ClusterState::STANDBY];
+        if self.config.unlabelled {
+            let a = &mut clusters[0].agreement;
+            a.volume_spec = Agreement::NoMembers;
+            a.volume_status = Agreement::NoMembers;
+        }
+        let specs = clusters.map(|s| SpecPrint {
+            inventory: s.inventory(),
+            ..SpecPrint::default()
+        });
         let lease_from = if self.config.variant == Variant::WallClockLease {
             wall0
         } else {
@@ -1129,7 +1160,7 @@ impl Model for FailoverModel {
             wall: [wall0, wall0],
             busy: [None, None],
             down: [None, None],
-            clusters: [ClusterState::SERVING, ClusterState::STANDBY],
+            clusters,
             alive: [true, true],
             cut_off: [false, false],
             stuck: [None, None],
@@ -1149,7 +1180,7 @@ impl Model for FailoverModel {
                 Record {
                     instance: [Some(1), Some(2)],
                     bound: [Some(identity(Cluster::A)), Some(identity(Cluster::B))],
-                    spec: [Some(SpecPrint::default()); 2],
+                    spec: specs.map(Some),
                     ..Record::new(Cluster::A, hb)
                 };
                 records
@@ -1159,7 +1190,7 @@ impl Model for FailoverModel {
             asked: [None, None],
             slot: Cluster::ALL,
             identity: Cluster::ALL.map(identity),
-            specs: [SpecPrint::default(); 2],
+            specs,
             in_transit: None,
             audit: Audit::default(),
             budget: Budget {
@@ -1282,6 +1313,9 @@ impl Model for FailoverModel {
             }
             if b.drifts > 0 {
                 actions.push(Act::Drift(c));
+            }
+            if w.clusters[i].inventory() != 0 {
+                actions.push(Act::Relabel(c));
             }
         }
         // The ghost may act at any moment, or never: it does not hold up a tick.
@@ -1596,6 +1630,12 @@ impl FailoverModel {
                 s.members ^= 1;
                 Self::disturb(w);
             }
+            Act::Relabel(c) => {
+                let i = c.index();
+                w.clusters[i].agreement = Agreements::ALL;
+                w.specs[i].inventory = w.clusters[i].inventory();
+                Self::disturb(w);
+            }
             Act::Replicate(from) => {
                 let to = 1 - from;
                 let before = w.records[to].clone();
@@ -1756,7 +1796,10 @@ pub fn expected(config: &Config, name: &str) -> bool {
         "misconfigured-operator-detected" => {
             config.misconfigs > 0 && config.variant != Variant::NoIdentityCheck
         }
-        "drift-holds-request" => config.drifts > 0,
+        "drift-holds-request" => {
+            config.drifts > 0
+                || (config.unlabelled && config.variant != Variant::EmptySelectionDone)
+        }
         n if n.starts_with("crash-in-") => config.crashes > 0,
         _ => true,
     }
@@ -1796,6 +1839,7 @@ fn progress_when_calm(m: &FailoverModel, w: &World) -> bool {
         && w.stuck == [None, None]
         && w.slot == Cluster::ALL
         && w.specs[0] == w.specs[1]
+        && w.clusters.iter().all(|s| s.inventory() == 0)
         && w.tick >= w.calm_since + Time::from(m.config.progress_ticks);
     // Judged at tick boundaries: once every live operator and controller is done for now.
     if !calm || !m.quiescent(w) {

@@ -159,6 +159,10 @@ pub fn describe_step(m: &FailoverModel, last: &World, action: Act, next: &World)
             c.to_string(),
             "operator restarts with its configuration fixed".to_string(),
         ),
+        Act::Relabel(c) => (
+            c.to_string(),
+            "a person labels the cluster's unlabelled objects".to_string(),
+        ),
         Act::Drift(c) => (
             c.to_string(),
             "SPEC DRIFT: this cluster's copy of the spec changes its members".to_string(),

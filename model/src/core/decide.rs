@@ -294,7 +294,8 @@ pub struct Inputs<'a> {
     /// The identity of the cluster it runs in ([`Identity`]): its claim must match the
     /// slot's binding.
     pub identity: Identity,
-    /// The fingerprint of its copy of the group's spec, written into the record.
+    /// The fingerprint of its copy of the group's spec and of the members it found
+    /// (the inventory), written into the record.
     pub spec: SpecPrint,
     /// The request this operator's cluster has (a `Failover` object) and the record has
     /// not refused: the operator writes it into the record until the record accepted it.
@@ -632,8 +633,9 @@ fn misbound(input: &Inputs<'_>, mem: &Memory, bound: Identity, store_ok: bool) -
 /// as the wrong cluster.
 fn report(input: &Inputs<'_>, view: &Record) -> Option<Decision> {
     let me = input.me;
-    let op = if view.spec[me.index()] != Some(input.spec) {
-        Op::Spec { print: input.spec }
+    let print = own_print(input);
+    let op = if view.spec[me.index()] != Some(print) {
+        Op::Spec { print }
     } else if view.contested[me.peer().index()] == Some(input.identity) {
         Op::Uncontest {
             identity: input.identity,
@@ -642,6 +644,27 @@ fn report(input: &Inputs<'_>, view: &Record) -> Option<Decision> {
         return None;
     };
     Some(Decision::new(Action::Write(op), Purpose::Sync))
+}
+
+/// The print this operator writes: its spec's and its inventory (none under
+/// `empty-selection-done`, which compares no inventories).
+fn own_print(input: &Inputs<'_>) -> SpecPrint {
+    if input.variant == Variant::EmptySelectionDone {
+        SpecPrint {
+            inventory: 0,
+            ..input.spec
+        }
+    } else {
+        input.spec
+    }
+}
+
+/// The members `cluster`'s operator last reported finding (its inventory in the record)
+/// are the ones this operator finds: a promotion or a forced takeover covers exactly
+/// what the other cluster has (a cluster that never reported one passes).
+fn same_inventory(input: &Inputs<'_>, view: &Record, cluster: Cluster) -> bool {
+    input.variant == Variant::EmptySelectionDone
+        || view.spec[cluster.index()].is_none_or(|p| p.inventory == own_print(input).inventory)
 }
 
 /// This cluster's own request: write it into the record until the record has it (the
@@ -706,6 +729,11 @@ fn force_or_wait(input: &Inputs<'_>, mem: &Memory, view: &Record, id: FailoverId
     let observed = mem.peer.filter(|p| p.heartbeat == seen);
     let lease_over = input.variant == Variant::NoLeaseWait
         || observed.is_some_and(|p| p.silent(input.now, timing));
+    // A source that found other members than this cluster finds (its volumes not
+    // selected, say) cannot be trusted to have fenced them: no forced takeover.
+    if lease_over && !same_inventory(input, view, view.active) {
+        return Decision::wait(Wake::Idle(next_heartbeat(input, mem)));
+    }
     if lease_over {
         return Decision::new(
             Action::Write(Op::ForceTakeLock { id, seen }),
@@ -763,6 +791,11 @@ fn in_flight(input: &Inputs<'_>, mem: &Memory, view: &Record, f: InFlight) -> Op
     }
     if view.holder() != Some(me) {
         return Some(Decision::wait(Wake::Change));
+    }
+    // The target promotes only what the source demoted: the same volumes (its
+    // inventory as the source last reported it).
+    if ps.step == Step::PromoteVolumes && !same_inventory(input, view, f.source) {
+        return Some(Decision::wait(Wake::Idle(next_heartbeat(input, mem))));
     }
     let token = view.token;
     let journal = Action::Write(Op::Journal {

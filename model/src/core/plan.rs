@@ -405,11 +405,16 @@ pub enum Variant {
     /// operator configured as the wrong cluster takes the other cluster's slot and runs
     /// its cluster as that one.
     NoIdentityCheck,
+    /// The clusters' inventories are not compared (the engine before issue 10): a kind
+    /// that selects nothing in one cluster satisfies every step there, so a source
+    /// whose volumes lack the group's label "demotes" nothing while the target
+    /// promotes.
+    EmptySelectionDone,
 }
 
 impl Variant {
     /// Every broken variant.
-    pub const BROKEN: [Variant; 12] = [
+    pub const BROKEN: [Variant; 13] = [
         Variant::PromoteBeforeDemote,
         Variant::NoTokenCheck,
         Variant::NoSelfFence,
@@ -422,6 +427,7 @@ impl Variant {
         Variant::StaleLeader,
         Variant::RecreateMissingRecord,
         Variant::NoIdentityCheck,
+        Variant::EmptySelectionDone,
     ];
 
     /// The CLI name.
@@ -440,6 +446,7 @@ impl Variant {
             Variant::StaleLeader => "stale-leader",
             Variant::RecreateMissingRecord => "recreate-missing-record",
             Variant::NoIdentityCheck => "no-identity-check",
+            Variant::EmptySelectionDone => "empty-selection-done",
         }
     }
 

@@ -38,6 +38,11 @@ pub struct SpecPrint {
     pub timing: u64,
     /// The members: kinds, namespaces, selectors and names.
     pub members: u64,
+    /// What the members found in the cluster: how many per kind, and the volumes'
+    /// names. Both clusters run the same application, so a difference means one
+    /// cluster's selection misses something (a VolumeReplication without the group's
+    /// label "demotes" nothing while the target promotes its twin).
+    pub inventory: u64,
 }
 
 impl SpecPrint {
@@ -52,6 +57,9 @@ impl SpecPrint {
         }
         if self.members != other.members {
             out.push("spec.members");
+        }
+        if self.inventory != other.inventory {
+            out.push("members found (inventory)");
         }
         out
     }
@@ -316,6 +324,25 @@ impl ClusterState {
         volume_status: VolumeRole::Secondary,
         agreement: Agreements::ALL,
     };
+
+    /// The model's inventory of this cluster ([`SpecPrint::inventory`]): one bit per
+    /// field whose kind selects nothing here.
+    pub fn inventory(&self) -> u64 {
+        let a = &self.agreement;
+        [
+            a.network,
+            a.workloads_up,
+            a.workloads_running,
+            a.cronjobs,
+            a.flux,
+            a.volume_spec,
+            a.volume_status,
+        ]
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| **x == Agreement::NoMembers)
+        .fold(0, |bits, (i, _)| bits | 1 << i)
+    }
 
     /// Volumes are (or may still be) writable: desired or reported primary.
     pub fn volumes_primary(&self) -> bool {
