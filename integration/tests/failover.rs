@@ -878,3 +878,75 @@ async fn an_operator_configured_as_the_other_cluster_refuses_to_act_on_real_clus
         report.violations
     );
 }
+
+/// Label (`true`) or unlabel the VolumeReplication of `site` with the group's label.
+async fn label_volume(site: &Site, labelled: bool) {
+    let resource = app::resource(&site.plane.client, Kind::VolumeReplication)
+        .await
+        .expect("resource");
+    let ns = &site.objects[0].namespace;
+    let api: Api<DynamicObject> = Api::namespaced_with(site.plane.client.clone(), ns, &resource);
+    let value = if labelled { json!("shop") } else { Value::Null };
+    let patch = json!({"metadata": {"labels": {"app": value}}});
+    api.patch(
+        app::name(Kind::VolumeReplication),
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .expect("label patch");
+}
+
+/// Issue 10: east's VolumeReplication loses the group's label, so east's operator finds
+/// no volume while west's finds one. A request made in west waits (no failover starts,
+/// none is forced), both operators name the difference, and east keeps serving; once the
+/// label is back the request is carried out as a planned failover. The monitor sees no
+/// unsafe sample.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_waits_while_a_cluster_misses_a_member_on_real_clusters() {
+    let (sites, store, mut ops) = setup(Mode::Consistency, Variant::Correct, VOLUME_DELAY).await;
+    let key = ops[0].group().key.clone();
+    label_volume(&sites[0], false).await;
+    let monitor = watch(&ops, &store, &sites, 0);
+    let request = Request {
+        id: 43,
+        to: Cluster::B,
+        mode: Mode::Consistency,
+    };
+    ops[1].set_request(Some(request));
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < deadline {
+        let [a, b] = &mut ops;
+        tokio::join!(async { a.turn().await }, async { b.turn().await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let record = store.read(&key).await.expect("read").expect("record");
+    assert_eq!(record.request.map(|p| p.id), Some(43), "accepted, pending");
+    assert_eq!(record.failover, None, "not started");
+    assert_eq!(ops[0].drift(), vec!["members found (inventory)"]);
+    assert_eq!(ops[1].drift(), vec!["members found (inventory)"]);
+    assert_serving(&sites[0], true).await;
+    // Labelled again: carried out.
+    label_volume(&sites[0], true).await;
+    ops[1].set_request(None);
+    let started = Instant::now();
+    let (ended, record, report) =
+        run_requests(&mut ops, &store, &sites, [None, Some(request)]).await;
+    eprintln!(
+        "carried out {:.1?} after the label came back",
+        started.elapsed()
+    );
+    let done = Outcome::Completed(PlanKind::Planned(Mode::Consistency));
+    assert_eq!(ended, [None, Some(Ended::Finished(done))]);
+    assert_eq!(record.active, Cluster::B);
+    let early = monitor.stop().await;
+    for r in [&early, &report] {
+        assert!(
+            r.violations.is_empty(),
+            "invariants violated: {:#?}",
+            r.violations
+        );
+    }
+    assert_serving(&sites[1], true).await;
+    assert_serving(&sites[0], false).await;
+}

@@ -391,6 +391,23 @@ impl Config {
                     c.crashes = 1;
                     c.request_at = vec![Cluster::B];
                 }),
+                // `ci/identity` with a crash, requests at either cluster, 5 ticks.
+                lean("identity", &|c| {
+                    c.misconfigs = 1;
+                    c.drifts = 1;
+                    c.crashes = 1;
+                    c.max_ticks = 5;
+                    c.progress_ticks = 4;
+                }),
+                // `ci/empty-selection` with a crash and a store fault.
+                lean("empty-selection", &|c| {
+                    c.unlabelled = true;
+                    c.partitions = 1;
+                    c.crashes = 1;
+                    c.store_faults = 1;
+                    c.request_at = vec![Cluster::B];
+                    c.max_ticks = 6;
+                }),
                 // `ci`'s two request scenarios in one: either cluster, either
                 // direction, a withdrawal and a store fault, 5 ticks.
                 lean("requests", &|c| {
