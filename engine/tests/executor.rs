@@ -268,21 +268,25 @@ fn assert_final(a: &MemoryCluster, b: &MemoryCluster) {
     }
 }
 
-async fn failover(mode: Mode) {
+type MemOp = Operator<MemoryCluster, MemoryStore, TokioClock>;
+
+/// A store, east serving and west standby (its operator with `west`'s copy of the
+/// group), and both operators warmed up.
+async fn warm_pair(west: Group) -> (MemoryStore, MemoryCluster, MemoryCluster, MemOp, MemOp) {
     let store = MemoryStore::new();
     let (ca, cb) = (
         cluster(true, Settle::Instantly),
         cluster(false, Settle::Instantly),
     );
     let mut a = Operator::new(ca.clone(), store.clone(), TokioClock::new(0), group("east"));
-    let mut b = Operator::new(
-        cb.clone(),
-        store.clone(),
-        TokioClock::new(500),
-        group("west"),
-    );
+    let mut b = Operator::new(cb.clone(), store.clone(), TokioClock::new(500), west);
     warm_up(&mut a).await;
     warm_up(&mut b).await;
+    (store, ca, cb, a, b)
+}
+
+async fn failover(mode: Mode) {
+    let (store, ca, cb, mut a, mut b) = warm_pair(group("west")).await;
     let (ea, eb) = tokio::join!(
         process_failover(&mut a, request(mode)),
         process_failover(&mut b, request(mode))
@@ -1043,20 +1047,7 @@ fn volumes(c: &MemoryCluster, primary: bool) -> bool {
 /// withdraws its contest.
 #[tokio::test(start_paused = true)]
 async fn an_operator_configured_as_the_other_cluster_refuses_to_act() {
-    let store = MemoryStore::new();
-    let (ca, cb) = (
-        cluster(true, Settle::Instantly),
-        cluster(false, Settle::Instantly),
-    );
-    let mut a = Operator::new(ca.clone(), store.clone(), TokioClock::new(0), group("east"));
-    let mut b = Operator::new(
-        cb.clone(),
-        store.clone(),
-        TokioClock::new(500),
-        group("west"),
-    );
-    warm_up(&mut a).await;
-    warm_up(&mut b).await;
+    let (store, ca, cb, mut a, _b) = warm_pair(group("west")).await;
     // West serves for a moment, as if an old failover left it so: the misconfigured
     // operator must stop it (the safe direction), not start it.
     for (o, replicas) in objects() {
@@ -1126,25 +1117,20 @@ async fn an_operator_configured_as_the_other_cluster_refuses_to_act() {
 /// west's copy agrees again the failover runs.
 #[tokio::test(start_paused = true)]
 async fn a_failover_waits_while_the_copies_of_the_spec_differ() {
-    let store = MemoryStore::new();
-    let (ca, cb) = (
-        cluster(true, Settle::Instantly),
-        cluster(false, Settle::Instantly),
-    );
     let mut west = spec();
     west.members.helm_releases.push(FluxRef {
         name: "extra".into(),
         namespace: None,
     });
+    let drifted = Group::parse(NS, "shop", &west, "west").expect("valid spec");
+    // (West's cluster gets the extra object before its operator's first look.)
+    let (store, ca, cb, mut a, _) = warm_pair(group("west")).await;
     cb.insert(
         obj(Kind::HelmRelease, NS, "extra"),
         &[],
         state(Kind::HelmRelease, 0, false),
     );
-    let drifted = Group::parse(NS, "shop", &west, "west").expect("valid spec");
-    let mut a = Operator::new(ca.clone(), store.clone(), TokioClock::new(0), group("east"));
     let mut b = Operator::new(cb.clone(), store.clone(), TokioClock::new(500), drifted);
-    warm_up(&mut a).await;
     warm_up(&mut b).await;
     b.set_request(Some(request(Mode::Consistency)));
     for _ in 0..30 {
@@ -1183,23 +1169,10 @@ async fn a_failover_waits_while_the_copies_of_the_spec_differ() {
 /// name the difference, and once the volume is labelled the failover runs.
 #[tokio::test(start_paused = true)]
 async fn a_failover_waits_while_the_clusters_find_different_members() {
-    let store = MemoryStore::new();
-    let (ca, cb) = (
-        cluster(true, Settle::Instantly),
-        cluster(false, Settle::Instantly),
-    );
+    let (store, ca, _cb, mut a, mut b) = warm_pair(group("west")).await;
     let uploads = obj(Kind::VolumeReplication, NS, "uploads");
     let serving = state(Kind::VolumeReplication, 0, true);
     ca.insert(uploads.clone(), &[], serving.clone());
-    let mut a = Operator::new(ca.clone(), store.clone(), TokioClock::new(0), group("east"));
-    let mut b = Operator::new(
-        cb.clone(),
-        store.clone(),
-        TokioClock::new(500),
-        group("west"),
-    );
-    warm_up(&mut a).await;
-    warm_up(&mut b).await;
     b.set_request(Some(request(Mode::Consistency)));
     for _ in 0..30 {
         a.turn().await;
