@@ -399,12 +399,12 @@ impl Config {
                     c.max_ticks = 5;
                     c.progress_ticks = 4;
                 }),
-                // `ci/empty-selection` with a crash and a store fault.
+                // `ci/empty-selection` with a crash (with a store fault as well it
+                // passed 23 GB in seven minutes).
                 lean("empty-selection", &|c| {
                     c.unlabelled = true;
                     c.partitions = 1;
                     c.crashes = 1;
-                    c.store_faults = 1;
                     c.request_at = vec![Cluster::B];
                     c.max_ticks = 6;
                 }),
