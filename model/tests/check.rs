@@ -61,7 +61,7 @@ fn ci_configuration_holds_and_its_state_count_is_pinned() {
             ("ci/kube-error", 1_043_526),
             ("ci/disaster", 840_876),
             ("ci/partition", 705_094),
-            ("ci/stuck-kind", 3_120_982),
+            ("ci/stuck-kind", 2_030_470),
             ("ci/time-lease", 1_600_724),
             ("ci/time-clock", 1_723_192),
             ("ci/stale-leader", 1_314_420),
