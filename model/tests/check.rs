@@ -281,6 +281,30 @@ fn an_outage_beyond_the_lease_is_shown() {
     );
 }
 
+/// What the identity binding cannot check: at a group's first start an operator
+/// configured as the other cluster may bind that cluster's slot first and start its own
+/// cluster beside the one that serves (`failover-check --example
+/// misconfigured-first-start`); README states the deployment rule.
+#[test]
+fn a_misconfigured_first_start_is_shown() {
+    let limit = failover_model::check::LIMITS
+        .iter()
+        .find(|l| l.name == "misconfigured-first-start")
+        .expect("the limit is listed");
+    let sum = check(
+        &Config::named(limit.config).expect("its configuration"),
+        Options {
+            threads: threads(),
+            stop_at_violation: true,
+        },
+    );
+    assert!(
+        sum.violations.contains_key(limit.violates),
+        "{:?}",
+        sum.violations.keys()
+    );
+}
+
 /// The same configuration with outages bounded by the deployment rule holds.
 #[test]
 fn an_outage_within_the_rule_is_survived() {

@@ -1,9 +1,10 @@
 //! `failover-check`: exhaustively model-check the failover protocol.
 //!
 //! ```text
-//! failover-check [--config smoke|ci|handback|deep|outage-beyond-lease] [--bug <variant>]
-//!                [--scenario NAME] [--threads N]
-//!                [--example <property>|operator-outage-beyond-lease] [--explore [ADDR]]
+//! failover-check [--config smoke|ci|handback|deep|outage-beyond-lease|first-start]
+//!                [--bug <variant>] [--scenario NAME] [--threads N]
+//!                [--example <property>|operator-outage-beyond-lease|misconfigured-first-start]
+//!                [--explore [ADDR]]
 //! ```
 //! `--scenario` keeps the configuration's scenarios whose name ends with `/NAME` (one
 //! scenario of `deep` at a time fits a smaller machine).
@@ -26,8 +27,8 @@ struct Args {
     scenario: Option<String>,
 }
 
-const USAGE: &str = "usage: failover-check [--config smoke|ci|handback|deep|outage-beyond-lease] [--bug <variant>] [--scenario NAME] [--threads N] [--example <property>|all|operator-outage-beyond-lease] [--explore [ADDR]]
-variants: promote-before-demote no-token-check no-self-fence no-lease-wait lww-store repeatable-force fence-stops-at-failure heartbeat-behind-tasks wall-clock-lease stale-leader";
+const USAGE: &str = "usage: failover-check [--config smoke|ci|handback|deep|outage-beyond-lease|first-start] [--bug <variant>] [--scenario NAME] [--threads N] [--example <property>|all|operator-outage-beyond-lease|misconfigured-first-start] [--explore [ADDR]]
+variants: promote-before-demote no-token-check no-self-fence no-lease-wait lww-store repeatable-force fence-stops-at-failure heartbeat-behind-tasks wall-clock-lease stale-leader recreate-missing-record no-identity-check empty-selection-done";
 
 fn parse() -> Result<Args, String> {
     let mut args = Args {
@@ -94,7 +95,7 @@ fn main() -> ExitCode {
         (None, Some(c)) => c,
         (None, None) => {
             eprintln!(
-                "error: unknown configuration {:?} (smoke, ci, handback, deep, outage-beyond-lease)\n{USAGE}",
+                "error: unknown configuration {:?} (smoke, ci, handback, deep, outage-beyond-lease, first-start)\n{USAGE}",
                 args.config
             );
             return ExitCode::from(2);

@@ -108,6 +108,10 @@ pub struct Config {
     /// The active cluster's volumes lack the group's label from the start: its operator
     /// finds none, the standby's finds them (until a person labels them).
     pub unlabelled: bool,
+    /// The group's first start: no slot bound or owned yet, both operators just started,
+    /// and the standby's operator configured as the active cluster (the deployment
+    /// rule's counterexample: nothing can check a slot's first claim).
+    pub first_start_misconfigured: bool,
     /// Leader hand-overs: a new process of one cluster's operator starts (a second
     /// replica won the leader election) while the old one, paused or cut off from its
     /// API server's Lease, may still act later on what it last saw ([`Ghost`]).
@@ -173,6 +177,7 @@ impl Config {
             misconfigs: 0,
             drifts: 0,
             unlabelled: false,
+            first_start_misconfigured: false,
         };
         let scenario = |label: &str, f: &dyn Fn(&mut Config)| {
             let mut c = base.clone();
@@ -313,6 +318,13 @@ impl Config {
             // What no lease survives: an operator down for longer than the deployment
             // rule allows while its cluster keeps serving (`--example
             // operator-outage-beyond-lease` prints the counterexample).
+            // What the identity binding cannot check: the first claim of a slot (the
+            // `misconfigured-first-start` example).
+            "first-start" => Some(vec![lean("misconfigured", &|c| {
+                c.first_start_misconfigured = true;
+                c.request_at = vec![];
+                c.max_ticks = 3;
+            })]),
             "outage-beyond-lease" => Some(vec![lean("unbounded", &|c| {
                 c.outages = 1;
                 c.outage_ticks = None;
@@ -495,15 +507,27 @@ pub struct Limit {
 }
 
 /// Every such limit.
-pub const LIMITS: [Limit; 1] = [Limit {
-    name: "operator-outage-beyond-lease",
-    config: "outage-beyond-lease",
-    violates: "no-two-primaries",
-    why: "an operator down for longer than the lease while its cluster keeps serving: \
+pub const LIMITS: [Limit; 2] = [
+    Limit {
+        name: "operator-outage-beyond-lease",
+        config: "outage-beyond-lease",
+        violates: "no-two-primaries",
+        why: "an operator down for longer than the lease while its cluster keeps serving: \
           nothing fences the cluster, and the peer may force once the lease is over. \
           Deployment rule (README, Timing): downtime below fenceMarginSeconds / 4, met \
           with a second operator replica that takes over within it.",
-}];
+    },
+    Limit {
+        name: "misconfigured-first-start",
+        config: "first-start",
+        violates: "no-two-primaries",
+        why: "at a group's first start no slot is bound yet: an operator configured as the \
+              other cluster may claim that cluster's slot first, bind it to its own \
+              cluster and start it beside the one that serves (the real operator is \
+              refused and fences, but maybe too late). Deployment rule (README, identity): \
+              start each cluster's operator for a new group with the right configuration.",
+    },
+];
 
 /// What is left of each fault budget.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -1179,7 +1203,7 @@ impl Model for FailoverModel {
             }),
             ..Memory::default()
         };
-        vec![World {
+        let mut world = World {
             tick: 0,
             offset: [0, 0],
             wall: [wall0, wall0],
@@ -1238,7 +1262,19 @@ impl Model for FailoverModel {
             },
             calm_since: 0,
             marks: Marks::default(),
-        }]
+        };
+        if self.config.first_start_misconfigured {
+            // A new group: nothing bound or owned, no heartbeat proved; both operators
+            // just started, the standby's configured as the active cluster.
+            for r in &mut world.records {
+                r.bound = [None, None];
+                r.instance = [None, None];
+            }
+            world.memories = [Memory::started(1), Memory::started(2)];
+            world.slot = [Cluster::A, Cluster::A];
+            world.marks.silenced = [false, true];
+        }
+        vec![world]
     }
 
     fn actions(&self, w: &World, actions: &mut Vec<Act>) {
