@@ -17,7 +17,7 @@ use failover_engine::ports::{
 use failover_engine::recovery::{RecreateRefused, recreate_record};
 use failover_engine::spec::{FailoverGroupSpec, FluxRef, Group, MembersSpec};
 use failover_model::{
-    Cluster, Mode, Outcome, Plan, PlanKind, Request, Role, Stage, Variant, VolumeRole,
+    Cluster, Memory, Mode, Outcome, Plan, PlanKind, Request, Role, Stage, Variant, VolumeRole,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use tokio::sync::Notify;
@@ -1054,22 +1054,23 @@ async fn an_operator_configured_as_the_other_cluster_refuses_to_act() {
         let kind = o.kind;
         cb.insert(o, &[("app", "shop")], state(kind, replicas, true));
     }
-    let mut wrong = Operator::new(
-        cb.clone(),
-        store.clone(),
-        TokioClock::new(900),
-        group("east"),
-    );
-    wrong
-        .run_until(|op, _| {
-            op.memory().misbound.is_some()
-                && op
-                    .memory()
-                    .view
-                    .as_ref()
-                    .is_some_and(|v| v.contested[0].is_some())
-        })
-        .await;
+    // A new process on west's cluster with `name`, run until `done` holds of its memory
+    // and its view of the contests.
+    let start = |name: &str, done: fn(&Memory, [Option<u64>; 2]) -> bool| {
+        let mut op = Operator::new(cb.clone(), store.clone(), TokioClock::new(900), group(name));
+        async move {
+            op.run_until(|op, _| {
+                let m = op.memory();
+                m.view.as_ref().is_some_and(|v| done(m, v.contested))
+            })
+            .await;
+            op
+        }
+    };
+    let mut wrong = start("east", |m, contested| {
+        m.misbound.is_some() && contested[0].is_some()
+    })
+    .await;
     let problem = wrong.identity_problem().expect("reported");
     assert!(
         problem.contains("binds that slot to another cluster"),
@@ -1091,22 +1092,10 @@ async fn an_operator_configured_as_the_other_cluster_refuses_to_act() {
     let seen = a.identity_problem().expect("east sees the contest");
     assert!(seen.contains("tried to claim slot A"), "{seen}");
     // Fixed: a new process with the right name.
-    let mut fixed = Operator::new(
-        cb.clone(),
-        store.clone(),
-        TokioClock::new(900),
-        group("west"),
-    );
-    fixed
-        .run_until(|op, _| {
-            op.memory().claimed.is_some()
-                && op
-                    .memory()
-                    .view
-                    .as_ref()
-                    .is_some_and(|v| v.contested == [None, None])
-        })
-        .await;
+    let fixed = start("west", |m, contested| {
+        m.claimed.is_some() && contested == [None, None]
+    })
+    .await;
     assert!(fixed.identity_problem().is_none());
     a.run_until(|op, _| op.identity_problem().is_none()).await;
     assert!(!a.memory().superseded);

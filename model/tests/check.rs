@@ -263,9 +263,14 @@ fn empty_selection_done_is_caught() {
 /// deployment rule.
 #[test]
 fn an_outage_beyond_the_lease_is_shown() {
+    shows_limit("operator-outage-beyond-lease");
+}
+
+/// The limit `name`'s configuration violates the property it names.
+fn shows_limit(name: &str) {
     let limit = failover_model::check::LIMITS
         .iter()
-        .find(|l| l.name == "operator-outage-beyond-lease")
+        .find(|l| l.name == name)
         .expect("the limit is listed");
     let sum = check(
         &Config::named(limit.config).expect("its configuration"),
@@ -287,22 +292,7 @@ fn an_outage_beyond_the_lease_is_shown() {
 /// misconfigured-first-start`); README states the deployment rule.
 #[test]
 fn a_misconfigured_first_start_is_shown() {
-    let limit = failover_model::check::LIMITS
-        .iter()
-        .find(|l| l.name == "misconfigured-first-start")
-        .expect("the limit is listed");
-    let sum = check(
-        &Config::named(limit.config).expect("its configuration"),
-        Options {
-            threads: threads(),
-            stop_at_violation: true,
-        },
-    );
-    assert!(
-        sum.violations.contains_key(limit.violates),
-        "{:?}",
-        sum.violations.keys()
-    );
+    shows_limit("misconfigured-first-start");
 }
 
 /// The same configuration with outages bounded by the deployment rule holds.

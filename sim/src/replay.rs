@@ -103,6 +103,7 @@ impl Replay {
                     misconfigs: 0,
                     drifts: 0,
                     unlabelled: false,
+                    first_start_misconfigured: false,
                 },
             },
         }

@@ -196,6 +196,16 @@ impl Config {
                 f(c);
             })
         };
+        // A workload or CronJob kind failing for good, an API error and a partition.
+        let stuck_kind = |ticks: u8| {
+            lean("stuck-kind", &|c| {
+                c.stuck_kinds = 1;
+                c.kube_faults = 1;
+                c.partitions = 1;
+                c.request_at = vec![Cluster::A];
+                c.max_ticks = ticks;
+            })
+        };
         match name {
             "ci" => Some(vec![
                 // The request arrives at the standby (issue 10: it writes the request
@@ -226,13 +236,7 @@ impl Config {
                 }),
                 // A kind that fails for good while an operator is cut off: its fence
                 // must still demote the volumes; one more fence step may fail once.
-                lean("stuck-kind", &|c| {
-                    c.stuck_kinds = 1;
-                    c.kube_faults = 1;
-                    c.partitions = 1;
-                    c.request_at = vec![Cluster::A];
-                    c.max_ticks = 5;
-                }),
+                stuck_kind(5),
                 // Real time (issue 9). A Kubernetes call that takes longer than the
                 // lease, while the operator may be cut off: lease keeping goes on beside
                 // it, and the call is abandoned for the fence once the lease runs low.
@@ -404,13 +408,7 @@ impl Config {
                     c.request_at = vec![Cluster::B];
                 }),
                 // `ci/stuck-kind` with 6 ticks (`ci` runs 5 since issue 10).
-                lean("stuck-kind", &|c| {
-                    c.stuck_kinds = 1;
-                    c.kube_faults = 1;
-                    c.partitions = 1;
-                    c.request_at = vec![Cluster::A];
-                    c.max_ticks = 6;
-                }),
+                stuck_kind(6),
                 // `ci/identity` with a crash, requests at either cluster, 5 ticks.
                 lean("identity", &|c| {
                     c.misconfigs = 1;
