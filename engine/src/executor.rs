@@ -113,8 +113,8 @@ pub struct GroupInvalid {
     pub problems: Vec<String>,
 }
 
-/// The inventory of `members`: per kind the group selects, how many objects it found,
-/// and the volumes' names, as one fingerprint ([`failover_model::SpecPrint::inventory`]).
+/// The inventory of `members`: per kind the group selects, how many objects it found and
+/// their names, as one fingerprint ([`failover_model::SpecPrint::inventory`]).
 /// Both clusters run the same application, so their inventories agree unless one
 /// cluster's selection misses something (a VolumeReplication without the group's label
 /// "demotes" nothing while the target promotes its twin).
@@ -124,19 +124,17 @@ pub fn inventory(members: &Members) -> u64 {
     for (kind, found) in members {
         h.write(kind.name().as_bytes());
         h.write(&(found.len() as u64).to_le_bytes());
-        if *kind == crate::ports::Kind::VolumeReplication {
-            // Names in order, whatever order the cluster listed them in.
-            let mut names: Vec<(&str, &str)> = found
-                .iter()
-                .map(|m| (m.object.namespace.as_str(), m.object.name.as_str()))
-                .collect();
-            names.sort_unstable();
-            for (namespace, name) in names {
-                h.write(namespace.as_bytes());
-                h.write(b"/");
-                h.write(name.as_bytes());
-                h.write(b",");
-            }
+        // Names in order, whatever order the cluster listed them in.
+        let mut names: Vec<(&str, &str)> = found
+            .iter()
+            .map(|m| (m.object.namespace.as_str(), m.object.name.as_str()))
+            .collect();
+        names.sort_unstable();
+        for (namespace, name) in names {
+            h.write(namespace.as_bytes());
+            h.write(b"/");
+            h.write(name.as_bytes());
+            h.write(b",");
         }
         h.write(b";");
     }

@@ -38,8 +38,8 @@ pub struct SpecPrint {
     pub timing: u64,
     /// The members: kinds, namespaces, selectors and names.
     pub members: u64,
-    /// What the members found in the cluster: how many per kind, and the volumes'
-    /// names. Both clusters run the same application, so a difference means one
+    /// What the members found in the cluster: how many per kind, and their names.
+    /// Both clusters run the same application, so a difference means one
     /// cluster's selection misses something (a VolumeReplication without the group's
     /// label "demotes" nothing while the target promotes its twin).
     pub inventory: u64,
