@@ -1365,36 +1365,24 @@ fn history_sk(id: FailoverId) -> String {
     format!("{HISTORY_PREFIX}{id:020}")
 }
 
-/// The heartbeat attribute of `cluster`.
+/// The attribute of the process that owns `cluster`'s slot.
 fn inst_name(cluster: Cluster) -> &'static str {
-    match cluster {
-        Cluster::A => "inst_A",
-        Cluster::B => "inst_B",
-    }
+    ["inst_A", "inst_B"][cluster.index()]
 }
 
 /// The attribute of the identity `cluster`'s slot is bound to.
 fn ident_name(cluster: Cluster) -> &'static str {
-    match cluster {
-        Cluster::A => "id_A",
-        Cluster::B => "id_B",
-    }
+    ["id_A", "id_B"][cluster.index()]
 }
 
 /// The attribute of an identity that contested `cluster`'s slot.
 fn contest_name(cluster: Cluster) -> &'static str {
-    match cluster {
-        Cluster::A => "con_A",
-        Cluster::B => "con_B",
-    }
+    ["con_A", "con_B"][cluster.index()]
 }
 
 /// The attribute of `cluster`'s spec fingerprint.
 fn spec_name(cluster: Cluster) -> &'static str {
-    match cluster {
-        Cluster::A => "spec_A",
-        Cluster::B => "spec_B",
-    }
+    ["spec_A", "spec_B"][cluster.index()]
 }
 
 /// A spec fingerprint as stored:
@@ -1435,11 +1423,9 @@ fn parse_print(text: &str) -> Result<SpecPrint, String> {
     }
 }
 
+/// The attribute of `cluster`'s last heartbeat.
 fn hb_name(cluster: Cluster) -> &'static str {
-    match cluster {
-        Cluster::A => "hb_A",
-        Cluster::B => "hb_B",
-    }
+    ["hb_A", "hb_B"][cluster.index()]
 }
 
 /// A string value.

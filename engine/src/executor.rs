@@ -119,7 +119,7 @@ pub struct GroupInvalid {
 /// cluster's selection misses something (a VolumeReplication without the group's label
 /// "demotes" nothing while the target promotes its twin).
 pub fn inventory(members: &Members) -> u64 {
-    // (No allocation: the simulator computes one on every turn.)
+    // (No text formatting: the simulator computes one on every turn.)
     let mut h = crate::spec::Fingerprint::default();
     for (kind, found) in members {
         h.write(kind.name().as_bytes());
@@ -550,10 +550,14 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             Ok(m) => (fold(&m), Some(inventory(&m))),
             Err(e) => {
                 warn!(error = %e, "cannot observe the cluster; assuming the worst");
-                let kinds = self.group.members.keys().copied().collect::<Vec<_>>();
-                (unknown(&kinds), None)
+                (self.unknown(), None)
             }
         }
+    }
+
+    /// The conservative [`unknown`] state of the group's kinds in this cluster.
+    fn unknown(&self) -> ClusterState {
+        unknown(&self.group.members.keys().copied().collect::<Vec<_>>())
     }
 
     /// The decision the model makes now (monotonic `now`, `wall` time), with a call of
@@ -599,7 +603,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                     return Turn {
                         now,
                         wall,
-                        observed: unknown(&self.group.members.keys().copied().collect::<Vec<_>>()),
+                        observed: self.unknown(),
                         decision: Decision {
                             action: Action::Wait(wake),
                             purpose: failover_model::Purpose::Claim,

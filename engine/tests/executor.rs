@@ -285,6 +285,15 @@ async fn warm_pair(west: Group) -> (MemoryStore, MemoryCluster, MemoryCluster, M
     (store, ca, cb, a, b)
 }
 
+/// `first`, then `second`, take a turn, `n` times, 200 ms apart.
+async fn take_turns(first: &mut MemOp, second: &mut MemOp, n: usize) {
+    for _ in 0..n {
+        first.turn().await;
+        second.turn().await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn failover(mode: Mode) {
     let (store, ca, cb, mut a, mut b) = warm_pair(group("west")).await;
     let (ea, eb) = tokio::join!(
@@ -1076,11 +1085,7 @@ async fn an_operator_configured_as_the_other_cluster_refuses_to_act() {
         problem.contains("binds that slot to another cluster"),
         "{problem}"
     );
-    for _ in 0..20 {
-        wrong.turn().await;
-        a.turn().await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    take_turns(&mut wrong, &mut a, 20).await;
     let record = store.get("shop/shop").expect("record");
     assert_eq!(
         record.instance[0],
@@ -1122,11 +1127,7 @@ async fn a_failover_waits_while_the_copies_of_the_spec_differ() {
     let mut b = Operator::new(cb.clone(), store.clone(), TokioClock::new(500), drifted);
     warm_up(&mut b).await;
     b.set_request(Some(request(Mode::Consistency)));
-    for _ in 0..30 {
-        a.turn().await;
-        b.turn().await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    take_turns(&mut a, &mut b, 30).await;
     let record = store.get("shop/shop").expect("record");
     assert_eq!(record.request.map(|p| p.id), Some(ID), "accepted, pending");
     assert_eq!(record.failover, None, "not started");
@@ -1163,11 +1164,7 @@ async fn a_failover_waits_while_the_clusters_find_different_members() {
     let serving = state(Kind::VolumeReplication, 0, true);
     ca.insert(uploads.clone(), &[], serving.clone());
     b.set_request(Some(request(Mode::Consistency)));
-    for _ in 0..30 {
-        a.turn().await;
-        b.turn().await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    take_turns(&mut a, &mut b, 30).await;
     let record = store.get("shop/shop").expect("record");
     assert_eq!(record.request.map(|p| p.id), Some(ID), "accepted, pending");
     assert_eq!(record.failover, None, "not started");

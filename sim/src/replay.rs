@@ -31,6 +31,12 @@ use failover_model::{
 use stateright::Model;
 
 /// The turn's Kubernetes call was slow: lease keeping ran beside it, or it was abandoned.
+/// `others` with cluster `c`'s entry replaced by `mine`.
+fn own<T>(c: Cluster, mut others: [T; 2], mine: T) -> [T; 2] {
+    others[c.index()] = mine;
+    others
+}
+
 fn slow(turn: &Turn) -> bool {
     !turn.during.is_empty() || turn.result == TurnResult::Abandoned
 }
@@ -330,16 +336,12 @@ impl Replay {
         record: &Record,
         memory: &Memory,
     ) -> World {
-        let mut clusters = [*around.peer; 2];
-        clusters[c.index()] = turn.observed;
-        let mut memories = [Memory::default(), Memory::default()];
-        memories[c.index()] = memory.clone();
+        let clusters = own(c, [*around.peer; 2], turn.observed);
+        let memories = own(c, [Memory::default(), Memory::default()], memory.clone());
         // Monotonic and wall time as offsets from a common tick (both non-negative).
         let tick = turn.now.min(turn.wall);
-        let mut offset = [0, 0];
-        offset[c.index()] = turn.now - tick;
-        let mut wall = [0, 0];
-        wall[c.index()] = turn.wall - tick;
+        let offset = own(c, [0, 0], turn.now - tick);
+        let wall = own(c, [0, 0], turn.wall - tick);
         World {
             tick,
             offset,
@@ -356,26 +358,14 @@ impl Replay {
             records: vec![record.clone()],
             gone: false,
             traces: [None, None],
-            slot: {
-                let mut slot = Cluster::ALL;
-                slot[c.index()] = around.who.slot;
-                slot
-            },
-            identity: {
-                let mut identity = Cluster::ALL.map(failover_model::check::identity);
-                identity[c.index()] = around.who.identity;
-                identity
-            },
-            specs: {
-                let mut specs = [around.who.spec; 2];
-                specs[c.peer().index()] = SpecPrint::default();
-                specs
-            },
-            asked: {
-                let mut asked = [None, None];
-                asked[c.index()] = around.asked;
-                asked
-            },
+            slot: own(c, Cluster::ALL, around.who.slot),
+            identity: own(
+                c,
+                Cluster::ALL.map(failover_model::check::identity),
+                around.who.identity,
+            ),
+            specs: own(c, [SpecPrint::default(); 2], around.who.spec),
+            asked: own(c, [None, None], around.asked),
             in_transit: None,
             audit: Audit::default(),
             budget: Budget {

@@ -1110,17 +1110,10 @@ pub fn run(cfg: RunConfig) -> RunReport {
                     } else {
                         FaultKind::LongOutage
                     });
-                    // (Only the crashed process's fence: the old process of a hand-over
-                    // may be fencing on.)
-                    if w.audit.fencing[c.index()] && w.fencer[c.index()] == Some(main[c.index()]) {
-                        // The attempt was cut short.
-                        w.audit.on_fence_end(c, false);
-                    }
                     if crash && let Some(stage) = in_flight_stage(w.record.as_ref()) {
                         crash_stages[stage.index()] = true;
                     }
-                    drop(w);
-                    exec.kill(main[c.index()]);
+                    stop_process(w, &mut exec, c, main[c.index()]);
                     lock(&log).line(next, Some(c), None, LineKind::Fault, || {
                         if crash {
                             "operator crashed".into()
@@ -1167,12 +1160,8 @@ pub fn run(cfg: RunConfig) -> RunReport {
                     if wrong {
                         w.inject(FaultKind::Misconfigured);
                     }
-                    if w.audit.fencing[c.index()] && w.fencer[c.index()] == Some(main[c.index()]) {
-                        w.audit.on_fence_end(c, false);
-                    }
-                    drop(w);
                     let slot = main[c.index()];
-                    exec.kill(slot);
+                    stop_process(w, &mut exec, c, slot);
                     lock(&ctx.misconfigured)[c.index()] = wrong;
                     exec.spawn(slot, operator(ctx.clone(), c, slot));
                     lock(&log).line(next, Some(c), None, LineKind::Fault, || {
@@ -1492,6 +1481,22 @@ fn at_rest(ctx: &Ctx) -> bool {
     active_ok && passive_ok
 }
 
+/// Stop cluster `c`'s operator process in `slot` where it is (a crash, an outage, a
+/// restart with another configuration). A self-fence it was running is cut short (only
+/// its own: the old process of a hand-over may be fencing on).
+fn stop_process(
+    mut w: std::sync::MutexGuard<'_, World>,
+    exec: &mut Executor,
+    c: Cluster,
+    slot: usize,
+) {
+    if w.audit.fencing[c.index()] && w.fencer[c.index()] == Some(slot) {
+        w.audit.on_fence_end(c, false);
+    }
+    drop(w);
+    exec.kill(slot);
+}
+
 /// Give cluster `c`'s VolumeReplications the group's label, or take it away.
 fn set_volume_labels(w: &mut World, c: Cluster, labelled: bool) {
     for (r, o) in w.clusters[c.index()].objects.iter_mut() {
@@ -1579,13 +1584,7 @@ fn operator(ctx: Arc<Ctx>, c: Cluster, slot: usize) -> crate::runtime::TaskFutur
                 spec: op.print(),
             });
             after_turn(&ctx, c, slot, &turn, (asked, who), &mut mirror, op.memory());
-            // The slot's owner saw another cluster's operator contest its slot.
-            let m = op.memory();
-            if m.claimed.is_some()
-                && m.view
-                    .as_ref()
-                    .is_some_and(|v| v.contested[op.group().me.index()].is_some())
-            {
+            if op.memory().sees_contest(op.group().me) {
                 lock(&ctx.log).marks.misconfig_detected = true;
             }
             // A process another one replaced stops (the engine's `Operator::run` returns),

@@ -1028,10 +1028,7 @@ impl FailoverModel {
         self.execute_inner(w, c, d, fault);
         let i = c.index();
         let mem = &w.memories[i];
-        if let Some(v) = &mem.view
-            && mem.claimed.is_some()
-            && v.contested[w.slot[i].index()].is_some()
-        {
+        if mem.sees_contest(w.slot[i]) {
             w.marks.contest_seen = true;
         }
         if let Some(v) = &mem.view

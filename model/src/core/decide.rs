@@ -125,6 +125,16 @@ impl Memory {
         }
     }
 
+    /// This process owns slot `me` and its view shows another cluster's operator
+    /// contesting it (one configured as the wrong cluster).
+    pub fn sees_contest(&self, me: Cluster) -> bool {
+        self.claimed.is_some()
+            && self
+                .view
+                .as_ref()
+                .is_some_and(|v| v.contested[me.index()].is_some())
+    }
+
     /// Until when this instance changes neither its cluster nor the failover's state
     /// (it claims, reads, heartbeats and fences only). The instance it replaced has had
     /// its writes refused since the claim, so its last lease was counted from a
