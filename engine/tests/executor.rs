@@ -1085,6 +1085,14 @@ async fn an_operator_configured_as_the_other_cluster_refuses_to_act() {
         problem.contains("binds that slot to another cluster"),
         "{problem}"
     );
+    // It never heartbeats, yet waits between turns like one that does (it spun at 1 ms
+    // before the pause counted from the heartbeat pace).
+    let before = tokio::time::Instant::now();
+    let turn = wrong.turn().await;
+    wrong.pause(&turn).await;
+    let pace = Duration::from_millis(group("east").timing.heartbeat_every)
+        .min(failover_engine::executor::POLL);
+    assert!(before.elapsed() >= pace, "{:?}", before.elapsed());
     take_turns(&mut wrong, &mut a, 20).await;
     let record = store.get("shop/shop").expect("record");
     assert_eq!(
