@@ -2,7 +2,9 @@
 //! the real adapters, the in-memory adapters and the simulator's fakes must all pass.
 //! A failed check panics with a message naming the contract it broke.
 
-use failover_model::{Cluster, Mode, Op, Record, Reply, Time, Trace, Variant, Write, apply};
+use failover_model::{
+    AbortReason, Cluster, Intervention, Mode, Op, Record, Reply, Time, Trace, Variant, Write, apply,
+};
 
 use crate::observe::{is_set, settled};
 use crate::ports::{
@@ -268,7 +270,33 @@ pub async fn store_port<S: StorePort>(store: &S, group: &str) {
         release,
     };
     let complete = |id, token, at| Op::Complete { id, token, at };
-    let abort = |id, token, at| Op::Abort { id, token, at };
+    let abort = |id, token, at| Op::Abort {
+        id,
+        token,
+        at,
+        reason: AbortReason::Person,
+    };
+    let stuck = |id, token, at| Op::Stuck { id, token, at };
+    let resolve = |id, token, at| Op::Resolve { id, token, at };
+    // A person's action: no process sends it (instance 0, either slot).
+    let person = |now, id, token, at, action| {
+        wi(
+            A,
+            0,
+            now,
+            Op::Intervene {
+                id,
+                token,
+                at,
+                action,
+            },
+        )
+    };
+    let (retry, resolved, abort_asked) = (
+        Intervention::Retry,
+        Intervention::Resolve,
+        Intervention::Abort,
+    );
     let (cons, up, hb) = (Mode::Consistency, Mode::Uptime, Op::Heartbeat);
     let later = t0 + 40_000; // any time: the store compares no clock
     // Each line: who, when, what; a comment where the store must refuse.
@@ -318,10 +346,14 @@ pub async fn store_port<S: StorePort>(store: &S, group: &str) {
         w(B, t0 + 40, journal(7, 4, 4, false)),
         w(A, t0 + 41, journal(7, 3, 5, false)), // stale holder: refused
         w(B, t0 + 50, complete(7, 4, 5)),
-        w(B, t0 + 51, complete(7, 4, 5)), // repeat: refused
-        w(A, t0 + 60, acquire(7, cons)),  // not active, id in history: refused
-        w(A, t0 + 61, ask(10, A, up)),    // A's operator asks to fail back
-        w(B, t0 + 61, acquire(10, up)),   // token 5
+        w(B, t0 + 51, complete(7, 4, 5)),       // repeat: refused
+        w(A, t0 + 60, acquire(7, cons)),        // not active, id in history: refused
+        w(A, t0 + 61, ask(10, A, up)),          // A's operator asks to fail back
+        w(B, t0 + 61, acquire(10, up)),         // token 5
+        person(t0 + 62, 10, 5, 1, retry),       // nothing flagged: refused
+        person(t0 + 62, 10, 4, 1, abort_asked), // stale token: refused
+        person(t0 + 62, 10, 5, 1, abort_asked), // asked, for the source
+        person(t0 + 62, 10, 5, 1, abort_asked), // asked already: refused
         w(B, t0 + 62, abort(10, 5, 1)),
         w(B, t0 + 63, hb),
         w(A, later, ask(11, A, cons)),
@@ -330,13 +362,26 @@ pub async fn store_port<S: StorePort>(store: &S, group: &str) {
         w(A, later + 2, force(11, Some(t0 + 63))), // the one A saw stand: token 6
         w(A, later + 3, force(11, Some(t0 + 63))), // forced already: refused
         w(A, later + 9, journal(11, 6, 1, false)),
-        w(B, later + 10, hb),     // B is back: its heartbeat still lands
-        wi(B, 3, later + 11, hb), // not B's owner: refused
+        w(A, later + 9, abort(11, 6, 2)), // forced: no roll back, refused
+        person(later + 9, 11, 6, 2, resolved), // not flagged: refused
+        w(A, later + 9, stuck(11, 6, 2)), // needs-operator
+        w(A, later + 9, stuck(11, 6, 2)), // flagged already: refused
+        person(later + 9, 11, 6, 2, retry), // cleared, token 7
+        w(A, later + 9, stuck(11, 6, 2)), // stale token: refused
+        w(A, later + 9, stuck(11, 7, 2)), // flagged again
+        w(B, later + 10, hb),             // B is back: its heartbeat still lands
+        wi(B, 3, later + 11, hb),         // not B's owner: refused
         wi(B, 3, later + 11, claim_b(Some(2))), // a new process of B takes over
-        w(B, later + 12, hb),     // the old one is shut out: refused
+        w(B, later + 12, hb),             // the old one is shut out: refused
         wi(B, 2, later + 12, claim_b(Some(2))), // and cannot claim back: refused
         wi(B, 3, later + 12, hb),
-        w(A, later + 19, complete(11, 6, 2)),
+        person(later + 13, 11, 7, 2, abort_asked), // promoted: refused
+        w(A, later + 13, resolve(11, 7, 2)),       // not asked: refused
+        person(later + 13, 11, 7, 2, resolved),    // asked
+        w(A, later + 14, journal(11, 7, 2, false)), // the step done after all
+        w(A, later + 15, resolve(11, 7, 2)),       // moved on: refused
+        w(A, later + 15, resolve(11, 7, 3)),       // the rest skipped: resolved
+        w(A, later + 19, complete(11, 7, 3)),      // ended: refused
     ];
     for (i, write) in steps.iter().enumerate() {
         let expected = apply(&model, write, &timing, Variant::Correct);
@@ -372,7 +417,7 @@ pub async fn store_port<S: StorePort>(store: &S, group: &str) {
     assert_eq!(
         model.history.len(),
         5,
-        "a no-op, a withdrawal, two completions and one abort recorded"
+        "a no-op, a withdrawal, a completion, a resolve and one abort recorded"
     );
     // The explicit re-creation never overwrites a record that exists.
     let recreated = Record {

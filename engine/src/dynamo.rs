@@ -186,8 +186,9 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_smithy_runtime_api::client::dns::ResolveDnsError;
 use failover_model::{
-    Cluster, FailoverId, HistoryEntry, InFlight, Lock, Mode, Op, Outcome, Pending, PlanKind,
-    Record, Reply, SpecPrint, Time, Timing, Token, Variant, Write,
+    AbortReason, Cluster, FailoverId, HistoryEntry, InFlight, Intervention, Lock, Mode, Op,
+    Outcome, Pending, PlanKind, Record, Reply, SpecPrint, Stage, Time, Timing, Token, Variant,
+    Write,
 };
 
 use crate::ports::{StorePort, StoreUnavailable};
@@ -697,6 +698,12 @@ impl DynamoStore {
         if failover_model::apply(&record, w, timing, Variant::Correct).is_err() {
             return Reply::ConditionFailed(record);
         }
+        if let Some((update, history)) = failover_update(w, &record) {
+            return match history {
+                Some(history) => self.transact(group, &update, &history).await,
+                None => self.update(group, &update).await,
+            };
+        }
         match ended_update(w, &record) {
             Some((update, history)) => self.transact(group, &update, &history).await,
             None => Reply::ConditionFailed(record),
@@ -991,7 +998,7 @@ impl HistoryItem {
     fn item(&self, group: &str) -> Item {
         let mut item = key(group, &history_sk(self.id));
         item.insert("id".to_owned(), n(self.id));
-        item.insert("outcome".to_owned(), s(outcome_name(self.outcome)));
+        item.insert("outcome".to_owned(), s(&outcome_name(self.outcome)));
         item.insert("token".to_owned(), n(self.token));
         item.insert("by".to_owned(), cluster(self.by));
         item.insert("at".to_owned(), n(self.at));
@@ -1003,8 +1010,8 @@ impl HistoryItem {
 const REQUEST_CLEAR: &str = "REMOVE #req_id, #req_to, #req_mode, #req_by, #req_at";
 
 /// The lock and failover attributes `Complete` and `Abort` remove.
-const CLEAR: &str =
-    "REMOVE #lock_holder, #lock_until, #fo_id, #fo_kind, #fo_source, #fo_target, #fo_done";
+const CLEAR: &str = "REMOVE #lock_holder, #lock_until, #fo_id, #fo_kind, #fo_source, \
+                     #fo_target, #fo_done, #fo_stuck, #fo_abort, #fo_resolve";
 
 /// How a write is sent.
 #[derive(Clone, Debug, PartialEq)]
@@ -1128,7 +1135,17 @@ fn encode(timing: &Timing, w: &Write) -> Request {
         // Their history item carries the new token: the record is read first. (A
         // create is never sent as a write: the executor creates a record with
         // `init`; on a record that exists it is refused like any false condition.)
-        Op::AlreadyActive { .. } | Op::Withdraw { .. } | Op::Create { .. } => {
+        //
+        // Since issue 10 the deadline's and a person's writes are read first as well:
+        // their conditions depend on the failover's plan (where its promotion is) and
+        // the transaction is conditional on everything they look at.
+        Op::AlreadyActive { .. }
+        | Op::Withdraw { .. }
+        | Op::Create { .. }
+        | Op::Abort { .. }
+        | Op::Stuck { .. }
+        | Op::Resolve { .. }
+        | Op::Intervene { .. } => {
             return Request::AfterRead;
         }
         Op::Acquire { id, mode } => {
@@ -1169,7 +1186,8 @@ fn encode(timing: &Timing, w: &Write) -> Request {
                 ),
                 format!(
                     "SET {take_lock}, #fo_id = :id, #fo_kind = :kind, #fo_source = :peer, \
-                     #fo_target = :by, #fo_done = :one {REQUEST_CLEAR}"
+                     #fo_target = :by, #fo_done = :one {REQUEST_CLEAR}, #fo_stuck, #fo_abort, \
+                     #fo_resolve"
                 ),
                 Some(HistoryWrite::Unknown(id)),
             )
@@ -1177,8 +1195,11 @@ fn encode(timing: &Timing, w: &Write) -> Request {
         Op::TakeOver { id, at } => {
             values.extend(progress(id, 0, at));
             (
-                format!("{in_flight} AND attribute_not_exists(#lock_until)"),
-                format!("SET {take_lock}, #fo_done = :next"),
+                format!(
+                    "{in_flight} AND attribute_not_exists(#lock_until) \
+                     AND attribute_not_exists(#fo_abort)"
+                ),
+                format!("SET {take_lock}, #fo_done = :next REMOVE #fo_stuck"),
                 None,
             )
         }
@@ -1190,28 +1211,14 @@ fn encode(timing: &Timing, w: &Write) -> Request {
         } => {
             values.extend(progress(id, token, at));
             let update = if release {
-                "SET #fo_done = :next REMOVE #lock_holder, #lock_until"
+                "SET #fo_done = :next REMOVE #lock_holder, #lock_until, #fo_stuck, #fo_resolve"
             } else {
-                "SET #fo_done = :next, #lock_holder = :by, #lock_until = :until"
+                "SET #fo_done = :next, #lock_holder = :by, #lock_until = :until REMOVE #fo_stuck"
             };
             (
                 format!("{in_flight} AND #token = :token"),
                 update.to_owned(),
                 None,
-            )
-        }
-        Op::Abort { id, token, at } => {
-            values.extend(progress(id, token, at));
-            (
-                format!("{in_flight} AND #token = :token"),
-                CLEAR.to_owned(),
-                Some(HistoryWrite::Append(HistoryItem {
-                    id,
-                    outcome: Outcome::Aborted,
-                    token,
-                    by: me,
-                    at: w.now,
-                })),
             )
         }
         Op::Complete { id, token, at } => return Request::Complete { id, token, at },
@@ -1225,6 +1232,93 @@ fn encode(timing: &Timing, w: &Write) -> Request {
         None => Request::Update(update),
         Some(history) => Request::Transact(update, history),
     }
+}
+
+/// A write on the failover in flight by `w` on `record` (as read just before, where the
+/// model's condition held): `Abort`, `Stuck`, `Resolve` or a person's `Intervene`,
+/// conditional on the failover's id, kind, position and token as read and on the flags
+/// it looks at (an intervention sets `fo_asked` without raising the token).
+fn failover_update(w: &Write, record: &Record) -> Option<(MainUpdate, Option<HistoryWrite>)> {
+    let f = record.failover?;
+    let (id, token, at) = match w.op {
+        Op::Abort { id, token, at, .. }
+        | Op::Stuck { id, token, at }
+        | Op::Resolve { id, token, at }
+        | Op::Intervene { id, token, at, .. } => (id, token, at),
+        _ => return None,
+    };
+    let mut values = vec![
+        (":id", n(id)),
+        (":at", n(u64::from(at))),
+        (":token", n(token)),
+        (":kind", s(kind_name(f.kind))),
+        (":inst", n(w.instance)),
+        (":one", n(1)),
+    ];
+    let mut condition = "attribute_exists(#pk) AND #fo_id = :id AND #fo_done = :at \
+                         AND #token = :token AND #fo_kind = :kind"
+        .to_owned();
+    let item = |outcome| {
+        HistoryWrite::Append(HistoryItem {
+            id,
+            outcome,
+            token,
+            by: w.by,
+            at: w.now,
+        })
+    };
+    let (extra, update, history) = match w.op {
+        Op::Abort { reason, .. } => ("", CLEAR.to_owned(), Some(item(Outcome::Aborted(reason)))),
+        Op::Stuck { .. } => (
+            " AND attribute_not_exists(#fo_stuck)",
+            "SET #fo_stuck = :one".to_owned(),
+            None,
+        ),
+        Op::Resolve { .. } => {
+            values.push((":target", cluster(f.target)));
+            (
+                " AND attribute_exists(#fo_resolve)",
+                format!("SET #active = :target {CLEAR}"),
+                Some(item(Outcome::Resolved)),
+            )
+        }
+        Op::Intervene { action, .. } => match action {
+            Intervention::Retry => {
+                values.push((":next", n(token + 1)));
+                (
+                    " AND #fo_stuck = :one",
+                    "SET #token = :next REMOVE #fo_stuck".to_owned(),
+                    None,
+                )
+            }
+            Intervention::Abort => (
+                " AND attribute_not_exists(#fo_abort) AND attribute_not_exists(#fo_resolve)",
+                "SET #fo_abort = :one".to_owned(),
+                None,
+            ),
+            Intervention::Resolve => (
+                " AND attribute_not_exists(#fo_abort) AND attribute_not_exists(#fo_resolve) \
+                 AND #fo_stuck = :one",
+                "SET #fo_resolve = :one".to_owned(),
+                None,
+            ),
+        },
+        _ => return None,
+    };
+    condition.push_str(extra);
+    // Every write but a person's comes from the slot's owner (unused values are not
+    // sent: `values`).
+    if !matches!(w.op, Op::Intervene { .. }) {
+        condition.push_str(&format!(" AND #{} = :inst", inst_name(w.by)));
+    }
+    Some((
+        MainUpdate {
+            condition,
+            update,
+            values,
+        },
+        history,
+    ))
 }
 
 /// `AlreadyActive` or `Withdraw` by `w` on `record` (as read just before, where the
@@ -1452,16 +1546,43 @@ fn kind_name(kind: PlanKind) -> &'static str {
     }
 }
 
-/// The stored name of an outcome.
-fn outcome_name(outcome: Outcome) -> &'static str {
+/// The stored name of an outcome (an abort names its reason: `aborted-target-silent`,
+/// `aborted-deadline-<stage>`, `aborted-person`).
+fn outcome_name(outcome: Outcome) -> String {
     match outcome {
-        Outcome::Completed(PlanKind::Planned(Mode::Consistency)) => "completed-consistency",
-        Outcome::Completed(PlanKind::Planned(Mode::Uptime)) => "completed-uptime",
-        Outcome::Completed(PlanKind::Forced) => "completed-forced",
-        Outcome::Aborted => "aborted",
-        Outcome::NoOp => "no-op",
-        Outcome::Withdrawn => "withdrawn",
+        Outcome::Completed(PlanKind::Planned(Mode::Consistency)) => "completed-consistency".into(),
+        Outcome::Completed(PlanKind::Planned(Mode::Uptime)) => "completed-uptime".into(),
+        Outcome::Completed(PlanKind::Forced) => "completed-forced".into(),
+        Outcome::Aborted(reason) => format!("aborted-{reason}"),
+        Outcome::Resolved => "resolved".into(),
+        Outcome::NoOp => "no-op".into(),
+        Outcome::Withdrawn => "withdrawn".into(),
     }
+}
+
+/// The outcome a stored name stands for (`aborted` alone, before issue 10: the target
+/// was silent, the only reason then).
+fn parse_outcome(name: &str) -> Option<Outcome> {
+    let reasons = [AbortReason::TargetSilent, AbortReason::Person]
+        .into_iter()
+        .chain(Stage::ALL.map(AbortReason::Deadline));
+    let aborts = reasons.map(|r| (outcome_name(Outcome::Aborted(r)), Outcome::Aborted(r)));
+    let others = [
+        Outcome::Completed(PlanKind::Planned(Mode::Consistency)),
+        Outcome::Completed(PlanKind::Planned(Mode::Uptime)),
+        Outcome::Completed(PlanKind::Forced),
+        Outcome::Resolved,
+        Outcome::NoOp,
+        Outcome::Withdrawn,
+    ]
+    .map(|o| (outcome_name(o), o));
+    if name == "aborted" {
+        return Some(Outcome::Aborted(AbortReason::TargetSilent));
+    }
+    aborts
+        .chain(others)
+        .find(|(n, _)| n == name)
+        .map(|(_, o)| o)
 }
 
 /// A string attribute, if present.
@@ -1531,6 +1652,12 @@ fn parse_record(item: &Item, history: Vec<HistoryEntry>) -> Result<Record, Strin
             source: required(get_cluster(item, "fo_source"), "fo_source")?,
             target: required(get_cluster(item, "fo_target"), "fo_target")?,
             done: required(get_u32(item, "fo_done"), "fo_done")?,
+            stuck: get_n(item, "fo_stuck")?.is_some(),
+            asked: match (get_n(item, "fo_abort")?, get_n(item, "fo_resolve")?) {
+                (Some(_), _) => Some(Intervention::Abort),
+                (None, Some(_)) => Some(Intervention::Resolve),
+                (None, None) => None,
+            },
         }),
     };
     let request = match get_n(item, "req_id")? {
@@ -1566,15 +1693,8 @@ fn parse_record(item: &Item, history: Vec<HistoryEntry>) -> Result<Record, Strin
 
 /// A history item: the record's token when it was written, and the entry.
 fn parse_history(item: &Item) -> Result<(Token, HistoryEntry), String> {
-    let outcome = match required(get_s(item, "outcome"), "outcome")? {
-        "completed-consistency" => Outcome::Completed(PlanKind::Planned(Mode::Consistency)),
-        "completed-uptime" => Outcome::Completed(PlanKind::Planned(Mode::Uptime)),
-        "completed-forced" => Outcome::Completed(PlanKind::Forced),
-        "aborted" => Outcome::Aborted,
-        "no-op" => Outcome::NoOp,
-        "withdrawn" => Outcome::Withdrawn,
-        other => return Err(format!("outcome = {other:?}")),
-    };
+    let name = required(get_s(item, "outcome"), "outcome")?;
+    let outcome = parse_outcome(name).ok_or_else(|| format!("outcome = {name:?}"))?;
     Ok((
         required(get_n(item, "token"), "token")?,
         HistoryEntry {
@@ -1594,6 +1714,7 @@ mod tests {
         fence_margin: 200,
         heartbeat_every: 300,
         retry_after: 500,
+        stage_deadline: [60_000; 6],
     };
 
     fn ops() -> Vec<Op> {
@@ -1628,11 +1749,6 @@ mod tests {
                 at: 5,
                 release: false,
             },
-            Op::Abort {
-                id: 3,
-                token: 2,
-                at: 5,
-            },
             Op::Request {
                 id: 4,
                 to: Cluster::A,
@@ -1651,6 +1767,8 @@ mod tests {
             source: Cluster::A,
             target: Cluster::B,
             done: 5,
+            stuck: true,
+            asked: None,
         };
         let w = |op| Write {
             by: Cluster::B,
@@ -1676,6 +1794,39 @@ mod tests {
         ] {
             updates.extend(ended_update(&w(op), &record).map(|(u, _)| u));
         }
+        // The deadline's and a person's writes, on a failover in flight.
+        let flying = Record {
+            failover: Some(f),
+            token: 2,
+            ..record.clone()
+        };
+        let (id, token, at) = (3, 2, 5);
+        let mut ops = vec![
+            Op::Abort {
+                id,
+                token,
+                at,
+                reason: AbortReason::Deadline(Stage::VolumeDemotion),
+            },
+            Op::Stuck { id, token, at },
+            Op::Resolve { id, token, at },
+        ];
+        ops.extend(Intervention::ALL.map(|action| Op::Intervene {
+            id,
+            token,
+            at,
+            action,
+        }));
+        let mut person = Vec::new();
+        for op in ops {
+            let (update, _) = failover_update(&w(op), &flying).expect("a failover write");
+            if matches!(op, Op::Intervene { .. }) {
+                person.push(update);
+            } else {
+                updates.push(update);
+            }
+        }
+
         for update in updates {
             let expressions = [update.condition.as_str(), update.update.as_str()];
             let bound = values(&expressions, &update.values).unwrap_or_default();
@@ -1697,6 +1848,41 @@ mod tests {
                 "{update:?}"
             );
         }
+        // A person's write needs no ownership, and binds every value it sends.
+        for update in person {
+            let expressions = [update.condition.as_str(), update.update.as_str()];
+            let bound = values(&expressions, &update.values).unwrap_or_default();
+            for placeholder in placeholders(&expressions, ':') {
+                assert!(bound.contains_key(&placeholder), "{placeholder} unbound");
+            }
+            assert!(!update.condition.contains(":inst"), "{update:?}");
+        }
+    }
+
+    /// Every outcome's stored name parses back to it (and the name before issue 10).
+    #[test]
+    fn outcome_names_round_trip() {
+        let reasons = [AbortReason::TargetSilent, AbortReason::Person]
+            .into_iter()
+            .chain(Stage::ALL.map(AbortReason::Deadline));
+        for outcome in reasons.map(Outcome::Aborted).chain([
+            Outcome::Resolved,
+            Outcome::NoOp,
+            Outcome::Withdrawn,
+            Outcome::Completed(PlanKind::Forced),
+        ]) {
+            assert_eq!(parse_outcome(&outcome_name(outcome)), Some(outcome));
+        }
+        assert_eq!(
+            outcome_name(Outcome::Aborted(AbortReason::Deadline(
+                Stage::VolumeDemotion
+            ))),
+            "aborted-deadline-volume-demotion"
+        );
+        assert_eq!(
+            parse_outcome("aborted"),
+            Some(Outcome::Aborted(AbortReason::TargetSilent))
+        );
     }
 
     /// The force compares no clock: its condition is the heartbeat the writer saw
@@ -1794,6 +1980,8 @@ mod tests {
                     source: Cluster::B,
                     target: Cluster::A,
                     done: 3,
+                    stuck: false,
+                    asked: None,
                 }),
                 heartbeat: [None, Some(12)],
                 history: vec![HistoryEntry {

@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use failover_model::{
     Action, ClusterState, Decision, FailoverId, Identity, Inputs, Instance, Memory, Op, Outcome,
-    Record, Reply, Request, STOP, Time, Trace, Variant, Wake, Write, core::decide::write, decide,
-    lease_ok, refusal, stamp,
+    Record, Reply, Request, STOP, Stage, Step, StepKind, Time, Trace, Variant, Wake, Write,
+    core::decide::write, decide, lease_ok, refusal, stamp,
 };
 use futures::FutureExt;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::observe::{Members, fold, unknown};
 use crate::ports::{Clock, ClusterError, ClusterPort, FieldChange, StorePort, StoreUnavailable};
@@ -184,6 +184,23 @@ pub struct Operator<C: ClusterPort, S, K> {
     inventory: Option<u64>,
     initialized: bool,
     hook: Option<DecisionHook>,
+    /// The failover this operator flagged `needs-operator`, while the record shows it so.
+    needs_operator: Option<NeedsOperator>,
+}
+
+/// A failover this operator flagged `needs-operator` (its stage's deadline passed after
+/// the target may have promoted): what is stuck, for the person who must act.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NeedsOperator {
+    /// The failover.
+    pub id: FailoverId,
+    /// The stage whose deadline passed.
+    pub stage: Stage,
+    /// The step that did not complete.
+    pub step: Step,
+    /// The members that do not satisfy the step, as `Kind namespace/name` (empty if the
+    /// cluster could not be read, or the step waits for the record, not the cluster).
+    pub objects: Vec<String>,
 }
 
 impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
@@ -213,6 +230,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             print,
             inventory: None,
             initialized: false,
+            needs_operator: None,
             hook: None,
         }
     }
@@ -635,6 +653,10 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             .await;
         self.keep_trace().await;
         self.report_problems();
+        let flagged = |v: &Record| v.failover.is_some_and(|f| f.stuck);
+        if !self.memory.view.as_ref().is_none_or(flagged) {
+            self.needs_operator = None;
+        }
         Turn {
             now,
             wall,
@@ -643,6 +665,56 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             result,
             during,
         }
+    }
+
+    /// The failover this operator flagged `needs-operator`, while the record shows it so:
+    /// the stuck step and the objects that do not satisfy it.
+    pub fn needs_operator(&self) -> Option<&NeedsOperator> {
+        self.needs_operator.as_ref()
+    }
+
+    /// The members that do not satisfy `step` (each judged alone), as `Kind ns/name`.
+    pub async fn unsatisfied(&self, step: Step) -> Result<Vec<String>, ClusterError> {
+        let members = self.members().await?;
+        let mut out = Vec::new();
+        for (kind, list) in &members {
+            for m in list {
+                let alone = crate::observe::fold_states(std::iter::once((*kind, &m.state)));
+                if !step.satisfied(&alone) {
+                    out.push(format!("{kind:?} {}/{}", m.object.namespace, m.object.name));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// This operator's `Stuck` write applied: name what is stuck, once, loudly.
+    async fn flag_needs_operator(&mut self, id: FailoverId, stage: Stage, step: Step) {
+        let objects = match step.kind() {
+            StepKind::Effect | StepKind::Await => {
+                self.unsatisfied(step).await.unwrap_or_else(|e| {
+                    warn!(error = %e, "cannot list the stuck objects");
+                    Vec::new()
+                })
+            }
+            StepKind::Record => Vec::new(),
+        };
+        error!(
+            id = format!("{id:016x}"),
+            stage = %stage,
+            step = %step,
+            objects = objects.join(", "),
+            "needs-operator: the {stage} stage passed its deadline after the target may have \
+             promoted, so no roll back is safe; fix the objects named (the failover goes on by \
+             itself), or `failover-admin retry` (a new deadline) or `failover-admin resolve` \
+             (skip the rest of the target's phase)"
+        );
+        self.needs_operator = Some(NeedsOperator {
+            id,
+            stage,
+            step,
+            objects,
+        });
     }
 
     /// The clocks: monotonic, wall.
@@ -732,6 +804,11 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             Action::Write(op) => {
                 let w = self.stamped(wall, *op);
                 let reply = self.send(&w).await;
+                if let (Op::Stuck { id, .. }, Reply::Applied(_), Some(stage), Some(step)) =
+                    (op, &reply, d.stage, d.step)
+                {
+                    self.flag_needs_operator(*id, stage, step).await;
+                }
                 if let Some((id, holder)) = refusal(op, &reply) {
                     warn!(
                         id = format!("{id:016x}"),

@@ -1,6 +1,10 @@
-//! The explicit re-creation of a group's record that went missing (deleted, or the
-//! table re-created): never done by an operator on its own, only by this operator
-//! action (`failover-admin recreate-record`), and only when it is safe.
+//! A person's actions through the record: the explicit re-creation of a group's record
+//! that went missing, and abort, retry and resolve of a failover in flight
+//! ([`intervene`]).
+//!
+//! The re-creation of a record that went missing (deleted, or the table re-created) is
+//! never done by an operator on its own, only by this operator action
+//! (`failover-admin recreate-record`), and only when it is safe.
 //!
 //! Each cluster keeps a trace of the record ([`Trace`]: the last token, history length
 //! and active cluster its operator saw). An operator that finds the record missing
@@ -17,7 +21,10 @@
 //! missing record yet promoted on its old view while the source, named active by the
 //! re-created record, started.
 
-use failover_model::{Cluster, Record, Reply, Trace, stopped};
+use failover_model::{
+    Cluster, Intervention, Op, Plan, PlanKind, Record, Reply, Timing, Trace, Variant, Write,
+    stopped,
+};
 
 use crate::executor::Operator;
 use crate::ports::{Clock, ClusterPort, StorePort};
@@ -105,6 +112,137 @@ where
         Reply::ConditionFailed(r) => Err(RecreateRefused::Exists(Box::new(r))),
         other => Err(RecreateRefused::Unavailable(format!(
             "the store did not re-create the record: {other:?}"
+        ))),
+    }
+}
+
+/// Why a person's action on a failover was refused; nothing was written.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InterveneRefused {
+    /// No failover is in flight.
+    #[error("no failover of the group is in flight (token {})", .0.token)]
+    NothingInFlight(Box<Record>),
+    /// The record does not allow it now; the reason says why and what to do instead.
+    #[error("{0}")]
+    NotAllowed(String),
+    /// The record changed between the read and the write (the failover moved on): read
+    /// again and decide again.
+    #[error("the failover moved on since it was read (now token {}, position {}): look again", .0.token, .0.failover.map_or(0, |f| f.done))]
+    Moved(Box<Record>),
+    /// The record is missing.
+    #[error("the group's record is missing (see recreate-record)")]
+    Missing,
+    /// The store could not be read or written.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// What a person's `action` on the failover `record` shows in flight would do, in one
+/// line, or why the record does not allow it (the store's own condition,
+/// [`Intervention::allowed`], explained).
+pub fn explain(record: &Record, action: Intervention) -> Result<String, InterveneRefused> {
+    let Some(f) = record.failover else {
+        return Err(InterveneRefused::NothingInFlight(Box::new(record.clone())));
+    };
+    let plan = Plan::of(f.kind, Variant::Correct);
+    let step = plan.get(f.done).map(|s| (s.stage, s.step));
+    let at = match step {
+        Some((stage, step)) => format!("stage {stage}, step {step} (journal position {})", f.done),
+        None => format!("journal position {}", f.done),
+    };
+    if action.allowed(record, Variant::Correct) {
+        return Ok(match action {
+            Intervention::Abort => format!(
+                "abort the {} failover {:016x} at {at}: its source's operator rolls it back \
+                 and restores what it stopped; the target will not take over",
+                f.kind, f.id
+            ),
+            Intervention::Retry => format!(
+                "retry the needs-operator failover {:016x} at {at}: the flag clears and the \
+                 stage's deadline starts again",
+                f.id
+            ),
+            Intervention::Resolve => format!(
+                "resolve the needs-operator failover {:016x} at {at}: the target's operator \
+                 skips the rest of its phase (its state at rest converges the skipped steps)",
+                f.id
+            ),
+        });
+    }
+    let why = match action {
+        Intervention::Abort if f.asked.is_some() => format!(
+            "a person already asked to {} it; the operator whose turn it is carries it out",
+            f.asked.map_or("", Intervention::name)
+        ),
+        Intervention::Abort if f.kind == PlanKind::Forced => {
+            "a forced failover cannot be rolled back: its source is gone or fenced".to_owned()
+        }
+        Intervention::Abort => format!(
+            "the target may already have promoted volumes ({at}): a roll back could leave two \
+             primaries; fix the stuck objects (the failover goes on by itself), or resolve it \
+             once it is flagged needs-operator"
+        ),
+        Intervention::Retry | Intervention::Resolve if !f.stuck => format!(
+            "the failover is not flagged needs-operator ({at}); its stage's deadline has not \
+             passed"
+        ),
+        Intervention::Resolve if f.asked.is_some() => {
+            "a person already asked for an action on it".to_owned()
+        }
+        Intervention::Resolve => format!(
+            "only the target's steps after its promotion may be resolved ({at} is not one): \
+             the source's steps are never skipped, its volumes might stay primary; fix the \
+             stuck objects, or retry"
+        ),
+        Intervention::Retry => "not allowed".to_owned(),
+    };
+    Err(InterveneRefused::NotAllowed(format!(
+        "cannot {} failover {:016x}: {why}",
+        action.name(),
+        f.id
+    )))
+}
+
+/// Carry out a person's `action` on the group `key`'s failover in flight: read the
+/// record, check the action is allowed ([`explain`]), and write it conditional on the
+/// failover's position and token as read ([`Op::Intervene`]).
+pub async fn intervene<S: StorePort>(
+    store: &S,
+    key: &str,
+    timing: &Timing,
+    action: Intervention,
+) -> Result<Record, InterveneRefused> {
+    let record = match store.read(key).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return Err(InterveneRefused::Missing),
+        Err(e) => return Err(InterveneRefused::Unavailable(e.to_string())),
+    };
+    let what = explain(&record, action)?;
+    let Some(f) = record.failover else {
+        return Err(InterveneRefused::NothingInFlight(Box::new(record)));
+    };
+    let op = Op::Intervene {
+        id: f.id,
+        token: record.token,
+        at: f.done,
+        action,
+    };
+    // A person's write: no process sends it, so no instance and either slot.
+    let w = Write {
+        by: Cluster::A,
+        instance: 0,
+        now: 0,
+        op,
+    };
+    match store.write(key, timing, &w).await {
+        Reply::Applied(r) => {
+            tracing::warn!(group = %key, action = action.name(), "{what}");
+            Ok(r)
+        }
+        Reply::ConditionFailed(r) => Err(InterveneRefused::Moved(Box::new(r))),
+        Reply::Missing => Err(InterveneRefused::Missing),
+        other => Err(InterveneRefused::Unavailable(format!(
+            "the store did not take the action: {other:?}"
         ))),
     }
 }

@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
-use failover_model::{Cluster, FailoverId, Identity, Mode, Request, SpecPrint, Time, Timing};
+use failover_model::{
+    Cluster, FailoverId, Identity, Mode, Request, SpecPrint, Stage, Time, Timing,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -130,6 +132,54 @@ pub struct TimingSpec {
     /// Wait after DynamoDB was unavailable (default 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_seconds: Option<u64>,
+    /// How long a failover may stay in one stage without completing it, by the clock of
+    /// the operator whose turn it is (default 600). Before the target has promoted
+    /// anything the failover then rolls back (`aborted`, the source restores what it
+    /// stopped); after that the group is flagged `needs-operator`, naming the stuck
+    /// objects, and the operator keeps trying. At least twice `stepTimeoutSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_deadline_seconds: Option<u64>,
+    /// Per-stage deadlines overriding `stageDeadlineSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_deadlines: Option<StageDeadlines>,
+}
+
+/// Per-stage deadlines, in seconds (each defaults to `stageDeadlineSeconds`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StageDeadlines {
+    /// Taking the lock and validating the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initialization: Option<u64>,
+    /// Stopping traffic, workloads, CronJobs and Flux on the source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_preparation: Option<u64>,
+    /// Demoting the source's volumes until they report secondary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_demotion: Option<u64>,
+    /// Promoting the target's volumes until they report primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_promotion: Option<u64>,
+    /// Starting workloads (until ready), traffic, CronJobs and Flux on the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_activation: Option<u64>,
+    /// Recording the result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion: Option<u64>,
+}
+
+impl StageDeadlines {
+    /// The values in [`Stage::ALL`] order.
+    fn values(&self) -> [Option<u64>; 6] {
+        [
+            self.initialization,
+            self.source_preparation,
+            self.volume_demotion,
+            self.volume_promotion,
+            self.target_activation,
+            self.completion,
+        ]
+    }
 }
 
 /// The spec of a `Failover`: move a group to a cluster.
@@ -264,15 +314,18 @@ const DRIFT: u64 = 2;
 const FENCE: u64 = 12;
 const HEARTBEAT: u64 = 3;
 const RETRY: u64 = 2;
+const STAGE_DEADLINE: u64 = 600;
 
 /// The timing a group gets when its spec says nothing, in milliseconds: lease 30 s,
-/// drift 2 s, fence margin 12 s, heartbeat every 3 s, retry after 2 s.
+/// drift 2 s, fence margin 12 s, heartbeat every 3 s, retry after 2 s, ten minutes per
+/// stage.
 pub const DEFAULT_TIMING: Timing = Timing {
     lease_ttl: LEASE * 1000,
     clock_drift_max: DRIFT * 1000,
     fence_margin: FENCE * 1000,
     heartbeat_every: HEARTBEAT * 1000,
     retry_after: RETRY * 1000,
+    stage_deadline: [STAGE_DEADLINE * 1000; 6],
 };
 
 impl Group {
@@ -310,6 +363,20 @@ impl Group {
                 "spec.stepTimeoutSeconds must be between 1 and 3600, found {step_timeout}"
             )));
         }
+        // A stage's deadline leaves room for a step that times out and its retry.
+        for (stage, deadline) in Stage::ALL.iter().zip(timing.stage_deadline) {
+            let floor = 2 * step_timeout * 1000;
+            if deadline < floor || deadline > 7 * 24 * 3600 * 1000 {
+                return Err(SpecError::BadTiming(format!(
+                    "the {stage} stage's deadline ({} s) must be at least twice \
+                     spec.stepTimeoutSeconds ({} s) and at most 7 days: set \
+                     spec.timing.stageDeadlines.{} or stageDeadlineSeconds",
+                    deadline / 1000,
+                    step_timeout * 2,
+                    stage_field(*stage)
+                )));
+            }
+        }
         Ok(Group {
             key: format!("{namespace}/{name}"),
             namespace: namespace.to_string(),
@@ -331,8 +398,13 @@ impl Group {
     pub fn print(&self) -> SpecPrint {
         let t = &self.timing;
         let timing = format!(
-            "lease={};drift={};margin={};heartbeat={};retry={}",
-            t.lease_ttl, t.clock_drift_max, t.fence_margin, t.heartbeat_every, t.retry_after
+            "lease={};drift={};margin={};heartbeat={};retry={};deadlines={:?}",
+            t.lease_ttl,
+            t.clock_drift_max,
+            t.fence_margin,
+            t.heartbeat_every,
+            t.retry_after,
+            t.stage_deadline
         );
         let mut members = String::new();
         for (kind, selectors) in &self.members {
@@ -698,9 +770,26 @@ fn parse_timing(t: &TimingSpec) -> Result<Timing, SpecError> {
         fence_margin: ms(t.fence_margin_seconds, FENCE),
         heartbeat_every: ms(t.heartbeat_seconds, HEARTBEAT),
         retry_after: ms(t.retry_seconds, RETRY),
+        stage_deadline: {
+            let every = t.stage_deadline_seconds.unwrap_or(STAGE_DEADLINE);
+            let per = t.stage_deadlines.clone().unwrap_or_default().values();
+            per.map(|v| ms(v, every))
+        },
     };
     check_timing(&timing).map_err(SpecError::BadTiming)?;
     Ok(timing)
+}
+
+/// The field of `spec.timing.stageDeadlines` for `stage`.
+fn stage_field(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Initialization => "initialization",
+        Stage::SourcePreparation => "sourcePreparation",
+        Stage::VolumeDemotion => "volumeDemotion",
+        Stage::VolumePromotion => "volumePromotion",
+        Stage::TargetActivation => "targetActivation",
+        Stage::Completion => "completion",
+    }
 }
 
 /// The relations between timing values the protocol's safety and liveness rest on.

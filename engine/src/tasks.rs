@@ -188,7 +188,7 @@ pub fn factory<C: ClusterPort>(variant: Variant) -> Tasks<C> {
     ];
     let steps = kinds
         .into_iter()
-        .flat_map(|k| Plan::of(k, variant).steps)
+        .flat_map(|k| Plan::of(k, variant).steps.iter().copied())
         .map(|ps| ps.step)
         .chain(STOP)
         .chain(START)
@@ -207,7 +207,7 @@ pub fn factory<C: ClusterPort>(variant: Variant) -> Tasks<C> {
 pub fn plan_lines(kind: PlanKind, role: Role, variant: Variant) -> Vec<(Stage, Step)> {
     Plan::of(kind, variant)
         .steps
-        .into_iter()
+        .iter()
         .filter(|ps| ps.owner == role)
         .map(|ps| (ps.stage, ps.step))
         .collect()

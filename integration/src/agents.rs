@@ -121,9 +121,13 @@ fn field<'a>(object: &'a DynamicObject, pointer: &str) -> Option<&'a Value> {
     object.data.pointer(pointer)
 }
 
+/// A VolumeReplication with this annotation (`"true"`) is left alone by the CSI driver
+/// agent: it never reports its new role, as with a stuck csi-addons driver (issue 10).
+pub const STUCK_ANNOTATION: &str = "test.failover.rs/csi-stuck";
+
 /// Report every VolumeReplication's requested state in its status, with the generation
 /// observed and the conditions a csi-addons driver sets (`Degraded=True` on a secondary,
-/// as a real driver reports it).
+/// as a real driver reports it); except for one annotated [`STUCK_ANNOTATION`].
 async fn csi_driver(client: Client, namespace: String, delay: Duration) {
     let resource = match crate::app::resource(&client, Kind::VolumeReplication).await {
         Ok(resource) => resource,
@@ -145,6 +149,14 @@ async fn csi_driver(client: Client, namespace: String, delay: Duration) {
                 continue;
             }
         };
+        let stuck = volume
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.get(STUCK_ANNOTATION).is_some_and(|v| v == "true"));
+        if stuck {
+            continue;
+        }
         let state = match field(&volume, "/spec/replicationState").and_then(Value::as_str) {
             Some("primary") => "Primary",
             Some("secondary" | "resync") => "Secondary",

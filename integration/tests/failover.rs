@@ -13,14 +13,18 @@ use failover_engine::k8s::{
     DISABLED_INGRESS_CLASS, KubeCluster, ORIGINAL_HTTP_ANNOTATION, REQUESTED_AT_ANNOTATION,
 };
 use failover_engine::ports::{ClusterPort, Desired, Kind, ObjectRef, StorePort, SystemClock};
+use failover_engine::recovery::{InterveneRefused, intervene};
 use failover_engine::spec::{FailoverGroupSpec, FluxRef, Group, MembersSpec, TimingSpec};
 use failover_engine::tasks::retried;
-use failover_integration::agents::Agents;
+use failover_integration::agents::{Agents, STUCK_ANNOTATION};
 use failover_integration::app;
 use failover_integration::faults::{Fault, Faults, Rule, faulty_client};
 use failover_integration::monitor::{Monitor, Report, observer};
 use failover_integration::plane::{ControlPlane, dynamodb_endpoint, unique_name};
-use failover_model::{Cluster, Mode, Outcome, Plan, PlanKind, Request, Role, Variant};
+use failover_model::{
+    AbortReason, Cluster, Intervention, Mode, Outcome, Plan, PlanKind, Request, Role, Stage,
+    Variant,
+};
 use kube::api::{Api, DynamicObject};
 use serde_json::{Value, json};
 
@@ -451,6 +455,7 @@ async fn failover_through_a_faulty_api(
             max_clock_drift_seconds: Some(1),
             heartbeat_seconds: Some(1),
             retry_seconds: Some(1),
+            ..TimingSpec::default()
         }),
         step_timeout_seconds: Some(20),
         ..spec()
@@ -576,7 +581,10 @@ async fn drive(op: &mut Op, ask: Option<Request>, ids: &[u64]) -> Option<Ended> 
                 && v.request.is_none()
                 && v.history.iter().any(|h| {
                     ids.contains(&h.id)
-                        && matches!(h.outcome, Outcome::Completed(_) | Outcome::Aborted)
+                        && matches!(
+                            h.outcome,
+                            Outcome::Completed(_) | Outcome::Aborted(_) | Outcome::Resolved
+                        )
                 })
         })
     })
@@ -949,4 +957,193 @@ async fn a_failover_waits_while_a_cluster_misses_a_member_on_real_clusters() {
     }
     assert_serving(&sites[1], true).await;
     assert_serving(&sites[0], false).await;
+}
+
+/// Make `site`'s VolumeReplication stuck (`true`: the CSI driver agent no longer reports
+/// its role, as with a stuck csi-addons driver) or fix it.
+async fn stick_volume(site: &Site, stuck: bool) {
+    let resource = app::resource(&site.plane.client, Kind::VolumeReplication)
+        .await
+        .expect("resource");
+    let ns = &site.objects[0].namespace;
+    let api: Api<DynamicObject> = Api::namespaced_with(site.plane.client.clone(), ns, &resource);
+    let value = if stuck { json!("true") } else { Value::Null };
+    let patch = json!({"metadata": {"annotations": {STUCK_ANNOTATION: value}}});
+    api.patch(
+        app::name(Kind::VolumeReplication),
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .expect("annotation patch");
+}
+
+/// New operators (replacing `ops`) for the group with stage deadlines of 6 s (step
+/// timeout 2 s), warmed up.
+async fn with_deadlines(ops: [Op; 2], store: &DynamoStore, sites: &[Site; 2]) -> [Op; 2] {
+    let ns = &sites[0].objects[0].namespace;
+    let mut spec = spec();
+    spec.step_timeout_seconds = Some(2);
+    if let Some(t) = spec.timing.as_mut() {
+        t.stage_deadline_seconds = Some(6);
+    }
+    let mut fresh = [0, 1].map(|i| {
+        let group = Group::parse(ns, "shop", &spec, CLUSTERS[i]).expect("valid group");
+        assert_eq!(group.timing.stage_deadline, [6_000; 6]);
+        Operator::new(sites[i].cluster.clone(), store.clone(), SystemClock, group)
+    });
+    for op in &mut fresh {
+        op.run_until(|op, _| op.memory().lease_until.is_some())
+            .await;
+    }
+    drop(ops);
+    fresh
+}
+
+/// Both operators take turns (as their loops would, 50 ms apart) until `done` holds for
+/// the record, or `bound` passes.
+async fn turns_until(
+    ops: &mut [Op; 2],
+    store: &DynamoStore,
+    bound: Duration,
+    mut done: impl FnMut(&failover_model::Record) -> bool,
+) -> failover_model::Record {
+    let key = ops[0].group().key.clone();
+    let deadline = Instant::now() + bound;
+    loop {
+        let [a, b] = &mut *ops;
+        tokio::join!(async { a.turn().await }, async { b.turn().await });
+        let record = store.read(&key).await.expect("read").expect("record");
+        if done(&record) {
+            return record;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not reached within {bound:?}: {record:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Issue 10: west's VolumeReplication never reports `primary` after west promoted it.
+/// Past the volume-promotion stage's deadline no roll back is safe (the target may
+/// have promoted): the record flags the failover `needs-operator`, west's operator
+/// names the volume, a person's abort is refused and a retry starts the deadline
+/// again; once the volume is fixed the failover completes by itself. The monitor sees
+/// no unsafe sample throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_that_never_reports_its_new_role_is_flagged_needs_operator_on_real_clusters() {
+    let (sites, store, ops) = setup(Mode::Consistency, Variant::Correct, VOLUME_DELAY).await;
+    let mut ops = with_deadlines(ops, &store, &sites).await;
+    let key = ops[0].group().key.clone();
+    let timing = ops[0].group().timing;
+    stick_volume(&sites[1], true).await;
+    let monitor = watch(&ops, &store, &sites, 0);
+    let request = Request {
+        id: 51,
+        to: Cluster::B,
+        mode: Mode::Consistency,
+    };
+    ops[1].set_request(Some(request));
+    let started = Instant::now();
+    let flagged = |r: &failover_model::Record| r.failover.is_some_and(|f| f.stuck);
+    let record = turns_until(&mut ops, &store, Duration::from_secs(60), flagged).await;
+    eprintln!("flagged needs-operator after {:.1?}", started.elapsed());
+    let plan = Plan::of(PlanKind::Planned(Mode::Consistency), Variant::Correct);
+    let f = record.failover.expect("in flight");
+    assert_eq!(
+        plan.get(f.done).map(|s| s.step),
+        Some(failover_model::Step::AwaitVolumesPrimary)
+    );
+    let named = ops[1].needs_operator().expect("west names what is stuck");
+    let volume = app::name(Kind::VolumeReplication);
+    assert!(
+        named.objects.iter().any(|o| o.ends_with(volume)),
+        "{named:?}"
+    );
+    assert_serving(&sites[0], false).await;
+    // The person: no roll back after the promotion; a retry clears the flag.
+    let refused = intervene(&store, &key, &timing, Intervention::Abort).await;
+    assert!(
+        matches!(&refused, Err(InterveneRefused::NotAllowed(m)) if m.contains("two primaries")),
+        "{refused:?}"
+    );
+    let retried = intervene(&store, &key, &timing, Intervention::Retry)
+        .await
+        .expect("retry");
+    assert!(retried.failover.is_some_and(|f| !f.stuck));
+    assert_eq!(retried.token, record.token + 1);
+    // Fixed: the failover goes on by itself.
+    stick_volume(&sites[1], false).await;
+    let ended = |r: &failover_model::Record| r.outcome_of(51).is_some();
+    let record = turns_until(&mut ops, &store, Duration::from_secs(60), ended).await;
+    assert_eq!(
+        record.outcome_of(51),
+        Some(Outcome::Completed(PlanKind::Planned(Mode::Consistency)))
+    );
+    assert_eq!(record.active, Cluster::B);
+    let report = monitor.stop().await;
+    assert!(
+        report.violations.is_empty(),
+        "invariants violated: {:#?}",
+        report.violations
+    );
+    assert!(report.samples >= 10, "{report:?}");
+    assert_serving(&sites[1], true).await;
+    assert_serving(&sites[0], false).await;
+}
+
+/// Issue 10: east's VolumeReplication never reports `secondary` after east demoted it.
+/// Nothing was promoted yet: past the volume-demotion stage's deadline the failover
+/// rolls back (`aborted`, with the stage); west never promoted; east restores what it
+/// stopped once its volume reports primary again (after a person fixed the driver).
+/// The monitor sees no unsafe sample.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_that_never_reports_its_demotion_rolls_the_failover_back_on_real_clusters() {
+    let (sites, store, ops) = setup(Mode::Consistency, Variant::Correct, VOLUME_DELAY).await;
+    let mut ops = with_deadlines(ops, &store, &sites).await;
+    stick_volume(&sites[0], true).await;
+    let monitor = watch(&ops, &store, &sites, 0);
+    let request = Request {
+        id: 52,
+        to: Cluster::B,
+        mode: Mode::Consistency,
+    };
+    ops[1].set_request(Some(request));
+    let started = Instant::now();
+    let ended = |r: &failover_model::Record| r.outcome_of(52).is_some();
+    let record = turns_until(&mut ops, &store, Duration::from_secs(60), ended).await;
+    eprintln!("rolled back after {:.1?}", started.elapsed());
+    assert_eq!(
+        record.outcome_of(52),
+        Some(Outcome::Aborted(AbortReason::Deadline(
+            Stage::VolumeDemotion
+        )))
+    );
+    assert_eq!(record.active, Cluster::A);
+    // East, still active, restores what it stopped from its state at rest: volumes
+    // first, and a volume whose driver never reports holds the rest back (its role is
+    // unknown: the status is for an older generation). West never promoted.
+    let one_round = |_: &failover_model::Record| true;
+    turns_until(&mut ops, &store, Duration::from_secs(5), one_round).await;
+    assert!(!ops[0].observe().await.serves());
+    assert_serving(&sites[1], false).await;
+    // The person fixes the driver: east serves again.
+    stick_volume(&sites[0], false).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let started =
+        |c: &failover_model::ClusterState| failover_model::START.iter().all(|s| s.satisfied(c));
+    while !started(&ops[0].observe().await) {
+        assert!(Instant::now() < deadline, "east serves again");
+        turns_until(&mut ops, &store, Duration::from_secs(5), one_round).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let report = monitor.stop().await;
+    assert!(
+        report.violations.is_empty(),
+        "invariants violated: {:#?}",
+        report.violations
+    );
+    assert_serving(&sites[0], true).await;
+    assert_serving(&sites[1], false).await;
 }

@@ -17,12 +17,12 @@ pub mod check;
 pub mod core;
 
 pub use core::decide::{
-    Action, Decision, Inputs, Memory, PeerSeen, Purpose, Reply, Wake, decide, lease_ok, refusal,
-    stamp,
+    Action, Decision, Inputs, Memory, PeerSeen, Progress, Purpose, Reply, Wake, decide, lease_ok,
+    refusal, stamp,
 };
 pub use core::invariants::{Audit, Invariant, Snapshot};
 pub use core::plan::{
     Plan, PlanStep, Resource, START, STOP, Step, StepKind, StepSet, Variant, stopped,
 };
-pub use core::store::{ConditionFailed, Op, Write, apply};
+pub use core::store::{ConditionFailed, Intervention, Op, Write, apply};
 pub use core::types::*;

@@ -4,11 +4,11 @@
 
 use failover_model::core::trigger::{PolicyError, Trigger, TriggerPolicy};
 use failover_model::{
-    Action, Agreement, Agreements, Cluster, ClusterState, ConditionFailed, Decision, FailoverId,
-    HistoryEntry, InFlight, Inputs, Instance, Lock, Memory, Mode, Op, Outcome, PeerSeen, Pending,
-    Plan, PlanKind, PlanStep, Purpose, Record, Reply, Request, Role, START, STOP, SpecPrint, Stage,
-    Step, StepKind, StepSet, Time, Timing, Token, Trace, Variant, VolumeRole, Wake, Write, apply,
-    decide,
+    AbortReason, Action, Agreement, Agreements, Cluster, ClusterState, ConditionFailed, Decision,
+    FailoverId, HistoryEntry, InFlight, Inputs, Instance, Intervention, Lock, Memory, Mode, Op,
+    Outcome, PeerSeen, Pending, Plan, PlanKind, PlanStep, Progress, Purpose, Record, Reply,
+    Request, Role, START, STOP, SpecPrint, Stage, Step, StepKind, StepSet, Time, Timing, Token,
+    Trace, Variant, VolumeRole, Wake, Write, apply, decide,
 };
 
 use Cluster::{A, B};
@@ -19,6 +19,7 @@ const TIMING: Timing = Timing {
     fence_margin: 1,
     heartbeat_every: 1,
     retry_after: 1,
+    stage_deadline: [1_000; 6],
 };
 
 const SERVING: ClusterState = ClusterState::SERVING;
@@ -61,6 +62,7 @@ fn settled(now: Time, view: Option<Record>) -> Memory {
         replaced: None,
         superseded: false,
         misbound: None,
+        progress: None,
         view,
         heartbeat_at: Some(now),
         lease_until: Some(now + TIMING.lease_ttl),
@@ -97,6 +99,8 @@ fn in_flight(kind: PlanKind, done: u32, token: Token, lock: Option<Lock>) -> Rec
             source: A,
             target: B,
             done,
+            stuck: false,
+            asked: None,
         }),
         heartbeat: [Some(10), Some(10)],
         history: Vec::new(),
@@ -277,6 +281,7 @@ fn store_back_off_postpones_heartbeat_and_read() {
         replaced: None,
         superseded: false,
         misbound: None,
+        progress: None,
         view: None,
         heartbeat_at: Some(5),
         lease_until: Some(14),
@@ -300,6 +305,7 @@ fn unknown_lease_fences_even_while_store_backs_off() {
         replaced: None,
         superseded: false,
         misbound: None,
+        progress: None,
         view: None,
         heartbeat_at: Some(10),
         lease_until: None,
@@ -323,6 +329,7 @@ fn lease_about_to_expire_fences() {
         replaced: None,
         superseded: false,
         misbound: None,
+        progress: None,
         lease_until: Some(11),
         ..settled(10, Some(at_rest()))
     };
@@ -340,6 +347,7 @@ fn lease_with_more_than_the_margin_left_does_not_fence() {
         replaced: None,
         superseded: false,
         misbound: None,
+        progress: None,
         lease_until: Some(12),
         ..settled(10, Some(at_rest()))
     };
@@ -357,6 +365,7 @@ fn fence_applies_every_unsatisfied_stop_step_at_once() {
         replaced: None,
         superseded: false,
         misbound: None,
+        progress: None,
         lease_until: None,
         ..settled(10, Some(at_rest()))
     };
@@ -400,6 +409,7 @@ fn fenced_cluster_with_unknown_lease_waits_for_the_back_off() {
         replaced: None,
         superseded: false,
         misbound: None,
+        progress: None,
         view: None,
         heartbeat_at: Some(10),
         lease_until: None,
@@ -423,6 +433,7 @@ fn no_self_fence_variant_keeps_serving_without_a_lease() {
         replaced: None,
         superseded: false,
         misbound: None,
+        progress: None,
         view: None,
         heartbeat_at: Some(10),
         lease_until: None,
@@ -461,6 +472,7 @@ fn a_failing_fence_step_does_not_stop_the_others() {
         replaced: None,
         superseded: false,
         misbound: None,
+        progress: None,
         lease_until: None,
         ..settled(10, Some(at_rest()))
     };
@@ -499,6 +511,7 @@ fn fence_stops_at_failure_variant_keeps_trying_the_first_step() {
         replaced: None,
         superseded: false,
         misbound: None,
+        progress: None,
         lease_until: None,
         ..settled(10, Some(at_rest()))
     };
@@ -610,7 +623,7 @@ fn request_already_in_history_is_ignored() {
         spec: [Some(SpecPrint::default()); 2],
         history: vec![HistoryEntry {
             id: 1,
-            outcome: Outcome::Aborted,
+            outcome: Outcome::Aborted(AbortReason::TargetSilent),
         }],
         ..at_rest()
     };
@@ -772,7 +785,8 @@ fn owner_waits_on_an_unsatisfied_await_step() {
     assert_eq!(
         decide(&inputs(A, 11, &pods_left, None), &settled(11, Some(view))),
         planned(
-            Action::Wait(Wake::Change),
+            // It wakes at the stage's deadline (counted from now: it never saw it).
+            Action::Wait(Wake::At(11 + TIMING.deadline(Stage::SourcePreparation))),
             6,
             Stage::SourcePreparation,
             Step::AwaitWorkloadsDown
@@ -930,6 +944,7 @@ fn validate_aborts_when_target_heartbeat_is_stale() {
                 id: 1,
                 token: 1,
                 at: 1,
+                reason: AbortReason::TargetSilent,
             }),
             1,
             Stage::Initialization,
@@ -948,6 +963,7 @@ fn validate_waits_for_a_verdict_after_a_restart() {
         replaced: None,
         superseded: false,
         misbound: None,
+        progress: None,
         peer: Some(PeerSeen {
             heartbeat: Some(10),
             since: 12,
@@ -998,6 +1014,8 @@ fn source_of_a_forced_failover_stops_itself() {
             source: A,
             target: B,
             done: 3,
+            stuck: false,
+            asked: None,
         }),
         ..at_rest()
     };
@@ -1102,6 +1120,7 @@ fn applied_heartbeat_renews_the_lease() {
             replaced: None,
             superseded: false,
             misbound: None,
+            progress: None,
             view: Some(after),
             heartbeat_at: Some(10),
             lease_until: Some(13),
@@ -1136,6 +1155,7 @@ fn refused_heartbeat_renews_nothing() {
             replaced: None,
             superseded: false,
             misbound: None,
+            progress: None,
             view: Some(current),
             // Still due: the next heartbeat goes out at once, stamped 12.
             heartbeat_at: None,
@@ -1172,6 +1192,7 @@ fn ambiguous_write_forgets_the_view_and_records_unsure() {
             replaced: None,
             superseded: false,
             misbound: None,
+            progress: None,
             view: None,
             heartbeat_at: Some(10),
             lease_until: Some(13),
@@ -1196,6 +1217,7 @@ fn ambiguous_heartbeat_leaves_the_lease_alone_and_backs_off() {
             replaced: None,
             superseded: false,
             misbound: None,
+            progress: None,
             view: None,
             heartbeat_at: Some(11),
             lease_until: Some(13),
@@ -1215,6 +1237,7 @@ fn later_reply_clears_unsure() {
         replaced: None,
         superseded: false,
         misbound: None,
+        progress: None,
         unsure: Some(Op::TakeOver { id: 1, at: 9 }),
         kube_retry_at: None,
         ..settled(10, None)
@@ -1233,6 +1256,13 @@ fn later_reply_clears_unsure() {
             replaced: None,
             superseded: false,
             misbound: None,
+            // The lock's holder notes when it first saw the stage (its deadline).
+            progress: Some(Progress {
+                id: 1,
+                stage: Stage::VolumePromotion,
+                token: 2,
+                since: 11,
+            }),
             view: Some(current),
             unsure: None,
             kube_retry_at: None,
@@ -1254,6 +1284,7 @@ fn unavailable_heartbeat_sets_retry_and_heartbeat_time_but_not_the_lease() {
             replaced: None,
             superseded: false,
             misbound: None,
+            progress: None,
             view: Some(at_rest()),
             heartbeat_at: Some(11),
             lease_until: Some(13),
@@ -1281,6 +1312,7 @@ fn unavailable_write_sets_retry_only() {
             replaced: None,
             superseded: false,
             misbound: None,
+            progress: None,
             retry_at: Some(12),
             ..settled(10, Some(at_rest()))
         }
@@ -1299,6 +1331,7 @@ fn failed_read_sets_retry_and_successful_read_sets_view() {
             replaced: None,
             superseded: false,
             misbound: None,
+            progress: None,
             retry_at: Some(12),
             ..settled(10, None)
         }
@@ -1312,6 +1345,7 @@ fn failed_read_sets_retry_and_successful_read_sets_view() {
             replaced: None,
             superseded: false,
             misbound: None,
+            progress: None,
             retry_at: Some(12),
             ..settled(10, Some(at_rest()))
         }
@@ -1349,6 +1383,8 @@ fn acquire_opens_the_journal_with_a_new_token() {
                 source: A,
                 target: B,
                 done: 1,
+                stuck: false,
+                asked: None,
             }),
             heartbeat: [Some(10), Some(10)],
             history: Vec::new(),
@@ -1385,7 +1421,7 @@ fn acquire_of_an_ended_failover_is_refused() {
         spec: [Some(SpecPrint::default()); 2],
         history: vec![HistoryEntry {
             id: 1,
-            outcome: Outcome::Aborted,
+            outcome: Outcome::Aborted(AbortReason::TargetSilent),
         }],
         ..at_rest()
     };
@@ -1552,6 +1588,8 @@ fn force_take_lock_is_accepted_once_lease_plus_drift_ran_out() {
                 source: A,
                 target: B,
                 done: 1,
+                stuck: false,
+                asked: None,
             }),
             heartbeat: [Some(10), Some(10)],
             history: Vec::new(),
@@ -1583,6 +1621,8 @@ fn no_lease_wait_store_accepts_force_at_once() {
             source: A,
             target: B,
             done: 1,
+            stuck: false,
+            asked: None,
         }))
     );
 }
@@ -1691,7 +1731,7 @@ fn complete_switches_active_and_appends_one_history_entry() {
         spec: [Some(SpecPrint::default()); 2],
         history: vec![HistoryEntry {
             id: 0,
-            outcome: Outcome::Aborted,
+            outcome: Outcome::Aborted(AbortReason::TargetSilent),
         }],
         ..in_flight(CONSISTENCY, 17, 2, lock(B, 20))
     };
@@ -1716,7 +1756,7 @@ fn complete_switches_active_and_appends_one_history_entry() {
             history: vec![
                 HistoryEntry {
                     id: 0,
-                    outcome: Outcome::Aborted,
+                    outcome: Outcome::Aborted(AbortReason::TargetSilent),
                 },
                 HistoryEntry {
                     id: 1,
@@ -1768,6 +1808,7 @@ fn abort_ends_the_failover_without_changing_active() {
         id: 1,
         token: 1,
         at: 1,
+        reason: AbortReason::TargetSilent,
     };
     assert_eq!(
         store(&record, A, 11, op),
@@ -1784,7 +1825,7 @@ fn abort_ends_the_failover_without_changing_active() {
             heartbeat: [Some(10), Some(10)],
             history: vec![HistoryEntry {
                 id: 1,
-                outcome: Outcome::Aborted,
+                outcome: Outcome::Aborted(AbortReason::TargetSilent),
             }],
         })
     );
@@ -1793,7 +1834,12 @@ fn abort_ends_the_failover_without_changing_active() {
 #[test]
 fn abort_needs_the_right_position_and_token() {
     let record = in_flight(CONSISTENCY, 1, 1, lock(A, 13));
-    let abort = |token, at| Op::Abort { id: 1, token, at };
+    let abort = |token, at| Op::Abort {
+        id: 1,
+        token,
+        at,
+        reason: AbortReason::TargetSilent,
+    };
     assert_eq!(
         [
             store(&record, A, 11, abort(1, 2)),
@@ -1818,7 +1864,7 @@ fn consistency_plan_stops_the_source_before_the_target_starts() {
     use Stage::*;
     let p = Plan::of(CONSISTENCY, Variant::Correct);
     assert_eq!(
-        p,
+        *p,
         plan(&[
             (Initialization, S, Step::AcquireLock),
             (Initialization, S, Step::Validate),
@@ -1843,7 +1889,7 @@ fn consistency_plan_stops_the_source_before_the_target_starts() {
     let last_source = p.steps.iter().rposition(|s| s.owner == S);
     let first_target = p.steps.iter().position(|s| s.owner == T);
     assert_eq!((last_source, first_target), (Some(8), Some(9)));
-    assert_eq!(phase_ends(&p), vec![8]);
+    assert_eq!(phase_ends(p), vec![8]);
 }
 
 #[test]
@@ -1852,7 +1898,7 @@ fn uptime_plan_starts_the_target_before_the_source_stops() {
     use Stage::*;
     let p = Plan::of(UPTIME, Variant::Correct);
     assert_eq!(
-        p,
+        *p,
         plan(&[
             (Initialization, S, Step::AcquireLock),
             (Initialization, S, Step::Validate),
@@ -1876,7 +1922,7 @@ fn uptime_plan_starts_the_target_before_the_source_stops() {
             (Completion, T, Step::Complete),
         ])
     );
-    assert_eq!(phase_ends(&p), vec![1, 9, 17]);
+    assert_eq!(phase_ends(p), vec![1, 9, 17]);
 }
 
 #[test]
@@ -1885,7 +1931,7 @@ fn forced_plan_is_run_by_the_target_alone() {
     use Stage::*;
     let p = Plan::of(PlanKind::Forced, Variant::Correct);
     assert_eq!(
-        p,
+        *p,
         plan(&[
             (Initialization, T, Step::ForceTakeLock),
             (VolumePromotion, T, Step::PromoteVolumes),
@@ -1898,7 +1944,7 @@ fn forced_plan_is_run_by_the_target_alone() {
             (Completion, T, Step::Complete),
         ])
     );
-    assert_eq!(phase_ends(&p), Vec::<u32>::new());
+    assert_eq!(phase_ends(p), Vec::<u32>::new());
 }
 
 #[test]
@@ -1907,7 +1953,7 @@ fn promote_before_demote_variant_promotes_the_target_first() {
     use Stage::*;
     let p = Plan::of(CONSISTENCY, Variant::PromoteBeforeDemote);
     assert_eq!(
-        p,
+        *p,
         plan(&[
             (Initialization, S, Step::AcquireLock),
             (Initialization, S, Step::Validate),
@@ -1931,7 +1977,7 @@ fn promote_before_demote_variant_promotes_the_target_first() {
             (Completion, T, Step::Complete),
         ])
     );
-    assert_eq!(phase_ends(&p), vec![1, 4, 12]);
+    assert_eq!(phase_ends(p), vec![1, 4, 12]);
 }
 
 #[test]
@@ -1963,7 +2009,7 @@ fn every_phase_after_the_first_starts_with_a_hand_off() {
         (CONSISTENCY, Variant::PromoteBeforeDemote),
     ] {
         let p = Plan::of(kind, variant);
-        let starts: Vec<Step> = phase_ends(&p)
+        let starts: Vec<Step> = phase_ends(p)
             .into_iter()
             .map(|i| p.get(i + 1).expect("a phase follows").step)
             .collect();
@@ -2345,6 +2391,7 @@ fn a_busy_operator_abandons_the_call_when_the_lease_runs_low() {
         replaced: None,
         superseded: false,
         misbound: None,
+        progress: None,
         retry_at: Some(20),
         ..settled(10, Some(view))
     };
@@ -2384,6 +2431,7 @@ fn no_start_step_without_a_lease() {
         replaced: None,
         superseded: false,
         misbound: None,
+        progress: None,
         lease_until: None,
         ..settled(10, Some(at_rest()))
     };
@@ -3086,4 +3134,282 @@ fn a_cluster_without_volumes_has_another_inventory() {
     s.agreement.volume_spec = Agreement::NoMembers;
     s.agreement.volume_status = Agreement::NoMembers;
     assert_ne!(s.inventory(), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Issue 10, part 3: stage deadlines and a person's actions
+// ---------------------------------------------------------------------------------------
+
+/// `mem` noted the failover's `stage` at `token` since `since`.
+fn noted(mut mem: Memory, stage: Stage, token: Token, since: Time) -> Memory {
+    mem.progress = Some(Progress {
+        id: 1,
+        stage,
+        token,
+        since,
+    });
+    mem
+}
+
+#[test]
+fn a_stage_past_its_deadline_before_the_promotion_rolls_back() {
+    // The source waits for its pods to stop (position 6), for the whole deadline.
+    let view = in_flight(CONSISTENCY, 6, 1, lock(A, 13));
+    let pods_left = ClusterState {
+        network_open: false,
+        workloads_up: false,
+        cronjobs_suspended: true,
+        flux_suspended: true,
+        ..SERVING
+    };
+    let due = 11 + TIMING.deadline(Stage::SourcePreparation);
+    let mem = noted(settled(due, Some(view)), Stage::SourcePreparation, 1, 11);
+    assert_eq!(
+        decide(&inputs(A, due - 1, &pods_left, None), &mem).action,
+        Action::Wait(Wake::At(due))
+    );
+    assert_eq!(
+        decide(&inputs(A, due, &pods_left, None), &mem),
+        planned(
+            Action::Write(Op::Abort {
+                id: 1,
+                token: 1,
+                at: 6,
+                reason: AbortReason::Deadline(Stage::SourcePreparation),
+            }),
+            6,
+            Stage::SourcePreparation,
+            Step::AwaitWorkloadsDown
+        )
+    );
+}
+
+#[test]
+fn a_stage_past_its_deadline_after_the_promotion_flags_needs_operator_and_keeps_waiting() {
+    // The target's volumes were set primary and never report it (position 11).
+    let view = in_flight(CONSISTENCY, 11, 2, lock(B, 30));
+    let unreported = ClusterState {
+        volume_spec: VolumeRole::Primary,
+        ..STANDBY
+    };
+    let due = 20 + TIMING.deadline(Stage::VolumePromotion);
+    let mem = noted(
+        settled(due, Some(view.clone())),
+        Stage::VolumePromotion,
+        2,
+        20,
+    );
+    let stuck = Op::Stuck {
+        id: 1,
+        token: 2,
+        at: 11,
+    };
+    assert_eq!(
+        decide(&inputs(B, due, &unreported, None), &mem).action,
+        Action::Write(stuck)
+    );
+    let flagged = store(&view, B, due, stuck).expect("the holder flags it");
+    assert!(flagged.failover.is_some_and(|f| f.stuck));
+    // Flagged once: it goes on waiting for the volumes (or a person).
+    let mem = noted(
+        settled(due, Some(flagged.clone())),
+        Stage::VolumePromotion,
+        2,
+        20,
+    );
+    assert_eq!(
+        decide(&inputs(B, due, &unreported, None), &mem).action,
+        Action::Wait(Wake::Change)
+    );
+    // The step done after all: the journal moves on and the flag clears.
+    let journal = Op::Journal {
+        id: 1,
+        token: 2,
+        at: 11,
+        release: false,
+    };
+    let next = store(&flagged, B, due + 1, journal).expect("journaled");
+    assert!(next.failover.is_some_and(|f| !f.stuck && f.done == 12));
+}
+
+#[test]
+fn no_roll_back_once_the_target_may_have_promoted() {
+    let abort = |at| Op::Abort {
+        id: 1,
+        token: 2,
+        at,
+        reason: AbortReason::Person,
+    };
+    // Position 9: the target's hand-off, nothing promoted: allowed.
+    let handing_over = in_flight(CONSISTENCY, 9, 2, None);
+    assert!(store(&handing_over, A, 20, abort(9)).is_ok());
+    // Position 10: the target took the lock to promote: refused, whoever sends it.
+    let promoting = in_flight(CONSISTENCY, 10, 2, lock(B, 30));
+    assert_eq!(store(&promoting, B, 20, abort(10)), Err(ConditionFailed));
+    // A forced failover has no roll back at all.
+    let forced = in_flight(PlanKind::Forced, 1, 2, lock(B, 30));
+    assert_eq!(store(&forced, B, 20, abort(1)), Err(ConditionFailed));
+}
+
+#[test]
+fn the_source_rolls_back_when_the_target_never_takes_over() {
+    // The source handed over (position 9) and the target's heartbeat stands still.
+    let view = in_flight(CONSISTENCY, 9, 1, None);
+    let silent = 10 + TIMING.lease_ttl + TIMING.clock_drift_max + 1;
+    assert_eq!(
+        decide(
+            &inputs(A, silent - 1, &STANDBY, None),
+            &settled(silent - 1, Some(view.clone()))
+        )
+        .action,
+        Action::Wait(Wake::At(silent))
+    );
+    assert_eq!(
+        decide(
+            &inputs(A, silent, &STANDBY, None),
+            &settled(silent, Some(view))
+        )
+        .action,
+        Action::Write(Op::Abort {
+            id: 1,
+            token: 1,
+            at: 9,
+            reason: AbortReason::TargetSilent,
+        })
+    );
+}
+
+fn intervene(record: &Record, action: Intervention) -> Result<Record, ConditionFailed> {
+    let f = record.failover.expect("in flight");
+    let op = Op::Intervene {
+        id: f.id,
+        token: record.token,
+        at: f.done,
+        action,
+    };
+    // No process sends it: any instance, no slot owned.
+    apply(
+        record,
+        &Write {
+            by: A,
+            instance: 0,
+            now: 0,
+            op,
+        },
+        &TIMING,
+        Variant::Correct,
+    )
+}
+
+#[test]
+fn a_person_aborts_through_the_source_and_the_target_no_longer_takes_over() {
+    let handing_over = in_flight(CONSISTENCY, 9, 1, None);
+    let asked = intervene(&handing_over, Intervention::Abort).expect("abortable");
+    assert_eq!(
+        asked.failover.and_then(|f| f.asked),
+        Some(Intervention::Abort)
+    );
+    // The target's hand-off is refused from now on.
+    assert_eq!(
+        store(&asked, B, 20, Op::TakeOver { id: 1, at: 9 }),
+        Err(ConditionFailed)
+    );
+    // The source carries it out with its own token.
+    let d = decide(
+        &inputs(A, 12, &STANDBY, None),
+        &settled(12, Some(asked.clone())),
+    );
+    let abort = Op::Abort {
+        id: 1,
+        token: 1,
+        at: 9,
+        reason: AbortReason::Person,
+    };
+    assert_eq!(d.action, Action::Write(abort));
+    let ended = store(&asked, A, 12, abort).expect("aborted");
+    assert_eq!(ended.active, A);
+    assert_eq!(
+        ended.outcome_of(1),
+        Some(Outcome::Aborted(AbortReason::Person))
+    );
+    // After the promotion a person cannot abort.
+    let promoting = in_flight(CONSISTENCY, 10, 2, lock(B, 30));
+    assert_eq!(
+        intervene(&promoting, Intervention::Abort),
+        Err(ConditionFailed)
+    );
+}
+
+#[test]
+fn a_person_retries_or_resolves_a_needs_operator_failover() {
+    let mut flagged = in_flight(CONSISTENCY, 11, 2, lock(B, 30));
+    if let Some(f) = flagged.failover.as_mut() {
+        f.stuck = true;
+    }
+    // Nothing to retry or resolve before the flag.
+    let quiet = in_flight(CONSISTENCY, 11, 2, lock(B, 30));
+    assert_eq!(intervene(&quiet, Intervention::Retry), Err(ConditionFailed));
+    assert_eq!(
+        intervene(&quiet, Intervention::Resolve),
+        Err(ConditionFailed)
+    );
+    // Retry: the flag clears and the token rises (a new deadline for the holder).
+    let retried = intervene(&flagged, Intervention::Retry).expect("retry");
+    assert_eq!(retried.token, 3);
+    assert!(retried.failover.is_some_and(|f| !f.stuck));
+    // Resolve: the holder completes it as resolved (only the target's work was left).
+    let asked = intervene(&flagged, Intervention::Resolve).expect("resolve");
+    let unreported = ClusterState {
+        volume_spec: VolumeRole::Primary,
+        ..STANDBY
+    };
+    let resolve = Op::Resolve {
+        id: 1,
+        token: 2,
+        at: 11,
+    };
+    assert_eq!(
+        decide(
+            &inputs(B, 40, &unreported, None),
+            &settled(40, Some(asked.clone()))
+        )
+        .action,
+        Action::Write(resolve)
+    );
+    let done = store(&asked, B, 40, resolve).expect("resolved");
+    assert_eq!(done.active, B);
+    assert_eq!(done.outcome_of(1), Some(Outcome::Resolved));
+    assert_eq!(done.lock, None);
+}
+
+#[test]
+fn a_resolve_never_skips_the_source_nor_an_uptime_target_phase_the_source_follows() {
+    let plan = Plan::of(UPTIME, Variant::Correct);
+    // Target activation (positions 3 to 9) hands over to the source at 10: resolving it
+    // would stop the source while the target does not serve yet.
+    assert_eq!(plan.phase_end(6), Some(10));
+    assert!(!plan.resolvable(6));
+    // The source's demotion after the promotion is never resolvable either.
+    let demoting = plan
+        .steps
+        .iter()
+        .position(|s| s.step == Step::AwaitVolumesSecondary)
+        .expect("uptime demotes") as u32;
+    assert!(!plan.resolvable(demoting));
+    // The completion's hand-off and the completion are: only the target's work is left.
+    let last = plan.len() as u32 - 1;
+    assert!(plan.resolvable(last - 1) && plan.resolvable(last));
+    let mut flagged = in_flight(UPTIME, 6, 2, lock(B, 30));
+    if let Some(f) = flagged.failover.as_mut() {
+        f.stuck = true;
+    }
+    assert_eq!(
+        intervene(&flagged, Intervention::Resolve),
+        Err(ConditionFailed)
+    );
+    // Consistency: every target step after the promotion is resolvable.
+    let consistency = Plan::of(CONSISTENCY, Variant::Correct);
+    let promote = consistency.promote_at();
+    assert!((promote..consistency.len() as u32).all(|at| consistency.resolvable(at)));
+    assert!(!consistency.resolvable(promote - 1));
 }

@@ -132,7 +132,8 @@ impl Summary {
         for r in &self.reports {
             let k = match r.outcome {
                 Some(Outcome::Completed(k)) => format!("completed {k}"),
-                Some(Outcome::Aborted) => "aborted".into(),
+                Some(Outcome::Aborted(why)) => format!("aborted ({why})"),
+                Some(Outcome::Resolved) => "resolved by a person (needs-operator)".into(),
                 Some(Outcome::NoOp) => "no-op (the request asked for the active cluster)".into(),
                 Some(Outcome::Withdrawn) => "withdrawn before it started".into(),
                 None => "no failover (source gone before the request, or violation)".into(),
@@ -260,7 +261,12 @@ impl Summary {
             sim_ms as f64 / 1000.0 / self.wall_secs.max(1e-9)
         );
         let bad = self.violations();
-        for r in bad.iter().take(10) {
+        for r in bad.iter().take(
+            std::env::var("SIM_SHOW")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(10),
+        ) {
             let v = r
                 .violation
                 .as_ref()

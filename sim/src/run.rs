@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use failover_engine::executor::{Operator, Turn, TurnResult};
 use failover_engine::ports::{Kind, MemberState, ObjectRef};
-use failover_engine::spec::{FailoverGroupSpec, FluxRef, Group, MembersSpec};
+use failover_engine::spec::{FailoverGroupSpec, FluxRef, Group, MembersSpec, TimingSpec};
 use failover_model::{
-    Action, Cluster, Invariant, Memory, Mode, Outcome, Plan, PlanKind, Purpose, Record, Reply,
-    Request, Resource, START, STOP, Snapshot, Stage, Step, Time, Variant, VolumeRole,
+    AbortReason, Action, Cluster, Intervention, Invariant, Memory, Mode, Op, Outcome, Plan,
+    PlanKind, Purpose, Record, Reply, Request, Resource, START, STOP, Snapshot, Stage, Step, Time,
+    Timing, Variant, VolumeRole,
     check::{Asked, STUCK_RESOURCES},
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -165,11 +166,21 @@ pub struct Marks {
     /// An operator configured as the other cluster had its claim refused and the
     /// slot's owner reported the contest.
     pub misconfig_detected: bool,
+    /// The record flagged a failover `needs-operator` (a stage's deadline passed after
+    /// the promotion).
+    pub needs_operator: bool,
+    /// A stage's deadline rolled a failover back.
+    pub deadline_rolled_back: bool,
+    /// A person's action (abort, retry, resolve) applied.
+    pub person_acted: bool,
+    /// The run ended with a lost source whose selection differed from the target's:
+    /// no forced takeover, the group waits for a person.
+    pub waits_for_person: bool,
 }
 
 impl Marks {
     /// Names of the marks, with whether each was hit.
-    pub fn named(&self) -> [(&'static str, bool); 9] {
+    pub fn named(&self) -> [(&'static str, bool); 12] {
         [
             ("self-fenced", self.self_fenced),
             ("ambiguous-write-retried", self.ambiguous_retried),
@@ -180,6 +191,9 @@ impl Marks {
             ("standby-request-started", self.standby_request_started),
             ("record-recreated", self.record_recreated),
             ("misconfigured-operator-detected", self.misconfig_detected),
+            ("needs-operator-flagged", self.needs_operator),
+            ("deadline-rolled-back", self.deadline_rolled_back),
+            ("person-acted", self.person_acted),
         ]
     }
 }
@@ -346,6 +360,12 @@ fn spec(s: &Shape, by_label: bool) -> FailoverGroupSpec {
                 namespace: None,
             }],
         },
+        // The shortest stage deadline the default step timeout allows (twice it): a
+        // stuck volume meets it within a run.
+        timing: Some(TimingSpec {
+            stage_deadline_seconds: Some(120),
+            ..TimingSpec::default()
+        }),
         ..FailoverGroupSpec::default()
     }
 }
@@ -453,6 +473,90 @@ enum Targeted {
     /// a lease, its writes stuck in transit: its `ForceTakeLock` lands late, with a
     /// lapsed lock, around its own retry (what issue 18 was).
     CutForcer,
+}
+
+/// The person on call (issue 10): fixes a stuck volume once the record flags the
+/// failover `needs-operator` and then retries, resolves or leaves it; or aborts a
+/// failover early. Every action goes through the record, as `failover-admin` sends it.
+#[derive(Debug, Default)]
+struct Person {
+    /// How long after the flag the person acts.
+    after: Time,
+    /// What the person does after fixing the volume.
+    then: Option<Intervention>,
+    /// When the person asks to abort, if at all.
+    abort_at: Option<Time>,
+    /// When the person fixes the volume (once the flag showed).
+    fix_at: Option<Time>,
+    /// The person acted on the flag.
+    done: bool,
+}
+
+impl Person {
+    /// The next time the person wants to act.
+    fn next(&self) -> Option<Time> {
+        [self.abort_at, self.fix_at.filter(|_| !self.done)]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The person's turn at `now`: what they did, for the log.
+    fn act(&mut self, w: &mut World, timing: &Timing, now: Time) -> Vec<String> {
+        let mut did = Vec::new();
+        if self.abort_at.is_some_and(|at| at <= now) {
+            self.abort_at = None;
+            if person_write(w, timing, now, Intervention::Abort) {
+                did.push("a person aborts the failover (failover-admin abort)".into());
+            }
+        }
+        let flagged = w
+            .record
+            .as_ref()
+            .is_some_and(|r| r.failover.is_some_and(|f| f.stuck));
+        if flagged && self.fix_at.is_none() {
+            self.fix_at = Some(now + self.after);
+        }
+        if self.fix_at.is_some_and(|at| at <= now) && !self.done {
+            self.done = true;
+            if let Some((c, r)) = w.role_stuck.take() {
+                w.schedule(now, WorldEvent::Settle(c, r.clone()));
+                did.push(format!("a person fixes VolumeReplication {}", r.name));
+            }
+            if let Some(action) = self.then
+                && person_write(w, timing, now, action)
+            {
+                did.push(format!("a person: failover-admin {}", action.name()));
+            }
+        }
+        did
+    }
+}
+
+/// A person's action through the record, if the record allows it now.
+fn person_write(w: &mut World, timing: &Timing, now: Time, action: Intervention) -> bool {
+    let Some(r) = w.record.clone() else {
+        return false;
+    };
+    let Some(f) = r.failover else {
+        return false;
+    };
+    if !action.allowed(&r, w.variant) {
+        return false;
+    }
+    let op = Op::Intervene {
+        id: f.id,
+        token: r.token,
+        at: f.done,
+        action,
+    };
+    let write = failover_model::Write {
+        by: Cluster::A,
+        instance: 0,
+        now,
+        op,
+    };
+    matches!(w.store_apply(timing, &write), Reply::Applied(_))
 }
 
 /// A fault scheduled by the seed.
@@ -877,6 +981,55 @@ pub fn run(cfg: RunConfig) -> RunReport {
         let fixed = (at + configs.range(10_000, 40_000)).min(FAULT_PHASE);
         plan.push((fixed, Scheduled::Reconfigure(c)));
     }
+    // A VolumeReplication that never reports its new role (issue 10, from a tenth
+    // stream), in a twentieth of the seeds with faults: the target's, or (in seeds where
+    // nothing can force a failover past it) the source's. A source volume that reports
+    // primary for ever beside a forced promotion is a limit no protocol can see past
+    // (README, "Stuck resources"). A person fixes it once the record flags the failover
+    // `needs-operator`, and then retries, resolves or leaves it; in a few seeds a
+    // person aborts the failover early instead.
+    let mut roles = Rng::new(cfg.seed ^ 0x1ead_0000_0000_0009);
+    let mut person = Person::default();
+    if cfg.profile != Profile::None && roles.chance(0.05) && !s.volumes.is_empty() {
+        let forcing = targeted.is_some()
+            || delete_after_done.is_some()
+            || plan.iter().any(|(_, s)| {
+                matches!(
+                    s,
+                    Scheduled::Cut(_, FaultKind::PartitionStore | FaultKind::PartitionFull)
+                        | Scheduled::Disaster(_)
+                        | Scheduled::DeleteRecord
+                        | Scheduled::Misconfigure(_)
+                )
+            });
+        let c = if forcing || roles.chance(0.5) {
+            Cluster::B
+        } else {
+            Cluster::A
+        };
+        let name = s.volumes[roles.range(0, s.volumes.len() as u64 - 1) as usize].clone();
+        let volume = ObjectRef {
+            kind: Kind::VolumeReplication,
+            namespace: NS.into(),
+            name,
+        };
+        let mut w = lock(&shared.0);
+        w.inject(FaultKind::VolumeRoleStuck);
+        w.role_stuck = Some((c, volume.clone()));
+        drop(w);
+        lock(&log).line(0, Some(c), None, LineKind::Fault, || {
+            format!(
+                "VolumeReplication {} never reports its new role (until a person fixes it)",
+                volume.name
+            )
+        });
+        person.after = roles.range(5_000, 20_000);
+        person.then = [None, Some(Intervention::Retry), Some(Intervention::Resolve)]
+            [roles.range(0, 2) as usize];
+    }
+    if cfg.profile != Profile::None && roles.chance(0.03) {
+        person.abort_at = Some(request_at + roles.range(500, 10_000));
+    }
     // A seed that loses A mostly has its requests made in B (where a user in a disaster
     // can see them), so the forced failover it needs still happens.
     let loses_a = plan
@@ -908,7 +1061,15 @@ pub fn run(cfg: RunConfig) -> RunReport {
     let mut healed_at: Option<Time> = None;
     let mut crash_stages = [false; 6];
     let mut ended_at: Option<Time> = None;
-    let end_by = FAULT_PHASE + LIVENESS_BOUND;
+    // A stuck volume may meet its stage only after the heal: its deadline and the
+    // person's reaction come on top of the bound.
+    let stuck_for = if person.after > 0 {
+        timing.stage_deadline.iter().max().copied().unwrap_or(0) + person.after
+    } else {
+        0
+    };
+    let liveness = LIVENESS_BOUND + stuck_for;
+    let end_by = FAULT_PHASE + liveness;
     loop {
         // Run every task that can run now (a task that never lets time pass is a bug).
         let mut polls = 0u32;
@@ -939,15 +1100,32 @@ pub fn run(cfg: RunConfig) -> RunReport {
                 ended_at = Some(now);
                 break;
             }
-            if now > h + LIVENESS_BOUND {
+            if now > h + liveness {
                 let w = lock(&shared.0);
+                // A lost source whose selection differed from the target's (its volumes
+                // unlabelled) may not have fenced them: no forced takeover, by design;
+                // the group waits for a person (README, "Empty selections").
+                // So does a failover whose target was lost after it promoted: flagged
+                // `needs-operator`, no roll back is safe (README, "Deadlines").
+                let waits_for_person = w.record.as_ref().is_some_and(|r| {
+                    let lost_source = !w.alive[r.active.index()]
+                        && r.spec[0].map(|p| p.inventory) != r.spec[1].map(|p| p.inventory);
+                    let lost_target = r
+                        .failover
+                        .is_some_and(|f| f.stuck && !w.alive[f.target.index()]);
+                    lost_source || lost_target
+                });
                 let msg = format!(
                     "not at rest {} s after healing: record {:?}",
-                    LIVENESS_BOUND / 1000,
+                    liveness / 1000,
                     w.record
                 );
                 drop(w);
-                lock(&log).violate(Violation::Liveness(msg));
+                if waits_for_person {
+                    lock(&log).marks.waits_for_person = true;
+                } else {
+                    lock(&log).violate(Violation::Liveness(msg));
+                }
                 break;
             }
         }
@@ -960,6 +1138,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
             next_world,
             next_plan,
             next_pause,
+            person.next().filter(|t| *t > now),
             Some(end_by + 1),
         ]
         .into_iter()
@@ -1028,6 +1207,27 @@ pub fn run(cfg: RunConfig) -> RunReport {
                 WorldEvent::Notify(c, version) => w.notify(c, version),
             }
             drop(w);
+            check(&ctx);
+        }
+        // The person on call.
+        let did = {
+            let mut w = lock(&shared.0);
+            let flagged = w
+                .record
+                .as_ref()
+                .is_some_and(|r| r.failover.is_some_and(|f| f.stuck));
+            if flagged {
+                lock(&log).marks.needs_operator = true;
+            }
+            person.act(&mut w, &timing, next)
+        };
+        if !did.is_empty() {
+            let mut l = lock(&log);
+            l.marks.person_acted = true;
+            for d in did {
+                l.line(next, None, None, LineKind::Note, || d.clone());
+            }
+            drop(l);
             check(&ctx);
         }
         // Scheduled faults due.
@@ -1312,7 +1512,9 @@ pub fn run(cfg: RunConfig) -> RunReport {
                 });
             }
         }
-        if next > end_by {
+        // One more round at `end_by + 1`: the liveness check above fires there (without
+        // it a run that never came to rest after the heal ended without a verdict).
+        if next > end_by + 1 {
             break;
         }
     }
@@ -1324,7 +1526,12 @@ pub fn run(cfg: RunConfig) -> RunReport {
         r.history
             .iter()
             .filter(ours)
-            .find(|h| matches!(h.outcome, Outcome::Completed(_) | Outcome::Aborted))
+            .find(|h| {
+                matches!(
+                    h.outcome,
+                    Outcome::Completed(_) | Outcome::Aborted(_) | Outcome::Resolved
+                )
+            })
             .or(r.history.iter().find(|h| h.id == REQUEST_ID))
             .map(|h| h.outcome)
     });
@@ -1335,8 +1542,9 @@ pub fn run(cfg: RunConfig) -> RunReport {
     if let Some(Outcome::Completed(PlanKind::Forced)) = outcome {
         l.marks.forced_done = true;
     }
-    if let Some(Outcome::Aborted) = outcome {
+    if let Some(Outcome::Aborted(why)) = outcome {
         l.marks.aborted = true;
+        l.marks.deadline_rolled_back |= matches!(why, AbortReason::Deadline(_));
     }
     RunReport {
         seed: cfg.seed,
@@ -1412,7 +1620,10 @@ fn durations(
         }
         let failover_ended = after.history.iter().any(|h| {
             (h.id == REQUEST_ID || h.id == SECOND_ID)
-                && matches!(h.outcome, Outcome::Completed(_) | Outcome::Aborted)
+                && matches!(
+                    h.outcome,
+                    Outcome::Completed(_) | Outcome::Aborted(_) | Outcome::Resolved
+                )
         });
         if failover_ended && end.is_none() {
             end = Some(*at);

@@ -89,11 +89,16 @@ pub enum FaultKind {
     /// The active cluster's VolumeReplications lack the group's label until the heal:
     /// its operator finds none of them.
     Unlabelled,
+    /// One VolumeReplication never reports its new role (its csi-addons driver stuck),
+    /// heal or not, until a person fixes it once the record flags the failover
+    /// `needs-operator` (issue 10): before the target's promotion the stage deadline
+    /// rolls the failover back instead.
+    VolumeRoleStuck,
 }
 
 impl FaultKind {
     /// Every kind, in report order.
-    pub const ALL: [FaultKind; 25] = [
+    pub const ALL: [FaultKind; 26] = [
         FaultKind::StoreUnavailable,
         FaultKind::StoreThrottled,
         FaultKind::StoreAppliedTimeout,
@@ -119,6 +124,7 @@ impl FaultKind {
         FaultKind::RecordDeleted,
         FaultKind::Misconfigured,
         FaultKind::Unlabelled,
+        FaultKind::VolumeRoleStuck,
     ];
 
     /// Kebab-case name.
@@ -149,6 +155,7 @@ impl FaultKind {
             FaultKind::RecordDeleted => "record-deleted",
             FaultKind::Misconfigured => "operator-misconfigured",
             FaultKind::Unlabelled => "volumes-unlabelled",
+            FaultKind::VolumeRoleStuck => "volume-role-stuck",
         }
     }
 }
@@ -248,6 +255,9 @@ pub struct World {
     pub alive: [bool; 2],
     /// A kind whose every change fails, per cluster.
     pub stuck: [Option<Resource>; 2],
+    /// A VolumeReplication whose csi-addons driver never reports its new role (issue
+    /// 10): its status stays as it is until a person fixes it.
+    pub role_stuck: Option<(Cluster, ObjectRef)>,
     /// While cut off from DynamoDB, every write of this operator is stuck in transit
     /// and lands later (a targeted fault), rather than mostly refused.
     pub stuck_in_transit: [bool; 2],
@@ -311,6 +321,7 @@ impl World {
             cut_api: [false; 2],
             alive: [true; 2],
             stuck: [None; 2],
+            role_stuck: None,
             stuck_in_transit: [false; 2],
             injected: BTreeMap::new(),
             scheduled: BTreeMap::new(),
@@ -459,7 +470,7 @@ impl World {
 
     /// A controller moves an object's status to where its spec points.
     pub fn settle(&mut self, c: Cluster, r: &ObjectRef) {
-        if !self.alive[c.index()] {
+        if !self.alive[c.index()] || self.role_stuck.as_ref() == Some(&(c, r.clone())) {
             return;
         }
         let Some(o) = self.clusters[c.index()].objects.get_mut(r) else {

@@ -7,7 +7,10 @@
 //!   group, object by object and field by field, changing nothing;
 //! - `recreate-record`: re-create a group's record that went missing from DynamoDB,
 //!   from what both clusters kept of it, once that is safe
-//!   ([`failover_engine::recovery`]).
+//!   ([`failover_engine::recovery`]);
+//! - `abort`, `retry`, `resolve`: a person's actions on a failover in flight, through
+//!   the record ([`failover_engine::recovery::intervene`]); each prints what it does, or
+//!   why the record does not allow it.
 
 use std::process::ExitCode;
 
@@ -18,9 +21,9 @@ use failover_engine::dynamo::{create_table, local_client};
 use failover_engine::executor::Operator;
 use failover_engine::k8s::KubeCluster;
 use failover_engine::ports::SystemClock;
-use failover_engine::recovery::recreate_record;
+use failover_engine::recovery::{explain, intervene, recreate_record};
 use failover_engine::spec::{Failover, FailoverGroup, Group};
-use failover_model::{Mode, PlanKind, Role};
+use failover_model::{Intervention, Mode, PlanKind, Role};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, CustomResourceExt};
 
@@ -90,6 +93,36 @@ enum Command {
         #[arg(long)]
         endpoint_url: Option<String>,
     },
+    /// Roll back a failover in flight: allowed only before its target promoted anything;
+    /// the operator whose turn it is carries it out and the source restores what it
+    /// stopped.
+    Abort(ActionArgs),
+    /// A failover flagged needs-operator: clear the flag and start its stage's deadline
+    /// again (the operator keeps trying).
+    Retry(ActionArgs),
+    /// A failover flagged needs-operator in its target's phase: skip the rest of that
+    /// phase (complete as `resolved`, or hand over to the source).
+    Resolve(ActionArgs),
+}
+
+/// The group a person's action is for.
+#[derive(clap::Args)]
+struct ActionArgs {
+    /// The group's namespace.
+    #[arg(long)]
+    namespace: String,
+    /// The FailoverGroup's name.
+    #[arg(long)]
+    group: String,
+    /// Only print what the action would do.
+    #[arg(long)]
+    dry_run: bool,
+    /// Table name.
+    #[arg(long, default_value = "failover")]
+    table: String,
+    /// DynamoDB endpoint (DynamoDB Local); default: the AWS SDK's configuration.
+    #[arg(long)]
+    endpoint_url: Option<String>,
 }
 
 /// A kube client for `context` of the default kubeconfig.
@@ -103,6 +136,31 @@ async fn client_for(context: &str) -> Result<kube::Client, String> {
         .await
         .map_err(|e| format!("context {context}: {e}"))?;
     kube::Client::try_from(config).map_err(|e| format!("context {context}: {e}"))
+}
+
+/// A person's `action` on the group's failover in flight: print what it does, then do it
+/// (unless `--dry-run`).
+async fn act(args: ActionArgs, action: Intervention) -> Result<(), String> {
+    use failover_engine::ports::StorePort;
+    let store = DynamoStore::new(dynamodb(args.endpoint_url).await, args.table);
+    let key = format!("{}/{}", args.namespace, args.group);
+    let record = store
+        .read(&key)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("group {key} has no record"))?;
+    let what = explain(&record, action).map_err(|e| e.to_string())?;
+    println!("{what}");
+    if args.dry_run {
+        return Ok(());
+    }
+    // The timing matters for no person's write (no lock is taken).
+    let timing = failover_engine::spec::DEFAULT_TIMING;
+    let after = intervene(&store, &key, &timing, action)
+        .await
+        .map_err(|e| format!("not done: {e}"))?;
+    println!("done: token {}", after.token);
+    Ok(())
 }
 
 /// A DynamoDB client for `endpoint_url`, or from the AWS SDK's configuration.
@@ -246,6 +304,9 @@ async fn run(command: Command) -> Result<(), String> {
                 record.token
             );
         }
+        Command::Abort(args) => act(args, Intervention::Abort).await?,
+        Command::Retry(args) => act(args, Intervention::Retry).await?,
+        Command::Resolve(args) => act(args, Intervention::Resolve).await?,
     }
     Ok(())
 }

@@ -28,7 +28,7 @@ struct Args {
 }
 
 const USAGE: &str = "usage: failover-check [--config smoke|ci|handback|deep|outage-beyond-lease|first-start] [--bug <variant>] [--scenario NAME] [--threads N] [--example <property>|all|operator-outage-beyond-lease|misconfigured-first-start] [--explore [ADDR]]
-variants: promote-before-demote no-token-check no-self-fence no-lease-wait lww-store repeatable-force fence-stops-at-failure heartbeat-behind-tasks wall-clock-lease stale-leader recreate-missing-record no-identity-check empty-selection-done";
+variants: promote-before-demote no-token-check no-self-fence no-lease-wait lww-store repeatable-force fence-stops-at-failure heartbeat-behind-tasks wall-clock-lease stale-leader recreate-missing-record no-identity-check empty-selection-done no-stage-deadline";
 
 fn parse() -> Result<Args, String> {
     let mut args = Args {

@@ -34,10 +34,10 @@ use crate::core::decide::{
 };
 use crate::core::invariants::{Audit, Invariant, Snapshot};
 use crate::core::plan::{Resource, STOP, Step, Variant, stopped};
-use crate::core::store::{Op, Write, apply};
+use crate::core::store::{Intervention, Op, Write, apply};
 use crate::core::types::{
-    Agreement, Agreements, Cluster, ClusterState, FailoverId, Identity, Instance, Mode, Outcome,
-    PlanKind, Record, Request, SpecPrint, Stage, Time, Timing, Trace,
+    AbortReason, Agreement, Agreements, Cluster, ClusterState, FailoverId, Identity, Instance,
+    Mode, Outcome, PlanKind, Record, Request, SpecPrint, Stage, Time, Timing, Trace,
 };
 
 /// A configuration of the model: bounds on time and faults, and the protocol variant.
@@ -116,6 +116,12 @@ pub struct Config {
     /// replica won the leader election) while the old one, paused or cut off from its
     /// API server's Lease, may still act later on what it last saw ([`Ghost`]).
     pub handovers: u8,
+    /// Clusters whose csi-addons driver stops reporting volume roles for good: a
+    /// VolumeReplication never reports the role it was set to (issue 10, part 3).
+    pub stuck_volumes: u8,
+    /// A person's actions on a failover in flight ([`Intervention`]), each whenever the
+    /// record allows it.
+    pub interventions: u8,
 }
 
 /// The kinds the model lets fail for good. A workload or CronJob kind the operator
@@ -136,7 +142,14 @@ impl Config {
         fence_margin: 1,
         heartbeat_every: 1,
         retry_after: 1,
+        stage_deadline: [Config::NO_DEADLINE; 6],
     };
+
+    /// A stage deadline beyond every configuration's time: the scenarios without a
+    /// stuck resource keep the interleavings a deadline would add out of their budget
+    /// (a deadline's outcomes are safe at any time, the store's conditions make them
+    /// so); the `deadline` scenarios set one.
+    pub const NO_DEADLINE: Time = 1_000;
 
     /// The longest operator outage the model's deployment rule allows, in ticks: the
     /// fence margin. The model's fence takes no time; the engine's takes up to three
@@ -178,6 +191,8 @@ impl Config {
             drifts: 0,
             unlabelled: false,
             first_start_misconfigured: false,
+            stuck_volumes: 0,
+            interventions: 0,
         };
         let scenario = |label: &str, f: &dyn Fn(&mut Config)| {
             let mut c = base.clone();
@@ -205,6 +220,28 @@ impl Config {
                 c.request_at = vec![Cluster::A];
                 c.max_ticks = ticks;
             })
+        };
+        // A csi-addons driver that stops for good in either cluster, deadlines of a
+        // tick, and one action of a person (abort, retry or resolve).
+        let deadline = |mode: Mode| {
+            scenario(&format!("deadline-{mode}"), &|c| {
+                c.modes = vec![mode];
+                c.crashes = 1;
+                c.store_faults = 0;
+                c.stuck_volumes = 1;
+                c.interventions = 1;
+                c.timing.stage_deadline = [1; 6];
+                c.request_at = vec![Cluster::B];
+                c.max_ticks = 5;
+                // An uptime failover hands over three times, a tick each.
+                c.progress_ticks = if mode == Mode::Uptime { 4 } else { 2 };
+            })
+        };
+        let deep_deadline = |mode: Mode| {
+            let mut c = deadline(mode);
+            c.store_faults = 1;
+            c.max_ticks = 6;
+            c
         };
         match name {
             "ci" => Some(vec![
@@ -318,6 +355,11 @@ impl Config {
                     c.progress_ticks = 3;
                     c.request_at = vec![Cluster::B];
                 }),
+                // Issue 10: a cluster's volumes stop reporting their role, a tick's
+                // deadline, a person's action: before the target's promotion the
+                // failover rolls back, after it the record flags `needs-operator`.
+                deadline(Mode::Consistency),
+                deadline(Mode::Uptime),
             ]),
             // What no lease survives: an operator down for longer than the deployment
             // rule allows while its cluster keeps serving (`--example
@@ -426,6 +468,9 @@ impl Config {
                     c.request_at = vec![Cluster::B];
                     c.max_ticks = 6;
                 }),
+                // `ci`'s deadline scenarios with a store fault and 6 ticks.
+                deep_deadline(Mode::Consistency),
+                deep_deadline(Mode::Uptime),
                 // `ci`'s two request scenarios in one: either cluster, either
                 // direction, a withdrawal and a store fault, 5 ticks.
                 lean("requests", &|c| {
@@ -469,6 +514,12 @@ impl Config {
                 .unwrap_or_default()
                 .into_iter()
                 .filter(|c| c.name.ends_with("/empty-selection"))
+                .collect(),
+            // A volume that never reports its new role.
+            Variant::NoStageDeadline => Config::named("ci")
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|c| c.name.contains("/deadline-"))
                 .collect(),
             // An operator restarted as the wrong cluster.
             Variant::NoIdentityCheck => Config::named("ci")
@@ -562,6 +613,10 @@ pub struct Budget {
     pub misconfigs: u8,
     /// Spec drifts.
     pub drifts: u8,
+    /// Stuck csi-addons drivers.
+    pub stuck_volumes: u8,
+    /// A person's actions.
+    pub interventions: u8,
 }
 
 /// Facts recorded only so `sometimes` properties can see them.
@@ -591,6 +646,12 @@ pub struct Marks {
     pub contest_seen: bool,
     /// A pending request waited because the two copies of the spec differed.
     pub drift_held: bool,
+    /// The record flagged a failover `needs-operator`.
+    pub flagged: bool,
+    /// A person retried a `needs-operator` failover.
+    pub retried: bool,
+    /// A person asked to abort a failover.
+    pub aborted_by_person: bool,
 }
 
 /// A request as one cluster has it (its `Failover` object), until the record decided.
@@ -679,6 +740,8 @@ pub struct World {
     pub cut_off: [bool; 2],
     /// A kind whose every change fails, per cluster.
     pub stuck: [Option<Resource>; 2],
+    /// The csi-addons driver stopped reporting volume roles, per cluster.
+    pub csi_stuck: [bool; 2],
     /// Operators' memories.
     pub memories: [Memory; 2],
     /// The replaced process of a leader hand-over, while it may still act.
@@ -794,6 +857,10 @@ pub enum Act {
     Drift(Cluster),
     /// A person gives the cluster's unlabelled objects the group's label.
     Relabel(Cluster),
+    /// The cluster's csi-addons driver stops reporting volume roles for good.
+    StickVolumes(Cluster),
+    /// A person acts on the failover in flight, through the record.
+    Intervene(Intervention),
 }
 
 /// The stateright model of the protocol under one configuration.
@@ -872,10 +939,11 @@ impl FailoverModel {
     }
 
     fn controllers_settled(w: &World, c: Cluster) -> bool {
-        let s = &w.clusters[c.index()];
-        !w.alive[c.index()]
+        let i = c.index();
+        let s = &w.clusters[i];
+        !w.alive[i]
             || (s.workloads_running == s.workloads_up
-                && s.volume_status == s.volume_spec
+                && (s.volume_status == s.volume_spec || w.csi_stuck[i])
                 && !flux_differs(s))
     }
 
@@ -1009,6 +1077,7 @@ impl FailoverModel {
         }
         match apply(&before, wr, &self.config.timing, self.config.variant) {
             Ok(after) => {
+                w.marks.flagged |= after.failover.is_some_and(|f| f.stuck);
                 w.audit.on_write_accepted(&before, &after, wr);
                 w.records[rep] = after.clone();
                 Reply::Applied(after)
@@ -1208,6 +1277,7 @@ impl Model for FailoverModel {
             alive: [true, true],
             cut_off: [false, false],
             stuck: [None, None],
+            csi_stuck: [false, false],
             memories: [
                 Memory {
                     instance: 1,
@@ -1254,6 +1324,8 @@ impl Model for FailoverModel {
                 deletions: self.config.deletions,
                 misconfigs: self.config.misconfigs,
                 drifts: self.config.drifts,
+                stuck_volumes: self.config.stuck_volumes,
+                interventions: self.config.interventions,
             },
             calm_since: 0,
             marks: Marks::default(),
@@ -1373,6 +1445,16 @@ impl Model for FailoverModel {
             if w.clusters[i].inventory() != 0 {
                 actions.push(Act::Relabel(c));
             }
+            if b.stuck_volumes > 0 && !w.csi_stuck[i] {
+                actions.push(Act::StickVolumes(c));
+            }
+        }
+        if b.interventions > 0 && !w.gone {
+            for a in Intervention::ALL {
+                if a.allowed(&w.records[0], self.config.variant) {
+                    actions.push(Act::Intervene(a));
+                }
+            }
         }
         // The ghost may act at any moment, or never: it does not hold up a tick.
         if let Some(g) = &w.ghost
@@ -1465,7 +1547,7 @@ impl FailoverModel {
         if s.workloads_running != s.workloads_up {
             actions.push(Act::Kubelet(c));
         }
-        if s.volume_status != s.volume_spec {
+        if s.volume_status != s.volume_spec && !w.csi_stuck[c.index()] {
             actions.push(Act::Csi(c));
         }
         if flux_differs(s) {
@@ -1692,6 +1774,35 @@ impl FailoverModel {
                 w.specs[i].inventory = w.clusters[i].inventory();
                 Self::disturb(w);
             }
+            Act::StickVolumes(c) => {
+                w.budget.stuck_volumes -= 1;
+                w.csi_stuck[c.index()] = true;
+                w.marks.disrupted = true;
+                Self::disturb(w);
+            }
+            Act::Intervene(action) => {
+                w.budget.interventions -= 1;
+                let r = &w.records[0];
+                if let Some(f) = r.failover {
+                    let op = Op::Intervene {
+                        id: f.id,
+                        token: r.token,
+                        at: f.done,
+                        action,
+                    };
+                    // A person's write: no operator process sends it.
+                    let wr = Write {
+                        by: Cluster::A,
+                        instance: 0,
+                        now: w.tick,
+                        op,
+                    };
+                    let applied = matches!(self.deliver(w, 0, &wr), Reply::Applied(_));
+                    w.marks.retried |= applied && action == Intervention::Retry;
+                    w.marks.aborted_by_person |= applied && action == Intervention::Abort;
+                }
+                Self::disturb(w);
+            }
             Act::Replicate(from) => {
                 let to = 1 - from;
                 let before = w.records[to].clone();
@@ -1769,7 +1880,35 @@ pub fn properties() -> Vec<Property<FailoverModel>> {
     ));
     props.push(Property::sometimes(
         "failover-aborted",
-        |_: &FailoverModel, w: &World| completed(w, |o| o == Outcome::Aborted),
+        |_: &FailoverModel, w: &World| completed(w, |o| matches!(o, Outcome::Aborted(_))),
+    ));
+    props.push(Property::always(
+        "stuck-failover-surfaces",
+        stuck_failover_surfaces,
+    ));
+    props.push(Property::sometimes(
+        "deadline-rolled-back",
+        |_: &FailoverModel, w: &World| {
+            completed(w, |o| {
+                matches!(o, Outcome::Aborted(AbortReason::Deadline(_)))
+            })
+        },
+    ));
+    props.push(Property::sometimes(
+        "needs-operator-flagged",
+        |_: &FailoverModel, w: &World| w.marks.flagged,
+    ));
+    props.push(Property::sometimes(
+        "person-retried",
+        |_: &FailoverModel, w: &World| w.marks.retried,
+    ));
+    props.push(Property::sometimes(
+        "person-resolved",
+        |_: &FailoverModel, w: &World| completed(w, |o| o == Outcome::Resolved),
+    ));
+    props.push(Property::sometimes(
+        "person-aborted",
+        |_: &FailoverModel, w: &World| completed(w, |o| o == Outcome::Aborted(AbortReason::Person)),
     ));
     props.extend(crash_props![
         "crash-in-initialization" => Stage::Initialization,
@@ -1849,6 +1988,18 @@ pub fn expected(config: &Config, name: &str) -> bool {
         "request-refused" | "request-no-op" => config.any_direction && config.requests > 1,
         "request-withdrawn" => config.withdrawals > 0,
         "record-recreated" => config.deletions > 0,
+        "needs-operator-flagged" | "person-retried" => {
+            config.stuck_volumes > 0 && config.variant != Variant::NoStageDeadline
+        }
+        // Only consistency mode has a cluster step before the promotion (the source's
+        // demotion); a `needs-operator` target phase is resolvable in consistency mode
+        // (in uptime the source's demotion is what sticks after the promotion).
+        "person-resolved" | "deadline-rolled-back" => {
+            config.stuck_volumes > 0
+                && config.variant != Variant::NoStageDeadline
+                && config.modes.contains(&Mode::Consistency)
+        }
+        "person-aborted" => config.interventions > 0,
         "misconfigured-operator-detected" => {
             config.misconfigs > 0 && config.variant != Variant::NoIdentityCheck
         }
@@ -1878,10 +2029,30 @@ fn settled_when_idle(m: &FailoverModel, w: &World) -> bool {
     // An operator configured as the wrong cluster waits for a person to fix it (a
     // failover in flight waits for it too).
     let quiet = idle && !w.cut_off.contains(&true) && !w.gone && w.slot == Cluster::ALL;
+    // A `needs-operator` failover waits for its stuck objects or a person, by design.
     !quiet
-        || w.records
-            .iter()
-            .all(|r| r.failover.is_none() && r.lock.is_none())
+        || w.records.iter().all(|r| {
+            r.failover.is_some_and(|f| f.stuck) || (r.failover.is_none() && r.lock.is_none())
+        })
+}
+
+/// A stuck resource (a volume that never reports its new role) never leaves a failover
+/// in flight unnoticed: once the deadline and the calm bound have passed, the failover
+/// has ended (rolled back, completed) or the record flags it `needs-operator`.
+fn stuck_failover_surfaces(m: &FailoverModel, w: &World) -> bool {
+    let deadline = m.config.timing.stage_deadline.iter().max().copied();
+    let calm = !w.cut_off.contains(&true)
+        && !w.gone
+        && w.down == [None, None]
+        && w.stuck == [None, None]
+        && w.slot == Cluster::ALL
+        && w.alive == [true, true]
+        && w.tick
+            >= w.calm_since + Time::from(m.config.progress_ticks) + deadline.unwrap_or_default();
+    if !calm || !m.quiescent(w) {
+        return true;
+    }
+    w.records[0].failover.is_none_or(|f| f.stuck)
 }
 
 /// Bounded progress: after `progress_ticks` calm ticks the failover is over, the lock
@@ -1893,6 +2064,7 @@ fn progress_when_calm(m: &FailoverModel, w: &World) -> bool {
         && !w.gone
         && w.down == [None, None]
         && w.stuck == [None, None]
+        && w.csi_stuck == [false, false]
         && w.slot == Cluster::ALL
         && w.specs[0] == w.specs[1]
         && w.clusters.iter().all(|s| s.inventory() == 0)

@@ -25,6 +25,9 @@ pub fn record_line(r: &Record) -> String {
                 " failover=#{}:{}:{}->{}@{}",
                 f.id, f.kind, f.source, f.target, f.done
             );
+            if f.stuck {
+                s.push_str("(needs-operator)");
+            }
         }
         None => s.push_str(" failover=-"),
     }
@@ -163,6 +166,11 @@ pub fn describe_step(m: &FailoverModel, last: &World, action: Act, next: &World)
             c.to_string(),
             "a person labels the cluster's unlabelled objects".to_string(),
         ),
+        Act::StickVolumes(c) => (
+            c.to_string(),
+            "csi-addons driver STOPS reporting volume roles".to_string(),
+        ),
+        Act::Intervene(a) => ("-".to_string(), format!("a person: {}", a.name())),
         Act::Drift(c) => (
             c.to_string(),
             "SPEC DRIFT: this cluster's copy of the spec changes its members".to_string(),

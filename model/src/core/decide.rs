@@ -7,10 +7,10 @@
 //! safe: everything that matters is in the record or in the cluster.
 
 use super::plan::{Plan, START, STOP, Step, StepKind, StepSet, Variant};
-use super::store::{Op, Write};
+use super::store::{Intervention, Op, Write};
 use super::types::{
-    Cluster, ClusterState, FailoverId, Identity, InFlight, Instance, PlanKind, Record, Request,
-    SpecPrint, Stage, Time, Timing,
+    AbortReason, Cluster, ClusterState, FailoverId, Identity, InFlight, Instance, PlanKind, Record,
+    Request, SpecPrint, Stage, Time, Timing, Token,
 };
 
 /// What an operator keeps in memory. [`Memory::started`] is the state after a (re)start.
@@ -65,6 +65,23 @@ pub struct Memory {
     /// configuration): it keeps its own cluster stopped, the safe direction, writes
     /// nothing but a [`Op::Contest`] so the slot's owner sees it too, and reports why.
     pub misbound: Option<Identity>,
+    /// When this process first saw the failover in flight in its current stage with the
+    /// current token, while it held the lock: the stage's deadline counts from here, on its monotonic clock. A
+    /// restart starts the count again (a deadline is never cut short).
+    pub progress: Option<Progress>,
+}
+
+/// The failover's stage as one operator first saw it ([`Memory::progress`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Progress {
+    /// The failover.
+    pub id: FailoverId,
+    /// The stage of its journal position (in the protocol's plan).
+    pub stage: Stage,
+    /// The record's token then (a person's retry raises it: a new deadline).
+    pub token: Token,
+    /// When this operator first saw it.
+    pub since: Time,
 }
 
 /// The peer's heartbeat as one operator observed it.
@@ -189,6 +206,27 @@ impl Memory {
             Some(_) if self.claimed.is_some() => self.superseded = true,
             Some(_) => {}
         }
+        // Only the operator a deadline concerns needs the count: the lock's holder (at
+        // a hand-off the one that handed over watches the other's heartbeat instead).
+        // Not noting it otherwise keeps the model's states few.
+        let turn = |_: &InFlight| record.holder() == Some(me);
+        let stage = |f: &InFlight| {
+            Plan::of(f.kind, Variant::Correct)
+                .get(f.done)
+                .map(|s| s.stage)
+        };
+        self.progress = record.failover.filter(turn).and_then(|f| {
+            let stage = stage(&f)?;
+            Some(match self.progress {
+                Some(p) if p.id == f.id && p.stage == stage && p.token == record.token => p,
+                _ => Progress {
+                    id: f.id,
+                    stage,
+                    token: record.token,
+                    since: now,
+                },
+            })
+        });
         let heartbeat = record.heartbeat[me.peer().index()];
         match self.peer {
             Some(p) if p.heartbeat == heartbeat => {}
@@ -783,12 +821,40 @@ fn in_flight(input: &Inputs<'_>, mem: &Memory, view: &Record, f: InFlight) -> Op
     }
     let at = f.done;
     let ps = plan.get(at)?;
+    // A person's abort or resolve, carried out by the operator whose turn it is: the
+    // lock's holder, or at a hand-off (the lock free) either side, so an abort does not
+    // wait for a source that is gone (the target has promoted nothing yet, and its
+    // hand-off is refused from now on: the simulator found it retrying that for ever).
+    let turn = view.holder() == Some(me) || view.lock.is_none();
+    let token = view.token;
+    let asked = match f.asked {
+        Some(Intervention::Abort) if turn && plan.abortable(f.kind, at) => Some(Op::Abort {
+            id: f.id,
+            token,
+            at,
+            reason: AbortReason::Person,
+        }),
+        Some(Intervention::Resolve) if view.holder() == Some(me) && plan.resolvable(at) => {
+            Some(Op::Resolve {
+                id: f.id,
+                token,
+                at,
+            })
+        }
+        _ => None,
+    };
+    if let Some(op) = asked {
+        return Some(Decision::new(Action::Write(op), Purpose::Plan { at }).at(ps.stage, ps.step));
+    }
     let stuck = me == f.target && view.holder() != Some(me) && f.kind != PlanKind::Forced;
     if ps.owner != role {
         // The other cluster's turn. A target whose source goes silent takes over once
         // the source's lease provably ran out (the source fenced itself by then).
         if stuck {
             return Some(force_or_wait(input, mem, view, f.id));
+        }
+        if ps.step == Step::AwaitHandOff {
+            return Some(hand_off_wait(input, mem, view, f, (plan, ps.stage)));
         }
         return Some(Decision::wait(Wake::Change));
     }
@@ -807,7 +873,6 @@ fn in_flight(input: &Inputs<'_>, mem: &Memory, view: &Record, f: InFlight) -> Op
     if ps.step == Step::PromoteVolumes && !same_inventory(input, view, f.source) {
         return Some(Decision::wait(Wake::Idle(next_heartbeat(input, mem))));
     }
-    let token = view.token;
     let journal = Action::Write(Op::Journal {
         id: f.id,
         token,
@@ -830,6 +895,7 @@ fn in_flight(input: &Inputs<'_>, mem: &Memory, view: &Record, f: InFlight) -> Op
                         id: f.id,
                         token,
                         at,
+                        reason: AbortReason::TargetSilent,
                     }),
                     Some(p) => Action::Wait(Wake::At(p.silent_from(input.timing))),
                     None => Action::Wait(Wake::At(next_heartbeat(input, mem))),
@@ -843,7 +909,101 @@ fn in_flight(input: &Inputs<'_>, mem: &Memory, view: &Record, f: InFlight) -> Op
             _ => return Some(Decision::wait(Wake::Change)),
         },
     };
-    Some(plan_decision(action))
+    let d = plan_decision(action);
+    Some(match d.action {
+        // Work on the own cluster, or waiting for it: bounded by the stage's deadline.
+        Action::Kube(_) | Action::Wait(_) => on_deadline(input, mem, view, f, (plan, ps.stage), d),
+        _ => d,
+    })
+}
+
+/// The source handed over and waits for the target to take over. A target whose
+/// heartbeat stops (lease plus drift of this operator's clock, as a forced takeover
+/// judges a source) never will: while it has promoted nothing the source rolls back
+/// (its cluster restores what it stopped), else the record flags `needs-operator`.
+fn hand_off_wait(
+    input: &Inputs<'_>,
+    mem: &Memory,
+    view: &Record,
+    f: InFlight,
+    (plan, stage): (&Plan, Stage),
+) -> Decision {
+    let seen = view.heartbeat[input.me.peer().index()];
+    let observed = mem.peer.filter(|p| p.heartbeat == seen);
+    if input.variant == Variant::NoStageDeadline || f.stuck {
+        return Decision::wait(Wake::Change);
+    }
+    let (id, token, at) = (f.id, view.token, f.done);
+    match observed {
+        Some(p) if p.silent(input.now, input.timing) => {
+            let op = if plan.abortable(f.kind, at) {
+                Op::Abort {
+                    id,
+                    token,
+                    at,
+                    reason: AbortReason::TargetSilent,
+                }
+            } else {
+                Op::Stuck { id, token, at }
+            };
+            Decision::new(Action::Write(op), Purpose::Plan { at })
+                .at(stage, plan.steps[at as usize].step)
+        }
+        Some(p) => Decision::wait(Wake::At(p.silent_from(input.timing))),
+        None => Decision::wait(Wake::At(next_heartbeat(input, mem))),
+    }
+}
+
+/// Decision `d` of the operator whose turn it is at the failover's journal position
+/// (its work on the position's step, or its wait for the other cluster to take over),
+/// bounded by the stage's deadline: once the failover has stood there for the deadline
+/// (by this operator's clock, since it first saw the position), it rolls back while the
+/// target has promoted nothing ([`Plan::abortable`]: the source stays active and
+/// restores what it stopped), else flags `needs-operator` once and keeps trying (the
+/// flag clears with the next journal entry; a person may retry or resolve). A wait
+/// wakes at the deadline.
+fn on_deadline(
+    input: &Inputs<'_>,
+    mem: &Memory,
+    view: &Record,
+    f: InFlight,
+    (plan, stage): (&Plan, Stage),
+    d: Decision,
+) -> Decision {
+    if input.variant == Variant::NoStageDeadline {
+        return d;
+    }
+    // A stage not seen before (the view is newer than the memory's note) counts from
+    // now.
+    let since = mem
+        .progress
+        .filter(|p| p.id == f.id && p.stage == stage && p.token == view.token)
+        .map_or(input.now, |p| p.since);
+    let due = since + input.timing.deadline(stage);
+    let (id, token, at) = (f.id, view.token, f.done);
+    if input.now >= due {
+        let op = if plan.abortable(f.kind, at) {
+            Op::Abort {
+                id,
+                token,
+                at,
+                reason: AbortReason::Deadline(stage),
+            }
+        } else if !f.stuck {
+            Op::Stuck { id, token, at }
+        } else {
+            return d;
+        };
+        return Decision::new(Action::Write(op), Purpose::Plan { at })
+            .at(stage, plan.steps[at as usize].step);
+    }
+    match d.action {
+        Action::Wait(Wake::Change) if !f.stuck => Decision {
+            action: Action::Wait(Wake::At(due)),
+            ..d
+        },
+        _ => d,
+    }
 }
 
 /// The request a reply refused, and the request that held the group then: the reply

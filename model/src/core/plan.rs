@@ -8,6 +8,7 @@
 //! [`Step::AwaitHandOff`], which takes the lock with a new fencing token.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use super::types::{ClusterState, Mode, PlanKind, Role, Stage, VolumeRole};
 
@@ -410,11 +411,16 @@ pub enum Variant {
     /// whose volumes lack the group's label "demotes" nothing while the target
     /// promotes.
     EmptySelectionDone,
+    /// Steps have no deadline (the engine before issue 10): a volume that never reports
+    /// its new role, a workload that never becomes ready or a cluster that refuses every
+    /// write leaves the group locked for ever, often with both sides down, and nobody is
+    /// told.
+    NoStageDeadline,
 }
 
 impl Variant {
     /// Every broken variant.
-    pub const BROKEN: [Variant; 13] = [
+    pub const BROKEN: [Variant; 14] = [
         Variant::PromoteBeforeDemote,
         Variant::NoTokenCheck,
         Variant::NoSelfFence,
@@ -428,6 +434,7 @@ impl Variant {
         Variant::RecreateMissingRecord,
         Variant::NoIdentityCheck,
         Variant::EmptySelectionDone,
+        Variant::NoStageDeadline,
     ];
 
     /// The CLI name.
@@ -447,6 +454,7 @@ impl Variant {
             Variant::RecreateMissingRecord => "recreate-missing-record",
             Variant::NoIdentityCheck => "no-identity-check",
             Variant::EmptySelectionDone => "empty-selection-done",
+            Variant::NoStageDeadline => "no-stage-deadline",
         }
     }
 
@@ -477,8 +485,28 @@ pub struct PlanStep {
 }
 
 impl Plan {
-    /// The plan for a failover of the given kind under the given protocol variant.
-    pub fn of(kind: PlanKind, variant: Variant) -> Plan {
+    /// The plan for a failover of the given kind under the given protocol variant (built
+    /// once per kind and variant: every decision looks it up).
+    pub fn of(kind: PlanKind, variant: Variant) -> &'static Plan {
+        static PLANS: OnceLock<Vec<Plan>> = OnceLock::new();
+        const KINDS: [PlanKind; 3] = [
+            PlanKind::Planned(Mode::Consistency),
+            PlanKind::Planned(Mode::Uptime),
+            PlanKind::Forced,
+        ];
+        let variants = || std::iter::once(Variant::Correct).chain(Variant::BROKEN);
+        let plans = PLANS.get_or_init(|| {
+            KINDS
+                .iter()
+                .flat_map(|k| variants().map(|v| Plan::build(*k, v)))
+                .collect()
+        });
+        let k = KINDS.iter().position(|k| *k == kind).unwrap_or(0);
+        let v = variants().position(|v| v == variant).unwrap_or(0);
+        &plans[k * (Variant::BROKEN.len() + 1) + v]
+    }
+
+    fn build(kind: PlanKind, variant: Variant) -> Plan {
         use Role::{Source as S, Target as T};
         use Stage::*;
         let init = [
@@ -546,6 +574,42 @@ impl Plan {
     /// The step at `index`, if any.
     pub fn get(&self, index: u32) -> Option<PlanStep> {
         self.steps.get(index as usize).copied()
+    }
+
+    /// The journal position of the target's promotion (every plan has one).
+    pub fn promote_at(&self) -> u32 {
+        self.steps
+            .iter()
+            .position(|s| s.step == Step::PromoteVolumes)
+            .unwrap_or(self.steps.len()) as u32
+    }
+
+    /// A failover of this plan at journal position `at` may be rolled back: it is a
+    /// planned one and its target has promoted nothing yet (every step before the
+    /// promotion is the source's, or the target's hand-off that takes the lock for it).
+    /// The source then stays active and restores what it stopped. After that point a
+    /// roll back could leave two primaries: a deadline flags `needs-operator` instead.
+    pub fn abortable(&self, kind: PlanKind, at: u32) -> bool {
+        kind != PlanKind::Forced && at < self.promote_at()
+    }
+
+    /// A `needs-operator` failover at `at` may be resolved (completed with the rest of
+    /// the target's steps left to its state at rest): the target promoted, and nothing
+    /// but the target's work is left. The source's steps are never skipped (its volumes
+    /// might stay primary beside the target's), and neither is an uptime target phase
+    /// the source's would follow: the source would stop while the target does not
+    /// serve yet (the model found it: `uptime-keeps-serving`).
+    pub fn resolvable(&self, at: u32) -> bool {
+        at >= self.promote_at()
+            && self.get(at).is_some_and(|s| s.owner == Role::Target)
+            && self.phase_end(at).is_none()
+    }
+
+    /// Where the phase of step `at` hands over: the position of the next phase's first
+    /// step (its `AwaitHandOff`), or `None` if the phase runs to the plan's end.
+    pub fn phase_end(&self, at: u32) -> Option<u32> {
+        let owner = self.get(at)?.owner;
+        (at..self.len() as u32).find(|i| self.get(*i).is_some_and(|s| s.owner != owner))
     }
 
     /// The step at `index` is the last of its phase: its journal entry hands over.

@@ -5,11 +5,66 @@
 //! [`Op`] as an `UpdateItem` or `TransactWriteItems` with these conditions) and the
 //! implementation of the simulator's and the model's fake store.
 
-use super::plan::Variant;
+use super::plan::{Plan, Variant};
 use super::types::{
-    Cluster, FailoverId, HistoryEntry, Identity, InFlight, Instance, Lock, Mode, Outcome, Pending,
-    PlanKind, Record, SpecPrint, Time, Timing, Token,
+    AbortReason, Cluster, FailoverId, HistoryEntry, Identity, InFlight, Instance, Lock, Mode,
+    Outcome, Pending, PlanKind, Record, SpecPrint, Time, Timing, Token,
 };
+
+/// What a person may do to a failover in flight, through the record (issue 10). Each is
+/// conditional on the failover's id, its journal position and the fencing token the
+/// person read, so it applies to exactly the state the person saw. An abort or a
+/// resolve is carried out by the operator whose turn it is, with its own token
+/// ([`Op::Abort`], [`Op::Resolve`]): the lock never moves under a holder that may be in
+/// the middle of a step (the model found a person's abort racing the source's
+/// demotion, which then landed without the lock).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Intervention {
+    /// Roll back: allowed only while the target has promoted nothing
+    /// ([`Plan::abortable`]); the lock's holder (the source) ends it `aborted`, or at
+    /// the target's hand-off either operator (the hand-off is refused from now on); the
+    /// source stays active and restores what it stopped.
+    Abort,
+    /// Clear the `needs-operator` flag and raise the token: the operator whose turn it
+    /// is tries again, with a new deadline.
+    Retry,
+    /// Complete a `needs-operator` failover as `resolved` when nothing but the target's
+    /// work is left ([`Plan::resolvable`]): the target becomes active, and the skipped
+    /// steps are left to its state at rest, which keeps converging them (traffic still
+    /// opens only to ready workloads on primary volumes).
+    Resolve,
+}
+
+impl Intervention {
+    /// Every intervention.
+    pub const ALL: [Intervention; 3] = [
+        Intervention::Abort,
+        Intervention::Retry,
+        Intervention::Resolve,
+    ];
+
+    /// The CLI name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Intervention::Abort => "abort",
+            Intervention::Retry => "retry",
+            Intervention::Resolve => "resolve",
+        }
+    }
+
+    /// Whether the record allows it now (the store's condition, less the token).
+    pub fn allowed(self, record: &Record, variant: Variant) -> bool {
+        let Some(f) = record.failover else {
+            return false;
+        };
+        let plan = Plan::of(f.kind, variant);
+        match self {
+            Intervention::Abort => f.asked.is_none() && plan.abortable(f.kind, f.done),
+            Intervention::Retry => f.stuck,
+            Intervention::Resolve => f.asked.is_none() && f.stuck && plan.resolvable(f.done),
+        }
+    }
+}
 
 /// A write to the global record, with the local time it was sent at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -180,8 +235,11 @@ pub enum Op {
         /// The journal position of the `Complete` step.
         at: u32,
     },
-    /// Abort before anything changed: history item, release the lock. Condition: token,
-    /// failover `id` at position `at`.
+    /// Roll back before the target promoted anything: history item `aborted` with the
+    /// reason, release the lock; the source stays active. Condition: token, failover
+    /// `id` at position `at`, and `at` before the plan's promotion
+    /// ([`Plan::abortable`]; since issue 10 the store checks it, so no writer can roll
+    /// back a failover whose target may have promoted).
     Abort {
         /// The failover.
         id: FailoverId,
@@ -189,6 +247,43 @@ pub enum Op {
         token: Token,
         /// The journal position of the step that aborts.
         at: u32,
+        /// Why.
+        reason: AbortReason,
+    },
+    /// Flag `needs-operator`: the step at `at` missed its stage's deadline where no roll
+    /// back is safe. Condition: token, failover `id` at position `at`, not flagged yet.
+    Stuck {
+        /// The failover.
+        id: FailoverId,
+        /// The writer's fencing token.
+        token: Token,
+        /// The stuck step's journal position.
+        at: u32,
+    },
+    /// Carry out a person's [`Intervention::Resolve`]: complete as `resolved` (the target
+    /// active). Condition: token,
+    /// failover `id` at position `at`, a resolve asked for, [`Plan::resolvable`].
+    Resolve {
+        /// The failover.
+        id: FailoverId,
+        /// The writer's fencing token.
+        token: Token,
+        /// The stuck step's journal position.
+        at: u32,
+    },
+    /// A person's action ([`Intervention`]), sent by the CLI: no process owns it, so it
+    /// needs no slot ownership. Condition: failover `id` at position `at`, the token is
+    /// `token` (the one the person read), and [`Intervention::allowed`]. A retry clears
+    /// the flag and raises the token; an abort or a resolve is noted as asked.
+    Intervene {
+        /// The failover.
+        id: FailoverId,
+        /// The token the person read.
+        token: Token,
+        /// The journal position the person read.
+        at: u32,
+        /// What the person does.
+        action: Intervention,
     },
 }
 
@@ -196,9 +291,12 @@ impl Op {
     /// The fencing token the write claims, if it is a progress write.
     pub fn token(&self) -> Option<Token> {
         match self {
-            Op::Journal { token, .. } | Op::Complete { token, .. } | Op::Abort { token, .. } => {
-                Some(*token)
-            }
+            Op::Journal { token, .. }
+            | Op::Complete { token, .. }
+            | Op::Abort { token, .. }
+            | Op::Stuck { token, .. }
+            | Op::Resolve { token, .. }
+            | Op::Intervene { token, .. } => Some(*token),
             _ => None,
         }
     }
@@ -211,6 +309,9 @@ impl Op {
                 Some((*id, *at))
             }
             Op::Abort { .. }
+            | Op::Stuck { .. }
+            | Op::Resolve { .. }
+            | Op::Intervene { .. }
             | Op::Heartbeat
             | Op::Claim { .. }
             | Op::Contest { .. }
@@ -249,7 +350,10 @@ pub fn apply(
     let owner = record.instance[w.by.index()] == Some(w.instance);
     // The record exists: a create is refused.
     check(!matches!(w.op, Op::Create { .. }))?;
-    if !matches!(w.op, Op::Claim { .. } | Op::Contest { .. }) {
+    if !matches!(
+        w.op,
+        Op::Claim { .. } | Op::Contest { .. } | Op::Intervene { .. }
+    ) {
         check(owner || variant == Variant::StaleLeader)?;
     }
     let bound = record.bound[w.by.index()];
@@ -328,6 +432,8 @@ pub fn apply(
                 source: w.by,
                 target: w.by.peer(),
                 done: 1,
+                stuck: false,
+                asked: None,
             });
         }
         Op::ForceTakeLock { id, seen } => {
@@ -350,11 +456,14 @@ pub fn apply(
                 source: active,
                 target: w.by,
                 done: 1,
+                stuck: false,
+                asked: None,
             });
         }
         Op::TakeOver { id, at } => {
             let f = in_flight(record, id, at)?;
-            check(record.lock.is_none() && f.done == at)?;
+            let abort = f.asked == Some(Intervention::Abort);
+            check(record.lock.is_none() && f.done == at && !abort)?;
             next.token += 1;
             next.lock = lock(w.now);
             set_done(&mut next, at + 1);
@@ -369,6 +478,10 @@ pub fn apply(
             check(token_ok(token))?;
             next.lock = if release { None } else { lock(w.now) };
             set_done(&mut next, at + 1);
+            // A phase that ended by itself needs no resolve any more.
+            if let Some(f) = next.failover.as_mut().filter(|_| release) {
+                f.asked = f.asked.filter(|a| *a == Intervention::Abort);
+            }
         }
         Op::Complete { id, token, at } => {
             let f = in_flight(record, id, at)?;
@@ -381,15 +494,59 @@ pub fn apply(
                 outcome: Outcome::Completed(f.kind),
             });
         }
-        Op::Abort { id, token, at } => {
-            in_flight(record, id, at)?;
-            check(token_ok(token))?;
+        Op::Abort {
+            id,
+            token,
+            at,
+            reason,
+        } => {
+            let f = in_flight(record, id, at)?;
+            check(token_ok(token) && Plan::of(f.kind, variant).abortable(f.kind, at))?;
             next.lock = None;
             next.failover = None;
             next.history.push(HistoryEntry {
                 id,
-                outcome: Outcome::Aborted,
+                outcome: Outcome::Aborted(reason),
             });
+        }
+        Op::Stuck { id, token, at } => {
+            let f = in_flight(record, id, at)?;
+            check(token_ok(token) && !f.stuck)?;
+            if let Some(f) = next.failover.as_mut() {
+                f.stuck = true;
+            }
+        }
+        Op::Resolve { id, token, at } => {
+            let f = in_flight(record, id, at)?;
+            let plan = Plan::of(f.kind, variant);
+            let asked = f.asked == Some(Intervention::Resolve);
+            check(token_ok(token) && asked && plan.resolvable(at))?;
+            // Nothing but the target's work was left: it is active.
+            next.active = f.target;
+            next.lock = None;
+            next.failover = None;
+            next.history.push(HistoryEntry {
+                id,
+                outcome: Outcome::Resolved,
+            });
+        }
+        Op::Intervene {
+            id,
+            token,
+            at,
+            action,
+        } => {
+            in_flight(record, id, at)?;
+            check(record.token == token && action.allowed(record, variant))?;
+            if let Some(f) = next.failover.as_mut() {
+                match action {
+                    Intervention::Retry => {
+                        f.stuck = false;
+                        next.token += 1;
+                    }
+                    Intervention::Abort | Intervention::Resolve => f.asked = Some(action),
+                }
+            }
         }
     }
     Ok(next)
@@ -402,8 +559,13 @@ fn in_flight(record: &Record, id: FailoverId, at: u32) -> Result<InFlight, Condi
     }
 }
 
+/// Move the journal to `done`; a `needs-operator` flag clears with it (the stuck step is
+/// behind). What a person asked for stays: an abort until the source carries it out, a
+/// resolve until the target does (it skips the rest of the phase, wherever the phase
+/// is by then) or the phase ends by itself.
 fn set_done(record: &mut Record, done: u32) {
     if let Some(f) = record.failover.as_mut() {
         f.done = done;
+        f.stuck = false;
     }
 }

@@ -405,6 +405,15 @@ pub struct InFlight {
     /// Number of plan steps journaled as done: the journal and the hand-off marks in one
     /// number (a phase's hand-off mark is the journal entry of its last step).
     pub done: u32,
+    /// `needs-operator`: the step at `done` missed its stage's deadline after the target
+    /// promoted (no roll back is safe any more). The operator whose turn it is keeps
+    /// trying (the flag clears with the next journal entry); a person may retry (a new
+    /// deadline) or resolve ([`crate::Intervention`]).
+    pub stuck: bool,
+    /// A person asked to abort or resolve it ([`crate::Intervention`]). The operator
+    /// whose turn it is carries it out with its own token (the lock never moves under
+    /// a holder that may be in the middle of a step).
+    pub asked: Option<crate::Intervention>,
 }
 
 impl InFlight {
@@ -423,12 +432,37 @@ impl InFlight {
 pub enum Outcome {
     /// The target became active.
     Completed(PlanKind),
-    /// Stopped before anything changed; the source stays active.
-    Aborted,
+    /// Rolled back before the target promoted anything; the source stays active (and
+    /// restores what it stopped, from its state at rest).
+    Aborted(AbortReason),
+    /// A person resolved a `needs-operator` failover ([`crate::Intervention::Resolve`]):
+    /// the target became active with the stuck steps left to its state at rest.
+    Resolved,
     /// The request asked for the cluster that already was active: nothing to do.
     NoOp,
     /// The request was withdrawn before it started.
     Withdrawn,
+}
+
+/// Why a failover was rolled back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AbortReason {
+    /// The target's heartbeat was not fresh when the source validated it.
+    TargetSilent,
+    /// The stage's deadline passed before the target promoted anything.
+    Deadline(Stage),
+    /// A person aborted it ([`crate::Intervention::Abort`]).
+    Person,
+}
+
+impl fmt::Display for AbortReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AbortReason::TargetSilent => f.write_str("target-silent"),
+            AbortReason::Deadline(stage) => write!(f, "deadline-{stage}"),
+            AbortReason::Person => f.write_str("person"),
+        }
+    }
 }
 
 /// A request the record accepted and no failover has taken up yet. At most one is
@@ -645,4 +679,18 @@ pub struct Timing {
     pub heartbeat_every: Time,
     /// Wait after DynamoDB was unavailable before trying again.
     pub retry_after: Time,
+    /// Per stage ([`Stage::index`]): how long the failover may stay at one journal
+    /// position of that stage without progress, by the monotonic clock of the operator
+    /// whose turn it is, before the deadline's outcome ([`Plan::abortable`]): a roll
+    /// back while the target has promoted nothing, else the `needs-operator` flag.
+    ///
+    /// [`Plan::abortable`]: crate::Plan::abortable
+    pub stage_deadline: [Time; 6],
+}
+
+impl Timing {
+    /// The deadline of `stage`.
+    pub fn deadline(&self, stage: Stage) -> Time {
+        self.stage_deadline[stage.index()]
+    }
 }
