@@ -1042,6 +1042,7 @@ fn restarted_target_restores_fenced_activation_before_its_next_step() {
     let after = apply(&record, &hb, &TIMING, Variant::Correct).expect("heartbeat moves on");
     feed(&mut mem, &hb, Reply::Applied(after));
 
+    let due = 20 + TIMING.deadline(Stage::TargetActivation);
     let mut steps = Vec::new();
     for _ in 0..4 {
         let d = decide(&inputs(B, 20, &cluster, None), &mem);
@@ -1049,8 +1050,9 @@ fn restarted_target_restores_fenced_activation_before_its_next_step() {
             Action::Kube(step) => {
                 step.apply(&mut cluster);
             }
-            // The csi driver and the kubelet converge.
-            Action::Wait(Wake::Change) => {
+            // The csi driver and the kubelet converge (the holder waits at most until
+            // its stage's deadline).
+            Action::Wait(_) => {
                 cluster.volume_status = cluster.volume_spec;
                 cluster.workloads_running = cluster.workloads_up;
             }
@@ -1068,7 +1070,7 @@ fn restarted_target_restores_fenced_activation_before_its_next_step() {
                 Step::PromoteVolumes
             ),
             restore(
-                Action::Wait(Wake::Change),
+                Action::Wait(Wake::At(due)),
                 11,
                 Stage::VolumePromotion,
                 Step::AwaitVolumesPrimary
@@ -1080,7 +1082,7 @@ fn restarted_target_restores_fenced_activation_before_its_next_step() {
                 Step::ScaleUpWorkloads
             ),
             restore(
-                Action::Wait(Wake::Change),
+                Action::Wait(Wake::At(due)),
                 13,
                 Stage::TargetActivation,
                 Step::AwaitWorkloadsReady

@@ -233,14 +233,16 @@ impl Config {
                 c.timing.stage_deadline = [1; 6];
                 c.request_at = vec![Cluster::B];
                 c.max_ticks = 5;
-                // An uptime failover hands over three times, a tick each.
-                c.progress_ticks = if mode == Mode::Uptime { 4 } else { 2 };
+                // An uptime failover hands over three times, a tick each; a request
+                // reaches the active cluster with its next heartbeat.
+                c.progress_ticks = if mode == Mode::Uptime { 4 } else { 3 };
             })
         };
         let deep_deadline = |mode: Mode| {
             let mut c = deadline(mode);
             c.store_faults = 1;
-            c.max_ticks = 6;
+            // A failed request write or heartbeat is retried a tick later.
+            c.progress_ticks += 1;
             c
         };
         match name {

@@ -543,7 +543,16 @@ fn choose(input: &Inputs<'_>, mem: &Memory) -> Decision {
         && input.cluster.needs_fencing()
         && let Some(d) = fence(input)
     {
-        return d;
+        // Waiting for the cluster to report the fence: a store retry due still wakes it
+        // (`deep` found an operator that looked idle for ever behind a volume whose
+        // driver never reported the demotion).
+        return match (&d.action, mem.retry_at) {
+            (Action::Wait(Wake::Change), Some(at)) if !store_ok => Decision {
+                action: Action::Wait(Wake::At(at)),
+                ..d
+            },
+            _ => d,
+        };
     }
     if !store_ok {
         return Decision::wait(Wake::At(mem.retry_at.unwrap_or(now)));
@@ -813,7 +822,16 @@ fn in_flight(input: &Inputs<'_>, mem: &Memory, view: &Record, f: InFlight) -> Op
         {
             let at = at as u32;
             let d = ensure(&[ps.step], input.cluster, Purpose::Restore { at })?;
-            return Some(d.at(ps.stage, ps.step));
+            let d = d.at(ps.stage, ps.step);
+            // A restore is the holder's work at its position too: bounded by the
+            // current stage's deadline (`deep` found a target restoring a promotion its
+            // stuck driver never confirmed, unflagged for ever).
+            return Some(match plan.get(f.done) {
+                Some(now) if view.holder() == Some(me) => {
+                    on_deadline(input, mem, view, f, (plan, now.stage), d)
+                }
+                _ => d,
+            });
         }
     }
     if f.kind == PlanKind::Forced && me == f.source {
