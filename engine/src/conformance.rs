@@ -8,7 +8,8 @@ use failover_model::{
 
 use crate::observe::{is_set, settled};
 use crate::ports::{
-    ClusterError, ClusterPort, Desired, Kind, MemberState, ObjectRef, Selector, StorePort,
+    ClusterError, ClusterPort, Desired, Kind, LabelQuery, MemberState, ObjectRef, Selector,
+    StorePort,
 };
 
 /// Objects the caller created in the cluster under test before calling
@@ -80,7 +81,7 @@ pub async fn cluster_port<C: ClusterPort, F: Future<Output = ()>>(
         let kind = object.kind;
         let by_label = Selector {
             namespace: fx.namespace.clone(),
-            labels: format!("app={}", fx.label),
+            labels: LabelQuery::equals("app", &fx.label),
             names: Vec::new(),
         };
         let found = cluster
@@ -92,7 +93,7 @@ pub async fn cluster_port<C: ClusterPort, F: Future<Output = ()>>(
             "members({kind}) by label must find {object}"
         );
         let by_name = Selector {
-            labels: String::new(),
+            labels: LabelQuery::default(),
             names: vec![object.name.clone()],
             ..by_label.clone()
         };
@@ -117,7 +118,7 @@ pub async fn cluster_port<C: ClusterPort, F: Future<Output = ()>>(
             "a named member that does not exist is NotFound"
         );
         let nobody = Selector {
-            labels: "app=nobody-has-this-label".into(),
+            labels: LabelQuery::equals("app", "nobody-has-this-label"),
             ..by_label.clone()
         };
         assert!(

@@ -6,12 +6,13 @@
 //!
 //! One table (created by [`create_table`], on-demand billing), key `pk` (S) + `sk` (S).
 //! It must be a single-region table or a multi-region *strongly consistent* global table:
-//! a last-writer-wins global table breaks the lock (see `DESIGN.md`).
+//! a last-writer-wins global table breaks the lock (README: the `lww-store` variant, which
+//! the model catches moving the fencing token back).
 //!
 //! | `pk`  | `sk`                     | attributes                                           |
 //! |-------|--------------------------|------------------------------------------------------|
-//! | group | `record`                 | `active` (S `A`/`B`), `token` (N), `lock_holder` (S), `lock_until` (N), `fo_id` (N), `fo_kind` (S `consistency`/`uptime`/`forced`), `fo_source` (S), `fo_target` (S), `fo_done` (N), `hb_A` (N), `hb_B` (N), `inst_A` (N), `inst_B` (N), `req_id` (N), `req_to` (S), `req_mode` (S `consistency`/`uptime`), `req_by` (S), `req_at` (N), `id_A` (N), `id_B` (N), `con_A` (N), `con_B` (N), `spec_A` (S), `spec_B` (S) |
-//! | group | `history#<id, 20 digits>` | `id` (N), `outcome` (S `completed-consistency`/`completed-uptime`/`completed-forced`/`aborted`/`no-op`/`withdrawn`), `token` (N), `by` (S), `at` (N) |
+//! | group | `record`                 | `active` (S `A`/`B`), `token` (N), `lock_holder` (S), `lock_until` (N), `fo_id` (N), `fo_kind` (S `consistency`/`uptime`/`forced`), `fo_source` (S), `fo_target` (S), `fo_done` (N), `hb_A` (N), `hb_B` (N), `inst_A` (N), `inst_B` (N), `req_id` (N), `req_to` (S), `req_mode` (S `consistency`/`uptime`), `req_by` (S), `req_at` (N), `id_A` (N), `id_B` (N), `con_A` (N), `con_B` (N), `spec_A` (S), `spec_B` (S), `fo_stuck` (N, `needs-operator`), `fo_abort` (N), `fo_resolve` (N) (a person's action asked for) |
+//! | group | `history#<id, 20 digits>` | `id` (N), `outcome` (S `completed-consistency`/`completed-uptime`/`completed-forced`/`aborted-target-silent`/`aborted-deadline-<stage>`/`aborted-person`/`resolved`/`no-op`/`withdrawn`; `aborted` before issue 10), `token` (N), `by` (S), `at` (N) |
 //!
 //! The main item maps [`Record`] one to one: the lock's two attributes exist exactly while
 //! there is a lock, the five `fo_*` attributes exactly while a failover is in flight, and

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use failover_model::{
     Action, ClusterState, Decision, FailoverId, Identity, Inputs, Instance, Memory, Op, Outcome,
-    Record, Reply, Request, STOP, Stage, Step, StepKind, Time, Trace, Variant, Wake, Write,
-    core::decide::write, decide, lease_ok, refusal, stamp,
+    PlanKind, Record, Reply, Request, STOP, Stage, Step, StepKind, Time, Token, Trace, Variant,
+    Wake, Write, core::decide::write, decide, lease_ok, refusal, stamp,
 };
 use futures::FutureExt;
 use tracing::{Instrument, debug, error, info, info_span, warn};
@@ -186,6 +186,10 @@ pub struct Operator<C: ClusterPort, S, K> {
     hook: Option<DecisionHook>,
     /// The failover this operator flagged `needs-operator`, while the record shows it so.
     needs_operator: Option<NeedsOperator>,
+    /// The highest fencing token this process saw in the record.
+    max_token: Token,
+    /// An assertion failed ([`Operator::halted`]): the loop stops for this group.
+    halted: Option<String>,
 }
 
 /// A failover this operator flagged `needs-operator` (its stage's deadline passed after
@@ -231,6 +235,8 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             inventory: None,
             initialized: false,
             needs_operator: None,
+            max_token: 0,
+            halted: plan_problem(variant),
             hook: None,
         }
     }
@@ -653,6 +659,18 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             .await;
         self.keep_trace().await;
         self.report_problems();
+        // Assertion: the fencing token never goes down (a re-created record starts
+        // above every token either cluster saw).
+        if let Some(token) = self.memory.view.as_ref().map(|v| v.token) {
+            if token < self.max_token {
+                let why = format!(
+                    "the record's fencing token went down from {} to {token}",
+                    self.max_token
+                );
+                self.halt(why);
+            }
+            self.max_token = self.max_token.max(token);
+        }
         let flagged = |v: &Record| v.failover.is_some_and(|f| f.stuck);
         if !self.memory.view.as_ref().is_none_or(flagged) {
             self.needs_operator = None;
@@ -664,6 +682,23 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             decision,
             result,
             during,
+        }
+    }
+
+    /// Why this operator stopped acting for its group, if it did: an assertion that guards
+    /// against a catastrophic bug failed (the fencing token went down, a plan effect was
+    /// about to run without the lock, a plan is malformed, the store applied a progress
+    /// write with a lower token than it carried). The loop returns; nothing more is
+    /// changed by this process, and the error is logged.
+    pub fn halted(&self) -> Option<&str> {
+        self.halted.as_deref()
+    }
+
+    /// Stop for good with `why` (logged once).
+    fn halt(&mut self, why: String) {
+        if self.halted.is_none() {
+            error!(why = %why, "assertion failed: this operator stops acting for the group");
+            self.halted = Some(why);
         }
     }
 
@@ -758,114 +793,144 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         if let Some(hook) = self.hook.as_mut() {
             hook(d);
         }
-        let timing = self.group.timing;
         match &d.action {
-            Action::Read => {
-                let read = self.store_call(self.store.read(&self.group.key)).await;
-                match &read {
-                    Ok(Some(r)) => {
-                        self.memory
-                            .on_read(self.group.me, now, &timing, Some(r.clone()));
-                    }
-                    // No record: a new group's is created; one this cluster kept a trace
-                    // of went missing and is not created again.
-                    Ok(None) => match self.create_unless_traced().await {
-                        Ok(Created::Not(trace)) => {
-                            self.report_missing(trace);
-                            self.memory.on_missing(now, &timing);
-                        }
-                        Ok(Created::Record(record)) => {
-                            self.memory
-                                .on_read(self.group.me, now, &timing, Some(*record));
-                        }
-                        Err(e) => {
-                            warn!(error = %e, "no record, and none created");
-                            self.memory.on_read(self.group.me, now, &timing, None);
-                        }
-                    },
-                    Err(_) => self.memory.on_read(self.group.me, now, &timing, None),
-                }
-                TurnResult::Read(read)
-            }
-            Action::Write(Op::Create { active }) => {
-                // Only `recreate-missing-record` decides this: the engine before issue
-                // 10, which created a missing record again from the spec.
-                let w = self.stamped(wall, Op::Create { active: *active });
-                let init = self.store.init(&self.group.key, *active, w.now);
-                let reply = match self.store_call(init).await {
-                    Ok(r) if r == Record::new(*active, [Some(w.now); 2]) => Reply::Applied(r),
-                    Ok(r) => Reply::ConditionFailed(r),
-                    Err(_) => Reply::Unavailable,
-                };
-                self.memory
-                    .on_write(&w, now, &timing, self.variant, reply.clone());
-                TurnResult::Wrote(reply)
-            }
-            Action::Write(op) => {
-                let w = self.stamped(wall, *op);
-                let reply = self.send(&w).await;
-                if let (Op::Stuck { id, .. }, Reply::Applied(_), Some(stage), Some(step)) =
-                    (op, &reply, d.stage, d.step)
-                {
-                    self.flag_needs_operator(*id, stage, step).await;
-                }
-                if let Some((id, holder)) = refusal(op, &reply) {
-                    warn!(
-                        id = format!("{id:016x}"),
-                        held_by = format!("{holder:016x}"),
-                        "request refused: another request holds the group"
-                    );
-                    self.refused = Some((id, holder));
-                }
-                if reply == Reply::Missing {
-                    let seen = self.memory.view.as_ref().map(Record::trace);
-                    match self.traced.or(seen) {
-                        Some(trace) => self.report_missing(trace),
-                        None => warn!("the group's record is missing"),
-                    }
-                }
-                self.memory
-                    .on_write(&w, now, &timing, self.variant, reply.clone());
-                TurnResult::Wrote(reply)
-            }
-            Action::Kube(step) => {
-                // The model's rule for a process paused between deciding and sending: a
-                // start step goes out only while the lease still allows it.
-                let (now, wall) = self.clocks();
-                if !STOP.contains(step)
-                    && !lease_ok(&self.inputs(now, wall, observed, false), &self.memory)
-                {
-                    warn!(task = %step, "the lease ran low since the decision: not sent");
-                    return TurnResult::NotSent;
-                }
-                let stage = d.stage.map_or(StageName::Outside, StageName::Stage);
-                let Some(result) = self
-                    .step_keeping_lease(*step, stage, observed, during)
-                    .await
-                else {
-                    if self.replaced() {
-                        warn!(task = %step, "call abandoned: this process was replaced");
-                    } else {
-                        warn!(task = %step, "call abandoned: the lease ran low, self-fencing");
-                    }
-                    return TurnResult::Abandoned;
-                };
-                self.memory.on_kube(now, &timing, result.is_ok());
-                match result {
-                    Ok(changes) => {
-                        for c in &changes {
-                            info!(change = %c, "changed");
-                        }
-                        TurnResult::Changed(changes)
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "step failed; it is retried");
-                        TurnResult::Failed(e)
-                    }
-                }
-            }
+            Action::Read => self.read(now).await,
+            Action::Write(Op::Create { active }) => self.create(now, wall, *active).await,
+            Action::Write(op) => self.write_op(now, wall, d, *op).await,
+            Action::Effect(step) => self.effect(d, *step, observed, during).await,
             Action::Fence(steps) => self.fence(now, *steps).await,
             Action::Wait(wake) => TurnResult::Waited(*wake),
+        }
+    }
+
+    /// A consistent read of the record, fed to the memory. No record: a new group's is
+    /// created; one this cluster kept a trace of went missing and is not created again.
+    async fn read(&mut self, now: Time) -> TurnResult {
+        let timing = self.group.timing;
+        let me = self.group.me;
+        let read = self.store_call(self.store.read(&self.group.key)).await;
+        match &read {
+            Ok(Some(r)) => self.memory.on_read(me, now, &timing, Some(r.clone())),
+            Ok(None) => match self.create_unless_traced().await {
+                Ok(Created::Not(trace)) => {
+                    self.report_missing(trace);
+                    self.memory.on_missing(now, &timing);
+                }
+                Ok(Created::Record(record)) => {
+                    self.memory.on_read(me, now, &timing, Some(*record));
+                }
+                Err(e) => {
+                    warn!(error = %e, "no record, and none created");
+                    self.memory.on_read(me, now, &timing, None);
+                }
+            },
+            Err(_) => self.memory.on_read(me, now, &timing, None),
+        }
+        TurnResult::Read(read)
+    }
+
+    /// Only `recreate-missing-record` decides this: the engine before issue 10, which
+    /// created a missing record again from the spec.
+    async fn create(
+        &mut self,
+        now: Time,
+        wall: Time,
+        active: failover_model::Cluster,
+    ) -> TurnResult {
+        let timing = self.group.timing;
+        let w = self.stamped(wall, Op::Create { active });
+        let init = self.store.init(&self.group.key, active, w.now);
+        let reply = match self.store_call(init).await {
+            Ok(r) if r == Record::new(active, [Some(w.now); 2]) => Reply::Applied(r),
+            Ok(r) => Reply::ConditionFailed(r),
+            Err(_) => Reply::Unavailable,
+        };
+        self.memory
+            .on_write(&w, now, &timing, self.variant, reply.clone());
+        TurnResult::Wrote(reply)
+    }
+
+    /// A conditional write of the record, its reply fed to the memory, and what it tells
+    /// people: a refused request, a missing record, a `needs-operator` flag.
+    async fn write_op(&mut self, now: Time, wall: Time, d: &Decision, op: Op) -> TurnResult {
+        let timing = self.group.timing;
+        let w = self.stamped(wall, op);
+        let reply = self.send(&w).await;
+        self.check_reply(&w, &reply);
+        if let (Op::Stuck { id, .. }, Reply::Applied(_), Some(stage), Some(step)) =
+            (op, &reply, d.stage, d.step)
+        {
+            self.flag_needs_operator(id, stage, step).await;
+        }
+        if let Some((id, holder)) = refusal(&op, &reply) {
+            warn!(
+                id = format!("{id:016x}"),
+                held_by = format!("{holder:016x}"),
+                "request refused: another request holds the group"
+            );
+            self.refused = Some((id, holder));
+        }
+        if reply == Reply::Missing {
+            let seen = self.memory.view.as_ref().map(Record::trace);
+            match self.traced.or(seen) {
+                Some(trace) => self.report_missing(trace),
+                None => warn!("the group's record is missing"),
+            }
+        }
+        self.memory
+            .on_write(&w, now, &timing, self.variant, reply.clone());
+        TurnResult::Wrote(reply)
+    }
+
+    /// An effect step on this cluster, with lease keeping beside it.
+    async fn effect(
+        &mut self,
+        d: &Decision,
+        step: Step,
+        observed: &ClusterState,
+        during: &mut Vec<(Turn, Memory)>,
+    ) -> TurnResult {
+        // Assertion: a plan step's effect runs only while this cluster holds the lock
+        // (the model's decision guarantees it; a bug here is two writers).
+        let holder = self.memory.view.as_ref().and_then(Record::holder);
+        if matches!(d.purpose, failover_model::Purpose::Plan { .. })
+            && holder != Some(self.group.me)
+        {
+            self.halt(format!(
+                "plan step {step} decided without holding the lock (holder {holder:?})"
+            ));
+            return TurnResult::NotSent;
+        }
+        // The model's rule for a process paused between deciding and sending: a start
+        // step goes out only while the lease still allows it.
+        let (now, wall) = self.clocks();
+        if !STOP.contains(&step)
+            && !lease_ok(&self.inputs(now, wall, observed, false), &self.memory)
+        {
+            warn!(task = %step, "the lease ran low since the decision: not sent");
+            return TurnResult::NotSent;
+        }
+        let stage = d.stage.map_or(StageName::Outside, StageName::Stage);
+        let Some(result) = self.step_keeping_lease(step, stage, observed, during).await else {
+            if self.replaced() {
+                warn!(task = %step, "call abandoned: this process was replaced");
+            } else {
+                warn!(task = %step, "call abandoned: the lease ran low, self-fencing");
+            }
+            return TurnResult::Abandoned;
+        };
+        self.memory.on_kube(now, &self.group.timing, result.is_ok());
+        match result {
+            Ok(changes) => {
+                for c in &changes {
+                    info!(change = %c, "changed");
+                }
+                TurnResult::Changed(changes)
+            }
+            Err(e) => {
+                warn!(error = %e, "step failed; it is retried");
+                TurnResult::Failed(e)
+            }
         }
     }
 
@@ -898,6 +963,19 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             .unwrap_or(Reply::Ambiguous);
         debug!(op = ?w.op, reply = reply_name(&reply), "write");
         reply
+    }
+
+    /// Assertion: a progress write the store applied leaves a token at least the one it
+    /// carried (an adapter that lost the condition would let a stale holder in).
+    fn check_reply(&mut self, w: &Write, reply: &Reply) {
+        if let (Reply::Applied(r), Some(t)) = (reply, w.op.token())
+            && r.token < t
+        {
+            self.halt(format!(
+                "the store applied {:?} carrying token {t} and answered token {}",
+                w.op, r.token
+            ));
+        }
     }
 
     /// A self-fence attempt: every step, in the stop order (traffic off before the pods
@@ -1104,12 +1182,16 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         }
     }
 
-    /// Run turns until `stop` says so after a turn, or until another process took
-    /// this cluster's slot ([`Operator::replaced`]).
+    /// Run turns until `stop` says so after a turn, until another process took this
+    /// cluster's slot ([`Operator::replaced`]), or until an assertion failed
+    /// ([`Operator::halted`]).
     pub async fn run_until(&mut self, mut stop: impl FnMut(&Self, &Turn) -> bool) {
         loop {
+            if self.halted.is_some() {
+                return;
+            }
             let turn = self.turn().await;
-            if stop(self, &turn) {
+            if stop(self, &turn) || self.halted.is_some() {
                 return;
             }
             if self.replaced() {
@@ -1283,6 +1365,36 @@ where
     op.set_request(None);
     // `run_until` returns without an end only when this process was replaced.
     ended.unwrap_or(Ended::Replaced)
+}
+
+/// Why the plans of `variant` cannot be run, if they cannot: every phase after the first
+/// must start by taking the lock (a hand-off await, or the forced take), and every plan
+/// must end with the completion. Checked once per operator (assertion).
+fn plan_problem(variant: Variant) -> Option<String> {
+    let kinds = [
+        PlanKind::Planned(failover_model::Mode::Consistency),
+        PlanKind::Planned(failover_model::Mode::Uptime),
+        PlanKind::Forced,
+    ];
+    for kind in kinds {
+        let plan = failover_model::Plan::of(kind, variant);
+        if plan.steps.last().map(|s| s.step) != Some(Step::Complete) {
+            return Some(format!("the {kind} plan does not end with the completion"));
+        }
+        let takes = [Step::AcquireLock, Step::ForceTakeLock, Step::AwaitHandOff];
+        if !plan.steps.first().is_some_and(|s| takes.contains(&s.step)) {
+            return Some(format!("the {kind} plan does not start by taking the lock"));
+        }
+        for at in 0..plan.len() as u32 {
+            let next = plan.get(at + 1).map(|s| s.step);
+            if plan.ends_phase(at) && next != Some(Step::AwaitHandOff) {
+                return Some(format!(
+                    "the {kind} plan's phase after position {at} does not start with a hand-off"
+                ));
+            }
+        }
+    }
+    None
 }
 
 /// A fresh process id: random (the standard library's per-process hash keys) mixed

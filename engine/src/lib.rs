@@ -3,7 +3,9 @@
 //!
 //! - [`ports`]: the narrow traits through which the engine does all IO (a cluster's
 //!   API, the global store, the clock), with their failure contracts;
-//! - [`k8s`] and [`dynamo`]: the real adapters (kube-rs, aws-sdk-dynamodb);
+//! - `k8s` and `dynamo`: the real adapters (kube-rs, aws-sdk-dynamodb), behind the
+//!   features `kube-client` and `dynamodb` (on by default; the simulator builds the
+//!   engine without them);
 //! - [`memory`]: in-memory adapters with exact semantics, for tests and the simulator;
 //! - [`spec`]: a group's spec, parsed once into a validated [`spec::Group`];
 //! - [`observe`]: folds a group's members into the model's `ClusterState`;
@@ -19,8 +21,10 @@
 
 pub mod conformance;
 pub mod dryrun;
+#[cfg(feature = "dynamodb")]
 pub mod dynamo;
 pub mod executor;
+#[cfg(feature = "kube-client")]
 pub mod k8s;
 pub mod memory;
 pub mod observe;

@@ -132,7 +132,6 @@ impl MemoryCluster {
 
 impl ClusterPort for MemoryCluster {
     async fn members(&self, kind: Kind, selector: &Selector) -> Result<Vec<Member>, ClusterError> {
-        let terms = parse_selector(&selector.labels);
         let inner = self.lock();
         let mut out = Vec::new();
         for name in &selector.names {
@@ -147,7 +146,7 @@ impl ClusterPort for MemoryCluster {
         }
         for (r, o) in &inner.objects {
             let named = selector.names.contains(&r.name);
-            let labeled = !terms.is_empty() && terms.iter().all(|t| t.matches(&o.labels));
+            let labeled = selector.labels.matches(&o.labels);
             if r.kind == kind && r.namespace == selector.namespace && (named || labeled) {
                 out.push(Member {
                     object: r.clone(),
@@ -288,75 +287,6 @@ pub fn field_changes(
         _ => {}
     }
     out
-}
-
-/// One term of a label selector in string syntax.
-#[derive(Debug)]
-enum Term {
-    Eq(String, String),
-    Ne(String, String),
-    In(String, Vec<String>),
-    NotIn(String, Vec<String>),
-    Exists(String),
-    Absent(String),
-}
-
-impl Term {
-    fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        match self {
-            Term::Eq(k, v) => labels.get(k) == Some(v),
-            Term::Ne(k, v) => labels.get(k) != Some(v),
-            Term::In(k, vs) => labels.get(k).is_some_and(|v| vs.contains(v)),
-            Term::NotIn(k, vs) => labels.get(k).is_none_or(|v| !vs.contains(v)),
-            Term::Exists(k) => labels.contains_key(k),
-            Term::Absent(k) => !labels.contains_key(k),
-        }
-    }
-}
-
-/// Parse a selector as rendered by [`crate::spec::selector_string`].
-fn parse_selector(s: &str) -> Vec<Term> {
-    let mut terms = Vec::new();
-    let mut depth = 0;
-    let mut start = 0;
-    let mut parts = Vec::new();
-    for (i, c) in s.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            ',' if depth == 0 => {
-                parts.push(&s[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(&s[start..]);
-    for p in parts.into_iter().map(str::trim).filter(|p| !p.is_empty()) {
-        let list = |rest: &str| -> Vec<String> {
-            rest.trim()
-                .trim_start_matches('(')
-                .trim_end_matches(')')
-                .split(',')
-                .map(|v| v.trim().to_string())
-                .collect()
-        };
-        let term = if let Some((k, v)) = p.split_once("!=") {
-            Term::Ne(k.trim().into(), v.trim().into())
-        } else if let Some((k, v)) = p.split_once("==").or_else(|| p.split_once('=')) {
-            Term::Eq(k.trim().into(), v.trim().into())
-        } else if let Some((k, rest)) = p.split_once(" notin ") {
-            Term::NotIn(k.trim().into(), list(rest))
-        } else if let Some((k, rest)) = p.split_once(" in ") {
-            Term::In(k.trim().into(), list(rest))
-        } else if let Some(k) = p.strip_prefix('!') {
-            Term::Absent(k.trim().into())
-        } else {
-            Term::Exists(p.into())
-        };
-        terms.push(term);
-    }
-    terms
 }
 
 /// The global store in memory: every write is [`failover_model::apply`].

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use failover_model::{Cluster, Record, Reply, Time, Timing, Trace, VolumeRole, Write};
 
-/// A resource kind the operator touches (the table in `DESIGN.md`).
+/// A resource kind the operator touches; each variant says what stopping and starting
+/// it does (README, "The engine").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
     /// `apps/v1` Deployment, scaled through the scale subresource.
@@ -164,11 +165,97 @@ pub enum Desired {
 pub struct Selector {
     /// The namespace.
     pub namespace: String,
-    /// A label selector in Kubernetes string syntax (`app=shop,tier in (web,api)`);
-    /// empty selects nothing by label.
-    pub labels: String,
+    /// The label query, parsed once from the spec; empty selects nothing by label.
+    pub labels: LabelQuery,
     /// Objects named explicitly, in addition to those the labels select.
     pub names: Vec<String>,
+}
+
+/// A label selector, parsed and checked once (from the spec's `LabelSelector`): the API
+/// server gets its [`fmt::Display`] (`app=shop,tier in (web,api)`), the fakes match with
+/// [`LabelQuery::matches`], so every adapter reads it the same way.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LabelQuery {
+    terms: Vec<LabelTerm>,
+}
+
+/// One requirement of a [`LabelQuery`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LabelTerm {
+    /// `key=value` (`matchLabels`).
+    Equals(String, String),
+    /// `key in (a,b)`.
+    In(String, Vec<String>),
+    /// `key notin (a,b)`: also true without the label.
+    NotIn(String, Vec<String>),
+    /// `key`: the label exists.
+    Exists(String),
+    /// `!key`: the label does not exist.
+    DoesNotExist(String),
+}
+
+impl LabelTerm {
+    fn matches(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
+        match self {
+            LabelTerm::Equals(k, v) => labels.get(k) == Some(v),
+            LabelTerm::In(k, vs) => labels.get(k).is_some_and(|v| vs.contains(v)),
+            LabelTerm::NotIn(k, vs) => labels.get(k).is_none_or(|v| !vs.contains(v)),
+            LabelTerm::Exists(k) => labels.contains_key(k),
+            LabelTerm::DoesNotExist(k) => !labels.contains_key(k),
+        }
+    }
+}
+
+impl fmt::Display for LabelTerm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LabelTerm::Equals(k, v) => write!(f, "{k}={v}"),
+            LabelTerm::In(k, vs) => write!(f, "{k} in ({})", vs.join(",")),
+            LabelTerm::NotIn(k, vs) => write!(f, "{k} notin ({})", vs.join(",")),
+            LabelTerm::Exists(k) => write!(f, "{k}"),
+            LabelTerm::DoesNotExist(k) => write!(f, "!{k}"),
+        }
+    }
+}
+
+impl LabelQuery {
+    /// A query of these requirements (all must hold).
+    pub fn new(terms: Vec<LabelTerm>) -> LabelQuery {
+        LabelQuery { terms }
+    }
+
+    /// `key=value`.
+    pub fn equals(key: &str, value: &str) -> LabelQuery {
+        LabelQuery::new(vec![LabelTerm::Equals(key.into(), value.into())])
+    }
+
+    /// No requirement: selects nothing by label.
+    pub fn is_empty(&self) -> bool {
+        self.terms.is_empty()
+    }
+
+    /// The requirements.
+    pub fn terms(&self) -> &[LabelTerm] {
+        &self.terms
+    }
+
+    /// An object with these labels is selected: every requirement holds (an empty query
+    /// selects nothing).
+    pub fn matches(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
+        !self.terms.is_empty() && self.terms.iter().all(|t| t.matches(labels))
+    }
+}
+
+impl fmt::Display for LabelQuery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, t) in self.terms.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{t}")?;
+        }
+        Ok(())
+    }
 }
 
 /// One field an effect changed (or, in a dry run, would change).

@@ -15,7 +15,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::ports::{Kind, Selector};
+use crate::ports::{Kind, LabelQuery, LabelTerm, Selector};
 
 /// The spec of a `FailoverGroup`: an application that runs in two clusters, one active.
 #[derive(CustomResource, Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
@@ -557,8 +557,8 @@ fn parse_members(
         why,
     })?;
     let labels = match &spec.selector {
-        Some(sel) => selector_string(sel).map_err(SpecError::MalformedSelector)?,
-        None => String::new(),
+        Some(sel) => label_query(sel).map_err(SpecError::MalformedSelector)?,
+        None => LabelQuery::default(),
     };
     let local = |n: &String| (namespace.to_string(), n.clone());
     let flux = |r: &FluxRef| {
@@ -644,7 +644,7 @@ fn parse_members(
                 labels: if by_label && ns == namespace {
                     labels.clone()
                 } else {
-                    String::new()
+                    LabelQuery::default()
                 },
                 namespace: ns,
                 names,
@@ -667,14 +667,14 @@ fn parse_members(
     Ok(members)
 }
 
-/// Render a label selector in the string syntax of `?labelSelector=`, checking keys,
-/// values and operators as the API server would.
-pub fn selector_string(sel: &LabelSelector) -> Result<String, String> {
-    let mut parts = Vec::new();
+/// Parse a label selector into the query every adapter reads ([`LabelQuery`]), checking
+/// keys, values and operators as the API server would.
+pub fn label_query(sel: &LabelSelector) -> Result<LabelQuery, String> {
+    let mut terms = Vec::new();
     for (k, v) in sel.match_labels.iter().flatten() {
         label_key(k)?;
         label_value(v).map_err(|why| format!("matchLabels[{k}]: value {v:?} {why}"))?;
-        parts.push(format!("{k}={v}"));
+        terms.push(LabelTerm::Equals(k.clone(), v.clone()));
     }
     for (
         i,
@@ -686,8 +686,8 @@ pub fn selector_string(sel: &LabelSelector) -> Result<String, String> {
     ) in sel.match_expressions.iter().flatten().enumerate()
     {
         label_key(key)?;
-        let values = values.as_deref().unwrap_or_default();
-        for v in values {
+        let values = values.clone().unwrap_or_default();
+        for v in &values {
             label_value(v).map_err(|why| format!("matchExpressions[{i}]: value {v:?} {why}"))?;
         }
         let need_values = |yes: bool| {
@@ -700,19 +700,22 @@ pub fn selector_string(sel: &LabelSelector) -> Result<String, String> {
                 Ok(())
             }
         };
-        match operator.as_str() {
-            "In" | "NotIn" => {
+        let term = match operator.as_str() {
+            "In" => {
                 need_values(true)?;
-                let op = if operator == "In" { "in" } else { "notin" };
-                parts.push(format!("{key} {op} ({})", values.join(",")));
+                LabelTerm::In(key.clone(), values)
+            }
+            "NotIn" => {
+                need_values(true)?;
+                LabelTerm::NotIn(key.clone(), values)
             }
             "Exists" => {
                 need_values(false)?;
-                parts.push(key.clone());
+                LabelTerm::Exists(key.clone())
             }
             "DoesNotExist" => {
                 need_values(false)?;
-                parts.push(format!("!{key}"));
+                LabelTerm::DoesNotExist(key.clone())
             }
             other => {
                 return Err(format!(
@@ -720,14 +723,15 @@ pub fn selector_string(sel: &LabelSelector) -> Result<String, String> {
                      (use In, NotIn, Exists or DoesNotExist)"
                 ));
             }
-        }
+        };
+        terms.push(term);
     }
-    if parts.is_empty() {
+    if terms.is_empty() {
         return Err("the selector is empty and would select everything; give \
                     matchLabels or matchExpressions, or leave selector out"
             .into());
     }
-    Ok(parts.join(","))
+    Ok(LabelQuery::new(terms))
 }
 
 fn label_key(key: &str) -> Result<(), String> {

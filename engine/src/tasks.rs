@@ -1,5 +1,4 @@
-//! Tasks: what the effect steps of the model's plans become in the engine (the seed's
-//! Tasks, Factory and DependencyInjector, in Rust form).
+//! Tasks: what the effect steps of the model's plans become in the engine.
 //!
 //! A [`Task`] has a name, a description and an async `execute` that receives its ports
 //! through a [`Context`]. The [`factory`] builds the task list of a plan kind and role
@@ -202,8 +201,8 @@ pub fn factory<C: ClusterPort>(variant: Variant) -> Tasks<C> {
     Tasks { by_step }
 }
 
-/// The plan of `kind` for `role`, as (stage, task name, description) lines: what the
-/// operator of that role will do, in order.
+/// The plan of `kind` for `role`, as (stage, step) pairs: what the operator of that role
+/// will do, in order (each step has its name and description).
 pub fn plan_lines(kind: PlanKind, role: Role, variant: Variant) -> Vec<(Stage, Step)> {
     Plan::of(kind, variant)
         .steps

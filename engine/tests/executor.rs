@@ -902,14 +902,14 @@ async fn a_start_step_is_not_sent_once_the_lease_ran_low_after_the_decision() {
     // The first start step: decided with the lease, then a pause of a whole lease.
     let hook_jump = jump.clone();
     a.on_decision(move |d| {
-        if d.action == failover_model::Action::Kube(failover_model::Step::EnableNetwork) {
+        if d.action == failover_model::Action::Effect(failover_model::Step::EnableNetwork) {
             hook_jump.store(lease, Ordering::Relaxed);
         }
     });
     let turn = a.turn().await;
     assert_eq!(
         turn.decision.action,
-        failover_model::Action::Kube(failover_model::Step::EnableNetwork),
+        failover_model::Action::Effect(failover_model::Step::EnableNetwork),
         "the decision was made with the lease"
     );
     assert_eq!(turn.result, TurnResult::NotSent);
@@ -929,7 +929,7 @@ async fn a_start_step_is_not_sent_once_the_lease_ran_low_after_the_decision() {
     b.run_until(|op, t| {
         op.memory().lease_until.is_some()
             && t.decision.action
-                == failover_model::Action::Kube(failover_model::Step::EnableNetwork)
+                == failover_model::Action::Effect(failover_model::Step::EnableNetwork)
     })
     .await;
     assert_eq!(c.state(&vs), Some(MemberState::Network { disabled: false }));

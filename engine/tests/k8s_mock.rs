@@ -3,12 +3,12 @@
 //! and the answers, and fails on any request it did not expect.
 
 use std::panic::resume_unwind;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use failover_engine::k8s::KubeCluster;
 use failover_engine::ports::{
-    ClusterError, ClusterPort, Desired, FieldChange, Kind, Member, MemberState, ObjectRef, Selector,
+    ClusterError, ClusterPort, Desired, FieldChange, Kind, LabelQuery, Member, MemberState,
+    ObjectRef, Selector,
 };
 use failover_model::VolumeRole;
 use http::{Method, Request, Response};
@@ -186,15 +186,25 @@ impl Server {
 }
 
 /// The pinned clock of the tests: 2026-11-22T10:00:00Z.
-fn pinned() -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(1_795_341_600)
+struct Pinned;
+
+impl failover_engine::ports::Clock for Pinned {
+    fn now(&self) -> failover_model::Time {
+        1_795_341_600_000
+    }
+    fn mono(&self) -> failover_model::Time {
+        0
+    }
+    fn sleep(&self, duration: Duration) -> impl std::future::Future<Output = ()> + Send {
+        tokio::time::sleep(duration)
+    }
 }
 
 /// A mocked cluster: the adapter and the handle of its API server.
 fn mock() -> (KubeCluster, Handle) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "default");
-    (KubeCluster::with_clock(client, Arc::new(pinned)), handle)
+    (KubeCluster::with_clock(client, Pinned), handle)
 }
 
 /// Run `exchanges` against `operation` and return its result once the scenario is done.
@@ -283,7 +293,7 @@ fn change(kind: Kind, name: &str, field: &str, from: &str, to: &str) -> FieldCha
 fn by_labels() -> Selector {
     Selector {
         namespace: NS.into(),
-        labels: "app=shop".into(),
+        labels: LabelQuery::equals("app", "shop"),
         names: Vec::new(),
     }
 }
@@ -291,7 +301,7 @@ fn by_labels() -> Selector {
 fn by_names(names: &[&str]) -> Selector {
     Selector {
         namespace: NS.into(),
-        labels: String::new(),
+        labels: LabelQuery::default(),
         names: names.iter().map(|n| n.to_string()).collect(),
     }
 }

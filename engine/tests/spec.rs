@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use failover_engine::ports::{Kind, Selector};
+use failover_engine::ports::{Kind, LabelQuery, Selector};
 use failover_engine::spec::{
     FailoverGroupSpec, FailoverMode, FailoverSpec, FluxRef, Group, MembersSpec, SpecError,
     TimingSpec, failover_id,
@@ -76,7 +76,7 @@ fn a_valid_spec_parses_with_defaults() {
         g.members.get(&Kind::Deployment),
         Some(&vec![Selector {
             namespace: "shop".into(),
-            labels: String::new(),
+            labels: LabelQuery::default(),
             names: vec!["web".into()],
         }])
     );
@@ -107,13 +107,13 @@ fn selectors_and_flux_namespaces_become_per_kind_selectors() {
         Kind::Ingress,
         Kind::VolumeReplication,
     ] {
-        assert_eq!(g.members[&kind][0].labels, labels, "{kind}");
+        assert_eq!(g.members[&kind][0].labels.to_string(), labels, "{kind}");
     }
     assert_eq!(
         g.members[&Kind::Kustomization],
         vec![Selector {
             namespace: "flux-system".into(),
-            labels: String::new(),
+            labels: LabelQuery::default(),
             names: vec!["shop".into()],
         }]
     );

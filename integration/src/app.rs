@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use failover_engine::k8s::KubeCluster;
 use failover_engine::observe::settled;
-use failover_engine::ports::{ClusterPort, Kind, ObjectRef, Selector};
+use failover_engine::ports::{ClusterPort, Kind, LabelQuery, ObjectRef, Selector};
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use serde_json::{Value, json};
@@ -146,7 +146,7 @@ pub async fn wait_settled<C: ClusterPort>(
     for object in objects {
         let selector = Selector {
             namespace: object.namespace.clone(),
-            labels: String::new(),
+            labels: LabelQuery::default(),
             names: vec![object.name.clone()],
         };
         wait_for(&format!("{object} to settle"), timeout, || {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use failover_engine::conformance::{ClusterFixture, cluster_port};
 use failover_engine::k8s::{KubeCluster, REPLICAS_ANNOTATION};
-use failover_engine::ports::{ClusterPort, Desired, Kind, MemberState, Selector};
+use failover_engine::ports::{ClusterPort, Desired, Kind, LabelQuery, MemberState, Selector};
 use failover_integration::agents::Agents;
 use failover_integration::app;
 use failover_integration::plane::ControlPlane;
@@ -31,7 +31,7 @@ async fn setup(prefix: &str) -> (ControlPlane, String, Agents) {
 fn by_label(ns: &str) -> Selector {
     Selector {
         namespace: ns.into(),
-        labels: "app=shop".into(),
+        labels: LabelQuery::equals("app", "shop"),
         names: Vec::new(),
     }
 }

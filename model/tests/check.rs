@@ -105,7 +105,7 @@ fn consistency_failover_example_trace_is_pinned() {
         if let Act::Operator(c, Fault::None) = a {
             let d = model.decision(w, *c);
             let kind = match d.action {
-                Action::Kube(_) => "kube",
+                Action::Effect(_) => "kube",
                 Action::Write(_) => "write",
                 _ => continue,
             };

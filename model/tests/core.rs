@@ -519,14 +519,17 @@ fn fence_stops_at_failure_variant_keeps_trying_the_first_step() {
         variant: Variant::FenceStopsAtFailure,
         ..inputs(A, 10, &SERVING, None)
     };
-    assert_eq!(decide(&input, &mem).action, Action::Kube(Step::SuspendFlux));
+    assert_eq!(
+        decide(&input, &mem).action,
+        Action::Effect(Step::SuspendFlux)
+    );
 }
 
 #[test]
 fn a_failed_plan_step_is_retried_after_the_back_off() {
     let mut mem = settled(10, Some(in_flight(CONSISTENCY, 2, 1, lock(A, 13))));
     let first = decide(&inputs(A, 10, &SERVING, None), &mem);
-    assert!(matches!(first.action, Action::Kube(_)), "{first:?}");
+    assert!(matches!(first.action, Action::Effect(_)), "{first:?}");
     mem.on_kube(10, &TIMING, false);
     let again = decide(&inputs(A, 10, &SERVING, None), &mem);
     assert_eq!(again.action, Action::Wait(Wake::At(11)));
@@ -556,7 +559,7 @@ fn ambiguous_heartbeats_do_not_starve_the_self_fence() {
             match d.action {
                 Action::Write(op) => feed(&mut mem, &write(A, now, op), Reply::Ambiguous),
                 Action::Read => mem.on_read(A, now, &TIMING, None),
-                Action::Kube(step) => {
+                Action::Effect(step) => {
                     step.apply(&mut cluster);
                 }
                 Action::Fence(steps) => {
@@ -704,7 +707,7 @@ fn active_at_rest_restores_what_it_serves_with() {
     assert_eq!(
         decide(&inputs(A, 10, &closed, None), &settled(10, Some(at_rest()))),
         Decision {
-            action: Action::Kube(Step::EnableNetwork),
+            action: Action::Effect(Step::EnableNetwork),
             purpose: Purpose::Steady,
             stage: None,
             step: Some(Step::EnableNetwork),
@@ -722,7 +725,7 @@ fn owner_applies_its_unsatisfied_effect_step() {
     assert_eq!(
         decide(&inputs(A, 11, &SERVING, None), &settled(11, Some(view))),
         Decision {
-            action: Action::Kube(Step::SuspendFlux),
+            action: Action::Effect(Step::SuspendFlux),
             purpose: Purpose::Plan { at: 2 },
             stage: Some(Stage::SourcePreparation),
             step: Some(Step::SuspendFlux),
@@ -1022,7 +1025,7 @@ fn source_of_a_forced_failover_stops_itself() {
     assert_eq!(
         decide(&inputs(A, 11, &SERVING, None), &settled(11, Some(view))),
         Decision {
-            action: Action::Kube(Step::SuspendFlux),
+            action: Action::Effect(Step::SuspendFlux),
             purpose: Purpose::Steady,
             stage: None,
             step: Some(Step::SuspendFlux),
@@ -1047,7 +1050,7 @@ fn restarted_target_restores_fenced_activation_before_its_next_step() {
     for _ in 0..4 {
         let d = decide(&inputs(B, 20, &cluster, None), &mem);
         match d.action {
-            Action::Kube(step) => {
+            Action::Effect(step) => {
                 step.apply(&mut cluster);
             }
             // The csi driver and the kubelet converge (the holder waits at most until
@@ -1064,7 +1067,7 @@ fn restarted_target_restores_fenced_activation_before_its_next_step() {
         steps,
         vec![
             restore(
-                Action::Kube(Step::PromoteVolumes),
+                Action::Effect(Step::PromoteVolumes),
                 10,
                 Stage::VolumePromotion,
                 Step::PromoteVolumes
@@ -1076,7 +1079,7 @@ fn restarted_target_restores_fenced_activation_before_its_next_step() {
                 Step::AwaitVolumesPrimary
             ),
             restore(
-                Action::Kube(Step::ScaleUpWorkloads),
+                Action::Effect(Step::ScaleUpWorkloads),
                 12,
                 Stage::TargetActivation,
                 Step::ScaleUpWorkloads
@@ -1092,7 +1095,7 @@ fn restarted_target_restores_fenced_activation_before_its_next_step() {
     assert_eq!(
         decide(&inputs(B, 20, &cluster, None), &mem),
         planned(
-            Action::Kube(Step::EnableNetwork),
+            Action::Effect(Step::EnableNetwork),
             14,
             Stage::TargetActivation,
             Step::EnableNetwork
@@ -2448,7 +2451,7 @@ fn no_start_step_without_a_lease() {
             &settled(10, Some(at_rest()))
         )
         .action,
-        Action::Kube(Step::PromoteVolumes)
+        Action::Effect(Step::PromoteVolumes)
     );
 }
 

@@ -153,7 +153,7 @@ impl Replay {
             Action::Write(_) => found.next().cloned().flatten(),
             _ => None,
         };
-        let Action::Kube(step) = turn.decision.action else {
+        let Action::Effect(step) = turn.decision.action else {
             let f = next_found(turn);
             let around = Around {
                 write_found: f.as_ref(),
@@ -256,9 +256,9 @@ impl Replay {
                     return Ok(());
                 }
             },
-            (Action::Kube(_), _) if slow => (Fault::Slow, around.record),
-            (Action::Kube(_), TurnResult::Changed(_)) => (Fault::None, around.record),
-            (Action::Kube(_), TurnResult::Failed(_)) => (Fault::KubeError, around.record),
+            (Action::Effect(_), _) if slow => (Fault::Slow, around.record),
+            (Action::Effect(_), TurnResult::Changed(_)) => (Fault::None, around.record),
+            (Action::Effect(_), TurnResult::Failed(_)) => (Fault::KubeError, around.record),
             // A fence attempt with a failed step: the model's failed attempt (what the
             // others changed is in the cluster, which is re-synced before every turn).
             (Action::Fence(_), TurnResult::Fenced { failed, .. }) if failed.is_empty() => {

@@ -73,6 +73,8 @@ pub enum Violation {
     Liveness(String),
     /// The engine did something the model's transition functions do not.
     Conformance(String),
+    /// An engine assertion stopped an operator (`Operator::halted`).
+    Assertion(String),
 }
 
 impl std::fmt::Display for Violation {
@@ -81,6 +83,7 @@ impl std::fmt::Display for Violation {
             Violation::Invariant(n) => write!(f, "invariant {n} violated"),
             Violation::Liveness(m) => write!(f, "liveness: {m}"),
             Violation::Conformance(m) => write!(f, "conformance: {m}"),
+            Violation::Assertion(m) => write!(f, "assertion: {m}"),
         }
     }
 }
@@ -728,95 +731,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
         FAULT_PHASE
     };
     plan.push((heal_at, Scheduled::Heal));
-    if on(&mut rng) {
-        // One crash right after the request (initialization lasts a few writes), the
-        // others anywhere in the fault phase.
-        let c = if rng.chance(0.5) {
-            Cluster::A
-        } else {
-            Cluster::B
-        };
-        let at = request_at + rng.range(0, 120);
-        plan.push((at, Scheduled::Crash(c)));
-        plan.push((at + rng.range(100, 3_000), Scheduled::Restart(c)));
-        for _ in 0..rng.range(0, 3) {
-            let c = if rng.chance(0.5) {
-                Cluster::A
-            } else {
-                Cluster::B
-            };
-            let at = rng.range(request_at, FAULT_PHASE);
-            plan.push((at, Scheduled::Crash(c)));
-            plan.push((at + rng.range(100, 3_000), Scheduled::Restart(c)));
-        }
-    }
-    if on(&mut rng) {
-        for _ in 0..rng.range(1, 3) {
-            let c = if rng.chance(0.5) {
-                Cluster::A
-            } else {
-                Cluster::B
-            };
-            let at = rng.range(request_at, FAULT_PHASE);
-            // Bounded well below the fence margin: the protocol's timing assumption.
-            let d = rng.range(100, timing.fence_margin / 4);
-            plan.push((at, Scheduled::Pause(c, d)));
-        }
-    }
-    for kind in [
-        FaultKind::PartitionStore,
-        FaultKind::PartitionApi,
-        FaultKind::PartitionFull,
-    ] {
-        if on(&mut rng) && rng.chance(0.6) {
-            let c = if rng.chance(0.5) {
-                Cluster::A
-            } else {
-                Cluster::B
-            };
-            // Trouble often strikes while a failover runs: half the partitions begin
-            // within two seconds of the request.
-            let at = if rng.chance(0.5) {
-                request_at + rng.range(0, 2_000)
-            } else {
-                rng.range(0, FAULT_PHASE - 1_000)
-            };
-            // Cut off from DynamoDB for up to a minute (past the lease: self-fence and
-            // forced failover). Cut off from the own API server only briefly: the
-            // protocol assumes an operator can stop its cluster within the fence margin,
-            // as it assumes bounded pauses; a longer API partition with running writers
-            // is a split brain no lease can prevent.
-            let api_end = at + rng.range(200, timing.fence_margin / 4);
-            // Half of the store partitions outlast the lease (and the forced takeover it
-            // allows) by a little, so the cut-off operator comes back while its old
-            // writes are still being retried: what the fencing token is for.
-            let after_lease = timing.lease_ttl + timing.clock_drift_max;
-            let store_for = if rng.chance(0.5) {
-                rng.range(1_000, 60_000)
-            } else {
-                rng.range(after_lease + 1_000, after_lease + 15_000)
-            };
-            let store_end = (at + store_for).min(FAULT_PHASE);
-            plan.push((at, Scheduled::Cut(c, kind)));
-            match kind {
-                FaultKind::PartitionStore => plan.push((store_end, Scheduled::Uncut(c, kind))),
-                FaultKind::PartitionApi => plan.push((api_end, Scheduled::Uncut(c, kind))),
-                _ => {
-                    plan.push((api_end, Scheduled::Uncut(c, FaultKind::PartitionApi)));
-                    let end = store_end.max(api_end);
-                    plan.push((end, Scheduled::Uncut(c, FaultKind::PartitionStore)));
-                }
-            }
-        }
-    }
-    if on(&mut rng) && rng.chance(0.3) {
-        let at = if rng.chance(0.5) {
-            request_at + rng.range(0, 2_000)
-        } else {
-            rng.range(0, FAULT_PHASE)
-        };
-        plan.push((at, Scheduled::Disaster(Cluster::A)));
-    }
+    main_faults(&mut rng, cfg.profile, request_at, &timing, &mut plan);
     // Faults added after the seed format was fixed draw from streams of their own, so
     // every seed keeps its main schedule; the seeds that draw these faults run
     // differently from before (the pinned regressions still show what they pin).
@@ -1563,6 +1478,112 @@ pub fn run(cfg: RunConfig) -> RunReport {
     }
 }
 
+/// The seed's main schedule of whole-process and network faults, from the seed's own
+/// stream (its draws keep their order, so every seed keeps its schedule): crashes,
+/// pauses, partitions, the source lost.
+fn main_faults(
+    rng: &mut Rng,
+    profile: Profile,
+    request_at: Time,
+    timing: &Timing,
+    plan: &mut Vec<(Time, Scheduled)>,
+) {
+    let on = |rng: &mut Rng| match profile {
+        Profile::None => false,
+        Profile::Heavy => true,
+        Profile::Swarm => rng.chance(0.5),
+    };
+    if on(rng) {
+        // One crash right after the request (initialization lasts a few writes), the
+        // others anywhere in the fault phase.
+        let c = if rng.chance(0.5) {
+            Cluster::A
+        } else {
+            Cluster::B
+        };
+        let at = request_at + rng.range(0, 120);
+        plan.push((at, Scheduled::Crash(c)));
+        plan.push((at + rng.range(100, 3_000), Scheduled::Restart(c)));
+        for _ in 0..rng.range(0, 3) {
+            let c = if rng.chance(0.5) {
+                Cluster::A
+            } else {
+                Cluster::B
+            };
+            let at = rng.range(request_at, FAULT_PHASE);
+            plan.push((at, Scheduled::Crash(c)));
+            plan.push((at + rng.range(100, 3_000), Scheduled::Restart(c)));
+        }
+    }
+    if on(rng) {
+        for _ in 0..rng.range(1, 3) {
+            let c = if rng.chance(0.5) {
+                Cluster::A
+            } else {
+                Cluster::B
+            };
+            let at = rng.range(request_at, FAULT_PHASE);
+            // Bounded well below the fence margin: the protocol's timing assumption.
+            let d = rng.range(100, timing.fence_margin / 4);
+            plan.push((at, Scheduled::Pause(c, d)));
+        }
+    }
+    for kind in [
+        FaultKind::PartitionStore,
+        FaultKind::PartitionApi,
+        FaultKind::PartitionFull,
+    ] {
+        if on(rng) && rng.chance(0.6) {
+            let c = if rng.chance(0.5) {
+                Cluster::A
+            } else {
+                Cluster::B
+            };
+            // Trouble often strikes while a failover runs: half the partitions begin
+            // within two seconds of the request.
+            let at = if rng.chance(0.5) {
+                request_at + rng.range(0, 2_000)
+            } else {
+                rng.range(0, FAULT_PHASE - 1_000)
+            };
+            // Cut off from DynamoDB for up to a minute (past the lease: self-fence and
+            // forced failover). Cut off from the own API server only briefly: the
+            // protocol assumes an operator can stop its cluster within the fence margin,
+            // as it assumes bounded pauses; a longer API partition with running writers
+            // is a split brain no lease can prevent.
+            let api_end = at + rng.range(200, timing.fence_margin / 4);
+            // Half of the store partitions outlast the lease (and the forced takeover it
+            // allows) by a little, so the cut-off operator comes back while its old
+            // writes are still being retried: what the fencing token is for.
+            let after_lease = timing.lease_ttl + timing.clock_drift_max;
+            let store_for = if rng.chance(0.5) {
+                rng.range(1_000, 60_000)
+            } else {
+                rng.range(after_lease + 1_000, after_lease + 15_000)
+            };
+            let store_end = (at + store_for).min(FAULT_PHASE);
+            plan.push((at, Scheduled::Cut(c, kind)));
+            match kind {
+                FaultKind::PartitionStore => plan.push((store_end, Scheduled::Uncut(c, kind))),
+                FaultKind::PartitionApi => plan.push((api_end, Scheduled::Uncut(c, kind))),
+                _ => {
+                    plan.push((api_end, Scheduled::Uncut(c, FaultKind::PartitionApi)));
+                    let end = store_end.max(api_end);
+                    plan.push((end, Scheduled::Uncut(c, FaultKind::PartitionStore)));
+                }
+            }
+        }
+    }
+    if on(rng) && rng.chance(0.3) {
+        let at = if rng.chance(0.5) {
+            request_at + rng.range(0, 2_000)
+        } else {
+            rng.range(0, FAULT_PHASE)
+        };
+        plan.push((at, Scheduled::Disaster(Cluster::A)));
+    }
+}
+
 /// The operator a targeted fault hits now, if its moment has come.
 fn aimed_at(w: &World, t: Targeted, now: Time, timing: &failover_model::Timing) -> Option<Cluster> {
     let r = w.record.as_ref()?;
@@ -1798,6 +1819,12 @@ fn operator(ctx: Arc<Ctx>, c: Cluster, slot: usize) -> crate::runtime::TaskFutur
             if op.memory().sees_contest(op.group().me) {
                 lock(&ctx.log).marks.misconfig_detected = true;
             }
+            // An engine assertion stopped the operator: a bug the invariants may not see
+            // yet (issue 11).
+            if let Some(why) = op.halted() {
+                lock(&ctx.log).violate(Violation::Assertion(format!("{c}: {why}")));
+                return;
+            }
             // A process another one replaced stops (the engine's `Operator::run` returns),
             // and one that lost the leader election stops after its turn.
             if op.replaced() || lock(&ctx.retired)[slot] {
@@ -1879,7 +1906,10 @@ fn effects(ctx: &Ctx, c: Cluster, turn: &Turn, log: &mut Log, at: Time) {
                 w.audit.on_fence_end(c, false);
                 true
             }
-            (Action::Kube(Step::DisableNetwork | Step::EnableNetwork), TurnResult::Changed(_)) => {
+            (
+                Action::Effect(Step::DisableNetwork | Step::EnableNetwork),
+                TurnResult::Changed(_),
+            ) => {
                 w.audit.on_network_set(c);
                 true
             }
@@ -1889,7 +1919,7 @@ fn effects(ctx: &Ctx, c: Cluster, turn: &Turn, log: &mut Log, at: Time) {
     }
     // (Something changed; the plan step that changed it, if one.)
     let changed = match (&turn.decision.action, &turn.result) {
-        (Action::Kube(step), TurnResult::Changed(changes)) if !changes.is_empty() => {
+        (Action::Effect(step), TurnResult::Changed(changes)) if !changes.is_empty() => {
             Some(Some(*step))
         }
         (Action::Fence(_), TurnResult::Fenced { changes, .. }) if !changes.is_empty() => Some(None),
@@ -1925,7 +1955,7 @@ fn effects(ctx: &Ctx, c: Cluster, turn: &Turn, log: &mut Log, at: Time) {
     log.mix(match &d.action {
         Action::Read => 1,
         Action::Write(op) => 2 + (op.journal_key().map_or(0, |k| u64::from(k.1)) << 8),
-        Action::Kube(s) => 3 + ((*s as u64) << 8),
+        Action::Effect(s) => 3 + ((*s as u64) << 8),
         Action::Fence(steps) => 5 + (u64::from(steps.bits()) << 8),
         Action::Wait(_) => 4,
     });
@@ -1978,7 +2008,7 @@ fn describe(turn: &Turn) -> String {
     let what = match &d.action {
         Action::Read => "read record".to_string(),
         Action::Write(op) => format!("write {op:?}"),
-        Action::Kube(s) => format!("{s}"),
+        Action::Effect(s) => format!("{s}"),
         Action::Fence(steps) => format!("{steps}"),
         Action::Wait(w) => format!("wait {w:?}"),
     };

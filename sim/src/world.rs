@@ -589,27 +589,6 @@ fn saves_original(state: &MemberState, desired: Desired) -> bool {
 }
 
 /// A parsed label selector (`k=v` and `k` terms, all required); empty selects nothing.
-fn parse_labels(selector: &str) -> Vec<(&str, Option<&str>)> {
-    if selector.is_empty() {
-        return Vec::new();
-    }
-    selector
-        .split(',')
-        .map(|term| match term.split_once('=') {
-            Some((k, v)) => (k.trim(), Some(v.trim())),
-            None => (term.trim(), None),
-        })
-        .collect()
-}
-
-fn matches_labels(terms: &[(&str, Option<&str>)], labels: &BTreeMap<String, String>) -> bool {
-    !terms.is_empty()
-        && terms.iter().all(|(k, v)| match v {
-            Some(v) => labels.get(*k).is_some_and(|x| x == v),
-            None => labels.contains_key(*k),
-        })
-}
-
 impl ClusterPort for FakeCluster {
     async fn members(&self, kind: Kind, selector: &Selector) -> Result<Vec<Member>, ClusterError> {
         let mut w = self.world.lock();
@@ -627,7 +606,6 @@ impl ClusterPort for FakeCluster {
             namespace: selector.namespace.clone(),
             name: String::new(),
         };
-        let terms = parse_labels(&selector.labels);
         let mut out = Vec::with_capacity(selector.names.len());
         let mut named = 0;
         for (r, o) in objects
@@ -636,7 +614,7 @@ impl ClusterPort for FakeCluster {
         {
             let by_name = selector.names.contains(&r.name);
             named += usize::from(by_name);
-            if by_name || matches_labels(&terms, &o.labels) {
+            if by_name || selector.labels.matches(&o.labels) {
                 out.push(Member {
                     object: r.clone(),
                     state: o.state.clone(),

@@ -164,8 +164,9 @@ pub const DISABLED_ROUTE_NAME: &str = "failover-disabled";
 /// The Flux annotation that requests a reconcile.
 pub const REQUESTED_AT_ANNOTATION: &str = "reconcile.fluxcd.io/requestedAt";
 
-/// A source of the current time (for Flux's `requestedAt`); tests pin it.
-pub type Now = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+/// The wall clock read for Flux's `requestedAt`, from the engine's one clock
+/// ([`crate::ports::Clock::now`]).
+type Now = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
 /// One cluster's API through kube-rs: the real [`ClusterPort`].
 ///
@@ -194,11 +195,13 @@ impl fmt::Debug for KubeCluster {
 impl KubeCluster {
     /// The adapter over `client`, with the system clock.
     pub fn new(client: Client) -> KubeCluster {
-        KubeCluster::with_clock(client, Arc::new(SystemTime::now))
+        KubeCluster::with_clock(client, crate::ports::SystemClock)
     }
 
-    /// The adapter over `client`, reading the current time from `now`.
-    pub fn with_clock(client: Client, now: Now) -> KubeCluster {
+    /// The adapter over `client`, reading the wall clock of `clock` (tests pin it).
+    pub fn with_clock(client: Client, clock: impl crate::ports::Clock + 'static) -> KubeCluster {
+        let now: Now =
+            Arc::new(move || std::time::UNIX_EPOCH + std::time::Duration::from_millis(clock.now()));
         KubeCluster {
             inner: Arc::new(Inner {
                 client,
@@ -252,7 +255,7 @@ impl KubeCluster {
         kind: Kind,
         selector: &Selector,
     ) -> Result<Vec<DynamicObject>, ClusterError> {
-        let params = ListParams::default().labels(&selector.labels);
+        let params = ListParams::default().labels(&selector.labels.to_string());
         match api.list(&params).await {
             Ok(list) => Ok(list.items),
             Err(kube::Error::Api(status)) if status_code(&status) == 404 => {

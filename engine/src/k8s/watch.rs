@@ -31,7 +31,7 @@ impl WatchKey {
             kind,
             namespace: selector.namespace.clone(),
             labels: (selector.names.is_empty() && !selector.labels.is_empty())
-                .then(|| selector.labels.clone()),
+                .then(|| selector.labels.to_string()),
         }
     }
 }

@@ -1015,7 +1015,7 @@ impl FailoverModel {
         match ghost.pending {
             Some(d) => {
                 let lease = lease_ok(&self.inputs(w, c, false), &w.memories[i]);
-                let starts = matches!(d.action, Action::Kube(s) if !STOP.contains(&s));
+                let starts = matches!(d.action, Action::Effect(s) if !STOP.contains(&s));
                 if lease || !starts {
                     self.execute(w, c, d, Fault::None);
                 }
@@ -1161,14 +1161,14 @@ impl FailoverModel {
                 }
                 w.memories[i].on_write(&wr, now, &timing, variant, reply);
             }
-            Action::Kube(step) if fault == Fault::Slow => {
+            Action::Effect(step) if fault == Fault::Slow => {
                 w.busy[i] = Some(Busy {
                     step,
                     purpose: d.purpose,
                     until: w.tick + Time::from(self.config.call_ticks),
                 });
             }
-            Action::Kube(step) => {
+            Action::Effect(step) => {
                 let ok = fault != Fault::KubeError && self.change(w, c, step, d.purpose);
                 if ok && matches!(step, Step::DisableNetwork | Step::EnableNetwork) {
                     w.audit.on_network_set(c);
@@ -1388,7 +1388,7 @@ impl Model for FailoverModel {
                         }
                     }
                 }
-                Action::Kube(_) => {
+                Action::Effect(_) => {
                     actions.push(Act::Operator(c, Fault::None));
                     if b.kube_faults > 0 {
                         actions.push(Act::Operator(c, Fault::KubeError));
@@ -1703,7 +1703,7 @@ impl FailoverModel {
                     .filter(|d| {
                         matches!(
                             d.action,
-                            Action::Kube(_) | Action::Write(_) | Action::Fence(_)
+                            Action::Effect(_) | Action::Write(_) | Action::Fence(_)
                         )
                     })
                     .filter(|_| busy.is_none());

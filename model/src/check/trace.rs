@@ -86,7 +86,7 @@ fn effect(action: &Action) -> String {
     match action {
         Action::Read => "read record".to_string(),
         Action::Write(op) => format!("write {op:?}"),
-        Action::Kube(s) => format!("kube {s}"),
+        Action::Effect(s) => format!("kube {s}"),
         Action::Fence(steps) => format!("kube {steps}"),
         Action::Wait(w) => format!("wait {w:?}"),
     }

@@ -367,7 +367,7 @@ pub enum Action {
     /// A conditional write.
     Write(Op),
     /// An idempotent change to the operator's own cluster.
-    Kube(Step),
+    Effect(Step),
     /// A self-fence attempt: every one of these stop steps, in the stop order. A step
     /// that fails (or hangs until its deadline) does not keep the later ones from being
     /// applied.
@@ -458,7 +458,7 @@ pub fn decide(input: &Inputs<'_>, mem: &Memory) -> Decision {
     let d = choose(input, mem);
     // A change to the cluster waits out the back-off of a failed one.
     match mem.kube_retry_at {
-        Some(at) if input.now < at && matches!(d.action, Action::Kube(_) | Action::Fence(_)) => {
+        Some(at) if input.now < at && matches!(d.action, Action::Effect(_) | Action::Fence(_)) => {
             Decision {
                 action: Action::Wait(Wake::At(at)),
                 ..d
@@ -574,7 +574,7 @@ fn choose(input: &Inputs<'_>, mem: &Memory) -> Decision {
     };
     // Without a lease nothing is started: a start step waits for the next heartbeat.
     let d = match d.action {
-        Action::Kube(step) if !lease_ok && !STOP.contains(&step) => Decision {
+        Action::Effect(step) if !lease_ok && !STOP.contains(&step) => Decision {
             action: Action::Wait(Wake::At(next_heartbeat)),
             ..d
         },
@@ -610,7 +610,7 @@ pub fn lease_ok(input: &Inputs<'_>, mem: &Memory) -> bool {
 /// heartbeats, claims, requests, the fence and waiting).
 fn changes(d: &Decision) -> bool {
     match &d.action {
-        Action::Kube(_) => d.purpose != Purpose::Fence,
+        Action::Effect(_) => d.purpose != Purpose::Fence,
         Action::Write(op) => !matches!(
             op,
             Op::Heartbeat
@@ -650,7 +650,7 @@ fn fence(input: &Inputs<'_>) -> Option<Decision> {
 fn ensure(steps: &[Step], cluster: &ClusterState, purpose: Purpose) -> Option<Decision> {
     let step = steps.iter().copied().find(|s| !s.satisfied(cluster))?;
     let action = match step.kind() {
-        StepKind::Effect => Action::Kube(step),
+        StepKind::Effect => Action::Effect(step),
         _ => Action::Wait(Wake::Change),
     };
     let mut d = Decision::new(action, purpose);
@@ -814,45 +814,70 @@ fn next_heartbeat(input: &Inputs<'_>, mem: &Memory) -> Time {
 fn in_flight(input: &Inputs<'_>, mem: &Memory, view: &Record, f: InFlight) -> Option<Decision> {
     let me = input.me;
     let plan = Plan::of(f.kind, input.variant);
-    let role = f.role_of(me);
-    for (at, ps) in plan.steps.iter().enumerate().take(f.done as usize) {
-        if ps.owner == role
-            && ps.step.kind() != StepKind::Record
-            && !ps.step.satisfied(input.cluster)
-        {
-            let at = at as u32;
-            let d = ensure(&[ps.step], input.cluster, Purpose::Restore { at })?;
-            let d = d.at(ps.stage, ps.step);
-            // A restore is the holder's work at its position too: bounded by the
-            // current stage's deadline (`deep` found a target restoring a promotion its
-            // stuck driver never confirmed, unflagged for ever).
-            return Some(match plan.get(f.done) {
-                Some(now) if view.holder() == Some(me) => {
-                    on_deadline(input, mem, view, f, (plan, now.stage), d)
-                }
-                _ => d,
-            });
-        }
+    if let Some(d) = restore(input, mem, view, f, plan) {
+        return Some(d);
     }
     if f.kind == PlanKind::Forced && me == f.source {
         return ensure(&STOP, input.cluster, Purpose::Steady);
     }
     let at = f.done;
     let ps = plan.get(at)?;
-    // A person's abort or resolve, carried out by the operator whose turn it is: the
-    // lock's holder, or at a hand-off (the lock free) either side, so an abort does not
-    // wait for a source that is gone (the target has promoted nothing yet, and its
-    // hand-off is refused from now on: the simulator found it retrying that for ever).
+    if let Some(op) = asked(me, view, f, plan) {
+        return Some(Decision::new(Action::Write(op), Purpose::Plan { at }).at(ps.stage, ps.step));
+    }
+    own_step(input, mem, view, f, plan)
+}
+
+/// Restore what a fence undid: the first journaled step of this cluster's that its
+/// cluster no longer satisfies.
+fn restore(
+    input: &Inputs<'_>,
+    mem: &Memory,
+    view: &Record,
+    f: InFlight,
+    plan: &Plan,
+) -> Option<Decision> {
+    let me = input.me;
+    let role = f.role_of(me);
+    let (at, ps) = plan
+        .steps
+        .iter()
+        .enumerate()
+        .take(f.done as usize)
+        .find(|(_, ps)| {
+            ps.owner == role
+                && ps.step.kind() != StepKind::Record
+                && !ps.step.satisfied(input.cluster)
+        })?;
+    let at = at as u32;
+    let d = ensure(&[ps.step], input.cluster, Purpose::Restore { at })?;
+    let d = d.at(ps.stage, ps.step);
+    // A restore is the holder's work at its position too: bounded by the current
+    // stage's deadline (`deep` found a target restoring a promotion its stuck driver
+    // never confirmed, unflagged for ever).
+    Some(match plan.get(f.done) {
+        Some(now) if view.holder() == Some(me) => {
+            on_deadline(input, mem, view, f, (plan, now.stage), d)
+        }
+        _ => d,
+    })
+}
+
+/// A person's abort or resolve, carried out by the operator whose turn it is: the
+/// lock's holder, or at a hand-off (the lock free) either side, so an abort does not
+/// wait for a source that is gone (the target has promoted nothing yet, and its
+/// hand-off is refused from now on: the simulator found it retrying that for ever).
+fn asked(me: Cluster, view: &Record, f: InFlight, plan: &Plan) -> Option<Op> {
+    let (at, token) = (f.done, view.token);
     let turn = view.holder() == Some(me) || view.lock.is_none();
-    let token = view.token;
-    let asked = match f.asked {
-        Some(Intervention::Abort) if turn && plan.abortable(f.kind, at) => Some(Op::Abort {
+    match f.asked? {
+        Intervention::Abort if turn && plan.abortable(f.kind, at) => Some(Op::Abort {
             id: f.id,
             token,
             at,
             reason: AbortReason::Person,
         }),
-        Some(Intervention::Resolve) if view.holder() == Some(me) && plan.resolvable(at) => {
+        Intervention::Resolve if view.holder() == Some(me) && plan.resolvable(at) => {
             Some(Op::Resolve {
                 id: f.id,
                 token,
@@ -860,10 +885,22 @@ fn in_flight(input: &Inputs<'_>, mem: &Memory, view: &Record, f: InFlight) -> Op
             })
         }
         _ => None,
-    };
-    if let Some(op) = asked {
-        return Some(Decision::new(Action::Write(op), Purpose::Plan { at }).at(ps.stage, ps.step));
     }
+}
+
+/// The step at the journal position: this operator's to run (or its hand-off to take),
+/// or the other's to wait for.
+fn own_step(
+    input: &Inputs<'_>,
+    mem: &Memory,
+    view: &Record,
+    f: InFlight,
+    plan: &Plan,
+) -> Option<Decision> {
+    let me = input.me;
+    let role = f.role_of(me);
+    let (at, token) = (f.done, view.token);
+    let ps = plan.get(at)?;
     let stuck = me == f.target && view.holder() != Some(me) && f.kind != PlanKind::Forced;
     if ps.owner != role {
         // The other cluster's turn. A target whose source goes silent takes over once
@@ -898,7 +935,7 @@ fn in_flight(input: &Inputs<'_>, mem: &Memory, view: &Record, f: InFlight) -> Op
         release: plan.ends_phase(at),
     });
     let action = match ps.step.kind() {
-        StepKind::Effect if !ps.step.satisfied(input.cluster) => Action::Kube(ps.step),
+        StepKind::Effect if !ps.step.satisfied(input.cluster) => Action::Effect(ps.step),
         StepKind::Await if !ps.step.satisfied(input.cluster) => Action::Wait(Wake::Change),
         StepKind::Effect | StepKind::Await => journal,
         StepKind::Record => match ps.step {
@@ -930,7 +967,9 @@ fn in_flight(input: &Inputs<'_>, mem: &Memory, view: &Record, f: InFlight) -> Op
     let d = plan_decision(action);
     Some(match d.action {
         // Work on the own cluster, or waiting for it: bounded by the stage's deadline.
-        Action::Kube(_) | Action::Wait(_) => on_deadline(input, mem, view, f, (plan, ps.stage), d),
+        Action::Effect(_) | Action::Wait(_) => {
+            on_deadline(input, mem, view, f, (plan, ps.stage), d)
+        }
         _ => d,
     })
 }
