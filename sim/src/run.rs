@@ -693,7 +693,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
     });
 
     // The seed's schedule of whole-process and network faults.
-    let mut plan: Vec<(Time, Scheduled)> = Vec::new();
+    let mut schedule: Vec<(Time, Scheduled)> = Vec::new();
     let request_at = rng.range(5_000, 20_000);
     // Where requests arrive (issue 10), from a stream of its own so the other faults of
     // a seed stay as they were: the first at either cluster, for B; sometimes a second
@@ -705,7 +705,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
     } else {
         Cluster::B
     };
-    plan.push((
+    schedule.push((
         request_at,
         Scheduled::Request(first_at, REQUEST_ID, Cluster::B),
     ));
@@ -717,11 +717,11 @@ pub fn run(cfg: RunConfig) -> RunReport {
                 Cluster::B
             };
             let at = request_at + asks.range(0, 2_000);
-            plan.push((at, Scheduled::Request(first_at.peer(), SECOND_ID, to)));
+            schedule.push((at, Scheduled::Request(first_at.peer(), SECOND_ID, to)));
         }
         if asks.chance(0.05) {
             let at = request_at + asks.range(0, 1_500);
-            plan.push((at, Scheduled::Withdraw(first_at)));
+            schedule.push((at, Scheduled::Withdraw(first_at)));
         }
     }
     // Without faults there is nothing to heal: the run ends once the failover did.
@@ -730,8 +730,8 @@ pub fn run(cfg: RunConfig) -> RunReport {
     } else {
         FAULT_PHASE
     };
-    plan.push((heal_at, Scheduled::Heal));
-    main_faults(&mut rng, cfg.profile, request_at, &timing, &mut plan);
+    schedule.push((heal_at, Scheduled::Heal));
+    main_faults(&mut rng, cfg.profile, request_at, &timing, &mut schedule);
     // Faults added after the seed format was fixed draw from streams of their own, so
     // every seed keeps its main schedule; the seeds that draw these faults run
     // differently from before (the pinned regressions still show what they pin).
@@ -754,7 +754,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
         } else {
             extra.range(request_at, FAULT_PHASE - 1_000)
         };
-        plan.push((at, Scheduled::Stuck(c, r)));
+        schedule.push((at, Scheduled::Stuck(c, r)));
     }
     // Targeted faults, from a third stream of their own.
     let mut aim = Rng::new(cfg.seed ^ 0x7a46_0000_0000_0002);
@@ -764,7 +764,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
             done: aim.range(1, 8) as u32,
         }),
         (_, 10..=31) => {
-            plan.push((
+            schedule.push((
                 request_at + aim.range(0, 8_000),
                 Scheduled::Disaster(Cluster::A),
             ));
@@ -793,7 +793,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
         if slow.chance(0.5) {
             let back = slow.range(timing.lease_ttl + timing.clock_drift_max, 7_200_000) as i64;
             let at = request_at.saturating_sub(slow.range(0, 3_000));
-            plan.push((at, Scheduled::ClockStep(Cluster::A, -back)));
+            schedule.push((at, Scheduled::ClockStep(Cluster::A, -back)));
         }
         for _ in 0..slow.range(1, 2) {
             let c = if slow.chance(0.5) {
@@ -803,7 +803,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
             };
             let size = slow.range(1_000, 7_200_000) as i64;
             let step = if slow.chance(0.5) { size } else { -size };
-            plan.push((slow.range(0, FAULT_PHASE), Scheduled::ClockStep(c, step)));
+            schedule.push((slow.range(0, FAULT_PHASE), Scheduled::ClockStep(c, step)));
         }
     }
     if time_on(&mut slow) {
@@ -818,14 +818,14 @@ pub fn run(cfg: RunConfig) -> RunReport {
         // Not beside a partition from DynamoDB (scheduled, or aimed at a moment): there
         // the lease may already be running low, and the rule is a quarter of the margin.
         let cut = targeted.is_some()
-            || plan.iter().any(
+            || schedule.iter().any(
                 |(_, s)| matches!(s, Scheduled::Cut(x, k) if *x == c && *k != FaultKind::PartitionApi),
             );
         if !cut {
             let bound = timing.lease_ttl - timing.fence_margin - timing.heartbeat_every;
             let at = slow.range(request_at.saturating_sub(5_000), FAULT_PHASE - bound);
-            plan.push((at, Scheduled::Outage(c)));
-            plan.push((at + slow.range(3_000, bound), Scheduled::Restart(c)));
+            schedule.push((at, Scheduled::Outage(c)));
+            schedule.push((at + slow.range(3_000, bound), Scheduled::Restart(c)));
         }
     }
     // Leader hand-overs (issue 9, part 4), from a fifth stream of their own: a new
@@ -860,7 +860,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
             drop(w);
             aimed_handover = Some((request_at, c));
         } else {
-            plan.push((at, Scheduled::Handover(c)));
+            schedule.push((at, Scheduled::Handover(c)));
         }
     }
     // The record deleted (issue 10, from a seventh stream): in a tenth of the seeds with
@@ -873,7 +873,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
         if losses.chance(0.5) {
             delete_after_done = Some(losses.range(0, 3_000));
         } else {
-            plan.push((
+            schedule.push((
                 losses.range(request_at, FAULT_PHASE - 5_000),
                 Scheduled::DeleteRecord,
             ));
@@ -892,9 +892,9 @@ pub fn run(cfg: RunConfig) -> RunReport {
             Cluster::B
         };
         let at = configs.range(request_at.saturating_sub(2_000), FAULT_PHASE - 10_000);
-        plan.push((at, Scheduled::Misconfigure(c)));
+        schedule.push((at, Scheduled::Misconfigure(c)));
         let fixed = (at + configs.range(10_000, 40_000)).min(FAULT_PHASE);
-        plan.push((fixed, Scheduled::Reconfigure(c)));
+        schedule.push((fixed, Scheduled::Reconfigure(c)));
     }
     // A VolumeReplication that never reports its new role (issue 10, from a tenth
     // stream), in a twentieth of the seeds with faults: the target's, or (in seeds where
@@ -908,7 +908,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
     if cfg.profile != Profile::None && roles.chance(0.05) && !s.volumes.is_empty() {
         let forcing = targeted.is_some()
             || delete_after_done.is_some()
-            || plan.iter().any(|(_, s)| {
+            || schedule.iter().any(|(_, s)| {
                 matches!(
                     s,
                     Scheduled::Cut(_, FaultKind::PartitionStore | FaultKind::PartitionFull)
@@ -947,19 +947,19 @@ pub fn run(cfg: RunConfig) -> RunReport {
     }
     // A seed that loses A mostly has its requests made in B (where a user in a disaster
     // can see them), so the forced failover it needs still happens.
-    let loses_a = plan
+    let loses_a = schedule
         .iter()
         .any(|(_, f)| matches!(f, Scheduled::Disaster(Cluster::A)));
     if first_at == Cluster::A && loses_a && asks.chance(0.8) {
-        for (_, f) in &mut plan {
+        for (_, f) in &mut schedule {
             match f {
                 Scheduled::Request(at, _, _) | Scheduled::Withdraw(at) => *at = at.peer(),
                 _ => {}
             }
         }
     }
-    plan.sort_by_key(|(t, _)| *t);
-    let mut plan = std::collections::VecDeque::from(plan);
+    schedule.sort_by_key(|(t, _)| *t);
+    let mut schedule = std::collections::VecDeque::from(schedule);
 
     // Process slots: each cluster's operator runs in `main[c]`; a leader hand-over
     // starts the new process in slot 2 and leaves the old one where it was.
@@ -1046,7 +1046,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
         }
         // Next: a timer, a world event or a scheduled fault, whichever is first.
         let next_world = lock(&shared.0).scheduled.keys().next().map(|k| k.0);
-        let next_plan = plan.front().map(|p| p.0);
+        let next_plan = schedule.front().map(|p| p.0);
         let next_pause = paused_until.iter().copied().filter(|t| *t > now).min();
         let Some(next) = [
             time.next_timer(),
@@ -1146,8 +1146,8 @@ pub fn run(cfg: RunConfig) -> RunReport {
             check(&ctx);
         }
         // Scheduled faults due.
-        while plan.front().is_some_and(|p| p.0 <= next) {
-            let Some((_, f)) = plan.pop_front() else {
+        while schedule.front().is_some_and(|p| p.0 <= next) {
+            let Some((_, f)) = schedule.pop_front() else {
                 break;
             };
             let mut w = lock(&shared.0);
@@ -1362,7 +1362,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
             && lock(&shared.0).slow_in_flight[c.index()] > 0
         {
             aimed_handover = None;
-            plan.push_front((next, Scheduled::Handover(c)));
+            schedule.push_front((next, Scheduled::Handover(c)));
             continue;
         }
         // After the heal, the operator action for a missing record, once allowed: both
@@ -1400,8 +1400,8 @@ pub fn run(cfg: RunConfig) -> RunReport {
             })
         {
             delete_after_done = None;
-            plan.push_back(((next + delay).min(FAULT_PHASE - 1), Scheduled::DeleteRecord));
-            plan.make_contiguous().sort_by_key(|(t, _)| *t);
+            schedule.push_back(((next + delay).min(FAULT_PHASE - 1), Scheduled::DeleteRecord));
+            schedule.make_contiguous().sort_by_key(|(t, _)| *t);
             continue;
         }
         // A targeted fault whose moment has come.
@@ -1416,11 +1416,11 @@ pub fn run(cfg: RunConfig) -> RunReport {
                 w.stuck_in_transit[i] = true;
                 let until =
                     next + timing.lease_ttl + timing.clock_drift_max + aim.range(1_000, 15_000);
-                plan.push_back((
+                schedule.push_back((
                     until.min(FAULT_PHASE),
                     Scheduled::Uncut(c, FaultKind::PartitionStore),
                 ));
-                plan.make_contiguous().sort_by_key(|(t, _)| *t);
+                schedule.make_contiguous().sort_by_key(|(t, _)| *t);
                 drop(w);
                 lock(&log).line(next, Some(c), None, LineKind::Fault, || {
                     format!("targeted ({t:?}): cut off from DynamoDB, writes stuck in transit")
@@ -1486,7 +1486,7 @@ fn main_faults(
     profile: Profile,
     request_at: Time,
     timing: &Timing,
-    plan: &mut Vec<(Time, Scheduled)>,
+    schedule: &mut Vec<(Time, Scheduled)>,
 ) {
     let on = |rng: &mut Rng| match profile {
         Profile::None => false,
@@ -1502,8 +1502,8 @@ fn main_faults(
             Cluster::B
         };
         let at = request_at + rng.range(0, 120);
-        plan.push((at, Scheduled::Crash(c)));
-        plan.push((at + rng.range(100, 3_000), Scheduled::Restart(c)));
+        schedule.push((at, Scheduled::Crash(c)));
+        schedule.push((at + rng.range(100, 3_000), Scheduled::Restart(c)));
         for _ in 0..rng.range(0, 3) {
             let c = if rng.chance(0.5) {
                 Cluster::A
@@ -1511,8 +1511,8 @@ fn main_faults(
                 Cluster::B
             };
             let at = rng.range(request_at, FAULT_PHASE);
-            plan.push((at, Scheduled::Crash(c)));
-            plan.push((at + rng.range(100, 3_000), Scheduled::Restart(c)));
+            schedule.push((at, Scheduled::Crash(c)));
+            schedule.push((at + rng.range(100, 3_000), Scheduled::Restart(c)));
         }
     }
     if on(rng) {
@@ -1525,7 +1525,7 @@ fn main_faults(
             let at = rng.range(request_at, FAULT_PHASE);
             // Bounded well below the fence margin: the protocol's timing assumption.
             let d = rng.range(100, timing.fence_margin / 4);
-            plan.push((at, Scheduled::Pause(c, d)));
+            schedule.push((at, Scheduled::Pause(c, d)));
         }
     }
     for kind in [
@@ -1562,14 +1562,14 @@ fn main_faults(
                 rng.range(after_lease + 1_000, after_lease + 15_000)
             };
             let store_end = (at + store_for).min(FAULT_PHASE);
-            plan.push((at, Scheduled::Cut(c, kind)));
+            schedule.push((at, Scheduled::Cut(c, kind)));
             match kind {
-                FaultKind::PartitionStore => plan.push((store_end, Scheduled::Uncut(c, kind))),
-                FaultKind::PartitionApi => plan.push((api_end, Scheduled::Uncut(c, kind))),
+                FaultKind::PartitionStore => schedule.push((store_end, Scheduled::Uncut(c, kind))),
+                FaultKind::PartitionApi => schedule.push((api_end, Scheduled::Uncut(c, kind))),
                 _ => {
-                    plan.push((api_end, Scheduled::Uncut(c, FaultKind::PartitionApi)));
+                    schedule.push((api_end, Scheduled::Uncut(c, FaultKind::PartitionApi)));
                     let end = store_end.max(api_end);
-                    plan.push((end, Scheduled::Uncut(c, FaultKind::PartitionStore)));
+                    schedule.push((end, Scheduled::Uncut(c, FaultKind::PartitionStore)));
                 }
             }
         }
@@ -1580,7 +1580,7 @@ fn main_faults(
         } else {
             rng.range(0, FAULT_PHASE)
         };
-        plan.push((at, Scheduled::Disaster(Cluster::A)));
+        schedule.push((at, Scheduled::Disaster(Cluster::A)));
     }
 }
 

@@ -1823,6 +1823,12 @@ macro_rules! invariant_props {
     };
 }
 
+macro_rules! sometimes {
+    ($($name:literal => |$w:ident| $seen:expr),* $(,)?) => {
+        vec![$(Property::sometimes($name, |_: &FailoverModel, $w: &World| $seen)),*]
+    };
+}
+
 macro_rules! crash_props {
     ($($name:literal => $stage:expr),* $(,)?) => {
         vec![$(Property::sometimes($name, |_: &FailoverModel, w: &World| {
@@ -1860,58 +1866,21 @@ pub fn properties() -> Vec<Property<FailoverModel>> {
         "planned-never-forced",
         planned_never_forced,
     ));
-    props.push(Property::sometimes(
-        "consistency-failover-done",
-        |_: &FailoverModel, w: &World| {
-            completed(w, |o| {
-                o == Outcome::Completed(PlanKind::Planned(Mode::Consistency))
-            })
-        },
-    ));
-    props.push(Property::sometimes(
-        "uptime-failover-done",
-        |_: &FailoverModel, w: &World| {
-            completed(w, |o| {
-                o == Outcome::Completed(PlanKind::Planned(Mode::Uptime))
-            })
-        },
-    ));
-    props.push(Property::sometimes(
-        "forced-failover-done",
-        |_: &FailoverModel, w: &World| completed(w, |o| o == Outcome::Completed(PlanKind::Forced)),
-    ));
-    props.push(Property::sometimes(
-        "failover-aborted",
-        |_: &FailoverModel, w: &World| completed(w, |o| matches!(o, Outcome::Aborted(_))),
-    ));
     props.push(Property::always(
         "stuck-failover-surfaces",
         stuck_failover_surfaces,
     ));
-    props.push(Property::sometimes(
-        "deadline-rolled-back",
-        |_: &FailoverModel, w: &World| {
-            completed(w, |o| {
-                matches!(o, Outcome::Aborted(AbortReason::Deadline(_)))
-            })
-        },
-    ));
-    props.push(Property::sometimes(
-        "needs-operator-flagged",
-        |_: &FailoverModel, w: &World| w.marks.flagged,
-    ));
-    props.push(Property::sometimes(
-        "person-retried",
-        |_: &FailoverModel, w: &World| w.marks.retried,
-    ));
-    props.push(Property::sometimes(
-        "person-resolved",
-        |_: &FailoverModel, w: &World| completed(w, |o| o == Outcome::Resolved),
-    ));
-    props.push(Property::sometimes(
-        "person-aborted",
-        |_: &FailoverModel, w: &World| completed(w, |o| o == Outcome::Aborted(AbortReason::Person)),
-    ));
+    props.extend(sometimes![
+        "consistency-failover-done" => |w| completed(w, |o| o == Outcome::Completed(PlanKind::Planned(Mode::Consistency))),
+        "uptime-failover-done" => |w| completed(w, |o| o == Outcome::Completed(PlanKind::Planned(Mode::Uptime))),
+        "forced-failover-done" => |w| completed(w, |o| o == Outcome::Completed(PlanKind::Forced)),
+        "failover-aborted" => |w| completed(w, |o| matches!(o, Outcome::Aborted(_))),
+        "deadline-rolled-back" => |w| completed(w, |o| matches!(o, Outcome::Aborted(AbortReason::Deadline(_)))),
+        "needs-operator-flagged" => |w| w.marks.flagged,
+        "person-retried" => |w| w.marks.retried,
+        "person-resolved" => |w| completed(w, |o| o == Outcome::Resolved),
+        "person-aborted" => |w| completed(w, |o| o == Outcome::Aborted(AbortReason::Person)),
+    ]);
     props.extend(crash_props![
         "crash-in-initialization" => Stage::Initialization,
         "crash-in-source-preparation" => Stage::SourcePreparation,
@@ -1920,46 +1889,18 @@ pub fn properties() -> Vec<Property<FailoverModel>> {
         "crash-in-target-activation" => Stage::TargetActivation,
         "crash-in-completion" => Stage::Completion,
     ]);
-    props.push(Property::sometimes(
-        "ambiguous-write-retried",
-        |_: &FailoverModel, w: &World| w.marks.ambiguous_retried,
-    ));
-    props.push(Property::sometimes(
-        "call-abandoned-for-fence",
-        |_: &FailoverModel, w: &World| w.marks.call_abandoned,
-    ));
-    props.push(Property::sometimes(
-        "stale-instance-shut-out",
-        |_: &FailoverModel, w: &World| w.marks.ghost_shut_out,
-    ));
-    props.push(Property::sometimes(
-        "request-refused",
-        |_: &FailoverModel, w: &World| w.marks.refused,
-    ));
-    props.push(Property::sometimes(
-        "request-withdrawn",
-        |_: &FailoverModel, w: &World| completed(w, |o| o == Outcome::Withdrawn),
-    ));
-    props.push(Property::sometimes(
-        "request-no-op",
-        |_: &FailoverModel, w: &World| completed(w, |o| o == Outcome::NoOp),
-    ));
-    props.push(Property::sometimes(
-        "record-recreated",
-        |_: &FailoverModel, w: &World| w.marks.recreated,
-    ));
-    props.push(Property::sometimes(
-        "misconfigured-operator-detected",
-        |_: &FailoverModel, w: &World| w.marks.contest_seen,
-    ));
-    props.push(Property::sometimes(
-        "drift-holds-request",
-        |_: &FailoverModel, w: &World| w.marks.drift_held,
-    ));
-    props.push(Property::sometimes(
-        "self-fenced",
-        |_: &FailoverModel, w: &World| w.marks.fenced,
-    ));
+    props.extend(sometimes![
+        "ambiguous-write-retried" => |w| w.marks.ambiguous_retried,
+        "call-abandoned-for-fence" => |w| w.marks.call_abandoned,
+        "stale-instance-shut-out" => |w| w.marks.ghost_shut_out,
+        "request-refused" => |w| w.marks.refused,
+        "request-withdrawn" => |w| completed(w, |o| o == Outcome::Withdrawn),
+        "request-no-op" => |w| completed(w, |o| o == Outcome::NoOp),
+        "record-recreated" => |w| w.marks.recreated,
+        "misconfigured-operator-detected" => |w| w.marks.contest_seen,
+        "drift-holds-request" => |w| w.marks.drift_held,
+        "self-fenced" => |w| w.marks.fenced,
+    ]);
     props.push(Property::sometimes(
         "uptime-window-two-writers",
         |m: &FailoverModel, w: &World| {
