@@ -22,8 +22,7 @@
 //! re-created record, started.
 
 use failover_model::{
-    Cluster, Intervention, Op, Plan, PlanKind, Record, Reply, Timing, Trace, Variant, Write,
-    stopped,
+    Cluster, Intervention, Plan, PlanKind, Record, Reply, Timing, Trace, Variant, stopped,
 };
 
 use crate::executor::Operator;
@@ -205,7 +204,7 @@ pub fn explain(record: &Record, action: Intervention) -> Result<String, Interven
 
 /// Carry out a person's `action` on the group `key`'s failover in flight: read the
 /// record, check the action is allowed ([`explain`]), and write it conditional on the
-/// failover's position and token as read ([`Op::Intervene`]).
+/// failover's position and token as read ([`failover_model::Op::Intervene`]).
 pub async fn intervene<S: StorePort>(
     store: &S,
     key: &str,
@@ -218,21 +217,8 @@ pub async fn intervene<S: StorePort>(
         Err(e) => return Err(InterveneRefused::Unavailable(e.to_string())),
     };
     let what = explain(&record, action)?;
-    let Some(f) = record.failover else {
+    let Some(w) = action.write(&record, 0) else {
         return Err(InterveneRefused::NothingInFlight(Box::new(record)));
-    };
-    let op = Op::Intervene {
-        id: f.id,
-        token: record.token,
-        at: f.done,
-        action,
-    };
-    // A person's write: no process sends it, so no instance and either slot.
-    let w = Write {
-        by: Cluster::A,
-        instance: 0,
-        now: 0,
-        op,
     };
     match store.write(key, timing, &w).await {
         Reply::Applied(r) => {

@@ -10,9 +10,9 @@ use failover_engine::executor::{Operator, Turn, TurnResult};
 use failover_engine::ports::{Kind, MemberState, ObjectRef};
 use failover_engine::spec::{FailoverGroupSpec, FluxRef, Group, MembersSpec, TimingSpec};
 use failover_model::{
-    AbortReason, Action, Cluster, Intervention, Invariant, Memory, Mode, Op, Outcome, Plan,
-    PlanKind, Purpose, Record, Reply, Request, Resource, START, STOP, Snapshot, Stage, Step, Time,
-    Timing, Variant, VolumeRole,
+    AbortReason, Action, Cluster, Intervention, Invariant, Memory, Mode, Outcome, Plan, PlanKind,
+    Purpose, Record, Reply, Request, Resource, START, STOP, Snapshot, Stage, Step, Time, Timing,
+    Variant, VolumeRole,
     check::{Asked, STUCK_RESOURCES},
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -538,26 +538,13 @@ impl Person {
 
 /// A person's action through the record, if the record allows it now.
 fn person_write(w: &mut World, timing: &Timing, now: Time, action: Intervention) -> bool {
-    let Some(r) = w.record.clone() else {
+    let Some(write) = w
+        .record
+        .as_ref()
+        .filter(|r| action.allowed(r, w.variant))
+        .and_then(|r| action.write(r, now))
+    else {
         return false;
-    };
-    let Some(f) = r.failover else {
-        return false;
-    };
-    if !action.allowed(&r, w.variant) {
-        return false;
-    }
-    let op = Op::Intervene {
-        id: f.id,
-        token: r.token,
-        at: f.done,
-        action,
-    };
-    let write = failover_model::Write {
-        by: Cluster::A,
-        instance: 0,
-        now,
-        op,
     };
     matches!(w.store_apply(timing, &write), Reply::Applied(_))
 }

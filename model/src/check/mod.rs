@@ -1784,21 +1784,7 @@ impl FailoverModel {
             }
             Act::Intervene(action) => {
                 w.budget.interventions -= 1;
-                let r = &w.records[0];
-                if let Some(f) = r.failover {
-                    let op = Op::Intervene {
-                        id: f.id,
-                        token: r.token,
-                        at: f.done,
-                        action,
-                    };
-                    // A person's write: no operator process sends it.
-                    let wr = Write {
-                        by: Cluster::A,
-                        instance: 0,
-                        now: w.tick,
-                        op,
-                    };
+                if let Some(wr) = action.write(&w.records[0], w.tick) {
                     let applied = matches!(self.deliver(w, 0, &wr), Reply::Applied(_));
                     w.marks.retried |= applied && action == Intervention::Retry;
                     w.marks.aborted_by_person |= applied && action == Intervention::Abort;

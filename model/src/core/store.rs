@@ -52,6 +52,25 @@ impl Intervention {
         }
     }
 
+    /// The person's write of this action on the failover `record` shows in flight,
+    /// conditional on what the record shows (its id, journal position and token), or
+    /// `None` if nothing is in flight. No operator process sends it: no instance, and
+    /// either slot (`by` is not looked at).
+    pub fn write(self, record: &Record, now: Time) -> Option<Write> {
+        let f = record.failover?;
+        Some(Write {
+            by: Cluster::A,
+            instance: 0,
+            now,
+            op: Op::Intervene {
+                id: f.id,
+                token: record.token,
+                at: f.done,
+                action: self,
+            },
+        })
+    }
+
     /// Whether the record allows it now (the store's condition, less the token).
     pub fn allowed(self, record: &Record, variant: Variant) -> bool {
         let Some(f) = record.failover else {

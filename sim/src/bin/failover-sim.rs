@@ -131,10 +131,7 @@ fn parse(c: &Common) -> Result<Parsed, String> {
 }
 
 fn replay_command(seed: u64, c: &Common) -> String {
-    let mut cmd = format!(
-        "cargo run --release --bin failover-sim -- replay --seed {seed} --faults {}",
-        c.faults
-    );
+    let mut cmd = format!("scripts/sim.sh replay --seed {seed} --faults {}", c.faults);
     if let Some(m) = &c.mode {
         cmd.push_str(&format!(" --mode {m}"));
     }
