@@ -1965,16 +1965,22 @@ fn settled_when_idle(m: &FailoverModel, w: &World) -> bool {
         })
 }
 
+/// No fault that keeps an operator from acting is in force: none cut off, the record
+/// there, every operator up and configured as its own cluster, no kind stuck.
+fn undisturbed(w: &World) -> bool {
+    !w.cut_off.contains(&true)
+        && !w.gone
+        && w.down == [None, None]
+        && w.stuck == [None, None]
+        && w.slot == Cluster::ALL
+}
+
 /// A stuck resource (a volume that never reports its new role) never leaves a failover
 /// in flight unnoticed: once the deadline and the calm bound have passed, the failover
 /// has ended (rolled back, completed) or the record flags it `needs-operator`.
 fn stuck_failover_surfaces(m: &FailoverModel, w: &World) -> bool {
     let deadline = m.config.timing.stage_deadline.iter().max().copied();
-    let calm = !w.cut_off.contains(&true)
-        && !w.gone
-        && w.down == [None, None]
-        && w.stuck == [None, None]
-        && w.slot == Cluster::ALL
+    let calm = undisturbed(w)
         && w.alive == [true, true]
         && w.tick
             >= w.calm_since + Time::from(m.config.progress_ticks) + deadline.unwrap_or_default();
@@ -1989,12 +1995,8 @@ fn stuck_failover_surfaces(m: &FailoverModel, w: &World) -> bool {
 fn progress_when_calm(m: &FailoverModel, w: &World) -> bool {
     // An operator that is down is no calm either: since issue 10 a request made in its
     // cluster waits for it (`outage-beyond-lease`, down for ever, found this).
-    let calm = !w.cut_off.contains(&true)
-        && !w.gone
-        && w.down == [None, None]
-        && w.stuck == [None, None]
+    let calm = undisturbed(w)
         && w.csi_stuck == [false, false]
-        && w.slot == Cluster::ALL
         && w.specs[0] == w.specs[1]
         && w.clusters.iter().all(|s| s.inventory() == 0)
         && w.tick >= w.calm_since + Time::from(m.config.progress_ticks);

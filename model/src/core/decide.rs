@@ -990,25 +990,35 @@ fn hand_off_wait(
     if input.variant == Variant::NoStageDeadline || f.stuck {
         return Decision::wait(Wake::Change);
     }
-    let (id, token, at) = (f.id, view.token, f.done);
     match observed {
         Some(p) if p.silent(input.now, input.timing) => {
-            let op = if plan.abortable(f.kind, at) {
-                Op::Abort {
-                    id,
-                    token,
-                    at,
-                    reason: AbortReason::TargetSilent,
-                }
-            } else {
-                Op::Stuck { id, token, at }
-            };
-            Decision::new(Action::Write(op), Purpose::Plan { at })
-                .at(stage, plan.steps[at as usize].step)
+            overdue(view, f, (plan, stage), AbortReason::TargetSilent)
         }
         Some(p) => Decision::wait(Wake::At(p.silent_from(input.timing))),
         None => Decision::wait(Wake::At(next_heartbeat(input, mem))),
     }
+}
+
+/// The failover waited too long at its journal position: roll it back (`why`) while the
+/// target has promoted nothing ([`Plan::abortable`]), else flag it `needs-operator`.
+fn overdue(
+    view: &Record,
+    f: InFlight,
+    (plan, stage): (&Plan, Stage),
+    why: AbortReason,
+) -> Decision {
+    let (id, token, at) = (f.id, view.token, f.done);
+    let op = if plan.abortable(f.kind, at) {
+        Op::Abort {
+            id,
+            token,
+            at,
+            reason: why,
+        }
+    } else {
+        Op::Stuck { id, token, at }
+    };
+    Decision::new(Action::Write(op), Purpose::Plan { at }).at(stage, plan.steps[at as usize].step)
 }
 
 /// Decision `d` of the operator whose turn it is at the failover's journal position
@@ -1037,22 +1047,8 @@ fn on_deadline(
         .filter(|p| p.id == f.id && p.stage == stage && p.token == view.token)
         .map_or(input.now, |p| p.since);
     let due = since + input.timing.deadline(stage);
-    let (id, token, at) = (f.id, view.token, f.done);
-    if input.now >= due {
-        let op = if plan.abortable(f.kind, at) {
-            Op::Abort {
-                id,
-                token,
-                at,
-                reason: AbortReason::Deadline(stage),
-            }
-        } else if !f.stuck {
-            Op::Stuck { id, token, at }
-        } else {
-            return d;
-        };
-        return Decision::new(Action::Write(op), Purpose::Plan { at })
-            .at(stage, plan.steps[at as usize].step);
+    if input.now >= due && (plan.abortable(f.kind, f.done) || !f.stuck) {
+        return overdue(view, f, (plan, stage), AbortReason::Deadline(stage));
     }
     match d.action {
         Action::Wait(Wake::Change) if !f.stuck => Decision {
