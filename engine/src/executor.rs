@@ -119,30 +119,22 @@ pub struct GroupInvalid {
 /// cluster's selection misses something (a VolumeReplication without the group's label
 /// "demotes" nothing while the target promotes its twin).
 pub fn inventory(members: &Members) -> u64 {
-    // (No text formatting: the simulator computes one on every turn.)
-    let mut h = crate::spec::Fingerprint::default();
+    // (No text formatting, no sorting: the simulator computes one on every turn.)
+    use crate::spec::Fingerprint;
+    let mut h = Fingerprint::default();
     for (kind, found) in members {
         h.write(kind.name().as_bytes());
         h.write(&(found.len() as u64).to_le_bytes());
-        // Names in order, whatever order the cluster listed them in (most list them in
-        // order already: then nothing is copied).
-        fn key(m: &crate::ports::Member) -> (&str, &str) {
-            (m.object.namespace.as_str(), m.object.name.as_str())
-        }
-        let mut one = |(namespace, name): (&str, &str)| {
-            h.write(namespace.as_bytes());
-            h.write(b"/");
-            h.write(name.as_bytes());
-            h.write(b",");
-        };
-        if found.windows(2).all(|w| key(&w[0]) <= key(&w[1])) {
-            found.iter().map(key).for_each(&mut one);
-        } else {
-            let mut names: Vec<(&str, &str)> = found.iter().map(key).collect();
-            names.sort_unstable();
-            names.into_iter().for_each(&mut one);
-        }
-        h.write(b";");
+        // The names as a set, whatever order the cluster listed them in: the sum of
+        // each name's own fingerprint.
+        let names = found.iter().fold(0u64, |sum, m| {
+            let mut one = Fingerprint::default();
+            one.write(m.object.namespace.as_bytes());
+            one.write(&[0]);
+            one.write(m.object.name.as_bytes());
+            sum.wrapping_add(one.finish())
+        });
+        h.write(&names.to_le_bytes());
     }
     h.finish()
 }

@@ -231,6 +231,9 @@ pub struct ClusterWorld {
     pub watchers: Vec<Waker>,
     /// The last fold of the objects, with the version it was made at.
     pub folded: std::cell::Cell<Option<(u64, ClusterState)>>,
+    /// The last listing per kind, with the version and selector it was made for: most
+    /// turns list a cluster that did not change since the last one.
+    pub listed: BTreeMap<Kind, (u64, Selector, Vec<Member>)>,
 }
 
 /// Everything of a run that the fakes share.
@@ -600,7 +603,14 @@ impl ClusterPort for FakeCluster {
             w.inject(FaultKind::KubeError);
             return Err(ClusterError::Unavailable("injected list error".into()));
         }
-        let objects = &w.clusters[i].objects;
+        let cw = &mut w.clusters[i];
+        if let Some((version, listed_for, members)) = cw.listed.get(&kind)
+            && *version == cw.version
+            && listed_for == selector
+        {
+            return Ok(members.clone());
+        }
+        let objects = &cw.objects;
         let from = ObjectRef {
             kind,
             namespace: selector.namespace.clone(),
@@ -635,6 +645,8 @@ impl ClusterPort for FakeCluster {
                 name: missing,
             }));
         }
+        cw.listed
+            .insert(kind, (cw.version, selector.clone(), out.clone()));
         Ok(out)
     }
 
