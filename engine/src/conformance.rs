@@ -6,7 +6,7 @@ use failover_model::{
     AbortReason, Cluster, Intervention, Mode, Op, Record, Reply, Time, Trace, Variant, Write, apply,
 };
 
-use crate::observe::{is_set, settled};
+use crate::member::{is_set, settled};
 use crate::ports::{
     ClusterError, ClusterPort, Desired, Kind, LabelQuery, MemberState, ObjectRef, Selector,
     StorePort,

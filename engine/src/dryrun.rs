@@ -1,21 +1,23 @@
 //! Dry-run: the plan of one cluster's role, object by object and field by field, with
-//! nothing changed. The same tasks run against [`Recording`], a port that reads through
-//! to the real cluster, keeps every change in an overlay (so later steps see earlier
-//! ones, and controllers are assumed to converge), and records what it would write.
+//! nothing changed. The same effects run against [`Recording`], a port that reads
+//! through to the real cluster, asks it what each write would change
+//! ([`ClusterPort::preview`]: the Kubernetes adapter plans its patches as `set` does,
+//! without sending them), and keeps the result in an overlay, so later steps see earlier
+//! ones (controllers are assumed to converge).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use failover_model::{PlanKind, Role, Stage, Step, StepKind, Variant};
+use failover_model::{Plan, PlanKind, Role, Stage, Step, StepKind, Variant};
 
-use crate::memory::set_member;
-use crate::observe::settled;
+use crate::effects::carry_out;
+use crate::member::{after_set, is_set, settled};
 use crate::ports::{
-    ClusterError, ClusterPort, Desired, FieldChange, Kind, Member, MemberState, ObjectRef, Selector,
+    Changes, ClusterError, ClusterPort, Desired, FieldChange, Kind, Member, MemberState, ObjectRef,
+    Selector,
 };
 use crate::spec::Group;
-use crate::tasks::{Context, factory, plan_lines};
 
 /// A port that reads through to `inner` and changes nothing.
 pub struct Recording<'a, C> {
@@ -52,20 +54,23 @@ impl<C: ClusterPort> ClusterPort for Recording<'_, C> {
         Ok(members)
     }
 
-    async fn set(
-        &self,
-        object: &ObjectRef,
-        desired: Desired,
-    ) -> Result<Vec<FieldChange>, ClusterError> {
-        let mut overlay = self.overlay();
-        let Some(state) = overlay.get(object).cloned() else {
+    async fn set(&self, object: &ObjectRef, desired: Desired) -> Changes {
+        let Some(state) = self.overlay().get(object).cloned() else {
             return Err(ClusterError::NotFound(object.clone()));
         };
-        let Some((after, changes)) = set_member(object, &state, desired) else {
+        if is_set(&state, desired) {
             return Ok(Vec::new());
-        };
-        overlay.insert(object.clone(), settled(&after));
+        }
+        // The cluster's own answer, from the object as it is: a role's plan changes each
+        // class of objects once, so no earlier step of the dry run changed it.
+        let changes = self.inner.preview(object, desired).await?;
+        self.overlay()
+            .insert(object.clone(), settled(&after_set(&state, desired)));
         Ok(changes)
+    }
+
+    async fn preview(&self, object: &ObjectRef, desired: Desired) -> Changes {
+        self.inner.preview(object, desired).await
     }
 
     async fn changed(&self, _timeout: Duration) {}
@@ -109,16 +114,11 @@ pub async fn dry_run<C: ClusterPort>(
     role: Role,
 ) -> Result<Vec<PlannedStep>, ClusterError> {
     let recording = Recording::new(cluster);
-    let tasks = factory::<Recording<'_, C>>(Variant::Correct);
-    let ctx = Context {
-        cluster: &recording,
-        group,
-    };
     let mut out = Vec::new();
-    for (stage, step) in plan_lines(kind, role, Variant::Correct) {
-        let changes = match (step.kind(), tasks.get(step)) {
-            (StepKind::Effect, Some(task)) => task.execute(&ctx).await?,
-            _ => Vec::new(),
+    for (stage, step) in plan_lines(kind, role) {
+        let changes = match step.kind() {
+            StepKind::Effect(effect) => carry_out(&recording, group, effect, None).await?,
+            StepKind::Record | StepKind::Await => Vec::new(),
         };
         out.push(PlannedStep {
             stage,
@@ -127,6 +127,16 @@ pub async fn dry_run<C: ClusterPort>(
         });
     }
     Ok(out)
+}
+
+/// The steps of `role` in the plan of `kind`, with their stages, in order.
+pub fn plan_lines(kind: PlanKind, role: Role) -> Vec<(Stage, Step)> {
+    Plan::of(kind, Variant::Correct)
+        .steps
+        .iter()
+        .filter(|ps| ps.owner == role)
+        .map(|ps| (ps.stage, ps.step))
+        .collect()
 }
 
 /// Render a dry run as text, one line per step and one per field.

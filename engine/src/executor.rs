@@ -13,17 +13,17 @@
 use std::time::Duration;
 
 use failover_model::{
-    Action, ClusterState, Decision, FailoverId, Identity, Inputs, Instance, Memory, Op, Outcome,
-    PlanKind, Record, Reply, Request, STOP, Stage, Step, StepKind, Time, Token, Trace, Variant,
-    Wake, Write, core::decide::write, decide, lease_ok, refusal, stamp,
+    Action, ClusterState, Decision, Effect, EffectSet, FailoverId, Identity, Inputs, Instance,
+    Memory, Op, Outcome, PlanKind, Record, Reply, Request, Stage, Step, StepKind, Time, Token,
+    Trace, Variant, Wake, Write, core::decide::write, decide, lease_ok, refusal, stamp,
 };
 use futures::FutureExt;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
+use crate::effects::{EffectError, StageName, carry_out, retried};
 use crate::observe::{Members, fold, unknown};
 use crate::ports::{Clock, ClusterError, ClusterPort, FieldChange, StorePort, StoreUnavailable};
 use crate::spec::Group;
-use crate::tasks::{Context, StageName, TaskError, Tasks, factory, retried};
 
 /// How often a waiting operator looks at its cluster again even without a watch event.
 pub const POLL: Duration = Duration::from_millis(1000);
@@ -61,14 +61,14 @@ pub enum TurnResult {
     /// A task ran and changed these fields.
     Changed(Vec<FieldChange>),
     /// A task failed or timed out; it is retried when the model asks again.
-    Failed(TaskError),
+    Failed(EffectError),
     /// A self-fence attempt ran every one of its steps, in order, past failures: what they changed,
     /// and the steps that failed or timed out (retried on the next attempt).
     Fenced {
         /// Changes made by the steps that succeeded.
         changes: Vec<FieldChange>,
         /// The steps that failed.
-        failed: Vec<TaskError>,
+        failed: Vec<EffectError>,
     },
     /// Nothing to do now.
     Waited(Wake),
@@ -163,7 +163,6 @@ pub struct Operator<C: ClusterPort, S, K> {
     store: S,
     clock: K,
     group: Group,
-    tasks: Tasks<C>,
     variant: Variant,
     memory: Memory,
     request: Option<Request>,
@@ -180,6 +179,10 @@ pub struct Operator<C: ClusterPort, S, K> {
     print: failover_model::SpecPrint,
     /// The inventory of the members this operator found last ([`inventory`]).
     inventory: Option<u64>,
+    /// The members this turn's observation found (`None` if the cluster could not be
+    /// read): an effect of the same turn changes those not yet set, without listing
+    /// them again.
+    listed: Option<Members>,
     initialized: bool,
     hook: Option<DecisionHook>,
     /// The failover this operator flagged `needs-operator`, while the record shows it so.
@@ -220,7 +223,6 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             store,
             clock,
             group,
-            tasks: factory(variant),
             variant,
             memory: Memory::started(random_instance()),
             request: None,
@@ -231,6 +233,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             reported: Reported::default(),
             print,
             inventory: None,
+            listed: None,
             initialized: false,
             needs_operator: None,
             max_token: 0,
@@ -409,10 +412,8 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         match self.cluster.recall(&self.group.key).await {
             Ok(Some(trace)) => Ok(Created::Not(trace)),
             Ok(None) => {
-                let init =
-                    self.store
-                        .init(&self.group.key, self.group.initial_active, self.clock.now());
-                let record = self.store_call(init).await?;
+                let active = self.group.initial_active;
+                let record = self.create_record(active, self.clock.now()).await?;
                 self.initialized = true;
                 Ok(Created::Record(Box::new(record)))
             }
@@ -422,6 +423,17 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                 self.group.key
             ))),
         }
+    }
+
+    /// The one place a record is created: the group's, with `active` serving, unless
+    /// one exists (then that one), within the store call deadline.
+    async fn create_record(
+        &self,
+        active: failover_model::Cluster,
+        at: Time,
+    ) -> Result<Record, StoreUnavailable> {
+        self.store_call(self.store.init(&self.group.key, active, at))
+            .await
     }
 
     /// The store has no record of this group although this cluster kept a trace of one
@@ -553,12 +565,11 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
     /// The model's view of this cluster; when the cluster cannot be read, the
     /// conservative [`unknown`] state (everything may run, nothing is done).
     pub async fn observe(&self) -> ClusterState {
-        self.observe_counted().await.0
+        self.observe_listed().await.0
     }
 
-    /// [`Self::observe`], and the inventory of what it found ([`inventory`]), if the
-    /// cluster could be read.
-    async fn observe_counted(&self) -> (ClusterState, Option<u64>) {
+    /// [`Self::observe`], and what it found, if the cluster could be read.
+    async fn observe_listed(&self) -> (ClusterState, Option<Members>) {
         let deadline = observe_deadline(&self.group);
         let members = bounded(&self.clock, deadline, self.members())
             .await
@@ -569,7 +580,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                 )))
             });
         match members {
-            Ok(m) => (fold(&m), Some(inventory(&m))),
+            Ok(m) => (fold(&m), Some(m)),
             Err(e) => {
                 warn!(error = %e, "cannot observe the cluster; assuming the worst");
                 (self.unknown(), None)
@@ -643,10 +654,11 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         {
             warn!(error = %e, "cannot create the group's record yet");
         }
-        let (observed, found) = self.observe_counted().await;
-        if found.is_some() {
-            self.inventory = found;
+        let (observed, listed) = self.observe_listed().await;
+        if let Some(found) = &listed {
+            self.inventory = Some(inventory(found));
         }
+        self.listed = listed;
         let (now, wall) = self.clocks();
         let decision = self.decide(now, wall, &observed, false);
         let span = self.span(&decision);
@@ -724,7 +736,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
     /// This operator's `Stuck` write applied: name what is stuck, once, loudly.
     async fn flag_needs_operator(&mut self, id: FailoverId, stage: Stage, step: Step) {
         let objects = match step.kind() {
-            StepKind::Effect | StepKind::Await => {
+            StepKind::Effect(_) | StepKind::Await => {
                 self.unsatisfied(step).await.unwrap_or_else(|e| {
                     warn!(error = %e, "cannot list the stuck objects");
                     Vec::new()
@@ -795,8 +807,8 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             Action::Read => self.read(now).await,
             Action::Write(Op::Create { active }) => self.create(now, wall, *active).await,
             Action::Write(op) => self.write_op(now, wall, d, *op).await,
-            Action::Effect(step) => self.effect(d, *step, observed, during).await,
-            Action::Fence(steps) => self.fence(now, *steps).await,
+            Action::Effect(effect) => self.effect(d, *effect, observed, during).await,
+            Action::Fence(effects) => self.fence(now, *effects).await,
             Action::Wait(wake) => TurnResult::Waited(*wake),
         }
     }
@@ -837,8 +849,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
     ) -> TurnResult {
         let timing = self.group.timing;
         let w = self.stamped(wall, Op::Create { active });
-        let init = self.store.init(&self.group.key, active, w.now);
-        let reply = match self.store_call(init).await {
+        let reply = match self.create_record(active, w.now).await {
             Ok(r) if r == Record::new(active, [Some(w.now); 2]) => Reply::Applied(r),
             Ok(r) => Reply::ConditionFailed(r),
             Err(_) => Reply::Unavailable,
@@ -884,7 +895,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
     async fn effect(
         &mut self,
         d: &Decision,
-        step: Step,
+        step: Effect,
         observed: &ClusterState,
         during: &mut Vec<(Turn, Memory)>,
     ) -> TurnResult {
@@ -902,9 +913,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         // The model's rule for a process paused between deciding and sending: a start
         // step goes out only while the lease still allows it.
         let (now, wall) = self.clocks();
-        if !STOP.contains(&step)
-            && !lease_ok(&self.inputs(now, wall, observed, false), &self.memory)
-        {
+        if !step.stops() && !lease_ok(&self.inputs(now, wall, observed, false), &self.memory) {
             warn!(task = %step, "the lease ran low since the decision: not sent");
             return TurnResult::NotSent;
         }
@@ -980,12 +989,25 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
     /// stop, pods before the volumes), each with its own deadline: one that fails or
     /// hangs never keeps the later ones (volume demotion above all) from running.
     /// (Side by side, traffic would briefly reach stopping pods.)
-    async fn fence(&mut self, now: Time, steps: failover_model::StepSet) -> TurnResult {
+    async fn fence(&mut self, now: Time, steps: EffectSet) -> TurnResult {
         let mut changes = Vec::new();
         let mut failed = Vec::new();
         let deadline = fence_step_deadline(&self.group);
         for step in steps.iter() {
-            match self.run_step(step, StageName::Outside, deadline).await {
+            // Listed afresh: a fence may come long after the turn's observation.
+            let run = run_step(
+                &self.cluster,
+                &self.group,
+                &self.clock,
+                step,
+                deadline,
+                None,
+            );
+            match run.await.map_err(|source| EffectError {
+                stage: StageName::Outside,
+                effect: step,
+                source,
+            }) {
                 Ok(c) => changes.extend(c),
                 Err(e) => failed.push(e),
             }
@@ -1010,22 +1032,29 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
     /// abandoned (`None`) and the fence carried out. Every such turn goes to `during`.
     async fn step_keeping_lease(
         &mut self,
-        step: failover_model::Step,
+        step: Effect,
         stage: StageName,
         observed: &ClusterState,
         during: &mut Vec<(Turn, Memory)>,
-    ) -> Option<Result<Vec<FieldChange>, TaskError>> {
+    ) -> Option<Result<Vec<FieldChange>, EffectError>> {
         let timeout = self.group.step_timeout;
+        let listed = self.listed.take();
         let abandon = {
             let run = run_step(
                 &self.cluster,
                 &self.group,
-                &self.tasks,
                 &self.clock,
                 step,
-                stage,
                 timeout,
+                listed.as_ref(),
             )
+            .map(|r| {
+                r.map_err(|source| EffectError {
+                    stage,
+                    effect: step,
+                    source,
+                })
+            })
             .fuse();
             futures::pin_mut!(run);
             loop {
@@ -1103,25 +1132,6 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         };
         during.push((turn, self.memory.clone()));
         None
-    }
-
-    /// Run the task of effect `step` within `timeout`.
-    async fn run_step(
-        &self,
-        step: failover_model::Step,
-        stage: StageName,
-        timeout: Duration,
-    ) -> Result<Vec<FieldChange>, TaskError> {
-        run_step(
-            &self.cluster,
-            &self.group,
-            &self.tasks,
-            &self.clock,
-            step,
-            stage,
-            timeout,
-        )
-        .await
     }
 
     /// Wait as long as the last turn asks: until the time the model named, a change in
@@ -1215,34 +1225,23 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
     }
 }
 
-/// Run the task of effect `step` within `timeout`.
+/// Carry out `effect` within `timeout` ([`carry_out`]).
 async fn run_step<C: ClusterPort, K: Clock>(
     cluster: &C,
     group: &Group,
-    tasks: &Tasks<C>,
     clock: &K,
-    step: failover_model::Step,
-    stage: StageName,
+    effect: Effect,
     timeout: Duration,
-) -> Result<Vec<FieldChange>, TaskError> {
-    let Some(task) = tasks.get(step) else {
-        // The factory builds a task for every effect step of every plan.
-        unreachable!("no task for effect step {step}");
-    };
-    let ctx = Context { cluster, group };
-    let result = bounded(clock, timeout, task.execute(&ctx))
+    listed: Option<&Members>,
+) -> Result<Vec<FieldChange>, ClusterError> {
+    bounded(clock, timeout, carry_out(cluster, group, effect, listed))
         .await
         .unwrap_or_else(|| {
             Err(ClusterError::Unavailable(format!(
                 "step did not finish within {} ms",
                 timeout.as_millis()
             )))
-        });
-    result.map_err(|source| TaskError {
-        stage,
-        task: task.name(),
-        source,
-    })
+        })
 }
 
 /// `call`, unless `deadline` passes first (`None`; the call's future is dropped).

@@ -6,29 +6,35 @@
 //! - `k8s` and `dynamo`: the real adapters (kube-rs, aws-sdk-dynamodb), behind the
 //!   features `kube-client` and `dynamodb` (on by default; the simulator builds the
 //!   engine without them);
-//! - [`memory`]: in-memory adapters with exact semantics, for tests and the simulator;
+//! - [`member`]: what a stop or a start does to one member (one home for every adapter
+//!   that keeps members in memory);
+//! - `memory`: in-memory adapters with exact semantics, for tests (feature `testkit`);
 //! - [`spec`]: a group's spec, parsed once into a validated [`spec::Group`];
 //! - [`observe`]: folds a group's members into the model's `ClusterState`;
-//! - [`tasks`]: the tasks a plan's effect steps become, built by a factory from the
-//!   model's plan, run with bounded parallelism and per-step timeouts;
+//! - [`effects`]: how the model's effects are carried out: every member of the
+//!   effect's class set one way, with bounded parallelism;
 //! - [`executor`]: the loop that asks [`failover_model::decide`] what to do next and
 //!   does exactly that, journaling progress in the store so a restart resumes;
 //! - [`dryrun`]: the plan, object by object and field by field, changing nothing;
-//! - [`conformance`]: the port conformance suite every adapter and fake must pass.
+//! - `conformance`: the port conformance suite every adapter and fake must pass
+//!   (feature `testkit`).
 //!
 //! The engine never makes a protocol decision of its own: every choice comes from
 //! `failover_model::core`.
 
+#[cfg(feature = "testkit")]
 pub mod conformance;
 pub mod dryrun;
 #[cfg(feature = "dynamodb")]
 pub mod dynamo;
+pub mod effects;
 pub mod executor;
 #[cfg(feature = "kube-client")]
 pub mod k8s;
+pub mod member;
+#[cfg(feature = "testkit")]
 pub mod memory;
 pub mod observe;
 pub mod ports;
 pub mod recovery;
 pub mod spec;
-pub mod tasks;

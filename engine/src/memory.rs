@@ -11,10 +11,10 @@ use std::time::Duration;
 use failover_model::{Cluster, Record, Reply, Time, Timing, Trace, Variant, Write, apply};
 use tokio::sync::Notify;
 
-use crate::observe::{after_set, is_set, settled};
+use crate::member::{set_member, settled};
 use crate::ports::{
-    Clock, ClusterError, ClusterPort, Desired, FieldChange, Kind, Member, MemberState, ObjectRef,
-    Selector, StorePort, StoreUnavailable,
+    Changes, Clock, ClusterError, ClusterPort, Desired, FieldChange, Kind, Member, MemberState,
+    ObjectRef, Selector, StorePort, StoreUnavailable,
 };
 
 /// How the in-memory cluster's controllers move status after a spec change.
@@ -158,11 +158,7 @@ impl ClusterPort for MemoryCluster {
         Ok(out)
     }
 
-    async fn set(
-        &self,
-        object: &ObjectRef,
-        desired: Desired,
-    ) -> Result<Vec<FieldChange>, ClusterError> {
+    async fn set(&self, object: &ObjectRef, desired: Desired) -> Changes {
         let mut inner = self.lock();
         inner.sets += 1;
         let Some(o) = inner.objects.get_mut(object) else {
@@ -179,6 +175,14 @@ impl ClusterPort for MemoryCluster {
         drop(inner);
         self.notify.notify_waiters();
         Ok(changes)
+    }
+
+    async fn preview(&self, object: &ObjectRef, desired: Desired) -> Changes {
+        let inner = self.lock();
+        let Some(o) = inner.objects.get(object) else {
+            return Err(ClusterError::NotFound(object.clone()));
+        };
+        Ok(set_member(object, &o.state, desired).map_or_else(Vec::new, |(_, changes)| changes))
     }
 
     async fn changed(&self, timeout: Duration) {
@@ -201,92 +205,6 @@ impl ClusterPort for MemoryCluster {
             .insert(group.to_string(), Trace::newest(kept, trace));
         Ok(())
     }
-}
-
-/// What `set(desired)` does to a member in `state`: its new spec and the fields that
-/// change, or `None` if it already is as desired. Every in-memory cluster (this one, the
-/// dry run's overlay, the simulator's fakes) applies a set through this.
-pub fn set_member(
-    object: &ObjectRef,
-    state: &MemberState,
-    desired: Desired,
-) -> Option<(MemberState, Vec<FieldChange>)> {
-    if is_set(state, desired) {
-        return None;
-    }
-    let after = after_set(state, desired);
-    let changes = field_changes(object, state, &after);
-    Some((after, changes))
-}
-
-/// The fields a spec change from `before` to `after` touches, named as the Kubernetes
-/// adapter names them.
-pub fn field_changes(
-    object: &ObjectRef,
-    before: &MemberState,
-    after: &MemberState,
-) -> Vec<FieldChange> {
-    let change = |field: &str, from: String, to: String| FieldChange {
-        object: object.clone(),
-        field: field.to_string(),
-        from,
-        to,
-    };
-    let opt = |v: Option<i32>| v.map_or("-".to_string(), |v| v.to_string());
-    let mut out = Vec::new();
-    match (before, after) {
-        (
-            MemberState::Workload {
-                replicas: r0,
-                remembered: m0,
-                ..
-            },
-            MemberState::Workload {
-                replicas: r1,
-                remembered: m1,
-                ..
-            },
-        ) => {
-            if m0 != m1 {
-                out.push(change(
-                    "metadata.annotations[failover.rs/replicas]",
-                    opt(*m0),
-                    opt(*m1),
-                ));
-            }
-            if r0 != r1 {
-                out.push(change("spec.replicas", r0.to_string(), r1.to_string()));
-            }
-        }
-        (MemberState::CronJob { suspended: a }, MemberState::CronJob { suspended: b })
-        | (MemberState::Flux { suspended: a }, MemberState::Flux { suspended: b })
-            if a != b =>
-        {
-            out.push(change("spec.suspend", a.to_string(), b.to_string()));
-            if object.kind != Kind::CronJob && !b {
-                out.push(change(
-                    "metadata.annotations[reconcile.fluxcd.io/requestedAt]",
-                    "-".into(),
-                    "<now>".into(),
-                ));
-            }
-        }
-        (MemberState::Network { disabled: a }, MemberState::Network { disabled: b }) if a != b => {
-            let (field, on, off) = if object.kind == Kind::Ingress {
-                ("spec.ingressClassName", "<original>", "failover-disabled")
-            } else {
-                ("spec.http", "<original routes>", "503 directResponse")
-            };
-            let render = |disabled: &bool| if *disabled { off } else { on }.to_string();
-            out.push(change(field, render(a), render(b)));
-        }
-        (MemberState::Volume { spec: a, .. }, MemberState::Volume { spec: b, .. }) if a != b => {
-            let role = |r: &failover_model::VolumeRole| format!("{r:?}").to_lowercase();
-            out.push(change("spec.replicationState", role(a), role(b)));
-        }
-        _ => {}
-    }
-    out
 }
 
 /// The global store in memory: every write is [`failover_model::apply`].

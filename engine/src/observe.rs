@@ -1,5 +1,4 @@
-//! Folding a group's members into the model's [`ClusterState`], and what a stop or start
-//! does to one member's state.
+//! Folding a group's members into the model's [`ClusterState`].
 //!
 //! The model keeps one value per resource kind; a real group has many objects. The fold
 //! keeps, per field, the value that errs towards "still writing" (any pod running, any
@@ -9,117 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use failover_model::{Agreement, Agreements, ClusterState, Step, VolumeRole};
+use failover_model::{Agreement, Agreements, ClusterState, VolumeRole};
 
-use crate::ports::{Desired, Kind, Member, MemberState};
-
-/// The members a step changes and how: the resource kinds and the direction.
-pub fn step_target(step: Step) -> Option<(&'static [Kind], Desired)> {
-    const WORKLOADS: &[Kind] = &[Kind::Deployment, Kind::StatefulSet];
-    const NETWORK: &[Kind] = &[Kind::VirtualService, Kind::Ingress];
-    const CRON: &[Kind] = &[Kind::CronJob];
-    const VOLUMES: &[Kind] = &[Kind::VolumeReplication];
-    const FLUX: &[Kind] = &[Kind::Kustomization, Kind::HelmRelease];
-    Some(match step {
-        Step::SuspendFlux => (FLUX, Desired::Stop),
-        Step::ResumeFlux => (FLUX, Desired::Start),
-        Step::DisableNetwork => (NETWORK, Desired::Stop),
-        Step::EnableNetwork => (NETWORK, Desired::Start),
-        Step::ScaleDownWorkloads => (WORKLOADS, Desired::Stop),
-        Step::ScaleUpWorkloads => (WORKLOADS, Desired::Start),
-        Step::SuspendCronJobs => (CRON, Desired::Stop),
-        Step::ResumeCronJobs => (CRON, Desired::Start),
-        Step::DemoteVolumes => (VOLUMES, Desired::Stop),
-        Step::PromoteVolumes => (VOLUMES, Desired::Start),
-        _ => return None,
-    })
-}
-
-/// The member's spec is already as `desired` wants it (status may still follow).
-pub fn is_set(state: &MemberState, desired: Desired) -> bool {
-    let stop = desired == Desired::Stop;
-    match state {
-        MemberState::Workload { replicas, .. } => (*replicas == 0) == stop,
-        MemberState::CronJob { suspended } | MemberState::Flux { suspended } => *suspended == stop,
-        MemberState::Network { disabled } => *disabled == stop,
-        MemberState::Volume { spec, .. } => (*spec == VolumeRole::Secondary) == stop,
-    }
-}
-
-/// The member's state right after `set(desired)`: the spec changes, the status (pods,
-/// readiness, volume state) is left for the controllers to move.
-pub fn after_set(state: &MemberState, desired: Desired) -> MemberState {
-    let stop = desired == Desired::Stop;
-    match state.clone() {
-        MemberState::Workload {
-            replicas,
-            remembered,
-            pods,
-            ready,
-        } => {
-            if stop {
-                let remembered = if replicas > 0 {
-                    Some(replicas)
-                } else {
-                    remembered
-                };
-                MemberState::Workload {
-                    replicas: 0,
-                    remembered,
-                    pods,
-                    ready: ready && pods == 0,
-                }
-            } else if replicas > 0 {
-                MemberState::Workload {
-                    replicas,
-                    remembered,
-                    pods,
-                    ready,
-                }
-            } else {
-                MemberState::Workload {
-                    replicas: remembered.unwrap_or(1),
-                    remembered,
-                    pods,
-                    ready: false,
-                }
-            }
-        }
-        MemberState::CronJob { .. } => MemberState::CronJob { suspended: stop },
-        MemberState::Flux { .. } => MemberState::Flux { suspended: stop },
-        MemberState::Network { .. } => MemberState::Network { disabled: stop },
-        MemberState::Volume { status, .. } => MemberState::Volume {
-            spec: if stop {
-                VolumeRole::Secondary
-            } else {
-                VolumeRole::Primary
-            },
-            status,
-        },
-    }
-}
-
-/// The state the controllers converge a member to (kubelet and Deployment controller,
-/// CSI driver): pods follow replicas and become ready, volume status follows spec.
-pub fn settled(state: &MemberState) -> MemberState {
-    match state.clone() {
-        MemberState::Workload {
-            replicas,
-            remembered,
-            ..
-        } => MemberState::Workload {
-            replicas,
-            remembered,
-            pods: replicas,
-            ready: true,
-        },
-        MemberState::Volume { spec, .. } => MemberState::Volume {
-            spec,
-            status: Some(spec),
-        },
-        other => other,
-    }
-}
+use crate::ports::{Kind, Member, MemberState};
 
 /// The members of one cluster, by kind (a kind absent from the map has no members).
 pub type Members = BTreeMap<Kind, Vec<Member>>;

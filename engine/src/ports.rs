@@ -1,6 +1,6 @@
 //! The ports: the narrow traits through which the engine does all its IO, with their
 //! failure contracts. The real adapters ([`crate::k8s`], [`crate::dynamo`]) and the
-//! simulator's fakes implement them; [`crate::conformance`] checks that they behave alike.
+//! simulator's fakes implement them; the `conformance` suite (feature `testkit`) checks that they behave alike.
 
 use std::fmt;
 use std::future::Future;
@@ -71,6 +71,18 @@ impl Kind {
             Kind::VirtualService | Kind::Ingress => Resource::Network,
             Kind::VolumeReplication => Resource::Volumes,
             Kind::Kustomization | Kind::HelmRelease => Resource::Flux,
+        }
+    }
+
+    /// The kinds of objects of a class the model names: what an effect on it changes.
+    pub fn of(resource: failover_model::Resource) -> &'static [Kind] {
+        use failover_model::Resource;
+        match resource {
+            Resource::Workloads => &[Kind::Deployment, Kind::StatefulSet],
+            Resource::CronJobs => &[Kind::CronJob],
+            Resource::Network => &[Kind::VirtualService, Kind::Ingress],
+            Resource::Volumes => &[Kind::VolumeReplication],
+            Resource::Flux => &[Kind::Kustomization, Kind::HelmRelease],
         }
     }
 }
@@ -151,14 +163,12 @@ pub struct Member {
     pub stop_grace_seconds: Option<u64>,
 }
 
-/// The two reversible changes every kind supports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Desired {
-    /// Stop: scale to zero (remembering the count), suspend, disable routes, demote.
-    Stop,
-    /// Start: restore the count, resume (and request a reconcile), restore routes, promote.
-    Start,
-}
+/// What a [`ClusterPort::set`] or [`ClusterPort::preview`] answers: the fields
+/// changed (or that would be), or why not.
+pub type Changes = Result<Vec<FieldChange>, ClusterError>;
+
+/// The two reversible changes every kind supports (the model's word).
+pub use failover_model::Desired;
 
 /// Which objects belong to a group, in one namespace.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -318,11 +328,13 @@ pub trait ClusterPort: Send + Sync {
 
     /// Make `object` stopped or started, returning the fields it changed (empty if it
     /// already was).
-    fn set(
-        &self,
-        object: &ObjectRef,
-        desired: Desired,
-    ) -> impl Future<Output = Result<Vec<FieldChange>, ClusterError>> + Send;
+    fn set(&self, object: &ObjectRef, desired: Desired) -> impl Future<Output = Changes> + Send;
+
+    /// The fields [`ClusterPort::set`] would change on `object` as it is now, changing
+    /// nothing: the dry run's answer, computed the way `set` computes its writes (the
+    /// Kubernetes adapter reads the object and plans its patches without sending them).
+    fn preview(&self, object: &ObjectRef, desired: Desired)
+    -> impl Future<Output = Changes> + Send;
 
     /// Resolves when one of the group's objects may have changed (a watch event), or
     /// after `timeout`. Spurious wake-ups are allowed.

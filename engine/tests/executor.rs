@@ -12,7 +12,8 @@ use failover_engine::dryrun::{dry_run, render};
 use failover_engine::executor::{Ended, Operator, process_failover};
 use failover_engine::memory::{MemoryCluster, MemoryStore, Settle, TokioClock};
 use failover_engine::ports::{
-    ClusterError, ClusterPort, Desired, FieldChange, Kind, Member, MemberState, ObjectRef, Selector,
+    Changes, ClusterError, ClusterPort, Desired, FieldChange, Kind, Member, MemberState, ObjectRef,
+    Selector,
 };
 use failover_engine::recovery::{RecreateRefused, recreate_record};
 use failover_engine::spec::{FailoverGroupSpec, FluxRef, Group, MembersSpec};
@@ -159,13 +160,14 @@ impl<P: ClusterPort> ClusterPort for Cuttable<P> {
         self.inner.members(kind, selector).await
     }
 
-    async fn set(
-        &self,
-        object: &ObjectRef,
-        desired: Desired,
-    ) -> Result<Vec<FieldChange>, ClusterError> {
+    async fn set(&self, object: &ObjectRef, desired: Desired) -> Changes {
         self.gate().await;
         self.inner.set(object, desired).await
+    }
+
+    async fn preview(&self, object: &ObjectRef, desired: Desired) -> Changes {
+        self.gate().await;
+        self.inner.preview(object, desired).await
     }
 
     async fn changed(&self, timeout: Duration) {
@@ -554,11 +556,7 @@ impl<P: ClusterPort> ClusterPort for Faulty<P> {
         self.inner.members(kind, selector).await
     }
 
-    async fn set(
-        &self,
-        object: &ObjectRef,
-        desired: Desired,
-    ) -> Result<Vec<FieldChange>, ClusterError> {
+    async fn set(&self, object: &ObjectRef, desired: Desired) -> Changes {
         if self.rejected.contains(&object.kind) {
             return Err(ClusterError::Invalid(
                 object.clone(),
@@ -566,6 +564,10 @@ impl<P: ClusterPort> ClusterPort for Faulty<P> {
             ));
         }
         self.inner.set(object, desired).await
+    }
+
+    async fn preview(&self, object: &ObjectRef, desired: Desired) -> Changes {
+        self.inner.preview(object, desired).await
     }
 
     async fn changed(&self, timeout: Duration) {
@@ -902,14 +904,14 @@ async fn a_start_step_is_not_sent_once_the_lease_ran_low_after_the_decision() {
     // The first start step: decided with the lease, then a pause of a whole lease.
     let hook_jump = jump.clone();
     a.on_decision(move |d| {
-        if d.action == failover_model::Action::Effect(failover_model::Step::EnableNetwork) {
+        if d.action == failover_model::Action::Effect(failover_model::Effect::EnableNetwork) {
             hook_jump.store(lease, Ordering::Relaxed);
         }
     });
     let turn = a.turn().await;
     assert_eq!(
         turn.decision.action,
-        failover_model::Action::Effect(failover_model::Step::EnableNetwork),
+        failover_model::Action::Effect(failover_model::Effect::EnableNetwork),
         "the decision was made with the lease"
     );
     assert_eq!(turn.result, TurnResult::NotSent);
@@ -929,7 +931,7 @@ async fn a_start_step_is_not_sent_once_the_lease_ran_low_after_the_decision() {
     b.run_until(|op, t| {
         op.memory().lease_until.is_some()
             && t.decision.action
-                == failover_model::Action::Effect(failover_model::Step::EnableNetwork)
+                == failover_model::Action::Effect(failover_model::Effect::EnableNetwork)
     })
     .await;
     assert_eq!(c.state(&vs), Some(MemberState::Network { disabled: false }));

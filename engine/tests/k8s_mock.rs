@@ -496,6 +496,40 @@ async fn deployment_stop_remembers_the_count_then_scales_to_zero() {
 }
 
 #[tokio::test]
+async fn preview_reads_and_plans_exactly_what_set_sends_without_writing() {
+    // The dry run's answer: one GET, no write, the changes `set` reports (the test
+    // above) from the same pure planning.
+    let (cluster, handle) = mock();
+    let web = deployment("web", 3);
+    let object = reference(Kind::Deployment, "web");
+    let previewed = scenario(
+        handle,
+        vec![Exchange::get(&format!("{DEPLOYMENTS}/web")).reply(web.clone())],
+        cluster.preview(&object, Desired::Stop),
+    )
+    .await
+    .expect("preview");
+    assert_eq!(
+        previewed,
+        vec![
+            change(
+                Kind::Deployment,
+                "web",
+                "metadata.annotations[failover.rs/replicas]",
+                "-",
+                "3"
+            ),
+            change(Kind::Deployment, "web", "spec.replicas", "3", "0"),
+        ]
+    );
+    // The in-memory clusters name the same fields the same way.
+    let (_, in_memory) =
+        failover_engine::member::set_member(&object, &workload(3, None, 3, true), Desired::Stop)
+            .expect("a running deployment changes");
+    assert_eq!(in_memory, previewed);
+}
+
+#[tokio::test]
 async fn deployment_stop_of_a_stopped_deployment_writes_nothing() {
     let (cluster, handle) = mock();
     let stopped = with_annotations(deployment("web", 0), json!({ "failover.rs/replicas": "3" }));

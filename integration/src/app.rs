@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use failover_engine::k8s::KubeCluster;
-use failover_engine::observe::settled;
+use failover_engine::member::settled;
 use failover_engine::ports::{ClusterPort, Kind, LabelQuery, ObjectRef, Selector};
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};

@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use failover_engine::dynamo::{DynamoStore, create_table, local_client};
+use failover_engine::effects::retried;
 use failover_engine::executor::{Ended, Operator, process_failover};
 use failover_engine::k8s::{
     DISABLED_INGRESS_CLASS, KubeCluster, ORIGINAL_HTTP_ANNOTATION, REQUESTED_AT_ANNOTATION,
@@ -15,7 +16,6 @@ use failover_engine::k8s::{
 use failover_engine::ports::{ClusterPort, Desired, Kind, ObjectRef, StorePort, SystemClock};
 use failover_engine::recovery::{InterveneRefused, intervene};
 use failover_engine::spec::{FailoverGroupSpec, FluxRef, Group, MembersSpec, TimingSpec};
-use failover_engine::tasks::retried;
 use failover_integration::agents::{Agents, STUCK_ANNOTATION};
 use failover_integration::app;
 use failover_integration::faults::{Fault, Faults, Rule, faulty_client};

@@ -22,7 +22,8 @@ pub use core::decide::{
 };
 pub use core::invariants::{Audit, Invariant, Snapshot};
 pub use core::plan::{
-    Plan, PlanStep, Resource, START, STOP, Step, StepKind, StepSet, Variant, stopped,
+    Desired, Effect, EffectSet, Plan, PlanStep, Resource, START, STOP, Step, StepKind, Variant,
+    stopped,
 };
 pub use core::store::{ConditionFailed, Intervention, Op, Write, apply};
 pub use core::types::*;

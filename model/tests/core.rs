@@ -5,10 +5,10 @@
 use failover_model::core::trigger::{PolicyError, Trigger, TriggerPolicy};
 use failover_model::{
     AbortReason, Action, Agreement, Agreements, Cluster, ClusterState, ConditionFailed, Decision,
-    FailoverId, HistoryEntry, InFlight, Inputs, Instance, Intervention, Lock, Memory, Mode, Op,
-    Outcome, PeerSeen, Pending, Plan, PlanKind, PlanStep, Progress, Purpose, Record, Reply,
-    Request, Role, START, STOP, SpecPrint, Stage, Step, StepKind, StepSet, Time, Timing, Token,
-    Trace, Variant, VolumeRole, Wake, Write, apply, decide,
+    Effect, EffectSet, FailoverId, HistoryEntry, InFlight, Inputs, Instance, Intervention, Lock,
+    Memory, Mode, Op, Outcome, PeerSeen, Pending, Plan, PlanKind, PlanStep, Progress, Purpose,
+    Record, Reply, Request, Role, START, STOP, SpecPrint, Stage, Step, StepKind, Time, Timing,
+    Token, Trace, Variant, VolumeRole, Wake, Write, apply, decide,
 };
 
 use Cluster::{A, B};
@@ -129,10 +129,10 @@ fn waiting(wake: Wake) -> Decision {
     }
 }
 
-/// A self-fence attempt applying `steps` side by side.
-fn fence(steps: &[Step]) -> Decision {
+/// A self-fence attempt applying `effects` side by side.
+fn fence(effects: &[Effect]) -> Decision {
     Decision {
-        action: Action::Fence(StepSet::of(steps.iter().copied())),
+        action: Action::Fence(EffectSet::of(effects.iter().copied())),
         purpose: Purpose::Fence,
         stage: None,
         step: None,
@@ -140,12 +140,12 @@ fn fence(steps: &[Step]) -> Decision {
 }
 
 /// The fence steps of a serving cluster: every effect step of `STOP`.
-const FENCE_ALL: [Step; 5] = [
-    Step::SuspendFlux,
-    Step::DisableNetwork,
-    Step::ScaleDownWorkloads,
-    Step::SuspendCronJobs,
-    Step::DemoteVolumes,
+const FENCE_ALL: [Effect; 5] = [
+    Effect::SuspendFlux,
+    Effect::DisableNetwork,
+    Effect::ScaleDownWorkloads,
+    Effect::SuspendCronJobs,
+    Effect::DemoteVolumes,
 ];
 
 fn planned(action: Action, at: u32, stage: Stage, step: Step) -> Decision {
@@ -377,9 +377,9 @@ fn fence_applies_every_unsatisfied_stop_step_at_once() {
     assert_eq!(
         decide(&inputs(A, 10, &partly, None), &mem),
         fence(&[
-            Step::ScaleDownWorkloads,
-            Step::SuspendCronJobs,
-            Step::DemoteVolumes
+            Effect::ScaleDownWorkloads,
+            Effect::SuspendCronJobs,
+            Effect::DemoteVolumes
         ])
     );
     // Every change made, pods still stopping: wait for the cluster to report it.
@@ -481,7 +481,7 @@ fn a_failing_fence_step_does_not_stop_the_others() {
     assert_eq!(d, fence(&FENCE_ALL));
     for step in FENCE_ALL
         .into_iter()
-        .filter(|s| *s != Step::ScaleDownWorkloads)
+        .filter(|s| *s != Effect::ScaleDownWorkloads)
     {
         step.apply(&mut cluster);
     }
@@ -493,13 +493,13 @@ fn a_failing_fence_step_does_not_stop_the_others() {
         decide(&inputs(A, 10, &cluster, None), &mem),
         Decision {
             action: Action::Wait(Wake::At(11)),
-            ..fence(&[Step::ScaleDownWorkloads])
+            ..fence(&[Effect::ScaleDownWorkloads])
         }
     );
     mem.heartbeat_at = Some(11); // (a heartbeat attempt at 11, unavailable)
     assert_eq!(
         decide(&inputs(A, 11, &cluster, None), &mem),
-        fence(&[Step::ScaleDownWorkloads])
+        fence(&[Effect::ScaleDownWorkloads])
     );
 }
 
@@ -521,7 +521,7 @@ fn fence_stops_at_failure_variant_keeps_trying_the_first_step() {
     };
     assert_eq!(
         decide(&input, &mem).action,
-        Action::Effect(Step::SuspendFlux)
+        Action::Effect(Effect::SuspendFlux)
     );
 }
 
@@ -707,7 +707,7 @@ fn active_at_rest_restores_what_it_serves_with() {
     assert_eq!(
         decide(&inputs(A, 10, &closed, None), &settled(10, Some(at_rest()))),
         Decision {
-            action: Action::Effect(Step::EnableNetwork),
+            action: Action::Effect(Effect::EnableNetwork),
             purpose: Purpose::Steady,
             stage: None,
             step: Some(Step::EnableNetwork),
@@ -725,7 +725,7 @@ fn owner_applies_its_unsatisfied_effect_step() {
     assert_eq!(
         decide(&inputs(A, 11, &SERVING, None), &settled(11, Some(view))),
         Decision {
-            action: Action::Effect(Step::SuspendFlux),
+            action: Action::Effect(Effect::SuspendFlux),
             purpose: Purpose::Plan { at: 2 },
             stage: Some(Stage::SourcePreparation),
             step: Some(Step::SuspendFlux),
@@ -1025,7 +1025,7 @@ fn source_of_a_forced_failover_stops_itself() {
     assert_eq!(
         decide(&inputs(A, 11, &SERVING, None), &settled(11, Some(view))),
         Decision {
-            action: Action::Effect(Step::SuspendFlux),
+            action: Action::Effect(Effect::SuspendFlux),
             purpose: Purpose::Steady,
             stage: None,
             step: Some(Step::SuspendFlux),
@@ -1067,7 +1067,7 @@ fn restarted_target_restores_fenced_activation_before_its_next_step() {
         steps,
         vec![
             restore(
-                Action::Effect(Step::PromoteVolumes),
+                Action::Effect(Effect::PromoteVolumes),
                 10,
                 Stage::VolumePromotion,
                 Step::PromoteVolumes
@@ -1079,7 +1079,7 @@ fn restarted_target_restores_fenced_activation_before_its_next_step() {
                 Step::AwaitVolumesPrimary
             ),
             restore(
-                Action::Effect(Step::ScaleUpWorkloads),
+                Action::Effect(Effect::ScaleUpWorkloads),
                 12,
                 Stage::TargetActivation,
                 Step::ScaleUpWorkloads
@@ -1095,7 +1095,7 @@ fn restarted_target_restores_fenced_activation_before_its_next_step() {
     assert_eq!(
         decide(&inputs(B, 20, &cluster, None), &mem),
         planned(
-            Action::Effect(Step::EnableNetwork),
+            Action::Effect(Effect::EnableNetwork),
             14,
             Stage::TargetActivation,
             Step::EnableNetwork
@@ -2032,12 +2032,11 @@ fn every_phase_after_the_first_starts_with_a_hand_off() {
 
 #[test]
 fn effect_steps_change_one_field_of_a_serving_cluster() {
-    let effects: Vec<(Step, bool, ClusterState)> = Step::ALL
+    let effects: Vec<(Step, bool, ClusterState)> = Effect::ALL
         .into_iter()
-        .filter(|s| s.kind() == StepKind::Effect)
-        .map(|s| {
+        .map(|e| {
             let mut c = SERVING;
-            (s, s.apply(&mut c), c)
+            (e.step(), e.apply(&mut c), c)
         })
         .collect();
     assert_eq!(
@@ -2109,10 +2108,7 @@ fn effect_steps_are_idempotent_and_satisfied_after_apply() {
         ..SERVING
     };
     for start in [SERVING, STANDBY, mixed, disagreeing] {
-        for step in Step::ALL
-            .into_iter()
-            .filter(|s| s.kind() == StepKind::Effect)
-        {
+        for step in Effect::ALL {
             let mut c = start;
             let first = step.apply(&mut c);
             let once = c;
@@ -2179,27 +2175,31 @@ fn a_kind_without_members_satisfies_every_step_on_it() {
 }
 
 #[test]
-fn record_and_await_steps_change_nothing() {
-    for step in Step::ALL
+fn the_ten_effect_steps_are_the_effects() {
+    // Only effect steps can be applied (record and await steps have no `apply`); every
+    // effect is the step whose kind names it, and the other way round.
+    let effect_steps: Vec<Step> = Step::ALL
         .into_iter()
-        .filter(|s| s.kind() != StepKind::Effect)
-    {
-        let mut c = SERVING;
-        assert_eq!((step.apply(&mut c), c), (false, SERVING), "{step}");
+        .filter(|s| s.effect().is_some())
+        .collect();
+    assert_eq!(effect_steps, Effect::ALL.map(Effect::step).to_vec());
+    for e in Effect::ALL {
+        assert_eq!(e.step().kind(), StepKind::Effect(e), "{e}");
+        assert_eq!(e.stops(), STOP.contains(&e.step()), "{e}");
     }
 }
 
 #[test]
 fn stop_and_start_reach_standby_and_serving() {
     let mut c = SERVING;
-    for step in failover_model::STOP {
+    for step in failover_model::STOP.iter().filter_map(|s| s.effect()) {
         step.apply(&mut c);
         // The kubelet and the csi driver converge.
         c.workloads_running = c.workloads_up;
         c.volume_status = c.volume_spec;
     }
     assert_eq!(c, STANDBY);
-    for step in failover_model::START {
+    for step in failover_model::START.iter().filter_map(|s| s.effect()) {
         step.apply(&mut c);
         c.workloads_running = c.workloads_up;
         c.volume_status = c.volume_spec;
@@ -2404,11 +2404,7 @@ fn a_busy_operator_abandons_the_call_when_the_lease_runs_low() {
         busy: true,
         ..inputs(A, 12, &SERVING, None)
     };
-    let all = StepSet::of(
-        STOP.iter()
-            .copied()
-            .filter(|s| s.kind() == StepKind::Effect),
-    );
+    let all = EffectSet::of(STOP.iter().filter_map(|s| s.effect()));
     assert_eq!(
         decide(&input, &mem),
         Decision {
@@ -2451,7 +2447,7 @@ fn no_start_step_without_a_lease() {
             &settled(10, Some(at_rest()))
         )
         .action,
-        Action::Effect(Step::PromoteVolumes)
+        Action::Effect(Effect::PromoteVolumes)
     );
 }
 

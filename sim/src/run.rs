@@ -21,7 +21,7 @@ use crate::replay::{Around, Replay, Who};
 use crate::rng::Rng;
 use crate::runtime::{ClockOffsets, Executor, SimClock, VirtualTime};
 use crate::world::{
-    CallFaults, ClusterWorld, FakeCluster, FakeStore, FaultKind, Object, Shared, World, WorldEvent,
+    CallFaults, ClusterWorld, FakeCluster, FakeStore, Fakes, FaultKind, Object, Shared, WorldEvent,
 };
 
 /// How hard to hit the run.
@@ -132,7 +132,7 @@ pub struct RunReport {
     /// Stages in which an operator crashed.
     pub crash_stages: [bool; 6],
     /// Coverage marks hit.
-    pub marks: Marks,
+    pub marks: Coverage,
     /// Simulated time of the run, ms.
     pub sim_ms: Time,
     /// Duration of each stage of the failover, ms (if it ran).
@@ -147,9 +147,10 @@ pub struct RunReport {
     pub shape: (usize, usize),
 }
 
-/// Coverage marks.
+/// Coverage marks of a simulator run: which interesting situations it reached (the
+/// model checker keeps its own, `failover_model::check::Marks`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Marks {
+pub struct Coverage {
     /// A self-fence changed the cluster.
     pub self_fenced: bool,
     /// A write was retried after an ambiguous outcome.
@@ -181,7 +182,7 @@ pub struct Marks {
     pub waits_for_person: bool,
 }
 
-impl Marks {
+impl Coverage {
     /// Names of the marks, with whether each was hit.
     pub fn named(&self) -> [(&'static str, bool); 12] {
         [
@@ -212,7 +213,7 @@ const NS: &str = "shop";
 
 struct Log {
     violation: Option<Violation>,
-    marks: Marks,
+    marks: Coverage,
     hash: u64,
     timeline: Option<Vec<Line>>,
 }
@@ -505,7 +506,7 @@ impl Person {
     }
 
     /// The person's turn at `now`: what they did, for the log.
-    fn act(&mut self, w: &mut World, timing: &Timing, now: Time) -> Vec<String> {
+    fn act(&mut self, w: &mut Fakes, timing: &Timing, now: Time) -> Vec<String> {
         let mut did = Vec::new();
         if self.abort_at.is_some_and(|at| at <= now) {
             self.abort_at = None;
@@ -537,7 +538,7 @@ impl Person {
 }
 
 /// A person's action through the record, if the record allows it now.
-fn person_write(w: &mut World, timing: &Timing, now: Time, action: Intervention) -> bool {
+fn person_write(w: &mut Fakes, timing: &Timing, now: Time, action: Intervention) -> bool {
     let Some(write) = w
         .record
         .as_ref()
@@ -578,12 +579,63 @@ enum Scheduled {
 /// Run one seed.
 pub fn run(cfg: RunConfig) -> RunReport {
     let mut rng = Rng::new(cfg.seed);
+    let setup = setup(&cfg, &mut rng);
+    let drawn = draw_faults(&cfg, &mut rng, &setup);
+    let mut sim = Sim::start(setup, drawn, &mut rng);
+    loop {
+        // Run every task that can run now; stop at the first violation.
+        if !sim.poll_operators() {
+            break;
+        }
+        let now = sim.setup.time.now();
+        if sim.came_to_rest_or_gave_up(now) {
+            break;
+        }
+        // Next: a timer, a world event or a scheduled fault, whichever is first.
+        let Some(next) = sim.advance(now) else {
+            break;
+        };
+        sim.world_events(next);
+        sim.person_on_call(next);
+        sim.scheduled_faults(next);
+        if sim.aimed_handover(next) {
+            continue;
+        }
+        sim.recreate_missing_record(next);
+        if sim.delete_after_done(next) {
+            continue;
+        }
+        sim.targeted_fault(next);
+        // One more round at `end_by + 1`: the liveness check above fires there (without
+        // it a run that never came to rest after the heal ended without a verdict).
+        if next > sim.end_by + 1 {
+            break;
+        }
+    }
+    sim.report(cfg.seed)
+}
+
+/// A run's world before anything happens: the group's shape and spec, the fakes and
+/// the context the operators share.
+struct Setup {
+    mode: Mode,
+    shape: Shape,
+    unlabelled: bool,
+    timing: Timing,
+    time: VirtualTime,
+    shared: Shared,
+    log: Arc<Mutex<Log>>,
+    ctx: Arc<Ctx>,
+}
+
+/// Build a run's world from the seed's main stream (and the labels' own stream).
+fn setup(cfg: &RunConfig, rng: &mut Rng) -> Setup {
     let mode = cfg.mode.unwrap_or(if rng.chance(0.5) {
         Mode::Consistency
     } else {
         Mode::Uptime
     });
-    let s = shape(&mut rng, cfg.shape);
+    let s = shape(rng, cfg.shape);
     // The active cluster's VolumeReplications without the group's label (issue 10, from
     // a ninth stream), in a twentieth of the seeds with faults, until the heal: its
     // operator finds no volume there, the standby's finds them.
@@ -623,22 +675,22 @@ pub fn run(cfg: RunConfig) -> RunReport {
         }
     };
     let faults = CallFaults {
-        store_unavailable: p(&mut rng, 0.05),
-        store_throttled: p(&mut rng, 0.05),
-        store_applied_timeout: p(&mut rng, 0.05),
-        store_lost_timeout: p(&mut rng, 0.05),
-        store_delayed: p(&mut rng, 0.08),
-        kube_error: p(&mut rng, 0.05),
-        kube_applied_error: p(&mut rng, 0.05),
-        kube_conflict: p(&mut rng, 0.05),
-        watch_dropped: p(&mut rng, 0.3),
-        watch_delayed: p(&mut rng, 0.3),
+        store_unavailable: p(rng, 0.05),
+        store_throttled: p(rng, 0.05),
+        store_applied_timeout: p(rng, 0.05),
+        store_lost_timeout: p(rng, 0.05),
+        store_delayed: p(rng, 0.08),
+        kube_error: p(rng, 0.05),
+        kube_applied_error: p(rng, 0.05),
+        kube_conflict: p(rng, 0.05),
+        watch_dropped: p(rng, 0.3),
+        watch_delayed: p(rng, 0.3),
         kube_slow: 0.0,
         kube_hung: 0.0,
     };
     let time = VirtualTime::default();
     // The store's side of the variant (no token condition, no lease condition).
-    let world = World::new(
+    let world = Fakes::new(
         rng.next_u64(),
         [populate(&s, true), populate(&s, false)],
         cfg.variant,
@@ -654,7 +706,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
     let shared = Shared(Arc::new(Mutex::new(world)));
     let log = Arc::new(Mutex::new(Log {
         violation: None,
-        marks: Marks::default(),
+        marks: Coverage::default(),
         hash: 0xcbf2_9ce4_8422_2325,
         timeline: cfg.timeline.then(Vec::new),
     }));
@@ -678,7 +730,40 @@ pub fn run(cfg: RunConfig) -> RunReport {
         wrong_groups,
         misconfigured: Mutex::new([false; 2]),
     });
+    Setup {
+        mode,
+        shape: s,
+        unlabelled,
+        timing,
+        time,
+        shared,
+        log,
+        ctx,
+    }
+}
 
+/// The seed's faults: the schedule, and the faults that wait for a moment of the run.
+struct Drawn {
+    request_at: Time,
+    schedule: std::collections::VecDeque<(Time, Scheduled)>,
+    targeted: Option<Targeted>,
+    /// The targeted faults' stream: it also draws how long a targeted cut lasts.
+    aim: Rng,
+    aimed_handover: Option<(Time, Cluster)>,
+    delete_after_done: Option<Time>,
+    person: Person,
+}
+
+/// Draw the seed's faults: the main schedule from the seed's stream (after [`setup`]),
+/// every later kind of fault from a stream of its own.
+fn draw_faults(cfg: &RunConfig, rng: &mut Rng, setup: &Setup) -> Drawn {
+    let Setup {
+        shape: s,
+        timing,
+        shared,
+        log,
+        ..
+    } = setup;
     // The seed's schedule of whole-process and network faults.
     let mut schedule: Vec<(Time, Scheduled)> = Vec::new();
     let request_at = rng.range(5_000, 20_000);
@@ -718,7 +803,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
         FAULT_PHASE
     };
     schedule.push((heal_at, Scheduled::Heal));
-    main_faults(&mut rng, cfg.profile, request_at, &timing, &mut schedule);
+    main_faults(rng, cfg.profile, request_at, timing, &mut schedule);
     // Faults added after the seed format was fixed draw from streams of their own, so
     // every seed keeps its main schedule; the seeds that draw these faults run
     // differently from before (the pinned regressions still show what they pin).
@@ -759,7 +844,6 @@ pub fn run(cfg: RunConfig) -> RunReport {
         }
         _ => None,
     };
-    let mut targeted_fired = false;
     // Real-time faults (issue 9), from a fourth stream of their own: slow and hung
     // Kubernetes calls, wall-clock steps of any size, and long operator outages.
     let mut slow = Rng::new(cfg.seed ^ 0x71e5_0000_0000_0003);
@@ -825,7 +909,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
     let lead_on = match cfg.profile {
         Profile::None => false,
         Profile::Heavy => true,
-        Profile::Swarm => lead.chance(0.4),
+        Profile::Swarm => lead.chance(0.5),
     };
     if lead_on {
         let c = if lead.chance(0.5) {
@@ -919,7 +1003,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
         w.inject(FaultKind::VolumeRoleStuck);
         w.role_stuck = Some((c, volume.clone()));
         drop(w);
-        lock(&log).line(0, Some(c), None, LineKind::Fault, || {
+        lock(log).line(0, Some(c), None, LineKind::Fault, || {
             format!(
                 "VolumeReplication {} never reports its new role (until a person fixes it)",
                 volume.name
@@ -946,64 +1030,121 @@ pub fn run(cfg: RunConfig) -> RunReport {
         }
     }
     schedule.sort_by_key(|(t, _)| *t);
-    let mut schedule = std::collections::VecDeque::from(schedule);
+    let schedule = std::collections::VecDeque::from(schedule);
+    Drawn {
+        request_at,
+        schedule,
+        targeted,
+        aim,
+        aimed_handover,
+        delete_after_done,
+        person,
+    }
+}
 
-    // Process slots: each cluster's operator runs in `main[c]`; a leader hand-over
-    // starts the new process in slot 2 and leaves the old one where it was.
-    let mut exec = Executor::new(3);
-    let mut main = [0, 1];
-    for c in Cluster::ALL {
-        exec.spawn(c.index(), operator(ctx.clone(), c, c.index()));
+/// A run under way: the fakes, the operator processes, and what is still to come.
+struct Sim {
+    /// The world as [`setup`] built it.
+    setup: Setup,
+    /// The faults [`draw_faults`] drew: the schedule is consumed as time passes.
+    drawn: Drawn,
+    targeted_fired: bool,
+    exec: Executor,
+    /// Each cluster's operator process slot.
+    main: [usize; 2],
+    paused_until: [Time; 3],
+    healed_at: Option<Time>,
+    crash_stages: [bool; 6],
+    ended_at: Option<Time>,
+    liveness: Time,
+    end_by: Time,
+}
+
+impl Sim {
+    /// Start both operators and Flux, the run's clock at zero.
+    fn start(setup: Setup, drawn: Drawn, rng: &mut Rng) -> Sim {
+        // Process slots: each cluster's operator runs in `main[c]`; a leader hand-over
+        // starts the new process in slot 2 and leaves the old one where it was.
+        let mut exec = Executor::new(3);
+        let main = [0, 1];
+        for c in Cluster::ALL {
+            exec.spawn(c.index(), operator(setup.ctx.clone(), c, c.index()));
+        }
+        for c in Cluster::ALL {
+            let at = rng.range(1_000, 10_000);
+            lock(&setup.shared.0).schedule(at, WorldEvent::FluxSync(c));
+        }
+        let paused_until = [0 as Time; 3];
+        let healed_at: Option<Time> = None;
+        let crash_stages = [false; 6];
+        let ended_at: Option<Time> = None;
+        // A stuck volume may meet its stage only after the heal: its deadline and the
+        // person's reaction come on top of the bound.
+        let stuck_for = if drawn.person.after > 0 {
+            setup
+                .timing
+                .stage_deadline
+                .iter()
+                .max()
+                .copied()
+                .unwrap_or(0)
+                + drawn.person.after
+        } else {
+            0
+        };
+        let liveness = LIVENESS_BOUND + stuck_for;
+        let end_by = FAULT_PHASE + liveness;
+        Sim {
+            setup,
+            drawn,
+            targeted_fired: false,
+            exec,
+            main,
+            paused_until,
+            healed_at,
+            crash_stages,
+            ended_at,
+            liveness,
+            end_by,
+        }
     }
-    for c in Cluster::ALL {
-        let at = rng.range(1_000, 10_000);
-        lock(&shared.0).schedule(at, WorldEvent::FluxSync(c));
-    }
-    let mut paused_until = [0 as Time; 3];
-    let mut healed_at: Option<Time> = None;
-    let mut crash_stages = [false; 6];
-    let mut ended_at: Option<Time> = None;
-    // A stuck volume may meet its stage only after the heal: its deadline and the
-    // person's reaction come on top of the bound.
-    let stuck_for = if person.after > 0 {
-        timing.stage_deadline.iter().max().copied().unwrap_or(0) + person.after
-    } else {
-        0
-    };
-    let liveness = LIVENESS_BOUND + stuck_for;
-    let end_by = FAULT_PHASE + liveness;
-    loop {
+
+    /// Run every task that can run now (a task that never lets time pass is a bug);
+    /// false once an invariant is violated.
+    fn poll_operators(&mut self) -> bool {
         // Run every task that can run now (a task that never lets time pass is a bug).
         let mut polls = 0u32;
         loop {
             polls += 1;
             if polls > 200_000 {
-                lock(&log).violate(Violation::Liveness(format!(
+                lock(&self.setup.log).violate(Violation::Liveness(format!(
                     "busy loop: operators polled {polls} times at {} ms without waiting",
-                    time.now()
+                    self.setup.time.now()
                 )));
                 break;
             }
-            let now = time.now();
-            let Some(_) = exec.poll_one(|id| paused_until[id] > now) else {
+            let now = self.setup.time.now();
+            let Some(_) = self.exec.poll_one(|id| self.paused_until[id] > now) else {
                 break;
             };
-            check(&ctx);
-            if lock(&log).violation.is_some() {
+            check(&self.setup.ctx);
+            if lock(&self.setup.log).violation.is_some() {
                 break;
             }
         }
-        if lock(&log).violation.is_some() {
-            break;
-        }
-        let now = time.now();
-        if let Some(h) = healed_at {
-            if at_rest(&ctx) {
-                ended_at = Some(now);
-                break;
+        lock(&self.setup.log).violation.is_none()
+    }
+
+    /// After the heal: the run ends once both clusters are at rest, or with a liveness
+    /// verdict once the bound passed.
+    fn came_to_rest_or_gave_up(&mut self, now: Time) -> bool {
+        if let Some(h) = self.healed_at {
+            if at_rest(&self.setup.ctx) {
+                self.ended_at = Some(now);
+                return true;
             }
-            if now > h + liveness {
-                let w = lock(&shared.0);
+            if now > h + self.liveness {
+                let w = lock(&self.setup.shared.0);
                 // A lost source whose selection differed from the target's (its volumes
                 // unlabelled) may not have fenced them: no forced takeover, by design;
                 // the group waits for a person (README, "Empty selections").
@@ -1019,41 +1160,57 @@ pub fn run(cfg: RunConfig) -> RunReport {
                 });
                 let msg = format!(
                     "not at rest {} s after healing: record {:?}",
-                    liveness / 1000,
+                    self.liveness / 1000,
                     w.record
                 );
                 drop(w);
                 if waits_for_person {
-                    lock(&log).marks.waits_for_person = true;
+                    lock(&self.setup.log).marks.waits_for_person = true;
                 } else {
-                    lock(&log).violate(Violation::Liveness(msg));
+                    lock(&self.setup.log).violate(Violation::Liveness(msg));
                 }
-                break;
+                return true;
             }
         }
+        false
+    }
+
+    /// Move time to the next moment anything happens (a timer, a world event, a
+    /// scheduled fault, a pause ending, the person on call) and wake who waits for it.
+    fn advance(&mut self, now: Time) -> Option<Time> {
         // Next: a timer, a world event or a scheduled fault, whichever is first.
-        let next_world = lock(&shared.0).scheduled.keys().next().map(|k| k.0);
-        let next_plan = schedule.front().map(|p| p.0);
-        let next_pause = paused_until.iter().copied().filter(|t| *t > now).min();
-        let Some(next) = [
-            time.next_timer(),
+        let next_world = lock(&self.setup.shared.0)
+            .scheduled
+            .keys()
+            .next()
+            .map(|k| k.0);
+        let next_plan = self.drawn.schedule.front().map(|p| p.0);
+        let next_pause = self.paused_until.iter().copied().filter(|t| *t > now).min();
+        let next = [
+            self.setup.time.next_timer(),
             next_world,
             next_plan,
             next_pause,
-            person.next().filter(|t| *t > now),
-            Some(end_by + 1),
+            self.drawn.person.next().filter(|t| *t > now),
+            Some(self.end_by + 1),
         ]
         .into_iter()
         .flatten()
-        .min() else {
-            break;
-        };
-        time.advance(next);
-        for (id, until) in paused_until.iter().enumerate() {
+        .min()?;
+        self.setup.time.advance(next);
+        for (id, until) in self.paused_until.iter().enumerate() {
             if *until == next {
-                exec.wake(id);
+                self.exec.wake(id);
             }
         }
+        Some(next)
+    }
+
+    /// The world events due: controllers, Flux, delayed writes and watch events.
+    fn world_events(&mut self, next: Time) {
+        let Setup {
+            shared, log, ctx, ..
+        } = &self.setup;
         // World events due.
         loop {
             let due = {
@@ -1084,7 +1241,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
                     // so a trace never has a token jump with no write behind it.
                     let reply = w.store_apply(&timing, &write);
                     drop(w);
-                    let mut l = lock(&log);
+                    let mut l = lock(log);
                     let applied = matches!(reply, Reply::Applied(_));
                     l.mix(0xde1a_0000 ^ (write.now << 1) ^ u64::from(applied));
                     l.line(next, Some(write.by), None, LineKind::Fault, || {
@@ -1103,53 +1260,66 @@ pub fn run(cfg: RunConfig) -> RunReport {
                         l.line(next, None, None, LineKind::Record, || describe_record(&r));
                     }
                     drop(l);
-                    check(&ctx);
+                    check(ctx);
                     continue;
                 }
                 WorldEvent::Notify(c, version) => w.notify(c, version),
             }
             drop(w);
-            check(&ctx);
+            check(ctx);
         }
+    }
+
+    /// The person on call, reading the record.
+    fn person_on_call(&mut self, next: Time) {
         // The person on call.
         let did = {
-            let mut w = lock(&shared.0);
+            let mut w = lock(&self.setup.shared.0);
             let flagged = w
                 .record
                 .as_ref()
                 .is_some_and(|r| r.failover.is_some_and(|f| f.stuck));
             if flagged {
-                lock(&log).marks.needs_operator = true;
+                lock(&self.setup.log).marks.needs_operator = true;
             }
-            person.act(&mut w, &timing, next)
+            self.drawn.person.act(&mut w, &self.setup.timing, next)
         };
         if !did.is_empty() {
-            let mut l = lock(&log);
+            let mut l = lock(&self.setup.log);
             l.marks.person_acted = true;
             for d in did {
                 l.line(next, None, None, LineKind::Note, || d.clone());
             }
             drop(l);
-            check(&ctx);
+            check(&self.setup.ctx);
         }
+    }
+
+    /// The scheduled faults due.
+    fn scheduled_faults(&mut self, next: Time) {
+        let mode = self.setup.mode;
         // Scheduled faults due.
-        while schedule.front().is_some_and(|p| p.0 <= next) {
-            let Some((_, f)) = schedule.pop_front() else {
+        while self.drawn.schedule.front().is_some_and(|p| p.0 <= next) {
+            let Some((_, f)) = self.drawn.schedule.pop_front() else {
                 break;
             };
-            let mut w = lock(&shared.0);
+            let mut w = lock(&self.setup.shared.0);
             match f {
                 Scheduled::Request(at, id, to) => {
                     drop(w);
-                    if !lock(&shared.0).alive[at.index()] {
+                    if !lock(&self.setup.shared.0).alive[at.index()] {
                         continue;
                     }
-                    lock(&ctx.asked)[at.index()] = Some(Asked {
-                        request: Request { id, to, mode },
+                    lock(&self.setup.ctx.asked)[at.index()] = Some(Asked {
+                        request: Request {
+                            id,
+                            to,
+                            mode: self.setup.mode,
+                        },
                         refused: false,
                         withdrawn: false,
                     });
-                    lock(&log).line(next, Some(at), None, LineKind::Note, || {
+                    lock(&self.setup.log).line(next, Some(at), None, LineKind::Note, || {
                         format!(
                             "request {id:x} (a Failover object here): fail over to {to} ({mode})"
                         )
@@ -1158,16 +1328,16 @@ pub fn run(cfg: RunConfig) -> RunReport {
                 }
                 Scheduled::Withdraw(at) => {
                     drop(w);
-                    if let Some(a) = lock(&ctx.asked)[at.index()].as_mut() {
+                    if let Some(a) = lock(&self.setup.ctx.asked)[at.index()].as_mut() {
                         a.withdrawn = true;
                     }
-                    lock(&log).line(next, Some(at), None, LineKind::Note, || {
+                    lock(&self.setup.log).line(next, Some(at), None, LineKind::Note, || {
                         "request withdrawn (its Failover object deleted)".to_string()
                     });
                     continue;
                 }
                 Scheduled::Heal => {
-                    if unlabelled {
+                    if self.setup.unlabelled {
                         set_volume_labels(&mut w, Cluster::A, true);
                     }
                     w.faults = CallFaults::default();
@@ -1175,32 +1345,32 @@ pub fn run(cfg: RunConfig) -> RunReport {
                     w.stuck = [None; 2];
                     w.cut_store = [false; 2];
                     w.cut_api = [false; 2];
-                    healed_at = Some(next);
+                    self.healed_at = Some(next);
                     drop(w);
-                    lock(&log).line(next, None, None, LineKind::Note, || {
+                    lock(&self.setup.log).line(next, None, None, LineKind::Note, || {
                         "heal: every fault ends".into()
                     });
                     continue;
                 }
-                Scheduled::DeleteRecord if healed_at.is_none() => {
+                Scheduled::DeleteRecord if self.healed_at.is_none() => {
                     w.inject(FaultKind::RecordDeleted);
                     w.delete_record();
                     drop(w);
-                    lock(&log).line(next, None, None, LineKind::Fault, || {
+                    lock(&self.setup.log).line(next, None, None, LineKind::Fault, || {
                         "RECORD DELETED from DynamoDB".into()
                     });
                 }
-                Scheduled::Stuck(c, r) if healed_at.is_none() => {
+                Scheduled::Stuck(c, r) if self.healed_at.is_none() => {
                     w.inject(FaultKind::KindStuck);
                     w.stuck[c.index()] = Some(r);
                     drop(w);
-                    lock(&log).line(next, Some(c), None, LineKind::Fault, || {
+                    lock(&self.setup.log).line(next, Some(c), None, LineKind::Fault, || {
                         format!("every change to {} fails until the heal", r.name())
                     });
                 }
                 ev @ (Scheduled::Crash(c) | Scheduled::Outage(c))
                     if w.alive[c.index()]
-                        && exec.alive(main[c.index()])
+                        && self.exec.alive(self.main[c.index()])
                         && !(matches!(ev, Scheduled::Outage(_)) && w.cut_store[c.index()]) =>
                 {
                     // A crash and a long outage both stop the operator where it is; an
@@ -1213,10 +1383,10 @@ pub fn run(cfg: RunConfig) -> RunReport {
                         FaultKind::LongOutage
                     });
                     if crash && let Some(stage) = in_flight_stage(w.record.as_ref()) {
-                        crash_stages[stage.index()] = true;
+                        self.crash_stages[stage.index()] = true;
                     }
-                    stop_process(w, &mut exec, c, main[c.index()]);
-                    lock(&log).line(next, Some(c), None, LineKind::Fault, || {
+                    stop_process(w, &mut self.exec, c, self.main[c.index()]);
+                    lock(&self.setup.log).line(next, Some(c), None, LineKind::Fault, || {
                         if crash {
                             "operator crashed".into()
                         } else {
@@ -1228,19 +1398,19 @@ pub fn run(cfg: RunConfig) -> RunReport {
                 // not claim, would fence at once, and race the old one's last turn (the
                 // rule for outages, README "Timing").
                 Scheduled::Handover(c)
-                    if healed_at.is_none()
+                    if self.healed_at.is_none()
                         && !w.cut_store[c.index()]
                         && w.alive[c.index()]
-                        && exec.alive(main[c.index()])
-                        && main[c.index()] != 2 =>
+                        && self.exec.alive(self.main[c.index()])
+                        && self.main[c.index()] != 2 =>
                 {
                     w.inject(FaultKind::LeaderHandover);
                     drop(w);
-                    lock(&ctx.retired)[main[c.index()]] = true;
-                    lock(&shared.0).claiming = Some(2);
-                    main[c.index()] = 2;
-                    exec.spawn(2, operator(ctx.clone(), c, 2));
-                    lock(&log).line(next, Some(c), None, LineKind::Fault, || {
+                    lock(&self.setup.ctx.retired)[self.main[c.index()]] = true;
+                    lock(&self.setup.shared.0).claiming = Some(2);
+                    self.main[c.index()] = 2;
+                    self.exec.spawn(2, operator(self.setup.ctx.clone(), c, 2));
+                    lock(&self.setup.log).line(next, Some(c), None, LineKind::Fault, || {
                         "leader hand-over: a new operator process starts; the old one runs on"
                             .into()
                     });
@@ -1248,8 +1418,8 @@ pub fn run(cfg: RunConfig) -> RunReport {
                 Scheduled::ClockStep(c, step) => {
                     w.inject(FaultKind::ClockStep);
                     drop(w);
-                    lock(&ctx.clocks[c.index()]).wall += step;
-                    lock(&log).line(next, Some(c), None, LineKind::Fault, || {
+                    lock(&self.setup.ctx.clocks[c.index()]).wall += step;
+                    lock(&self.setup.log).line(next, Some(c), None, LineKind::Fault, || {
                         format!("wall clock steps {step:+} ms")
                     });
                 }
@@ -1262,11 +1432,12 @@ pub fn run(cfg: RunConfig) -> RunReport {
                     if wrong {
                         w.inject(FaultKind::Misconfigured);
                     }
-                    let slot = main[c.index()];
-                    stop_process(w, &mut exec, c, slot);
-                    lock(&ctx.misconfigured)[c.index()] = wrong;
-                    exec.spawn(slot, operator(ctx.clone(), c, slot));
-                    lock(&log).line(next, Some(c), None, LineKind::Fault, || {
+                    let slot = self.main[c.index()];
+                    stop_process(w, &mut self.exec, c, slot);
+                    lock(&self.setup.ctx.misconfigured)[c.index()] = wrong;
+                    self.exec
+                        .spawn(slot, operator(self.setup.ctx.clone(), c, slot));
+                    lock(&self.setup.log).line(next, Some(c), None, LineKind::Fault, || {
                         if wrong {
                             "operator restarted MISCONFIGURED: its spec lists the clusters in \
                              the other order"
@@ -1276,23 +1447,26 @@ pub fn run(cfg: RunConfig) -> RunReport {
                         }
                     });
                 }
-                Scheduled::Restart(c) if w.alive[c.index()] && !exec.alive(main[c.index()]) => {
+                Scheduled::Restart(c)
+                    if w.alive[c.index()] && !self.exec.alive(self.main[c.index()]) =>
+                {
                     drop(w);
-                    let slot = main[c.index()];
-                    exec.spawn(slot, operator(ctx.clone(), c, slot));
-                    lock(&log).line(next, Some(c), None, LineKind::Note, || {
+                    let slot = self.main[c.index()];
+                    self.exec
+                        .spawn(slot, operator(self.setup.ctx.clone(), c, slot));
+                    lock(&self.setup.log).line(next, Some(c), None, LineKind::Note, || {
                         "operator restarted".into()
                     });
                 }
-                Scheduled::Pause(c, d) if healed_at.is_none() => {
+                Scheduled::Pause(c, d) if self.healed_at.is_none() => {
                     w.inject(FaultKind::Pause);
-                    paused_until[main[c.index()]] = next + d;
+                    self.paused_until[self.main[c.index()]] = next + d;
                     drop(w);
-                    lock(&log).line(next, Some(c), None, LineKind::Fault, || {
+                    lock(&self.setup.log).line(next, Some(c), None, LineKind::Fault, || {
                         format!("process paused {d} ms")
                     });
                 }
-                Scheduled::Cut(c, kind) if healed_at.is_none() => {
+                Scheduled::Cut(c, kind) if self.healed_at.is_none() => {
                     w.inject(kind);
                     let i = c.index();
                     match kind {
@@ -1304,11 +1478,11 @@ pub fn run(cfg: RunConfig) -> RunReport {
                         }
                     }
                     drop(w);
-                    lock(&log).line(next, Some(c), None, LineKind::Fault, || {
+                    lock(&self.setup.log).line(next, Some(c), None, LineKind::Fault, || {
                         format!("{} begins", kind.name())
                     });
                 }
-                Scheduled::Uncut(c, kind) if healed_at.is_none() => {
+                Scheduled::Uncut(c, kind) if self.healed_at.is_none() => {
                     let i = c.index();
                     w.stuck_in_transit[i] = false;
                     match kind {
@@ -1320,7 +1494,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
                         }
                     }
                     drop(w);
-                    lock(&log).line(next, Some(c), None, LineKind::Note, || {
+                    lock(&self.setup.log).line(next, Some(c), None, LineKind::Note, || {
                         format!("{} ends", kind.name())
                     });
                 }
@@ -1330,32 +1504,43 @@ pub fn run(cfg: RunConfig) -> RunReport {
                     w.dirty = true;
                     drop(w);
                     // Every process of the cluster goes with it.
-                    exec.kill(c.index());
-                    if main[c.index()] == 2 {
-                        exec.kill(2);
+                    self.exec.kill(c.index());
+                    if self.main[c.index()] == 2 {
+                        self.exec.kill(2);
                     }
-                    lock(&log).line(next, Some(c), None, LineKind::Fault, || {
+                    lock(&self.setup.log).line(next, Some(c), None, LineKind::Fault, || {
                         "disaster: cluster gone for good".into()
                     });
                 }
                 _ => drop(w),
             }
-            check(&ctx);
+            check(&self.setup.ctx);
         }
+    }
+
+    /// An aimed hand-over whose moment has come (scheduled now: true).
+    fn aimed_handover(&mut self, next: Time) -> bool {
         // An aimed hand-over whose moment has come: the old process is in a slow call.
-        if let Some((from, c)) = aimed_handover
+        if let Some((from, c)) = self.drawn.aimed_handover
             && next >= from
-            && healed_at.is_none()
-            && lock(&shared.0).slow_in_flight[c.index()] > 0
+            && self.healed_at.is_none()
+            && lock(&self.setup.shared.0).slow_in_flight[c.index()] > 0
         {
-            aimed_handover = None;
-            schedule.push_front((next, Scheduled::Handover(c)));
-            continue;
+            self.drawn.aimed_handover = None;
+            self.drawn
+                .schedule
+                .push_front((next, Scheduled::Handover(c)));
+            return true;
         }
+        false
+    }
+
+    /// The operator action for a missing record, once the heal allows it.
+    fn recreate_missing_record(&mut self, next: Time) {
         // After the heal, the operator action for a missing record, once allowed: both
         // operators found it missing and both clusters are stopped (or gone).
-        if healed_at.is_some() {
-            let mut w = lock(&shared.0);
+        if self.healed_at.is_some() {
+            let mut w = lock(&self.setup.shared.0);
             let allowed = w.record.is_none()
                 && Cluster::ALL.into_iter().all(|c| {
                     let i = c.index();
@@ -1367,101 +1552,139 @@ pub fn run(cfg: RunConfig) -> RunReport {
             if let Some(r) = Record::recreated(traces).filter(|_| allowed) {
                 w.recreate(&r);
                 drop(w);
-                lock(&log).marks.record_recreated = true;
-                lock(&log).line(next, None, None, LineKind::Record, || {
+                lock(&self.setup.log).marks.record_recreated = true;
+                lock(&self.setup.log).line(next, None, None, LineKind::Record, || {
                     format!(
                         "operator action: the missing record re-created: {}",
                         describe_record(&r)
                     )
                 });
-                check(&ctx);
+                check(&self.setup.ctx);
             }
         }
+    }
+
+    /// A deletion aimed just after the failover completed (scheduled now: true).
+    fn delete_after_done(&mut self, next: Time) -> bool {
         // A deletion aimed just after the failover completed.
-        if let Some(delay) = delete_after_done
-            && healed_at.is_none()
-            && lock(&shared.0).record.as_ref().is_some_and(|r| {
+        if let Some(delay) = self.drawn.delete_after_done
+            && self.healed_at.is_none()
+            && lock(&self.setup.shared.0).record.as_ref().is_some_and(|r| {
                 r.history
                     .iter()
                     .any(|h| matches!(h.outcome, Outcome::Completed(_)))
             })
         {
-            delete_after_done = None;
-            schedule.push_back(((next + delay).min(FAULT_PHASE - 1), Scheduled::DeleteRecord));
-            schedule.make_contiguous().sort_by_key(|(t, _)| *t);
-            continue;
+            self.drawn.delete_after_done = None;
+            self.drawn
+                .schedule
+                .push_back(((next + delay).min(FAULT_PHASE - 1), Scheduled::DeleteRecord));
+            self.drawn
+                .schedule
+                .make_contiguous()
+                .sort_by_key(|(t, _)| *t);
+            return true;
         }
+        false
+    }
+
+    /// A targeted fault whose moment has come.
+    fn targeted_fault(&mut self, next: Time) {
         // A targeted fault whose moment has come.
-        if let Some(t) = targeted.filter(|_| !targeted_fired && healed_at.is_none()) {
-            let mut w = lock(&shared.0);
-            let victim = aimed_at(&w, t, next, &timing);
+        if let Some(t) = self
+            .drawn
+            .targeted
+            .filter(|_| !self.targeted_fired && self.healed_at.is_none())
+        {
+            let mut w = lock(&self.setup.shared.0);
+            let victim = aimed_at(&w, t, next, &self.setup.timing);
             if let Some(c) = victim {
-                targeted_fired = true;
+                self.targeted_fired = true;
                 let i = c.index();
                 w.inject(FaultKind::PartitionStore);
                 w.cut_store[i] = true;
                 w.stuck_in_transit[i] = true;
-                let until =
-                    next + timing.lease_ttl + timing.clock_drift_max + aim.range(1_000, 15_000);
-                schedule.push_back((
+                let until = next
+                    + self.setup.timing.lease_ttl
+                    + self.setup.timing.clock_drift_max
+                    + self.drawn.aim.range(1_000, 15_000);
+                self.drawn.schedule.push_back((
                     until.min(FAULT_PHASE),
                     Scheduled::Uncut(c, FaultKind::PartitionStore),
                 ));
-                schedule.make_contiguous().sort_by_key(|(t, _)| *t);
+                self.drawn
+                    .schedule
+                    .make_contiguous()
+                    .sort_by_key(|(t, _)| *t);
                 drop(w);
-                lock(&log).line(next, Some(c), None, LineKind::Fault, || {
+                lock(&self.setup.log).line(next, Some(c), None, LineKind::Fault, || {
                     format!("targeted ({t:?}): cut off from DynamoDB, writes stuck in transit")
                 });
             }
         }
-        // One more round at `end_by + 1`: the liveness check above fires there (without
-        // it a run that never came to rest after the heal ended without a verdict).
-        if next > end_by + 1 {
-            break;
+    }
+
+    /// What the run found.
+    fn report(self, seed: u64) -> RunReport {
+        let Sim {
+            setup:
+                Setup {
+                    mode,
+                    time,
+                    shared,
+                    log,
+                    shape,
+                    ..
+                },
+            drawn: Drawn { request_at, .. },
+            crash_stages,
+            ended_at,
+            ..
+        } = self;
+        let shape = (shape.replicas.len(), shape.volumes.len());
+        let w = lock(&shared.0);
+        let record = w.record.clone();
+        // The run's failover: the one either request started, else how the first ended.
+        let outcome = record.as_ref().and_then(|r| {
+            let ours = |h: &&failover_model::HistoryEntry| h.id == REQUEST_ID || h.id == SECOND_ID;
+            r.history
+                .iter()
+                .filter(ours)
+                .find(|h| {
+                    matches!(
+                        h.outcome,
+                        Outcome::Completed(_) | Outcome::Aborted(_) | Outcome::Resolved
+                    )
+                })
+                .or(r.history.iter().find(|h| h.id == REQUEST_ID))
+                .map(|h| h.outcome)
+        });
+        let (stage_ms, total_ms) = durations(&w.writes, request_at);
+        let injected: Vec<(FaultKind, u64)> = w.injected.iter().map(|(k, v)| (*k, *v)).collect();
+        drop(w);
+        let mut l = lock(&log);
+        if let Some(Outcome::Completed(PlanKind::Forced)) = outcome {
+            l.marks.forced_done = true;
         }
-    }
-    let w = lock(&shared.0);
-    let record = w.record.clone();
-    // The run's failover: the one either request started, else how the first ended.
-    let outcome = record.as_ref().and_then(|r| {
-        let ours = |h: &&failover_model::HistoryEntry| h.id == REQUEST_ID || h.id == SECOND_ID;
-        r.history
-            .iter()
-            .filter(ours)
-            .find(|h| {
-                matches!(
-                    h.outcome,
-                    Outcome::Completed(_) | Outcome::Aborted(_) | Outcome::Resolved
-                )
-            })
-            .or(r.history.iter().find(|h| h.id == REQUEST_ID))
-            .map(|h| h.outcome)
-    });
-    let (stage_ms, total_ms) = durations(&w.writes, request_at);
-    let injected: Vec<(FaultKind, u64)> = w.injected.iter().map(|(k, v)| (*k, *v)).collect();
-    drop(w);
-    let mut l = lock(&log);
-    if let Some(Outcome::Completed(PlanKind::Forced)) = outcome {
-        l.marks.forced_done = true;
-    }
-    if let Some(Outcome::Aborted(why)) = outcome {
-        l.marks.aborted = true;
-        l.marks.deadline_rolled_back |= matches!(why, AbortReason::Deadline(_));
-    }
-    RunReport {
-        seed: cfg.seed,
-        mode,
-        outcome,
-        violation: l.violation.clone(),
-        injected,
-        crash_stages,
-        marks: l.marks,
-        sim_ms: ended_at.unwrap_or(time.now()),
-        stage_ms,
-        total_ms,
-        trace_hash: l.hash,
-        timeline: l.timeline.take().unwrap_or_default(),
-        shape: (s.replicas.len(), s.volumes.len()),
+        if let Some(Outcome::Aborted(why)) = outcome {
+            l.marks.aborted = true;
+            l.marks.deadline_rolled_back |= matches!(why, AbortReason::Deadline(_));
+        }
+        RunReport {
+            seed,
+            mode,
+            outcome,
+            violation: l.violation.clone(),
+            injected,
+            crash_stages,
+            marks: l.marks,
+            sim_ms: ended_at.unwrap_or(time.now()),
+            stage_ms,
+            total_ms,
+            trace_hash: l.hash,
+            timeline: l.timeline.take().unwrap_or_default(),
+            shape,
+        }
     }
 }
 
@@ -1572,7 +1795,7 @@ fn main_faults(
 }
 
 /// The operator a targeted fault hits now, if its moment has come.
-fn aimed_at(w: &World, t: Targeted, now: Time, timing: &failover_model::Timing) -> Option<Cluster> {
+fn aimed_at(w: &Fakes, t: Targeted, now: Time, timing: &failover_model::Timing) -> Option<Cluster> {
     let r = w.record.as_ref()?;
     match t {
         Targeted::CutHolder { done } => {
@@ -1704,7 +1927,7 @@ fn at_rest(ctx: &Ctx) -> bool {
 /// restart with another configuration). A self-fence it was running is cut short (only
 /// its own: the old process of a hand-over may be fencing on).
 fn stop_process(
-    mut w: std::sync::MutexGuard<'_, World>,
+    mut w: std::sync::MutexGuard<'_, Fakes>,
     exec: &mut Executor,
     c: Cluster,
     slot: usize,
@@ -1717,7 +1940,7 @@ fn stop_process(
 }
 
 /// Give cluster `c`'s VolumeReplications the group's label, or take it away.
-fn set_volume_labels(w: &mut World, c: Cluster, labelled: bool) {
+fn set_volume_labels(w: &mut Fakes, c: Cluster, labelled: bool) {
     for (r, o) in w.clusters[c.index()].objects.iter_mut() {
         if r.kind == Kind::VolumeReplication {
             if labelled {
@@ -1893,10 +2116,7 @@ fn effects(ctx: &Ctx, c: Cluster, turn: &Turn, log: &mut Log, at: Time) {
                 w.audit.on_fence_end(c, false);
                 true
             }
-            (
-                Action::Effect(Step::DisableNetwork | Step::EnableNetwork),
-                TurnResult::Changed(_),
-            ) => {
+            (Action::Effect(e), TurnResult::Changed(_)) if e.resource() == Resource::Network => {
                 w.audit.on_network_set(c);
                 true
             }
@@ -1906,8 +2126,8 @@ fn effects(ctx: &Ctx, c: Cluster, turn: &Turn, log: &mut Log, at: Time) {
     }
     // (Something changed; the plan step that changed it, if one.)
     let changed = match (&turn.decision.action, &turn.result) {
-        (Action::Effect(step), TurnResult::Changed(changes)) if !changes.is_empty() => {
-            Some(Some(*step))
+        (Action::Effect(e), TurnResult::Changed(changes)) if !changes.is_empty() => {
+            Some(Some(e.step()))
         }
         (Action::Fence(_), TurnResult::Fenced { changes, .. }) if !changes.is_empty() => Some(None),
         _ => None,
@@ -1942,8 +2162,15 @@ fn effects(ctx: &Ctx, c: Cluster, turn: &Turn, log: &mut Log, at: Time) {
     log.mix(match &d.action {
         Action::Read => 1,
         Action::Write(op) => 2 + (op.journal_key().map_or(0, |k| u64::from(k.1)) << 8),
-        Action::Effect(s) => 3 + ((*s as u64) << 8),
-        Action::Fence(steps) => 5 + (u64::from(steps.bits()) << 8),
+        // (By step, as before effects had their own type: run digests stay the same.)
+        Action::Effect(e) => 3 + ((e.step() as u64) << 8),
+        Action::Fence(effects) => {
+            5 + (effects
+                .iter()
+                .map(|e| 1u64 << (e.step() as u64))
+                .sum::<u64>()
+                << 8)
+        }
         Action::Wait(_) => 4,
     });
     log.mix(match &turn.result {

@@ -2,7 +2,7 @@
 //! record, the faults in force, and the fakes that give the engine its ports onto them.
 //!
 //! The fakes implement the engine's ports with the same contracts as the real adapters
-//! (they pass [`failover_engine::conformance`]); faults are drawn from the run's seed.
+//! (they pass the engine's port conformance suite); faults are drawn from the run's seed.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -11,10 +11,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use failover_engine::memory::set_member;
-use failover_engine::observe::{fold_states, is_set, settled};
+use failover_engine::member::set_member;
+use failover_engine::member::{is_set, settled};
+use failover_engine::observe::fold_states;
 use failover_engine::ports::{
-    ClusterError, ClusterPort, Desired, FieldChange, Kind, Member, MemberState, ObjectRef,
+    Changes, ClusterError, ClusterPort, Desired, FieldChange, Kind, Member, MemberState, ObjectRef,
     Selector, StorePort, StoreUnavailable,
 };
 use failover_model::{
@@ -198,7 +199,7 @@ pub enum WorldEvent {
     FluxSync(Cluster),
     /// A delayed write reaches the store.
     Deliver(Write, Timing),
-    /// A held write (see [`World::held`]) reaches the store, unless it already did.
+    /// A held write (see [`Fakes::held`]) reaches the store, unless it already did.
     DeliverHeld(u64),
     /// A delayed watch event reaches the watchers of a cluster (with the cluster
     /// version it tells of).
@@ -236,8 +237,10 @@ pub struct ClusterWorld {
     pub listed: BTreeMap<Kind, (u64, Selector, Vec<Member>)>,
 }
 
-/// Everything of a run that the fakes share.
-pub struct World {
+/// Everything of a run that the fakes share: the fake clusters, the fake store, the
+/// scheduled controller events and the run's randomness (the model checker's `World` is
+/// the model's state, not this).
+pub struct Fakes {
     /// The run's randomness.
     pub rng: Rng,
     /// Both clusters.
@@ -303,7 +306,7 @@ pub struct World {
     pub time: VirtualTime,
 }
 
-impl World {
+impl Fakes {
     /// A world of two clusters, no record yet, every cluster alive and reachable.
     pub fn new(
         seed: u64,
@@ -312,8 +315,8 @@ impl World {
         faults: CallFaults,
         latency_max: Time,
         time: VirtualTime,
-    ) -> World {
-        World {
+    ) -> Fakes {
+        Fakes {
             rng: Rng::new(seed),
             clusters,
             record: None,
@@ -550,11 +553,11 @@ impl World {
 /// The shared world behind a lock (the run is single-threaded; the lock is never
 /// contended and never held across an await).
 #[derive(Clone)]
-pub struct Shared(pub Arc<Mutex<World>>);
+pub struct Shared(pub Arc<Mutex<Fakes>>);
 
 impl Shared {
     /// Lock the world.
-    pub fn lock(&self) -> MutexGuard<'_, World> {
+    pub fn lock(&self) -> MutexGuard<'_, Fakes> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -654,11 +657,7 @@ impl ClusterPort for FakeCluster {
     /// read from the object (the replica count before a scale-down, the original routes
     /// or class) carries the resourceVersion it read, and fails with a conflict if the
     /// object changed in between (a controller's status update, another writer).
-    async fn set(
-        &self,
-        object: &ObjectRef,
-        desired: Desired,
-    ) -> Result<Vec<FieldChange>, ClusterError> {
+    async fn set(&self, object: &ObjectRef, desired: Desired) -> Changes {
         self.world.latency().await;
         let i = self.me.index();
         let slow = {
@@ -739,6 +738,15 @@ impl ClusterPort for FakeCluster {
             ));
         }
         Ok(changes)
+    }
+
+    /// What a set would change now (no faults: the simulator runs no dry run).
+    async fn preview(&self, object: &ObjectRef, desired: Desired) -> Changes {
+        let w = self.world.lock();
+        let Some(o) = w.clusters[self.me.index()].objects.get(object) else {
+            return Err(ClusterError::NotFound(object.clone()));
+        };
+        Ok(set_member(object, &o.state, desired).map_or_else(Vec::new, |(_, changes)| changes))
     }
 
     fn changed(&self, timeout: Duration) -> impl Future<Output = ()> + Send {
@@ -826,12 +834,12 @@ pub struct FakeStore {
     /// Whose connection.
     pub me: Cluster,
     /// The process slot it belongs to (0 to 2): its writes are found in that slot of
-    /// `World::writes_found`.
+    /// `Fakes::writes_found`.
     pub slot: usize,
 }
 
 impl FakeStore {
-    fn cut(&self, w: &World) -> bool {
+    fn cut(&self, w: &Fakes) -> bool {
         w.cut_store[self.me.index()]
     }
 }

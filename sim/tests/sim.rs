@@ -11,7 +11,7 @@ use failover_sim::campaign::{Campaign, campaign};
 use failover_sim::run::{Profile, RunConfig, run};
 use failover_sim::runtime::{Executor, VirtualTime};
 use failover_sim::world::{
-    CallFaults, ClusterWorld, FakeCluster, FakeStore, Object, Shared, World,
+    CallFaults, ClusterWorld, FakeCluster, FakeStore, Fakes, Object, Shared,
 };
 
 fn config(seed: u64) -> RunConfig {
@@ -144,7 +144,7 @@ fn every_broken_variant_is_caught_on_a_fixed_seed_range() {
 }
 
 fn world() -> Shared {
-    Shared(Arc::new(Mutex::new(World::new(
+    Shared(Arc::new(Mutex::new(Fakes::new(
         1,
         [ClusterWorld::default(), ClusterWorld::default()],
         Variant::Correct,

@@ -4,7 +4,7 @@ use kube::Client;
 use kube::api::{ApiResource, DynamicObject};
 use serde_json::json;
 
-use super::{Change, Plan, Step, api_resource, field, flag, render, status_code};
+use super::{Change, Edit, Edits, api_resource, field, flag, render, status_code};
 use crate::ports::{ClusterError, Desired, MemberState};
 
 /// Which version serves CronJobs: `batch/v1` if its resource list has `cronjobs`,
@@ -34,12 +34,12 @@ pub(super) fn state(object: &DynamicObject) -> MemberState {
     }
 }
 
-pub(super) fn plan(object: &DynamicObject, desired: Desired) -> Plan {
+pub(super) fn plan(object: &DynamicObject, desired: Desired) -> Edits {
     let suspend = desired == Desired::Stop;
-    let mut plan = Plan::default();
+    let mut plan = Edits::default();
     if flag(object, "/spec/suspend") != suspend {
-        plan.steps
-            .push(Step::Patch(json!({ "spec": { "suspend": suspend } })));
+        plan.writes
+            .push(Edit::Patch(json!({ "spec": { "suspend": suspend } })));
         plan.changes.push(Change::new(
             "spec.suspend",
             render(field(object, "/spec/suspend")),

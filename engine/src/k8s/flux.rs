@@ -7,7 +7,7 @@ use kube::api::DynamicObject;
 use serde_json::json;
 
 use super::{
-    Change, Plan, REQUESTED_AT_ANNOTATION, Step, annotation, field, flag, render, rfc3339,
+    Change, Edit, Edits, REQUESTED_AT_ANNOTATION, annotation, field, flag, render, rfc3339,
 };
 use crate::ports::{Desired, MemberState};
 
@@ -17,20 +17,20 @@ pub(super) fn state(object: &DynamicObject) -> MemberState {
     }
 }
 
-pub(super) fn plan(object: &DynamicObject, desired: Desired, now: SystemTime) -> Plan {
+pub(super) fn plan(object: &DynamicObject, desired: Desired, now: SystemTime) -> Edits {
     let suspended = flag(object, "/spec/suspend");
     let shown = render(field(object, "/spec/suspend"));
-    let mut plan = Plan::default();
+    let mut plan = Edits::default();
     match desired {
         Desired::Stop if !suspended => {
-            plan.steps
-                .push(Step::Patch(json!({ "spec": { "suspend": true } })));
+            plan.writes
+                .push(Edit::Patch(json!({ "spec": { "suspend": true } })));
             plan.changes
                 .push(Change::new("spec.suspend", shown, "true"));
         }
         Desired::Start if suspended => {
             let requested = rfc3339(now);
-            plan.steps.push(Step::Patch(json!({
+            plan.writes.push(Edit::Patch(json!({
                 "metadata": { "annotations": { REQUESTED_AT_ANNOTATION: requested } },
                 "spec": { "suspend": false },
             })));

@@ -144,7 +144,8 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use crate::ports::{
-    ClusterError, ClusterPort, Desired, FieldChange, Kind, Member, MemberState, ObjectRef, Selector,
+    Changes, ClusterError, ClusterPort, Desired, FieldChange, Kind, Member, MemberState, ObjectRef,
+    Selector,
 };
 
 /// The field manager every patch is sent with.
@@ -283,24 +284,40 @@ impl KubeCluster {
         }
     }
 
+    /// Read `object` and plan the writes that bring it to `desired` ([`edits`]).
+    async fn edits_of(
+        &self,
+        object: &ObjectRef,
+        desired: Desired,
+    ) -> Result<(Api<DynamicObject>, Edits), ClusterError> {
+        let api = self.api(object.kind, &object.namespace).await?;
+        let current = api
+            .get(&object.name)
+            .await
+            .map_err(|e| map_error(e, object))?;
+        let edits = edits(object.kind, &current, desired, (self.inner.now)())
+            .map_err(|message| ClusterError::Invalid(object.clone(), message))?;
+        Ok((api, edits))
+    }
+
     async fn apply(
         &self,
         api: &Api<DynamicObject>,
         object: &ObjectRef,
-        steps: Vec<Step>,
+        writes: Vec<Edit>,
     ) -> Result<(), ClusterError> {
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.to_string()),
             ..PatchParams::default()
         };
-        for step in steps {
-            match step {
-                Step::Patch(body) => {
+        for write in writes {
+            match write {
+                Edit::Patch(body) => {
                     api.patch(&object.name, &params, &Patch::Merge(&body))
                         .await
                         .map_err(|e| map_error(e, object))?;
                 }
-                Step::Scale(replicas) => {
+                Edit::Scale(replicas) => {
                     let body = serde_json::json!({ "spec": { "replicas": replicas } });
                     api.patch_scale(&object.name, &params, &Patch::Merge(&body))
                         .await
@@ -369,29 +386,16 @@ impl ClusterPort for KubeCluster {
             .collect()
     }
 
-    async fn set(
-        &self,
-        object: &ObjectRef,
-        desired: Desired,
-    ) -> Result<Vec<FieldChange>, ClusterError> {
-        let api = self.api(object.kind, &object.namespace).await?;
-        let current = api
-            .get(&object.name)
-            .await
-            .map_err(|e| map_error(e, object))?;
-        let plan = plan(object.kind, &current, desired, &*self.inner.now)
-            .map_err(|message| ClusterError::Invalid(object.clone(), message))?;
-        self.apply(&api, object, plan.steps).await?;
-        Ok(plan
-            .changes
-            .into_iter()
-            .map(|c| FieldChange {
-                object: object.clone(),
-                field: c.field,
-                from: c.from,
-                to: c.to,
-            })
-            .collect())
+    async fn set(&self, object: &ObjectRef, desired: Desired) -> Changes {
+        let (api, edits) = self.edits_of(object, desired).await?;
+        let changes = edits.changes_of(object);
+        self.apply(&api, object, edits.writes).await?;
+        Ok(changes)
+    }
+
+    async fn preview(&self, object: &ObjectRef, desired: Desired) -> Changes {
+        let (_, edits) = self.edits_of(object, desired).await?;
+        Ok(edits.changes_of(object))
     }
 
     async fn changed(&self, timeout: Duration) {
@@ -436,26 +440,29 @@ fn state(kind: Kind, object: &DynamicObject) -> Result<MemberState, String> {
     }
 }
 
-/// The writes that bring an object of `kind` to `desired`, and the fields they change.
-fn plan(
+/// The writes that bring `object`, of `kind`, to `desired`, and the fields they change:
+/// pure (no call), so that `set` sends exactly what `preview` (the dry run) shows.
+/// `now` stamps Flux's reconcile request. An object the adapter cannot change safely
+/// (a VirtualService whose routes it cannot keep) is an error message.
+pub fn edits(
     kind: Kind,
     object: &DynamicObject,
     desired: Desired,
-    now: &(dyn Fn() -> SystemTime + Send + Sync),
-) -> Result<Plan, String> {
+    now: SystemTime,
+) -> Result<Edits, String> {
     match kind {
         Kind::Deployment | Kind::StatefulSet => Ok(workload::plan(object, desired)),
         Kind::CronJob => Ok(cronjob::plan(object, desired)),
         Kind::VirtualService => network::plan_virtual_service(object, desired),
         Kind::Ingress => network::plan_ingress(object, desired),
         Kind::VolumeReplication => Ok(volume::plan(object, desired)),
-        Kind::Kustomization | Kind::HelmRelease => Ok(flux::plan(object, desired, now())),
+        Kind::Kustomization | Kind::HelmRelease => Ok(flux::plan(object, desired, now)),
     }
 }
 
-/// One write of a plan.
+/// One write of [`Edits`].
 #[derive(Debug, PartialEq)]
-enum Step {
+pub enum Edit {
     /// A merge patch of the object.
     Patch(Value),
     /// A merge patch of the `scale` subresource to this many replicas.
@@ -464,10 +471,13 @@ enum Step {
 
 /// One changed field, before it is attached to its object.
 #[derive(Debug, PartialEq)]
-struct Change {
-    field: String,
-    from: String,
-    to: String,
+pub struct Change {
+    /// The field, as a path (`spec.replicas`, `metadata.annotations[key]`).
+    pub field: String,
+    /// Its value before (`-` if absent).
+    pub from: String,
+    /// Its value after.
+    pub to: String,
 }
 
 impl Change {
@@ -490,9 +500,26 @@ impl Change {
 
 /// What `set` does to one object: its writes in order, and the fields they change.
 #[derive(Debug, Default, PartialEq)]
-struct Plan {
-    steps: Vec<Step>,
-    changes: Vec<Change>,
+pub struct Edits {
+    /// The writes, in order (empty if the object already is as desired).
+    pub writes: Vec<Edit>,
+    /// The fields they change.
+    pub changes: Vec<Change>,
+}
+
+impl Edits {
+    /// The changes as the port reports them, on `object`.
+    fn changes_of(&self, object: &ObjectRef) -> Vec<FieldChange> {
+        self.changes
+            .iter()
+            .map(|c| FieldChange {
+                object: object.clone(),
+                field: c.field.clone(),
+                from: c.from.clone(),
+                to: c.to.clone(),
+            })
+            .collect()
+    }
 }
 
 /// How an absent value is rendered in a [`FieldChange`].

@@ -5,9 +5,9 @@ use kube::api::DynamicObject;
 use serde_json::{Map, Value, json};
 
 use super::{
-    Change, DISABLED_INGRESS_CLASS, DISABLED_ROUTE_NAME, LEGACY_INGRESS_CLASS_ANNOTATION,
-    ORIGINAL_CLASS_ANNOTATION, ORIGINAL_HTTP_ANNOTATION, Plan, Step, annotation, field, render,
-    resource_version,
+    Change, DISABLED_INGRESS_CLASS, DISABLED_ROUTE_NAME, Edit, Edits,
+    LEGACY_INGRESS_CLASS_ANNOTATION, ORIGINAL_CLASS_ANNOTATION, ORIGINAL_HTTP_ANNOTATION,
+    annotation, field, render, resource_version,
 };
 use crate::ports::{Desired, Kind, MemberState};
 
@@ -33,10 +33,10 @@ fn disabled_routes() -> Value {
 pub(super) fn plan_virtual_service(
     object: &DynamicObject,
     desired: Desired,
-) -> Result<Plan, String> {
+) -> Result<Edits, String> {
     let saved = annotation(object, ORIGINAL_HTTP_ANNOTATION);
     let current = field(object, "/spec/http");
-    let mut plan = Plan::default();
+    let mut plan = Edits::default();
     match (desired, saved) {
         (Desired::Stop, None) => {
             let original = current.cloned().unwrap_or(Value::Null).to_string();
@@ -51,7 +51,7 @@ pub(super) fn plan_virtual_service(
                 None,
                 Some(&original),
             ));
-            plan.steps.push(Step::Patch(json!({
+            plan.writes.push(Edit::Patch(json!({
                 "metadata": {
                     "annotations": { ORIGINAL_HTTP_ANNOTATION: original },
                     "resourceVersion": resource_version(object),
@@ -73,7 +73,7 @@ pub(super) fn plan_virtual_service(
                 Some(saved),
                 None,
             ));
-            plan.steps.push(Step::Patch(json!({
+            plan.writes.push(Edit::Patch(json!({
                 "metadata": {
                     "annotations": { ORIGINAL_HTTP_ANNOTATION: null },
                     "resourceVersion": resource_version(object),
@@ -86,11 +86,11 @@ pub(super) fn plan_virtual_service(
     Ok(plan)
 }
 
-pub(super) fn plan_ingress(object: &DynamicObject, desired: Desired) -> Result<Plan, String> {
+pub(super) fn plan_ingress(object: &DynamicObject, desired: Desired) -> Result<Edits, String> {
     let saved = annotation(object, ORIGINAL_CLASS_ANNOTATION);
     let class = field(object, "/spec/ingressClassName");
     let legacy = annotation(object, LEGACY_INGRESS_CLASS_ANNOTATION);
-    let mut plan = Plan::default();
+    let mut plan = Edits::default();
     match (desired, saved) {
         (Desired::Stop, None) => {
             let mut original = Map::new();
@@ -121,7 +121,7 @@ pub(super) fn plan_ingress(object: &DynamicObject, desired: Desired) -> Result<P
                 None,
                 Some(&original),
             ));
-            plan.steps.push(Step::Patch(json!({
+            plan.writes.push(Edit::Patch(json!({
                 "metadata": {
                     "annotations": annotations,
                     "resourceVersion": resource_version(object),
@@ -160,7 +160,7 @@ pub(super) fn plan_ingress(object: &DynamicObject, desired: Desired) -> Result<P
                 Some(saved),
                 None,
             ));
-            plan.steps.push(Step::Patch(json!({
+            plan.writes.push(Edit::Patch(json!({
                 "metadata": {
                     "annotations": annotations,
                     "resourceVersion": resource_version(object),

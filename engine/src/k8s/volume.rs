@@ -7,7 +7,7 @@ use failover_model::VolumeRole;
 use kube::api::DynamicObject;
 use serde_json::json;
 
-use super::{Change, Plan, Step, field, int, render};
+use super::{Change, Edit, Edits, field, int, render};
 use crate::ports::{Desired, MemberState};
 
 pub(super) fn state(object: &DynamicObject) -> Result<MemberState, String> {
@@ -38,15 +38,15 @@ pub(super) fn state(object: &DynamicObject) -> Result<MemberState, String> {
     Ok(MemberState::Volume { spec, status })
 }
 
-pub(super) fn plan(object: &DynamicObject, desired: Desired) -> Plan {
+pub(super) fn plan(object: &DynamicObject, desired: Desired) -> Edits {
     let target = match desired {
         Desired::Stop => "secondary",
         Desired::Start => "primary",
     };
     let current = field(object, "/spec/replicationState");
-    let mut plan = Plan::default();
+    let mut plan = Edits::default();
     if current.and_then(|v| v.as_str()) != Some(target) {
-        plan.steps.push(Step::Patch(
+        plan.writes.push(Edit::Patch(
             json!({ "spec": { "replicationState": target } }),
         ));
         plan.changes.push(Change::new(

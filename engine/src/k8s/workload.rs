@@ -5,7 +5,7 @@ use kube::api::DynamicObject;
 use serde_json::json;
 
 use super::{
-    ABSENT, Change, Plan, REPLICAS_ANNOTATION, Step, annotation, field, int, render,
+    ABSENT, Change, Edit, Edits, REPLICAS_ANNOTATION, annotation, field, int, render,
     resource_version,
 };
 use crate::ports::{Desired, Kind, MemberState};
@@ -79,10 +79,10 @@ fn ready(kind: Kind, object: &DynamicObject) -> bool {
     }
 }
 
-pub(super) fn plan(object: &DynamicObject, desired: Desired) -> Plan {
+pub(super) fn plan(object: &DynamicObject, desired: Desired) -> Edits {
     let current = replicas(object);
     let shown = render(field(object, "/spec/replicas"));
-    let mut plan = Plan::default();
+    let mut plan = Edits::default();
     match desired {
         Desired::Stop => {
             if current <= 0 {
@@ -91,7 +91,7 @@ pub(super) fn plan(object: &DynamicObject, desired: Desired) -> Plan {
             let count = current.to_string();
             let saved = annotation(object, REPLICAS_ANNOTATION);
             if saved != Some(count.as_str()) {
-                plan.steps.push(Step::Patch(json!({
+                plan.writes.push(Edit::Patch(json!({
                     "metadata": {
                         "annotations": { REPLICAS_ANNOTATION: count },
                         "resourceVersion": resource_version(object),
@@ -100,7 +100,7 @@ pub(super) fn plan(object: &DynamicObject, desired: Desired) -> Plan {
                 plan.changes
                     .push(Change::annotation(REPLICAS_ANNOTATION, saved, Some(&count)));
             }
-            plan.steps.push(Step::Scale(0));
+            plan.writes.push(Edit::Scale(0));
             plan.changes.push(Change::new("spec.replicas", shown, "0"));
         }
         Desired::Start => {
@@ -116,7 +116,7 @@ pub(super) fn plan(object: &DynamicObject, desired: Desired) -> Plan {
                 );
                 1
             });
-            plan.steps.push(Step::Scale(target));
+            plan.writes.push(Edit::Scale(target));
             plan.changes
                 .push(Change::new("spec.replicas", shown, target.to_string()));
         }

@@ -33,7 +33,7 @@ use crate::core::decide::{
     stamp, write,
 };
 use crate::core::invariants::{Audit, Invariant, Snapshot};
-use crate::core::plan::{Resource, STOP, Step, Variant, stopped};
+use crate::core::plan::{Effect, Resource, STOP, Variant, stopped};
 use crate::core::store::{Intervention, Op, Write, apply};
 use crate::core::types::{
     AbortReason, Agreement, Agreements, Cluster, ClusterState, FailoverId, Identity, Instance,
@@ -713,8 +713,8 @@ pub struct Ghost {
 /// A Kubernetes call of the operator's work still in progress.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Busy {
-    /// The effect step it makes.
-    pub step: Step,
+    /// The effect it makes.
+    pub step: Effect,
     /// Why.
     pub purpose: Purpose,
     /// It ends (succeeds or times out) by this tick.
@@ -793,7 +793,7 @@ pub enum Fault {
     /// The Kubernetes call fails without applying.
     KubeError,
     /// One step of a self-fence attempt fails; the attempt goes on with the others.
-    FenceStepError(Step),
+    FenceStepError(Effect),
     /// The Kubernetes call is slow: it ends (succeeds or times out) up to `call_ticks`
     /// later.
     Slow,
@@ -1015,7 +1015,7 @@ impl FailoverModel {
         match ghost.pending {
             Some(d) => {
                 let lease = lease_ok(&self.inputs(w, c, false), &w.memories[i]);
-                let starts = matches!(d.action, Action::Effect(s) if !STOP.contains(&s));
+                let starts = matches!(d.action, Action::Effect(e) if !e.stops());
                 if lease || !starts {
                     self.execute(w, c, d, Fault::None);
                 }
@@ -1057,7 +1057,7 @@ impl FailoverModel {
     /// any; the time and whether it succeeded, for the caller's memory.
     fn end_call(&self, w: &mut World, c: Cluster, b: Busy, applied: bool) -> (Time, bool) {
         let ok = applied && self.change(w, c, b.step, b.purpose);
-        if ok && matches!(b.step, Step::DisableNetwork | Step::EnableNetwork) {
+        if ok && b.step.resource() == Resource::Network {
             w.audit.on_network_set(c);
         }
         (self.now(w, c), ok)
@@ -1170,7 +1170,7 @@ impl FailoverModel {
             }
             Action::Effect(step) => {
                 let ok = fault != Fault::KubeError && self.change(w, c, step, d.purpose);
-                if ok && matches!(step, Step::DisableNetwork | Step::EnableNetwork) {
+                if ok && step.resource() == Resource::Network {
                     w.audit.on_network_set(c);
                 }
                 w.memories[i].on_kube(now, &timing, ok);
@@ -1194,9 +1194,9 @@ impl FailoverModel {
 impl FailoverModel {
     /// Apply effect `step` to `c`'s cluster, unless its kind is stuck; whether it
     /// succeeded.
-    fn change(&self, w: &mut World, c: Cluster, step: Step, purpose: Purpose) -> bool {
+    fn change(&self, w: &mut World, c: Cluster, step: Effect, purpose: Purpose) -> bool {
         let i = c.index();
-        if step.resource().is_some() && step.resource() == w.stuck[i] {
+        if Some(step.resource()) == w.stuck[i] {
             return false;
         }
         let rep = self.replica(w, c);
@@ -1205,7 +1205,7 @@ impl FailoverModel {
         if let (true, Purpose::Plan { at }) = (changed, purpose) {
             w.audit.on_plan_effect(&w.records[rep], c, at);
         }
-        if changed && step == Step::PromoteVolumes {
+        if changed && step == Effect::PromoteVolumes {
             let p = c.peer().index();
             w.audit.on_promoted(&w.clusters[p], w.alive[p], uptime);
         }

@@ -6,7 +6,7 @@
 //! operator's in-memory state ([`Memory`]) is small and losing it (a crash) is always
 //! safe: everything that matters is in the record or in the cluster.
 
-use super::plan::{Plan, START, STOP, Step, StepKind, StepSet, Variant};
+use super::plan::{Effect, EffectSet, Plan, START, STOP, Step, StepKind, Variant};
 use super::store::{Intervention, Op, Write};
 use super::types::{
     AbortReason, Cluster, ClusterState, FailoverId, Identity, InFlight, Instance, PlanKind, Record,
@@ -367,11 +367,11 @@ pub enum Action {
     /// A conditional write.
     Write(Op),
     /// An idempotent change to the operator's own cluster.
-    Effect(Step),
-    /// A self-fence attempt: every one of these stop steps, in the stop order. A step
+    Effect(Effect),
+    /// A self-fence attempt: every one of these stop effects, in the stop order. One
     /// that fails (or hangs until its deadline) does not keep the later ones from being
     /// applied.
-    Fence(StepSet),
+    Fence(EffectSet),
     /// Nothing to do now.
     Wait(Wake),
 }
@@ -520,11 +520,7 @@ fn choose(input: &Inputs<'_>, mem: &Memory) -> Decision {
             Variant::NoSelfFence | Variant::FenceStopsAtFailure
         );
         if !lease_ok && abandons {
-            let all = StepSet::of(
-                STOP.iter()
-                    .copied()
-                    .filter(|s| s.kind() == StepKind::Effect),
-            );
+            let all = EffectSet::of(STOP.iter().filter_map(|s| s.effect()));
             return Decision::new(Action::Fence(all), Purpose::Fence);
         }
         let next_heartbeat = next_heartbeat(input, mem).max(mem.retry_at.unwrap_or(0));
@@ -574,7 +570,7 @@ fn choose(input: &Inputs<'_>, mem: &Memory) -> Decision {
     };
     // Without a lease nothing is started: a start step waits for the next heartbeat.
     let d = match d.action {
-        Action::Effect(step) if !lease_ok && !STOP.contains(&step) => Decision {
+        Action::Effect(e) if !lease_ok && !e.stops() => Decision {
             action: Action::Wait(Wake::At(next_heartbeat)),
             ..d
         },
@@ -635,10 +631,10 @@ fn fence(input: &Inputs<'_>) -> Option<Decision> {
     if input.variant == Variant::FenceStopsAtFailure {
         return ensure(&STOP, input.cluster, Purpose::Fence);
     }
-    let steps = StepSet::of(
+    let steps = EffectSet::of(
         STOP.iter()
-            .copied()
-            .filter(|s| s.kind() == StepKind::Effect && !s.satisfied(input.cluster)),
+            .filter_map(|s| s.effect())
+            .filter(|e| !e.satisfied(input.cluster)),
     );
     if steps.is_empty() {
         return ensure(&STOP, input.cluster, Purpose::Fence);
@@ -650,8 +646,8 @@ fn fence(input: &Inputs<'_>) -> Option<Decision> {
 fn ensure(steps: &[Step], cluster: &ClusterState, purpose: Purpose) -> Option<Decision> {
     let step = steps.iter().copied().find(|s| !s.satisfied(cluster))?;
     let action = match step.kind() {
-        StepKind::Effect => Action::Effect(step),
-        _ => Action::Wait(Wake::Change),
+        StepKind::Effect(e) => Action::Effect(e),
+        StepKind::Record | StepKind::Await => Action::Wait(Wake::Change),
     };
     let mut d = Decision::new(action, purpose);
     d.step = Some(step);
@@ -935,9 +931,9 @@ fn own_step(
         release: plan.ends_phase(at),
     });
     let action = match ps.step.kind() {
-        StepKind::Effect if !ps.step.satisfied(input.cluster) => Action::Effect(ps.step),
+        StepKind::Effect(e) if !e.satisfied(input.cluster) => Action::Effect(e),
         StepKind::Await if !ps.step.satisfied(input.cluster) => Action::Wait(Wake::Change),
-        StepKind::Effect | StepKind::Await => journal,
+        StepKind::Effect(_) | StepKind::Await => journal,
         StepKind::Record => match ps.step {
             Step::Validate => {
                 // The target is healthy if its heartbeat was seen to change within the

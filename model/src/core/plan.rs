@@ -62,10 +62,162 @@ pub enum Step {
 pub enum StepKind {
     /// A conditional write to the global record.
     Record,
-    /// An idempotent change to the operator's own cluster.
-    Effect,
+    /// An idempotent change to the operator's own cluster: which objects, which way.
+    Effect(Effect),
     /// Waiting for the operator's own cluster to report a state.
     Await,
+}
+
+/// The two reversible changes every class of objects supports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Desired {
+    /// Stop: scale to zero (remembering the count), suspend, disable routes, demote.
+    Stop,
+    /// Start: restore the count, resume (and request a reconcile), restore routes, promote.
+    Start,
+}
+
+/// An effect step: an idempotent change of one class of objects of the operator's own
+/// cluster ([`Effect::resource`]) in one direction ([`Effect::desired`]). The engine
+/// carries one out with one exhaustive match; an effect without a target cannot be
+/// written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Effect {
+    /// [`Step::SuspendFlux`].
+    SuspendFlux,
+    /// [`Step::DisableNetwork`].
+    DisableNetwork,
+    /// [`Step::ScaleDownWorkloads`].
+    ScaleDownWorkloads,
+    /// [`Step::SuspendCronJobs`].
+    SuspendCronJobs,
+    /// [`Step::DemoteVolumes`].
+    DemoteVolumes,
+    /// [`Step::PromoteVolumes`].
+    PromoteVolumes,
+    /// [`Step::ScaleUpWorkloads`].
+    ScaleUpWorkloads,
+    /// [`Step::EnableNetwork`].
+    EnableNetwork,
+    /// [`Step::ResumeCronJobs`].
+    ResumeCronJobs,
+    /// [`Step::ResumeFlux`].
+    ResumeFlux,
+}
+
+impl Effect {
+    /// Every effect, in declaration order.
+    pub const ALL: [Effect; 10] = [
+        Effect::SuspendFlux,
+        Effect::DisableNetwork,
+        Effect::ScaleDownWorkloads,
+        Effect::SuspendCronJobs,
+        Effect::DemoteVolumes,
+        Effect::PromoteVolumes,
+        Effect::ScaleUpWorkloads,
+        Effect::EnableNetwork,
+        Effect::ResumeCronJobs,
+        Effect::ResumeFlux,
+    ];
+
+    /// The plan step this effect is.
+    pub fn step(self) -> Step {
+        match self {
+            Effect::SuspendFlux => Step::SuspendFlux,
+            Effect::DisableNetwork => Step::DisableNetwork,
+            Effect::ScaleDownWorkloads => Step::ScaleDownWorkloads,
+            Effect::SuspendCronJobs => Step::SuspendCronJobs,
+            Effect::DemoteVolumes => Step::DemoteVolumes,
+            Effect::PromoteVolumes => Step::PromoteVolumes,
+            Effect::ScaleUpWorkloads => Step::ScaleUpWorkloads,
+            Effect::EnableNetwork => Step::EnableNetwork,
+            Effect::ResumeCronJobs => Step::ResumeCronJobs,
+            Effect::ResumeFlux => Step::ResumeFlux,
+        }
+    }
+
+    /// The class of objects it changes.
+    pub fn resource(self) -> Resource {
+        match self {
+            Effect::SuspendFlux | Effect::ResumeFlux => Resource::Flux,
+            Effect::DisableNetwork | Effect::EnableNetwork => Resource::Network,
+            Effect::ScaleDownWorkloads | Effect::ScaleUpWorkloads => Resource::Workloads,
+            Effect::SuspendCronJobs | Effect::ResumeCronJobs => Resource::CronJobs,
+            Effect::DemoteVolumes | Effect::PromoteVolumes => Resource::Volumes,
+        }
+    }
+
+    /// Which way it sets them.
+    pub fn desired(self) -> Desired {
+        match self {
+            Effect::SuspendFlux
+            | Effect::DisableNetwork
+            | Effect::ScaleDownWorkloads
+            | Effect::SuspendCronJobs
+            | Effect::DemoteVolumes => Desired::Stop,
+            Effect::PromoteVolumes
+            | Effect::ScaleUpWorkloads
+            | Effect::EnableNetwork
+            | Effect::ResumeCronJobs
+            | Effect::ResumeFlux => Desired::Start,
+        }
+    }
+
+    /// It stops something (a fence, a source's preparation): allowed without a lease.
+    pub fn stops(self) -> bool {
+        self.desired() == Desired::Stop
+    }
+
+    /// The cluster already is as the effect wants it.
+    pub fn satisfied(self, c: &ClusterState) -> bool {
+        self.step().satisfied(c)
+    }
+
+    /// Apply the change (the Kubernetes writes the engine performs). Returns whether
+    /// anything changed; applying twice changes nothing the second time.
+    pub fn apply(self, c: &mut ClusterState) -> bool {
+        let before = *c;
+        let on = self.desired() == Desired::Start;
+        let a = &mut c.agreement;
+        match self.resource() {
+            Resource::Flux => {
+                c.flux_suspended = !on;
+                a.flux = a.flux.applied();
+            }
+            Resource::Network => {
+                c.network_open = on;
+                a.network = a.network.applied();
+            }
+            Resource::Workloads => {
+                c.workloads_up = on;
+                a.workloads_up = a.workloads_up.applied();
+            }
+            Resource::CronJobs => {
+                c.cronjobs_suspended = !on;
+                a.cronjobs = a.cronjobs.applied();
+            }
+            Resource::Volumes => {
+                c.volume_spec = if on {
+                    VolumeRole::Primary
+                } else {
+                    VolumeRole::Secondary
+                };
+                a.volume_spec = a.volume_spec.applied();
+            }
+        }
+        before != *c
+    }
+
+    /// Kebab-case name (the step's).
+    pub fn name(self) -> &'static str {
+        self.step().name()
+    }
+}
+
+impl fmt::Display for Effect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl Step {
@@ -125,8 +277,9 @@ impl Step {
         }
     }
 
-    /// Whether the step writes the record, changes the cluster or waits.
+    /// Whether the step writes the record, changes the cluster (and how) or waits.
     pub fn kind(self) -> StepKind {
+        let effect = StepKind::Effect;
         match self {
             Step::AcquireLock
             | Step::ForceTakeLock
@@ -137,7 +290,24 @@ impl Step {
             | Step::AwaitVolumesSecondary
             | Step::AwaitVolumesPrimary
             | Step::AwaitWorkloadsReady => StepKind::Await,
-            _ => StepKind::Effect,
+            Step::SuspendFlux => effect(Effect::SuspendFlux),
+            Step::DisableNetwork => effect(Effect::DisableNetwork),
+            Step::ScaleDownWorkloads => effect(Effect::ScaleDownWorkloads),
+            Step::SuspendCronJobs => effect(Effect::SuspendCronJobs),
+            Step::DemoteVolumes => effect(Effect::DemoteVolumes),
+            Step::PromoteVolumes => effect(Effect::PromoteVolumes),
+            Step::ScaleUpWorkloads => effect(Effect::ScaleUpWorkloads),
+            Step::EnableNetwork => effect(Effect::EnableNetwork),
+            Step::ResumeCronJobs => effect(Effect::ResumeCronJobs),
+            Step::ResumeFlux => effect(Effect::ResumeFlux),
+        }
+    }
+
+    /// The effect this step is, if it is one.
+    pub fn effect(self) -> Option<Effect> {
+        match self.kind() {
+            StepKind::Effect(e) => Some(e),
+            StepKind::Record | StepKind::Await => None,
         }
     }
 
@@ -177,41 +347,6 @@ impl Step {
             | Step::Complete => false,
         }
     }
-
-    /// For effect steps: apply the change (the Kubernetes writes the engine performs).
-    /// Returns whether anything changed; applying twice changes nothing the second time.
-    pub fn apply(self, c: &mut ClusterState) -> bool {
-        let before = *c;
-        let a = &mut c.agreement;
-        match self {
-            Step::SuspendFlux | Step::ResumeFlux => {
-                c.flux_suspended = self == Step::SuspendFlux;
-                a.flux = a.flux.applied();
-            }
-            Step::DisableNetwork | Step::EnableNetwork => {
-                c.network_open = self == Step::EnableNetwork;
-                a.network = a.network.applied();
-            }
-            Step::ScaleDownWorkloads | Step::ScaleUpWorkloads => {
-                c.workloads_up = self == Step::ScaleUpWorkloads;
-                a.workloads_up = a.workloads_up.applied();
-            }
-            Step::SuspendCronJobs | Step::ResumeCronJobs => {
-                c.cronjobs_suspended = self == Step::SuspendCronJobs;
-                a.cronjobs = a.cronjobs.applied();
-            }
-            Step::DemoteVolumes | Step::PromoteVolumes => {
-                c.volume_spec = if self == Step::PromoteVolumes {
-                    VolumeRole::Primary
-                } else {
-                    VolumeRole::Secondary
-                };
-                a.volume_spec = a.volume_spec.applied();
-            }
-            _ => {}
-        }
-        before != *c
-    }
 }
 
 impl Step {
@@ -237,18 +372,6 @@ impl Step {
         Step::ResumeFlux,
         Step::Complete,
     ];
-
-    /// The kind of objects an effect step changes (`None` for the others).
-    pub fn resource(self) -> Option<Resource> {
-        match self {
-            Step::SuspendFlux | Step::ResumeFlux => Some(Resource::Flux),
-            Step::DisableNetwork | Step::EnableNetwork => Some(Resource::Network),
-            Step::ScaleDownWorkloads | Step::ScaleUpWorkloads => Some(Resource::Workloads),
-            Step::SuspendCronJobs | Step::ResumeCronJobs => Some(Resource::CronJobs),
-            Step::DemoteVolumes | Step::PromoteVolumes => Some(Resource::Volumes),
-            _ => None,
-        }
-    }
 }
 
 /// The kinds of objects the effect steps change. A kind the operator cannot change (a
@@ -280,27 +403,27 @@ impl Resource {
     }
 }
 
-/// A set of steps: the effect steps one self-fence attempt applies, in order.
+/// A set of effects: the ones one self-fence attempt applies, in order.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct StepSet(u32);
+pub struct EffectSet(u16);
 
-impl StepSet {
-    /// `steps` as a set.
-    pub fn of(steps: impl IntoIterator<Item = Step>) -> StepSet {
-        let mut set = StepSet::default();
-        for s in steps {
-            set.0 |= 1 << (s as u32);
+impl EffectSet {
+    /// `effects` as a set.
+    pub fn of(effects: impl IntoIterator<Item = Effect>) -> EffectSet {
+        let mut set = EffectSet::default();
+        for e in effects {
+            set.0 |= 1 << (e as u16);
         }
         set
     }
 
-    /// Whether `step` is in the set.
-    pub fn contains(self, step: Step) -> bool {
-        self.0 & (1 << (step as u32)) != 0
+    /// Whether `effect` is in the set.
+    pub fn contains(self, effect: Effect) -> bool {
+        self.0 & (1 << (effect as u16)) != 0
     }
 
-    /// The set as bits, bit `step as u32` for each step in it.
-    pub fn bits(self) -> u32 {
+    /// The set as bits, bit `effect as u16` for each effect in it.
+    pub fn bits(self) -> u16 {
         self.0
     }
 
@@ -309,15 +432,15 @@ impl StepSet {
         self.0 == 0
     }
 
-    /// The steps, in declaration order.
-    pub fn iter(self) -> impl Iterator<Item = Step> {
-        Step::ALL.into_iter().filter(move |s| self.contains(*s))
+    /// The effects, in declaration order.
+    pub fn iter(self) -> impl Iterator<Item = Effect> {
+        Effect::ALL.into_iter().filter(move |e| self.contains(*e))
     }
 }
 
-impl fmt::Display for StepSet {
+impl fmt::Display for EffectSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = self.iter().map(Step::name).collect();
+        let names: Vec<&str> = self.iter().map(Effect::name).collect();
         write!(f, "{{{}}}", names.join(", "))
     }
 }
