@@ -781,7 +781,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                 id = id.map(|i| format!("{i:016x}")),
                 token,
                 stage = %stage,
-                task = %step,
+                step = %step,
             ),
             _ => info_span!(
                 "operator",
@@ -914,15 +914,15 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         // step goes out only while the lease still allows it.
         let (now, wall) = self.clocks();
         if !step.stops() && !lease_ok(&self.inputs(now, wall, observed, false), &self.memory) {
-            warn!(task = %step, "the lease ran low since the decision: not sent");
+            warn!(step = %step, "the lease ran low since the decision: not sent");
             return TurnResult::NotSent;
         }
         let stage = d.stage.map_or(StageName::Outside, StageName::Stage);
         let Some(result) = self.step_keeping_lease(step, stage, observed, during).await else {
             if self.replaced() {
-                warn!(task = %step, "call abandoned: this process was replaced");
+                warn!(step = %step, "call abandoned: this process was replaced");
             } else {
-                warn!(task = %step, "call abandoned: the lease ran low, self-fencing");
+                warn!(step = %step, "call abandoned: the lease ran low, self-fencing");
             }
             return TurnResult::Abandoned;
         };

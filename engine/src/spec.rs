@@ -55,16 +55,106 @@ pub struct FailoverGroupSpec {
     pub demotion_stops_writes: Option<bool>,
 }
 
-/// The status of a `FailoverGroup`.
+/// The status of a `FailoverGroup`, as this cluster's operator publishes it (README,
+/// "Operating it").
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct FailoverGroupStatus {
     /// The active cluster, as the global record says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active: Option<String>,
+    /// The last fencing token issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<u64>,
+    /// The cluster holding the group's lock (a failover phase runs), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_holder: Option<String>,
+    /// Each cluster's heartbeat as this operator sees the record.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clusters: Vec<ClusterHealth>,
+    /// The failover in flight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover: Option<FailoverProgress>,
+    /// The last ended failovers, newest first (at most ten).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryItem>,
     /// Why the spec is invalid, if it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invalid: Option<String>,
+    /// Problems that keep this operator from acting: its identity does not match its
+    /// slot, the two clusters' specs differ, an engine assertion stopped it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, `Serving`, `Fenced`, `FailoverInProgress`, `Degraded`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// One cluster's heartbeat, as the record shows it.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterHealth {
+    /// The cluster.
+    pub name: String,
+    /// Seconds since its last heartbeat, by this operator's wall clock (off by at most
+    /// the clocks' drift).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_age_seconds: Option<i64>,
+    /// For the active cluster: seconds of lease left (negative once it ran out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_left_seconds: Option<i64>,
+}
+
+/// The failover in flight.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FailoverProgress {
+    /// Its id (the `Failover` object's, in hex).
+    pub id: String,
+    /// `consistency`, `uptime` or `forced`.
+    pub mode: String,
+    /// The cluster it moves the group from.
+    pub source: String,
+    /// The cluster it moves the group to.
+    pub target: String,
+    /// The stage of the next step (only moves forward).
+    pub stage: String,
+    /// The next step.
+    pub step: String,
+    /// Steps done of the plan's steps, as `done/total`.
+    pub progress: String,
+    /// The failover passed a stage deadline after the target promoted: a person must act
+    /// (README, "Deadlines").
+    #[serde(default)]
+    pub needs_operator: bool,
+}
+
+/// One ended failover.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryItem {
+    /// Its id, in hex.
+    pub id: String,
+    /// How it ended (`completed-consistency`, `aborted-deadline-volume-demotion`, ...).
+    pub outcome: String,
+}
+
+/// A condition, as Kubernetes conditions go.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// Its type.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    /// One CamelCase word.
+    pub reason: String,
+    /// What it means here, and what to do.
+    pub message: String,
 }
 
 /// The members of a group: selected by labels and/or named, per kind.
@@ -219,10 +309,20 @@ pub enum FailoverMode {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct FailoverStatus {
-    /// `Pending`, `Running`, `Completed`, `Aborted` or `Invalid`.
+    /// `Pending`, `Running`, `Completed`, `Aborted`, `Refused`, `NeedsOperator`,
+    /// `Withdrawn` or `Invalid`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
-    /// What happened, in words.
+    /// The failover's id in the record (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The stage it is in, while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// The outcome the record's history gives, once it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// What happened, in words (the reason of a refusal or an abort).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }

@@ -83,10 +83,10 @@ async fn changes_are_logged_in_failover_stage_and_task_spans() {
     let log = String::from_utf8(buffer.0.lock().expect("buffer").clone()).expect("utf-8");
     let expect = [
         "failover{group=shop/shop cluster=east id=\"000000000000fa11\" token=1 \
-         stage=source-preparation task=scale-down-workloads}",
+         stage=source-preparation step=scale-down-workloads}",
         "changed change=Deployment/shop/web spec.replicas: 2 -> 0",
         "failover{group=shop/shop cluster=west id=\"000000000000fa11\" token=2 \
-         stage=target-activation task=scale-up-workloads}",
+         stage=target-activation step=scale-up-workloads}",
         "changed change=Deployment/shop/web spec.replicas: 0 -> 2",
     ];
     for e in expect {

@@ -1,0 +1,430 @@
+//! The two controllers (`kube::runtime::Controller`, level-triggered, idempotent).
+//!
+//! - `FailoverGroup`: parses the spec (an invalid one gets `status.invalid` and a
+//!   `Ready=False` condition naming the problem, and its loop is stopped), runs one
+//!   [`GroupLoop`] per valid group, restarts it when the spec changes, stops it when the
+//!   group is deleted.
+//! - `Failover`: hands the object's request to its group's loop, which writes it into
+//!   the record (a request made in either cluster works: the record carries it to the
+//!   other operator), and mirrors its life in `status`: `Pending` (waiting to start, or
+//!   for another request of this cluster), `Running`, `NeedsOperator`, `Completed`,
+//!   `Aborted`, `Refused` (another request holds the group), `Withdrawn`, `Invalid`.
+//!
+//! Deleting a `Failover` that has not started withdraws its request; deleting one that
+//! runs does not stop it (a failover half done is not undone by deleting an object:
+//! `failover-admin abort` rolls it back while that is safe).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use failover_engine::dynamo::DynamoStore;
+use failover_engine::executor::Operator;
+use failover_engine::k8s::KubeCluster;
+use failover_engine::ports::SystemClock;
+use failover_engine::spec::{
+    Condition, Failover, FailoverGroup, FailoverGroupStatus, FailoverStatus, Group, failover_id,
+};
+use failover_model::{Outcome, Record};
+use futures::StreamExt;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
+use tokio::sync::Mutex;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::group::{GroupLoop, MANAGER, View, outcome_name};
+
+/// What the controllers share.
+pub struct Shared {
+    /// The API client.
+    pub client: Client,
+    /// The DynamoDB client.
+    pub dynamo: aws_sdk_dynamodb::Client,
+    /// The configuration.
+    pub config: Config,
+    /// The running group loops, by `namespace/name`.
+    pub loops: Mutex<BTreeMap<String, Running>>,
+}
+
+/// A group loop and the validated group it runs.
+pub struct Running {
+    /// The loop.
+    pub handle: GroupLoop,
+    /// The group.
+    pub group: Group,
+}
+
+/// A controller error: the reconcile is retried.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An API call failed.
+    #[error("{0}")]
+    Kube(#[from] kube::Error),
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Run both controllers over `namespace` (all when `None`) until `shutdown` resolves;
+/// then stop every group loop after its current turn.
+pub async fn run(
+    shared: Arc<Shared>,
+    namespace: Option<String>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let ns = namespace.as_deref();
+    let groups = Controller::new(
+        api::<FailoverGroup>(&shared.client, ns),
+        watcher::Config::default(),
+    );
+    let group_store = groups.store();
+    let failovers = Controller::new(
+        api::<Failover>(&shared.client, ns),
+        watcher::Config::default(),
+    );
+    let failover_store = failovers.store();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let groups = groups
+        .graceful_shutdown_on(stopped(stop_rx.clone()))
+        .run(reconcile_group, on_error, shared.clone())
+        .for_each(|_| async {});
+    let failovers = failovers
+        .graceful_shutdown_on(stopped(stop_rx.clone()))
+        .run(reconcile_failover, on_error, shared.clone())
+        .for_each(|_| async {});
+    let janitor = janitor(shared.clone(), group_store, failover_store, stop_rx);
+    let signal = async move {
+        shutdown.await;
+        info!("shutting down: controllers stop, every group loop ends its turn");
+        let _ = stop_tx.send(true);
+    };
+    tokio::join!(groups, failovers, janitor, signal);
+    let loops = std::mem::take(&mut *shared.loops.lock().await);
+    for (key, running) in loops {
+        running.handle.stop().await;
+        info!(group = %key, "group loop stopped");
+    }
+}
+
+fn on_error<K>(_: Arc<K>, error: &Error, _: Arc<Shared>) -> Action {
+    warn!(%error, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(2))
+}
+
+/// Stop the loops of deleted groups, and withdraw the requests of deleted `Failover`
+/// objects that have not started (the controllers never see a deleted object).
+async fn janitor(
+    shared: Arc<Shared>,
+    groups: Store<FailoverGroup>,
+    failovers: Store<Failover>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let mut loops = shared.loops.lock().await;
+        let gone: Vec<String> = loops
+            .keys()
+            .filter(|key| {
+                let (ns, name) = key.split_once('/').unwrap_or(("", key));
+                groups.get(&ObjectRef::new(name).within(ns)).is_none()
+            })
+            .cloned()
+            .collect();
+        for key in gone {
+            if let Some(running) = loops.remove(&key) {
+                info!(group = %key, "group deleted: stopping its loop");
+                running.handle.stop().await;
+            }
+        }
+        for running in loops.values() {
+            let mut inputs = running
+                .handle
+                .inputs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let Some(request) = inputs.request else {
+                continue;
+            };
+            let ns = running.group.key.split_once('/').map_or("", |(ns, _)| ns);
+            let exists = failovers.state().iter().any(|f| {
+                f.namespace().as_deref() == Some(ns)
+                    && f.uid().as_deref().map(failover_id) == Some(request.id)
+            });
+            if !exists {
+                info!(
+                    id = format!("{:016x}", request.id),
+                    "Failover deleted: request withdrawn unless it started"
+                );
+                inputs.request = None;
+                inputs.withdraw = Some(request.id);
+            }
+        }
+    }
+}
+
+async fn patch_group_status(
+    api: &Api<FailoverGroup>,
+    name: &str,
+    status: &FailoverGroupStatus,
+) -> Result<(), Error> {
+    let patch = serde_json::json!({
+        "apiVersion": "failover.rs/v1alpha1",
+        "kind": "FailoverGroup",
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn reconcile_group(fg: Arc<FailoverGroup>, shared: Arc<Shared>) -> Result<Action, Error> {
+    let ns = fg.namespace().unwrap_or_default();
+    let name = fg.name_any();
+    let key = format!("{ns}/{name}");
+    let generation = fg.metadata.generation;
+    let group = Group::parse(&ns, &name, &fg.spec, &shared.config.cluster_name);
+    let mut loops = shared.loops.lock().await;
+    match group {
+        Err(invalid) => {
+            if let Some(running) = loops.remove(&key) {
+                warn!(group = %key, error = %invalid, "group became invalid: stopping its loop");
+                running.handle.stop().await;
+            }
+            let status = FailoverGroupStatus {
+                invalid: Some(invalid.to_string()),
+                observed_generation: generation,
+                conditions: vec![Condition {
+                    type_: "Ready".into(),
+                    status: "False".into(),
+                    reason: "InvalidSpec".into(),
+                    message: invalid.to_string(),
+                }],
+                ..FailoverGroupStatus::default()
+            };
+            let api: Api<FailoverGroup> = Api::namespaced(shared.client.clone(), &ns);
+            patch_group_status(&api, &name, &status).await?;
+            Ok(Action::await_change())
+        }
+        Ok(group) => {
+            let current = loops
+                .get(&key)
+                .is_some_and(|r| r.handle.generation == generation && !r.handle.finished());
+            if !current {
+                if let Some(old) = loops.remove(&key) {
+                    info!(group = %key, "spec changed (or the loop ended): restarting its loop");
+                    old.handle.stop().await;
+                }
+                let cluster = KubeCluster::new(shared.client.clone());
+                let store = DynamoStore::new(shared.dynamo.clone(), shared.config.table.clone());
+                let mut op = Operator::new(cluster, store, SystemClock, group.clone());
+                if let Some(id) = &shared.config.cluster_id {
+                    op = op.with_cluster_id(id);
+                }
+                let api: Api<FailoverGroup> = Api::namespaced(shared.client.clone(), &ns);
+                let handle = GroupLoop::start(
+                    op,
+                    api,
+                    name.clone(),
+                    generation,
+                    shared.config.status_history,
+                );
+                info!(group = %key, "group loop started");
+                loops.insert(key, Running { handle, group });
+            }
+            Ok(Action::requeue(Duration::from_secs(30)))
+        }
+    }
+}
+
+/// The phase of request `id` in the record and the loop's view: `None` while it has
+/// not reached the record yet.
+fn phase(view: &View, id: u64) -> Option<FailoverStatus> {
+    if let Some((refused, holder)) = view.refused
+        && refused == id
+    {
+        return Some(FailoverStatus {
+            phase: Some("Refused".into()),
+            id: Some(format!("{id:016x}")),
+            message: Some(format!(
+                "another request ({holder:016x}) holds the group; delete this Failover and \
+                 ask again once that one ended"
+            )),
+            ..FailoverStatus::default()
+        });
+    }
+    let r: &Record = view.record.as_ref()?;
+    let hex = Some(format!("{id:016x}"));
+    if let Some(h) = r.history.iter().find(|h| h.id == id) {
+        let phase = match h.outcome {
+            Outcome::Completed(_) | Outcome::Resolved | Outcome::NoOp => "Completed",
+            Outcome::Aborted(_) => "Aborted",
+            Outcome::Withdrawn => "Withdrawn",
+        };
+        return Some(FailoverStatus {
+            phase: Some(phase.into()),
+            id: hex,
+            outcome: Some(outcome_name(h.outcome)),
+            message: Some(format!("ended: {}", outcome_name(h.outcome))),
+            ..FailoverStatus::default()
+        });
+    }
+    if let Some(f) = r.failover.filter(|f| f.id == id) {
+        let plan = failover_model::Plan::of(f.kind, failover_model::Variant::Correct);
+        let stage = plan.steps.get(f.done as usize).map(|s| s.stage.to_string());
+        return Some(FailoverStatus {
+            phase: Some(if f.stuck { "NeedsOperator" } else { "Running" }.into()),
+            id: hex,
+            stage,
+            message: f.stuck.then(|| {
+                "a stage passed its deadline after the target promoted: fix the objects the \
+                 group's status names, or `failover-admin retry|resolve`"
+                    .to_string()
+            }),
+            ..FailoverStatus::default()
+        });
+    }
+    if r.request.is_some_and(|p| p.id == id) {
+        return Some(FailoverStatus {
+            phase: Some("Pending".into()),
+            id: hex,
+            message: Some("accepted by the record; waiting to start".into()),
+            ..FailoverStatus::default()
+        });
+    }
+    None
+}
+
+async fn patch_failover_status(
+    api: &Api<Failover>,
+    name: &str,
+    status: &FailoverStatus,
+) -> Result<(), Error> {
+    let patch = serde_json::json!({
+        "apiVersion": "failover.rs/v1alpha1",
+        "kind": "Failover",
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+fn terminal(status: &FailoverStatus) -> bool {
+    matches!(
+        status.phase.as_deref(),
+        Some("Completed" | "Aborted" | "Withdrawn" | "Refused" | "Invalid")
+    )
+}
+
+async fn reconcile_failover(fo: Arc<Failover>, shared: Arc<Shared>) -> Result<Action, Error> {
+    let ns = fo.namespace().unwrap_or_default();
+    let name = fo.name_any();
+    let api: Api<Failover> = Api::namespaced(shared.client.clone(), &ns);
+    if fo.status.as_ref().is_some_and(terminal) {
+        return Ok(Action::await_change());
+    }
+    let Some(uid) = fo.uid() else {
+        return Ok(Action::await_change());
+    };
+    let id = failover_id(&uid);
+    let key = format!("{ns}/{}", fo.spec.group);
+    let loops = shared.loops.lock().await;
+    let Some(running) = loops.get(&key) else {
+        let status = FailoverStatus {
+            phase: Some("Pending".into()),
+            id: Some(format!("{id:016x}")),
+            message: Some(format!(
+                "no valid FailoverGroup {key} runs in this cluster (see its status)"
+            )),
+            ..FailoverStatus::default()
+        };
+        drop(loops);
+        patch_failover_status(&api, &name, &status).await?;
+        return Ok(Action::requeue(Duration::from_secs(2)));
+    };
+    let request = match running.group.request(id, &fo.spec) {
+        Ok(r) => r,
+        Err(invalid) => {
+            let status = FailoverStatus {
+                phase: Some("Invalid".into()),
+                id: Some(format!("{id:016x}")),
+                message: Some(invalid.to_string()),
+                ..FailoverStatus::default()
+            };
+            drop(loops);
+            patch_failover_status(&api, &name, &status).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    let view = running.handle.view.borrow().clone();
+    let status = {
+        let mut inputs = running
+            .handle
+            .inputs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match phase(&view, id) {
+            Some(status) => {
+                if terminal(&status) && inputs.request.is_some_and(|r| r.id == id) {
+                    inputs.request = None;
+                }
+                status
+            }
+            None => match inputs.request {
+                Some(other) if other.id != id => FailoverStatus {
+                    phase: Some("Pending".into()),
+                    id: Some(format!("{id:016x}")),
+                    message: Some(format!(
+                        "waiting: this cluster's request {:016x} goes first",
+                        other.id
+                    )),
+                    ..FailoverStatus::default()
+                },
+                _ => {
+                    inputs.request = Some(request);
+                    FailoverStatus {
+                        phase: Some("Pending".into()),
+                        id: Some(format!("{id:016x}")),
+                        message: Some("being written into the group's record".into()),
+                        ..FailoverStatus::default()
+                    }
+                }
+            },
+        }
+    };
+    drop(loops);
+    if fo.status.as_ref() != Some(&status) {
+        patch_failover_status(&api, &name, &status).await?;
+    }
+    Ok(if terminal(&status) {
+        Action::await_change()
+    } else {
+        Action::requeue(Duration::from_secs(1))
+    })
+}

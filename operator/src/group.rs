@@ -1,0 +1,402 @@
+//! One long-lived engine loop per group, and what it tells the rest of the operator.
+//!
+//! The `FailoverGroup` controller starts a [`GroupLoop`] for every valid group and stops
+//! it when the group is deleted, becomes invalid or changes its spec. The loop runs the
+//! engine's turns for ever (heartbeats, at-rest upkeep, the failovers the record shows);
+//! the `Failover` controller hands it the request of this cluster's `Failover` object
+//! ([`Inputs`]), and after every turn the loop publishes what it knows ([`View`]) and
+//! the group's status.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use failover_engine::dynamo::DynamoStore;
+use failover_engine::executor::Operator;
+use failover_engine::k8s::KubeCluster;
+use failover_engine::ports::SystemClock;
+use failover_engine::spec::{
+    ClusterHealth, Condition, FailoverGroup, FailoverGroupStatus, FailoverProgress, Group,
+    HistoryItem,
+};
+use failover_model::{
+    AbortReason, Cluster, FailoverId, Outcome, Plan, PlanKind, Record, Request, Variant,
+};
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{Instrument, info, info_span, warn};
+
+/// The field manager of every status the operator writes.
+pub const MANAGER: &str = "failover-operator";
+
+/// What the `Failover` controller asks of a group's loop.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Inputs {
+    /// The request of this cluster's `Failover` object, written into the record.
+    pub request: Option<Request>,
+    /// A request to withdraw (its object deleted before the failover started).
+    pub withdraw: Option<FailoverId>,
+}
+
+/// What a group's loop knows after its last turn.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct View {
+    /// The record, as last read or written.
+    pub record: Option<Record>,
+    /// The request this loop was asked for was refused: (its id, the id holding the group).
+    pub refused: Option<(FailoverId, FailoverId)>,
+    /// Problems that keep the operator from acting.
+    pub problems: Vec<String>,
+    /// The loop stopped (an assertion failed, or another process took the slot).
+    pub stopped: Option<String>,
+}
+
+/// A running group loop.
+pub struct GroupLoop {
+    /// The spec generation it runs.
+    pub generation: Option<i64>,
+    /// What the `Failover` controller asks of it.
+    pub inputs: Arc<Mutex<Inputs>>,
+    /// What it knows.
+    pub view: watch::Receiver<View>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+type KubeOperator = Operator<KubeCluster, DynamoStore, SystemClock>;
+
+impl GroupLoop {
+    /// Start the loop of `group` (spec `generation`), publishing its status through
+    /// `api` (the group's namespace) under `name`.
+    pub fn start(
+        op: KubeOperator,
+        api: Api<FailoverGroup>,
+        name: String,
+        generation: Option<i64>,
+        history: usize,
+    ) -> GroupLoop {
+        let inputs = Arc::new(Mutex::new(Inputs::default()));
+        let (view_tx, view) = watch::channel(View::default());
+        let (stop, stop_rx) = watch::channel(false);
+        let span = info_span!(parent: None, "group", group = %op.group().key);
+        let publisher = Publisher {
+            api,
+            name,
+            generation,
+            history,
+            last: None,
+        };
+        let task =
+            tokio::spawn(drive(op, inputs.clone(), view_tx, stop_rx, publisher).instrument(span));
+        GroupLoop {
+            generation,
+            inputs,
+            view,
+            stop,
+            task,
+        }
+    }
+
+    /// Stop the loop after the turn it is in (so the group stays resumable: the
+    /// journal has every step it did) and wait for it.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Whether the loop ended by itself.
+    pub fn finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The loop: a turn, the view and status published, a pause; until asked to stop.
+async fn drive(
+    mut op: KubeOperator,
+    inputs: Arc<Mutex<Inputs>>,
+    view: watch::Sender<View>,
+    mut stop: watch::Receiver<bool>,
+    mut publisher: Publisher,
+) {
+    info!("group loop started");
+    loop {
+        let asked = *lock(&inputs);
+        op.set_request(asked.request);
+        op.set_withdraw(asked.withdraw);
+        let turn = op.turn().await;
+        let mut problems = Vec::new();
+        problems.extend(op.identity_problem());
+        problems.extend(op.drift().into_iter().map(|d| d.to_string()));
+        let stopped = op
+            .halted()
+            .map(|why| format!("engine assertion failed: {why}"))
+            .or_else(|| {
+                op.replaced()
+                    .then(|| "another operator process took this cluster's slot".to_string())
+            });
+        if let Some(n) = op.needs_operator() {
+            problems.push(format!(
+                "needs-operator: stage {} step {} stuck on {}",
+                n.stage,
+                n.step,
+                n.objects.join(", ")
+            ));
+        }
+        let now = View {
+            record: op.memory().view.clone(),
+            refused: asked
+                .request
+                .and_then(|r| op.refused(r.id).map(|holder| (r.id, holder))),
+            problems,
+            stopped: stopped.clone(),
+        };
+        view.send_if_modified(|v| {
+            let changed = *v != now;
+            *v = now.clone();
+            changed
+        });
+        publisher.publish(op.group(), &now).await;
+        if let Some(why) = stopped {
+            warn!(%why, "group loop stopped");
+            return;
+        }
+        if *stop.borrow() {
+            break;
+        }
+        tokio::select! {
+            () = op.pause(&turn) => {}
+            _ = stop.changed() => break,
+        }
+    }
+    info!("group loop stopped (the journal has every step it did)");
+}
+
+/// Writes a group's status when it changes (server-side apply of the status
+/// subresource), at most once per turn.
+struct Publisher {
+    api: Api<FailoverGroup>,
+    name: String,
+    generation: Option<i64>,
+    history: usize,
+    last: Option<FailoverGroupStatus>,
+}
+
+impl Publisher {
+    async fn publish(&mut self, group: &Group, view: &View) {
+        let status = group_status(group, view, self.generation, self.history, wall_ms());
+        // Ages change every second: compare without them, so an idle group is not
+        // written on every turn; still write at least every ten turns' worth of change.
+        let key = |s: &FailoverGroupStatus| FailoverGroupStatus {
+            clusters: Vec::new(),
+            ..s.clone()
+        };
+        if self.last.as_ref().map(key) == Some(key(&status)) {
+            return;
+        }
+        let patch = serde_json::json!({
+            "apiVersion": "failover.rs/v1alpha1",
+            "kind": "FailoverGroup",
+            "status": status,
+        });
+        let params = PatchParams::apply(MANAGER).force();
+        match self
+            .api
+            .patch_status(&self.name, &params, &Patch::Apply(&patch))
+            .await
+        {
+            Ok(_) => self.last = Some(status),
+            Err(e) => warn!(error = %e, "cannot write the group's status"),
+        }
+    }
+}
+
+/// Wall-clock milliseconds since the epoch (the record's heartbeats are stamped so).
+pub fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis() as u64
+}
+
+/// The words of an outcome in status and Events.
+pub fn outcome_name(outcome: Outcome) -> String {
+    match outcome {
+        Outcome::Completed(kind) => format!("completed-{}", plan_name(kind)),
+        Outcome::Aborted(AbortReason::TargetSilent) => "aborted-target-silent".into(),
+        Outcome::Aborted(AbortReason::Person) => "aborted-by-person".into(),
+        Outcome::Aborted(AbortReason::Deadline(stage)) => format!("aborted-deadline-{stage}"),
+        Outcome::Resolved => "resolved-by-person".into(),
+        Outcome::NoOp => "no-op".into(),
+        Outcome::Withdrawn => "withdrawn".into(),
+    }
+}
+
+fn plan_name(kind: PlanKind) -> String {
+    match kind {
+        PlanKind::Planned(mode) => mode.to_string(),
+        PlanKind::Forced => "forced".into(),
+    }
+}
+
+fn condition(type_: &str, on: bool, reason: &str, message: impl Into<String>) -> Condition {
+    Condition {
+        type_: type_.into(),
+        status: if on { "True" } else { "False" }.into(),
+        reason: reason.into(),
+        message: message.into(),
+    }
+}
+
+/// The status of `group` from what its loop knows, at wall time `now` (ms).
+pub fn group_status(
+    group: &Group,
+    view: &View,
+    generation: Option<i64>,
+    history: usize,
+    now: u64,
+) -> FailoverGroupStatus {
+    let name = |c: Cluster| group.name_of(c).to_string();
+    let mut problems = view.problems.clone();
+    problems.extend(view.stopped.clone());
+    let Some(r) = view.record.as_ref() else {
+        return FailoverGroupStatus {
+            problems,
+            observed_generation: generation,
+            conditions: vec![condition(
+                "Ready",
+                false,
+                "NoRecord",
+                "the group's record has not been read from DynamoDB yet",
+            )],
+            ..FailoverGroupStatus::default()
+        };
+    };
+    let lease = group.timing.lease_ttl;
+    let clusters = Cluster::ALL
+        .into_iter()
+        .map(|c| {
+            let beat = r.heartbeat[c.index()];
+            ClusterHealth {
+                name: name(c),
+                heartbeat_age_seconds: beat.map(|b| (now as i64 - b as i64) / 1000),
+                lease_left_seconds: (c == r.active)
+                    .then_some(beat)
+                    .flatten()
+                    .map(|b| (b as i64 + lease as i64 - now as i64) / 1000),
+            }
+        })
+        .collect();
+    let failover = r.failover.map(|f| {
+        let plan = Plan::of(f.kind, Variant::Correct);
+        let next = plan
+            .steps
+            .get(f.done as usize)
+            .or(plan.steps.last())
+            .copied();
+        FailoverProgress {
+            id: format!("{:016x}", f.id),
+            mode: plan_name(f.kind),
+            source: name(f.source),
+            target: name(f.target),
+            stage: next.map(|s| s.stage.to_string()).unwrap_or_default(),
+            step: next.map(|s| s.step.to_string()).unwrap_or_default(),
+            progress: format!("{}/{}", f.done, plan.steps.len()),
+            needs_operator: f.stuck,
+        }
+    });
+    let me = group.me;
+    let serving = r.active == me && r.failover.is_none();
+    let active_lease_left = r.heartbeat[r.active.index()].map(|b| b + lease > now);
+    let fenced = r.active == me && active_lease_left == Some(false);
+    let mut conditions = vec![
+        condition(
+            "Ready",
+            view.stopped.is_none() && problems.is_empty(),
+            if problems.is_empty() {
+                "Running"
+            } else {
+                "Problems"
+            },
+            if problems.is_empty() {
+                "the group's engine loop runs".to_string()
+            } else {
+                problems.join("; ")
+            },
+        ),
+        condition(
+            "Serving",
+            serving,
+            if serving { "Active" } else { "Standby" },
+            format!("the record names {} active", name(r.active)),
+        ),
+        condition(
+            "Fenced",
+            fenced,
+            if fenced { "LeaseExpired" } else { "LeaseHeld" },
+            if fenced {
+                "this cluster is active but its lease ran out: it has stopped itself \
+                 (self-fence) until it can heartbeat again"
+            } else {
+                "no self-fence in force"
+            },
+        ),
+        condition(
+            "FailoverInProgress",
+            r.failover.is_some(),
+            if r.failover.is_some() {
+                "InFlight"
+            } else {
+                "Idle"
+            },
+            failover
+                .as_ref()
+                .map(|f| format!("{} → {} at {}/{}", f.source, f.target, f.stage, f.step))
+                .unwrap_or_else(|| "no failover in flight".into()),
+        ),
+    ];
+    let degraded = r.failover.is_some_and(|f| f.stuck) || !problems.is_empty();
+    conditions.push(condition(
+        "Degraded",
+        degraded,
+        if degraded {
+            "NeedsAttention"
+        } else {
+            "Healthy"
+        },
+        if r.failover.is_some_and(|f| f.stuck) {
+            "a failover needs an operator: fix the stuck objects named in problems, or \
+             `failover-admin retry|resolve` (README, \"Deadlines\")"
+                .to_string()
+        } else if degraded {
+            problems.join("; ")
+        } else {
+            "nothing needs attention".into()
+        },
+    ));
+    FailoverGroupStatus {
+        active: Some(name(r.active)),
+        token: Some(r.token),
+        lock_holder: r.lock.map(|l| name(l.holder)),
+        clusters,
+        failover,
+        history: r
+            .history
+            .iter()
+            .rev()
+            .take(history)
+            .map(|h| HistoryItem {
+                id: format!("{:016x}", h.id),
+                outcome: outcome_name(h.outcome),
+            })
+            .collect(),
+        invalid: None,
+        problems,
+        observed_generation: generation,
+        conditions,
+    }
+}

@@ -1,0 +1,342 @@
+//! The real `failover-operator` binary, one process per cluster, against the two real
+//! control planes and DynamoDB Local: `Failover` objects created in either cluster are
+//! carried out, and the objects' status tells the story as it happens.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use failover_engine::dynamo::{create_table, local_client};
+use failover_engine::effects::retried;
+use failover_engine::k8s::KubeCluster;
+use failover_engine::ports::{ClusterPort, Desired, Kind};
+use failover_engine::spec::{
+    Failover, FailoverGroup, FailoverGroupSpec, FailoverMode, FailoverSpec, FluxRef, MembersSpec,
+    TimingSpec,
+};
+use failover_integration::agents::Agents;
+use failover_integration::app;
+use failover_integration::plane::{ControlPlane, dynamodb_endpoint, unique_name};
+use failover_integration::wait_for;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::{CustomResourceExt, ResourceExt};
+use serde_json::json;
+
+const CLUSTERS: [&str; 2] = ["east", "west"];
+const GROUP: &str = "shop";
+/// Bound on one failover through the operators on these machines.
+const FAILOVER_BOUND: Duration = Duration::from_secs(120);
+
+fn spec() -> FailoverGroupSpec {
+    FailoverGroupSpec {
+        clusters: CLUSTERS.map(String::from).to_vec(),
+        members: MembersSpec {
+            selector: Some(
+                serde_json::from_value(json!({"matchLabels": {"app": "shop"}})).expect("selector"),
+            ),
+            kustomizations: vec![FluxRef {
+                name: app::name(Kind::Kustomization).into(),
+                namespace: None,
+            }],
+            helm_releases: vec![FluxRef {
+                name: app::name(Kind::HelmRelease).into(),
+                namespace: None,
+            }],
+            ..MembersSpec::default()
+        },
+        timing: Some(TimingSpec {
+            heartbeat_seconds: Some(1),
+            retry_seconds: Some(1),
+            ..TimingSpec::default()
+        }),
+        ..FailoverGroupSpec::default()
+    }
+}
+
+/// Install (or update) the operator's own CRDs by server-side apply, and wait until
+/// they are served.
+async fn install_crds(plane: &ControlPlane) {
+    let api: Api<CustomResourceDefinition> = Api::all(plane.client.clone());
+    for crd in [FailoverGroup::crd(), Failover::crd()] {
+        let name = crd.name_any();
+        api.patch(
+            &name,
+            &PatchParams::apply("failover-test").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .expect("apply CRD");
+        wait_for(&format!("CRD {name}"), Duration::from_secs(30), || {
+            let api = api.clone();
+            let name = name.clone();
+            async move {
+                let crd = api.get(&name).await.ok()?;
+                crd.status?
+                    .conditions?
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+                    .then_some(())
+            }
+        })
+        .await
+        .expect("CRD established");
+    }
+}
+
+/// One operator process; killed when dropped. Its log goes to a file named in failures.
+struct Process {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn start_operator(plane: &ControlPlane, ns: &str, table: &str, endpoint: &str) -> Process {
+    let log = std::env::temp_dir().join(format!("{ns}-{}-operator.log", plane.name));
+    let file = std::fs::File::create(&log).expect("log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_failover-operator"))
+        .args(["--cluster-name", &plane.name])
+        .args(["--table", table])
+        .args(["--dynamodb-endpoint", endpoint])
+        .args(["--namespace", ns])
+        .arg("--kubeconfig")
+        .arg(&plane.kubeconfig)
+        .args(["--probe-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::from(file.try_clone().expect("log file")))
+        .stderr(Stdio::from(file))
+        .spawn()
+        .expect("start failover-operator");
+    Process { child, log }
+}
+
+struct Site {
+    plane: ControlPlane,
+    cluster: KubeCluster,
+    objects: Vec<failover_engine::ports::ObjectRef>,
+    _agents: Agents,
+}
+
+async fn site(name: &str, ns: &str, serving: bool) -> Site {
+    let plane = ControlPlane::shared(name).await.expect("control plane");
+    install_crds(&plane).await;
+    plane.create_namespace(ns).await.expect("namespace");
+    let agents = Agents::start(
+        &plane.client,
+        ns,
+        Duration::from_millis(200),
+        Duration::from_millis(500),
+    );
+    let objects = app::create(&plane.client, ns, "shop", &Kind::ALL, 3)
+        .await
+        .expect("create the application");
+    let cluster = KubeCluster::new(plane.client.clone());
+    if !serving {
+        for object in &objects {
+            retried(|| cluster.set(object, Desired::Stop))
+                .await
+                .expect("stop");
+        }
+    }
+    app::wait_settled(&cluster, &objects, Duration::from_secs(90))
+        .await
+        .expect("the application settles");
+    let groups: Api<FailoverGroup> = Api::namespaced(plane.client.clone(), ns);
+    groups
+        .create(&PostParams::default(), &FailoverGroup::new(GROUP, spec()))
+        .await
+        .expect("create the FailoverGroup");
+    Site {
+        plane,
+        cluster,
+        objects,
+        _agents: agents,
+    }
+}
+
+/// Every member of `site` reads back started (`serving`) or stopped, settled.
+async fn assert_serving(site: &Site, serving: bool) {
+    let desired = if serving {
+        Desired::Start
+    } else {
+        Desired::Stop
+    };
+    for object in &site.objects {
+        let changes = site
+            .cluster
+            .preview(object, desired)
+            .await
+            .expect("preview");
+        assert!(
+            changes.is_empty(),
+            "{} {object} is not {desired:?}: {changes:?}",
+            site.plane.name
+        );
+    }
+}
+
+/// Wait until `site`'s group status names `active` with no failover in flight.
+async fn wait_active(site: &Site, ns: &str, active: &str, logs: &[&Process]) {
+    let api: Api<FailoverGroup> = Api::namespaced(site.plane.client.clone(), ns);
+    let found = wait_for(
+        &format!("{} to report {active} active", site.plane.name),
+        FAILOVER_BOUND,
+        || {
+            let api = api.clone();
+            async move {
+                let g = api.get(GROUP).await.ok()?;
+                let s = g.status?;
+                (s.active.as_deref() == Some(active) && s.failover.is_none()).then_some(s)
+            }
+        },
+    )
+    .await;
+    if let Err(e) = found {
+        panic!(
+            "{e}; operator logs: {:?}",
+            logs.iter().map(|p| &p.log).collect::<Vec<_>>()
+        );
+    }
+}
+
+/// Create a `Failover` in `site` and follow its status until it ends: the phases it
+/// went through, the stages it showed (in order, never going back), its outcome.
+async fn fail_over(
+    site: &Site,
+    ns: &str,
+    to: &str,
+    mode: FailoverMode,
+    logs: &[&Process],
+) -> (Vec<String>, Vec<String>, String) {
+    let api: Api<Failover> = Api::namespaced(site.plane.client.clone(), ns);
+    let name = unique_name("to");
+    let failover = Failover::new(
+        &name,
+        FailoverSpec {
+            group: GROUP.into(),
+            target_cluster: to.into(),
+            mode,
+            dry_run: false,
+        },
+    );
+    api.create(&PostParams::default(), &failover)
+        .await
+        .expect("create the Failover");
+    let mut phases: Vec<String> = Vec::new();
+    let mut stages: Vec<String> = Vec::new();
+    let start = std::time::Instant::now();
+    loop {
+        assert!(
+            start.elapsed() < FAILOVER_BOUND,
+            "the Failover did not end within {FAILOVER_BOUND:?} (phases {phases:?}, stages \
+             {stages:?}); operator logs: {:?}",
+            logs.iter().map(|p| &p.log).collect::<Vec<_>>()
+        );
+        let status = api
+            .get(&name)
+            .await
+            .expect("get")
+            .status
+            .unwrap_or_default();
+        if let Some(p) = status.phase.clone()
+            && phases.last() != Some(&p)
+        {
+            phases.push(p);
+        }
+        if let Some(s) = status.stage.clone()
+            && stages.last() != Some(&s)
+        {
+            stages.push(s);
+        }
+        if let Some(outcome) = status.outcome {
+            return (phases, stages, outcome);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The order the stages come in.
+fn stage_index(stage: &str) -> usize {
+    failover_model::Stage::ALL
+        .iter()
+        .position(|s| s.to_string() == stage)
+        .unwrap_or_else(|| panic!("unknown stage {stage}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn status_follows_failovers_requested_in_either_cluster_in_both_modes() {
+    let ns = unique_name("operator");
+    let east = site(CLUSTERS[0], &ns, true).await;
+    let west = site(CLUSTERS[1], &ns, false).await;
+    let endpoint = dynamodb_endpoint().await.expect("DynamoDB Local");
+    let table = unique_name("failover");
+    create_table(&local_client(&endpoint).await, &table)
+        .await
+        .expect("table");
+    let east_op = start_operator(&east.plane, &ns, &table, &endpoint);
+    let west_op = start_operator(&west.plane, &ns, &table, &endpoint);
+    let logs = [&east_op, &west_op];
+    wait_active(&east, &ns, "east", &logs).await;
+    wait_active(&west, &ns, "east", &logs).await;
+
+    // A consistency failover asked in the standby cluster (west): the record carries the
+    // request to east's operator, which starts it.
+    let (phases, stages, outcome) =
+        fail_over(&west, &ns, "west", FailoverMode::Consistency, &logs).await;
+    assert_eq!(outcome, "completed-consistency", "phases {phases:?}");
+    assert_eq!(phases.last().map(String::as_str), Some("Completed"));
+    let order: Vec<usize> = stages.iter().map(|s| stage_index(s)).collect();
+    assert!(
+        order.windows(2).all(|w| w[0] <= w[1]),
+        "the stage shown went back: {stages:?}"
+    );
+    wait_active(&east, &ns, "west", &logs).await;
+    wait_active(&west, &ns, "west", &logs).await;
+    assert_serving(&west, true).await;
+    assert_serving(&east, false).await;
+    let status = Api::<FailoverGroup>::namespaced(west.plane.client.clone(), &ns)
+        .get(GROUP)
+        .await
+        .expect("group")
+        .status
+        .expect("status");
+    assert_eq!(
+        status.history.first().map(|h| h.outcome.as_str()),
+        Some("completed-consistency")
+    );
+    let condition = |name: &str| {
+        status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == name)
+            .map(|c| c.status.clone())
+    };
+    assert_eq!(condition("Serving").as_deref(), Some("True"), "{status:?}");
+    assert_eq!(condition("FailoverInProgress").as_deref(), Some("False"));
+
+    // And back in uptime mode, asked in the cluster that is now standby (east).
+    let (phases, stages, outcome) =
+        fail_over(&east, &ns, "east", FailoverMode::Uptime, &logs).await;
+    assert_eq!(
+        outcome, "completed-uptime",
+        "phases {phases:?} stages {stages:?}"
+    );
+    wait_active(&east, &ns, "east", &logs).await;
+    assert_serving(&east, true).await;
+    assert_serving(&west, false).await;
+    println!("consistency and uptime failovers through the operators: stages {stages:?}");
+}
