@@ -57,6 +57,31 @@ pub struct Config {
     #[arg(long, env = "FAILOVER_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
 
+    /// Elect a leader among the replicas of this cluster's operator through a Lease:
+    /// only the leader runs the controllers and group loops (`false`: this process
+    /// leads alone, for a single replica).
+    #[arg(long, env = "FAILOVER_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+
+    /// The Lease the replicas compete for.
+    #[arg(long, env = "FAILOVER_LEASE_NAME", default_value = "failover-operator")]
+    pub lease_name: String,
+
+    /// The namespace of the Lease (the operator's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+
+    /// This replica's name in the Lease (default: the host name and process id).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+
+    /// How long a leader's Lease lasts without renewal, in seconds. A replica that
+    /// cannot renew it stops its loops and exits; the protocol's instance claim in the
+    /// record keeps a paused old leader from changing anything after the new one
+    /// started (README, "Timing").
+    #[arg(long, env = "FAILOVER_LEADER_LEASE_SECONDS", default_value_t = 15)]
+    pub leader_lease_seconds: u64,
+
     /// How many ended failovers a group's status lists.
     #[arg(long, env = "FAILOVER_STATUS_HISTORY", default_value_t = 10)]
     pub status_history: usize,

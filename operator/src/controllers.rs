@@ -48,6 +48,10 @@ pub struct Shared {
     pub config: Config,
     /// The running group loops, by `namespace/name`.
     pub loops: Mutex<BTreeMap<String, Running>>,
+    /// The metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// This replica leads (runs the controllers and loops).
+    pub leading: std::sync::atomic::AtomicBool,
 }
 
 /// A group loop and the validated group it runs.
@@ -249,6 +253,7 @@ async fn reconcile_group(fg: Arc<FailoverGroup>, shared: Arc<Shared>) -> Result<
                     name.clone(),
                     generation,
                     shared.config.status_history,
+                    shared.metrics.clone(),
                 );
                 info!(group = %key, "group loop started");
                 loops.insert(key, Running { handle, group });

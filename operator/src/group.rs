@@ -8,7 +8,7 @@
 //! the group's status.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use failover_engine::dynamo::DynamoStore;
 use failover_engine::executor::Operator;
@@ -26,6 +26,8 @@ use kube::api::{Patch, PatchParams};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{Instrument, info, info_span, warn};
+
+use crate::metrics::Metrics;
 
 /// The field manager of every status the operator writes.
 pub const MANAGER: &str = "failover-operator";
@@ -75,6 +77,7 @@ impl GroupLoop {
         name: String,
         generation: Option<i64>,
         history: usize,
+        metrics: Arc<Metrics>,
     ) -> GroupLoop {
         let inputs = Arc::new(Mutex::new(Inputs::default()));
         let (view_tx, view) = watch::channel(View::default());
@@ -86,6 +89,8 @@ impl GroupLoop {
             generation,
             history,
             last: None,
+            metrics,
+            tracker: Tracker::default(),
         };
         let task =
             tokio::spawn(drive(op, inputs.clone(), view_tx, stop_rx, publisher).instrument(span));
@@ -129,6 +134,7 @@ async fn drive(
         op.set_request(asked.request);
         op.set_withdraw(asked.withdraw);
         let turn = op.turn().await;
+        publisher.metrics.on_turn(&turn);
         let mut problems = Vec::new();
         problems.extend(op.identity_problem());
         problems.extend(op.drift().into_iter().map(|d| d.to_string()));
@@ -184,11 +190,103 @@ struct Publisher {
     generation: Option<i64>,
     history: usize,
     last: Option<FailoverGroupStatus>,
+    metrics: Arc<Metrics>,
+    tracker: Tracker,
+}
+
+/// What the metrics of failover and stage durations need to remember.
+#[derive(Default)]
+struct Tracker {
+    /// History items already counted (those before this loop started are not).
+    counted: Option<usize>,
+    /// The failover in flight: its id, mode, since when, its stage and since when.
+    flight: Option<(FailoverId, String, Instant, String, Instant)>,
 }
 
 impl Publisher {
+    /// Metrics from the status: gauges, and failovers and stages that ended.
+    fn measure(&mut self, group: &Group, view: &View, status: &FailoverGroupStatus) {
+        let m = &self.metrics;
+        let key = group.key.clone();
+        for c in &status.clusters {
+            if let Some(age) = c.heartbeat_age_seconds {
+                m.heartbeat_age
+                    .get_or_create(&vec![("group", key.clone()), ("cluster", c.name.clone())])
+                    .set(age as f64);
+            }
+            if let Some(left) = c.lease_left_seconds {
+                m.lease_left
+                    .get_or_create(&vec![("group", key.clone())])
+                    .set(left as f64);
+            }
+        }
+        let fenced = status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Fenced" && c.status == "True");
+        m.fenced
+            .get_or_create(&vec![("group", key.clone())])
+            .set(i64::from(fenced));
+        let Some(r) = view.record.as_ref() else {
+            return;
+        };
+        let now = Instant::now();
+        let counted = *self.tracker.counted.get_or_insert(r.history.len());
+        for h in r.history.iter().skip(counted) {
+            let outcome = outcome_name(h.outcome);
+            let mode = match h.outcome {
+                Outcome::Completed(kind) => plan_name(kind),
+                _ => self
+                    .tracker
+                    .flight
+                    .as_ref()
+                    .filter(|f| f.0 == h.id)
+                    .map_or_else(|| "unknown".into(), |f| f.1.clone()),
+            };
+            m.failovers
+                .get_or_create(&vec![
+                    ("group", key.clone()),
+                    ("mode", mode.clone()),
+                    ("outcome", outcome),
+                ])
+                .inc();
+            if let Some((id, _, since, stage, stage_since)) = self.tracker.flight.take() {
+                if id == h.id {
+                    m.failover_seconds
+                        .get_or_create(&vec![("mode", mode.clone())])
+                        .observe((now - since).as_secs_f64());
+                    m.stage_seconds
+                        .get_or_create(&vec![("mode", mode), ("stage", stage)])
+                        .observe((now - stage_since).as_secs_f64());
+                }
+            }
+        }
+        self.tracker.counted = Some(r.history.len());
+        if let Some(f) = &status.failover {
+            let id = r.failover.map(|f| f.id).unwrap_or_default();
+            match &mut self.tracker.flight {
+                Some(flight) if flight.0 == id => {
+                    if flight.3 != f.stage {
+                        m.stage_seconds
+                            .get_or_create(&vec![
+                                ("mode", f.mode.clone()),
+                                ("stage", flight.3.clone()),
+                            ])
+                            .observe((now - flight.4).as_secs_f64());
+                        flight.3 = f.stage.clone();
+                        flight.4 = now;
+                    }
+                }
+                _ => {
+                    self.tracker.flight = Some((id, f.mode.clone(), now, f.stage.clone(), now));
+                }
+            }
+        }
+    }
+
     async fn publish(&mut self, group: &Group, view: &View) {
         let status = group_status(group, view, self.generation, self.history, wall_ms());
+        self.measure(group, view, &status);
         // Ages change every second: compare without them, so an idle group is not
         // written on every turn; still write at least every ten turns' worth of change.
         let key = |s: &FailoverGroupStatus| FailoverGroupStatus {

@@ -1,6 +1,6 @@
-//! The probe endpoints: `/livez` (the process runs) and `/readyz` (the controllers'
-//! caches synced and every group loop has read its record). A small HTTP/1.1 responder:
-//! the probes need nothing more.
+//! The HTTP endpoints: `/livez` (the process runs), `/readyz` (a standby replica, or a
+//! leader whose every group loop has read its record) and `/metrics`. A small HTTP/1.1
+//! responder: probes and a scrape need nothing more.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,8 +11,8 @@ use tracing::warn;
 
 use crate::controllers::Shared;
 
-/// Serve the probes on `addr` for ever.
-pub async fn serve_probes(addr: SocketAddr, shared: Arc<Shared>) -> std::io::Result<()> {
+/// Serve the endpoints on `addr` for ever.
+pub async fn serve(addr: SocketAddr, shared: Arc<Shared>) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     loop {
         let (mut stream, _) = listener.accept().await?;
@@ -31,6 +31,7 @@ pub async fn serve_probes(addr: SocketAddr, shared: Arc<Shared>) -> std::io::Res
             let (code, body) = match path {
                 "/livez" => (200, "ok".to_string()),
                 "/readyz" => ready(&shared).await,
+                "/metrics" => (200, shared.metrics.render()),
                 _ => (404, "not found".to_string()),
             };
             let reason = if code == 200 {
@@ -40,7 +41,7 @@ pub async fn serve_probes(addr: SocketAddr, shared: Arc<Shared>) -> std::io::Res
             };
             let reason = if code == 404 { "Not Found" } else { reason };
             let response = format!(
-                "HTTP/1.1 {code} {reason}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {code} {reason}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                 body.len()
             );
             let _ = stream.write_all(response.as_bytes()).await;
@@ -51,6 +52,9 @@ pub async fn serve_probes(addr: SocketAddr, shared: Arc<Shared>) -> std::io::Res
 /// Ready once every group loop has read its record (a loop that cannot reach DynamoDB
 /// keeps the process unready, so a rollout waits).
 async fn ready(shared: &Shared) -> (u16, String) {
+    if !shared.leading.load(std::sync::atomic::Ordering::Relaxed) {
+        return (200, "ok: standby replica".into());
+    }
     let loops = shared.loops.lock().await;
     let waiting: Vec<&String> = loops
         .iter()

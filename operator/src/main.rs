@@ -1,12 +1,19 @@
 //! `failover-operator`: see the crate documentation and `--help`.
 
+use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 use failover_operator::config::{Config, LogFormat};
 use failover_operator::controllers::{self, Shared};
-use tracing::{error, info};
+use failover_operator::http::serve;
+use failover_operator::metrics::Metrics;
+use futures::FutureExt;
+use futures::future::Shared as Shared_;
+use kube_lease_manager::LeaseManagerBuilder;
+use tracing::{error, info, warn};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -46,21 +53,105 @@ async fn main() -> ExitCode {
         }
     };
     info!(cluster = %config.cluster_name, table = %config.table, ?namespace, "failover-operator starting");
-    let probe_addr = config.probe_addr;
+    let (probe_addr, metrics_addr) = (config.probe_addr, config.metrics_addr);
     let shared = Arc::new(Shared {
         client,
         dynamo,
         config,
         loops: tokio::sync::Mutex::new(Default::default()),
+        metrics: Arc::new(Metrics::default()),
+        leading: AtomicBool::new(false),
     });
-    let probes = tokio::spawn(failover_operator::http::serve_probes(
-        probe_addr,
-        shared.clone(),
-    ));
-    controllers::run(shared, namespace, shutdown_signal()).await;
+    let probes = tokio::spawn(serve(probe_addr, shared.clone()));
+    let metrics = tokio::spawn(serve(metrics_addr, shared.clone()));
+    let shutdown = shutdown_signal().shared();
+    let code = lead(shared, namespace, shutdown).await;
     probes.abort();
+    metrics.abort();
     info!("failover-operator stopped");
-    ExitCode::SUCCESS
+    code
+}
+
+/// Become the leader (unless leader election is off), run the controllers until
+/// shutdown or until leadership is lost, then let the Lease go. A replica that lost
+/// leadership exits with status 1 after its loops ended their turns: its Pod restarts
+/// as a standby.
+async fn lead(
+    shared: Arc<Shared>,
+    namespace: Option<String>,
+    shutdown: Shared_<Pin<Box<dyn Future<Output = ()> + Send>>>,
+) -> ExitCode {
+    let config = &shared.config;
+    if !config.leader_election {
+        shared.leading.store(true, Ordering::Relaxed);
+        shared.metrics.leader.set(1);
+        controllers::run(shared.clone(), namespace, shutdown).await;
+        return ExitCode::SUCCESS;
+    }
+    let identity = config.identity.clone().unwrap_or_else(|| {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "operator".into());
+        format!("{host}-{}", std::process::id())
+    });
+    let manager = LeaseManagerBuilder::new(shared.client.clone(), &config.lease_name)
+        .with_namespace(&config.lease_namespace)
+        .with_identity(&identity)
+        .with_duration(config.leader_lease_seconds)
+        .with_grace(2)
+        .build()
+        .await;
+    let manager = match manager {
+        Ok(m) => m,
+        Err(e) => {
+            error!(error = %e, lease = %config.lease_name, "cannot use the leader election Lease");
+            return ExitCode::from(2);
+        }
+    };
+    let (mut leading, task) = manager.watch().await;
+    info!(%identity, lease = %config.lease_name, "waiting to lead");
+    let became = tokio::select! {
+        r = leading.wait_for(|l| *l) => r.is_ok(),
+        () = shutdown.clone() => false,
+    };
+    if !became {
+        drop(leading);
+        let _ = task.await;
+        return ExitCode::SUCCESS;
+    }
+    info!(%identity, "leading: starting the controllers");
+    shared.leading.store(true, Ordering::Relaxed);
+    shared.metrics.leader.set(1);
+    let lost = Arc::new(AtomicBool::new(false));
+    let stop = {
+        let lost = lost.clone();
+        let mut watch = leading.clone();
+        async move {
+            tokio::select! {
+                _ = watch.wait_for(|l| !*l) => {
+                    error!("leadership lost: stopping every group loop after its turn");
+                    lost.store(true, Ordering::Relaxed);
+                }
+                () = shutdown => {}
+            }
+        }
+    };
+    controllers::run(shared.clone(), namespace, stop).await;
+    shared.leading.store(false, Ordering::Relaxed);
+    shared.metrics.leader.set(0);
+    drop(leading);
+    match task.await {
+        Ok(Ok(manager)) => {
+            if let Err(e) = manager.release().await {
+                warn!(error = %e, "cannot release the Lease; the next leader waits for it to expire");
+            }
+        }
+        Ok(Err(e)) => warn!(error = %e, "the Lease manager failed"),
+        Err(e) => warn!(error = %e, "the Lease manager task failed"),
+    }
+    if lost.load(Ordering::Relaxed) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 async fn kube_client(config: &Config) -> Result<kube::Client, String> {
@@ -78,7 +169,11 @@ async fn kube_client(config: &Config) -> Result<kube::Client, String> {
 }
 
 /// SIGTERM (a Pod's shutdown) or SIGINT.
-async fn shutdown_signal() {
+fn shutdown_signal() -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(signal())
+}
+
+async fn signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {

@@ -88,6 +88,44 @@ async fn install_crds(plane: &ControlPlane) {
 struct Process {
     child: Child,
     log: PathBuf,
+    metrics_port: u16,
+}
+
+impl Process {
+    /// Its metrics, if it answers.
+    async fn metrics(&self) -> Option<String> {
+        http_get(self.metrics_port, "/metrics").await
+    }
+
+    /// It leads (its `failover_leader` gauge is 1).
+    async fn leads(&self) -> bool {
+        self.metrics()
+            .await
+            .is_some_and(|m| m.lines().any(|l| l == "failover_leader 1"))
+    }
+
+    /// Send it SIGTERM.
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+}
+
+/// A plain HTTP/1.1 GET on localhost: the body, if the answer is 200.
+async fn http_get(port: u16, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
 }
 
 impl Drop for Process {
@@ -104,9 +142,18 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn start_operator(plane: &ControlPlane, ns: &str, table: &str, endpoint: &str) -> Process {
-    let log = std::env::temp_dir().join(format!("{ns}-{}-operator.log", plane.name));
+/// Replica `replica` of `plane`'s operator, electing its leader through a Lease in the
+/// test's namespace.
+fn start_operator(
+    plane: &ControlPlane,
+    ns: &str,
+    table: &str,
+    endpoint: &str,
+    replica: usize,
+) -> Process {
+    let log = std::env::temp_dir().join(format!("{ns}-{}-{replica}-operator.log", plane.name));
     let file = std::fs::File::create(&log).expect("log file");
+    let metrics_port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_failover-operator"))
         .args(["--cluster-name", &plane.name])
         .args(["--table", table])
@@ -115,13 +162,42 @@ fn start_operator(plane: &ControlPlane, ns: &str, table: &str, endpoint: &str) -
         .arg("--kubeconfig")
         .arg(&plane.kubeconfig)
         .args(["--probe-addr", &format!("127.0.0.1:{}", free_port())])
-        .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
+        .args(["--lease-namespace", ns])
+        .args(["--identity", &format!("{}-{replica}", plane.name)])
+        .args(["--leader-lease-seconds", "4"])
         .env("RUST_LOG", "info")
         .stdout(Stdio::from(file.try_clone().expect("log file")))
         .stderr(Stdio::from(file))
         .spawn()
         .expect("start failover-operator");
-    Process { child, log }
+    Process {
+        child,
+        log,
+        metrics_port,
+    }
+}
+
+/// Two replicas of each cluster's operator.
+fn start_operators(sites: [&Site; 2], ns: &str, table: &str, endpoint: &str) -> Vec<Process> {
+    sites
+        .iter()
+        .flat_map(|s| (0..2).map(move |r| start_operator(&s.plane, ns, table, endpoint, r)))
+        .collect()
+}
+
+/// The replica of `cluster` (0 east, 1 west) that leads, once one does.
+async fn leader(procs: &[Process], cluster: usize) -> usize {
+    wait_for("a leader", Duration::from_secs(60), || async move {
+        for i in [2 * cluster, 2 * cluster + 1] {
+            if procs[i].leads().await {
+                return Some(i);
+            }
+        }
+        None
+    })
+    .await
+    .expect("a replica leads")
 }
 
 struct Site {
@@ -190,7 +266,7 @@ async fn assert_serving(site: &Site, serving: bool) {
 }
 
 /// Wait until `site`'s group status names `active` with no failover in flight.
-async fn wait_active(site: &Site, ns: &str, active: &str, logs: &[&Process]) {
+async fn wait_active(site: &Site, ns: &str, active: &str, logs: &[PathBuf]) {
     let api: Api<FailoverGroup> = Api::namespaced(site.plane.client.clone(), ns);
     let found = wait_for(
         &format!("{} to report {active} active", site.plane.name),
@@ -206,10 +282,7 @@ async fn wait_active(site: &Site, ns: &str, active: &str, logs: &[&Process]) {
     )
     .await;
     if let Err(e) = found {
-        panic!(
-            "{e}; operator logs: {:?}",
-            logs.iter().map(|p| &p.log).collect::<Vec<_>>()
-        );
+        panic!("{e}; operator logs: {:?}", logs);
     }
 }
 
@@ -220,8 +293,14 @@ async fn fail_over(
     ns: &str,
     to: &str,
     mode: FailoverMode,
-    logs: &[&Process],
+    logs: &[PathBuf],
 ) -> (Vec<String>, Vec<String>, String) {
+    let name = request(site, ns, to, mode).await;
+    follow(site, ns, &name, logs).await
+}
+
+/// Create a `Failover` in `site`; its name.
+async fn request(site: &Site, ns: &str, to: &str, mode: FailoverMode) -> String {
     let api: Api<Failover> = Api::namespaced(site.plane.client.clone(), ns);
     let name = unique_name("to");
     let failover = Failover::new(
@@ -236,6 +315,17 @@ async fn fail_over(
     api.create(&PostParams::default(), &failover)
         .await
         .expect("create the Failover");
+    name
+}
+
+/// Follow the status of `Failover` `name` until it ends.
+async fn follow(
+    site: &Site,
+    ns: &str,
+    name: &str,
+    logs: &[PathBuf],
+) -> (Vec<String>, Vec<String>, String) {
+    let api: Api<Failover> = Api::namespaced(site.plane.client.clone(), ns);
     let mut phases: Vec<String> = Vec::new();
     let mut stages: Vec<String> = Vec::new();
     let start = std::time::Instant::now();
@@ -244,7 +334,7 @@ async fn fail_over(
             start.elapsed() < FAILOVER_BOUND,
             "the Failover did not end within {FAILOVER_BOUND:?} (phases {phases:?}, stages \
              {stages:?}); operator logs: {:?}",
-            logs.iter().map(|p| &p.log).collect::<Vec<_>>()
+            logs
         );
         let status = api
             .get(&name)
@@ -287,9 +377,8 @@ async fn status_follows_failovers_requested_in_either_cluster_in_both_modes() {
     create_table(&local_client(&endpoint).await, &table)
         .await
         .expect("table");
-    let east_op = start_operator(&east.plane, &ns, &table, &endpoint);
-    let west_op = start_operator(&west.plane, &ns, &table, &endpoint);
-    let logs = [&east_op, &west_op];
+    let procs = start_operators([&east, &west], &ns, &table, &endpoint);
+    let logs: Vec<PathBuf> = procs.iter().map(|p| p.log.clone()).collect();
     wait_active(&east, &ns, "east", &logs).await;
     wait_active(&west, &ns, "east", &logs).await;
 
@@ -306,6 +395,19 @@ async fn status_follows_failovers_requested_in_either_cluster_in_both_modes() {
     );
     wait_active(&east, &ns, "west", &logs).await;
     wait_active(&west, &ns, "west", &logs).await;
+    // The source's leader counted it (`failover_failovers_total`), with its stages.
+    let east_leader = leader(&procs, 0).await;
+    let metrics = procs[east_leader].metrics().await.expect("metrics");
+    let counted = metrics.lines().any(|l| {
+        l.starts_with("failover_failovers_total{")
+            && l.contains("outcome=\"completed-consistency\"")
+            && l.ends_with(" 1")
+    });
+    assert!(counted, "no completed failover counted in:\n{metrics}");
+    assert!(
+        metrics.contains("failover_stage_duration_seconds_count{mode=\"consistency\""),
+        "no stage durations in:\n{metrics}"
+    );
     assert_serving(&west, true).await;
     assert_serving(&east, false).await;
     let status = Api::<FailoverGroup>::namespaced(west.plane.client.clone(), &ns)
@@ -339,4 +441,60 @@ async fn status_follows_failovers_requested_in_either_cluster_in_both_modes() {
     assert_serving(&east, true).await;
     assert_serving(&west, false).await;
     println!("consistency and uptime failovers through the operators: stages {stages:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_terminated_mid_failover_hands_over_cleanly() {
+    let ns = unique_name("handover");
+    let east = site(CLUSTERS[0], &ns, true).await;
+    let west = site(CLUSTERS[1], &ns, false).await;
+    let endpoint = dynamodb_endpoint().await.expect("DynamoDB Local");
+    let table = unique_name("failover");
+    create_table(&local_client(&endpoint).await, &table)
+        .await
+        .expect("table");
+    let mut procs = start_operators([&east, &west], &ns, &table, &endpoint);
+    let logs: Vec<PathBuf> = procs.iter().map(|p| p.log.clone()).collect();
+    wait_active(&east, &ns, "east", &logs).await;
+    wait_active(&west, &ns, "east", &logs).await;
+    let old = leader(&procs, 0).await;
+    let name = request(&west, &ns, "west", FailoverMode::Consistency).await;
+    // The source (east) is at work: its leader gets SIGTERM.
+    let groups: Api<FailoverGroup> = Api::namespaced(east.plane.client.clone(), &ns);
+    let stage = wait_for("the failover under way in east", FAILOVER_BOUND, || {
+        let groups = groups.clone();
+        async move {
+            let f = groups.get(GROUP).await.ok()?.status?.failover?;
+            Some(f.stage)
+        }
+    })
+    .await
+    .expect("the failover starts");
+    procs[old].terminate();
+    let exited = wait_for("the old leader to exit", Duration::from_secs(30), || {
+        let status = procs[old].child.try_wait().expect("wait");
+        async move { status }
+    })
+    .await
+    .expect("the terminated leader exits");
+    assert!(
+        exited.success(),
+        "SIGTERM: exit {exited:?} (log {:?})",
+        logs[old]
+    );
+    let new = leader(&procs, 0).await;
+    assert_ne!(new, old, "the other replica of east leads");
+    let (phases, stages, outcome) = follow(&west, &ns, &name, &logs).await;
+    assert_eq!(
+        outcome, "completed-consistency",
+        "phases {phases:?} stages {stages:?}; logs {logs:?}"
+    );
+    wait_active(&east, &ns, "west", &logs).await;
+    wait_active(&west, &ns, "west", &logs).await;
+    assert_serving(&west, true).await;
+    assert_serving(&east, false).await;
+    println!(
+        "SIGTERM of east's leader at stage {stage}: replica {new} took over; the failover \
+         completed (stages seen {stages:?})"
+    );
 }
