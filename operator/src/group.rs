@@ -250,15 +250,15 @@ impl Publisher {
                     ("outcome", outcome),
                 ])
                 .inc();
-            if let Some((id, _, since, stage, stage_since)) = self.tracker.flight.take() {
-                if id == h.id {
-                    m.failover_seconds
-                        .get_or_create(&vec![("mode", mode.clone())])
-                        .observe((now - since).as_secs_f64());
-                    m.stage_seconds
-                        .get_or_create(&vec![("mode", mode), ("stage", stage)])
-                        .observe((now - stage_since).as_secs_f64());
-                }
+            if let Some((id, _, since, stage, stage_since)) = self.tracker.flight.take()
+                && id == h.id
+            {
+                m.failover_seconds
+                    .get_or_create(&vec![("mode", mode.clone())])
+                    .observe((now - since).as_secs_f64());
+                m.stage_seconds
+                    .get_or_create(&vec![("mode", mode), ("stage", stage)])
+                    .observe((now - stage_since).as_secs_f64());
             }
         }
         self.tracker.counted = Some(r.history.len());
