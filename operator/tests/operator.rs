@@ -336,12 +336,7 @@ async fn follow(
              {stages:?}); operator logs: {:?}",
             logs
         );
-        let status = api
-            .get(&name)
-            .await
-            .expect("get")
-            .status
-            .unwrap_or_default();
+        let status = api.get(name).await.expect("get").status.unwrap_or_default();
         if let Some(p) = status.phase.clone()
             && phases.last() != Some(&p)
         {
