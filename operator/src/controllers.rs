@@ -29,9 +29,10 @@ use failover_model::{Outcome, Record};
 use futures::StreamExt;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
@@ -122,6 +123,14 @@ pub async fn run(
     for (key, running) in loops {
         running.handle.stop().await;
         info!(group = %key, "group loop stopped");
+    }
+}
+
+/// Who reports the operator's Events.
+fn reporter(config: &Config) -> Reporter {
+    Reporter {
+        controller: MANAGER.into(),
+        instance: config.identity.clone(),
     }
 }
 
@@ -254,6 +263,11 @@ async fn reconcile_group(fg: Arc<FailoverGroup>, shared: Arc<Shared>) -> Result<
                     generation,
                     shared.config.status_history,
                     shared.metrics.clone(),
+                    (
+                        shared.client.clone(),
+                        reporter(&shared.config),
+                        fg.object_ref(&()),
+                    ),
                 );
                 info!(group = %key, "group loop started");
                 loops.insert(key, Running { handle, group });

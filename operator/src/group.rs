@@ -21,8 +21,10 @@ use failover_engine::spec::{
 use failover_model::{
     AbortReason, Cluster, FailoverId, Outcome, Plan, PlanKind, Record, Request, Variant,
 };
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{Instrument, info, info_span, warn};
@@ -78,6 +80,7 @@ impl GroupLoop {
         generation: Option<i64>,
         history: usize,
         metrics: Arc<Metrics>,
+        events: (kube::Client, Reporter, ObjectReference),
     ) -> GroupLoop {
         let inputs = Arc::new(Mutex::new(Inputs::default()));
         let (view_tx, view) = watch::channel(View::default());
@@ -91,6 +94,11 @@ impl GroupLoop {
             last: None,
             metrics,
             tracker: Tracker::default(),
+            recorder: Recorder::new(events.0.clone(), events.1.clone()),
+            client: events.0,
+            reporter: events.1,
+            regarding: events.2,
+            told: Told::default(),
         };
         let task =
             tokio::spawn(drive(op, inputs.clone(), view_tx, stop_rx, publisher).instrument(span));
@@ -167,6 +175,7 @@ async fn drive(
             changed
         });
         publisher.publish(op.group(), &now).await;
+        publisher.tell(op.group(), &turn, &now).await;
         if let Some(why) = stopped {
             warn!(%why, "group loop stopped");
             return;
@@ -192,6 +201,25 @@ struct Publisher {
     last: Option<FailoverGroupStatus>,
     metrics: Arc<Metrics>,
     tracker: Tracker,
+    /// Publishes the Events; a new one for every failover, so each failover's stage
+    /// Events are its own (a recorder folds Events of the same reason and action into
+    /// one series).
+    recorder: Recorder,
+    client: kube::Client,
+    reporter: Reporter,
+    regarding: ObjectReference,
+    told: Told,
+}
+
+/// What the Events already told.
+#[derive(Default)]
+struct Told {
+    /// History items told (those before this loop started are not).
+    history: Option<usize>,
+    /// The failover in flight and the stage last told started.
+    stage: Option<(FailoverId, String)>,
+    /// The refusal last told.
+    refused: Option<(FailoverId, FailoverId)>,
 }
 
 /// What the metrics of failover and stage durations need to remember.
@@ -284,6 +312,125 @@ impl Publisher {
         }
     }
 
+    /// The Events of a turn: each stage started and finished, each self-fence, each
+    /// refusal, each failover ended (`events.k8s.io/v1`, regarding the group).
+    async fn tell(&mut self, group: &Group, turn: &failover_engine::executor::Turn, view: &View) {
+        let mut events = Vec::new();
+        let event = |warning: bool, reason: &str, action: &str, note: String| Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.into(),
+            note: Some(note),
+            action: action.into(),
+            secondary: None,
+        };
+        for t in std::iter::once(turn).chain(turn.during.iter().map(|(t, _)| t)) {
+            if let failover_engine::executor::TurnResult::Fenced { changes, failed } = &t.result
+                && (!changes.is_empty() || !failed.is_empty())
+            {
+                events.push(event(
+                    true,
+                    "SelfFence",
+                    "Fence",
+                    format!(
+                        "the lease could not be renewed: {} fields stopped, {} steps failed                          (retried)",
+                        changes.len(),
+                        failed.len()
+                    ),
+                ));
+            }
+        }
+        if view.refused.is_some() && view.refused != self.told.refused {
+            if let Some((id, holder)) = view.refused {
+                events.push(event(
+                    true,
+                    "RequestRefused",
+                    "Request",
+                    format!("request {id:016x} refused: {holder:016x} holds the group"),
+                ));
+            }
+            self.told.refused = view.refused;
+        }
+        if let Some(r) = view.record.as_ref() {
+            let name = |c: Cluster| group.name_of(c).to_string();
+            match r.failover {
+                Some(f) => {
+                    let plan = Plan::of(f.kind, Variant::Correct);
+                    let stage = plan
+                        .steps
+                        .get(f.done as usize)
+                        .map(|s| s.stage.to_string())
+                        .unwrap_or_default();
+                    let previous = self.told.stage.clone().filter(|(id, _)| *id == f.id);
+                    if previous.is_none() {
+                        self.recorder = Recorder::new(self.client.clone(), self.reporter.clone());
+                    }
+                    if previous.as_ref().map(|(_, s)| s) != Some(&stage) {
+                        if let Some((_, old)) = previous {
+                            events.push(event(
+                                false,
+                                "StageFinished",
+                                &pascal(&old),
+                                format!("failover {:016x}: stage {old} finished", f.id),
+                            ));
+                        }
+                        events.push(event(
+                            false,
+                            "StageStarted",
+                            &pascal(&stage),
+                            format!(
+                                "failover {:016x} ({}, {} → {}): stage {stage} started",
+                                f.id,
+                                plan_name(f.kind),
+                                name(f.source),
+                                name(f.target)
+                            ),
+                        ));
+                        self.told.stage = Some((f.id, stage));
+                    }
+                }
+                None => {
+                    if let Some((_, old)) = self.told.stage.take() {
+                        events.push(event(
+                            false,
+                            "StageFinished",
+                            &pascal(&old),
+                            format!("stage {old} finished"),
+                        ));
+                    }
+                }
+            }
+            let told = *self.told.history.get_or_insert(r.history.len());
+            for h in r.history.iter().skip(told) {
+                let aborted = matches!(h.outcome, Outcome::Aborted(_));
+                events.push(event(
+                    aborted,
+                    if aborted {
+                        "FailoverAborted"
+                    } else {
+                        "FailoverEnded"
+                    },
+                    "Failover",
+                    format!(
+                        "failover {:016x} ended: {}; {} is active",
+                        h.id,
+                        outcome_name(h.outcome),
+                        name(r.active)
+                    ),
+                ));
+            }
+            self.told.history = Some(r.history.len());
+        }
+        for e in events {
+            if let Err(err) = self.recorder.publish(&e, &self.regarding).await {
+                warn!(error = %err, reason = %e.reason, "cannot publish an Event");
+            }
+        }
+    }
+
     async fn publish(&mut self, group: &Group, view: &View) {
         let status = group_status(group, view, self.generation, self.history, wall_ms());
         self.measure(group, view, &status);
@@ -311,6 +458,19 @@ impl Publisher {
             Err(e) => warn!(error = %e, "cannot write the group's status"),
         }
     }
+}
+
+/// `source-preparation` as `SourcePreparation` (an Event's action).
+fn pascal(kebab: &str) -> String {
+    kebab
+        .split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 /// Wall-clock milliseconds since the epoch (the record's heartbeats are stamped so).

@@ -405,6 +405,34 @@ async fn status_follows_failovers_requested_in_either_cluster_in_both_modes() {
     );
     assert_serving(&west, true).await;
     assert_serving(&east, false).await;
+    // The Events tell the same story: the stages the source saw started (the target's
+    // come in its own cluster), and the failover ended.
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(east.plane.client.clone(), &ns);
+    let told: Vec<(String, String)> = wait_for("the Events", Duration::from_secs(30), || {
+        let events = events.clone();
+        async move {
+            let list = events.list(&Default::default()).await.ok()?;
+            let told: Vec<(String, String)> = list
+                .items
+                .into_iter()
+                .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(GROUP))
+                .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+                .collect();
+            told.iter()
+                .any(|(reason, _)| reason == "FailoverEnded")
+                .then_some(told)
+        }
+    })
+    .await
+    .expect("a FailoverEnded Event");
+    for stage in ["initialization", "source-preparation", "volume-demotion"] {
+        assert!(
+            told.iter()
+                .any(|(r, n)| r == "StageStarted" && n.ends_with(&format!("stage {stage} started"))),
+            "no StageStarted Event for {stage}: {told:?}"
+        );
+    }
     let status = Api::<FailoverGroup>::namespaced(west.plane.client.clone(), &ns)
         .get(GROUP)
         .await
