@@ -447,3 +447,79 @@ async fn reconcile_failover(fo: Arc<Failover>, shared: Arc<Shared>) -> Result<Ac
         Action::requeue(Duration::from_secs(1))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use failover_model::{AbortReason, Cluster, HistoryEntry, InFlight, Mode, Pending, PlanKind};
+
+    fn view(record: Record) -> View {
+        View {
+            record: Some(record),
+            ..View::default()
+        }
+    }
+
+    fn phase_of(v: &View, id: u64) -> Option<String> {
+        phase(v, id).and_then(|s| s.phase)
+    }
+
+    #[test]
+    fn a_request_is_pending_running_then_ended_as_the_record_says() {
+        let id = 0x5eed;
+        let mut r = Record::new(Cluster::A, [Some(0), Some(0)]);
+        assert_eq!(
+            phase_of(&view(r.clone()), id),
+            None,
+            "not in the record yet"
+        );
+        r.request = Some(Pending {
+            id,
+            to: Cluster::B,
+            mode: Mode::Consistency,
+            by: Cluster::B,
+        });
+        assert_eq!(phase_of(&view(r.clone()), id).as_deref(), Some("Pending"));
+        r.request = None;
+        r.failover = Some(InFlight {
+            id,
+            kind: PlanKind::Planned(Mode::Consistency),
+            source: Cluster::A,
+            target: Cluster::B,
+            done: 4,
+            stuck: false,
+            asked: None,
+        });
+        let running = phase(&view(r.clone()), id).expect("running");
+        assert_eq!(running.phase.as_deref(), Some("Running"));
+        assert_eq!(running.stage.as_deref(), Some("source-preparation"));
+        if let Some(f) = r.failover.as_mut() {
+            f.stuck = true;
+        }
+        assert_eq!(
+            phase_of(&view(r.clone()), id).as_deref(),
+            Some("NeedsOperator")
+        );
+        r.failover = None;
+        r.history.push(HistoryEntry {
+            id,
+            outcome: Outcome::Aborted(AbortReason::Person),
+        });
+        let ended = phase(&view(r.clone()), id).expect("ended");
+        assert_eq!(ended.phase.as_deref(), Some("Aborted"));
+        assert_eq!(ended.outcome.as_deref(), Some("aborted-by-person"));
+        assert!(terminal(&ended));
+    }
+
+    #[test]
+    fn a_refused_request_names_the_one_holding_the_group() {
+        let v = View {
+            refused: Some((1, 2)),
+            ..View::default()
+        };
+        let s = phase(&v, 1).expect("refused");
+        assert_eq!(s.phase.as_deref(), Some("Refused"));
+        assert!(s.message.unwrap_or_default().contains("0000000000000002"));
+        assert_eq!(phase(&v, 3), None);
+    }
+}

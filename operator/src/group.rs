@@ -658,3 +658,122 @@ pub fn group_status(
         conditions,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use failover_engine::spec::{FailoverGroupSpec, MembersSpec};
+    use failover_model::{HistoryEntry, InFlight, Lock, Mode};
+
+    fn group(me: &str) -> Group {
+        let spec = FailoverGroupSpec {
+            clusters: vec!["east".into(), "west".into()],
+            members: MembersSpec {
+                deployments: vec!["web".into()],
+                ..MembersSpec::default()
+            },
+            ..FailoverGroupSpec::default()
+        };
+        Group::parse("shop", "shop", &spec, me).expect("group")
+    }
+
+    fn condition<'a>(s: &'a FailoverGroupStatus, name: &str) -> &'a str {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == name)
+            .map_or("missing", |c| c.status.as_str())
+    }
+
+    #[test]
+    fn status_of_a_serving_group_at_rest() {
+        let now = 1_000_000;
+        let record = Record::new(Cluster::A, [Some(now - 2_000), Some(now - 1_000)]);
+        let view = View {
+            record: Some(record),
+            ..View::default()
+        };
+        let s = group_status(&group("east"), &view, Some(3), 10, now);
+        assert_eq!(s.active.as_deref(), Some("east"));
+        assert_eq!(s.observed_generation, Some(3));
+        assert_eq!(s.clusters[0].heartbeat_age_seconds, Some(2));
+        assert_eq!(s.clusters[0].lease_left_seconds, Some(28));
+        assert_eq!(s.clusters[1].lease_left_seconds, None);
+        assert_eq!(condition(&s, "Ready"), "True");
+        assert_eq!(condition(&s, "Serving"), "True");
+        assert_eq!(condition(&s, "Fenced"), "False");
+        assert_eq!(condition(&s, "FailoverInProgress"), "False");
+        assert_eq!(condition(&s, "Degraded"), "False");
+        // The standby's copy: not serving.
+        let s = group_status(&group("west"), &view, Some(3), 10, now);
+        assert_eq!(condition(&s, "Serving"), "False");
+    }
+
+    #[test]
+    fn status_of_a_failover_in_flight_and_of_a_fenced_cluster() {
+        let now = 1_000_000;
+        let mut record = Record::new(Cluster::A, [Some(now - 40_000), Some(now)]);
+        record.token = 7;
+        record.lock = Some(Lock {
+            holder: Cluster::A,
+            until: now + 30_000,
+        });
+        record.failover = Some(InFlight {
+            id: 0xfa11,
+            kind: PlanKind::Planned(Mode::Consistency),
+            source: Cluster::A,
+            target: Cluster::B,
+            done: 3,
+            stuck: true,
+            asked: None,
+        });
+        record.history.push(HistoryEntry {
+            id: 0xbeef,
+            outcome: Outcome::Aborted(AbortReason::TargetSilent),
+        });
+        let view = View {
+            record: Some(record),
+            ..View::default()
+        };
+        let s = group_status(&group("east"), &view, None, 10, now);
+        let f = s.failover.clone().expect("in flight");
+        assert_eq!(f.id, "000000000000fa11");
+        assert_eq!((f.source.as_str(), f.target.as_str()), ("east", "west"));
+        assert_eq!(f.mode, "consistency");
+        assert!(f.needs_operator);
+        assert_eq!(s.lock_holder.as_deref(), Some("east"));
+        assert_eq!(s.token, Some(7));
+        assert_eq!(s.history[0].outcome, "aborted-target-silent");
+        assert_eq!(condition(&s, "FailoverInProgress"), "True");
+        assert_eq!(condition(&s, "Degraded"), "True");
+        // East's lease ran out 10 s ago: it is fenced.
+        assert_eq!(s.clusters[0].lease_left_seconds, Some(-10));
+        assert_eq!(condition(&s, "Fenced"), "True");
+    }
+
+    #[test]
+    fn status_before_the_record_is_read_and_with_problems() {
+        let view = View {
+            problems: vec!["identity mismatch".into()],
+            ..View::default()
+        };
+        let s = group_status(&group("east"), &view, Some(1), 10, 0);
+        assert_eq!(condition(&s, "Ready"), "False");
+        assert_eq!(s.conditions[0].reason, "NoRecord");
+        assert_eq!(s.problems, vec!["identity mismatch".to_string()]);
+    }
+
+    #[test]
+    fn outcomes_and_actions_have_their_words() {
+        assert_eq!(
+            outcome_name(Outcome::Aborted(AbortReason::Deadline(
+                failover_model::Stage::VolumeDemotion
+            ))),
+            "aborted-deadline-volume-demotion"
+        );
+        assert_eq!(
+            outcome_name(Outcome::Completed(PlanKind::Forced)),
+            "completed-forced"
+        );
+        assert_eq!(pascal("source-preparation"), "SourcePreparation");
+    }
+}

@@ -164,7 +164,12 @@ fn start_operator(
         .args(["--probe-addr", &format!("127.0.0.1:{}", free_port())])
         .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
         .args(["--lease-namespace", ns])
-        .args(["--identity", &format!("{}-{replica}", plane.name)])
+        // A new identity per process, as a replacement Pod has: a restarted process
+        // does not find the Lease its predecessor held as its own.
+        .args([
+            "--identity",
+            &format!("{}-{replica}-{}", plane.name, unique_name("p")),
+        ])
         .args(["--leader-lease-seconds", "4"])
         .env("RUST_LOG", "info")
         .stdout(Stdio::from(file.try_clone().expect("log file")))
@@ -520,4 +525,148 @@ async fn leader_terminated_mid_failover_hands_over_cleanly() {
         "SIGTERM of east's leader at stage {stage}: replica {new} took over; the failover \
          completed (stages seen {stages:?})"
     );
+}
+
+/// SIGKILL of a cluster's leading operator replica in each of the six stages, on the
+/// source's side and on the target's (12 runs, failing over back and forth): the other
+/// replica takes over, the failover completes, and a monitor sampling both clusters and
+/// the record every 100 ms sees no unsafe sample. Prints the matrix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_matrix() {
+    use failover_engine::dynamo::DynamoStore;
+    use failover_engine::ports::StorePort;
+    use failover_engine::spec::Group;
+    use failover_integration::monitor::{Monitor, observer};
+    use failover_model::{Plan, Role, Stage, Variant};
+
+    let ns = unique_name("kill");
+    let sites = [
+        site(CLUSTERS[0], &ns, true).await,
+        site(CLUSTERS[1], &ns, false).await,
+    ];
+    let endpoint = dynamodb_endpoint().await.expect("DynamoDB Local");
+    let table = unique_name("failover");
+    let client = local_client(&endpoint).await;
+    create_table(&client, &table).await.expect("table");
+    let store = DynamoStore::new(client, table.clone());
+    let mut procs = start_operators([&sites[0], &sites[1]], &ns, &table, &endpoint);
+    let logs: Vec<PathBuf> = procs.iter().map(|p| p.log.clone()).collect();
+    wait_active(&sites[0], &ns, "east", &logs).await;
+    wait_active(&sites[1], &ns, "east", &logs).await;
+    let key = format!("{ns}/{GROUP}");
+    let groups = CLUSTERS.map(|c| Group::parse(&ns, GROUP, &spec(), c).expect("group"));
+    let mut rows = Vec::new();
+    let mut active = 0;
+    for stage in Stage::ALL {
+        for side in [Role::Source, Role::Target] {
+            let (source, target) = (active, 1 - active);
+            let victim_cluster = if side == Role::Source { source } else { target };
+            let victim = leader(&procs, victim_cluster).await;
+            let observe =
+                |i: usize| observer(sites[i].cluster.clone(), store.clone(), groups[i].clone());
+            let monitor = Monitor::start(
+                observe(source),
+                observe(target),
+                store.clone(),
+                key.clone(),
+                Duration::from_millis(100),
+            );
+            let name = request(
+                &sites[target],
+                &ns,
+                CLUSTERS[target],
+                FailoverMode::Consistency,
+            )
+            .await;
+            // Poll the record until the failover is in `stage` (or past it: then the kill
+            // lands in the stage it reached, and the row says so).
+            let started = std::time::Instant::now();
+            let hit = loop {
+                assert!(
+                    started.elapsed() < FAILOVER_BOUND,
+                    "the failover never started"
+                );
+                if let Ok(Some(r)) = store.read(&key).await {
+                    if let Some(f) = r.failover {
+                        let now = Plan::of(f.kind, Variant::Correct)
+                            .steps
+                            .get(f.done as usize)
+                            .map(|s| s.stage)
+                            .unwrap_or(Stage::Completion);
+                        if now.index() >= stage.index() {
+                            break Some(now);
+                        }
+                    } else if r.active.index() == target {
+                        // Ended before the poll saw the stage.
+                        break None;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            };
+            let killed_at = std::time::Instant::now();
+            let _ = procs[victim].child.kill();
+            let _ = procs[victim].child.wait();
+            // The cluster gets its second replica back, as a Deployment would.
+            procs[victim] = start_operator(
+                &sites[victim_cluster].plane,
+                &ns,
+                &table,
+                &endpoint,
+                victim % 2,
+            );
+            // A replica leads again (the standby, once the killed one's Lease expired).
+            let taken_over = leader(&procs, victim_cluster).await;
+            let takeover = killed_at.elapsed();
+            let (_, _, outcome) = follow(&sites[target], &ns, &name, &logs).await;
+            let done = killed_at.elapsed();
+            let report = monitor.stop().await;
+            wait_active(&sites[source], &ns, CLUSTERS[target], &logs).await;
+            rows.push((
+                stage,
+                side,
+                hit,
+                taken_over != victim,
+                takeover,
+                done,
+                outcome,
+                report,
+            ));
+            active = target;
+        }
+    }
+    println!(
+        "\nkill matrix (SIGKILL of a cluster's leading replica; `leader`: until the other \
+         replica leads; `completed`: until the failover's outcome):"
+    );
+    println!(
+        "{:<20} {:<7} {:<20} {:>9} {:>10} {:<24} {:>8} {:>10}",
+        "stage", "side", "killed in", "leader", "completed", "outcome", "samples", "violations"
+    );
+    for (stage, side, hit, _, takeover, done, outcome, report) in &rows {
+        println!(
+            "{:<20} {:<7} {:<20} {:>8.1}s {:>9.1}s {:<24} {:>8} {:>10}",
+            stage.to_string(),
+            format!("{side:?}").to_lowercase(),
+            hit.map_or("(already ended)".to_string(), |s| s.to_string()),
+            takeover.as_secs_f64(),
+            done.as_secs_f64(),
+            outcome,
+            report.samples,
+            report.violations.len()
+        );
+    }
+    let completed = rows
+        .iter()
+        .filter(|r| r.6 == "completed-consistency" && r.7.violations.is_empty())
+        .count();
+    println!("{completed}/{} completed with no unsafe sample", rows.len());
+    for r in &rows {
+        assert!(
+            r.7.violations.is_empty(),
+            "unsafe samples: {:?}",
+            r.7.violations
+        );
+        assert_eq!(r.6, "completed-consistency", "kill at {} {:?}", r.0, r.1);
+    }
+    assert_eq!(completed, 12);
 }
