@@ -310,7 +310,7 @@ pub enum FailoverMode {
 #[serde(rename_all = "camelCase")]
 pub struct FailoverStatus {
     /// `Pending`, `Running`, `Completed`, `Aborted`, `Refused`, `NeedsOperator`,
-    /// `Withdrawn` or `Invalid`.
+    /// `Withdrawn`, `Invalid`, or `DryRun` (`spec.dryRun`: `message` has the plan).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     /// The failover's id in the record (hex).

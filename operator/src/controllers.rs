@@ -27,7 +27,6 @@ use failover_engine::spec::{
 };
 use failover_model::{Outcome, Record};
 use futures::StreamExt;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -37,7 +36,7 @@ use tokio::sync::Mutex;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::group::{GroupLoop, MANAGER, View, outcome_name};
+use crate::group::{GroupLoop, MANAGER, View, apply_status, outcome_name};
 
 /// What the controllers share.
 pub struct Shared {
@@ -82,8 +81,30 @@ where
     }
 }
 
+/// Run both controllers over each of `namespaces` (all namespaces when empty) until
+/// `shutdown` resolves; then stop every group loop after its current turn.
+pub async fn run_namespaces(
+    shared: Arc<Shared>,
+    namespaces: &[String],
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    use futures::FutureExt;
+    let shutdown: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(shutdown);
+    let shutdown = shutdown.shared();
+    if namespaces.is_empty() {
+        run(shared, None, shutdown).await;
+        return;
+    }
+    futures::future::join_all(
+        namespaces
+            .iter()
+            .map(|ns| run(shared.clone(), Some(ns.clone()), shutdown.clone())),
+    )
+    .await;
+}
+
 /// Run both controllers over `namespace` (all when `None`) until `shutdown` resolves;
-/// then stop every group loop after its current turn.
+/// then stop every group loop of that namespace after its current turn.
 pub async fn run(
     shared: Arc<Shared>,
     namespace: Option<String>,
@@ -112,14 +133,34 @@ pub async fn run(
         .graceful_shutdown_on(stopped(stop_rx.clone()))
         .run(reconcile_failover, on_error, shared.clone())
         .for_each(|_| async {});
-    let janitor = janitor(shared.clone(), group_store, failover_store, stop_rx);
+    let janitor = janitor(
+        shared.clone(),
+        namespace.clone(),
+        group_store,
+        failover_store,
+        stop_rx,
+    );
     let signal = async move {
         shutdown.await;
         info!("shutting down: controllers stop, every group loop ends its turn");
         let _ = stop_tx.send(true);
     };
     tokio::join!(groups, failovers, janitor, signal);
-    let loops = std::mem::take(&mut *shared.loops.lock().await);
+    let loops = {
+        let mut all = shared.loops.lock().await;
+        let keys: Vec<String> = all
+            .keys()
+            .filter(|k| {
+                namespace
+                    .as_deref()
+                    .is_none_or(|ns| k.split_once('/').is_some_and(|(n, _)| n == ns))
+            })
+            .cloned()
+            .collect();
+        keys.into_iter()
+            .filter_map(|k| all.remove(&k).map(|r| (k, r)))
+            .collect::<Vec<_>>()
+    };
     for (key, running) in loops {
         running.handle.stop().await;
         info!(group = %key, "group loop stopped");
@@ -143,6 +184,7 @@ fn on_error<K>(_: Arc<K>, error: &Error, _: Arc<Shared>) -> Action {
 /// objects that have not started (the controllers never see a deleted object).
 async fn janitor(
     shared: Arc<Shared>,
+    namespace: Option<String>,
     groups: Store<FailoverGroup>,
     failovers: Store<Failover>,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -153,8 +195,15 @@ async fn janitor(
             _ = stop.wait_for(|s| *s) => return,
         }
         let mut loops = shared.loops.lock().await;
+        // Only this controller's namespace (each watched namespace has its own).
+        let ours = |key: &str| {
+            namespace
+                .as_deref()
+                .is_none_or(|ns| key.split_once('/').is_some_and(|(k, _)| k == ns))
+        };
         let gone: Vec<String> = loops
             .keys()
+            .filter(|key| ours(key))
             .filter(|key| {
                 let (ns, name) = key.split_once('/').unwrap_or(("", key));
                 groups.get(&ObjectRef::new(name).within(ns)).is_none()
@@ -167,7 +216,7 @@ async fn janitor(
                 running.handle.stop().await;
             }
         }
-        for running in loops.values() {
+        for running in loops.values().filter(|r| ours(&r.group.key)) {
             let mut inputs = running
                 .handle
                 .inputs
@@ -191,25 +240,6 @@ async fn janitor(
             }
         }
     }
-}
-
-async fn patch_group_status(
-    api: &Api<FailoverGroup>,
-    name: &str,
-    status: &FailoverGroupStatus,
-) -> Result<(), Error> {
-    let patch = serde_json::json!({
-        "apiVersion": "failover.rs/v1alpha1",
-        "kind": "FailoverGroup",
-        "status": status,
-    });
-    api.patch_status(
-        name,
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
 }
 
 async fn reconcile_group(fg: Arc<FailoverGroup>, shared: Arc<Shared>) -> Result<Action, Error> {
@@ -237,7 +267,7 @@ async fn reconcile_group(fg: Arc<FailoverGroup>, shared: Arc<Shared>) -> Result<
                 ..FailoverGroupStatus::default()
             };
             let api: Api<FailoverGroup> = Api::namespaced(shared.client.clone(), &ns);
-            patch_group_status(&api, &name, &status).await?;
+            apply_status(&api, &name, &status).await?;
             Ok(Action::await_change())
         }
         Ok(group) => {
@@ -335,29 +365,10 @@ fn phase(view: &View, id: u64) -> Option<FailoverStatus> {
     None
 }
 
-async fn patch_failover_status(
-    api: &Api<Failover>,
-    name: &str,
-    status: &FailoverStatus,
-) -> Result<(), Error> {
-    let patch = serde_json::json!({
-        "apiVersion": "failover.rs/v1alpha1",
-        "kind": "Failover",
-        "status": status,
-    });
-    api.patch_status(
-        name,
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
-}
-
 fn terminal(status: &FailoverStatus) -> bool {
     matches!(
         status.phase.as_deref(),
-        Some("Completed" | "Aborted" | "Withdrawn" | "Refused" | "Invalid")
+        Some("Completed" | "Aborted" | "Withdrawn" | "Refused" | "Invalid" | "DryRun")
     )
 }
 
@@ -384,7 +395,7 @@ async fn reconcile_failover(fo: Arc<Failover>, shared: Arc<Shared>) -> Result<Ac
             ..FailoverStatus::default()
         };
         drop(loops);
-        patch_failover_status(&api, &name, &status).await?;
+        apply_status(&api, &name, &status).await?;
         return Ok(Action::requeue(Duration::from_secs(2)));
     };
     let request = match running.group.request(id, &fo.spec) {
@@ -397,10 +408,39 @@ async fn reconcile_failover(fo: Arc<Failover>, shared: Arc<Shared>) -> Result<Ac
                 ..FailoverStatus::default()
             };
             drop(loops);
-            patch_failover_status(&api, &name, &status).await?;
+            apply_status(&api, &name, &status).await?;
             return Ok(Action::await_change());
         }
     };
+    if fo.spec.dry_run {
+        // Only the plan: what this cluster would change, object by object and field by
+        // field (the adapter's own patch planning); nothing is written to the record.
+        let group = running.group.clone();
+        drop(loops);
+        let role = if request.to == group.me {
+            failover_model::Role::Target
+        } else {
+            failover_model::Role::Source
+        };
+        let cluster = KubeCluster::new(shared.client.clone());
+        let kind = failover_model::PlanKind::Planned(request.mode);
+        let status = match failover_engine::dryrun::dry_run(&cluster, &group, kind, role).await {
+            Ok(plan) => FailoverStatus {
+                phase: Some("DryRun".into()),
+                id: Some(format!("{id:016x}")),
+                message: Some(failover_engine::dryrun::render(&plan)),
+                ..FailoverStatus::default()
+            },
+            Err(e) => FailoverStatus {
+                phase: Some("DryRun".into()),
+                id: Some(format!("{id:016x}")),
+                message: Some(format!("the plan could not be computed: {e}")),
+                ..FailoverStatus::default()
+            },
+        };
+        apply_status(&api, &name, &status).await?;
+        return Ok(Action::await_change());
+    }
     let view = running.handle.view.borrow().clone();
     let status = {
         let mut inputs = running
@@ -439,7 +479,7 @@ async fn reconcile_failover(fo: Arc<Failover>, shared: Arc<Shared>) -> Result<Ac
     };
     drop(loops);
     if fo.status.as_ref() != Some(&status) {
-        patch_failover_status(&api, &name, &status).await?;
+        apply_status(&api, &name, &status).await?;
     }
     Ok(if terminal(&status) {
         Action::await_change()
@@ -521,5 +561,145 @@ mod tests {
         assert_eq!(s.phase.as_deref(), Some("Refused"));
         assert!(s.message.unwrap_or_default().contains("0000000000000002"));
         assert_eq!(phase(&v, 3), None);
+    }
+
+    // ---------------------------------------------------------------------------------
+    // The controllers against a mocked API server: the exact requests they send.
+    // ---------------------------------------------------------------------------------
+
+    use failover_engine::spec::{FailoverGroupSpec, FailoverMode, FailoverSpec};
+    use http::{Request, Response};
+    use kube::client::Body;
+
+    type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+    fn shared(service: tower_test::mock::Mock<Request<Body>, Response<Body>>) -> Arc<Shared> {
+        let conf = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .build();
+        use clap::Parser;
+        Arc::new(Shared {
+            client: Client::new(service, "default"),
+            dynamo: aws_sdk_dynamodb::Client::from_conf(conf),
+            config: Config::parse_from(["failover-operator", "--cluster-name", "east"]),
+            loops: Mutex::new(BTreeMap::new()),
+            metrics: Arc::new(crate::metrics::Metrics::default()),
+            leading: std::sync::atomic::AtomicBool::new(true),
+        })
+    }
+
+    /// Answer the one request the scenario expects: its method, path and query, and
+    /// its body as JSON; the answer is `object` with the body's status.
+    async fn expect_status_patch(
+        mut handle: Handle,
+        path: &str,
+        mut object: serde_json::Value,
+    ) -> serde_json::Value {
+        let (request, send) = handle.next_request().await.expect("a request");
+        assert_eq!(request.method(), http::Method::PATCH);
+        assert_eq!(request.uri().path(), path);
+        let mut query: Vec<&str> = request
+            .uri()
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .collect();
+        query.sort_unstable();
+        assert_eq!(query, ["fieldManager=failover-operator", "force=true"]);
+        assert_eq!(
+            request
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap_or("")),
+            Some("application/apply-patch+yaml")
+        );
+        let bytes = request.into_body().collect_bytes().await.expect("body");
+        let body: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+        object["status"] = body["status"].clone();
+        send.send_response(
+            Response::builder()
+                .status(200)
+                .body(Body::from(serde_json::to_vec(&object).expect("json")))
+                .expect("response"),
+        );
+        body
+    }
+
+    #[tokio::test]
+    async fn an_invalid_group_gets_its_problem_in_status_and_no_loop() {
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let shared = shared(service);
+        let mut fg = FailoverGroup::new(
+            "shop",
+            FailoverGroupSpec {
+                clusters: vec!["east".into()],
+                ..FailoverGroupSpec::default()
+            },
+        );
+        fg.metadata.namespace = Some("shop".into());
+        fg.metadata.generation = Some(4);
+        let object = serde_json::to_value(&fg).expect("json");
+        let server = tokio::spawn(expect_status_patch(
+            handle,
+            "/apis/failover.rs/v1alpha1/namespaces/shop/failovergroups/shop/status",
+            object,
+        ));
+        let action = reconcile_group(Arc::new(fg), shared.clone())
+            .await
+            .expect("reconcile");
+        assert_eq!(action, Action::await_change());
+        let body = server.await.expect("server");
+        assert_eq!(body["apiVersion"], "failover.rs/v1alpha1");
+        assert_eq!(body["kind"], "FailoverGroup");
+        let status = &body["status"];
+        assert_eq!(
+            status["invalid"],
+            "spec.clusters must list exactly two cluster names, found 1"
+        );
+        assert_eq!(status["observedGeneration"], 4);
+        assert_eq!(status["conditions"][0]["type"], "Ready");
+        assert_eq!(status["conditions"][0]["status"], "False");
+        assert_eq!(status["conditions"][0]["reason"], "InvalidSpec");
+        assert!(shared.loops.lock().await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failover_without_its_group_waits_pending_and_says_why() {
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let shared = shared(service);
+        let mut fo = Failover::new(
+            "to-west",
+            FailoverSpec {
+                group: "shop".into(),
+                target_cluster: "west".into(),
+                mode: FailoverMode::Consistency,
+                dry_run: false,
+            },
+        );
+        fo.metadata.namespace = Some("shop".into());
+        fo.metadata.uid = Some("0e0e".into());
+        let object = serde_json::to_value(&fo).expect("json");
+        let server = tokio::spawn(expect_status_patch(
+            handle,
+            "/apis/failover.rs/v1alpha1/namespaces/shop/failovers/to-west/status",
+            object,
+        ));
+        let action = reconcile_failover(Arc::new(fo), shared)
+            .await
+            .expect("reconcile");
+        assert_eq!(action, Action::requeue(Duration::from_secs(2)));
+        let body = server.await.expect("server");
+        assert_eq!(body["kind"], "Failover");
+        assert_eq!(body["status"]["phase"], "Pending");
+        assert_eq!(
+            body["status"]["id"],
+            format!("{:016x}", failover_id("0e0e"))
+        );
+        assert_eq!(
+            body["status"]["message"],
+            "no valid FailoverGroup shop/shop runs in this cluster (see its status)"
+        );
     }
 }

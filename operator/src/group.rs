@@ -443,17 +443,7 @@ impl Publisher {
         if self.last.as_ref().map(key) == Some(key(&status)) {
             return;
         }
-        let patch = serde_json::json!({
-            "apiVersion": "failover.rs/v1alpha1",
-            "kind": "FailoverGroup",
-            "status": status,
-        });
-        let params = PatchParams::apply(MANAGER).force();
-        match self
-            .api
-            .patch_status(&self.name, &params, &Patch::Apply(&patch))
-            .await
-        {
+        match apply_status(&self.api, &self.name, &status).await {
             Ok(_) => self.last = Some(status),
             Err(e) => warn!(error = %e, "cannot write the group's status"),
         }
@@ -471,6 +461,30 @@ fn pascal(kebab: &str) -> String {
                 .unwrap_or_default()
         })
         .collect()
+}
+
+/// Write `status` as the status of object `name` by server-side apply (the operator's
+/// field manager, forced: it owns every status field).
+pub async fn apply_status<K>(
+    api: &Api<K>,
+    name: &str,
+    status: &impl serde::Serialize,
+) -> Result<(), kube::Error>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Wall-clock milliseconds since the epoch (the record's heartbeats are stamped so).

@@ -44,15 +44,8 @@ async fn main() -> ExitCode {
             aws_sdk_dynamodb::Client::new(&loader.load().await)
         }
     };
-    let namespace = match config.namespaces.as_slice() {
-        [] => None,
-        [one] => Some(one.clone()),
-        _ => {
-            error!("watching several namespaces is not supported yet: give one, or none for all");
-            return ExitCode::from(2);
-        }
-    };
-    info!(cluster = %config.cluster_name, table = %config.table, ?namespace, "failover-operator starting");
+    let namespaces = config.namespaces.clone();
+    info!(cluster = %config.cluster_name, table = %config.table, ?namespaces, "failover-operator starting");
     let (probe_addr, metrics_addr) = (config.probe_addr, config.metrics_addr);
     let shared = Arc::new(Shared {
         client,
@@ -65,7 +58,7 @@ async fn main() -> ExitCode {
     let probes = tokio::spawn(serve(probe_addr, shared.clone()));
     let metrics = tokio::spawn(serve(metrics_addr, shared.clone()));
     let shutdown = shutdown_signal().shared();
-    let code = lead(shared, namespace, shutdown).await;
+    let code = lead(shared, namespaces, shutdown).await;
     probes.abort();
     metrics.abort();
     info!("failover-operator stopped");
@@ -78,14 +71,14 @@ async fn main() -> ExitCode {
 /// as a standby.
 async fn lead(
     shared: Arc<Shared>,
-    namespace: Option<String>,
+    namespaces: Vec<String>,
     shutdown: Shared_<Pin<Box<dyn Future<Output = ()> + Send>>>,
 ) -> ExitCode {
     let config = &shared.config;
     if !config.leader_election {
         shared.leading.store(true, Ordering::Relaxed);
         shared.metrics.leader.set(1);
-        controllers::run(shared.clone(), namespace, shutdown).await;
+        controllers::run_namespaces(shared.clone(), &namespaces, shutdown).await;
         return ExitCode::SUCCESS;
     }
     let identity = config.identity.clone().unwrap_or_else(|| {
@@ -134,7 +127,7 @@ async fn lead(
             }
         }
     };
-    controllers::run(shared.clone(), namespace, stop).await;
+    controllers::run_namespaces(shared.clone(), &namespaces, stop).await;
     shared.leading.store(false, Ordering::Relaxed);
     shared.metrics.leader.set(0);
     drop(leading);

@@ -382,6 +382,39 @@ async fn status_follows_failovers_requested_in_either_cluster_in_both_modes() {
     wait_active(&east, &ns, "east", &logs).await;
     wait_active(&west, &ns, "east", &logs).await;
 
+    // A dry run first: the plan in status, nothing requested.
+    let failovers: Api<Failover> = Api::namespaced(west.plane.client.clone(), &ns);
+    failovers
+        .create(
+            &PostParams::default(),
+            &Failover::new(
+                "dry",
+                FailoverSpec {
+                    group: GROUP.into(),
+                    target_cluster: "west".into(),
+                    mode: FailoverMode::Consistency,
+                    dry_run: true,
+                },
+            ),
+        )
+        .await
+        .expect("create the dry run");
+    let plan = wait_for("the dry run's plan", Duration::from_secs(30), || {
+        let failovers = failovers.clone();
+        async move {
+            let s = failovers.get("dry").await.ok()?.status?;
+            (s.phase.as_deref() == Some("DryRun")).then_some(s.message.unwrap_or_default())
+        }
+    })
+    .await
+    .expect("a DryRun phase");
+    assert!(
+        plan.contains("promote-volumes")
+            && plan.contains("spec.replicationState: secondary -> primary"),
+        "the target's plan with its fields:\n{plan}"
+    );
+    wait_active(&west, &ns, "east", &logs).await;
+
     // A consistency failover asked in the standby cluster (west): the record carries the
     // request to east's operator, which starts it.
     let (phases, stages, outcome) =
@@ -634,16 +667,21 @@ async fn kill_matrix() {
             active = target;
         }
     }
-    println!(
-        "\nkill matrix (SIGKILL of a cluster's leading replica; `leader`: until the other \
+    use std::fmt::Write as _;
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "kill matrix (SIGKILL of a cluster's leading replica; `leader`: until the other \
          replica leads; `completed`: until the failover's outcome):"
     );
-    println!(
+    let _ = writeln!(
+        table,
         "{:<20} {:<7} {:<20} {:>9} {:>10} {:<24} {:>8} {:>10}",
         "stage", "side", "killed in", "leader", "completed", "outcome", "samples", "violations"
     );
     for (stage, side, hit, _, takeover, done, outcome, report) in &rows {
-        println!(
+        let _ = writeln!(
+            table,
             "{:<20} {:<7} {:<20} {:>8.1}s {:>9.1}s {:<24} {:>8} {:>10}",
             stage.to_string(),
             format!("{side:?}").to_lowercase(),
@@ -659,7 +697,16 @@ async fn kill_matrix() {
         .iter()
         .filter(|r| r.6 == "completed-consistency" && r.7.violations.is_empty())
         .count();
-    println!("{completed}/{} completed with no unsafe sample", rows.len());
+    let _ = writeln!(
+        table,
+        "{completed}/{} completed with no unsafe sample",
+        rows.len()
+    );
+    println!("\n{table}");
+    // Also beside the build, where `scripts/test.sh` prints it (a passing test's output
+    // is captured).
+    let dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    let _ = std::fs::write(PathBuf::from(dir).join("kill-matrix.txt"), &table);
     for r in &rows {
         assert!(
             r.7.violations.is_empty(),
