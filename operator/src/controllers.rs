@@ -52,6 +52,9 @@ pub struct Shared {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// This replica leads (runs the controllers and loops).
     pub leading: std::sync::atomic::AtomicBool,
+    /// Watched namespaces whose two controllers' caches have synced (all namespaces
+    /// count as one).
+    pub synced: std::sync::atomic::AtomicUsize,
 }
 
 /// A group loop and the validated group it runs.
@@ -121,6 +124,18 @@ pub async fn run(
         watcher::Config::default(),
     );
     let failover_store = failovers.store();
+    let sync = {
+        let (groups, failovers, shared) =
+            (group_store.clone(), failover_store.clone(), shared.clone());
+        async move {
+            if groups.wait_until_ready().await.is_ok() && failovers.wait_until_ready().await.is_ok()
+            {
+                shared
+                    .synced
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -145,7 +160,7 @@ pub async fn run(
         info!("shutting down: controllers stop, every group loop ends its turn");
         let _ = stop_tx.send(true);
     };
-    tokio::join!(groups, failovers, janitor, signal);
+    tokio::join!(groups, failovers, janitor, signal, sync);
     let loops = {
         let mut all = shared.loops.lock().await;
         let keys: Vec<String> = all
@@ -586,6 +601,7 @@ mod tests {
             loops: Mutex::new(BTreeMap::new()),
             metrics: Arc::new(crate::metrics::Metrics::default()),
             leading: std::sync::atomic::AtomicBool::new(true),
+            synced: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 

@@ -1,5 +1,6 @@
 //! The HTTP endpoints: `/livez` (the process runs), `/readyz` (a standby replica, or a
-//! leader whose every group loop has read its record) and `/metrics`. A small HTTP/1.1
+//! leader whose controllers' caches synced and whose every group loop has read its
+//! record) and `/metrics`. A small HTTP/1.1
 //! responder: probes and a scrape need nothing more.
 
 use std::net::SocketAddr;
@@ -54,6 +55,14 @@ pub async fn serve(addr: SocketAddr, shared: Arc<Shared>) -> std::io::Result<()>
 async fn ready(shared: &Shared) -> (u16, String) {
     if !shared.leading.load(std::sync::atomic::Ordering::Relaxed) {
         return (200, "ok: standby replica".into());
+    }
+    let watched = shared.config.namespaces.len().max(1);
+    let synced = shared.synced.load(std::sync::atomic::Ordering::Relaxed);
+    if synced < watched {
+        return (
+            503,
+            format!("caches synced for {synced} of {watched} namespaces"),
+        );
     }
     let loops = shared.loops.lock().await;
     let waiting: Vec<&String> = loops

@@ -54,6 +54,7 @@ async fn main() -> ExitCode {
         loops: tokio::sync::Mutex::new(Default::default()),
         metrics: Arc::new(Metrics::default()),
         leading: AtomicBool::new(false),
+        synced: std::sync::atomic::AtomicUsize::new(0),
     });
     let probes = tokio::spawn(serve(probe_addr, shared.clone()));
     let metrics = tokio::spawn(serve(metrics_addr, shared.clone()));

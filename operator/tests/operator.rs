@@ -89,6 +89,7 @@ struct Process {
     child: Child,
     log: PathBuf,
     metrics_port: u16,
+    probe_port: u16,
 }
 
 impl Process {
@@ -154,6 +155,7 @@ fn start_operator(
     let log = std::env::temp_dir().join(format!("{ns}-{}-{replica}-operator.log", plane.name));
     let file = std::fs::File::create(&log).expect("log file");
     let metrics_port = free_port();
+    let probe_port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_failover-operator"))
         .args(["--cluster-name", &plane.name])
         .args(["--table", table])
@@ -161,7 +163,7 @@ fn start_operator(
         .args(["--namespace", ns])
         .arg("--kubeconfig")
         .arg(&plane.kubeconfig)
-        .args(["--probe-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--probe-addr", &format!("127.0.0.1:{probe_port}")])
         .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
         .args(["--lease-namespace", ns])
         // A new identity per process, as a replacement Pod has: a restarted process
@@ -180,6 +182,7 @@ fn start_operator(
         child,
         log,
         metrics_port,
+        probe_port,
     }
 }
 
@@ -381,6 +384,16 @@ async fn status_follows_failovers_requested_in_either_cluster_in_both_modes() {
     let logs: Vec<PathBuf> = procs.iter().map(|p| p.log.clone()).collect();
     wait_active(&east, &ns, "east", &logs).await;
     wait_active(&west, &ns, "east", &logs).await;
+    // Every replica is ready: the leaders once their caches synced and their loops read
+    // the record, the standbys at once.
+    for p in &procs {
+        let ready = wait_for("a replica to be ready", Duration::from_secs(30), || async {
+            http_get(p.probe_port, "/readyz").await
+        })
+        .await;
+        assert!(ready.is_ok(), "{:?} not ready", p.log);
+        assert!(http_get(p.probe_port, "/livez").await.is_some());
+    }
 
     // A dry run first: the plan in status, nothing requested.
     let failovers: Api<Failover> = Api::namespaced(west.plane.client.clone(), &ns);
