@@ -12,9 +12,13 @@ use tracing::warn;
 
 use crate::controllers::Shared;
 
-/// Serve the endpoints on `addr` for ever.
-pub async fn serve(addr: SocketAddr, shared: Arc<Shared>) -> std::io::Result<()> {
-    let listener = TcpListener::bind(addr).await?;
+/// Listen on `addr` (a port taken is an error at start, not a silent probe failure).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serve the endpoints on `listener` for ever.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>) -> std::io::Result<()> {
     loop {
         let (mut stream, _) = listener.accept().await?;
         let shared = shared.clone();

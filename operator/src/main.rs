@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::Parser;
 use failover_operator::config::{Config, LogFormat};
 use failover_operator::controllers::{self, Shared};
-use failover_operator::http::serve;
+use failover_operator::http::{bind, serve};
 use failover_operator::metrics::Metrics;
 use futures::FutureExt;
 use futures::future::Shared as Shared_;
@@ -56,8 +56,25 @@ async fn main() -> ExitCode {
         leading: AtomicBool::new(false),
         synced: std::sync::atomic::AtomicUsize::new(0),
     });
-    let probes = tokio::spawn(serve(probe_addr, shared.clone()));
-    let metrics = tokio::spawn(serve(metrics_addr, shared.clone()));
+    let (probe_listener, metrics_listener) = match (
+        bind(probe_addr).await,
+        bind(metrics_addr).await,
+    ) {
+        (Ok(p), Ok(m)) => (p, m),
+        (Err(e), _) | (_, Err(e)) => {
+            error!(error = %e, %probe_addr, %metrics_addr, "cannot listen for probes and metrics");
+            return ExitCode::from(2);
+        }
+    };
+    let local =
+        |l: &tokio::net::TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    info!(
+        probes = %local(&probe_listener),
+        metrics = %local(&metrics_listener),
+        "listening"
+    );
+    let probes = tokio::spawn(serve(probe_listener, shared.clone()));
+    let metrics = tokio::spawn(serve(metrics_listener, shared.clone()));
     let shutdown = shutdown_signal().shared();
     let code = lead(shared, namespaces, shutdown).await;
     probes.abort();

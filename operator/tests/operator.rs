@@ -136,11 +136,19 @@ impl Drop for Process {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// The ports a process says it listens on (its JSON log's `listening` line): it binds
+/// port 0, so parallel tests never race for a port.
+fn listening(log: &std::path::Path) -> Option<(u16, u16)> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines().find_map(|line| {
+        let v: serde_json::Value = serde_json::from_str(line).ok()?;
+        let fields = v.get("fields")?;
+        (fields.get("message")?.as_str()? == "listening").then_some(())?;
+        let port = |key: &str| -> Option<u16> {
+            fields.get(key)?.as_str()?.rsplit(':').next()?.parse().ok()
+        };
+        Some((port("metrics")?, port("probes")?))
+    })
 }
 
 /// Replica `replica` of `plane`'s operator, electing its leader through a Lease in the
@@ -154,8 +162,6 @@ fn start_operator(
 ) -> Process {
     let log = std::env::temp_dir().join(format!("{ns}-{}-{replica}-operator.log", plane.name));
     let file = std::fs::File::create(&log).expect("log file");
-    let metrics_port = free_port();
-    let probe_port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_failover-operator"))
         .args(["--cluster-name", &plane.name])
         .args(["--table", table])
@@ -163,8 +169,9 @@ fn start_operator(
         .args(["--namespace", ns])
         .arg("--kubeconfig")
         .arg(&plane.kubeconfig)
-        .args(["--probe-addr", &format!("127.0.0.1:{probe_port}")])
-        .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
+        .args(["--probe-addr", "127.0.0.1:0"])
+        .args(["--metrics-addr", "127.0.0.1:0"])
+        .args(["--log-format", "json"])
         .args(["--lease-namespace", ns])
         // A new identity per process, as a replacement Pod has: a restarted process
         // does not find the Lease its predecessor held as its own.
@@ -178,6 +185,17 @@ fn start_operator(
         .stderr(Stdio::from(file))
         .spawn()
         .expect("start failover-operator");
+    let started = std::time::Instant::now();
+    let (metrics_port, probe_port) = loop {
+        if let Some(ports) = listening(&log) {
+            break ports;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the operator never said where it listens: {log:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
     Process {
         child,
         log,
