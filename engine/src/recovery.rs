@@ -22,7 +22,7 @@
 //! re-created record, started.
 
 use failover_model::{
-    Cluster, Intervention, Plan, PlanKind, Record, Reply, Timing, Trace, Variant, stopped,
+    Cluster, Intervention, PlanKind, Record, Reply, Timing, Trace, Variant, stopped,
 };
 
 use crate::executor::Operator;
@@ -143,8 +143,7 @@ pub fn explain(record: &Record, action: Intervention) -> Result<String, Interven
     let Some(f) = record.failover else {
         return Err(InterveneRefused::NothingInFlight(Box::new(record.clone())));
     };
-    let plan = Plan::of(f.kind, Variant::Correct);
-    let step = plan.get(f.done).map(|s| (s.stage, s.step));
+    let step = f.next_step().map(|s| (s.stage, s.step));
     let at = match step {
         Some((stage, step)) => format!("stage {stage}, step {step} (journal position {})", f.done),
         None => format!("journal position {}", f.done),

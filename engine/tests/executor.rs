@@ -18,7 +18,7 @@ use failover_engine::ports::{
 use failover_engine::recovery::{RecreateRefused, recreate_record};
 use failover_engine::spec::{FailoverGroupSpec, FluxRef, Group, MembersSpec};
 use failover_model::{
-    Cluster, Memory, Mode, Outcome, Plan, PlanKind, Request, Role, Stage, Variant, VolumeRole,
+    Cluster, Memory, Mode, Outcome, PlanKind, Request, Role, Stage, Variant, VolumeRole,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use tokio::sync::Notify;
@@ -382,10 +382,7 @@ async fn cut_and_resume(mode: Mode, victim: Cluster, cut: usize) -> Option<Optio
     let stage_at_cut = store
         .get("shop/shop")
         .and_then(|r| r.failover)
-        .and_then(|f| {
-            let plan = Plan::of(f.kind, Variant::Correct);
-            plan.get(f.done).map(|s| s.stage)
-        });
+        .and_then(|f| f.next_step().map(|s| s.stage));
     port.cut.store(usize::MAX, Ordering::SeqCst);
     // Restart: a new operator with empty memory on the same cluster and store.
     let (port, me, offset) = if victim == Cluster::A {

@@ -10,7 +10,7 @@ use failover_engine::executor::{Operator, Turn, TurnResult};
 use failover_engine::ports::{Kind, MemberState, ObjectRef};
 use failover_engine::spec::{FailoverGroupSpec, FluxRef, Group, MembersSpec, TimingSpec};
 use failover_model::{
-    AbortReason, Action, Cluster, Intervention, Invariant, Memory, Mode, Outcome, Plan, PlanKind,
+    AbortReason, Action, Cluster, Intervention, Invariant, Memory, Mode, Outcome, PlanKind,
     Purpose, Record, Reply, Request, Resource, START, STOP, Snapshot, Stage, Step, Time, Timing,
     Variant, VolumeRole,
     check::{Asked, STUCK_RESOURCES},
@@ -1816,10 +1816,7 @@ fn aimed_at(w: &Fakes, t: Targeted, now: Time, timing: &failover_model::Timing) 
 }
 
 fn in_flight_stage(record: Option<&Record>) -> Option<Stage> {
-    let f = record?.failover?;
-    Plan::of(f.kind, Variant::Correct)
-        .get(f.done)
-        .map(|s| s.stage)
+    Some(record?.failover?.next_step()?.stage)
 }
 
 /// Stage durations from the journal writes: a stage lasts from the first write that

@@ -210,13 +210,8 @@ impl Memory {
         // a hand-off the one that handed over watches the other's heartbeat instead).
         // Not noting it otherwise keeps the model's states few.
         let turn = |_: &InFlight| record.holder() == Some(me);
-        let stage = |f: &InFlight| {
-            Plan::of(f.kind, Variant::Correct)
-                .get(f.done)
-                .map(|s| s.stage)
-        };
         self.progress = record.failover.filter(turn).and_then(|f| {
-            let stage = stage(&f)?;
+            let stage = f.next_step()?.stage;
             Some(match self.progress {
                 Some(p) if p.id == f.id && p.stage == stage && p.token == record.token => p,
                 _ => Progress {

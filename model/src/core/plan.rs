@@ -10,7 +10,7 @@
 use std::fmt;
 use std::sync::OnceLock;
 
-use super::types::{ClusterState, Mode, PlanKind, Role, Stage, VolumeRole};
+use super::types::{ClusterState, InFlight, Mode, PlanKind, Role, Stage, VolumeRole};
 
 /// One step of a plan. Effect steps are idempotent "ensure" operations on the operator's
 /// own cluster; await steps wait for the cluster to report a state; the others are
@@ -605,6 +605,14 @@ pub struct PlanStep {
     pub owner: Role,
     /// The step.
     pub step: Step,
+}
+
+impl InFlight {
+    /// The step of the protocol's plan the journal stands at: the next one to do
+    /// (`None` once every step is journaled).
+    pub fn next_step(&self) -> Option<PlanStep> {
+        Plan::of(self.kind, Variant::Correct).get(self.done)
+    }
 }
 
 impl Plan {
