@@ -6,6 +6,7 @@ use std::time::Duration;
 use failover_engine::k8s::KubeCluster;
 use failover_engine::member::settled;
 use failover_engine::ports::{ClusterPort, Kind, LabelQuery, ObjectRef, Selector};
+use failover_engine::spec::{FailoverGroupSpec, FluxRef, MembersSpec, TimingSpec};
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use serde_json::{Value, json};
@@ -160,4 +161,32 @@ pub async fn wait_settled<C: ClusterPort>(
         .await?;
     }
     Ok(())
+}
+
+/// The group of the application [`create`] makes, between clusters `clusters`: every
+/// member by the `app=shop` label, the Flux objects by name, heartbeats every second.
+pub fn group_spec(clusters: [&str; 2]) -> FailoverGroupSpec {
+    FailoverGroupSpec {
+        clusters: clusters.map(String::from).to_vec(),
+        members: MembersSpec {
+            selector: Some(
+                serde_json::from_value(json!({"matchLabels": {"app": "shop"}})).expect("selector"),
+            ),
+            kustomizations: vec![FluxRef {
+                name: name(Kind::Kustomization).into(),
+                namespace: None,
+            }],
+            helm_releases: vec![FluxRef {
+                name: name(Kind::HelmRelease).into(),
+                namespace: None,
+            }],
+            ..MembersSpec::default()
+        },
+        timing: Some(TimingSpec {
+            heartbeat_seconds: Some(1),
+            retry_seconds: Some(1),
+            ..TimingSpec::default()
+        }),
+        ..FailoverGroupSpec::default()
+    }
 }

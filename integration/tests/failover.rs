@@ -15,7 +15,7 @@ use failover_engine::k8s::{
 };
 use failover_engine::ports::{ClusterPort, Desired, Kind, ObjectRef, StorePort, SystemClock};
 use failover_engine::recovery::{InterveneRefused, intervene};
-use failover_engine::spec::{FailoverGroupSpec, FluxRef, Group, MembersSpec, TimingSpec};
+use failover_engine::spec::{FailoverGroupSpec, Group, TimingSpec};
 use failover_integration::agents::{Agents, STUCK_ANNOTATION};
 use failover_integration::app;
 use failover_integration::faults::{Fault, Faults, Rule, faulty_client};
@@ -36,29 +36,7 @@ const CLUSTERS: [&str; 2] = ["east", "west"];
 const FAILOVER_BOUND: Duration = Duration::from_secs(120);
 
 fn spec() -> FailoverGroupSpec {
-    FailoverGroupSpec {
-        clusters: CLUSTERS.map(String::from).to_vec(),
-        members: MembersSpec {
-            selector: Some(
-                serde_json::from_value(json!({"matchLabels": {"app": "shop"}})).expect("selector"),
-            ),
-            kustomizations: vec![FluxRef {
-                name: app::name(Kind::Kustomization).into(),
-                namespace: None,
-            }],
-            helm_releases: vec![FluxRef {
-                name: app::name(Kind::HelmRelease).into(),
-                namespace: None,
-            }],
-            ..MembersSpec::default()
-        },
-        timing: Some(TimingSpec {
-            heartbeat_seconds: Some(1),
-            retry_seconds: Some(1),
-            ..TimingSpec::default()
-        }),
-        ..FailoverGroupSpec::default()
-    }
+    app::group_spec(CLUSTERS)
 }
 
 struct Site {

@@ -322,24 +322,32 @@ async fn reconcile_group(fg: Arc<FailoverGroup>, shared: Arc<Shared>) -> Result<
     }
 }
 
+/// A `Failover`'s status: its phase, its id and what happened, in words.
+fn said(phase: &str, id: u64, message: impl Into<String>) -> FailoverStatus {
+    FailoverStatus {
+        phase: Some(phase.into()),
+        id: Some(format!("{id:016x}")),
+        message: Some(message.into()),
+        ..FailoverStatus::default()
+    }
+}
+
 /// The phase of request `id` in the record and the loop's view: `None` while it has
 /// not reached the record yet.
 fn phase(view: &View, id: u64) -> Option<FailoverStatus> {
     if let Some((refused, holder)) = view.refused
         && refused == id
     {
-        return Some(FailoverStatus {
-            phase: Some("Refused".into()),
-            id: Some(format!("{id:016x}")),
-            message: Some(format!(
+        return Some(said(
+            "Refused",
+            id,
+            format!(
                 "another request ({holder:016x}) holds the group; delete this Failover and \
                  ask again once that one ended"
-            )),
-            ..FailoverStatus::default()
-        });
+            ),
+        ));
     }
     let r: &Record = view.record.as_ref()?;
-    let hex = Some(format!("{id:016x}"));
     if let Some(h) = r.history.iter().find(|h| h.id == id) {
         let phase = match h.outcome {
             Outcome::Completed(_) | Outcome::Resolved | Outcome::NoOp => "Completed",
@@ -347,19 +355,15 @@ fn phase(view: &View, id: u64) -> Option<FailoverStatus> {
             Outcome::Withdrawn => "Withdrawn",
         };
         return Some(FailoverStatus {
-            phase: Some(phase.into()),
-            id: hex,
             outcome: Some(outcome_name(h.outcome)),
-            message: Some(format!("ended: {}", outcome_name(h.outcome))),
-            ..FailoverStatus::default()
+            ..said(phase, id, format!("ended: {}", outcome_name(h.outcome)))
         });
     }
     if let Some(f) = r.failover.filter(|f| f.id == id) {
-        let plan = failover_model::Plan::of(f.kind, failover_model::Variant::Correct);
-        let stage = plan.steps.get(f.done as usize).map(|s| s.stage.to_string());
+        let stage = f.next_step().map(|s| s.stage.to_string());
         return Some(FailoverStatus {
             phase: Some(if f.stuck { "NeedsOperator" } else { "Running" }.into()),
-            id: hex,
+            id: Some(format!("{id:016x}")),
             stage,
             message: f.stuck.then(|| {
                 "a stage passed its deadline after the target promoted: fix the objects the \
@@ -370,12 +374,11 @@ fn phase(view: &View, id: u64) -> Option<FailoverStatus> {
         });
     }
     if r.request.is_some_and(|p| p.id == id) {
-        return Some(FailoverStatus {
-            phase: Some("Pending".into()),
-            id: hex,
-            message: Some("accepted by the record; waiting to start".into()),
-            ..FailoverStatus::default()
-        });
+        return Some(said(
+            "Pending",
+            id,
+            "accepted by the record; waiting to start",
+        ));
     }
     None
 }
@@ -401,14 +404,11 @@ async fn reconcile_failover(fo: Arc<Failover>, shared: Arc<Shared>) -> Result<Ac
     let key = format!("{ns}/{}", fo.spec.group);
     let loops = shared.loops.lock().await;
     let Some(running) = loops.get(&key) else {
-        let status = FailoverStatus {
-            phase: Some("Pending".into()),
-            id: Some(format!("{id:016x}")),
-            message: Some(format!(
-                "no valid FailoverGroup {key} runs in this cluster (see its status)"
-            )),
-            ..FailoverStatus::default()
-        };
+        let status = said(
+            "Pending",
+            id,
+            format!("no valid FailoverGroup {key} runs in this cluster (see its status)"),
+        );
         drop(loops);
         apply_status(&api, &name, &status).await?;
         return Ok(Action::requeue(Duration::from_secs(2)));
@@ -416,12 +416,7 @@ async fn reconcile_failover(fo: Arc<Failover>, shared: Arc<Shared>) -> Result<Ac
     let request = match running.group.request(id, &fo.spec) {
         Ok(r) => r,
         Err(invalid) => {
-            let status = FailoverStatus {
-                phase: Some("Invalid".into()),
-                id: Some(format!("{id:016x}")),
-                message: Some(invalid.to_string()),
-                ..FailoverStatus::default()
-            };
+            let status = said("Invalid", id, invalid.to_string());
             drop(loops);
             apply_status(&api, &name, &status).await?;
             return Ok(Action::await_change());
@@ -440,18 +435,8 @@ async fn reconcile_failover(fo: Arc<Failover>, shared: Arc<Shared>) -> Result<Ac
         let cluster = KubeCluster::new(shared.client.clone());
         let kind = failover_model::PlanKind::Planned(request.mode);
         let status = match failover_engine::dryrun::dry_run(&cluster, &group, kind, role).await {
-            Ok(plan) => FailoverStatus {
-                phase: Some("DryRun".into()),
-                id: Some(format!("{id:016x}")),
-                message: Some(failover_engine::dryrun::render(&plan)),
-                ..FailoverStatus::default()
-            },
-            Err(e) => FailoverStatus {
-                phase: Some("DryRun".into()),
-                id: Some(format!("{id:016x}")),
-                message: Some(format!("the plan could not be computed: {e}")),
-                ..FailoverStatus::default()
-            },
+            Ok(plan) => said("DryRun", id, failover_engine::dryrun::render(&plan)),
+            Err(e) => said("DryRun", id, format!("the plan could not be computed: {e}")),
         };
         apply_status(&api, &name, &status).await?;
         return Ok(Action::await_change());
@@ -471,23 +456,17 @@ async fn reconcile_failover(fo: Arc<Failover>, shared: Arc<Shared>) -> Result<Ac
                 status
             }
             None => match inputs.request {
-                Some(other) if other.id != id => FailoverStatus {
-                    phase: Some("Pending".into()),
-                    id: Some(format!("{id:016x}")),
-                    message: Some(format!(
+                Some(other) if other.id != id => said(
+                    "Pending",
+                    id,
+                    format!(
                         "waiting: this cluster's request {:016x} goes first",
                         other.id
-                    )),
-                    ..FailoverStatus::default()
-                },
+                    ),
+                ),
                 _ => {
                     inputs.request = Some(request);
-                    FailoverStatus {
-                        phase: Some("Pending".into()),
-                        id: Some(format!("{id:016x}")),
-                        message: Some("being written into the group's record".into()),
-                        ..FailoverStatus::default()
-                    }
+                    said("Pending", id, "being written into the group's record")
                 }
             },
         }

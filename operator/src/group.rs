@@ -19,7 +19,8 @@ use failover_engine::spec::{
     HistoryItem,
 };
 use failover_model::{
-    AbortReason, Cluster, FailoverId, Outcome, Plan, PlanKind, Record, Request, Variant,
+    AbortReason, Cluster, FailoverId, HistoryEntry, InFlight, Outcome, Plan, PlanKind, Record,
+    Request, Stage, Variant,
 };
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Api;
@@ -93,12 +94,11 @@ impl GroupLoop {
             history,
             last: None,
             metrics,
-            tracker: Tracker::default(),
+            seen: Seen::default(),
             recorder: Recorder::new(events.0.clone(), events.1.clone()),
             client: events.0,
             reporter: events.1,
             regarding: events.2,
-            told: Told::default(),
         };
         let task =
             tokio::spawn(drive(op, inputs.clone(), view_tx, stop_rx, publisher).instrument(span));
@@ -174,8 +174,7 @@ async fn drive(
             *v = now.clone();
             changed
         });
-        publisher.publish(op.group(), &now).await;
-        publisher.tell(op.group(), &turn, &now).await;
+        publisher.report(op.group(), &turn, &now).await;
         if let Some(why) = stopped {
             warn!(%why, "group loop stopped");
             return;
@@ -200,7 +199,7 @@ struct Publisher {
     history: usize,
     last: Option<FailoverGroupStatus>,
     metrics: Arc<Metrics>,
-    tracker: Tracker,
+    seen: Seen,
     /// Publishes the Events; a new one for every failover, so each failover's stage
     /// Events are its own (a recorder folds Events of the same reason and action into
     /// one series).
@@ -208,43 +207,105 @@ struct Publisher {
     client: kube::Client,
     reporter: Reporter,
     regarding: ObjectReference,
-    told: Told,
 }
 
-/// What the Events already told.
+/// The failovers' progress as this loop saw it, turn by turn: what the metrics and the
+/// Events both report, worked out once.
 #[derive(Default)]
-struct Told {
-    /// History items told (those before this loop started are not).
+struct Seen {
+    /// History items already reported (those before this loop started are not).
     history: Option<usize>,
-    /// The failover in flight and the stage last told started.
-    stage: Option<(FailoverId, String)>,
-    /// The refusal last told.
+    /// The failover in flight, as last seen.
+    flight: Option<Flight>,
+    /// The refusal last reported.
     refused: Option<(FailoverId, FailoverId)>,
 }
 
-/// What the metrics of failover and stage durations need to remember.
+/// A failover in flight: since when this loop saw it, its stage and since when.
+#[derive(Clone, Copy)]
+struct Flight {
+    failover: InFlight,
+    since: Instant,
+    stage: Stage,
+    stage_since: Instant,
+}
+
+/// What changed in the record since the last turn.
 #[derive(Default)]
-struct Tracker {
-    /// History items already counted (those before this loop started are not).
-    counted: Option<usize>,
-    /// The failover in flight: its id, mode, since when, its stage and since when.
-    flight: Option<(FailoverId, String, Instant, String, Instant)>,
+struct Changes {
+    /// The stage a failover left (its failover went on to the next or ended), and how
+    /// long it stayed.
+    stage_ended: Option<(Flight, Duration)>,
+    /// The stage a failover entered, and whether the failover is new to this loop.
+    stage_started: Option<(InFlight, Stage, bool)>,
+    /// Failovers that ended, with their flight if this loop saw them run.
+    ended: Vec<(HistoryEntry, Option<Flight>)>,
+}
+
+impl Seen {
+    fn advance(&mut self, record: &Record, now: Instant) -> Changes {
+        let mut changes = Changes::default();
+        let reported = *self.history.get_or_insert(record.history.len());
+        for h in record.history.iter().skip(reported) {
+            let flight = self.flight.filter(|f| f.failover.id == h.id);
+            changes.ended.push((*h, flight));
+        }
+        self.history = Some(record.history.len());
+        let current = record
+            .failover
+            .and_then(|f| Some((f, f.next_step()?.stage)));
+        let unchanged = matches!(
+            (self.flight, current),
+            (Some(old), Some((f, stage))) if old.failover.id == f.id && old.stage == stage
+        );
+        if !unchanged {
+            let old = self.flight;
+            changes.stage_ended = old.map(|o| (o, now - o.stage_since));
+            self.flight = current.map(|(failover, stage)| {
+                let same = old.filter(|o| o.failover.id == failover.id);
+                changes.stage_started = Some((failover, stage, same.is_none()));
+                Flight {
+                    failover,
+                    since: same.map_or(now, |o| o.since),
+                    stage,
+                    stage_since: now,
+                }
+            });
+        }
+        changes
+    }
 }
 
 impl Publisher {
-    /// Metrics from the status: gauges, and failovers and stages that ended.
-    fn measure(&mut self, group: &Group, view: &View, status: &FailoverGroupStatus) {
+    /// After a turn: the status written if it changed, the metrics, the Events.
+    async fn report(&mut self, group: &Group, turn: &failover_engine::executor::Turn, view: &View) {
+        let status = group_status(group, view, self.generation, self.history, wall_ms());
+        self.gauges(&group.key, &status);
+        let changes = view
+            .record
+            .as_ref()
+            .map(|r| self.seen.advance(r, Instant::now()))
+            .unwrap_or_default();
+        self.count(&group.key, &changes);
+        self.write(status).await;
+        self.tell(group, turn, view, &changes).await;
+    }
+
+    /// The gauges the status shows: heartbeat ages, lease left, fenced.
+    fn gauges(&self, key: &str, status: &FailoverGroupStatus) {
         let m = &self.metrics;
-        let key = group.key.clone();
         for c in &status.clusters {
             if let Some(age) = c.heartbeat_age_seconds {
                 m.heartbeat_age
-                    .get_or_create(&vec![("group", key.clone()), ("cluster", c.name.clone())])
+                    .get_or_create(&vec![
+                        ("group", key.to_string()),
+                        ("cluster", c.name.clone()),
+                    ])
                     .set(age as f64);
             }
             if let Some(left) = c.lease_left_seconds {
                 m.lease_left
-                    .get_or_create(&vec![("group", key.clone())])
+                    .get_or_create(&vec![("group", key.to_string())])
                     .set(left as f64);
             }
         }
@@ -253,68 +314,51 @@ impl Publisher {
             .iter()
             .any(|c| c.type_ == "Fenced" && c.status == "True");
         m.fenced
-            .get_or_create(&vec![("group", key.clone())])
+            .get_or_create(&vec![("group", key.to_string())])
             .set(i64::from(fenced));
-        let Some(r) = view.record.as_ref() else {
-            return;
-        };
-        let now = Instant::now();
-        let counted = *self.tracker.counted.get_or_insert(r.history.len());
-        for h in r.history.iter().skip(counted) {
-            let outcome = outcome_name(h.outcome);
-            let mode = match h.outcome {
-                Outcome::Completed(kind) => plan_name(kind),
-                _ => self
-                    .tracker
-                    .flight
-                    .as_ref()
-                    .filter(|f| f.0 == h.id)
-                    .map_or_else(|| "unknown".into(), |f| f.1.clone()),
+    }
+
+    /// Failovers that ended and stages that ended, with their durations.
+    fn count(&self, key: &str, changes: &Changes) {
+        let m = &self.metrics;
+        if let Some((flight, took)) = changes.stage_ended {
+            m.stage_seconds
+                .get_or_create(&vec![
+                    ("mode", plan_name(flight.failover.kind)),
+                    ("stage", flight.stage.to_string()),
+                ])
+                .observe(took.as_secs_f64());
+        }
+        for (h, flight) in &changes.ended {
+            let mode = match (h.outcome, flight) {
+                (Outcome::Completed(kind), _) => plan_name(kind),
+                (_, Some(f)) => plan_name(f.failover.kind),
+                (_, None) => "unknown".into(),
             };
             m.failovers
                 .get_or_create(&vec![
-                    ("group", key.clone()),
+                    ("group", key.to_string()),
                     ("mode", mode.clone()),
-                    ("outcome", outcome),
+                    ("outcome", outcome_name(h.outcome)),
                 ])
                 .inc();
-            if let Some((id, _, since, stage, stage_since)) = self.tracker.flight.take()
-                && id == h.id
-            {
+            if let Some(f) = flight {
                 m.failover_seconds
-                    .get_or_create(&vec![("mode", mode.clone())])
-                    .observe((now - since).as_secs_f64());
-                m.stage_seconds
-                    .get_or_create(&vec![("mode", mode), ("stage", stage)])
-                    .observe((now - stage_since).as_secs_f64());
-            }
-        }
-        self.tracker.counted = Some(r.history.len());
-        if let Some(f) = &status.failover {
-            let id = r.failover.map(|f| f.id).unwrap_or_default();
-            match &mut self.tracker.flight {
-                Some(flight) if flight.0 == id => {
-                    if flight.3 != f.stage {
-                        m.stage_seconds
-                            .get_or_create(&vec![
-                                ("mode", f.mode.clone()),
-                                ("stage", flight.3.clone()),
-                            ])
-                            .observe((now - flight.4).as_secs_f64());
-                        flight.3 = f.stage.clone();
-                        flight.4 = now;
-                    }
-                }
-                _ => {
-                    self.tracker.flight = Some((id, f.mode.clone(), now, f.stage.clone(), now));
-                }
+                    .get_or_create(&vec![("mode", mode)])
+                    .observe(f.since.elapsed().as_secs_f64());
             }
         }
     }
 
     /// The Events of a turn: each stage started and finished, each self-fence, each
     /// refusal, each failover ended (`events.k8s.io/v1`, regarding the group).
-    async fn tell(&mut self, group: &Group, turn: &failover_engine::executor::Turn, view: &View) {
+    async fn tell(
+        &mut self,
+        group: &Group,
+        turn: &failover_engine::executor::Turn,
+        view: &View,
+        changes: &Changes,
+    ) {
         let mut events = Vec::new();
         let event = |warning: bool, reason: &str, action: &str, note: String| Event {
             type_: if warning {
@@ -336,14 +380,15 @@ impl Publisher {
                     "SelfFence",
                     "Fence",
                     format!(
-                        "the lease could not be renewed: {} fields stopped, {} steps failed                          (retried)",
+                        "the lease could not be renewed: {} fields stopped, {} steps failed \
+                         (retried)",
                         changes.len(),
                         failed.len()
                     ),
                 ));
             }
         }
-        if view.refused.is_some() && view.refused != self.told.refused {
+        if view.refused.is_some() && view.refused != self.seen.refused {
             if let Some((id, holder)) = view.refused {
                 events.push(event(
                     true,
@@ -352,59 +397,38 @@ impl Publisher {
                     format!("request {id:016x} refused: {holder:016x} holds the group"),
                 ));
             }
-            self.told.refused = view.refused;
+            self.seen.refused = view.refused;
+        }
+        let name = |c: Cluster| group.name_of(c).to_string();
+        if let Some((flight, _)) = changes.stage_ended {
+            let old = flight.stage.to_string();
+            events.push(event(
+                false,
+                "StageFinished",
+                &pascal(&old),
+                format!("failover {:016x}: stage {old} finished", flight.failover.id),
+            ));
+        }
+        if let Some((f, stage, new)) = changes.stage_started {
+            if new {
+                self.recorder = Recorder::new(self.client.clone(), self.reporter.clone());
+            }
+            let stage = stage.to_string();
+            events.push(event(
+                false,
+                "StageStarted",
+                &pascal(&stage),
+                format!(
+                    "failover {:016x} ({}, {} → {}): stage {stage} started",
+                    f.id,
+                    plan_name(f.kind),
+                    name(f.source),
+                    name(f.target)
+                ),
+            ));
         }
         if let Some(r) = view.record.as_ref() {
-            let name = |c: Cluster| group.name_of(c).to_string();
-            match r.failover {
-                Some(f) => {
-                    let plan = Plan::of(f.kind, Variant::Correct);
-                    let stage = plan
-                        .steps
-                        .get(f.done as usize)
-                        .map(|s| s.stage.to_string())
-                        .unwrap_or_default();
-                    let previous = self.told.stage.clone().filter(|(id, _)| *id == f.id);
-                    if previous.is_none() {
-                        self.recorder = Recorder::new(self.client.clone(), self.reporter.clone());
-                    }
-                    if previous.as_ref().map(|(_, s)| s) != Some(&stage) {
-                        if let Some((_, old)) = previous {
-                            events.push(event(
-                                false,
-                                "StageFinished",
-                                &pascal(&old),
-                                format!("failover {:016x}: stage {old} finished", f.id),
-                            ));
-                        }
-                        events.push(event(
-                            false,
-                            "StageStarted",
-                            &pascal(&stage),
-                            format!(
-                                "failover {:016x} ({}, {} → {}): stage {stage} started",
-                                f.id,
-                                plan_name(f.kind),
-                                name(f.source),
-                                name(f.target)
-                            ),
-                        ));
-                        self.told.stage = Some((f.id, stage));
-                    }
-                }
-                None => {
-                    if let Some((_, old)) = self.told.stage.take() {
-                        events.push(event(
-                            false,
-                            "StageFinished",
-                            &pascal(&old),
-                            format!("stage {old} finished"),
-                        ));
-                    }
-                }
-            }
-            let told = *self.told.history.get_or_insert(r.history.len());
-            for h in r.history.iter().skip(told) {
+            for (h, _) in &changes.ended {
                 let aborted = matches!(h.outcome, Outcome::Aborted(_));
                 events.push(event(
                     aborted,
@@ -422,7 +446,6 @@ impl Publisher {
                     ),
                 ));
             }
-            self.told.history = Some(r.history.len());
         }
         for e in events {
             if let Err(err) = self.recorder.publish(&e, &self.regarding).await {
@@ -431,11 +454,9 @@ impl Publisher {
         }
     }
 
-    async fn publish(&mut self, group: &Group, view: &View) {
-        let status = group_status(group, view, self.generation, self.history, wall_ms());
-        self.measure(group, view, &status);
-        // Ages change every second: compare without them, so an idle group is not
-        // written on every turn; still write at least every ten turns' worth of change.
+    /// Write the status unless only the ages in it changed (they change every second:
+    /// an idle group is not written on every turn).
+    async fn write(&mut self, status: FailoverGroupStatus) {
         let key = |s: &FailoverGroupStatus| FailoverGroupStatus {
             clusters: Vec::new(),
             ..s.clone()
@@ -565,11 +586,7 @@ pub fn group_status(
         .collect();
     let failover = r.failover.map(|f| {
         let plan = Plan::of(f.kind, Variant::Correct);
-        let next = plan
-            .steps
-            .get(f.done as usize)
-            .or(plan.steps.last())
-            .copied();
+        let next = f.next_step().or(plan.steps.last().copied());
         FailoverProgress {
             id: format!("{:016x}", f.id),
             mode: plan_name(f.kind),

@@ -11,8 +11,7 @@ use failover_engine::effects::retried;
 use failover_engine::k8s::KubeCluster;
 use failover_engine::ports::{ClusterPort, Desired, Kind};
 use failover_engine::spec::{
-    Failover, FailoverGroup, FailoverGroupSpec, FailoverMode, FailoverSpec, FluxRef, MembersSpec,
-    TimingSpec,
+    Failover, FailoverGroup, FailoverGroupSpec, FailoverMode, FailoverSpec,
 };
 use failover_integration::agents::Agents;
 use failover_integration::app;
@@ -21,7 +20,6 @@ use failover_integration::wait_for;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{CustomResourceExt, ResourceExt};
-use serde_json::json;
 
 const CLUSTERS: [&str; 2] = ["east", "west"];
 const GROUP: &str = "shop";
@@ -29,29 +27,7 @@ const GROUP: &str = "shop";
 const FAILOVER_BOUND: Duration = Duration::from_secs(120);
 
 fn spec() -> FailoverGroupSpec {
-    FailoverGroupSpec {
-        clusters: CLUSTERS.map(String::from).to_vec(),
-        members: MembersSpec {
-            selector: Some(
-                serde_json::from_value(json!({"matchLabels": {"app": "shop"}})).expect("selector"),
-            ),
-            kustomizations: vec![FluxRef {
-                name: app::name(Kind::Kustomization).into(),
-                namespace: None,
-            }],
-            helm_releases: vec![FluxRef {
-                name: app::name(Kind::HelmRelease).into(),
-                namespace: None,
-            }],
-            ..MembersSpec::default()
-        },
-        timing: Some(TimingSpec {
-            heartbeat_seconds: Some(1),
-            retry_seconds: Some(1),
-            ..TimingSpec::default()
-        }),
-        ..FailoverGroupSpec::default()
-    }
+    app::group_spec(CLUSTERS)
 }
 
 /// Install (or update) the operator's own CRDs by server-side apply, and wait until
@@ -388,20 +364,55 @@ fn stage_index(stage: &str) -> usize {
         .unwrap_or_else(|| panic!("unknown stage {stage}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn status_follows_failovers_requested_in_either_cluster_in_both_modes() {
-    let ns = unique_name("operator");
-    let east = site(CLUSTERS[0], &ns, true).await;
-    let west = site(CLUSTERS[1], &ns, false).await;
+/// Two sites in a namespace of their own (the application serving in east, stopped in
+/// west), a fresh table, two operator replicas per cluster, both clusters' group status
+/// naming east active.
+struct Lab {
+    ns: String,
+    sites: [Site; 2],
+    endpoint: String,
+    table: String,
+    store: failover_engine::dynamo::DynamoStore,
+    procs: Vec<Process>,
+    logs: Vec<PathBuf>,
+}
+
+async fn lab(prefix: &str) -> Lab {
+    let ns = unique_name(prefix);
+    let sites = [
+        site(CLUSTERS[0], &ns, true).await,
+        site(CLUSTERS[1], &ns, false).await,
+    ];
     let endpoint = dynamodb_endpoint().await.expect("DynamoDB Local");
     let table = unique_name("failover");
-    create_table(&local_client(&endpoint).await, &table)
-        .await
-        .expect("table");
-    let procs = start_operators([&east, &west], &ns, &table, &endpoint);
+    let client = local_client(&endpoint).await;
+    create_table(&client, &table).await.expect("table");
+    let store = failover_engine::dynamo::DynamoStore::new(client, table.clone());
+    let procs = start_operators([&sites[0], &sites[1]], &ns, &table, &endpoint);
     let logs: Vec<PathBuf> = procs.iter().map(|p| p.log.clone()).collect();
-    wait_active(&east, &ns, "east", &logs).await;
-    wait_active(&west, &ns, "east", &logs).await;
+    for site in &sites {
+        wait_active(site, &ns, "east", &logs).await;
+    }
+    Lab {
+        ns,
+        sites,
+        endpoint,
+        table,
+        store,
+        procs,
+        logs,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn status_follows_failovers_requested_in_either_cluster_in_both_modes() {
+    let Lab {
+        ns,
+        sites: [east, west],
+        procs,
+        logs,
+        ..
+    } = lab("operator").await;
     // Every replica is ready: the leaders once their caches synced and their loops read
     // the record, the standbys at once.
     for p in &procs {
@@ -537,18 +548,13 @@ async fn status_follows_failovers_requested_in_either_cluster_in_both_modes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn leader_terminated_mid_failover_hands_over_cleanly() {
-    let ns = unique_name("handover");
-    let east = site(CLUSTERS[0], &ns, true).await;
-    let west = site(CLUSTERS[1], &ns, false).await;
-    let endpoint = dynamodb_endpoint().await.expect("DynamoDB Local");
-    let table = unique_name("failover");
-    create_table(&local_client(&endpoint).await, &table)
-        .await
-        .expect("table");
-    let mut procs = start_operators([&east, &west], &ns, &table, &endpoint);
-    let logs: Vec<PathBuf> = procs.iter().map(|p| p.log.clone()).collect();
-    wait_active(&east, &ns, "east", &logs).await;
-    wait_active(&west, &ns, "east", &logs).await;
+    let Lab {
+        ns,
+        sites: [east, west],
+        mut procs,
+        logs,
+        ..
+    } = lab("handover").await;
     let old = leader(&procs, 0).await;
     let name = request(&west, &ns, "west", FailoverMode::Consistency).await;
     // The source (east) is at work: its leader gets SIGTERM.
@@ -597,26 +603,20 @@ async fn leader_terminated_mid_failover_hands_over_cleanly() {
 /// the record every 100 ms sees no unsafe sample. Prints the matrix.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_matrix() {
-    use failover_engine::dynamo::DynamoStore;
     use failover_engine::ports::StorePort;
     use failover_engine::spec::Group;
     use failover_integration::monitor::{Monitor, observer};
-    use failover_model::{Plan, Role, Stage, Variant};
+    use failover_model::{Role, Stage};
 
-    let ns = unique_name("kill");
-    let sites = [
-        site(CLUSTERS[0], &ns, true).await,
-        site(CLUSTERS[1], &ns, false).await,
-    ];
-    let endpoint = dynamodb_endpoint().await.expect("DynamoDB Local");
-    let table = unique_name("failover");
-    let client = local_client(&endpoint).await;
-    create_table(&client, &table).await.expect("table");
-    let store = DynamoStore::new(client, table.clone());
-    let mut procs = start_operators([&sites[0], &sites[1]], &ns, &table, &endpoint);
-    let logs: Vec<PathBuf> = procs.iter().map(|p| p.log.clone()).collect();
-    wait_active(&sites[0], &ns, "east", &logs).await;
-    wait_active(&sites[1], &ns, "east", &logs).await;
+    let Lab {
+        ns,
+        sites,
+        endpoint,
+        table,
+        store,
+        mut procs,
+        logs,
+    } = lab("kill").await;
     let key = format!("{ns}/{GROUP}");
     let groups = CLUSTERS.map(|c| Group::parse(&ns, GROUP, &spec(), c).expect("group"));
     let mut rows = Vec::new();
@@ -652,11 +652,7 @@ async fn kill_matrix() {
                 );
                 if let Ok(Some(r)) = store.read(&key).await {
                     if let Some(f) = r.failover {
-                        let now = Plan::of(f.kind, Variant::Correct)
-                            .steps
-                            .get(f.done as usize)
-                            .map(|s| s.stage)
-                            .unwrap_or(Stage::Completion);
+                        let now = f.next_step().map_or(Stage::Completion, |s| s.stage);
                         if now.index() >= stage.index() {
                             break Some(now);
                         }
