@@ -3,7 +3,8 @@
 //! A failed check panics with a message naming the contract it broke.
 
 use failover_model::{
-    AbortReason, Cluster, Intervention, Mode, Op, Record, Reply, Time, Trace, Variant, Write, apply,
+    AbortReason, Cluster, Health, Intervention, Mode, Op, Record, Reply, Time, Trace, Variant,
+    Write, apply,
 };
 
 use crate::member::{is_set, settled};
@@ -298,7 +299,12 @@ pub async fn store_port<S: StorePort>(store: &S, group: &str) {
         Intervention::Resolve,
         Intervention::Abort,
     );
-    let (cons, up, hb) = (Mode::Consistency, Mode::Uptime, Op::Heartbeat);
+    // A report the store must carry as it is (both bits differ).
+    let health = Health {
+        workloads_ready: true,
+        traffic_open: false,
+    };
+    let (cons, up, hb) = (Mode::Consistency, Mode::Uptime, Op::Heartbeat { health });
     let later = t0 + 40_000; // any time: the store compares no clock
     // Each line: who, when, what; a comment where the store must refuse.
     let steps: Vec<Write> = vec![

@@ -11,7 +11,7 @@
 //!
 //! | `pk`  | `sk`                     | attributes                                           |
 //! |-------|--------------------------|------------------------------------------------------|
-//! | group | `record`                 | `active` (S `A`/`B`), `token` (N), `lock_holder` (S), `lock_until` (N), `fo_id` (N), `fo_kind` (S `consistency`/`uptime`/`forced`), `fo_source` (S), `fo_target` (S), `fo_done` (N), `hb_A` (N), `hb_B` (N), `inst_A` (N), `inst_B` (N), `req_id` (N), `req_to` (S), `req_mode` (S `consistency`/`uptime`), `req_by` (S), `req_at` (N), `id_A` (N), `id_B` (N), `con_A` (N), `con_B` (N), `spec_A` (S), `spec_B` (S), `fo_stuck` (N, `needs-operator`), `fo_abort` (N), `fo_resolve` (N) (a person's action asked for) |
+//! | group | `record`                 | `active` (S `A`/`B`), `token` (N), `lock_holder` (S), `lock_until` (N), `fo_id` (N), `fo_kind` (S `consistency`/`uptime`/`forced`), `fo_source` (S), `fo_target` (S), `fo_done` (N), `hb_A` (N), `hb_B` (N), `inst_A` (N), `inst_B` (N), `req_id` (N), `req_to` (S), `req_mode` (S `consistency`/`uptime`), `req_by` (S), `req_at` (N), `id_A` (N), `id_B` (N), `con_A` (N), `con_B` (N), `spec_A` (S), `spec_B` (S), `hl_A` (N), `hl_B` (N), `fo_stuck` (N, `needs-operator`), `fo_abort` (N), `fo_resolve` (N) (a person's action asked for) |
 //! | group | `history#<id, 20 digits>` | `id` (N), `outcome` (S `completed-consistency`/`completed-uptime`/`completed-forced`/`aborted-target-silent`/`aborted-deadline-<stage>`/`aborted-person`/`resolved`/`no-op`/`withdrawn`; `aborted` before issue 10), `token` (N), `by` (S), `at` (N) |
 //!
 //! The main item maps [`Record`] one to one: the lock's two attributes exist exactly while
@@ -25,7 +25,8 @@
 //! `id_X` is the identity slot X is bound to (its first claim's), `con_X` an identity
 //! whose claim of slot X was refused, `spec_X` slot X's spec fingerprint
 //! (`clusters=<hex>;timing=<hex>;members=<hex>;inventory=<hex>`); each absent until
-//! first written.
+//! first written. `hl_X` is cluster X's health report from its last heartbeat (bit 1:
+//! workloads ready, bit 2: traffic open), absent from a claim until the next heartbeat.
 //! Times are the writer's local milliseconds.
 //! A history item is written in the same transaction that ends its failover; `token` is
 //! the record's token then, `by` and `at` the writer and its local time.
@@ -63,11 +64,11 @@
 //!
 //! | op | request | condition (main item) | update (main item) |
 //! |----|---------|-----------------------|--------------------|
-//! | `Claim{prev,identity}` | `UpdateItem` | `attribute_exists(pk) AND inst_X = :prev` (`attribute_not_exists(inst_X)` for none) `AND (attribute_not_exists(id_X) OR id_X = :ident) AND (attribute_not_exists(hb_X) OR hb_X < :now)` | `SET inst_X = :inst, hb_X = :now, id_X = :ident` |
+//! | `Claim{prev,identity}` | `UpdateItem` | `attribute_exists(pk) AND inst_X = :prev` (`attribute_not_exists(inst_X)` for none) `AND (attribute_not_exists(id_X) OR id_X = :ident) AND (attribute_not_exists(hb_X) OR hb_X < :now)` | `SET inst_X = :inst, hb_X = :now, id_X = :ident REMOVE hl_X` |
 //! | `Contest{identity}` | `UpdateItem` | `attribute_exists(pk) AND attribute_exists(id_X) AND id_X <> :ident` | `SET con_X = :ident` |
 //! | `Uncontest{identity}` | `UpdateItem` | `attribute_exists(pk) AND con_P = :ident` | `REMOVE con_P` |
 //! | `Spec{print}` | `UpdateItem` | `attribute_exists(pk)` | `SET spec_X = :print` |
-//! | `Heartbeat` | `UpdateItem` | `attribute_exists(pk) AND (attribute_not_exists(hb_X) OR hb_X < :now)` | `SET hb_X = :now` |
+//! | `Heartbeat{health}` | `UpdateItem` | `attribute_exists(pk) AND (attribute_not_exists(hb_X) OR hb_X < :now)` | `SET hb_X = :now, hl_X = :health` |
 //! | `Request{id,to,mode}` | transaction | `attribute_exists(pk) AND attribute_not_exists(req_id) AND attribute_not_exists(fo_id) AND active <> :to`; `ConditionCheck` `attribute_not_exists(pk)` on `history#id` | `SET req = (id, to, mode, X, :now)` |
 //! | `AlreadyActive{id,to}` | read, then transaction | `attribute_exists(pk) AND attribute_not_exists(req_id) AND attribute_not_exists(fo_id) AND active = :to AND token = :token` (the token read); `Put` `history#id` (`no-op`, token + 1) if `attribute_not_exists(pk)` | `SET token = :token + 1` |
 //! | `Withdraw{id}` | read, then transaction | `attribute_exists(pk) AND req_id = :id AND token = :token`; `Put` `history#id` (`withdrawn`, token + 1) if `attribute_not_exists(pk)` | `SET token = :token + 1 REMOVE req_*` |
@@ -187,7 +188,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_smithy_runtime_api::client::dns::ResolveDnsError;
 use failover_model::{
-    AbortReason, Cluster, FailoverId, HistoryEntry, InFlight, Intervention, Lock, Mode, Op,
+    AbortReason, Cluster, FailoverId, Health, HistoryEntry, InFlight, Intervention, Lock, Mode, Op,
     Outcome, Pending, PlanKind, Record, Reply, SpecPrint, Stage, Time, Timing, Token, Variant,
     Write,
 };
@@ -1078,7 +1079,10 @@ fn encode(timing: &Timing, w: &Write) -> Request {
                      AND (attribute_not_exists(#{id}) OR #{id} = :ident) \
                      AND (attribute_not_exists(#{hb}) OR #{hb} < :now)"
                 ),
-                update: format!("SET #{inst} = :inst, #{hb} = :now, #{id} = :ident"),
+                update: format!(
+                    "SET #{inst} = :inst, #{hb} = :now, #{id} = :ident REMOVE #{}",
+                    health_name(me)
+                ),
                 values,
             };
             return Request::Update(update);
@@ -1111,11 +1115,12 @@ fn encode(timing: &Timing, w: &Write) -> Request {
                 None,
             )
         }
-        Op::Heartbeat => {
+        Op::Heartbeat { health } => {
             let hb = hb_name(me);
+            values.push((":health", n(health_bits(health))));
             (
                 format!("attribute_exists(#pk) AND (attribute_not_exists(#{hb}) OR #{hb} < :now)"),
-                format!("SET #{hb} = :now"),
+                format!("SET #{hb} = :now, #{} = :health", health_name(me)),
                 None,
             )
         }
@@ -1523,6 +1528,10 @@ fn hb_name(cluster: Cluster) -> &'static str {
     ["hb_A", "hb_B"][cluster.index()]
 }
 
+fn health_name(cluster: Cluster) -> &'static str {
+    ["hl_A", "hl_B"][cluster.index()]
+}
+
 /// A string value.
 fn s(value: &str) -> AttributeValue {
     AttributeValue::S(value.to_owned())
@@ -1689,7 +1698,23 @@ fn parse_record(item: &Item, history: Vec<HistoryEntry>) -> Result<Record, Strin
             get_s(item, "spec_A")?.map(parse_print).transpose()?,
             get_s(item, "spec_B")?.map(parse_print).transpose()?,
         ],
+        health: [
+            get_n(item, "hl_A")?.map(parse_health),
+            get_n(item, "hl_B")?.map(parse_health),
+        ],
     })
+}
+
+/// The attribute of a health report: bit 1 workloads ready, bit 2 traffic open.
+fn health_bits(h: Health) -> u64 {
+    u64::from(h.workloads_ready) | u64::from(h.traffic_open) << 1
+}
+
+fn parse_health(bits: u64) -> Health {
+    Health {
+        workloads_ready: bits & 1 != 0,
+        traffic_open: bits & 2 != 0,
+    }
 }
 
 /// A history item: the record's token when it was written, and the entry.
@@ -1728,7 +1753,12 @@ mod tests {
                 prev: Some(3),
                 identity: 1,
             },
-            Op::Heartbeat,
+            Op::Heartbeat {
+                health: Health {
+                    workloads_ready: true,
+                    traffic_open: false,
+                },
+            },
             Op::Acquire {
                 id: 1,
                 mode: Mode::Uptime,
@@ -1784,7 +1814,18 @@ mod tests {
                 Request::Complete { .. } | Request::AfterRead => None,
             })
             .collect();
-        updates.push(complete_update(&w(Op::Heartbeat), 3, 2, 5, &f).0);
+        updates.push(
+            complete_update(
+                &w(Op::Heartbeat {
+                    health: Health::default(),
+                }),
+                3,
+                2,
+                5,
+                &f,
+            )
+            .0,
+        );
         let record = Record::new(Cluster::A, [None, None]);
         for op in [
             Op::AlreadyActive {
@@ -1993,6 +2034,7 @@ mod tests {
                 bound: [Some(u64::MAX), None],
                 contested: [None, Some(9)],
                 spec: [Some(print), None],
+                health: [None, None],
             }
         );
         item.remove("lock_until");

@@ -1061,11 +1061,11 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                 let (now, wall) = self.clocks();
                 let decision = self.decide(now, wall, observed, true);
                 match decision.action {
-                    Action::Write(Op::Heartbeat) => {
+                    Action::Write(op @ Op::Heartbeat { .. }) => {
                         if let Some(hook) = self.hook.as_mut() {
                             hook(&decision);
                         }
-                        let w = self.stamped(wall, Op::Heartbeat);
+                        let w = self.stamped(wall, op);
                         let mut finished = None;
                         let reply = {
                             let send = self.send(&w).fuse();

@@ -18,8 +18,8 @@ use std::time::Duration;
 use failover_engine::dynamo::{ATTEMPTS, CALL_TIMEOUT, DynamoStore, create_table, local_client};
 use failover_engine::ports::StorePort;
 use failover_model::{
-    AbortReason, Cluster, HistoryEntry, InFlight, Intervention, Lock, Mode, Op, Outcome, PlanKind,
-    Record, Reply, SpecPrint, Stage, Timing, Variant, Write, apply,
+    AbortReason, Cluster, Health, HistoryEntry, InFlight, Intervention, Lock, Mode, Op, Outcome,
+    PlanKind, Record, Reply, SpecPrint, Stage, Timing, Variant, Write, apply,
 };
 
 /// When the tests' records are created (both clusters count as heartbeating then); the
@@ -176,7 +176,13 @@ async fn init_is_idempotent() {
 async fn missing_group_reads_none_and_refuses_writes() {
     let store = fresh("missing").await;
     assert_eq!(store.read("nope").await.expect("read"), None);
-    for op in [Op::Heartbeat, acquire(1), journal(1, 0, 1, false)] {
+    for op in [
+        Op::Heartbeat {
+            health: Health::default(),
+        },
+        acquire(1),
+        journal(1, 0, 1, false),
+    ] {
         assert_eq!(send(&store, "nope", A, 10, op).await, Reply::Missing);
     }
     assert_eq!(
@@ -190,22 +196,77 @@ async fn missing_group_reads_none_and_refuses_writes() {
 async fn heartbeats_only_move_forward() {
     let store = fresh("heartbeat").await;
     init(&store, "g", A).await;
-    let r = applied(send(&store, "g", A, 100, Op::Heartbeat).await);
+    let r = applied(
+        send(
+            &store,
+            "g",
+            A,
+            100,
+            Op::Heartbeat {
+                health: Health::default(),
+            },
+        )
+        .await,
+    );
     assert_eq!(r.heartbeat, [Some(100), Some(INIT_AT)]);
-    let r = refused(send(&store, "g", A, 50, Op::Heartbeat).await);
+    let r = refused(
+        send(
+            &store,
+            "g",
+            A,
+            50,
+            Op::Heartbeat {
+                health: Health::default(),
+            },
+        )
+        .await,
+    );
     assert_eq!(
         r.heartbeat,
         [Some(100), Some(INIT_AT)],
         "the current record comes back"
     );
-    refused(send(&store, "g", A, 100, Op::Heartbeat).await);
-    let r = applied(send(&store, "g", B, 20, Op::Heartbeat).await);
+    refused(
+        send(
+            &store,
+            "g",
+            A,
+            100,
+            Op::Heartbeat {
+                health: Health::default(),
+            },
+        )
+        .await,
+    );
+    let r = applied(
+        send(
+            &store,
+            "g",
+            B,
+            20,
+            Op::Heartbeat {
+                health: Health::default(),
+            },
+        )
+        .await,
+    );
     assert_eq!(
         r.heartbeat,
         [Some(100), Some(20)],
         "each cluster has its own"
     );
-    let r = applied(send(&store, "g", A, 150, Op::Heartbeat).await);
+    let r = applied(
+        send(
+            &store,
+            "g",
+            A,
+            150,
+            Op::Heartbeat {
+                health: Health::default(),
+            },
+        )
+        .await,
+    );
     assert_eq!(r.heartbeat, [Some(150), Some(20)]);
     assert_eq!(read(&store, "g").await, r);
 }
@@ -484,7 +545,18 @@ async fn abort_releases_and_records() {
 async fn force_needs_the_heartbeat_it_saw_stand() {
     let store = fresh("force").await;
     init(&store, "g", A).await;
-    applied(send(&store, "g", A, 1000, Op::Heartbeat).await);
+    applied(
+        send(
+            &store,
+            "g",
+            A,
+            1000,
+            Op::Heartbeat {
+                health: Health::default(),
+            },
+        )
+        .await,
+    );
     ask(&store, "g", B, 9, B, Mode::Consistency).await;
     let force = |seen| Op::ForceTakeLock { id: 9, seen };
     // B saw the creation's heartbeat stand; A heartbeated since: refused, at any time.
@@ -517,7 +589,18 @@ async fn force_needs_the_heartbeat_it_saw_stand() {
 
     // A stuck planned failover: only its own id, once.
     init(&store, "h", A).await;
-    applied(send(&store, "h", A, 1000, Op::Heartbeat).await);
+    applied(
+        send(
+            &store,
+            "h",
+            A,
+            1000,
+            Op::Heartbeat {
+                health: Health::default(),
+            },
+        )
+        .await,
+    );
     ask(&store, "h", A, 4, B, Mode::Consistency).await;
     applied(send(&store, "h", A, 1000, acquire(4)).await);
     let seen = Some(1000);
@@ -658,7 +741,9 @@ fn heartbeat_write() -> Write {
         by: A,
         instance: owner(A),
         now: 10,
-        op: Op::Heartbeat,
+        op: Op::Heartbeat {
+            health: Health::default(),
+        },
     }
 }
 
@@ -810,7 +895,12 @@ fn random_write(rng: &mut Rng, record: &Record, clock: u64, next_id: &mut u64) -
         rng.below(100)
     };
     let (by, op) = match roll {
-        0..=8 => (rng.cluster(), Op::Heartbeat),
+        0..=8 => (
+            rng.cluster(),
+            Op::Heartbeat {
+                health: Health::default(),
+            },
+        ),
         9..=11 => {
             // Mostly the print the other slot wrote, sometimes another.
             let by = rng.cluster();
@@ -992,7 +1082,7 @@ fn boundaries(record: &Record, by: Cluster, op: &Op) -> Vec<u64> {
     let mut edges = Vec::new();
     let mut around = |t: u64| edges.extend([t.saturating_sub(1), t, t + 1]);
     match op {
-        Op::Heartbeat => {
+        Op::Heartbeat { .. } => {
             if let Some(heartbeat) = record.heartbeat[by.index()] {
                 around(heartbeat);
             }
@@ -1013,7 +1103,7 @@ fn boundaries(record: &Record, by: Cluster, op: &Op) -> Vec<u64> {
 fn op_name(op: &Op) -> &'static str {
     match op {
         Op::Claim { .. } => "claim",
-        Op::Heartbeat => "heartbeat",
+        Op::Heartbeat { .. } => "heartbeat",
         Op::Acquire { .. } => "acquire",
         Op::ForceTakeLock { .. } => "force",
         Op::TakeOver { .. } => "takeover",

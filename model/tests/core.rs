@@ -5,10 +5,10 @@
 use failover_model::core::trigger::{PolicyError, Trigger, TriggerPolicy};
 use failover_model::{
     AbortReason, Action, Agreement, Agreements, Cluster, ClusterState, ConditionFailed, Decision,
-    Effect, EffectSet, FailoverId, HistoryEntry, InFlight, Inputs, Instance, Intervention, Lock,
-    Memory, Mode, Op, Outcome, PeerSeen, Pending, Plan, PlanKind, PlanStep, Progress, Purpose,
-    Record, Reply, Request, Role, START, STOP, SpecPrint, Stage, Step, StepKind, Time, Timing,
-    Token, Trace, Variant, VolumeRole, Wake, Write, apply, decide,
+    Effect, EffectSet, FailoverId, Health, HistoryEntry, InFlight, Inputs, Instance, Intervention,
+    Lock, Memory, Mode, Op, Outcome, PeerSeen, Pending, Plan, PlanKind, PlanStep, Progress,
+    Purpose, Record, Reply, Request, Role, START, STOP, SpecPrint, Stage, Step, StepKind, Time,
+    Timing, Token, Trace, Variant, VolumeRole, Wake, Write, apply, decide,
 };
 
 use Cluster::{A, B};
@@ -89,6 +89,7 @@ fn in_flight(kind: PlanKind, done: u32, token: Token, lock: Option<Lock>) -> Rec
         instance: [Some(OWNER); 2],
         bound: [None; 2],
         contested: [None; 2],
+        health: [None; 2],
         spec: [Some(SpecPrint::default()); 2],
         active: A,
         token,
@@ -111,9 +112,16 @@ fn at_rest() -> Record {
     rec(A, [Some(10), Some(10)])
 }
 
-fn heartbeat() -> Decision {
+/// The heartbeat of an operator whose cluster is in `state`.
+fn hb(state: &ClusterState) -> Op {
+    Op::Heartbeat {
+        health: Health::of(state),
+    }
+}
+
+fn heartbeat(state: &ClusterState) -> Decision {
     Decision {
-        action: Action::Write(Op::Heartbeat),
+        action: Action::Write(hb(state)),
         purpose: Purpose::Heartbeat,
         stage: None,
         step: None,
@@ -184,6 +192,7 @@ fn rec(active: Cluster, heartbeat: [Option<Time>; 2]) -> Record {
         instance: [Some(OWNER); 2],
         bound: [None; 2],
         contested: [None; 2],
+        health: [None; 2],
         spec: [Some(SpecPrint::default()); 2],
         ..Record::new(active, heartbeat)
     }
@@ -237,7 +246,7 @@ fn phase_ends(plan: &Plan) -> Vec<u32> {
 fn restarted_operator_heartbeats_first() {
     assert_eq!(
         decide(&inputs(A, 10, &SERVING, None), &fresh()),
-        heartbeat()
+        heartbeat(&SERVING)
     );
 }
 
@@ -246,7 +255,10 @@ fn due_heartbeat_comes_before_plan_work() {
     // The owner would otherwise apply SuspendFlux.
     let view = in_flight(CONSISTENCY, 2, 1, lock(A, 13));
     let mem = settled(9, Some(view));
-    assert_eq!(decide(&inputs(A, 10, &SERVING, None), &mem), heartbeat());
+    assert_eq!(
+        decide(&inputs(A, 10, &SERVING, None), &mem),
+        heartbeat(&SERVING)
+    );
 }
 
 #[test]
@@ -452,8 +464,11 @@ fn no_self_fence_variant_keeps_serving_without_a_lease() {
 #[test]
 fn unavailable_heartbeat_lets_the_fence_run_before_the_retry() {
     let mut mem = settled(10, Some(at_rest()));
-    let hb = write(A, 12, Op::Heartbeat);
-    assert_eq!(decide(&inputs(A, 12, &SERVING, None), &mem), heartbeat());
+    let hb = write(A, 12, hb(&SERVING));
+    assert_eq!(
+        decide(&inputs(A, 12, &SERVING, None), &mem),
+        heartbeat(&SERVING)
+    );
     feed(&mut mem, &hb, Reply::Unavailable);
     assert_eq!(
         decide(&inputs(A, 12, &SERVING, None), &mem),
@@ -623,6 +638,7 @@ fn request_already_in_history_is_ignored() {
         instance: [Some(OWNER); 2],
         bound: [None; 2],
         contested: [None; 2],
+        health: [None; 2],
         spec: [Some(SpecPrint::default()); 2],
         history: vec![HistoryEntry {
             id: 1,
@@ -824,6 +840,7 @@ fn target_without_an_observation_of_the_source_waits_for_its_next_heartbeat() {
         instance: [Some(OWNER); 2],
         bound: [None; 2],
         contested: [None; 2],
+        health: [None; 2],
         spec: [Some(SpecPrint::default()); 2],
         heartbeat: [Some(12), Some(10)],
         ..in_flight(CONSISTENCY, 2, 1, lock(A, 14))
@@ -897,6 +914,7 @@ fn validate_journals_when_target_heartbeat_is_fresh() {
         instance: [Some(OWNER); 2],
         bound: [None; 2],
         contested: [None; 2],
+        health: [None; 2],
         spec: [Some(SpecPrint::default()); 2],
         heartbeat: [Some(10), Some(10)],
         ..in_flight(CONSISTENCY, 1, 1, lock(A, 13))
@@ -1009,6 +1027,7 @@ fn source_of_a_forced_failover_stops_itself() {
         instance: [Some(OWNER); 2],
         bound: [None; 2],
         contested: [None; 2],
+        health: [None; 2],
         spec: [Some(SpecPrint::default()); 2],
         lock: lock(B, 20),
         failover: Some(InFlight {
@@ -1040,8 +1059,11 @@ fn restarted_target_restores_fenced_activation_before_its_next_step() {
     let record = in_flight(CONSISTENCY, 14, 2, lock(B, 22));
     let mut cluster = STANDBY;
     let mut mem = fresh();
-    assert_eq!(decide(&inputs(B, 20, &cluster, None), &mem), heartbeat());
-    let hb = write(B, 20, Op::Heartbeat);
+    assert_eq!(
+        decide(&inputs(B, 20, &cluster, None), &mem),
+        heartbeat(&cluster)
+    );
+    let hb = write(B, 20, hb(&cluster));
     let after = apply(&record, &hb, &TIMING, Variant::Correct).expect("heartbeat moves on");
     feed(&mut mem, &hb, Reply::Applied(after));
 
@@ -1113,7 +1135,7 @@ fn applied_heartbeat_renews_the_lease() {
     let after = rec(A, [Some(10), Some(9)]);
     feed(
         &mut mem,
-        &write(A, 10, Op::Heartbeat),
+        &write(A, 10, hb(&SERVING)),
         Reply::Applied(after.clone()),
     );
     assert_eq!(
@@ -1148,7 +1170,7 @@ fn refused_heartbeat_renews_nothing() {
     let current = rec(A, [Some(11), Some(9)]);
     feed(
         &mut mem,
-        &write(A, 10, Op::Heartbeat),
+        &write(A, 10, hb(&SERVING)),
         Reply::ConditionFailed(current.clone()),
     );
     assert_eq!(
@@ -1212,7 +1234,7 @@ fn ambiguous_write_forgets_the_view_and_records_unsure() {
 #[test]
 fn ambiguous_heartbeat_leaves_the_lease_alone_and_backs_off() {
     let mut mem = settled(10, Some(at_rest()));
-    feed(&mut mem, &write(A, 11, Op::Heartbeat), Reply::Ambiguous);
+    feed(&mut mem, &write(A, 11, hb(&SERVING)), Reply::Ambiguous);
     assert_eq!(
         mem,
         Memory {
@@ -1227,7 +1249,7 @@ fn ambiguous_heartbeat_leaves_the_lease_alone_and_backs_off() {
             heartbeat_at: Some(11),
             lease_until: Some(13),
             retry_at: Some(12),
-            unsure: Some(Op::Heartbeat),
+            unsure: Some(hb(&SERVING)),
             kube_retry_at: None,
             peer: settled(0, None).peer,
         }
@@ -1279,7 +1301,7 @@ fn later_reply_clears_unsure() {
 #[test]
 fn unavailable_heartbeat_sets_retry_and_heartbeat_time_but_not_the_lease() {
     let mut mem = settled(10, Some(at_rest()));
-    feed(&mut mem, &write(A, 11, Op::Heartbeat), Reply::Unavailable);
+    feed(&mut mem, &write(A, 11, hb(&SERVING)), Reply::Unavailable);
     assert_eq!(
         mem,
         Memory {
@@ -1378,6 +1400,7 @@ fn acquire_opens_the_journal_with_a_new_token() {
             instance: [Some(OWNER); 2],
             bound: [None; 2],
             contested: [None; 2],
+            health: [None; 2],
             spec: [Some(SpecPrint::default()); 2],
             active: A,
             token: 1,
@@ -1423,6 +1446,7 @@ fn acquire_of_an_ended_failover_is_refused() {
         instance: [Some(OWNER); 2],
         bound: [None; 2],
         contested: [None; 2],
+        health: [None; 2],
         spec: [Some(SpecPrint::default()); 2],
         history: vec![HistoryEntry {
             id: 1,
@@ -1583,6 +1607,7 @@ fn force_take_lock_is_accepted_once_lease_plus_drift_ran_out() {
             instance: [Some(OWNER); 2],
             bound: [None; 2],
             contested: [None; 2],
+            health: [None; 2],
             spec: [Some(SpecPrint::default()); 2],
             active: A,
             token: 1,
@@ -1733,6 +1758,7 @@ fn complete_switches_active_and_appends_one_history_entry() {
         instance: [Some(OWNER); 2],
         bound: [None; 2],
         contested: [None; 2],
+        health: [None; 2],
         spec: [Some(SpecPrint::default()); 2],
         history: vec![HistoryEntry {
             id: 0,
@@ -1752,6 +1778,7 @@ fn complete_switches_active_and_appends_one_history_entry() {
             instance: [Some(OWNER); 2],
             bound: [None; 2],
             contested: [None; 2],
+            health: [None; 2],
             spec: [Some(SpecPrint::default()); 2],
             active: B,
             token: 2,
@@ -1785,22 +1812,89 @@ fn complete_with_a_stale_token_is_refused() {
 
 #[test]
 fn heartbeat_moves_forward() {
+    let with_report = |mut r: Record, health: Health| {
+        r.health[B.index()] = Some(health);
+        r
+    };
     assert_eq!(
-        store(&at_rest(), B, 11, Op::Heartbeat),
-        Ok(rec(A, [Some(10), Some(11)]))
+        store(&at_rest(), B, 11, hb(&STANDBY)),
+        Ok(with_report(rec(A, [Some(10), Some(11)]), Health::default()))
     );
     assert_eq!(
-        store(&rec(A, [Some(10), None]), B, 0, Op::Heartbeat),
-        Ok(rec(A, [Some(10), Some(0)]))
+        store(&rec(A, [Some(10), None]), B, 0, hb(&SERVING)),
+        Ok(with_report(
+            rec(A, [Some(10), Some(0)]),
+            Health {
+                workloads_ready: true,
+                traffic_open: true
+            }
+        ))
     );
+}
+
+/// A heartbeat carries its sender's report of its application; a claim (a new process,
+/// which has not observed its cluster yet) clears it.
+#[test]
+fn the_health_report_travels_with_the_heartbeat_and_a_claim_clears_it() {
+    let mut half = SERVING;
+    half.workloads_running = false;
+    half.agreement.workloads_running = Agreement::Some;
+    let report = store(&at_rest(), A, 11, hb(&half)).expect("a heartbeat moves on");
+    let health = report.health[A.index()].expect("reported");
+    assert!(!health.workloads_ready && health.traffic_open && !health.serving());
+    let claim = Op::Claim {
+        prev: Some(7),
+        identity: 0,
+    };
+    let after = store(&report, A, 12, claim).expect("the claim applies");
+    assert_eq!(after.health[A.index()], None);
+}
+
+/// No protocol decision reads the health report: the same memory and inputs give the
+/// same decision whatever the record's reports say (the auto-failover trigger is the
+/// only reader, and the model lets a request arrive at any moment anyway).
+#[test]
+fn no_decision_depends_on_the_health_report() {
+    let reports = [
+        None,
+        Some(Health::default()),
+        Some(Health {
+            workloads_ready: true,
+            traffic_open: true,
+        }),
+    ];
+    let views = [
+        at_rest(),
+        in_flight(CONSISTENCY, 2, 1, lock(A, 13)),
+        in_flight(CONSISTENCY, 9, 2, lock(B, 22)),
+    ];
+    for view in views {
+        for me in [A, B] {
+            for (now, state) in [(11, &SERVING), (30, &STANDBY)] {
+                let decisions: Vec<Decision> = reports
+                    .iter()
+                    .flat_map(|a| reports.iter().map(move |b| [*a, *b]))
+                    .map(|health| {
+                        let mut view = view.clone();
+                        view.health = health;
+                        decide(&inputs(me, now, state, None), &settled(10, Some(view)))
+                    })
+                    .collect();
+                assert!(
+                    decisions.windows(2).all(|w| w[0] == w[1]),
+                    "{me:?} at {now} decided differently by the reports: {decisions:?}"
+                );
+            }
+        }
+    }
 }
 
 #[test]
 fn delayed_heartbeat_never_moves_heartbeat_back() {
     assert_eq!(
         [
-            store(&at_rest(), A, 9, Op::Heartbeat),
-            store(&at_rest(), A, 10, Op::Heartbeat),
+            store(&at_rest(), A, 9, hb(&SERVING)),
+            store(&at_rest(), A, 10, hb(&SERVING)),
         ],
         [Err(ConditionFailed), Err(ConditionFailed)]
     );
@@ -1822,6 +1916,7 @@ fn abort_ends_the_failover_without_changing_active() {
             instance: [Some(OWNER); 2],
             bound: [None; 2],
             contested: [None; 2],
+            health: [None; 2],
             spec: [Some(SpecPrint::default()); 2],
             active: A,
             token: 1,
@@ -2367,7 +2462,7 @@ fn a_busy_operator_still_heartbeats() {
     };
     assert_eq!(
         decide(&input, &settled(10, Some(view))).action,
-        Action::Write(Op::Heartbeat)
+        Action::Write(hb(&SERVING))
     );
 }
 
@@ -2470,7 +2565,7 @@ fn wall_clock_lease_variant_credits_refused_heartbeats() {
     let mut mem = fresh();
     let current = rec(A, [Some(11), Some(9)]);
     mem.on_write(
-        &write(A, 10, Op::Heartbeat),
+        &write(A, 10, hb(&SERVING)),
         500,
         &TIMING,
         Variant::WallClockLease,
@@ -2488,7 +2583,7 @@ fn the_lease_counts_from_the_monotonic_send_time() {
     let mut mem = fresh();
     let after = rec(A, [Some(7_200_000), Some(9)]);
     mem.on_write(
-        &write(A, 7_200_000, Op::Heartbeat),
+        &write(A, 7_200_000, hb(&SERVING)),
         40,
         &TIMING,
         Variant::Correct,
@@ -2543,7 +2638,7 @@ fn only_the_owner_writes_and_an_old_claim_never_lands() {
         op,
     };
     for op in [
-        Op::Heartbeat,
+        hb(&SERVING),
         Op::Acquire {
             id: 1,
             mode: Mode::Consistency,
@@ -2830,7 +2925,7 @@ fn only_the_pending_request_starts_a_failover() {
 #[test]
 fn a_missing_record_drops_the_lease_and_is_not_created_again() {
     let mut mem = settled(20, Some(at_rest()));
-    feed(&mut mem, &write(A, 21, Op::Heartbeat), Reply::Missing);
+    feed(&mut mem, &write(A, 21, hb(&SERVING)), Reply::Missing);
     assert!(mem.missing);
     assert_eq!(mem.lease_until, None, "the lease is dropped");
     assert_eq!(mem.view, None);
@@ -2988,6 +3083,7 @@ fn a_misconfigured_operator_fences_reports_and_waits() {
 fn a_fixed_operator_withdraws_its_contest() {
     let record = Record {
         contested: [Some(2), None],
+        health: [None; 2],
         ..bound_rec()
     };
     let mem = settled(20, Some(record.clone()));

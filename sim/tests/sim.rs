@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use failover_engine::conformance::{ClusterFixture, cluster_port, store_port};
 use failover_engine::ports::{Kind, MemberState, ObjectRef};
-use failover_model::{Cluster, Variant, VolumeRole};
+use failover_model::{Cluster, Health, Variant, VolumeRole};
 use failover_sim::campaign::{Campaign, campaign};
 use failover_sim::run::{Profile, RunConfig, run};
 use failover_sim::runtime::{Executor, VirtualTime};
@@ -336,8 +336,20 @@ fn the_model_replay_rejects_what_the_model_would_not_do() {
         ..Memory::started(1)
     };
     let decision = decided(&fresh);
-    assert_eq!(decision.action, Action::Write(Op::Heartbeat));
-    let w = write(Cluster::A, &fresh, now, Op::Heartbeat);
+    assert_eq!(
+        decision.action,
+        Action::Write(Op::Heartbeat {
+            health: Health::default()
+        })
+    );
+    let w = write(
+        Cluster::A,
+        &fresh,
+        now,
+        Op::Heartbeat {
+            health: Health::default(),
+        },
+    );
     let after = apply(&record, &w, &timing, Variant::Correct).expect("heartbeat applies");
     let turn = |reply: Reply| Turn {
         now,

@@ -9,8 +9,8 @@
 use super::plan::{Effect, EffectSet, Plan, START, STOP, Step, StepKind, Variant};
 use super::store::{Intervention, Op, Write};
 use super::types::{
-    AbortReason, Cluster, ClusterState, FailoverId, Identity, InFlight, Instance, PlanKind, Record,
-    Request, SpecPrint, Stage, Time, Timing, Token,
+    AbortReason, Cluster, ClusterState, FailoverId, Health, Identity, InFlight, Instance, PlanKind,
+    Record, Request, SpecPrint, Stage, Time, Timing, Token,
 };
 
 /// What an operator keeps in memory. [`Memory::started`] is the state after a (re)start.
@@ -248,7 +248,7 @@ impl Memory {
         reply: Reply,
     ) {
         // A claim is this process's first heartbeat.
-        let heartbeat = matches!(w.op, Op::Heartbeat | Op::Claim { .. });
+        let heartbeat = matches!(w.op, Op::Heartbeat { .. } | Op::Claim { .. });
         if let Op::Claim { prev, identity } = w.op {
             self.replaced = prev;
             // Refused because the slot belongs to another cluster: for good.
@@ -504,7 +504,8 @@ fn choose(input: &Inputs<'_>, mem: &Memory) -> Decision {
         .heartbeat_at
         .is_none_or(|at| now >= at + timing.heartbeat_every);
     if store_ok && heartbeat_due {
-        return Decision::new(Action::Write(Op::Heartbeat), Purpose::Heartbeat);
+        let health = Health::of(input.cluster);
+        return Decision::new(Action::Write(Op::Heartbeat { health }), Purpose::Heartbeat);
     }
     let lease_ok = lease_ok(input, mem);
     if input.busy {
@@ -604,7 +605,7 @@ fn changes(d: &Decision) -> bool {
         Action::Effect(_) => d.purpose != Purpose::Fence,
         Action::Write(op) => !matches!(
             op,
-            Op::Heartbeat
+            Op::Heartbeat { .. }
                 | Op::Claim { .. }
                 | Op::Contest { .. }
                 | Op::Uncontest { .. }

@@ -7,8 +7,8 @@
 
 use super::plan::{Plan, Variant};
 use super::types::{
-    AbortReason, Cluster, FailoverId, HistoryEntry, Identity, InFlight, Instance, Lock, Mode,
-    Outcome, Pending, PlanKind, Record, SpecPrint, Time, Timing, Token,
+    AbortReason, Cluster, FailoverId, Health, HistoryEntry, Identity, InFlight, Instance, Lock,
+    Mode, Outcome, Pending, PlanKind, Record, SpecPrint, Time, Timing, Token,
 };
 
 /// What a person may do to a failover in flight, through the record (issue 10). Each is
@@ -156,7 +156,14 @@ pub enum Op {
     /// matters: a heartbeat delayed in transit must never move a newer one back, or the
     /// peer would see the lease as expired while the cluster still serves (the model
     /// found this with a delayed write).
-    Heartbeat,
+    ///
+    /// It carries the sender's report of its application (`health[by] = health`), which
+    /// is as fresh as the heartbeat: the standby's auto-failover trigger reads it. No
+    /// protocol decision does.
+    Heartbeat {
+        /// What the sender observes of its application.
+        health: Health,
+    },
     /// Accept a failover request into the record (either operator writes the request its
     /// cluster has, in either direction): it becomes the pending request. Condition:
     /// nothing pending, nothing in flight, `id` never accepted, and `to` is not active
@@ -331,7 +338,7 @@ impl Op {
             | Op::Stuck { .. }
             | Op::Resolve { .. }
             | Op::Intervene { .. }
-            | Op::Heartbeat
+            | Op::Heartbeat { .. }
             | Op::Claim { .. }
             | Op::Contest { .. }
             | Op::Uncontest { .. }
@@ -386,10 +393,14 @@ pub fn apply(
             check(record.heartbeat[w.by.index()].is_none_or(|at| at < w.now))?;
             next.instance[w.by.index()] = Some(w.instance);
             next.heartbeat[w.by.index()] = Some(w.now);
+            // A new process has not observed its cluster yet: no report until its
+            // first heartbeat.
+            next.health[w.by.index()] = None;
         }
-        Op::Heartbeat => {
+        Op::Heartbeat { health } => {
             check(record.heartbeat[w.by.index()].is_none_or(|at| at < w.now))?;
             next.heartbeat[w.by.index()] = Some(w.now);
+            next.health[w.by.index()] = Some(health);
         }
         Op::Contest { identity } => {
             check(bound.is_some_and(|b| b != identity))?;

@@ -65,6 +65,30 @@ pub struct Trigger {
 }
 
 impl Trigger {
+    /// The current run of failed observations: since when, and how many.
+    pub fn failing(&self) -> Option<(Time, u32)> {
+        self.failing_since
+    }
+
+    /// When the trigger last fired.
+    pub fn fired_at(&self) -> Option<Time> {
+        self.fired_at
+    }
+
+    /// The earliest time at which the current run of failures fires the trigger, if
+    /// every observation from now on fails too (none while nothing fails).
+    pub fn fires_at(&self, policy: &TriggerPolicy) -> Option<Time> {
+        let (since, _) = self.failing_since?;
+        let rested = self.fired_at.map_or(0, |at| at + policy.min_interval);
+        Some((since + policy.window).max(rested))
+    }
+
+    /// Forget the current run of failures (the trigger does not apply now: a failover
+    /// runs, or the cluster is not the one that would take over).
+    pub fn reset(&mut self) {
+        self.failing_since = None;
+    }
+
     /// Feed one observation made at local time `now`; returns whether to request a failover.
     pub fn observe(&mut self, policy: &TriggerPolicy, now: Time, healthy: bool) -> bool {
         if healthy {

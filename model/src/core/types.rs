@@ -300,6 +300,34 @@ impl Agreements {
     };
 }
 
+/// What an operator reports of its own cluster's application with each heartbeat
+/// ([`Record::health`]): the active cluster's report is one of the auto-failover
+/// trigger's health signals.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Health {
+    /// Every workload is scaled up with all its replicas ready.
+    pub workloads_ready: bool,
+    /// Every network object routes traffic to the application.
+    pub traffic_open: bool,
+}
+
+impl Health {
+    /// The report of a cluster in `state`.
+    pub fn of(state: &ClusterState) -> Health {
+        let a = &state.agreement;
+        Health {
+            workloads_ready: a.workloads_up.satisfies(state.workloads_up)
+                && a.workloads_running.satisfies(state.workloads_running),
+            traffic_open: a.network.satisfies(state.network_open),
+        }
+    }
+
+    /// The application serves: workloads ready and traffic open.
+    pub fn serving(self) -> bool {
+        self.workloads_ready && self.traffic_open
+    }
+}
+
 impl ClusterState {
     /// The active cluster at rest: everything up, Flux reconciling, volumes primary.
     pub const SERVING: ClusterState = ClusterState {
@@ -525,6 +553,12 @@ pub struct Record {
     ///
     /// [`Op::Spec`]: crate::Op::Spec
     pub spec: [Option<SpecPrint>; 2],
+    /// Each cluster's report of its application with its last heartbeat
+    /// ([`Op::Heartbeat`]); none before a process's first heartbeat. Advisory: only the
+    /// auto-failover trigger reads it, never a protocol decision.
+    ///
+    /// [`Op::Heartbeat`]: crate::Op::Heartbeat
+    pub health: [Option<Health>; 2],
 }
 
 impl Record {
@@ -543,6 +577,7 @@ impl Record {
             bound: [None, None],
             contested: [None, None],
             spec: [None, None],
+            health: [None, None],
         }
     }
 
