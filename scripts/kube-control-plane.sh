@@ -12,6 +12,9 @@
 #                                              runs, only print the path
 #   scripts/kube-control-plane.sh stop NAME    stop control plane NAME
 #   scripts/kube-control-plane.sh stop-all     stop every control plane this script started
+#   scripts/kube-control-plane.sh pause NAME   freeze control plane NAME (SIGSTOP): it stops
+#                                              answering and keeps its state
+#   scripts/kube-control-plane.sh resume NAME  thaw it (SIGCONT)
 #   scripts/kube-control-plane.sh bin          print the directory holding the binaries
 #
 # Typical use:
@@ -344,9 +347,24 @@ stop_pid() {
 stop() {
     local d="$planes/$1"
     [[ -d "$d" ]] || return 0
+    # A paused plane would not act on SIGTERM.
+    signal_plane CONT "$1"
     stop_pid "$d/controller-manager.pid" kube-controller-manager
     stop_pid "$d/apiserver.pid" kube-apiserver
     stop_pid "$d/etcd.pid" etcd
+}
+
+# Freeze (SIGSTOP) or thaw (SIGCONT) every process of control plane $2: a cluster that
+# stops answering without losing its state, as a dead or cut-off cluster looks from
+# outside, and comes back as it was.
+signal_plane() {
+    local sig="$1" d="$planes/$2" p
+    [[ -d "$d" ]] || die "no control plane $2"
+    for pair in etcd.pid:etcd apiserver.pid:kube-apiserver controller-manager.pid:kube-controller-manager; do
+        if p="$(live_pid "$d/${pair%%:*}" "${pair#*:}")"; then
+            kill "-$sig" "$p"
+        fi
+    done
 }
 
 stop_all() {
@@ -382,9 +400,17 @@ case "${1:-}" in
         lock
         stop_all
         ;;
+    pause)
+        [[ -n "${2:-}" ]] || die "usage: $0 pause NAME"
+        signal_plane STOP "$2"
+        ;;
+    resume)
+        [[ -n "${2:-}" ]] || die "usage: $0 resume NAME"
+        signal_plane CONT "$2"
+        ;;
     bin) echo "$bin" ;;
     *)
-        echo "usage: $0 build|start NAME|stop NAME|stop-all|bin" >&2
+        echo "usage: $0 build|start NAME|stop NAME|stop-all|pause NAME|resume NAME|bin" >&2
         exit 2
         ;;
 esac

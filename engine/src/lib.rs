@@ -15,6 +15,8 @@
 //!   effect's class set one way, with bounded parallelism;
 //! - [`executor`]: the loop that asks [`failover_model::decide`] what to do next and
 //!   does exactly that, journaling progress in the store so a restart resumes;
+//! - [`auto`]: auto-failover, the standby's watch of the active cluster (the model's
+//!   trigger fed with heartbeats, health reports and a probe);
 //! - [`dryrun`]: the plan, object by object and field by field, changing nothing;
 //! - `conformance`: the port conformance suite every adapter and fake must pass
 //!   (feature `testkit`).
@@ -22,6 +24,7 @@
 //! The engine never makes a protocol decision of its own: every choice comes from
 //! `failover_model::core`.
 
+pub mod auto;
 #[cfg(feature = "testkit")]
 pub mod conformance;
 pub mod dryrun;

@@ -15,7 +15,9 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::auto::{AutoPolicy, Probe};
 use crate::ports::{Kind, LabelQuery, LabelTerm, Selector};
+use failover_model::core::trigger::TriggerPolicy;
 
 /// The spec of a `FailoverGroup`: an application that runs in two clusters, one active.
 #[derive(CustomResource, Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
@@ -53,6 +55,58 @@ pub struct FailoverGroupSpec {
     /// (default false: they must, see README "Timing").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub demotion_stops_writes: Option<bool>,
+    /// Failing over automatically when the active cluster dies or stops serving (off
+    /// unless `enabled`). Only away from the home cluster (`initialActive`): failing
+    /// back is done by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_failover: Option<AutoFailoverSpec>,
+}
+
+/// `spec.autoFailover`: when the standby cluster's operator asks for a failover by
+/// itself (README, "Auto-failover").
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AutoFailoverSpec {
+    /// Turns it on.
+    #[serde(default)]
+    pub enabled: bool,
+    /// The mode of the failover it asks for (default `Consistency`). The protocol forces
+    /// it only once the active cluster's lease ran out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<FailoverMode>,
+    /// Failed observations in a row needed (default 3, at least 2). One observation a
+    /// second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failures_required: Option<u32>,
+    /// The failed observations must span at least this long (default 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_seconds: Option<u64>,
+    /// Never fire again sooner than this after firing (default 600, at least the
+    /// window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_interval_seconds: Option<u64>,
+    /// The active cluster's heartbeat counts as missed once unchanged this long
+    /// (default `2 × heartbeatSeconds + retrySeconds`; at least `heartbeatSeconds +
+    /// retrySeconds`, below `leaseSeconds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_age_seconds: Option<u64>,
+    /// An HTTP probe of the application from this cluster's side.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeSpec>,
+}
+
+/// `spec.autoFailover.probe`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProbeSpec {
+    /// `http://` or `https://` URL, fetched with `GET`.
+    pub url: String,
+    /// The status that means healthy (default 200).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_status: Option<u16>,
+    /// How long one request may take (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
 }
 
 /// The status of a `FailoverGroup`, as this cluster's operator publishes it (README,
@@ -91,6 +145,33 @@ pub struct FailoverGroupStatus {
     /// `Ready`, `Serving`, `Fenced`, `FailoverInProgress`, `Degraded`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// The auto-failover watch of this cluster's operator (written by its own field
+    /// manager, `failover-operator-auto`), when `spec.autoFailover` is enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_failover: Option<AutoFailoverStatus>,
+}
+
+/// What the auto-failover watch sees (README, "Auto-failover").
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoFailoverStatus {
+    /// `Disarmed`, `Paused`, `Healthy`, `Failing` or `Fired`.
+    pub state: String,
+    /// Why, in words (what the last failed observation found).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Failed observations in a row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<u32>,
+    /// Seconds since the first of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_for_seconds: Option<u64>,
+    /// Seconds until the watch fires if they keep failing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fires_in_seconds: Option<u64>,
+    /// The last `Failover` the watch created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failover: Option<String>,
 }
 
 /// One cluster's heartbeat, as the record shows it.
@@ -205,21 +286,21 @@ pub struct FluxRef {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct TimingSpec {
-    /// How long a heartbeat keeps the active cluster's lease (default 30).
+    /// How long a heartbeat keeps the active cluster's lease (default 14).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_seconds: Option<u64>,
-    /// The largest difference between the two clusters' clocks (default 2).
+    /// The largest difference between the two clusters' clocks (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_clock_drift_seconds: Option<u64>,
     /// The active cluster fences itself once less than this is left of its lease
-    /// (default 12): it must be able to stop everything in this time.
+    /// (default 5): it must be able to stop everything in this time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fence_margin_seconds: Option<u64>,
-    /// Interval between heartbeats (default 3); also how quickly an operator sees the
+    /// Interval between heartbeats (default 2); also how quickly an operator sees the
     /// other's hand-off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat_seconds: Option<u64>,
-    /// Wait after DynamoDB was unavailable (default 2).
+    /// Wait after DynamoDB was unavailable (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_seconds: Option<u64>,
     /// How long a failover may stay in one stage without completing it, by the clock of
@@ -377,6 +458,9 @@ pub enum SpecError {
     /// Timing values that cannot work together.
     #[error("spec.timing: {0}")]
     BadTiming(String),
+    /// An auto-failover policy that cannot work.
+    #[error("spec.autoFailover: {0}")]
+    BadAutoFailover(String),
     /// Parallelism or step timeout out of range.
     #[error("{0}")]
     OutOfRange(String),
@@ -406,18 +490,27 @@ pub struct Group {
     pub step_timeout: Duration,
     /// `spec.demotionStopsWrites`: the workloads' grace periods need not fit the margin.
     pub demotion_stops_writes: bool,
+    /// `spec.autoFailover`, when enabled.
+    pub auto: Option<AutoPolicy>,
 }
 
 /// Defaults, in seconds.
-const LEASE: u64 = 30;
-const DRIFT: u64 = 2;
-const FENCE: u64 = 12;
-const HEARTBEAT: u64 = 3;
-const RETRY: u64 = 2;
+const AUTO_FAILURES: u32 = 3;
+const AUTO_WINDOW: u64 = 4;
+const AUTO_INTERVAL: u64 = 600;
+// Sized so that a dead active cluster is replaced within 20 s (lease + drift + the
+// forced failover's steps, README "Auto-failover"), and so that a crashed leader's
+// replacement (leader election, `--leader-lease-seconds` 4 + 2 s grace) claims its slot
+// before the peer may force (6 s < lease - margin - heartbeat = 7 s).
+const LEASE: u64 = 14;
+const DRIFT: u64 = 1;
+const FENCE: u64 = 5;
+const HEARTBEAT: u64 = 2;
+const RETRY: u64 = 1;
 const STAGE_DEADLINE: u64 = 600;
 
-/// The timing a group gets when its spec says nothing, in milliseconds: lease 30 s,
-/// drift 2 s, fence margin 12 s, heartbeat every 3 s, retry after 2 s, ten minutes per
+/// The timing a group gets when its spec says nothing, in milliseconds: lease 14 s,
+/// drift 1 s, fence margin 5 s, heartbeat every 2 s, retry after 1 s, ten minutes per
 /// stage.
 pub const DEFAULT_TIMING: Timing = Timing {
     lease_ttl: LEASE * 1000,
@@ -488,6 +581,12 @@ impl Group {
             parallelism: parallelism as usize,
             step_timeout: Duration::from_secs(step_timeout),
             demotion_stops_writes: spec.demotion_stops_writes.unwrap_or(false),
+            auto: spec
+                .auto_failover
+                .as_ref()
+                .filter(|a| a.enabled)
+                .map(|a| parse_auto(a, &timing))
+                .transpose()?,
         })
     }
 
@@ -906,6 +1005,76 @@ fn parse_timing(t: &TimingSpec) -> Result<Timing, SpecError> {
     };
     check_timing(&timing).map_err(SpecError::BadTiming)?;
     Ok(timing)
+}
+
+/// Validate `spec.autoFailover` against the group's timing.
+fn parse_auto(a: &AutoFailoverSpec, timing: &Timing) -> Result<AutoPolicy, SpecError> {
+    let bad = |why: String| SpecError::BadAutoFailover(why);
+    let window = a.window_seconds.unwrap_or(AUTO_WINDOW) * 1000;
+    let trigger = TriggerPolicy {
+        failures_required: a.failures_required.unwrap_or(AUTO_FAILURES),
+        window,
+        min_interval: a.min_interval_seconds.unwrap_or(AUTO_INTERVAL) * 1000,
+    }
+    .validate()
+    .map_err(|e| bad(e.to_string()))?;
+    let floor = timing.heartbeat_every + timing.retry_after;
+    let heartbeat_age = a
+        .heartbeat_age_seconds
+        .map_or(2 * timing.heartbeat_every + timing.retry_after, |s| {
+            s * 1000
+        });
+    if heartbeat_age < floor || heartbeat_age >= timing.lease_ttl {
+        return Err(bad(format!(
+            "heartbeatAgeSeconds ({}) must be at least heartbeatSeconds + retrySeconds ({}), \
+             or one missed heartbeat would count, and below leaseSeconds ({})",
+            Secs(heartbeat_age),
+            Secs(floor),
+            Secs(timing.lease_ttl)
+        )));
+    }
+    let probe = match &a.probe {
+        None => None,
+        Some(p) => {
+            let host = p
+                .url
+                .strip_prefix("http://")
+                .or_else(|| p.url.strip_prefix("https://"))
+                .map(|rest| rest.split(['/', '?']).next().unwrap_or(""));
+            if host.is_none_or(|h| h.is_empty()) || p.url.contains(char::is_whitespace) {
+                return Err(bad(format!(
+                    "probe.url {:?} is not an http:// or https:// URL",
+                    p.url
+                )));
+            }
+            let expected_status = p.expected_status.unwrap_or(200);
+            if !(100..=599).contains(&expected_status) {
+                return Err(bad(format!(
+                    "probe.expectedStatus {expected_status} is not an HTTP status"
+                )));
+            }
+            let timeout = p.timeout_seconds.unwrap_or(2);
+            if !(1..=30).contains(&timeout) {
+                return Err(bad(format!(
+                    "probe.timeoutSeconds must be between 1 and 30, found {timeout}"
+                )));
+            }
+            Some(Probe {
+                url: p.url.clone(),
+                expected_status,
+                timeout: Duration::from_secs(timeout),
+            })
+        }
+    };
+    Ok(AutoPolicy {
+        trigger,
+        mode: match a.mode.unwrap_or_default() {
+            FailoverMode::Consistency => Mode::Consistency,
+            FailoverMode::Uptime => Mode::Uptime,
+        },
+        heartbeat_age,
+        probe,
+    })
 }
 
 /// The field of `spec.timing.stageDeadlines` for `stage`.

@@ -78,8 +78,11 @@ pub struct Config {
     /// How long a leader's Lease lasts without renewal, in seconds. A replica that
     /// cannot renew it stops its loops and exits; the protocol's instance claim in the
     /// record keeps a paused old leader from changing anything after the new one
-    /// started (README, "Timing").
-    #[arg(long, env = "FAILOVER_LEADER_LEASE_SECONDS", default_value_t = 15)]
+    /// started (README, "Timing"). A crashed leader is replaced within this plus 2 s,
+    /// which must be below each group's `leaseSeconds - fenceMarginSeconds -
+    /// heartbeatSeconds` (checked: a group where it is not reports the problem and
+    /// its auto-failover stays disarmed).
+    #[arg(long, env = "FAILOVER_LEADER_LEASE_SECONDS", default_value_t = 4)]
     pub leader_lease_seconds: u64,
 
     /// How many ended failovers a group's status lists.

@@ -313,6 +313,10 @@ async fn reconcile_group(fg: Arc<FailoverGroup>, shared: Arc<Shared>) -> Result<
                         reporter(&shared.config),
                         fg.object_ref(&()),
                     ),
+                    shared.config.leader_election.then(|| {
+                        Duration::from_secs(shared.config.leader_lease_seconds)
+                            + crate::auto::LEADER_GRACE
+                    }),
                 );
                 info!(group = %key, "group loop started");
                 loops.insert(key, Running { handle, group });

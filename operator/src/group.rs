@@ -30,6 +30,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::auto::AutoTask;
 use crate::metrics::Metrics;
 
 /// The field manager of every status the operator writes.
@@ -67,13 +68,19 @@ pub struct GroupLoop {
     pub view: watch::Receiver<View>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    /// The auto-failover watch, when the group has one.
+    auto: Option<JoinHandle<()>>,
 }
 
 type KubeOperator = Operator<KubeCluster, DynamoStore, SystemClock>;
 
 impl GroupLoop {
     /// Start the loop of `group` (spec `generation`), publishing its status through
-    /// `api` (the group's namespace) under `name`.
+    /// `api` (the group's namespace) under `name`; and its auto-failover watch, if it
+    /// has one. `handover` is the longest a crashed leader takes to be replaced (none
+    /// without leader election): a group whose timing it does not fit reports it
+    /// ([`crate::auto::handover_problem`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         op: KubeOperator,
         api: Api<FailoverGroup>,
@@ -82,11 +89,25 @@ impl GroupLoop {
         history: usize,
         metrics: Arc<Metrics>,
         events: (kube::Client, Reporter, ObjectReference),
+        handover: Option<Duration>,
     ) -> GroupLoop {
         let inputs = Arc::new(Mutex::new(Inputs::default()));
         let (view_tx, view) = watch::channel(View::default());
         let (stop, stop_rx) = watch::channel(false);
         let span = info_span!(parent: None, "group", group = %op.group().key);
+        let problem = crate::auto::handover_problem(op.group(), handover);
+        let auto = op.group().auto.is_some().then(|| {
+            let task = AutoTask {
+                group: op.group().clone(),
+                name: name.clone(),
+                client: events.0.clone(),
+                view: view.clone(),
+                metrics: metrics.clone(),
+                problem: problem.clone(),
+                events: (events.1.clone(), events.2.clone()),
+            };
+            tokio::spawn(task.run(stop_rx.clone()).instrument(span.clone()))
+        });
         let publisher = Publisher {
             api,
             name,
@@ -100,14 +121,16 @@ impl GroupLoop {
             reporter: events.1,
             regarding: events.2,
         };
-        let task =
-            tokio::spawn(drive(op, inputs.clone(), view_tx, stop_rx, publisher).instrument(span));
+        let task = tokio::spawn(
+            drive(op, inputs.clone(), view_tx, stop_rx, publisher, problem).instrument(span),
+        );
         GroupLoop {
             generation,
             inputs,
             view,
             stop,
             task,
+            auto,
         }
     }
 
@@ -116,6 +139,9 @@ impl GroupLoop {
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+        if let Some(auto) = self.auto {
+            let _ = auto.await;
+        }
     }
 
     /// Whether the loop ended by itself.
@@ -135,6 +161,7 @@ async fn drive(
     view: watch::Sender<View>,
     mut stop: watch::Receiver<bool>,
     mut publisher: Publisher,
+    handover: Option<String>,
 ) {
     info!("group loop started");
     loop {
@@ -144,6 +171,7 @@ async fn drive(
         let turn = op.turn().await;
         publisher.metrics.on_turn(&turn);
         let mut problems = Vec::new();
+        problems.extend(handover.clone());
         problems.extend(op.identity_problem());
         problems.extend(op.drift().into_iter().map(|d| d.to_string()));
         let stopped = op
@@ -687,6 +715,8 @@ pub fn group_status(
         problems,
         observed_generation: generation,
         conditions,
+        // Written by the auto-failover watch under its own field manager.
+        auto_failover: None,
     }
 }
 
@@ -727,7 +757,7 @@ mod tests {
         assert_eq!(s.active.as_deref(), Some("east"));
         assert_eq!(s.observed_generation, Some(3));
         assert_eq!(s.clusters[0].heartbeat_age_seconds, Some(2));
-        assert_eq!(s.clusters[0].lease_left_seconds, Some(28));
+        assert_eq!(s.clusters[0].lease_left_seconds, Some(12));
         assert_eq!(s.clusters[1].lease_left_seconds, None);
         assert_eq!(condition(&s, "Ready"), "True");
         assert_eq!(condition(&s, "Serving"), "True");
@@ -776,8 +806,8 @@ mod tests {
         assert_eq!(s.history[0].outcome, "aborted-target-silent");
         assert_eq!(condition(&s, "FailoverInProgress"), "True");
         assert_eq!(condition(&s, "Degraded"), "True");
-        // East's lease ran out 10 s ago: it is fenced.
-        assert_eq!(s.clusters[0].lease_left_seconds, Some(-10));
+        // East's lease (14 s) ran out 26 s ago: it is fenced.
+        assert_eq!(s.clusters[0].lease_left_seconds, Some(-26));
         assert_eq!(condition(&s, "Fenced"), "True");
     }
 

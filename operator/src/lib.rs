@@ -4,6 +4,7 @@
 //! and metrics ([`http`], [`metrics`]). Configuration in [`config`]; leader election
 //! among a cluster's replicas in the binary.
 
+pub mod auto;
 pub mod config;
 pub mod controllers;
 pub mod group;

@@ -107,7 +107,7 @@ async fn lead(
         .with_namespace(&config.lease_namespace)
         .with_identity(&identity)
         .with_duration(config.leader_lease_seconds)
-        .with_grace(2)
+        .with_grace(failover_operator::auto::LEADER_GRACE.as_secs())
         .build()
         .await;
     let manager = match manager {

@@ -37,6 +37,12 @@ pub struct Metrics {
     pub fenced: Family<Labels, Gauge>,
     /// 1 while this replica is the leader (runs the controllers and loops).
     pub leader: Gauge,
+    /// The auto-failover watch's state, by group and state (1 for the current one).
+    pub auto_state: Family<Labels, Gauge>,
+    /// Failed observations in a row of the auto-failover watch, by group.
+    pub auto_failures: Family<Labels, Gauge>,
+    /// Failovers the auto-failover watch asked for, by group.
+    pub auto_fired: Family<Labels, Counter>,
 }
 
 fn durations() -> Histogram {
@@ -102,7 +108,28 @@ impl Default for Metrics {
             "1 while this replica leads (runs the controllers and group loops)",
             leader.clone(),
         );
+        let auto_state = Family::<Labels, Gauge>::default();
+        registry.register(
+            "auto_failover_state",
+            "The auto-failover watch's state (Disarmed, Paused, Healthy, Failing, Fired): 1 for the current one",
+            auto_state.clone(),
+        );
+        let auto_failures = Family::<Labels, Gauge>::default();
+        registry.register(
+            "auto_failover_failures",
+            "Failed health observations in a row of the auto-failover watch",
+            auto_failures.clone(),
+        );
+        let auto_fired = Family::<Labels, Counter>::default();
+        registry.register(
+            "auto_failovers",
+            "Failovers the auto-failover watch asked for",
+            auto_fired.clone(),
+        );
         Metrics {
+            auto_state,
+            auto_failures,
+            auto_fired,
             registry,
             failovers,
             failover_seconds,

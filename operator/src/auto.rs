@@ -1,0 +1,326 @@
+//! Auto-failover in the operator: once a second, the group's [`Watch`] gets an
+//! observation of the active cluster (the record as the group's loop last read it, and
+//! the probe's answer); when it fires, a `Failover` object labelled
+//! `failover.rs/automatic=true` asks for the failover, so an automatic failover takes
+//! the path of a manual one. The watch's state goes into the group's status under its
+//! own field manager (`status.autoFailover`) and into the metrics.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use failover_engine::auto::{Probe, State, Watch};
+use failover_engine::spec::{
+    AutoFailoverStatus, Failover, FailoverGroup, FailoverMode, FailoverSpec, Group,
+};
+use failover_model::Mode;
+use http_body_util::Empty;
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Api, Client};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::group::View;
+use crate::metrics::Metrics;
+
+/// The field manager of `status.autoFailover`.
+pub const MANAGER: &str = "failover-operator-auto";
+/// The label that marks a `Failover` the watch created.
+pub const AUTOMATIC: &str = "failover.rs/automatic";
+/// The label naming the group of an automatic `Failover`.
+pub const GROUP: &str = "failover.rs/group";
+/// The annotation saying why the watch fired.
+pub const REASON: &str = "failover.rs/reason";
+
+/// How often the watch observes.
+const EVERY: Duration = Duration::from_secs(1);
+
+/// The 2 s of grace `kube-lease-manager` gives a Lease (see `main`).
+pub const LEADER_GRACE: Duration = Duration::from_secs(2);
+
+/// A group whose timing a crashed leader's replacement cannot beat: the replacement
+/// must claim the cluster's slot (a heartbeat) before the peer may force, or the peer
+/// promotes while nothing fences this cluster. `handover` is the longest a crashed
+/// leader takes to be replaced (`--leader-lease-seconds` plus the grace), `None`
+/// without leader election.
+pub fn handover_problem(group: &Group, handover: Option<Duration>) -> Option<String> {
+    let handover = handover?.as_millis() as u64;
+    let t = &group.timing;
+    let budget = t
+        .lease_ttl
+        .saturating_sub(t.fence_margin + t.heartbeat_every);
+    (handover >= budget).then(|| {
+        format!(
+            "a crashed leader is replaced within {} s (--leader-lease-seconds + {} s), which \
+             must be below leaseSeconds - fenceMarginSeconds - heartbeatSeconds ({} s), or the \
+             peer may force a failover while nothing fences this cluster: lower \
+             --leader-lease-seconds or raise spec.timing.leaseSeconds (auto-failover stays \
+             disarmed meanwhile)",
+            handover / 1000,
+            LEADER_GRACE.as_secs(),
+            budget / 1000
+        )
+    })
+}
+
+/// What the watch task needs.
+pub struct AutoTask {
+    /// The group (with `auto` set).
+    pub group: Group,
+    /// The `FailoverGroup` object's name.
+    pub name: String,
+    /// The API client.
+    pub client: Client,
+    /// The group loop's view (the record as last read).
+    pub view: watch::Receiver<View>,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+    /// A problem that keeps the watch disarmed ([`handover_problem`]).
+    pub problem: Option<String>,
+    /// Where its Events go.
+    pub events: (Reporter, ObjectReference),
+}
+
+type Https = hyper_rustls::HttpsConnector<HttpConnector>;
+
+impl AutoTask {
+    /// Observe once a second until `stop` says so.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let Some(policy) = self.group.auto.clone() else {
+            return;
+        };
+        let key = self.group.key.clone();
+        let mut watch = Watch::new(policy.clone());
+        let started = Instant::now();
+        let http = policy.probe.as_ref().and_then(|_| http_client());
+        let groups: Api<FailoverGroup> =
+            Api::namespaced(self.client.clone(), &self.group.namespace);
+        let recorder = Recorder::new(self.client.clone(), self.events.0.clone());
+        let mut written: Option<AutoFailoverStatus> = None;
+        let mut last_failover = None;
+        let mut last_state = "";
+        let mut tick = tokio::time::interval(EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        info!(group = %key, "auto-failover watch started");
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => break,
+            }
+            if *stop.borrow() {
+                break;
+            }
+            let Some(record) = self.view.borrow().record.clone() else {
+                continue;
+            };
+            let now = started.elapsed().as_millis() as u64;
+            let state = match &self.problem {
+                Some(p) => State::Disarmed(p.clone()),
+                None => {
+                    let probe = match (&policy.probe, &http) {
+                        (Some(p), Some(c))
+                            if Watch::inapplicable(&self.group, &record).is_none() =>
+                        {
+                            Some(probe(c, p).await)
+                        }
+                        (Some(_), None) => Some(Err("no HTTP client (no TLS roots)".into())),
+                        _ => None,
+                    };
+                    watch.observe(&self.group, &record, now, probe)
+                }
+            };
+            if let State::Fired(symptom) = &state {
+                match self
+                    .fire(
+                        policy.mode,
+                        &symptom.to_string(),
+                        policy.trigger.min_interval,
+                    )
+                    .await
+                {
+                    Ok((name, created)) => {
+                        if created {
+                            self.metrics
+                                .auto_fired
+                                .get_or_create(&vec![("group", key.clone())])
+                                .inc();
+                            let note = format!(
+                                "{symptom}: asked for a failover to {} (Failover {name})",
+                                self.group.name_of(self.group.me)
+                            );
+                            warn!(group = %key, failover = %name, %symptom, "auto-failover fired");
+                            let event = Event {
+                                type_: EventType::Warning,
+                                reason: "AutoFailover".into(),
+                                note: Some(note),
+                                action: "Request".into(),
+                                secondary: None,
+                            };
+                            if let Err(e) = recorder.publish(&event, &self.events.1).await {
+                                warn!(error = %e, "cannot publish an Event");
+                            }
+                        }
+                        last_failover = Some(name);
+                    }
+                    Err(e) => {
+                        warn!(group = %key, error = %e, "auto-failover cannot create its Failover")
+                    }
+                }
+            }
+            let status = self.status(&state, now, last_failover.clone());
+            if state.name() != last_state {
+                for s in ["Disarmed", "Paused", "Healthy", "Failing", "Fired"] {
+                    self.metrics
+                        .auto_state
+                        .get_or_create(&vec![("group", key.clone()), ("state", s.into())])
+                        .set(i64::from(s == state.name()));
+                }
+                info!(group = %key, state = state.name(), message = ?status.message, "auto-failover watch");
+                last_state = state.name();
+            }
+            self.metrics
+                .auto_failures
+                .get_or_create(&vec![("group", key.clone())])
+                .set(i64::from(status.failures.unwrap_or(0)));
+            if written.as_ref() != Some(&status) {
+                let patch = serde_json::json!({
+                    "apiVersion": "failover.rs/v1alpha1",
+                    "kind": "FailoverGroup",
+                    "status": {"autoFailover": status},
+                });
+                let params = PatchParams::apply(MANAGER).force();
+                match groups
+                    .patch_status(&self.name, &params, &Patch::Apply(&patch))
+                    .await
+                {
+                    Ok(_) => written = Some(status),
+                    Err(e) => {
+                        warn!(group = %key, error = %e, "cannot write the auto-failover status")
+                    }
+                }
+            }
+        }
+        info!(group = %key, "auto-failover watch stopped");
+    }
+
+    /// The status of `state` observed at `now`.
+    fn status(&self, state: &State, now: u64, last_failover: Option<String>) -> AutoFailoverStatus {
+        let secs = |ms: u64| ms.div_ceil(1000);
+        let mut s = AutoFailoverStatus {
+            state: state.name().into(),
+            last_failover,
+            ..AutoFailoverStatus::default()
+        };
+        match state {
+            State::Disarmed(why) | State::Paused(why) => s.message = Some(why.clone()),
+            State::Healthy => {
+                s.message = Some(format!(
+                    "{} is active and healthy",
+                    self.group.name_of(self.group.me.peer())
+                ))
+            }
+            State::Failing {
+                since,
+                failures,
+                symptom,
+                fires_at,
+            } => {
+                s.message = Some(symptom.to_string());
+                s.failures = Some(*failures);
+                s.failing_for_seconds = Some(now.saturating_sub(*since) / 1000);
+                s.fires_in_seconds = Some(secs(fires_at.saturating_sub(now)));
+            }
+            State::Fired(symptom) => s.message = Some(format!("fired: {symptom}")),
+        }
+        s
+    }
+
+    /// Create the automatic `Failover` (its name, and whether it was created): none if
+    /// one was created less than `min_interval` ago (the trigger's memory does not
+    /// survive a restart; the objects do).
+    async fn fire(
+        &self,
+        mode: Mode,
+        why: &str,
+        min_interval: u64,
+    ) -> Result<(String, bool), kube::Error> {
+        let api: Api<Failover> = Api::namespaced(self.client.clone(), &self.group.namespace);
+        let labels = format!("{AUTOMATIC}=true,{GROUP}={}", self.name);
+        let now = k8s_openapi::jiff::Timestamp::now().as_second();
+        let recent = api
+            .list(&ListParams::default().labels(&labels))
+            .await?
+            .items
+            .into_iter()
+            .filter_map(|f| {
+                let at = f.metadata.creation_timestamp.as_ref()?.0.as_second();
+                Some((at, f.metadata.name?))
+            })
+            .filter(|(at, _)| (now - at) * 1000 < min_interval as i64)
+            .max();
+        if let Some((_, name)) = recent {
+            return Ok((name, false));
+        }
+        let name = format!("{}-auto-{now}", self.name);
+        let mut fo = Failover::new(
+            &name,
+            FailoverSpec {
+                group: self.name.clone(),
+                target_cluster: self.group.name_of(self.group.me).to_string(),
+                mode: match mode {
+                    Mode::Uptime => FailoverMode::Uptime,
+                    _ => FailoverMode::Consistency,
+                },
+                dry_run: false,
+            },
+        );
+        fo.metadata.labels = Some(
+            [(AUTOMATIC, "true"), (GROUP, self.name.as_str())]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        fo.metadata.annotations = Some([(REASON.to_string(), why.to_string())].into());
+        api.create(&PostParams::default(), &fo).await?;
+        Ok((name, true))
+    }
+}
+
+/// The probe's client: HTTP and HTTPS (the system's roots).
+fn http_client() -> Option<HttpClient<Https, Empty<Bytes>>> {
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
+        .map_err(|e| warn!(error = %e, "no TLS roots for the auto-failover probe"))
+        .ok()?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Some(HttpClient::builder(TokioExecutor::new()).build(https))
+}
+
+/// One `GET` of the probe's URL: healthy if it answers the expected status in time.
+async fn probe(client: &HttpClient<Https, Empty<Bytes>>, p: &Probe) -> Result<(), String> {
+    let request = http::Request::get(&p.url)
+        .body(Empty::new())
+        .map_err(|e| format!("{}: {e}", p.url))?;
+    match tokio::time::timeout(p.timeout, client.request(request)).await {
+        Err(_) => Err(format!(
+            "{}: no answer within {} s",
+            p.url,
+            p.timeout.as_secs()
+        )),
+        Ok(Err(e)) => Err(format!("{}: {e}", p.url)),
+        Ok(Ok(r)) if r.status().as_u16() == p.expected_status => Ok(()),
+        Ok(Ok(r)) => Err(format!(
+            "{}: status {} (expected {})",
+            p.url,
+            r.status().as_u16(),
+            p.expected_status
+        )),
+    }
+}
