@@ -347,6 +347,12 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         &self.memory
     }
 
+    /// The members this operator's last observation found (`None` if the cluster could
+    /// not be read): what [`crate::observe::step_progress`] counts.
+    pub fn listed(&self) -> Option<&Members> {
+        self.listed.as_ref()
+    }
+
     /// Another process took this cluster's slot: this one stopped for good
     /// ([`Operator::run`] returns).
     pub fn replaced(&self) -> bool {

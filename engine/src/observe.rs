@@ -186,3 +186,77 @@ pub fn unknown(kinds: &[Kind]) -> ClusterState {
         ..ClusterState::SERVING
     }
 }
+
+/// How far `step` got on each kind it works on, from `members` as last listed: one line
+/// per kind with members, such as `scaled down 7/12 Deployments` (the group's status
+/// shows them for the failover in flight). Steps that do not work on the cluster give
+/// none.
+pub fn step_progress(step: failover_model::Step, members: &Members) -> Vec<String> {
+    let Some((resource, verb)) = measure(step) else {
+        return Vec::new();
+    };
+    Kind::of(resource)
+        .iter()
+        .filter_map(|kind| {
+            let found = members.get(kind).filter(|m| !m.is_empty())?;
+            let n = found.iter().filter(|m| step_done(step, &m.state)).count();
+            let plural = match kind {
+                Kind::Ingress => "Ingresses".to_string(),
+                k => format!("{}s", k.name()),
+            };
+            Some(format!("{verb} {n}/{} {plural}", found.len()))
+        })
+        .collect()
+}
+
+/// What `step` works on, and the word for a member it is done with.
+fn measure(step: failover_model::Step) -> Option<(failover_model::Resource, &'static str)> {
+    use failover_model::{Desired, Resource, Step};
+    Some(match step {
+        Step::AwaitWorkloadsDown => (Resource::Workloads, "pods gone"),
+        Step::AwaitWorkloadsReady => (Resource::Workloads, "ready"),
+        Step::AwaitVolumesSecondary => (Resource::Volumes, "secondary"),
+        Step::AwaitVolumesPrimary => (Resource::Volumes, "primary"),
+        _ => {
+            let effect = step.effect()?;
+            let stop = effect.desired() == Desired::Stop;
+            let verb = match (effect.resource(), stop) {
+                (Resource::Workloads, true) => "scaled down",
+                (Resource::Workloads, false) => "scaled up",
+                (Resource::Volumes, true) => "demoted",
+                (Resource::Volumes, false) => "promoted",
+                (Resource::Network, true) => "closed",
+                (Resource::Network, false) => "opened",
+                (_, true) => "suspended",
+                (_, false) => "resumed",
+            };
+            (effect.resource(), verb)
+        }
+    })
+}
+
+/// `step` is done with a member in `state`.
+fn step_done(step: failover_model::Step, state: &MemberState) -> bool {
+    use failover_model::{Step, VolumeRole};
+    match step {
+        Step::AwaitWorkloadsDown => matches!(state, MemberState::Workload { pods: 0, .. }),
+        Step::AwaitWorkloadsReady => matches!(state, MemberState::Workload { ready: true, .. }),
+        Step::AwaitVolumesSecondary => matches!(
+            state,
+            MemberState::Volume {
+                status: Some(VolumeRole::Secondary),
+                ..
+            }
+        ),
+        Step::AwaitVolumesPrimary => matches!(
+            state,
+            MemberState::Volume {
+                status: Some(VolumeRole::Primary),
+                ..
+            }
+        ),
+        _ => step
+            .effect()
+            .is_some_and(|e| crate::member::is_set(state, e.desired())),
+    }
+}

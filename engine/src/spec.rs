@@ -207,6 +207,10 @@ pub struct FailoverProgress {
     pub step: String,
     /// Steps done of the plan's steps, as `done/total`.
     pub progress: String,
+    /// Where the next step stands on each kind it works on, when this cluster runs it
+    /// (`scaled down 7/12 Deployments`), from this operator's last observation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<String>,
     /// The failover passed a stage deadline after the target promoted: a person must act
     /// (README, "Deadlines").
     #[serde(default)]

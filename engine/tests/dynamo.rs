@@ -22,6 +22,14 @@ use failover_model::{
     PlanKind, Record, Reply, SpecPrint, Stage, Timing, Variant, Write, apply,
 };
 
+/// A heartbeat (its health report is carried as it is; the store compares none).
+const HB: Op = Op::Heartbeat {
+    health: Health {
+        workloads_ready: false,
+        traffic_open: false,
+    },
+};
+
 /// When the tests' records are created (both clusters count as heartbeating then); the
 /// tests' writes come later.
 const INIT_AT: failover_model::Time = 1;
@@ -176,13 +184,7 @@ async fn init_is_idempotent() {
 async fn missing_group_reads_none_and_refuses_writes() {
     let store = fresh("missing").await;
     assert_eq!(store.read("nope").await.expect("read"), None);
-    for op in [
-        Op::Heartbeat {
-            health: Health::default(),
-        },
-        acquire(1),
-        journal(1, 0, 1, false),
-    ] {
+    for op in [HB, acquire(1), journal(1, 0, 1, false)] {
         assert_eq!(send(&store, "nope", A, 10, op).await, Reply::Missing);
     }
     assert_eq!(
@@ -196,77 +198,22 @@ async fn missing_group_reads_none_and_refuses_writes() {
 async fn heartbeats_only_move_forward() {
     let store = fresh("heartbeat").await;
     init(&store, "g", A).await;
-    let r = applied(
-        send(
-            &store,
-            "g",
-            A,
-            100,
-            Op::Heartbeat {
-                health: Health::default(),
-            },
-        )
-        .await,
-    );
+    let r = applied(send(&store, "g", A, 100, HB).await);
     assert_eq!(r.heartbeat, [Some(100), Some(INIT_AT)]);
-    let r = refused(
-        send(
-            &store,
-            "g",
-            A,
-            50,
-            Op::Heartbeat {
-                health: Health::default(),
-            },
-        )
-        .await,
-    );
+    let r = refused(send(&store, "g", A, 50, HB).await);
     assert_eq!(
         r.heartbeat,
         [Some(100), Some(INIT_AT)],
         "the current record comes back"
     );
-    refused(
-        send(
-            &store,
-            "g",
-            A,
-            100,
-            Op::Heartbeat {
-                health: Health::default(),
-            },
-        )
-        .await,
-    );
-    let r = applied(
-        send(
-            &store,
-            "g",
-            B,
-            20,
-            Op::Heartbeat {
-                health: Health::default(),
-            },
-        )
-        .await,
-    );
+    refused(send(&store, "g", A, 100, HB).await);
+    let r = applied(send(&store, "g", B, 20, HB).await);
     assert_eq!(
         r.heartbeat,
         [Some(100), Some(20)],
         "each cluster has its own"
     );
-    let r = applied(
-        send(
-            &store,
-            "g",
-            A,
-            150,
-            Op::Heartbeat {
-                health: Health::default(),
-            },
-        )
-        .await,
-    );
+    let r = applied(send(&store, "g", A, 150, HB).await);
     assert_eq!(r.heartbeat, [Some(150), Some(20)]);
     assert_eq!(read(&store, "g").await, r);
 }
@@ -545,18 +492,7 @@ async fn abort_releases_and_records() {
 async fn force_needs_the_heartbeat_it_saw_stand() {
     let store = fresh("force").await;
     init(&store, "g", A).await;
-    applied(
-        send(
-            &store,
-            "g",
-            A,
-            1000,
-            Op::Heartbeat {
-                health: Health::default(),
-            },
-        )
-        .await,
-    );
+    applied(send(&store, "g", A, 1000, HB).await);
     ask(&store, "g", B, 9, B, Mode::Consistency).await;
     let force = |seen| Op::ForceTakeLock { id: 9, seen };
     // B saw the creation's heartbeat stand; A heartbeated since: refused, at any time.
@@ -589,18 +525,7 @@ async fn force_needs_the_heartbeat_it_saw_stand() {
 
     // A stuck planned failover: only its own id, once.
     init(&store, "h", A).await;
-    applied(
-        send(
-            &store,
-            "h",
-            A,
-            1000,
-            Op::Heartbeat {
-                health: Health::default(),
-            },
-        )
-        .await,
-    );
+    applied(send(&store, "h", A, 1000, HB).await);
     ask(&store, "h", A, 4, B, Mode::Consistency).await;
     applied(send(&store, "h", A, 1000, acquire(4)).await);
     let seen = Some(1000);
@@ -741,9 +666,7 @@ fn heartbeat_write() -> Write {
         by: A,
         instance: owner(A),
         now: 10,
-        op: Op::Heartbeat {
-            health: Health::default(),
-        },
+        op: HB,
     }
 }
 
@@ -895,12 +818,7 @@ fn random_write(rng: &mut Rng, record: &Record, clock: u64, next_id: &mut u64) -
         rng.below(100)
     };
     let (by, op) = match roll {
-        0..=8 => (
-            rng.cluster(),
-            Op::Heartbeat {
-                health: Health::default(),
-            },
-        ),
+        0..=8 => (rng.cluster(), HB),
         9..=11 => {
             // Mostly the print the other slot wrote, sometimes another.
             let by = rng.cluster();

@@ -1,7 +1,7 @@
 //! Folding many members into the model's one state per kind: a half-applied step never
 //! counts as done, readiness needs every workload, unknown volume status is not a role.
 
-use failover_engine::observe::{Members, fold, unknown};
+use failover_engine::observe::{Members, fold, step_progress, unknown};
 use failover_engine::ports::{Kind, Member, MemberState, ObjectRef};
 use failover_model::{Agreement, START, STOP, Step, VolumeRole};
 
@@ -152,4 +152,54 @@ fn an_unobservable_cluster_is_assumed_to_run_everything() {
     let c = unknown(&[Kind::Deployment]);
     assert!(Step::PromoteVolumes.satisfied(&c) && Step::ResumeFlux.satisfied(&c));
     assert!(!Step::ScaleDownWorkloads.satisfied(&c) && !Step::ScaleUpWorkloads.satisfied(&c));
+}
+
+/// The group's status counts, per kind, how far the next step got.
+#[test]
+fn step_progress_counts_per_kind() {
+    let m = members(vec![
+        member(Kind::Deployment, "web", workload(0, 2, false)),
+        member(Kind::Deployment, "api", workload(3, 3, true)),
+        member(Kind::Deployment, "worker", workload(0, 0, false)),
+        member(Kind::StatefulSet, "db", workload(0, 1, false)),
+        member(
+            Kind::Ingress,
+            "shop",
+            MemberState::Network { disabled: true },
+        ),
+        member(
+            Kind::VolumeReplication,
+            "data",
+            MemberState::Volume {
+                spec: VolumeRole::Secondary,
+                status: Some(VolumeRole::Primary),
+            },
+        ),
+    ]);
+    assert_eq!(
+        step_progress(Step::ScaleDownWorkloads, &m),
+        [
+            "scaled down 2/3 Deployments",
+            "scaled down 1/1 StatefulSets"
+        ]
+    );
+    assert_eq!(
+        step_progress(Step::AwaitWorkloadsDown, &m),
+        ["pods gone 1/3 Deployments", "pods gone 0/1 StatefulSets"]
+    );
+    assert_eq!(
+        step_progress(Step::DisableNetwork, &m),
+        ["closed 1/1 Ingresses"]
+    );
+    assert_eq!(
+        step_progress(Step::DemoteVolumes, &m),
+        ["demoted 1/1 VolumeReplications"]
+    );
+    assert_eq!(
+        step_progress(Step::AwaitVolumesSecondary, &m),
+        ["secondary 0/1 VolumeReplications"]
+    );
+    // Kinds without members and steps on the record say nothing.
+    assert!(step_progress(Step::SuspendCronJobs, &m).is_empty());
+    assert!(step_progress(Step::AcquireLock, &m).is_empty());
 }

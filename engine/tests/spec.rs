@@ -73,7 +73,11 @@ fn a_valid_spec_parses_with_defaults() {
     assert_eq!(g.step_timeout, Duration::from_secs(60));
     assert_eq!(g.timing, failover_engine::spec::DEFAULT_TIMING);
     assert_eq!(
-        (g.timing.lease_ttl, g.timing.fence_margin, g.timing.heartbeat_every),
+        (
+            g.timing.lease_ttl,
+            g.timing.fence_margin,
+            g.timing.heartbeat_every
+        ),
         (14_000, 5_000, 2_000)
     );
     assert_eq!(

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use failover_engine::auto::{Probe, State, Watch};
+use failover_engine::auto::{AutoPolicy, Probe, State, Watch};
 use failover_engine::spec::{
     AutoFailoverStatus, Failover, FailoverGroup, FailoverMode, FailoverSpec, Group,
 };
@@ -104,6 +104,10 @@ impl AutoTask {
         let mut written: Option<AutoFailoverStatus> = None;
         let mut last_failover = None;
         let mut last_state = "";
+        // A firing whose Failover could not be created yet (an API error): retried every
+        // tick until the record shows a request (the trigger itself rests for
+        // minInterval once it fired).
+        let mut unsent: Option<String> = None;
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         info!(group = %key, "auto-failover watch started");
@@ -135,42 +139,16 @@ impl AutoTask {
                 }
             };
             if let State::Fired(symptom) = &state {
-                match self
-                    .fire(
-                        policy.mode,
-                        &symptom.to_string(),
-                        policy.trigger.min_interval,
-                    )
-                    .await
-                {
-                    Ok((name, created)) => {
-                        if created {
-                            self.metrics
-                                .auto_fired
-                                .get_or_create(&vec![("group", key.clone())])
-                                .inc();
-                            let note = format!(
-                                "{symptom}: asked for a failover to {} (Failover {name})",
-                                self.group.name_of(self.group.me)
-                            );
-                            warn!(group = %key, failover = %name, %symptom, "auto-failover fired");
-                            let event = Event {
-                                type_: EventType::Warning,
-                                reason: "AutoFailover".into(),
-                                note: Some(note),
-                                action: "Request".into(),
-                                secondary: None,
-                            };
-                            if let Err(e) = recorder.publish(&event, &self.events.1).await {
-                                warn!(error = %e, "cannot publish an Event");
-                            }
-                        }
-                        last_failover = Some(name);
-                    }
-                    Err(e) => {
-                        warn!(group = %key, error = %e, "auto-failover cannot create its Failover")
-                    }
-                }
+                unsent = Some(symptom.to_string());
+            }
+            if record.request.is_some() || record.failover.is_some() {
+                unsent = None;
+            }
+            if let Some(symptom) = &unsent
+                && let Some(name) = self.ask(&policy, symptom, &recorder).await
+            {
+                last_failover = Some(name);
+                unsent = None;
             }
             let status = self.status(&state, now, last_failover.clone());
             if state.name() != last_state {
@@ -206,6 +184,43 @@ impl AutoTask {
             }
         }
         info!(group = %key, "auto-failover watch stopped");
+    }
+
+    /// Create the automatic `Failover` for `symptom` (counted, logged, an Event): its
+    /// name, or `None` if the API refused (the caller retries).
+    async fn ask(&self, policy: &AutoPolicy, symptom: &str, recorder: &Recorder) -> Option<String> {
+        let key = &self.group.key;
+        let (name, created) = match self
+            .fire(policy.mode, symptom, policy.trigger.min_interval)
+            .await
+        {
+            Ok(done) => done,
+            Err(e) => {
+                warn!(group = %key, error = %e, "auto-failover cannot create its Failover (retried)");
+                return None;
+            }
+        };
+        if created {
+            self.metrics
+                .auto_fired
+                .get_or_create(&vec![("group", key.clone())])
+                .inc();
+            warn!(group = %key, failover = %name, %symptom, "auto-failover fired");
+            let event = Event {
+                type_: EventType::Warning,
+                reason: "AutoFailover".into(),
+                note: Some(format!(
+                    "{symptom}: asked for a failover to {} (Failover {name})",
+                    self.group.name_of(self.group.me)
+                )),
+                action: "Request".into(),
+                secondary: None,
+            };
+            if let Err(e) = recorder.publish(&event, &self.events.1).await {
+                warn!(error = %e, "cannot publish an Event");
+            }
+        }
+        Some(name)
     }
 
     /// The status of `state` observed at `now`.

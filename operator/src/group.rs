@@ -56,6 +56,8 @@ pub struct View {
     pub problems: Vec<String>,
     /// The loop stopped (an assertion failed, or another process took the slot).
     pub stopped: Option<String>,
+    /// How far the failover's next step got on each kind, when this cluster runs it.
+    pub kinds: Vec<String>,
 }
 
 /// A running group loop.
@@ -196,6 +198,7 @@ async fn drive(
                 .and_then(|r| op.refused(r.id).map(|holder| (r.id, holder))),
             problems,
             stopped: stopped.clone(),
+            kinds: step_kinds(&op),
         };
         view.send_if_modified(|v| {
             let changed = *v != now;
@@ -216,6 +219,40 @@ async fn drive(
         }
     }
     info!("group loop stopped (the journal has every step it did)");
+}
+
+/// Per-kind progress of the failover's last done step and of its next one, where this
+/// cluster runs them (the last done step's counts are its totals: the observation that
+/// found it complete).
+fn step_kinds(op: &KubeOperator) -> Vec<String> {
+    let (Some(f), Some(members)) = (
+        op.memory().view.as_ref().and_then(|r| r.failover),
+        op.listed(),
+    ) else {
+        return Vec::new();
+    };
+    let me = op.group().me;
+    let plan = Plan::of(f.kind, Variant::Correct);
+    let mine = |at: u32| {
+        plan.get(at).filter(|s| match s.owner {
+            failover_model::Role::Source => f.source == me,
+            failover_model::Role::Target => f.target == me,
+        })
+    };
+    let done = f
+        .done
+        .checked_sub(1)
+        .and_then(mine)
+        .into_iter()
+        .flat_map(|s| {
+            failover_engine::observe::step_progress(s.step, members)
+                .into_iter()
+                .map(|line| format!("{line} (done)"))
+        });
+    let next = mine(f.done)
+        .into_iter()
+        .flat_map(|s| failover_engine::observe::step_progress(s.step, members));
+    done.chain(next).collect()
 }
 
 /// Writes a group's status when it changes (server-side apply of the status
@@ -623,6 +660,7 @@ pub fn group_status(
             stage: next.map(|s| s.stage.to_string()).unwrap_or_default(),
             step: next.map(|s| s.step.to_string()).unwrap_or_default(),
             progress: format!("{}/{}", f.done, plan.steps.len()),
+            kinds: view.kinds.clone(),
             needs_operator: f.stuck,
         }
     });

@@ -463,9 +463,41 @@ async fn status_follows_failovers_requested_in_either_cluster_in_both_modes() {
     wait_active(&west, &ns, "east", &logs).await;
 
     // A consistency failover asked in the standby cluster (west): the record carries the
-    // request to east's operator, which starts it.
+    // request to east's operator, which starts it. Both groups' statuses are sampled
+    // for their per-kind progress meanwhile.
+    let kinds = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let sampler = {
+        let apis: Vec<Api<FailoverGroup>> = [&east, &west]
+            .iter()
+            .map(|s| Api::namespaced(s.plane.client.clone(), &ns))
+            .collect();
+        let kinds = kinds.clone();
+        tokio::spawn(async move {
+            loop {
+                for api in &apis {
+                    if let Some(f) = api.get(GROUP).await.ok().and_then(|g| g.status?.failover) {
+                        kinds.lock().expect("kinds").extend(f.kinds);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
     let (phases, stages, outcome) =
         fail_over(&west, &ns, "west", FailoverMode::Consistency, &logs).await;
+    sampler.abort();
+    // Per-kind progress was shown for the workloads and the volumes, and steps reached
+    // their totals (the application has one object of each kind).
+    let kinds = kinds.lock().expect("kinds").clone();
+    assert!(
+        kinds.iter().any(
+            |l| l.ends_with("1/1 Deployments (done)") || l.ends_with("1/1 StatefulSets (done)")
+        ) && kinds.iter().any(|l| l.contains("VolumeReplications"))
+            && kinds
+                .iter()
+                .all(|l| l.contains(" 0/1 ") || l.contains(" 1/1 ")),
+        "per-kind progress shown: {kinds:?}"
+    );
     assert_eq!(outcome, "completed-consistency", "phases {phases:?}");
     assert_eq!(phases.last().map(String::as_str), Some("Completed"));
     let order: Vec<usize> = stages.iter().map(|s| stage_index(s)).collect();
