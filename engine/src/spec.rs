@@ -290,17 +290,17 @@ pub struct FluxRef {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct TimingSpec {
-    /// How long a heartbeat keeps the active cluster's lease (default 14).
+    /// How long a heartbeat keeps the active cluster's lease (default 16).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_seconds: Option<u64>,
     /// The largest difference between the two clusters' clocks (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_clock_drift_seconds: Option<u64>,
     /// The active cluster fences itself once less than this is left of its lease
-    /// (default 5): it must be able to stop everything in this time.
+    /// (default 8): it must be able to stop everything in this time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fence_margin_seconds: Option<u64>,
-    /// Interval between heartbeats (default 2); also how quickly an operator sees the
+    /// Interval between heartbeats (default 1); also how quickly an operator sees the
     /// other's hand-off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat_seconds: Option<u64>,
@@ -503,18 +503,20 @@ const AUTO_FAILURES: u32 = 3;
 const AUTO_WINDOW: u64 = 4;
 const AUTO_INTERVAL: u64 = 600;
 // Sized so that a dead active cluster is replaced within 20 s (lease + drift + the
-// forced failover's steps, README "Auto-failover"), and so that a crashed leader's
+// forced failover's steps, README "Auto-failover"); so that pods and the storage have
+// 3 s to stop writing after the fence (margin / 4 + drift: the simulator's controllers
+// take up to 3 s, and found a margin of 5 s too short); and so that a crashed leader's
 // replacement (leader election, `--leader-lease-seconds` 4 + 2 s grace) claims its slot
 // before the peer may force (6 s < lease - margin - heartbeat = 7 s).
-const LEASE: u64 = 14;
+const LEASE: u64 = 16;
 const DRIFT: u64 = 1;
-const FENCE: u64 = 5;
-const HEARTBEAT: u64 = 2;
+const FENCE: u64 = 8;
+const HEARTBEAT: u64 = 1;
 const RETRY: u64 = 1;
 const STAGE_DEADLINE: u64 = 600;
 
-/// The timing a group gets when its spec says nothing, in milliseconds: lease 14 s,
-/// drift 1 s, fence margin 5 s, heartbeat every 2 s, retry after 1 s, ten minutes per
+/// The timing a group gets when its spec says nothing, in milliseconds: lease 16 s,
+/// drift 1 s, fence margin 8 s, heartbeat every second, retry after 1 s, ten minutes per
 /// stage.
 pub const DEFAULT_TIMING: Timing = Timing {
     lease_ttl: LEASE * 1000,

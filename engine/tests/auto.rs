@@ -142,7 +142,7 @@ fn serving() -> Health {
 }
 
 /// Feed the watch one observation a second from `from` to `to` (seconds), the active
-/// cluster heartbeating every 3 s while `alive(t)`; returns the states.
+/// cluster heartbeating every second (the default) while `alive(t)`; returns the states.
 fn run(
     watch: &mut Watch,
     g: &Group,
@@ -153,7 +153,7 @@ fn run(
     let mut r = record(0);
     let mut out = Vec::new();
     for t in from..=to {
-        if alive(t) && t % 3 == 0 {
+        if alive(t) {
             r.heartbeat[0] = Some(t * 1000);
         }
         report(t, &mut r);
@@ -176,23 +176,23 @@ fn the_watch_fires_once_the_active_clusters_heartbeat_stays_stale_for_the_window
     let mut watch = Watch::new(g.auto.clone().expect("enabled"));
     // The active cluster dies after its heartbeat at 30 s.
     let states = run(&mut watch, &g, (0, 60), |t| t <= 30, |_, _| {});
-    // Stale from 30 + 5 (2 × 2 + 1) = 35; three failures spanning 4 s: fires at 39.
-    assert_eq!(fired(&states), vec![39]);
-    let (_, at_37) = &states[37];
-    match at_37 {
+    // Stale from 30 + 3 (2 × 1 + 1) = 33; three failures spanning 4 s: fires at 37.
+    assert_eq!(fired(&states), vec![37]);
+    let (_, at_35) = &states[35];
+    match at_35 {
         State::Failing {
             since,
             failures,
             symptom,
             fires_at,
         } => {
-            assert_eq!((*since, *failures, *fires_at), (35_000, 3, 39_000));
-            assert_eq!(*symptom, Symptom::HeartbeatStale(7_000));
+            assert_eq!((*since, *failures, *fires_at), (33_000, 3, 37_000));
+            assert_eq!(*symptom, Symptom::HeartbeatStale(5_000));
         }
-        other => panic!("expected Failing at 37 s, got {other:?}"),
+        other => panic!("expected Failing at 35 s, got {other:?}"),
     }
     // Once fired it waits out minInterval (600 s) before it could fire again.
-    assert_eq!(watch.fired_at(), Some(39_000));
+    assert_eq!(watch.fired_at(), Some(37_000));
 }
 
 #[test]
@@ -200,7 +200,7 @@ fn blips_shorter_than_the_window_never_fire() {
     let g = group("west", on());
     let mut watch = Watch::new(g.auto.clone().expect("enabled"));
     // An hour in which the active cluster misses its heartbeats for 5 s of every 30
-    // (a heartbeat 9 s old: stale for 4 observations spanning 3 s, shorter than the
+    // (a heartbeat 6 s old: stale for 3 observations spanning 2 s, shorter than the
     // 4 s window), and reports its workloads not ready for 3 s of every 30, half-way
     // between (a run of failures mixing both would be one longer blip).
     let states = run(

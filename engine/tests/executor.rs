@@ -727,17 +727,17 @@ async fn a_named_member_that_does_not_exist_is_reported() {
 }
 
 /// Issue 9: a fence attempt's steps run one after the other, so each gets a share of
-/// the fence margin (5 s by default, 5 stop steps, an eighth each): with a store call
+/// the fence margin (8 s by default, 5 stop steps, an eighth each): with a store call
 /// or pause under way (a quarter) and the observation (an eighth), the worst case from
 /// the moment the lease runs low to the last fence step fits in the margin.
 #[test]
 fn a_fence_step_gets_a_share_of_the_fence_margin() {
     use failover_engine::executor::{POLL, fence_step_deadline, observe_deadline, store_deadline};
     let g = group("east");
-    assert_eq!(g.timing.fence_margin, 5_000);
-    assert_eq!(fence_step_deadline(&g), Duration::from_millis(625));
-    assert_eq!(observe_deadline(&g), Duration::from_millis(625));
-    assert_eq!(store_deadline(&g), Duration::from_millis(1_250));
+    assert_eq!(g.timing.fence_margin, 8_000);
+    assert_eq!(fence_step_deadline(&g), Duration::from_secs(1));
+    assert_eq!(observe_deadline(&g), Duration::from_secs(1));
+    assert_eq!(store_deadline(&g), Duration::from_secs(2));
     let worst = store_deadline(&g).max(POLL) + observe_deadline(&g) + 5 * fence_step_deadline(&g);
     assert!(
         worst <= Duration::from_millis(g.timing.fence_margin),
@@ -802,14 +802,14 @@ async fn a_failover_under_way_is_not_refused() {
 }
 
 /// Issue 9: a workload whose pods may take longer to stop than the margin allows (a
-/// quarter of it plus the drift bound: 2.25 s by default) is a problem with its fix, and
+/// quarter of it plus the drift bound: 3 s by default) is a problem with its fix, and
 /// none for kinds without pods or within the limit.
 #[test]
 fn grace_periods_beyond_the_margin_are_problems() {
     use failover_engine::executor::{grace_problems, stop_grace_limit};
     use failover_engine::ports::{Member, MemberState};
     let g = group("east");
-    assert_eq!(stop_grace_limit(&g), Duration::from_millis(2_250));
+    assert_eq!(stop_grace_limit(&g), Duration::from_secs(3));
     let workload = |name: &str, grace| Member {
         object: obj(Kind::Deployment, NS, name),
         state: MemberState::Workload {
@@ -822,7 +822,7 @@ fn grace_periods_beyond_the_margin_are_problems() {
     };
     let members = [
         workload("slow", Some(30)),
-        workload("quick", Some(2)),
+        workload("quick", Some(3)),
         workload("unknown", None),
     ];
     let problems = grace_problems(&g, &members);
@@ -830,7 +830,7 @@ fn grace_periods_beyond_the_margin_are_problems() {
     let p = &problems[0];
     assert!(
         p.starts_with("Deployment/shop/slow has terminationGracePeriodSeconds 30")
-            && p.contains("lower it to at most 2")
+            && p.contains("lower it to at most 3")
             && p.contains("raise fenceMarginSeconds to at least 116")
             && p.contains("spec.demotionStopsWrites: true"),
         "{p}"

@@ -78,7 +78,7 @@ fn a_valid_spec_parses_with_defaults() {
             g.timing.fence_margin,
             g.timing.heartbeat_every
         ),
-        (14_000, 5_000, 2_000)
+        (16_000, 8_000, 1_000)
     );
     assert_eq!(
         g.members.get(&Kind::Deployment),
@@ -308,7 +308,7 @@ fn timing_that_cannot_work() {
         // The call deadlines (5/8 of a 20 s margin) leave no room for a missed heartbeat.
         (
             TimingSpec {
-                lease_seconds: Some(35),
+                lease_seconds: Some(34),
                 fence_margin_seconds: Some(20),
                 ..TimingSpec::default()
             },

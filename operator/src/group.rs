@@ -795,7 +795,7 @@ mod tests {
         assert_eq!(s.active.as_deref(), Some("east"));
         assert_eq!(s.observed_generation, Some(3));
         assert_eq!(s.clusters[0].heartbeat_age_seconds, Some(2));
-        assert_eq!(s.clusters[0].lease_left_seconds, Some(12));
+        assert_eq!(s.clusters[0].lease_left_seconds, Some(14));
         assert_eq!(s.clusters[1].lease_left_seconds, None);
         assert_eq!(condition(&s, "Ready"), "True");
         assert_eq!(condition(&s, "Serving"), "True");
@@ -844,8 +844,8 @@ mod tests {
         assert_eq!(s.history[0].outcome, "aborted-target-silent");
         assert_eq!(condition(&s, "FailoverInProgress"), "True");
         assert_eq!(condition(&s, "Degraded"), "True");
-        // East's lease (14 s) ran out 26 s ago: it is fenced.
-        assert_eq!(s.clusters[0].lease_left_seconds, Some(-26));
+        // East's lease (16 s) ran out 24 s ago: it is fenced.
+        assert_eq!(s.clusters[0].lease_left_seconds, Some(-24));
         assert_eq!(condition(&s, "Fenced"), "True");
     }
 

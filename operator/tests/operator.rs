@@ -997,7 +997,7 @@ async fn auto_failover_forces_when_the_active_cluster_dies_and_never_fails_back(
     );
     assert_serving(&south, true).await;
     let line = format!(
-        "auto-failover, default timing (lease 14 s, drift 1 s, heartbeat 2 s): north died; \
+        "auto-failover, default timing (lease 16 s, drift 1 s, heartbeat 1 s): north died; \
          south's watch fired after {:.1} s, south served after {:.1} s, the failover was \
          recorded complete after {:.1} s",
         fired_after.map_or(f64::NAN, |d| d.as_secs_f64()),

@@ -112,6 +112,7 @@ impl Replay {
                     first_start_misconfigured: false,
                     stuck_volumes: 0,
                     interventions: 0,
+                    health_reports: true,
                 },
             },
         }

@@ -122,6 +122,13 @@ pub struct Config {
     /// A person's actions on a failover in flight ([`Intervention`]), each whenever the
     /// record allows it.
     pub interventions: u8,
+    /// Keep the clusters' health reports in the record ([`Record::health`]). The
+    /// exhaustive configurations leave them out: no store condition and no decision
+    /// reads them (`no_decision_depends_on_the_health_report`), so states that differ
+    /// only in them behave alike, and without them the state space stays what it was
+    /// before heartbeats carried them (22% fewer states). The simulator's replay keeps
+    /// them, to compare whole records with the engine's.
+    pub health_reports: bool,
 }
 
 /// The kinds the model lets fail for good. A workload or CronJob kind the operator
@@ -193,6 +200,7 @@ impl Config {
             first_start_misconfigured: false,
             stuck_volumes: 0,
             interventions: 0,
+            health_reports: false,
         };
         let scenario = |label: &str, f: &dyn Fn(&mut Config)| {
             let mut c = base.clone();
@@ -1079,11 +1087,9 @@ impl FailoverModel {
         }
         match apply(&before, wr, &self.config.timing, self.config.variant) {
             Ok(mut after) => {
-                // The health reports are advisory: no store condition and no decision
-                // reads them (`no_decision_depends_on_the_health_report`), so states
-                // that differ only in them behave alike. Dropping them keeps the state
-                // space what it was before heartbeats carried them (22% more states).
-                after.health = [None, None];
+                if !self.config.health_reports {
+                    after.health = [None, None];
+                }
                 w.marks.flagged |= after.failover.is_some_and(|f| f.stuck);
                 w.audit.on_write_accepted(&before, &after, wr);
                 w.records[rep] = after.clone();
