@@ -37,6 +37,27 @@ pub struct AutoPolicy {
     pub probe: Option<Probe>,
 }
 
+impl AutoPolicy {
+    /// The trigger as the watch runs it: failures must span the window plus
+    /// [`report_stretch`], so that no blip shorter than the window fires it, whichever
+    /// signal shows it.
+    pub fn effective(&self, group: &Group) -> TriggerPolicy {
+        TriggerPolicy {
+            window: self.trigger.window + report_stretch(group),
+            ..self.trigger
+        }
+    }
+}
+
+/// How much longer a blip of the active cluster's health looks from the standby: its
+/// report travels with its next heartbeat and reaches the standby's view with the
+/// standby's next read of the record (a heartbeat each), and the watch samples that
+/// view once a second. The simulator found a pods-not-ready spell of 3.0–4.0 s firing a
+/// 4 s window without this.
+pub fn report_stretch(group: &Group) -> Time {
+    2 * group.timing.heartbeat_every + 1000
+}
+
 /// An HTTP check of the application's public endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Probe {
@@ -193,7 +214,7 @@ impl Watch {
             return state;
         }
         let symptom = self.symptom(record, now, probe);
-        let policy = self.policy.trigger;
+        let policy = self.policy.effective(group);
         let fired = self.trigger.observe(&policy, now, symptom.is_none());
         match symptom {
             None => State::Healthy,

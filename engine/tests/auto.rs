@@ -176,8 +176,9 @@ fn the_watch_fires_once_the_active_clusters_heartbeat_stays_stale_for_the_window
     let mut watch = Watch::new(g.auto.clone().expect("enabled"));
     // The active cluster dies after its heartbeat at 30 s.
     let states = run(&mut watch, &g, (0, 60), |t| t <= 30, |_, _| {});
-    // Stale from 30 + 3 (2 × 1 + 1) = 33; three failures spanning 4 s: fires at 37.
-    assert_eq!(fired(&states), vec![37]);
+    // Stale from 30 + 3 (2 × 1 + 1) = 33; failures spanning the 4 s window plus the
+    // 3 s a report may be stretched by (two heartbeats and a sample): fires at 40.
+    assert_eq!(fired(&states), vec![40]);
     let (_, at_35) = &states[35];
     match at_35 {
         State::Failing {
@@ -186,31 +187,32 @@ fn the_watch_fires_once_the_active_clusters_heartbeat_stays_stale_for_the_window
             symptom,
             fires_at,
         } => {
-            assert_eq!((*since, *failures, *fires_at), (33_000, 3, 37_000));
+            assert_eq!((*since, *failures, *fires_at), (33_000, 3, 40_000));
             assert_eq!(*symptom, Symptom::HeartbeatStale(5_000));
         }
         other => panic!("expected Failing at 35 s, got {other:?}"),
     }
     // Once fired it waits out minInterval (600 s) before it could fire again.
-    assert_eq!(watch.fired_at(), Some(37_000));
+    assert_eq!(watch.fired_at(), Some(40_000));
 }
 
 #[test]
 fn blips_shorter_than_the_window_never_fire() {
     let g = group("west", on());
     let mut watch = Watch::new(g.auto.clone().expect("enabled"));
-    // An hour in which the active cluster misses its heartbeats for 5 s of every 30
-    // (a heartbeat 6 s old: stale for 3 observations spanning 2 s, shorter than the
-    // 4 s window), and reports its workloads not ready for 3 s of every 30, half-way
-    // between (a run of failures mixing both would be one longer blip).
+    // An hour in which the active cluster misses its heartbeats for 7 s of every 30
+    // (a heartbeat 8 s old: stale for 5 observations spanning 4 s), and reports its
+    // workloads not ready for 3.9 s of every 30 (as one-second reports: 4 of them),
+    // half-way between (a run of failures mixing both would be one longer blip): both
+    // shorter than the window plus the stretch of a report.
     let states = run(
         &mut watch,
         &g,
         (0, 3600),
-        |t| t % 30 >= 5,
+        |t| t % 30 >= 7,
         |t, r| {
             r.health[0] = Some(Health {
-                workloads_ready: !(15..18).contains(&(t % 30)),
+                workloads_ready: !(15..19).contains(&(t % 30)),
                 traffic_open: true,
             })
         },
@@ -240,9 +242,9 @@ fn a_live_active_cluster_that_reports_it_does_not_serve_fires_the_watch() {
             })
         },
     );
-    assert_eq!(fired(&states), vec![14]);
+    assert_eq!(fired(&states), vec![17]);
     assert!(matches!(
-        &states[14].1,
+        &states[17].1,
         State::Fired(Symptom::TrafficClosed)
     ));
 }
@@ -263,7 +265,7 @@ fn a_failing_probe_fires_the_watch_and_a_missing_report_is_no_evidence() {
         ));
     }
     assert!(matches!(states[1].1, State::Healthy));
-    assert_eq!(fired(&states), vec![6]);
+    assert_eq!(fired(&states), vec![9]);
 }
 
 #[test]

@@ -54,21 +54,24 @@ fn holds_with_pinned_counts(config: &str, expected: &[(&str, usize)]) {
 
 #[test]
 fn ci_configuration_holds_and_its_state_count_is_pinned() {
+    // Issue 12: the heartbeats carry the sender's health report. The checker leaves the
+    // reports out of the record, but a heartbeat in flight or unsure still carries one:
+    // planned, kube-error, stale-call and request-faults grew by 0.03–0.7%.
     holds_with_pinned_counts(
         "ci",
         &[
-            ("ci/planned", 3_897_407),
-            ("ci/kube-error", 1_093_066),
+            ("ci/planned", 3_909_924),
+            ("ci/kube-error", 1_098_683),
             ("ci/disaster", 841_436),
             ("ci/partition", 722_510),
             ("ci/stuck-kind", 2_199_511),
             ("ci/time-lease", 1_767_615),
             ("ci/time-clock", 1_723_192),
             ("ci/stale-leader", 1_315_406),
-            ("ci/stale-call", 1_022_122),
+            ("ci/stale-call", 1_022_419),
             ("ci/requests", 239_446),
             ("ci/record-lost", 146_689),
-            ("ci/request-faults", 1_392_419),
+            ("ci/request-faults", 1_401_583),
             ("ci/empty-selection", 274_784),
             ("ci/identity", 673_742),
             ("ci/deadline-consistency", 731_180),
@@ -196,7 +199,7 @@ fn repeatable_force_is_caught() {
 /// 9 ticks: what issue 18's counterexample needs) holds on the protocol, exhaustively.
 #[test]
 fn handback_configuration_holds_and_its_state_count_is_pinned() {
-    holds_with_pinned_counts("handback", &[("handback/uptime-lost-source", 34_259_235)]);
+    holds_with_pinned_counts("handback", &[("handback/uptime-lost-source", 34_445_202)]);
 }
 
 /// Issue 9: lease keeping that waits behind a slow call lets the peer force while the

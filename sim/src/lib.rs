@@ -9,13 +9,17 @@
 //! - [`run`]: one seed: shape, mode, swarm faults, the engine's operators, invariants
 //!   after every event, every turn replayed through the stateright model ([`replay`]),
 //!   a fault phase then a healed phase with a liveness bound;
-//! - [`campaign`]: many seeds on several threads, and the summary.
+//! - [`campaign`]: many seeds on several threads, and the summary;
+//! - [`auto`]: the standby's auto-failover watch in the simulated operator, an hour of a
+//!   flapping health signal (nothing may fire) and the active cluster's death (measured:
+//!   death to the standby serving).
 
 /// The simulator allocates many small objects per event (object references, member
 /// lists); mimalloc roughly halves the time the system allocator spends on them.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+pub mod auto;
 pub mod campaign;
 pub mod replay;
 pub mod rng;

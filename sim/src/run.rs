@@ -211,7 +211,7 @@ const REQUEST_ID: u64 = 0x5eed;
 const SECOND_ID: u64 = 0x5eee;
 const NS: &str = "shop";
 
-struct Log {
+pub(crate) struct Log {
     violation: Option<Violation>,
     marks: Coverage,
     hash: u64,
@@ -219,11 +219,11 @@ struct Log {
 }
 
 impl Log {
-    fn mix(&mut self, v: u64) {
+    pub(crate) fn mix(&mut self, v: u64) {
         self.hash = (self.hash ^ v).wrapping_mul(0x0100_0000_01b3);
     }
 
-    fn line(
+    pub(crate) fn line(
         &mut self,
         at: Time,
         cluster: Option<Cluster>,
@@ -242,23 +242,33 @@ impl Log {
         }
     }
 
-    fn violate(&mut self, v: Violation) {
+    pub(crate) fn violate(&mut self, v: Violation) {
         if self.violation.is_none() {
             self.violation = Some(v);
         }
     }
 }
 
-struct Ctx {
-    world: Shared,
-    log: Arc<Mutex<Log>>,
-    time: VirtualTime,
-    clocks: [Arc<Mutex<ClockOffsets>>; 2],
-    groups: [Group; 2],
+pub(crate) struct Ctx {
+    pub(crate) world: Shared,
+    pub(crate) log: Arc<Mutex<Log>>,
+    pub(crate) time: VirtualTime,
+    pub(crate) clocks: [Arc<Mutex<ClockOffsets>>; 2],
+    pub(crate) groups: [Group; 2],
     variant: Variant,
-    delays: (Time, Time),
+    /// The controllers' delays (min, max), ms.
+    pub(crate) delays: (Time, Time),
     /// Each cluster's request (its `Failover` object) and its status.
-    asked: Mutex<[Option<Asked>; 2]>,
+    pub(crate) asked: Mutex<[Option<Asked>; 2]>,
+    /// The record as each cluster's operator last saw it (`Memory::view` after its last
+    /// turn), published only where `spec.autoFailover` is on: what its watch reads.
+    pub(crate) views: Mutex<[Option<Record>; 2]>,
+    /// What the auto-failover watches saw ([`crate::auto`]).
+    pub(crate) watch: Mutex<crate::auto::WatchLog>,
+    /// Clusters whose pods a scheduled [`Scheduled::PodsReady`] turned not ready: the
+    /// environment took readiness away, no step of the operator's, so
+    /// `traffic-only-when-ready` judges them as if it had not.
+    unready: Mutex<[bool; 2]>,
     replay: Replay,
     /// The last operator process id handed out (deterministic per seed).
     instances: std::sync::atomic::AtomicU64,
@@ -273,7 +283,7 @@ struct Ctx {
     misconfigured: Mutex<[bool; 2]>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -552,7 +562,7 @@ fn person_write(w: &mut Fakes, timing: &Timing, now: Time, action: Intervention)
 
 /// A fault scheduled by the seed.
 #[derive(Clone, Copy, Debug)]
-enum Scheduled {
+pub(crate) enum Scheduled {
     Crash(Cluster),
     Restart(Cluster),
     Outage(Cluster),
@@ -573,6 +583,9 @@ enum Scheduled {
     Misconfigure(Cluster),
     /// The operator restarts with the right configuration.
     Reconfigure(Cluster),
+    /// Every workload's pods of the cluster turn not ready (false) or ready again (the
+    /// auto-failover scenarios' health blips, [`crate::auto`]).
+    PodsReady(Cluster, bool),
     Heal,
 }
 
@@ -617,19 +630,29 @@ pub fn run(cfg: RunConfig) -> RunReport {
 
 /// A run's world before anything happens: the group's shape and spec, the fakes and
 /// the context the operators share.
-struct Setup {
+pub(crate) struct Setup {
     mode: Mode,
     shape: Shape,
     unlabelled: bool,
-    timing: Timing,
-    time: VirtualTime,
-    shared: Shared,
-    log: Arc<Mutex<Log>>,
-    ctx: Arc<Ctx>,
+    pub(crate) timing: Timing,
+    pub(crate) time: VirtualTime,
+    pub(crate) shared: Shared,
+    pub(crate) log: Arc<Mutex<Log>>,
+    pub(crate) ctx: Arc<Ctx>,
 }
 
 /// Build a run's world from the seed's main stream (and the labels' own stream).
 fn setup(cfg: &RunConfig, rng: &mut Rng) -> Setup {
+    setup_with(cfg, rng, None)
+}
+
+/// [`setup`], with `auto` as the spec's `autoFailover` (the same draws: only the
+/// auto-failover scenarios set it).
+pub(crate) fn setup_with(
+    cfg: &RunConfig,
+    rng: &mut Rng,
+    auto: Option<failover_engine::spec::AutoFailoverSpec>,
+) -> Setup {
     let mode = cfg.mode.unwrap_or(if rng.chance(0.5) {
         Mode::Consistency
     } else {
@@ -641,7 +664,10 @@ fn setup(cfg: &RunConfig, rng: &mut Rng) -> Setup {
     // operator finds no volume there, the standby's finds them.
     let mut labels = Rng::new(cfg.seed ^ 0x1ead_0000_0000_0008);
     let unlabelled = cfg.profile != Profile::None && labels.chance(0.05);
-    let spec = spec(&s, unlabelled);
+    let spec = FailoverGroupSpec {
+        auto_failover: auto,
+        ..spec(&s, unlabelled)
+    };
     let groups = [
         Group::parse(NS, "shop", &spec, "east").expect("the simulator's spec is valid"),
         Group::parse(NS, "shop", &spec, "west").expect("the simulator's spec is valid"),
@@ -724,6 +750,9 @@ fn setup(cfg: &RunConfig, rng: &mut Rng) -> Setup {
         variant: cfg.variant,
         delays: (50, 3_000),
         asked: Mutex::new([None, None]),
+        views: Mutex::new([None, None]),
+        watch: Mutex::new(crate::auto::WatchLog::default()),
+        unready: Mutex::new([false; 2]),
         replay: Replay::new(timing, cfg.variant),
         instances: std::sync::atomic::AtomicU64::new(0),
         retired: Mutex::new([false; 3]),
@@ -743,7 +772,7 @@ fn setup(cfg: &RunConfig, rng: &mut Rng) -> Setup {
 }
 
 /// The seed's faults: the schedule, and the faults that wait for a moment of the run.
-struct Drawn {
+pub(crate) struct Drawn {
     request_at: Time,
     schedule: std::collections::VecDeque<(Time, Scheduled)>,
     targeted: Option<Targeted>,
@@ -752,6 +781,22 @@ struct Drawn {
     aimed_handover: Option<(Time, Cluster)>,
     delete_after_done: Option<Time>,
     person: Person,
+}
+
+impl Drawn {
+    /// Only `schedule` (sorted here), nothing aimed at a moment, no person on call.
+    pub(crate) fn only(mut schedule: Vec<(Time, Scheduled)>, aim: Rng) -> Drawn {
+        schedule.sort_by_key(|(t, _)| *t);
+        Drawn {
+            request_at: 0,
+            schedule: schedule.into(),
+            targeted: None,
+            aim,
+            aimed_handover: None,
+            delete_after_done: None,
+            person: Person::default(),
+        }
+    }
 }
 
 /// Draw the seed's faults: the main schedule from the seed's stream (after [`setup`]),
@@ -1043,9 +1088,9 @@ fn draw_faults(cfg: &RunConfig, rng: &mut Rng, setup: &Setup) -> Drawn {
 }
 
 /// A run under way: the fakes, the operator processes, and what is still to come.
-struct Sim {
+pub(crate) struct Sim {
     /// The world as [`setup`] built it.
-    setup: Setup,
+    pub(crate) setup: Setup,
     /// The faults [`draw_faults`] drew: the schedule is consumed as time passes.
     drawn: Drawn,
     targeted_fired: bool,
@@ -1057,18 +1102,26 @@ struct Sim {
     crash_stages: [bool; 6],
     ended_at: Option<Time>,
     liveness: Time,
-    end_by: Time,
+    pub(crate) end_by: Time,
 }
 
 impl Sim {
     /// Start both operators and Flux, the run's clock at zero.
-    fn start(setup: Setup, drawn: Drawn, rng: &mut Rng) -> Sim {
+    pub(crate) fn start(setup: Setup, drawn: Drawn, rng: &mut Rng) -> Sim {
         // Process slots: each cluster's operator runs in `main[c]`; a leader hand-over
-        // starts the new process in slot 2 and leaves the old one where it was.
-        let mut exec = Executor::new(3);
+        // starts the new process in slot 2 and leaves the old one where it was; the
+        // auto-failover watch, where the spec turns it on, runs in slot 3 (empty, and so
+        // never polled, in every other run).
+        let mut exec = Executor::new(4);
         let main = [0, 1];
         for c in Cluster::ALL {
             exec.spawn(c.index(), operator(setup.ctx.clone(), c, c.index()));
+        }
+        if let Some(c) = crate::auto::watcher(&setup.ctx.groups) {
+            exec.spawn(
+                crate::auto::WATCH_SLOT,
+                crate::auto::watch(setup.ctx.clone(), c),
+            );
         }
         for c in Cluster::ALL {
             let at = rng.range(1_000, 10_000);
@@ -1111,7 +1164,7 @@ impl Sim {
 
     /// Run every task that can run now (a task that never lets time pass is a bug);
     /// false once an invariant is violated.
-    fn poll_operators(&mut self) -> bool {
+    pub(crate) fn poll_operators(&mut self) -> bool {
         // Run every task that can run now (a task that never lets time pass is a bug).
         let mut polls = 0u32;
         loop {
@@ -1124,7 +1177,8 @@ impl Sim {
                 break;
             }
             let now = self.setup.time.now();
-            let Some(_) = self.exec.poll_one(|id| self.paused_until[id] > now) else {
+            let paused = |id: usize| self.paused_until.get(id).is_some_and(|t| *t > now);
+            let Some(_) = self.exec.poll_one(paused) else {
                 break;
             };
             check(&self.setup.ctx);
@@ -1177,7 +1231,7 @@ impl Sim {
 
     /// Move time to the next moment anything happens (a timer, a world event, a
     /// scheduled fault, a pause ending, the person on call) and wake who waits for it.
-    fn advance(&mut self, now: Time) -> Option<Time> {
+    pub(crate) fn advance(&mut self, now: Time) -> Option<Time> {
         // Next: a timer, a world event or a scheduled fault, whichever is first.
         let next_world = lock(&self.setup.shared.0)
             .scheduled
@@ -1207,7 +1261,7 @@ impl Sim {
     }
 
     /// The world events due: controllers, Flux, delayed writes and watch events.
-    fn world_events(&mut self, next: Time) {
+    pub(crate) fn world_events(&mut self, next: Time) {
         let Setup {
             shared, log, ctx, ..
         } = &self.setup;
@@ -1296,7 +1350,7 @@ impl Sim {
     }
 
     /// The scheduled faults due.
-    fn scheduled_faults(&mut self, next: Time) {
+    pub(crate) fn scheduled_faults(&mut self, next: Time) {
         let mode = self.setup.mode;
         // Scheduled faults due.
         while self.drawn.schedule.front().is_some_and(|p| p.0 <= next) {
@@ -1498,6 +1552,26 @@ impl Sim {
                         format!("{} ends", kind.name())
                     });
                 }
+                Scheduled::PodsReady(c, ready) if w.alive[c.index()] => {
+                    for o in w.clusters[c.index()].objects.values_mut() {
+                        if let MemberState::Workload { ready: r, .. } = &mut o.state
+                            && *r != ready
+                        {
+                            *r = ready;
+                            o.version += 1;
+                        }
+                    }
+                    w.touch(c);
+                    drop(w);
+                    lock(&self.setup.ctx.unready)[c.index()] = !ready;
+                    lock(&self.setup.log).line(next, Some(c), None, LineKind::Fault, || {
+                        if ready {
+                            "pods ready again".into()
+                        } else {
+                            "pods NOT READY".into()
+                        }
+                    });
+                }
                 Scheduled::Disaster(c) if w.alive[c.index()] => {
                     w.inject(FaultKind::Disaster);
                     w.alive[c.index()] = false;
@@ -1625,7 +1699,7 @@ impl Sim {
     }
 
     /// What the run found.
-    fn report(self, seed: u64) -> RunReport {
+    pub(crate) fn report(self, seed: u64) -> RunReport {
         let Sim {
             setup:
                 Setup {
@@ -1878,8 +1952,18 @@ fn check(ctx: &Ctx) {
     let Some(record) = w.record.as_ref() else {
         return;
     };
+    // Pods the environment made not ready count as ready for the invariants.
+    let unready = *lock(&ctx.unready);
+    let judged = Cluster::ALL.map(|c| {
+        let i = c.index();
+        if unready[i] {
+            crate::auto::as_if_ready(&w.clusters[i])
+        } else {
+            clusters[i]
+        }
+    });
     let snapshot = Snapshot {
-        clusters: [&clusters[0], &clusters[1]],
+        clusters: [&judged[0], &judged[1]],
         alive: w.alive,
         records: std::slice::from_ref(record),
         audit: &w.audit,
@@ -1892,7 +1976,7 @@ fn check(ctx: &Ctx) {
 
 /// The failover ended and both clusters are at rest: the active one serves, the other
 /// is stopped (a dead cluster is left as it was).
-fn at_rest(ctx: &Ctx) -> bool {
+pub(crate) fn at_rest(ctx: &Ctx) -> bool {
     let w = lock(&ctx.world.0);
     let Some(r) = w.record.as_ref() else {
         return false;
@@ -2023,6 +2107,10 @@ fn operator(ctx: Arc<Ctx>, c: Cluster, slot: usize) -> crate::runtime::TaskFutur
                 spec: op.print(),
             });
             after_turn(&ctx, c, slot, &turn, (asked, who), &mut mirror, op.memory());
+            // What the auto-failover watch reads (the operator's view after each turn).
+            if op.group().auto.is_some() {
+                lock(&ctx.views)[c.index()] = op.memory().view.clone();
+            }
             if op.memory().sees_contest(op.group().me) {
                 lock(&ctx.log).marks.misconfig_detected = true;
             }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use failover_model::{Mode, Variant};
+use failover_sim::auto::{AutoConfig, Scenario, run_many, summary};
 use failover_sim::campaign::{Campaign, campaign};
 use failover_sim::run::{Profile, RunConfig, run};
 use failover_sim::timeline;
@@ -64,6 +65,33 @@ enum Command {
         /// First seed.
         #[arg(long, default_value_t = 0)]
         first_seed: u64,
+        /// Worker threads (default: the machine's cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
+    /// Auto-failover: an hour of a flapping health signal (nothing may fire) and the
+    /// active cluster's death (death to the standby serving, measured), over many seeds.
+    Auto {
+        /// Number of seeds per scenario.
+        #[arg(long, default_value_t = 200)]
+        seeds: u64,
+        /// First seed.
+        #[arg(long, default_value_t = 0)]
+        first_seed: u64,
+        /// Run this one seed only.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Only this scenario: flapping or death (default: both).
+        #[arg(long)]
+        scenario: Option<String>,
+        /// The flapping hour's longest spell of pods not ready, ms (default: the longest
+        /// the watch provably sees as shorter than its window). Without it, the summary
+        /// also shows what spells up to the window itself do.
+        #[arg(long)]
+        unready_max_ms: Option<u64>,
+        /// Print each run's timeline (with --seed).
+        #[arg(long)]
+        timeline: bool,
         /// Worker threads (default: the machine's cores).
         #[arg(long)]
         jobs: Option<usize>,
@@ -180,6 +208,45 @@ fn hunt(first_seed: u64, seeds: u64, jobs: usize) -> bool {
     all_caught
 }
 
+struct AutoArgs {
+    seeds: std::ops::Range<u64>,
+    scenario: Option<String>,
+    unready_max_ms: Option<u64>,
+    timeline: bool,
+    jobs: usize,
+}
+
+/// `failover-sim auto`: the scenarios over the seeds, the summary (true: no problem).
+fn auto(a: AutoArgs) -> Result<bool, String> {
+    let scenarios = match a.scenario.as_deref() {
+        None => vec![Scenario::Flapping, Scenario::Death],
+        Some(name) => vec![
+            Scenario::from_name(name)
+                .ok_or_else(|| format!("unknown scenario {name:?} (flapping or death)"))?,
+        ],
+    };
+    let configs: Vec<AutoConfig> = scenarios
+        .iter()
+        .flat_map(|s| {
+            a.seeds.clone().map(|seed| AutoConfig {
+                unready_max: a.unready_max_ms,
+                timeline: a.timeline,
+                ..AutoConfig::new(*s, seed)
+            })
+        })
+        .collect();
+    let reports = run_many(&configs, a.jobs);
+    if a.timeline {
+        for r in &reports {
+            println!("== {} ==", r.config.scenario.name());
+            print!("{}", timeline::text(&r.run));
+        }
+    }
+    let (text, problems) = summary(&reports);
+    print!("{text}");
+    Ok(problems == 0)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -213,6 +280,22 @@ fn main() -> ExitCode {
                 jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             Ok(hunt(first_seed, seeds, jobs))
         }
+        Command::Auto {
+            seeds,
+            first_seed,
+            seed,
+            scenario,
+            unready_max_ms,
+            timeline,
+            jobs,
+        } => auto(AutoArgs {
+            seeds: seed.map_or(first_seed..first_seed + seeds, |s| s..s + 1),
+            scenario,
+            unready_max_ms,
+            timeline: timeline && seed.is_some(),
+            jobs: jobs
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        }),
         Command::Replay { seed, svg, common } => parse(&common).map(|p| {
             let r = run(RunConfig {
                 seed,
