@@ -1,0 +1,409 @@
+//! What the operator tests share: the operator as real processes, the two sites (a
+//! control plane with the application and its group), following a `Failover`.
+#![allow(dead_code)]
+pub use std::path::PathBuf;
+pub use std::process::{Child, Command, Stdio};
+pub use std::time::Duration;
+
+pub use failover_engine::dynamo::{create_table, local_client};
+pub use failover_engine::effects::retried;
+pub use failover_engine::k8s::KubeCluster;
+pub use failover_engine::ports::{ClusterPort, Desired, Kind};
+pub use failover_engine::spec::{
+    Failover, FailoverGroup, FailoverGroupSpec, FailoverMode, FailoverSpec,
+};
+pub use failover_integration::agents::Agents;
+pub use failover_integration::app;
+pub use failover_integration::plane::{ControlPlane, dynamodb_endpoint, unique_name};
+pub use failover_integration::wait_for;
+pub use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+pub use kube::api::{Api, Patch, PatchParams, PostParams};
+pub use kube::{CustomResourceExt, ResourceExt};
+
+pub const CLUSTERS: [&str; 2] = ["east", "west"];
+pub const GROUP: &str = "shop";
+/// Bound on one failover through the operators on these machines.
+pub const FAILOVER_BOUND: Duration = Duration::from_secs(120);
+
+pub fn spec() -> FailoverGroupSpec {
+    app::group_spec(CLUSTERS)
+}
+
+/// Install (or update) the operator's own CRDs by server-side apply, and wait until
+/// they are served.
+pub async fn install_crds(plane: &ControlPlane) {
+    let api: Api<CustomResourceDefinition> = Api::all(plane.client.clone());
+    for crd in [FailoverGroup::crd(), Failover::crd()] {
+        let name = crd.name_any();
+        api.patch(
+            &name,
+            &PatchParams::apply("failover-test").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .expect("apply CRD");
+        wait_for(&format!("CRD {name}"), Duration::from_secs(30), || {
+            let api = api.clone();
+            let name = name.clone();
+            async move {
+                let crd = api.get(&name).await.ok()?;
+                crd.status?
+                    .conditions?
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+                    .then_some(())
+            }
+        })
+        .await
+        .expect("CRD established");
+    }
+}
+
+/// One operator process; killed when dropped. Its log goes to a file named in failures.
+pub struct Process {
+    pub child: Child,
+    pub log: PathBuf,
+    pub metrics_port: u16,
+    pub probe_port: u16,
+}
+
+impl Process {
+    /// Its metrics, if it answers.
+    pub async fn metrics(&self) -> Option<String> {
+        http_get(self.metrics_port, "/metrics").await
+    }
+
+    /// It leads (its `failover_leader` gauge is 1).
+    pub async fn leads(&self) -> bool {
+        self.metrics()
+            .await
+            .is_some_and(|m| m.lines().any(|l| l == "failover_leader 1"))
+    }
+
+    /// Send it SIGTERM.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+}
+
+/// A plain HTTP/1.1 GET on localhost: the body, if the answer is 200.
+pub async fn http_get(port: u16, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The ports a process says it listens on (its JSON log's `listening` line): it binds
+/// port 0, so parallel tests never race for a port.
+pub fn listening(log: &std::path::Path) -> Option<(u16, u16)> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines().find_map(|line| {
+        let v: serde_json::Value = serde_json::from_str(line).ok()?;
+        let fields = v.get("fields")?;
+        (fields.get("message")?.as_str()? == "listening").then_some(())?;
+        let port = |key: &str| -> Option<u16> {
+            fields.get(key)?.as_str()?.rsplit(':').next()?.parse().ok()
+        };
+        Some((port("metrics")?, port("probes")?))
+    })
+}
+
+/// Replica `replica` of `plane`'s operator, electing its leader through a Lease in the
+/// test's namespace.
+pub fn start_operator(
+    plane: &ControlPlane,
+    ns: &str,
+    table: &str,
+    endpoint: &str,
+    replica: usize,
+) -> Process {
+    let log = std::env::temp_dir().join(format!("{ns}-{}-{replica}-operator.log", plane.name));
+    let file = std::fs::File::create(&log).expect("log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_failover-operator"))
+        .args(["--cluster-name", &plane.name])
+        .args(["--table", table])
+        .args(["--dynamodb-endpoint", endpoint])
+        .args(["--namespace", ns])
+        .arg("--kubeconfig")
+        .arg(&plane.kubeconfig)
+        .args(["--probe-addr", "127.0.0.1:0"])
+        .args(["--metrics-addr", "127.0.0.1:0"])
+        .args(["--log-format", "json"])
+        .args(["--lease-namespace", ns])
+        // A new identity per process, as a replacement Pod has: a restarted process
+        // does not find the Lease its predecessor held as its own.
+        .args([
+            "--identity",
+            &format!("{}-{replica}-{}", plane.name, unique_name("p")),
+        ])
+        .args(["--leader-lease-seconds", "4"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::from(file.try_clone().expect("log file")))
+        .stderr(Stdio::from(file))
+        .spawn()
+        .expect("start failover-operator");
+    let started = std::time::Instant::now();
+    let (metrics_port, probe_port) = loop {
+        if let Some(ports) = listening(&log) {
+            break ports;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the operator never said where it listens: {log:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Process {
+        child,
+        log,
+        metrics_port,
+        probe_port,
+    }
+}
+
+/// Two replicas of each cluster's operator.
+pub fn start_operators(sites: [&Site; 2], ns: &str, table: &str, endpoint: &str) -> Vec<Process> {
+    sites
+        .iter()
+        .flat_map(|s| (0..2).map(move |r| start_operator(&s.plane, ns, table, endpoint, r)))
+        .collect()
+}
+
+/// The replica of `cluster` (0 east, 1 west) that leads, once one does.
+pub async fn leader(procs: &[Process], cluster: usize) -> usize {
+    wait_for("a leader", Duration::from_secs(60), || async move {
+        for i in [2 * cluster, 2 * cluster + 1] {
+            if procs[i].leads().await {
+                return Some(i);
+            }
+        }
+        None
+    })
+    .await
+    .expect("a replica leads")
+}
+
+pub struct Site {
+    pub plane: ControlPlane,
+    pub cluster: KubeCluster,
+    pub objects: Vec<failover_engine::ports::ObjectRef>,
+    pub _agents: Agents,
+}
+
+pub async fn site(name: &str, ns: &str, serving: bool) -> Site {
+    site_with(name, ns, serving, spec()).await
+}
+
+/// [`site`] with the group spec `spec`.
+pub async fn site_with(name: &str, ns: &str, serving: bool, spec: FailoverGroupSpec) -> Site {
+    let plane = ControlPlane::shared(name).await.expect("control plane");
+    install_crds(&plane).await;
+    plane.create_namespace(ns).await.expect("namespace");
+    let agents = Agents::start(
+        &plane.client,
+        ns,
+        Duration::from_millis(200),
+        Duration::from_millis(500),
+    );
+    let objects = app::create(&plane.client, ns, "shop", &Kind::ALL, 3)
+        .await
+        .expect("create the application");
+    let cluster = KubeCluster::new(plane.client.clone());
+    if !serving {
+        for object in &objects {
+            retried(|| cluster.set(object, Desired::Stop))
+                .await
+                .expect("stop");
+        }
+    }
+    app::wait_settled(&cluster, &objects, Duration::from_secs(90))
+        .await
+        .expect("the application settles");
+    let groups: Api<FailoverGroup> = Api::namespaced(plane.client.clone(), ns);
+    groups
+        .create(&PostParams::default(), &FailoverGroup::new(GROUP, spec))
+        .await
+        .expect("create the FailoverGroup");
+    Site {
+        plane,
+        cluster,
+        objects,
+        _agents: agents,
+    }
+}
+
+/// Every member of `site` reads back started (`serving`) or stopped, settled.
+pub async fn assert_serving(site: &Site, serving: bool) {
+    let desired = if serving {
+        Desired::Start
+    } else {
+        Desired::Stop
+    };
+    for object in &site.objects {
+        let changes = site
+            .cluster
+            .preview(object, desired)
+            .await
+            .expect("preview");
+        assert!(
+            changes.is_empty(),
+            "{} {object} is not {desired:?}: {changes:?}",
+            site.plane.name
+        );
+    }
+}
+
+/// Wait until `site`'s group status names `active` with no failover in flight.
+pub async fn wait_active(site: &Site, ns: &str, active: &str, logs: &[PathBuf]) {
+    let api: Api<FailoverGroup> = Api::namespaced(site.plane.client.clone(), ns);
+    let found = wait_for(
+        &format!("{} to report {active} active", site.plane.name),
+        FAILOVER_BOUND,
+        || {
+            let api = api.clone();
+            async move {
+                let g = api.get(GROUP).await.ok()?;
+                let s = g.status?;
+                (s.active.as_deref() == Some(active) && s.failover.is_none()).then_some(s)
+            }
+        },
+    )
+    .await;
+    if let Err(e) = found {
+        panic!("{e}; operator logs: {:?}", logs);
+    }
+}
+
+/// Create a `Failover` in `site` and follow its status until it ends: the phases it
+/// went through, the stages it showed (in order, never going back), its outcome.
+pub async fn fail_over(
+    site: &Site,
+    ns: &str,
+    to: &str,
+    mode: FailoverMode,
+    logs: &[PathBuf],
+) -> (Vec<String>, Vec<String>, String) {
+    let name = request(site, ns, to, mode).await;
+    follow(site, ns, &name, logs).await
+}
+
+/// Create a `Failover` in `site`; its name.
+pub async fn request(site: &Site, ns: &str, to: &str, mode: FailoverMode) -> String {
+    let api: Api<Failover> = Api::namespaced(site.plane.client.clone(), ns);
+    let name = unique_name("to");
+    let failover = Failover::new(
+        &name,
+        FailoverSpec {
+            group: GROUP.into(),
+            target_cluster: to.into(),
+            mode,
+            dry_run: false,
+        },
+    );
+    api.create(&PostParams::default(), &failover)
+        .await
+        .expect("create the Failover");
+    name
+}
+
+/// Follow the status of `Failover` `name` until it ends.
+pub async fn follow(
+    site: &Site,
+    ns: &str,
+    name: &str,
+    logs: &[PathBuf],
+) -> (Vec<String>, Vec<String>, String) {
+    let api: Api<Failover> = Api::namespaced(site.plane.client.clone(), ns);
+    let mut phases: Vec<String> = Vec::new();
+    let mut stages: Vec<String> = Vec::new();
+    let start = std::time::Instant::now();
+    loop {
+        assert!(
+            start.elapsed() < FAILOVER_BOUND,
+            "the Failover did not end within {FAILOVER_BOUND:?} (phases {phases:?}, stages \
+             {stages:?}); operator logs: {:?}",
+            logs
+        );
+        let status = api.get(name).await.expect("get").status.unwrap_or_default();
+        if let Some(p) = status.phase.clone()
+            && phases.last() != Some(&p)
+        {
+            phases.push(p);
+        }
+        if let Some(s) = status.stage.clone()
+            && stages.last() != Some(&s)
+        {
+            stages.push(s);
+        }
+        if let Some(outcome) = status.outcome {
+            return (phases, stages, outcome);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The order the stages come in.
+pub fn stage_index(stage: &str) -> usize {
+    failover_model::Stage::ALL
+        .iter()
+        .position(|s| s.to_string() == stage)
+        .unwrap_or_else(|| panic!("unknown stage {stage}"))
+}
+
+/// Two sites in a namespace of their own (the application serving in east, stopped in
+/// west), a fresh table, two operator replicas per cluster, both clusters' group status
+/// naming east active.
+pub struct Lab {
+    pub ns: String,
+    pub sites: [Site; 2],
+    pub endpoint: String,
+    pub table: String,
+    pub store: failover_engine::dynamo::DynamoStore,
+    pub procs: Vec<Process>,
+    pub logs: Vec<PathBuf>,
+}
+
+pub async fn lab(prefix: &str) -> Lab {
+    let ns = unique_name(prefix);
+    let sites = [
+        site(CLUSTERS[0], &ns, true).await,
+        site(CLUSTERS[1], &ns, false).await,
+    ];
+    let endpoint = dynamodb_endpoint().await.expect("DynamoDB Local");
+    let table = unique_name("failover");
+    let client = local_client(&endpoint).await;
+    create_table(&client, &table).await.expect("table");
+    let store = failover_engine::dynamo::DynamoStore::new(client, table.clone());
+    let procs = start_operators([&sites[0], &sites[1]], &ns, &table, &endpoint);
+    let logs: Vec<PathBuf> = procs.iter().map(|p| p.log.clone()).collect();
+    for site in &sites {
+        wait_active(site, &ns, "east", &logs).await;
+    }
+    Lab {
+        ns,
+        sites,
+        endpoint,
+        table,
+        store,
+        procs,
+        logs,
+    }
+}
