@@ -339,3 +339,187 @@ async fn probe(client: &HttpClient<Https, Empty<Bytes>>, p: &Probe) -> Result<()
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use failover_engine::spec::{AutoFailoverSpec, FailoverGroupSpec, MembersSpec};
+    use http::{Request, Response};
+    use kube::client::Body;
+
+    fn group() -> Group {
+        let spec = FailoverGroupSpec {
+            clusters: vec!["east".into(), "west".into()],
+            members: MembersSpec {
+                deployments: vec!["web".into()],
+                ..MembersSpec::default()
+            },
+            auto_failover: Some(AutoFailoverSpec {
+                enabled: true,
+                ..AutoFailoverSpec::default()
+            }),
+            ..FailoverGroupSpec::default()
+        };
+        Group::parse("shop", "shop", &spec, "west").expect("group")
+    }
+
+    fn task(client: Client) -> AutoTask {
+        let (_, view) = watch::channel(View::default());
+        AutoTask {
+            group: group(),
+            name: "shop".into(),
+            client,
+            view,
+            metrics: Arc::new(Metrics::default()),
+            problem: None,
+            events: (Reporter::from("test"), ObjectReference::default()),
+        }
+    }
+
+    type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+    async fn answer(
+        handle: &mut Handle,
+        body: serde_json::Value,
+    ) -> (Request<()>, serde_json::Value) {
+        let (request, send) = handle.next_request().await.expect("a request");
+        let (parts, payload) = request.into_parts();
+        let bytes = payload.collect_bytes().await.expect("body");
+        let sent = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        send.send_response(
+            Response::builder()
+                .status(200)
+                .body(Body::from(serde_json::to_vec(&body).expect("json")))
+                .expect("response"),
+        );
+        (Request::from_parts(parts, ()), sent)
+    }
+
+    /// Firing lists the group's automatic Failovers, then creates one: its exact
+    /// labels, annotation and spec.
+    #[tokio::test]
+    async fn firing_creates_one_labelled_failover_for_this_cluster() {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let task = task(Client::new(service, "default"));
+        let server = tokio::spawn(async move {
+            let empty = serde_json::json!({"apiVersion": "failover.rs/v1alpha1",
+                "kind": "FailoverList", "metadata": {}, "items": []});
+            let (list, _) = answer(&mut handle, empty).await;
+            let created = serde_json::json!({"apiVersion": "failover.rs/v1alpha1",
+                "kind": "Failover", "metadata": {"name": "x", "namespace": "shop"},
+                "spec": {"group": "shop", "targetCluster": "west"}});
+            let (create, body) = answer(&mut handle, created).await;
+            (list, create, body)
+        });
+        let (name, created) = task
+            .fire(Mode::Uptime, "the heartbeat stopped", 600_000)
+            .await
+            .expect("fired");
+        assert!(created);
+        assert!(name.starts_with("shop-auto-"), "{name}");
+        let (list, create, body) = server.await.expect("server");
+        assert_eq!(list.method(), http::Method::GET);
+        assert_eq!(
+            list.uri().path(),
+            "/apis/failover.rs/v1alpha1/namespaces/shop/failovers"
+        );
+        assert_eq!(
+            list.uri().query(),
+            Some("&labelSelector=failover.rs%2Fautomatic%3Dtrue%2Cfailover.rs%2Fgroup%3Dshop")
+        );
+        assert_eq!(create.method(), http::Method::POST);
+        assert_eq!(
+            create.uri().path(),
+            "/apis/failover.rs/v1alpha1/namespaces/shop/failovers"
+        );
+        assert_eq!(body["metadata"]["name"], name.as_str());
+        assert_eq!(body["metadata"]["labels"]["failover.rs/automatic"], "true");
+        assert_eq!(body["metadata"]["labels"]["failover.rs/group"], "shop");
+        assert_eq!(
+            body["metadata"]["annotations"]["failover.rs/reason"],
+            "the heartbeat stopped"
+        );
+        assert_eq!(
+            body["spec"],
+            serde_json::json!({"group": "shop", "targetCluster": "west", "mode": "Uptime",
+                "dryRun": false})
+        );
+    }
+
+    /// A recent automatic Failover (within minInterval) means no new one, also after a
+    /// restart.
+    #[tokio::test]
+    async fn a_recent_automatic_failover_is_not_created_again() {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let task = task(Client::new(service, "default"));
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let server = tokio::spawn(async move {
+            let list = serde_json::json!({"apiVersion": "failover.rs/v1alpha1",
+                "kind": "FailoverList", "metadata": {}, "items": [{
+                    "apiVersion": "failover.rs/v1alpha1", "kind": "Failover",
+                    "metadata": {"name": "shop-auto-1", "namespace": "shop",
+                        "creationTimestamp": now.to_string()},
+                    "spec": {"group": "shop", "targetCluster": "west"}}]});
+            answer(&mut handle, list).await;
+            // No second request: a create would wait here for ever.
+            handle
+        });
+        let (name, created) = task
+            .fire(Mode::Consistency, "x", 600_000)
+            .await
+            .expect("listed");
+        assert_eq!((name.as_str(), created), ("shop-auto-1", false));
+        drop(server);
+    }
+
+    /// The probe against a local HTTP server: the expected status is healthy, another
+    /// status or no answer in time is a failure that says why.
+    #[tokio::test]
+    async fn the_probe_judges_status_and_time() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    let n = s.read(&mut buf).await.unwrap_or(0);
+                    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                    let reply = if head.starts_with("GET /ok ") {
+                        "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+                    } else if head.starts_with("GET /down ") {
+                        "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n"
+                    } else {
+                        // /hang: never answer.
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        return;
+                    };
+                    let _ = s.write_all(reply.as_bytes()).await;
+                });
+            }
+        });
+        let client = http_client().expect("client");
+        let probe_of = |path: &str| Probe {
+            url: format!("http://127.0.0.1:{port}{path}"),
+            expected_status: 200,
+            timeout: Duration::from_secs(1),
+        };
+        assert_eq!(probe(&client, &probe_of("/ok")).await, Ok(()));
+        let down = probe(&client, &probe_of("/down")).await.expect_err("503");
+        assert!(down.ends_with("status 503 (expected 200)"), "{down}");
+        let hung = probe(&client, &probe_of("/hang"))
+            .await
+            .expect_err("no answer");
+        assert!(hung.ends_with("no answer within 1 s"), "{hung}");
+        let closed = Probe {
+            url: "http://127.0.0.1:1/".into(),
+            ..probe_of("/")
+        };
+        assert!(probe(&client, &closed).await.is_err());
+    }
+}
