@@ -1275,7 +1275,7 @@ fn eighth(group: &Group) -> Duration {
 }
 
 /// How long one step of a self-fence attempt may take: one eighth of the fence
-/// margin (1.5 s by default), never more than the group's `stepTimeout`.
+/// margin (1 s by default), never more than the group's `stepTimeout`.
 pub fn fence_step_deadline(group: &Group) -> Duration {
     eighth(group).min(group.step_timeout)
 }
@@ -1287,7 +1287,7 @@ pub fn observe_deadline(group: &Group) -> Duration {
 }
 
 /// The longest `terminationGracePeriodSeconds` a workload may have unless
-/// `spec.demotionStopsWrites`: a quarter of the fence margin plus the drift bound (5 s
+/// `spec.demotionStopsWrites`: a quarter of the fence margin plus the drift bound (3 s
 /// by default). The fence scales the pods down at most three quarters of the margin
 /// after the lease ran low (the budget above); the peer may promote `margin + drift`
 /// after that at the earliest; so pods that take longer to stop could still write to
@@ -1320,7 +1320,7 @@ pub fn grace_problems(group: &Group, members: &[crate::ports::Member]) -> Vec<St
 }
 
 /// How long a DynamoDB call may take before it counts as unanswered (a write then is
-/// ambiguous, a read unavailable): a quarter of the fence margin (3 s by default).
+/// ambiguous, a read unavailable): a quarter of the fence margin (2 s by default).
 pub fn store_deadline(group: &Group) -> Duration {
     eighth(group) * 2
 }

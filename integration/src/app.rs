@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use failover_engine::k8s::KubeCluster;
 use failover_engine::member::settled;
-use failover_engine::ports::{ClusterPort, Kind, LabelQuery, ObjectRef, Selector};
+use failover_engine::ports::{ClusterPort, Desired, Kind, LabelQuery, ObjectRef, Selector};
 use failover_engine::spec::{FailoverGroupSpec, FluxRef, MembersSpec, TimingSpec};
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
@@ -161,6 +161,29 @@ pub async fn wait_settled<C: ClusterPort>(
         .await?;
     }
     Ok(())
+}
+
+/// The application ([`create`], label `shop`, every kind) in namespace `ns`, serving or,
+/// for the standby copy, stopped as a previous failover (or the operator's install)
+/// leaves it, and settled: its objects and the Kubernetes adapter on the cluster.
+pub async fn deploy(
+    client: &Client,
+    ns: &str,
+    replicas: i32,
+    serving: bool,
+) -> Result<(Vec<ObjectRef>, KubeCluster), HarnessError> {
+    let objects = create(client, ns, "shop", &Kind::ALL, replicas).await?;
+    let cluster = KubeCluster::new(client.clone());
+    if !serving {
+        for object in &objects {
+            // The controllers update a new workload concurrently: retry conflicts.
+            failover_engine::effects::retried(|| cluster.set(object, Desired::Stop))
+                .await
+                .map_err(|e| HarnessError::Invalid(format!("stopping {object}: {e}")))?;
+        }
+    }
+    wait_settled(&cluster, &objects, Duration::from_secs(90)).await?;
+    Ok((objects, cluster))
 }
 
 /// The group of the application [`create`] makes, between clusters `clusters`: every

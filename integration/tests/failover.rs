@@ -8,7 +8,6 @@
 use std::time::{Duration, Instant};
 
 use failover_engine::dynamo::{DynamoStore, create_table, local_client};
-use failover_engine::effects::retried;
 use failover_engine::executor::{Ended, Operator, process_failover};
 use failover_engine::k8s::{
     DISABLED_INGRESS_CLASS, KubeCluster, ORIGINAL_HTTP_ANNOTATION, REQUESTED_AT_ANNOTATION,
@@ -50,22 +49,9 @@ async fn site(name: &str, ns: &str, serving: bool, volume_delay: Duration) -> Si
     let plane = ControlPlane::shared(name).await.expect("control plane");
     plane.create_namespace(ns).await.expect("namespace");
     let agents = Agents::start(&plane.client, ns, Duration::from_millis(200), volume_delay);
-    let objects = app::create(&plane.client, ns, "shop", &Kind::ALL, REPLICAS)
+    let (objects, cluster) = app::deploy(&plane.client, ns, REPLICAS, serving)
         .await
-        .expect("create the application");
-    let cluster = KubeCluster::new(plane.client.clone());
-    if !serving {
-        // The standby copy, as a previous failover (or the operator's install) leaves it.
-        for object in &objects {
-            // The controllers update a new workload concurrently: retry conflicts.
-            retried(|| cluster.set(object, Desired::Stop))
-                .await
-                .expect("stop");
-        }
-    }
-    app::wait_settled(&cluster, &objects, Duration::from_secs(90))
-        .await
-        .expect("the application settles");
+        .expect("the application deployed and settled");
     Site {
         plane,
         cluster,

@@ -6,9 +6,8 @@ pub use std::process::{Child, Command, Stdio};
 pub use std::time::Duration;
 
 pub use failover_engine::dynamo::{create_table, local_client};
-pub use failover_engine::effects::retried;
 pub use failover_engine::k8s::KubeCluster;
-pub use failover_engine::ports::{ClusterPort, Desired, Kind};
+pub use failover_engine::ports::{ClusterPort, Desired};
 pub use failover_engine::spec::{
     Failover, FailoverGroup, FailoverGroupSpec, FailoverMode, FailoverSpec,
 };
@@ -223,20 +222,9 @@ pub async fn site_with(name: &str, ns: &str, serving: bool, spec: FailoverGroupS
         Duration::from_millis(200),
         Duration::from_millis(500),
     );
-    let objects = app::create(&plane.client, ns, "shop", &Kind::ALL, 3)
+    let (objects, cluster) = app::deploy(&plane.client, ns, 3, serving)
         .await
-        .expect("create the application");
-    let cluster = KubeCluster::new(plane.client.clone());
-    if !serving {
-        for object in &objects {
-            retried(|| cluster.set(object, Desired::Stop))
-                .await
-                .expect("stop");
-        }
-    }
-    app::wait_settled(&cluster, &objects, Duration::from_secs(90))
-        .await
-        .expect("the application settles");
+        .expect("the application deployed and settled");
     let groups: Api<FailoverGroup> = Api::namespaced(plane.client.clone(), ns);
     groups
         .create(&PostParams::default(), &FailoverGroup::new(GROUP, spec))
