@@ -19,13 +19,13 @@ use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::group::View;
+use crate::group::{View, apply_status_as};
 use crate::metrics::Metrics;
 
 /// The field manager of `status.autoFailover`.
@@ -166,16 +166,8 @@ impl AutoTask {
                 .get_or_create(&vec![("group", key.clone())])
                 .set(i64::from(status.failures.unwrap_or(0)));
             if written.as_ref() != Some(&status) {
-                let patch = serde_json::json!({
-                    "apiVersion": "failover.rs/v1alpha1",
-                    "kind": "FailoverGroup",
-                    "status": {"autoFailover": status},
-                });
-                let params = PatchParams::apply(MANAGER).force();
-                match groups
-                    .patch_status(&self.name, &params, &Patch::Apply(&patch))
-                    .await
-                {
+                let mine = serde_json::json!({ "autoFailover": status });
+                match apply_status_as(&groups, &self.name, &mine, MANAGER).await {
                     Ok(_) => written = Some(status),
                     Err(e) => {
                         warn!(group = %key, error = %e, "cannot write the auto-failover status")

@@ -559,6 +559,20 @@ pub async fn apply_status<K>(
 where
     K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
+    apply_status_as(api, name, status, MANAGER).await
+}
+
+/// [`apply_status`] under field manager `manager`, which owns exactly the fields of
+/// `status` (the auto-failover watch owns `status.autoFailover`).
+pub async fn apply_status_as<K>(
+    api: &Api<K>,
+    name: &str,
+    status: &impl serde::Serialize,
+    manager: &str,
+) -> Result<(), kube::Error>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
     let patch = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
@@ -566,7 +580,7 @@ where
     });
     api.patch_status(
         name,
-        &PatchParams::apply(MANAGER).force(),
+        &PatchParams::apply(manager).force(),
         &Patch::Apply(&patch),
     )
     .await?;
