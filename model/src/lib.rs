@@ -20,6 +20,7 @@ pub use core::decide::{
     Action, Decision, Inputs, Memory, PeerSeen, Progress, Purpose, Reply, Wake, decide, lease_ok,
     refusal, stamp,
 };
+pub use core::hooks::{HookRun, HookSpot, Hooks, MAX_HOOKS, OnFailure};
 pub use core::invariants::{Audit, Invariant, Snapshot};
 pub use core::plan::{
     Desired, Effect, EffectSet, Plan, PlanStep, Resource, START, STOP, Step, StepKind, Variant,

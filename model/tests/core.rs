@@ -4,11 +4,12 @@
 
 use failover_model::core::trigger::{PolicyError, Trigger, TriggerPolicy};
 use failover_model::{
-    AbortReason, Action, Agreement, Agreements, Cluster, ClusterState, ConditionFailed, Decision,
-    Effect, EffectSet, FailoverId, Health, HistoryEntry, InFlight, Inputs, Instance, Intervention,
-    Lock, Memory, Mode, Op, Outcome, PeerSeen, Pending, Plan, PlanKind, PlanStep, Progress,
-    Purpose, Record, Reply, Request, Role, START, STOP, SpecPrint, Stage, Step, StepKind, Time,
-    Timing, Token, Trace, Variant, VolumeRole, Wake, Write, apply, decide,
+    AbortReason, Action, Agreement, Agreements, Audit, Cluster, ClusterState, ConditionFailed,
+    Decision, Effect, EffectSet, FailoverId, Health, HistoryEntry, HookRun, HookSpot, Hooks,
+    InFlight, Inputs, Instance, Intervention, Lock, Memory, Mode, OnFailure, Op, Outcome, PeerSeen,
+    Pending, Plan, PlanKind, PlanStep, Progress, Purpose, Record, Reply, Request, Role, START,
+    STOP, SpecPrint, Stage, Step, StepKind, Time, Timing, Token, Trace, Variant, VolumeRole, Wake,
+    Write, apply, decide,
 };
 
 use Cluster::{A, B};
@@ -63,6 +64,7 @@ fn settled(now: Time, view: Option<Record>) -> Memory {
         superseded: false,
         misbound: None,
         progress: None,
+        hook: None,
         view,
         heartbeat_at: Some(now),
         lease_until: Some(now + TIMING.lease_ttl),
@@ -102,6 +104,7 @@ fn in_flight(kind: PlanKind, done: u32, token: Token, lock: Option<Lock>) -> Rec
             done,
             stuck: false,
             asked: None,
+            hooks: Hooks::NONE,
         }),
         heartbeat: [Some(10), Some(10)],
         history: Vec::new(),
@@ -229,6 +232,7 @@ fn plan(steps: &[(Stage, Role, Step)]) -> Plan {
             .iter()
             .map(|&(stage, owner, step)| PlanStep { stage, owner, step })
             .collect(),
+        hooks: Hooks::NONE,
     }
 }
 
@@ -294,6 +298,7 @@ fn store_back_off_postpones_heartbeat_and_read() {
         superseded: false,
         misbound: None,
         progress: None,
+        hook: None,
         view: None,
         heartbeat_at: Some(5),
         lease_until: Some(14),
@@ -318,6 +323,7 @@ fn unknown_lease_fences_even_while_store_backs_off() {
         superseded: false,
         misbound: None,
         progress: None,
+        hook: None,
         view: None,
         heartbeat_at: Some(10),
         lease_until: None,
@@ -342,6 +348,7 @@ fn lease_about_to_expire_fences() {
         superseded: false,
         misbound: None,
         progress: None,
+        hook: None,
         lease_until: Some(11),
         ..settled(10, Some(at_rest()))
     };
@@ -360,6 +367,7 @@ fn lease_with_more_than_the_margin_left_does_not_fence() {
         superseded: false,
         misbound: None,
         progress: None,
+        hook: None,
         lease_until: Some(12),
         ..settled(10, Some(at_rest()))
     };
@@ -378,6 +386,7 @@ fn fence_applies_every_unsatisfied_stop_step_at_once() {
         superseded: false,
         misbound: None,
         progress: None,
+        hook: None,
         lease_until: None,
         ..settled(10, Some(at_rest()))
     };
@@ -422,6 +431,7 @@ fn fenced_cluster_with_unknown_lease_waits_for_the_back_off() {
         superseded: false,
         misbound: None,
         progress: None,
+        hook: None,
         view: None,
         heartbeat_at: Some(10),
         lease_until: None,
@@ -446,6 +456,7 @@ fn no_self_fence_variant_keeps_serving_without_a_lease() {
         superseded: false,
         misbound: None,
         progress: None,
+        hook: None,
         view: None,
         heartbeat_at: Some(10),
         lease_until: None,
@@ -488,6 +499,7 @@ fn a_failing_fence_step_does_not_stop_the_others() {
         superseded: false,
         misbound: None,
         progress: None,
+        hook: None,
         lease_until: None,
         ..settled(10, Some(at_rest()))
     };
@@ -527,6 +539,7 @@ fn fence_stops_at_failure_variant_keeps_trying_the_first_step() {
         superseded: false,
         misbound: None,
         progress: None,
+        hook: None,
         lease_until: None,
         ..settled(10, Some(at_rest()))
     };
@@ -582,7 +595,7 @@ fn ambiguous_heartbeats_do_not_starve_the_self_fence() {
                         step.apply(&mut cluster);
                     }
                 }
-                Action::Wait(_) => {}
+                Action::Wait(_) | Action::Hook(_) => {}
             }
             decisions.push(d);
         }
@@ -985,6 +998,7 @@ fn validate_waits_for_a_verdict_after_a_restart() {
         superseded: false,
         misbound: None,
         progress: None,
+        hook: None,
         peer: Some(PeerSeen {
             heartbeat: Some(10),
             since: 12,
@@ -1038,6 +1052,7 @@ fn source_of_a_forced_failover_stops_itself() {
             done: 3,
             stuck: false,
             asked: None,
+            hooks: Hooks::NONE,
         }),
         ..at_rest()
     };
@@ -1148,6 +1163,7 @@ fn applied_heartbeat_renews_the_lease() {
             superseded: false,
             misbound: None,
             progress: None,
+            hook: None,
             view: Some(after),
             heartbeat_at: Some(10),
             lease_until: Some(13),
@@ -1183,6 +1199,7 @@ fn refused_heartbeat_renews_nothing() {
             superseded: false,
             misbound: None,
             progress: None,
+            hook: None,
             view: Some(current),
             // Still due: the next heartbeat goes out at once, stamped 12.
             heartbeat_at: None,
@@ -1220,6 +1237,7 @@ fn ambiguous_write_forgets_the_view_and_records_unsure() {
             superseded: false,
             misbound: None,
             progress: None,
+            hook: None,
             view: None,
             heartbeat_at: Some(10),
             lease_until: Some(13),
@@ -1245,6 +1263,7 @@ fn ambiguous_heartbeat_leaves_the_lease_alone_and_backs_off() {
             superseded: false,
             misbound: None,
             progress: None,
+            hook: None,
             view: None,
             heartbeat_at: Some(11),
             lease_until: Some(13),
@@ -1265,6 +1284,7 @@ fn later_reply_clears_unsure() {
         superseded: false,
         misbound: None,
         progress: None,
+        hook: None,
         unsure: Some(Op::TakeOver { id: 1, at: 9 }),
         kube_retry_at: None,
         ..settled(10, None)
@@ -1312,6 +1332,7 @@ fn unavailable_heartbeat_sets_retry_and_heartbeat_time_but_not_the_lease() {
             superseded: false,
             misbound: None,
             progress: None,
+            hook: None,
             view: Some(at_rest()),
             heartbeat_at: Some(11),
             lease_until: Some(13),
@@ -1340,6 +1361,7 @@ fn unavailable_write_sets_retry_only() {
             superseded: false,
             misbound: None,
             progress: None,
+            hook: None,
             retry_at: Some(12),
             ..settled(10, Some(at_rest()))
         }
@@ -1359,6 +1381,7 @@ fn failed_read_sets_retry_and_successful_read_sets_view() {
             superseded: false,
             misbound: None,
             progress: None,
+            hook: None,
             retry_at: Some(12),
             ..settled(10, None)
         }
@@ -1373,6 +1396,7 @@ fn failed_read_sets_retry_and_successful_read_sets_view() {
             superseded: false,
             misbound: None,
             progress: None,
+            hook: None,
             retry_at: Some(12),
             ..settled(10, Some(at_rest()))
         }
@@ -1413,6 +1437,7 @@ fn acquire_opens_the_journal_with_a_new_token() {
                 done: 1,
                 stuck: false,
                 asked: None,
+                hooks: Hooks::NONE,
             }),
             heartbeat: [Some(10), Some(10)],
             history: Vec::new(),
@@ -1620,6 +1645,7 @@ fn force_take_lock_is_accepted_once_lease_plus_drift_ran_out() {
                 done: 1,
                 stuck: false,
                 asked: None,
+                hooks: Hooks::NONE,
             }),
             heartbeat: [Some(10), Some(10)],
             history: Vec::new(),
@@ -1653,6 +1679,7 @@ fn no_lease_wait_store_accepts_force_at_once() {
             done: 1,
             stuck: false,
             asked: None,
+            hooks: Hooks::NONE,
         }))
     );
 }
@@ -2492,6 +2519,7 @@ fn a_busy_operator_abandons_the_call_when_the_lease_runs_low() {
         superseded: false,
         misbound: None,
         progress: None,
+        hook: None,
         retry_at: Some(20),
         ..settled(10, Some(view))
     };
@@ -2528,6 +2556,7 @@ fn no_start_step_without_a_lease() {
         superseded: false,
         misbound: None,
         progress: None,
+        hook: None,
         lease_until: None,
         ..settled(10, Some(at_rest()))
     };
@@ -3509,4 +3538,360 @@ fn a_resolve_never_skips_the_source_nor_an_uptime_target_phase_the_source_follow
     let promote = consistency.promote_at();
     assert!((promote..consistency.len() as u32).all(|at| consistency.resolvable(at)));
     assert!(!consistency.resolvable(promote - 1));
+}
+
+// ---------------------------------------------------------------------------------------
+// Hooks (issue 13)
+// ---------------------------------------------------------------------------------------
+
+fn spot(anchor: Step, after: bool, side: Role, on_failure: OnFailure) -> HookSpot {
+    HookSpot {
+        anchor,
+        after,
+        side,
+        on_failure,
+    }
+}
+
+/// A quiesce before the demotion (abort), a verify before the promotion (abort) and a
+/// notification after Flux resumes (continue).
+fn database_hooks() -> Hooks {
+    Hooks::of(&[
+        spot(Step::DemoteVolumes, false, Role::Source, OnFailure::Abort),
+        spot(Step::PromoteVolumes, false, Role::Target, OnFailure::Abort),
+        spot(Step::ResumeFlux, true, Role::Target, OnFailure::Continue),
+    ])
+    .unwrap()
+}
+
+/// Failover 1 from A to B with the database hooks, at `done`, the lock with `holder`.
+fn hooked(kind: PlanKind, done: u32, holder: Cluster) -> Record {
+    let mut r = in_flight(kind, done, 2, lock(holder, 100));
+    let hooks = database_hooks();
+    if let Some(f) = r.failover.as_mut() {
+        f.hooks = hooks;
+    }
+    r.spec = [Some(SpecPrint {
+        hooks,
+        ..SpecPrint::default()
+    }); 2];
+    r
+}
+
+fn position(plan: &Plan, step: Step) -> u32 {
+    plan.steps.iter().position(|s| s.step == step).unwrap() as u32
+}
+
+#[test]
+fn hooks_pack_and_unpack() {
+    let hooks = database_hooks();
+    assert_eq!(hooks.len(), 3);
+    assert_eq!(Hooks::from_bits(hooks.bits()), Some(hooks));
+    assert_eq!(
+        hooks.get(1),
+        Some(spot(
+            Step::PromoteVolumes,
+            false,
+            Role::Target,
+            OnFailure::Abort
+        ))
+    );
+    assert_eq!(hooks.get(3), None);
+    assert!(
+        Hooks::of(&[spot(Step::DemoteVolumes, false, Role::Source, OnFailure::Abort); 9]).is_none()
+    );
+    // A hole in the packed form is no valid set of hooks.
+    assert_eq!(Hooks::from_bits(0xff00), None);
+    assert_eq!(
+        hooks.to_string(),
+        "[#0 before demote-volumes (abort), #1 before promote-volumes (abort), \
+         #2 after resume-flux (continue)]"
+    );
+}
+
+#[test]
+fn hook_spots_must_be_cluster_steps_of_their_side() {
+    let ok = spot(Step::DemoteVolumes, false, Role::Source, OnFailure::Abort);
+    assert_eq!(ok.problem(), None);
+    let record = spot(Step::Complete, true, Role::Target, OnFailure::Continue);
+    assert!(record.problem().unwrap().contains("writes the record"));
+    let wrong_side = spot(Step::DemoteVolumes, false, Role::Target, OnFailure::Abort);
+    let why = wrong_side.problem().unwrap();
+    assert!(
+        why.contains("runs on the source") && why.contains("without it"),
+        "{why}"
+    );
+}
+
+#[test]
+fn hooks_stand_beside_their_anchors_on_their_side() {
+    let hooks = database_hooks();
+    let consistency = Plan::with_hooks(CONSISTENCY, Variant::Correct, hooks);
+    let names: Vec<Step> = consistency.steps.iter().map(|s| s.step).collect();
+    let before = |a: Step, b: Step| {
+        names.iter().position(|s| *s == a).unwrap() + 1
+            == names.iter().position(|s| *s == b).unwrap()
+    };
+    assert!(before(Step::Hook(0), Step::DemoteVolumes));
+    assert!(before(Step::Hook(1), Step::PromoteVolumes));
+    assert!(before(Step::ResumeFlux, Step::Hook(2)));
+    assert_eq!(
+        consistency.len(),
+        Plan::of(CONSISTENCY, Variant::Correct).len() + 3
+    );
+    // The hooks belong to their anchor's stage and side.
+    let at = position(consistency, Step::Hook(1));
+    let ps = consistency.get(at).unwrap();
+    assert_eq!((ps.stage, ps.owner), (Stage::VolumePromotion, Role::Target));
+    // Both abort hooks stand where a roll back is safe in consistency mode.
+    assert!(consistency.hook_aborts(CONSISTENCY, position(consistency, Step::Hook(0))));
+    assert!(consistency.hook_aborts(CONSISTENCY, at));
+    assert!(!consistency.hook_aborts(CONSISTENCY, position(consistency, Step::Hook(2))));
+    // In uptime mode the source's quiesce comes after the target promoted: no roll back.
+    let uptime = Plan::with_hooks(UPTIME, Variant::Correct, hooks);
+    assert!(!uptime.hook_aborts(UPTIME, position(uptime, Step::Hook(0))));
+    assert!(uptime.hook_aborts(UPTIME, position(uptime, Step::Hook(1))));
+    // A forced plan has no source steps: the quiesce is not run.
+    let forced = Plan::with_hooks(PlanKind::Forced, Variant::Correct, hooks);
+    assert!(!forced.steps.iter().any(|s| s.step == Step::Hook(0)));
+    assert!(forced.steps.iter().any(|s| s.step == Step::Hook(1)));
+    // The same plan every time (built once).
+    assert!(std::ptr::eq(
+        consistency,
+        Plan::with_hooks(CONSISTENCY, Variant::Correct, hooks)
+    ));
+}
+
+#[test]
+fn a_failover_keeps_the_hooks_it_started_with() {
+    let hooks = database_hooks();
+    let mut r = pending(at_rest(), 1, B, Mode::Consistency);
+    r.spec = [Some(SpecPrint {
+        hooks,
+        ..SpecPrint::default()
+    }); 2];
+    let acquired = store(
+        &r,
+        A,
+        11,
+        Op::Acquire {
+            id: 1,
+            mode: Mode::Consistency,
+        },
+    )
+    .unwrap();
+    assert_eq!(acquired.failover.unwrap().hooks, hooks);
+    // A spec that changes later changes the prints, not the failover in flight.
+    let changed = store(
+        &acquired,
+        A,
+        12,
+        Op::Spec {
+            print: SpecPrint::default(),
+        },
+    )
+    .unwrap();
+    assert_eq!(changed.failover.unwrap().hooks, hooks);
+    assert_eq!(
+        changed.spec[0].unwrap().differs(&changed.spec[1].unwrap()),
+        vec!["spec.hooks"]
+    );
+}
+
+/// The source at the quiesce hook: run it; then, by its outcome, journal it or roll back.
+#[test]
+fn an_abort_hook_that_fails_rolls_back_and_one_that_succeeds_is_journaled() {
+    let plan = Plan::with_hooks(CONSISTENCY, Variant::Correct, database_hooks());
+    let at = position(plan, Step::Hook(0));
+    let record = hooked(CONSISTENCY, at, A);
+    let spec = SpecPrint {
+        hooks: database_hooks(),
+        ..SpecPrint::default()
+    };
+    let source = ClusterState {
+        network_open: false,
+        workloads_up: false,
+        workloads_running: false,
+        cronjobs_suspended: true,
+        flux_suspended: true,
+        ..SERVING
+    };
+    let input = Inputs {
+        spec,
+        ..inputs(A, 11, &source, None)
+    };
+    let mut mem = settled(11, Some(record.clone()));
+    let d = decide(&input, &mem);
+    assert_eq!(d.action, Action::Hook(0));
+    assert_eq!(
+        (d.purpose, d.step),
+        (Purpose::Plan { at }, Some(Step::Hook(0)))
+    );
+    // It succeeded: journal it.
+    mem.on_hook(
+        HookRun {
+            id: 1,
+            at,
+            ok: true,
+        },
+        11,
+        &TIMING,
+    );
+    let d = decide(&input, &mem);
+    assert!(matches!(d.action, Action::Write(Op::Journal { at: a, .. }) if a == at));
+    // It failed: roll back, naming the hook.
+    mem.on_hook(
+        HookRun {
+            id: 1,
+            at,
+            ok: false,
+        },
+        11,
+        &TIMING,
+    );
+    let d = decide(&input, &mem);
+    let Action::Write(op @ Op::Abort { reason, .. }) = d.action else {
+        panic!("{d:?}");
+    };
+    assert_eq!(reason, AbortReason::Hook(0));
+    let after = store(&record, A, 11, op).unwrap();
+    assert_eq!(
+        after.history.last().unwrap().outcome,
+        Outcome::Aborted(AbortReason::Hook(0))
+    );
+    assert_eq!(after.active, A);
+    // A run of another step (an older position) does not count.
+    mem.hook = Some(HookRun {
+        id: 1,
+        at: at - 1,
+        ok: true,
+    });
+    mem.kube_retry_at = None;
+    assert_eq!(decide(&input, &mem).action, Action::Hook(0));
+}
+
+#[test]
+fn a_continue_hook_that_fails_is_journaled_and_hooks_need_the_lease() {
+    let plan = Plan::with_hooks(CONSISTENCY, Variant::Correct, database_hooks());
+    let at = position(plan, Step::Hook(2));
+    let record = hooked(CONSISTENCY, at, B);
+    let spec = SpecPrint {
+        hooks: database_hooks(),
+        ..SpecPrint::default()
+    };
+    let input = Inputs {
+        spec,
+        ..inputs(B, 11, &SERVING, None)
+    };
+    let mut mem = settled(11, Some(record));
+    mem.on_hook(
+        HookRun {
+            id: 1,
+            at,
+            ok: false,
+        },
+        11,
+        &TIMING,
+    );
+    assert!(matches!(
+        decide(&input, &mem).action,
+        Action::Write(Op::Journal { at: a, .. }) if a == at
+    ));
+    // Without a run yet and with the lease running low, the hook waits.
+    mem.hook = None;
+    mem.lease_until = Some(12);
+    assert!(matches!(decide(&input, &mem).action, Action::Wait(_)));
+}
+
+/// Where a roll back is no longer safe (the uptime source's quiesce, after the target
+/// promoted), a failed abort hook is run again after the back-off, never passed.
+#[test]
+fn an_abort_hook_that_fails_after_the_promotion_is_retried_not_passed() {
+    let plan = Plan::with_hooks(UPTIME, Variant::Correct, database_hooks());
+    let at = position(plan, Step::Hook(0));
+    let record = hooked(UPTIME, at, A);
+    let spec = SpecPrint {
+        hooks: database_hooks(),
+        ..SpecPrint::default()
+    };
+    let source = ClusterState {
+        network_open: false,
+        workloads_up: false,
+        workloads_running: false,
+        cronjobs_suspended: true,
+        flux_suspended: true,
+        ..SERVING
+    };
+    let mut mem = settled(11, Some(record));
+    mem.on_hook(
+        HookRun {
+            id: 1,
+            at,
+            ok: false,
+        },
+        11,
+        &TIMING,
+    );
+    let now = |t| Inputs {
+        spec,
+        ..inputs(A, t, &source, None)
+    };
+    // During the back-off it waits; after it, the hook runs again.
+    assert!(matches!(
+        decide(&now(11), &mem).action,
+        Action::Wait(Wake::At(12))
+    ));
+    mem.heartbeat_at = Some(12);
+    mem.lease_until = Some(12 + TIMING.lease_ttl);
+    assert_eq!(decide(&now(12), &mem).action, Action::Hook(0));
+}
+
+#[test]
+fn hooks_are_not_restored_like_cluster_steps() {
+    // The target at the notification hook after activation: the journaled verify hook
+    // before the promotion is never "restored".
+    let plan = Plan::with_hooks(CONSISTENCY, Variant::Correct, database_hooks());
+    let at = position(plan, Step::Hook(2));
+    let record = hooked(CONSISTENCY, at, B);
+    let input = Inputs {
+        spec: SpecPrint {
+            hooks: database_hooks(),
+            ..SpecPrint::default()
+        },
+        ..inputs(B, 11, &SERVING, None)
+    };
+    let mem = settled(11, Some(record));
+    let d = decide(&input, &mem);
+    assert_eq!(
+        (d.action, d.purpose),
+        (Action::Hook(2), Purpose::Plan { at })
+    );
+}
+
+#[test]
+fn the_audit_flags_a_hook_without_the_lock_and_a_failed_abort_hook_passed() {
+    let plan = Plan::with_hooks(CONSISTENCY, Variant::Correct, database_hooks());
+    let at = position(plan, Step::Hook(0));
+    let record = hooked(CONSISTENCY, at, A);
+    let mut audit = Audit::default();
+    audit.on_hook_start(&record, A, (1, CONSISTENCY, at));
+    assert!(!audit.hook_without_lock && !audit.hook_ran_twice);
+    audit.on_hook_end((1, CONSISTENCY, at), false, true);
+    // B is not the holder.
+    audit.on_hook_start(&record, B, (1, CONSISTENCY, at));
+    assert!(audit.hook_without_lock && audit.hook_ran_twice);
+    // Journaling the failed abort hook is a violation; after a successful rerun it is not.
+    let journal = Op::Journal {
+        id: 1,
+        token: 2,
+        at,
+        release: false,
+    };
+    let after = store(&record, A, 11, journal).unwrap();
+    let mut failed = audit.clone();
+    failed.on_write_accepted(&record, &after, &write(A, 11, journal));
+    assert!(failed.failed_hook_passed);
+    audit.on_hook_end((1, CONSISTENCY, at), true, true);
+    audit.on_write_accepted(&record, &after, &write(A, 11, journal));
+    assert!(!audit.failed_hook_passed);
 }

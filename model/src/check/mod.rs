@@ -32,6 +32,7 @@ use crate::core::decide::{
     Action, Decision, Inputs, Memory, PeerSeen, Purpose, Reply, Wake, decide, lease_ok, refusal,
     stamp, write,
 };
+use crate::core::hooks::{HookRun, HookSpot, Hooks, OnFailure};
 use crate::core::invariants::{Audit, Invariant, Snapshot};
 use crate::core::plan::{Effect, Resource, STOP, Variant, stopped};
 use crate::core::store::{Intervention, Op, Write, apply};
@@ -129,6 +130,31 @@ pub struct Config {
     /// before heartbeats carried them (22% fewer states). The simulator's replay keeps
     /// them, to compare whole records with the engine's.
     pub health_reports: bool,
+    /// The group's hooks (both clusters' copies of the spec have them).
+    pub hooks: Hooks,
+    /// Hook runs that fail (an error, or no success within the hook's timeout; a hook
+    /// that hangs is a slow call that ends failed at its timeout, `slow_calls`).
+    pub hook_faults: u8,
+}
+
+/// The hooks of the `planned` scenarios: a quiesce on the source before its volumes are
+/// demoted and a verify on the target before it promotes, both aborting the failover if
+/// they fail, and a notification once the target serves, which only warns.
+pub fn planned_hooks() -> Hooks {
+    use crate::core::plan::Step;
+    use crate::core::types::Role;
+    let spot = |anchor, after, side, on_failure| HookSpot {
+        anchor,
+        after,
+        side,
+        on_failure,
+    };
+    let all = [
+        spot(Step::DemoteVolumes, false, Role::Source, OnFailure::Abort),
+        spot(Step::PromoteVolumes, false, Role::Target, OnFailure::Abort),
+        spot(Step::ResumeFlux, true, Role::Target, OnFailure::Continue),
+    ];
+    Hooks::of(&all).unwrap_or_default()
 }
 
 /// The kinds the model lets fail for good. A workload or CronJob kind the operator
@@ -201,6 +227,8 @@ impl Config {
             stuck_volumes: 0,
             interventions: 0,
             health_reports: false,
+            hooks: Hooks::NONE,
+            hook_faults: 0,
         };
         let scenario = |label: &str, f: &dyn Fn(&mut Config)| {
             let mut c = base.clone();
@@ -253,15 +281,45 @@ impl Config {
             c.progress_ticks += 1;
             c
         };
+        // Hooks that fail, or hang for longer than the lease (their timeout), with a
+        // failover in either mode.
+        let hooks = |partitions: u8, ticks: u8| {
+            scenario(
+                if partitions > 0 {
+                    "hooks-partition"
+                } else {
+                    "hooks"
+                },
+                &|c| {
+                    c.crashes = 0;
+                    c.store_faults = 0;
+                    c.hooks = planned_hooks();
+                    c.hook_faults = 1;
+                    c.slow_calls = 1;
+                    c.call_ticks = 3;
+                    c.partitions = partitions;
+                    c.request_at = vec![Cluster::B];
+                    c.max_ticks = ticks;
+                    c.progress_ticks = 7;
+                },
+            )
+        };
         match name {
             "ci" => Some(vec![
                 // The request arrives at the standby (issue 10: it writes the request
                 // into the record, the active cluster starts it); `requests` has both.
+                // With the hooks of a database team (issue 13): a quiesce and a verify
+                // that abort the failover if they fail, a notification that warns.
                 scenario("planned", &|c| {
                     c.max_ticks = 5;
                     c.progress_ticks = 5;
                     c.request_at = vec![Cluster::B];
+                    c.hooks = planned_hooks();
                 }),
+                // Hooks that fail or hang until their timeout (issue 13), while an
+                // operator may be cut off: an abort hook's failure rolls back, a
+                // notification's only warns, and a hook never runs without the lock.
+                hooks(0, 6),
                 // A failed Kubernetes call is retried after the back-off, a tick later:
                 // with a crash on top as well this scenario alone took longer than
                 // `ci`'s minute, so `deep` keeps that combination.
@@ -409,6 +467,8 @@ impl Config {
             // Each mode on its own for the planned failovers: both in one scenario do
             // not fit 24 GB since issue 9.
             "deep" => Some(vec![
+                // `ci`'s hooks with a partition on top: a hook and a forced takeover.
+                hooks(1, 7),
                 // Requests at one cluster each (both at once would not fit 24 GB):
                 // the standby's for consistency, the active's for uptime.
                 scenario("planned-consistency", &|c| {
@@ -627,6 +687,8 @@ pub struct Budget {
     pub stuck_volumes: u8,
     /// A person's actions.
     pub interventions: u8,
+    /// Hook runs that fail.
+    pub hook_faults: u8,
 }
 
 /// Facts recorded only so `sometimes` properties can see them.
@@ -718,15 +780,24 @@ pub struct Ghost {
     pub busy: Option<Busy>,
 }
 
-/// A Kubernetes call of the operator's work still in progress.
+/// A call of the operator's work still in progress.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Busy {
-    /// The effect it makes.
-    pub step: Effect,
+    /// What it does.
+    pub call: Call,
     /// Why.
     pub purpose: Purpose,
     /// It ends (succeeds or times out) by this tick.
     pub until: Time,
+}
+
+/// The work of a call in progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Call {
+    /// A Kubernetes change.
+    Effect(Effect),
+    /// A hook's run: the hook, and its step (failover, plan, journal position).
+    Hook(u8, (FailoverId, PlanKind, u32)),
 }
 
 /// The model's state: both clusters, both operators, the store, the environment.
@@ -755,7 +826,7 @@ pub struct World {
     /// Operators' memories.
     pub memories: [Memory; 2],
     /// The replaced process of a leader hand-over, while it may still act.
-    pub ghost: Option<Ghost>,
+    pub ghost: Option<Box<Ghost>>,
     /// The last operator process id issued.
     pub instances: Instance,
     /// The record: one item, or one replica per cluster's region (`lww-store`). While
@@ -803,8 +874,10 @@ pub enum Fault {
     /// One step of a self-fence attempt fails; the attempt goes on with the others.
     FenceStepError(Effect),
     /// The Kubernetes call is slow: it ends (succeeds or times out) up to `call_ticks`
-    /// later.
+    /// later. For a hook: it hangs, and fails at its timeout unless it ends first.
     Slow,
+    /// The hook's run fails.
+    HookFails,
 }
 
 /// The model's actions.
@@ -1016,6 +1089,7 @@ impl FailoverModel {
         let Some(ghost) = w.ghost.take() else {
             return;
         };
+        let ghost = *ghost;
         let c = ghost.cluster;
         let i = c.index();
         let main = std::mem::replace(&mut w.memories[i], ghost.memory);
@@ -1023,7 +1097,8 @@ impl FailoverModel {
         match ghost.pending {
             Some(d) => {
                 let lease = lease_ok(&self.inputs(w, c, false), &w.memories[i]);
-                let starts = matches!(d.action, Action::Effect(e) if !e.stops());
+                let starts = matches!(d.action, Action::Effect(e) if !e.stops())
+                    || matches!(d.action, Action::Hook(_));
                 if lease || !starts {
                     self.execute(w, c, d, Fault::None);
                 }
@@ -1036,12 +1111,12 @@ impl FailoverModel {
         if memory.superseded && self.config.variant != Variant::StaleLeader {
             w.marks.ghost_shut_out = true;
         } else {
-            w.ghost = Some(Ghost {
+            w.ghost = Some(Box::new(Ghost {
                 cluster: c,
                 memory,
                 pending: None,
                 busy: ghost_busy,
-            });
+            }));
         }
     }
 
@@ -1057,18 +1132,52 @@ impl FailoverModel {
         let (now, ok) = self.end_call(w, c, b, applied);
         let timing = self.config.timing;
         if let Some(g) = w.ghost.as_mut() {
-            g.memory.on_kube(now, &timing, ok);
+            match b.call {
+                Call::Hook(_, (id, _, at)) => {
+                    g.memory.on_hook(HookRun { id, at, ok }, now, &timing)
+                }
+                Call::Effect(_) => g.memory.on_kube(now, &timing, ok),
+            }
         }
     }
 
     /// A slow call `b` of `c`'s operator ends, applied or not: the change it makes, if
     /// any; the time and whether it succeeded, for the caller's memory.
     fn end_call(&self, w: &mut World, c: Cluster, b: Busy, applied: bool) -> (Time, bool) {
-        let ok = applied && self.change(w, c, b.step, b.purpose);
-        if ok && b.step.resource() == Resource::Network {
-            w.audit.on_network_set(c);
-        }
+        let ok = match b.call {
+            Call::Effect(step) => {
+                let ok = applied && self.change(w, c, step, b.purpose);
+                if ok && step.resource() == Resource::Network {
+                    w.audit.on_network_set(c);
+                }
+                ok
+            }
+            Call::Hook(index, key) => {
+                self.end_hook(w, index, key, applied);
+                applied
+            }
+        };
         (self.now(w, c), ok)
+    }
+
+    /// A hook's run ended: the audit notes it (with whether its policy is to abort).
+    fn end_hook(&self, w: &mut World, index: u8, key: (FailoverId, PlanKind, u32), ok: bool) {
+        let aborts = self
+            .config
+            .hooks
+            .get(index)
+            .is_some_and(|h| h.on_failure == OnFailure::Abort);
+        w.audit.on_hook_end(key, ok, aborts);
+    }
+
+    /// The hook step `c`'s operator is about to run, from its view: (failover, plan,
+    /// journal position).
+    fn hook_key(w: &World, c: Cluster, purpose: Purpose) -> Option<(FailoverId, PlanKind, u32)> {
+        let f = w.memories[c.index()].view.as_ref()?.failover?;
+        match purpose {
+            Purpose::Plan { at } => Some((f.id, f.kind, at)),
+            _ => None,
+        }
     }
 
     /// The store receives `wr` in replica `rep`.
@@ -1172,9 +1281,27 @@ impl FailoverModel {
                 }
                 w.memories[i].on_write(&wr, now, &timing, variant, reply);
             }
+            Action::Hook(index) => {
+                let Some(key) = Self::hook_key(w, c, d.purpose) else {
+                    return;
+                };
+                w.audit.on_hook_start(&w.records[rep], c, key);
+                if fault == Fault::Slow {
+                    w.busy[i] = Some(Busy {
+                        call: Call::Hook(index, key),
+                        purpose: d.purpose,
+                        until: w.tick + Time::from(self.config.call_ticks),
+                    });
+                    return;
+                }
+                let ok = fault != Fault::HookFails;
+                self.end_hook(w, index, key, ok);
+                let (id, _, at) = key;
+                w.memories[i].on_hook(HookRun { id, at, ok }, now, &timing);
+            }
             Action::Effect(step) if fault == Fault::Slow => {
                 w.busy[i] = Some(Busy {
-                    step,
+                    call: Call::Effect(step),
                     purpose: d.purpose,
                     until: w.tick + Time::from(self.config.call_ticks),
                 });
@@ -1262,6 +1389,7 @@ impl Model for FailoverModel {
         }
         let specs = clusters.map(|s| SpecPrint {
             inventory: s.inventory(),
+            hooks: self.config.hooks,
             ..SpecPrint::default()
         });
         let lease_from = if self.config.variant == Variant::WallClockLease {
@@ -1339,6 +1467,7 @@ impl Model for FailoverModel {
                 drifts: self.config.drifts,
                 stuck_volumes: self.config.stuck_volumes,
                 interventions: self.config.interventions,
+                hook_faults: self.config.hook_faults,
             },
             calm_since: 0,
             marks: Marks::default(),
@@ -1397,6 +1526,15 @@ impl Model for FailoverModel {
                                 actions.push(Act::Operator(c, Fault::AmbiguousDelayed));
                             }
                         }
+                    }
+                }
+                Action::Hook(_) => {
+                    actions.push(Act::Operator(c, Fault::None));
+                    if b.hook_faults > 0 {
+                        actions.push(Act::Operator(c, Fault::HookFails));
+                    }
+                    if b.slow_calls > 0 {
+                        actions.push(Act::Operator(c, Fault::Slow));
                     }
                 }
                 Action::Effect(_) => {
@@ -1594,6 +1732,7 @@ impl FailoverModel {
                 match fault {
                     Fault::None => {}
                     Fault::KubeError | Fault::FenceStepError(_) => w.budget.kube_faults -= 1,
+                    Fault::HookFails => w.budget.hook_faults -= 1,
                     Fault::Slow => w.budget.slow_calls -= 1,
                     _ => w.budget.store_faults -= 1,
                 }
@@ -1672,7 +1811,13 @@ impl FailoverModel {
                 let i = c.index();
                 if let Some(b) = w.busy[i].take() {
                     let (now, ok) = self.end_call(w, c, b, applied);
-                    w.memories[i].on_kube(now, &self.config.timing, ok);
+                    let timing = self.config.timing;
+                    match b.call {
+                        Call::Hook(_, (id, _, at)) => {
+                            w.memories[i].on_hook(HookRun { id, at, ok }, now, &timing)
+                        }
+                        Call::Effect(_) => w.memories[i].on_kube(now, &timing, ok),
+                    }
                 }
                 if !applied {
                     Self::disturb(w);
@@ -1718,12 +1863,12 @@ impl FailoverModel {
                         )
                     })
                     .filter(|_| busy.is_none());
-                w.ghost = Some(Ghost {
+                w.ghost = Some(Box::new(Ghost {
                     cluster: c,
                     memory: w.memories[c.index()].clone(),
                     pending,
                     busy,
-                });
+                }));
                 Self::restart(w, c);
                 w.marks.disrupted = true;
                 Self::disturb(w);
@@ -1897,6 +2042,8 @@ pub fn properties() -> Vec<Property<FailoverModel>> {
         "misconfigured-operator-detected" => |w| w.marks.contest_seen,
         "drift-holds-request" => |w| w.marks.drift_held,
         "self-fenced" => |w| w.marks.fenced,
+        "hook-failure-aborted" => |w| completed(w, |o| matches!(o, Outcome::Aborted(AbortReason::Hook(_)))),
+        "hook-ran-twice" => |w| w.audit.hook_ran_twice,
     ]);
     props.push(Property::sometimes(
         "uptime-window-two-writers",
@@ -1948,6 +2095,8 @@ pub fn expected(config: &Config, name: &str) -> bool {
                 || (config.unlabelled && config.variant != Variant::EmptySelectionDone)
         }
         n if n.starts_with("crash-in-") => config.crashes > 0,
+        "hook-failure-aborted" => !config.hooks.is_empty() && config.hook_faults > 0,
+        "hook-ran-twice" => !config.hooks.is_empty() && config.crashes > 0,
         _ => true,
     }
 }

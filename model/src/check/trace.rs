@@ -76,6 +76,7 @@ fn fault_suffix(f: Fault) -> &'static str {
         Fault::AmbiguousApplied => " !! timed out (applied)",
         Fault::AmbiguousDelayed => " !! timed out (still in transit)",
         Fault::KubeError => " !! API error (not applied)",
+        Fault::HookFails => " !! the hook fails",
         Fault::FenceStepError(_) => " !! one fence step failed (the others applied)",
         Fault::Slow => " !! slow: the call is still in progress",
     }
@@ -87,6 +88,7 @@ fn effect(action: &Action) -> String {
         Action::Read => "read record".to_string(),
         Action::Write(op) => format!("write {op:?}"),
         Action::Effect(s) => format!("kube {s}"),
+        Action::Hook(i) => format!("hook #{i}"),
         Action::Fence(steps) => format!("kube {steps}"),
         Action::Wait(w) => format!("wait {w:?}"),
     }

@@ -6,6 +6,7 @@
 //! operator's in-memory state ([`Memory`]) is small and losing it (a crash) is always
 //! safe: everything that matters is in the record or in the cluster.
 
+use super::hooks::{HookRun, OnFailure};
 use super::plan::{Effect, EffectSet, Plan, START, STOP, Step, StepKind, Variant};
 use super::store::{Intervention, Op, Write};
 use super::types::{
@@ -69,6 +70,9 @@ pub struct Memory {
     /// current token, while it held the lock: the stage's deadline counts from here, on its monotonic clock. A
     /// restart starts the count again (a deadline is never cut short).
     pub progress: Option<Progress>,
+    /// The outcome of the last hook this process ran, until the journal moves past its
+    /// step. A crash loses it: the hook runs again (at least once).
+    pub hook: Option<HookRun>,
 }
 
 /// The failover's stage as one operator first saw it ([`Memory::progress`]).
@@ -174,6 +178,13 @@ impl Memory {
         self.kube_retry_at = (!ok).then_some(now + timing.retry_after);
     }
 
+    /// Record the outcome of a hook's run that ended at `now`: a failed one is run again
+    /// (where its failure does not roll back or go on) no sooner than the back-off.
+    pub fn on_hook(&mut self, run: HookRun, now: Time, timing: &Timing) {
+        self.on_kube(now, timing, run.ok);
+        self.hook = Some(run);
+    }
+
     /// Record the outcome of a consistent read by `me` at `now`.
     pub fn on_read(&mut self, me: Cluster, now: Time, timing: &Timing, read: Option<Record>) {
         match read {
@@ -210,6 +221,11 @@ impl Memory {
         // a hand-off the one that handed over watches the other's heartbeat instead).
         // Not noting it otherwise keeps the model's states few.
         let turn = |_: &InFlight| record.holder() == Some(me);
+        self.hook = self.hook.filter(|h| {
+            record
+                .failover
+                .is_some_and(|f| f.id == h.id && f.done == h.at)
+        });
         self.progress = record.failover.filter(turn).and_then(|f| {
             let stage = f.next_step()?.stage;
             Some(match self.progress {
@@ -363,6 +379,9 @@ pub enum Action {
     Write(Op),
     /// An idempotent change to the operator's own cluster.
     Effect(Effect),
+    /// Run the group's hook with this index (a plan step; the driver feeds its outcome to
+    /// [`Memory::on_hook`]).
+    Hook(u8),
     /// A self-fence attempt: every one of these stop effects, in the stop order. One
     /// that fails (or hangs until its deadline) does not keep the later ones from being
     /// applied.
@@ -453,7 +472,13 @@ pub fn decide(input: &Inputs<'_>, mem: &Memory) -> Decision {
     let d = choose(input, mem);
     // A change to the cluster waits out the back-off of a failed one.
     match mem.kube_retry_at {
-        Some(at) if input.now < at && matches!(d.action, Action::Effect(_) | Action::Fence(_)) => {
+        Some(at)
+            if input.now < at
+                && matches!(
+                    d.action,
+                    Action::Effect(_) | Action::Fence(_) | Action::Hook(_)
+                ) =>
+        {
             Decision {
                 action: Action::Wait(Wake::At(at)),
                 ..d
@@ -564,9 +589,14 @@ fn choose(input: &Inputs<'_>, mem: &Memory) -> Decision {
         Some(f) => in_flight(input, mem, view, f).unwrap_or(idle),
         None => at_rest(input, mem, view).unwrap_or(idle),
     };
-    // Without a lease nothing is started: a start step waits for the next heartbeat.
+    // Without a lease nothing is started: a start step (or a hook) waits for the next
+    // heartbeat.
     let d = match d.action {
         Action::Effect(e) if !lease_ok && !e.stops() => Decision {
+            action: Action::Wait(Wake::At(next_heartbeat)),
+            ..d
+        },
+        Action::Hook(_) if !lease_ok => Decision {
             action: Action::Wait(Wake::At(next_heartbeat)),
             ..d
         },
@@ -603,6 +633,7 @@ pub fn lease_ok(input: &Inputs<'_>, mem: &Memory) -> bool {
 fn changes(d: &Decision) -> bool {
     match &d.action {
         Action::Effect(_) => d.purpose != Purpose::Fence,
+        Action::Hook(_) => true,
         Action::Write(op) => !matches!(
             op,
             Op::Heartbeat { .. }
@@ -643,7 +674,7 @@ fn ensure(steps: &[Step], cluster: &ClusterState, purpose: Purpose) -> Option<De
     let step = steps.iter().copied().find(|s| !s.satisfied(cluster))?;
     let action = match step.kind() {
         StepKind::Effect(e) => Action::Effect(e),
-        StepKind::Record | StepKind::Await => Action::Wait(Wake::Change),
+        StepKind::Record | StepKind::Await | StepKind::Hook(_) => Action::Wait(Wake::Change),
     };
     let mut d = Decision::new(action, purpose);
     d.step = Some(step);
@@ -805,7 +836,7 @@ fn next_heartbeat(input: &Inputs<'_>, mem: &Memory) -> Time {
 /// A failover is in flight: restore what a fence undid, then run my next step.
 fn in_flight(input: &Inputs<'_>, mem: &Memory, view: &Record, f: InFlight) -> Option<Decision> {
     let me = input.me;
-    let plan = Plan::of(f.kind, input.variant);
+    let plan = f.plan(input.variant);
     if let Some(d) = restore(input, mem, view, f, plan) {
         return Some(d);
     }
@@ -838,7 +869,7 @@ fn restore(
         .take(f.done as usize)
         .find(|(_, ps)| {
             ps.owner == role
-                && ps.step.kind() != StepKind::Record
+                && matches!(ps.step.kind(), StepKind::Effect(_) | StepKind::Await)
                 && !ps.step.satisfied(input.cluster)
         })?;
     let at = at as u32;
@@ -927,6 +958,24 @@ fn own_step(
         release: plan.ends_phase(at),
     });
     let action = match ps.step.kind() {
+        StepKind::Hook(i) => {
+            let run = mem.hook.filter(|h| h.id == f.id && h.at == at);
+            let continues = plan
+                .hook_at(at)
+                .is_some_and(|(_, h)| h.on_failure == OnFailure::Continue);
+            match run {
+                Some(r) if r.ok || continues => journal,
+                Some(_) if plan.hook_aborts(f.kind, at) => Action::Write(Op::Abort {
+                    id: f.id,
+                    token,
+                    at,
+                    reason: AbortReason::Hook(i),
+                }),
+                // Not run yet, or failed where no roll back is safe any more: (again,
+                // after the back-off) until the stage's deadline flags it.
+                _ => Action::Hook(i),
+            }
+        }
         StepKind::Effect(e) if !e.satisfied(input.cluster) => Action::Effect(e),
         StepKind::Await if !ps.step.satisfied(input.cluster) => Action::Wait(Wake::Change),
         StepKind::Effect(_) | StepKind::Await => journal,
@@ -959,7 +1008,7 @@ fn own_step(
     let d = plan_decision(action);
     Some(match d.action {
         // Work on the own cluster, or waiting for it: bounded by the stage's deadline.
-        Action::Effect(_) | Action::Wait(_) => {
+        Action::Effect(_) | Action::Hook(_) | Action::Wait(_) => {
             on_deadline(input, mem, view, f, (plan, ps.stage), d)
         }
         _ => d,

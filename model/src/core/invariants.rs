@@ -4,7 +4,7 @@
 //! by whoever drives the protocol (the stateright model, the simulator) through the
 //! `on_*` hooks, so that all drivers judge runs the same way.
 
-use super::store::Write;
+use super::store::{Op, Write};
 use super::types::{Cluster, ClusterState, FailoverId, Mode, PlanKind, Record, VolumeRole};
 
 /// Facts about the run so far that invariants need.
@@ -33,9 +33,62 @@ pub struct Audit {
     /// failed network step). Cleared by a complete attempt, a deliberate change of the
     /// cluster's traffic, or once the cluster is consistent again (`settle_fences`).
     pub fence_incomplete: [bool; 2],
+    /// A hook started on a cluster that the store did not name as the lock's holder
+    /// with the failover at the hook's step.
+    pub hook_without_lock: bool,
+    /// A hook step whose policy is to abort was journaled (passed) while its latest run
+    /// had failed.
+    pub failed_hook_passed: bool,
+    /// Hook steps that ran so far, (failover, plan, position), and whether the latest
+    /// run of each failed where its policy is to abort.
+    pub hooks_ran: Vec<(FailoverId, PlanKind, u32, bool)>,
+    /// Some hook step ran more than once (a crash after it ran, before the journal
+    /// recorded it): hooks run at least once, not exactly once.
+    pub hook_ran_twice: bool,
 }
 
 impl Audit {
+    /// A hook of `by` starts for failover `id` (of plan `kind`) at journal position
+    /// `at`, while the store holds `record`.
+    pub fn on_hook_start(
+        &mut self,
+        record: &Record,
+        by: Cluster,
+        (id, kind, at): (FailoverId, PlanKind, u32),
+    ) {
+        let here = record
+            .failover
+            .is_some_and(|f| f.id == id && f.kind == kind && f.done == at);
+        if !here || record.holder() != Some(by) {
+            self.hook_without_lock = true;
+        }
+        if self
+            .hooks_ran
+            .iter()
+            .any(|h| (h.0, h.1, h.2) == (id, kind, at))
+        {
+            self.hook_ran_twice = true;
+        }
+    }
+
+    /// That hook's run ended: `ok`, or failed; `aborts`: its policy is to abort.
+    pub fn on_hook_end(
+        &mut self,
+        (id, kind, at): (FailoverId, PlanKind, u32),
+        ok: bool,
+        aborts: bool,
+    ) {
+        let failed = !ok && aborts;
+        match self
+            .hooks_ran
+            .iter_mut()
+            .find(|h| (h.0, h.1, h.2) == (id, kind, at))
+        {
+            Some(h) => h.3 = failed,
+            None => self.hooks_ran.push((id, kind, at, failed)),
+        }
+    }
+
     /// The store accepted `w`, turning `before` into `after`.
     pub fn on_write_accepted(&mut self, before: &Record, after: &Record, w: &Write) {
         if w.op.token().is_some_and(|t| t < before.token) {
@@ -51,6 +104,11 @@ impl Audit {
                 self.step_applied_twice = true;
             } else {
                 self.journaled.push(key);
+            }
+            if matches!(w.op, Op::Journal { .. })
+                && self.hooks_ran.iter().any(|h| (h.0, h.1, h.2) == key && h.3)
+            {
+                self.failed_hook_passed = true;
             }
         }
     }
@@ -180,11 +238,18 @@ pub enum Invariant {
     StepAtMostOnce,
     /// Each ended failover has exactly one history record, and no record names one in flight.
     OneHistoryRecord,
+    /// A hook starts only on the cluster the store names as the lock's holder, with the
+    /// failover at the hook's step.
+    HookOnlyWithLock,
+    /// A hook whose policy is to abort is never passed after a failed run: its failure
+    /// rolls the failover back (the source restores what it stopped), or, where no roll
+    /// back is safe any more, the hook is retried until it succeeds or a person acts.
+    FailedHookStops,
 }
 
 impl Invariant {
     /// All invariants.
-    pub const ALL: [Invariant; 9] = [
+    pub const ALL: [Invariant; 11] = [
         Invariant::NoTwoWriters,
         Invariant::NoTwoPrimaries,
         Invariant::LockExclusive,
@@ -194,6 +259,8 @@ impl Invariant {
         Invariant::TrafficOnlyWhenReady,
         Invariant::StepAtMostOnce,
         Invariant::OneHistoryRecord,
+        Invariant::HookOnlyWithLock,
+        Invariant::FailedHookStops,
     ];
 
     /// Kebab-case name.
@@ -208,6 +275,8 @@ impl Invariant {
             Invariant::TrafficOnlyWhenReady => "traffic-only-when-ready",
             Invariant::StepAtMostOnce => "step-at-most-once",
             Invariant::OneHistoryRecord => "one-history-record",
+            Invariant::HookOnlyWithLock => "hook-only-with-lock",
+            Invariant::FailedHookStops => "failed-hook-stops",
         }
     }
 
@@ -239,6 +308,8 @@ impl Invariant {
                 let unique = ids.iter().enumerate().all(|(i, id)| !ids[..i].contains(id));
                 unique && r.failover.is_none_or(|f| !ids.contains(&f.id))
             }),
+            Invariant::HookOnlyWithLock => !s.audit.hook_without_lock,
+            Invariant::FailedHookStops => !s.audit.failed_hook_passed,
         }
     }
 

@@ -3,6 +3,7 @@
 //! The stateright model, the simulator and the engine all call into this module.
 
 pub mod decide;
+pub mod hooks;
 pub mod invariants;
 pub mod plan;
 pub mod store;

@@ -10,6 +10,7 @@
 use std::fmt;
 use std::sync::OnceLock;
 
+use super::hooks::{HookSpot, Hooks, OnFailure};
 use super::types::{ClusterState, InFlight, Mode, PlanKind, Role, Stage, VolumeRole};
 
 /// One step of a plan. Effect steps are idempotent "ensure" operations on the operator's
@@ -55,6 +56,9 @@ pub enum Step {
     ResumeFlux,
     /// Set the active cluster, record the history and release the lock, in one transaction.
     Complete,
+    /// Run the group's hook with this index ([`Hooks`]): a unit of the application's own
+    /// work (a Job, an exec, an HTTP request), at least once.
+    Hook(u8),
 }
 
 /// What executing a step means.
@@ -66,6 +70,8 @@ pub enum StepKind {
     Effect(Effect),
     /// Waiting for the operator's own cluster to report a state.
     Await,
+    /// Running the group's hook with this index.
+    Hook(u8),
 }
 
 /// The two reversible changes every class of objects supports.
@@ -243,6 +249,7 @@ impl Step {
             Step::ResumeCronJobs => "resume-cronjobs",
             Step::ResumeFlux => "resume-flux",
             Step::Complete => "complete",
+            Step::Hook(_) => "hook",
         }
     }
 
@@ -274,6 +281,7 @@ impl Step {
             Step::ResumeCronJobs => "resume CronJobs",
             Step::ResumeFlux => "resume Flux and request a reconcile",
             Step::Complete => "set the active cluster, record history, release the lock",
+            Step::Hook(_) => "run the application's hook (at least once)",
         }
     }
 
@@ -300,6 +308,7 @@ impl Step {
             Step::EnableNetwork => effect(Effect::EnableNetwork),
             Step::ResumeCronJobs => effect(Effect::ResumeCronJobs),
             Step::ResumeFlux => effect(Effect::ResumeFlux),
+            Step::Hook(i) => StepKind::Hook(i),
         }
     }
 
@@ -307,7 +316,7 @@ impl Step {
     pub fn effect(self) -> Option<Effect> {
         match self.kind() {
             StepKind::Effect(e) => Some(e),
-            StepKind::Record | StepKind::Await => None,
+            StepKind::Record | StepKind::Await | StepKind::Hook(_) => None,
         }
     }
 
@@ -344,7 +353,8 @@ impl Step {
             | Step::ForceTakeLock
             | Step::Validate
             | Step::AwaitHandOff
-            | Step::Complete => false,
+            | Step::Complete
+            | Step::Hook(_) => false,
         }
     }
 }
@@ -594,6 +604,8 @@ impl Variant {
 pub struct Plan {
     /// The steps, in order.
     pub steps: Vec<PlanStep>,
+    /// The hooks its [`Step::Hook`] steps run.
+    pub hooks: Hooks,
 }
 
 /// One step of a plan, with the role that runs it and the stage it belongs to.
@@ -611,13 +623,43 @@ impl InFlight {
     /// The step of the protocol's plan the journal stands at: the next one to do
     /// (`None` once every step is journaled).
     pub fn next_step(&self) -> Option<PlanStep> {
-        Plan::of(self.kind, Variant::Correct).get(self.done)
+        self.plan(Variant::Correct).get(self.done)
+    }
+
+    /// The plan it follows under `variant`: its kind's, with the hooks it started with.
+    pub fn plan(&self, variant: Variant) -> &'static Plan {
+        Plan::with_hooks(self.kind, variant, self.hooks)
     }
 }
 
 impl Plan {
-    /// The plan for a failover of the given kind under the given protocol variant (built
-    /// once per kind and variant: every decision looks it up).
+    /// The plan for a failover of the given kind under the given protocol variant, with
+    /// `hooks` placed ([`Plan::of`] without hooks). Built once per combination and kept
+    /// for the life of the process (a group has one set of hooks, rarely changed).
+    pub fn with_hooks(kind: PlanKind, variant: Variant, hooks: Hooks) -> &'static Plan {
+        use std::cell::RefCell;
+        type Key = (PlanKind, Variant, Hooks);
+        // A few entries per thread: a linear scan beats hashing (the model checker asks
+        // for a plan several times per state).
+        thread_local! {
+            static PLANS: RefCell<Vec<(Key, &'static Plan)>> = const { RefCell::new(Vec::new()) };
+        }
+        if hooks.is_empty() {
+            return Plan::of(kind, variant);
+        }
+        let key = (kind, variant, hooks);
+        PLANS.with(|plans| {
+            if let Some((_, plan)) = plans.borrow().iter().find(|(k, _)| *k == key) {
+                return *plan;
+            }
+            let plan: &'static Plan = Box::leak(Box::new(Plan::build(kind, variant, hooks)));
+            plans.borrow_mut().push((key, plan));
+            plan
+        })
+    }
+
+    /// The plan for a failover of the given kind under the given protocol variant, without
+    /// hooks (built once per kind and variant: every decision looks it up).
     pub fn of(kind: PlanKind, variant: Variant) -> &'static Plan {
         static PLANS: OnceLock<Vec<Plan>> = OnceLock::new();
         const KINDS: [PlanKind; 3] = [
@@ -629,7 +671,7 @@ impl Plan {
         let plans = PLANS.get_or_init(|| {
             KINDS
                 .iter()
-                .flat_map(|k| variants().map(|v| Plan::build(*k, v)))
+                .flat_map(|k| variants().map(|v| Plan::build(*k, v, Hooks::NONE)))
                 .collect()
         });
         let k = KINDS.iter().position(|k| *k == kind).unwrap_or(0);
@@ -637,7 +679,7 @@ impl Plan {
         &plans[k * (Variant::BROKEN.len() + 1) + v]
     }
 
-    fn build(kind: PlanKind, variant: Variant) -> Plan {
+    fn build(kind: PlanKind, variant: Variant, hooks: Hooks) -> Plan {
         use Role::{Source as S, Target as T};
         use Stage::*;
         let init = [
@@ -684,12 +726,47 @@ impl Plan {
                 steps.push(complete);
             }
         }
+        // Each hook beside its anchor, where the plan has the anchor on the hook's side
+        // (a forced plan has no source steps: the source's hooks are not run), in the
+        // spec's order; the hook belongs to its anchor's stage.
+        let spots: Vec<(u8, HookSpot)> = hooks.iter().collect();
+        let beside = |stage: Stage, owner: Role, step: Step, after: bool| {
+            spots
+                .iter()
+                .filter(move |(_, h)| h.anchor == step && h.after == after && h.side == owner)
+                .map(move |(i, _)| (stage, owner, Step::Hook(*i)))
+        };
+        let steps: Vec<(Stage, Role, Step)> = steps
+            .into_iter()
+            .flat_map(|(stage, owner, step)| {
+                beside(stage, owner, step, false)
+                    .chain(std::iter::once((stage, owner, step)))
+                    .chain(beside(stage, owner, step, true))
+            })
+            .collect();
         Plan {
             steps: steps
                 .into_iter()
                 .map(|(stage, owner, step)| PlanStep { stage, owner, step })
                 .collect(),
+            hooks,
         }
+    }
+
+    /// The hook the step at `at` runs, if it is a hook step.
+    pub fn hook_at(&self, at: u32) -> Option<(u8, HookSpot)> {
+        match self.get(at)?.step {
+            Step::Hook(i) => Some((i, self.hooks.get(i)?)),
+            _ => None,
+        }
+    }
+
+    /// A failure of the hook at `at` rolls the failover back: its policy says so and
+    /// the target has promoted nothing yet ([`Plan::abortable`]).
+    pub fn hook_aborts(&self, kind: PlanKind, at: u32) -> bool {
+        self.hook_at(at)
+            .is_some_and(|(_, h)| h.on_failure == OnFailure::Abort)
+            && self.abortable(kind, at)
     }
 
     /// Number of steps.

@@ -5,7 +5,7 @@
 //! [`Op`] as an `UpdateItem` or `TransactWriteItems` with these conditions) and the
 //! implementation of the simulator's and the model's fake store.
 
-use super::plan::{Plan, Variant};
+use super::plan::Variant;
 use super::types::{
     AbortReason, Cluster, FailoverId, Health, HistoryEntry, Identity, InFlight, Instance, Lock,
     Mode, Outcome, Pending, PlanKind, Record, SpecPrint, Time, Timing, Token,
@@ -21,7 +21,7 @@ use super::types::{
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Intervention {
     /// Roll back: allowed only while the target has promoted nothing
-    /// ([`Plan::abortable`]); the lock's holder (the source) ends it `aborted`, or at
+    /// ([`Plan::abortable`](crate::Plan::abortable)); the lock's holder (the source) ends it `aborted`, or at
     /// the target's hand-off either operator (the hand-off is refused from now on); the
     /// source stays active and restores what it stopped.
     Abort,
@@ -29,7 +29,7 @@ pub enum Intervention {
     /// is tries again, with a new deadline.
     Retry,
     /// Complete a `needs-operator` failover as `resolved` when nothing but the target's
-    /// work is left ([`Plan::resolvable`]): the target becomes active, and the skipped
+    /// work is left ([`Plan::resolvable`](crate::Plan::resolvable)): the target becomes active, and the skipped
     /// steps are left to its state at rest, which keeps converging them (traffic still
     /// opens only to ready workloads on primary volumes).
     Resolve,
@@ -76,7 +76,7 @@ impl Intervention {
         let Some(f) = record.failover else {
             return false;
         };
-        let plan = Plan::of(f.kind, variant);
+        let plan = f.plan(variant);
         match self {
             Intervention::Abort => f.asked.is_none() && plan.abortable(f.kind, f.done),
             Intervention::Retry => f.stuck,
@@ -264,7 +264,7 @@ pub enum Op {
     /// Roll back before the target promoted anything: history item `aborted` with the
     /// reason, release the lock; the source stays active. Condition: token, failover
     /// `id` at position `at`, and `at` before the plan's promotion
-    /// ([`Plan::abortable`]; since issue 10 the store checks it, so no writer can roll
+    /// ([`Plan::abortable`](crate::Plan::abortable); since issue 10 the store checks it, so no writer can roll
     /// back a failover whose target may have promoted).
     Abort {
         /// The failover.
@@ -288,7 +288,7 @@ pub enum Op {
     },
     /// Carry out a person's [`Intervention::Resolve`]: complete as `resolved` (the target
     /// active). Condition: token,
-    /// failover `id` at position `at`, a resolve asked for, [`Plan::resolvable`].
+    /// failover `id` at position `at`, a resolve asked for, [`Plan::resolvable`](crate::Plan::resolvable).
     Resolve {
         /// The failover.
         id: FailoverId,
@@ -464,6 +464,9 @@ pub fn apply(
                 done: 1,
                 stuck: false,
                 asked: None,
+                hooks: record.spec[w.by.index()]
+                    .map(|p| p.hooks)
+                    .unwrap_or_default(),
             });
         }
         Op::ForceTakeLock { id, seen } => {
@@ -488,6 +491,9 @@ pub fn apply(
                 done: 1,
                 stuck: false,
                 asked: None,
+                hooks: record.spec[w.by.index()]
+                    .map(|p| p.hooks)
+                    .unwrap_or_default(),
             });
         }
         Op::TakeOver { id, at } => {
@@ -531,7 +537,7 @@ pub fn apply(
             reason,
         } => {
             let f = in_flight(record, id, at)?;
-            check(token_ok(token) && Plan::of(f.kind, variant).abortable(f.kind, at))?;
+            check(token_ok(token) && f.plan(variant).abortable(f.kind, at))?;
             next.lock = None;
             next.failover = None;
             next.history.push(HistoryEntry {
@@ -548,7 +554,7 @@ pub fn apply(
         }
         Op::Resolve { id, token, at } => {
             let f = in_flight(record, id, at)?;
-            let plan = Plan::of(f.kind, variant);
+            let plan = f.plan(variant);
             let asked = f.asked == Some(Intervention::Resolve);
             check(token_ok(token) && asked && plan.resolvable(at))?;
             // Nothing but the target's work was left: it is active.

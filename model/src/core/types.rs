@@ -43,6 +43,9 @@ pub struct SpecPrint {
     /// cluster's selection misses something (a VolumeReplication without the group's
     /// label "demotes" nothing while the target promotes its twin).
     pub inventory: u64,
+    /// The hooks' places and failure policies (the plan depends on them); not their
+    /// actions, which each cluster runs its own way.
+    pub hooks: crate::Hooks,
 }
 
 impl SpecPrint {
@@ -60,6 +63,9 @@ impl SpecPrint {
         }
         if self.inventory != other.inventory {
             out.push("members found (inventory)");
+        }
+        if self.hooks != other.hooks {
+            out.push("spec.hooks");
         }
         out
     }
@@ -442,6 +448,9 @@ pub struct InFlight {
     /// whose turn it is carries it out with its own token (the lock never moves under
     /// a holder that may be in the middle of a step).
     pub asked: Option<crate::Intervention>,
+    /// The hooks its plan runs: the ones the spec had when it started (the acquirer's
+    /// print, which the peer's agreed with), whatever a copy of the spec says later.
+    pub hooks: crate::Hooks,
 }
 
 impl InFlight {
@@ -481,6 +490,8 @@ pub enum AbortReason {
     Deadline(Stage),
     /// A person aborted it ([`crate::Intervention::Abort`]).
     Person,
+    /// The hook with this index failed, and its policy is to abort ([`crate::OnFailure`]).
+    Hook(u8),
 }
 
 impl fmt::Display for AbortReason {
@@ -489,6 +500,7 @@ impl fmt::Display for AbortReason {
             AbortReason::TargetSilent => f.write_str("target-silent"),
             AbortReason::Deadline(stage) => write!(f, "deadline-{stage}"),
             AbortReason::Person => f.write_str("person"),
+            AbortReason::Hook(i) => write!(f, "hook-{i}"),
         }
     }
 }
