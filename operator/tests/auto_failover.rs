@@ -87,7 +87,15 @@ async fn auto_failover_forces_when_the_active_cluster_dies_and_never_fails_back(
         "south's watch is not Healthy: {:?}; logs {logs:?}",
         auto_state(&south, &ns).await
     );
-    let home = auto_state(&north, &ns).await.expect("north's watch status");
+    // North's watch writes its status on its own pace: wait for it (a cold run found
+    // it not written yet when south's already was).
+    let home = wait_for(
+        "north's watch status",
+        Duration::from_secs(30),
+        || async { auto_state(&north, &ns).await },
+    )
+    .await;
+    let home = home.expect("north's watch status");
     assert_eq!(home.state, "Disarmed", "{home:?}");
     let south_leader = leader(&procs, 1).await;
     let metrics = procs[south_leader].metrics().await.unwrap_or_default();
