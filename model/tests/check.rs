@@ -60,7 +60,8 @@ fn ci_configuration_holds_and_its_state_count_is_pinned() {
     holds_with_pinned_counts(
         "ci",
         &[
-            ("ci/planned", 3_909_924),
+            ("ci/planned", 4_751_977),
+            ("ci/hooks", 130_054),
             ("ci/kube-error", 1_098_683),
             ("ci/disaster", 841_436),
             ("ci/partition", 722_510),

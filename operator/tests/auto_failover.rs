@@ -89,11 +89,9 @@ async fn auto_failover_forces_when_the_active_cluster_dies_and_never_fails_back(
     );
     // North's watch writes its status on its own pace: wait for it (a cold run found
     // it not written yet when south's already was).
-    let home = wait_for(
-        "north's watch status",
-        Duration::from_secs(30),
-        || async { auto_state(&north, &ns).await },
-    )
+    let home = wait_for("north's watch status", Duration::from_secs(30), || async {
+        auto_state(&north, &ns).await
+    })
     .await;
     let home = home.expect("north's watch status");
     assert_eq!(home.state, "Disarmed", "{home:?}");
