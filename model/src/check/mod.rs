@@ -324,6 +324,20 @@ impl Config {
                 // operator may be cut off: an abort hook's failure rolls back, a
                 // notification's only warns, and a hook never runs without the lock.
                 hooks(0, 6),
+                // A person's abort while the target runs its verify hook, before its
+                // promotion (a place only hooks make: the target holds the lock where a
+                // roll back is still possible), in uptime mode.
+                scenario("hooks-person", &|c| {
+                    c.modes = vec![Mode::Uptime];
+                    c.crashes = 0;
+                    c.store_faults = 0;
+                    c.hooks = Hooks::of(&planned_spots()[1..2]).unwrap_or_default();
+                    c.interventions = 1;
+                    c.request_at = vec![Cluster::B];
+                    c.max_ticks = 6;
+                    // Three hand-overs, a tick each, and the request's.
+                    c.progress_ticks = 4;
+                }),
                 // A failed Kubernetes call is retried after the back-off, a tick later:
                 // with a crash on top as well this scenario alone took longer than
                 // `ci`'s minute, so `deep` keeps that combination.
@@ -594,6 +608,12 @@ impl Config {
                 .unwrap_or_default()
                 .into_iter()
                 .filter(|c| c.name.contains("/deadline-"))
+                .collect(),
+            // A person's abort while the target runs a hook before its promotion.
+            Variant::JournalPastAbort => Config::named("ci")
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|c| c.name.ends_with("/hooks-person"))
                 .collect(),
             // An operator restarted as the wrong cluster.
             Variant::NoIdentityCheck => Config::named("ci")
@@ -2016,6 +2036,10 @@ pub fn properties() -> Vec<Property<FailoverModel>> {
         "stuck-failover-surfaces",
         stuck_failover_surfaces,
     ));
+    props.push(Property::always(
+        "abort-ask-stays-possible",
+        abort_ask_stays_possible,
+    ));
     props.extend(sometimes![
         "consistency-failover-done" => |w| completed(w, |o| o == Outcome::Completed(PlanKind::Planned(Mode::Consistency))),
         "uptime-failover-done" => |w| completed(w, |o| o == Outcome::Completed(PlanKind::Planned(Mode::Uptime))),
@@ -2189,6 +2213,19 @@ fn progress_when_calm(m: &FailoverModel, w: &World) -> bool {
             .iter()
             .all(|s| s.satisfied(&w.clusters[passive.index()]));
     r.failover.is_none() && r.lock.is_none() && served && active_ok && passive_ok
+}
+
+/// A person's abort, once the record accepted it, stays possible until it is carried
+/// out: the failover never moves past the point where a roll back is safe while the ask
+/// stands (else the ask stays for ever, and in uptime mode the source's hand-off is
+/// refused on every try: the simulator found that livelock, issue 13).
+fn abort_ask_stays_possible(m: &FailoverModel, w: &World) -> bool {
+    w.records.iter().all(|r| {
+        r.failover.is_none_or(|f| {
+            f.asked != Some(Intervention::Abort)
+                || f.plan(m.config.variant).abortable(f.kind, f.done)
+        })
+    })
 }
 
 /// A failover is forced (the target takes the lock without the source) only from a

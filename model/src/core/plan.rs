@@ -549,11 +549,17 @@ pub enum Variant {
     /// write leaves the group locked for ever, often with both sides down, and nobody is
     /// told.
     NoStageDeadline,
+    /// A journal write is accepted while a person's abort is asked (the store before
+    /// issue 13's fix): a holder whose view predates the ask journals a step where a
+    /// roll back was still possible (a target hook before its promotion is such a
+    /// place) and moves past it; the ask stays, and in uptime mode the source's
+    /// hand-off is refused for ever (the simulator found it: seeds 268 and 5749).
+    JournalPastAbort,
 }
 
 impl Variant {
     /// Every broken variant.
-    pub const BROKEN: [Variant; 14] = [
+    pub const BROKEN: [Variant; 15] = [
         Variant::PromoteBeforeDemote,
         Variant::NoTokenCheck,
         Variant::NoSelfFence,
@@ -568,6 +574,7 @@ impl Variant {
         Variant::NoIdentityCheck,
         Variant::EmptySelectionDone,
         Variant::NoStageDeadline,
+        Variant::JournalPastAbort,
     ];
 
     /// The CLI name.
@@ -588,6 +595,7 @@ impl Variant {
             Variant::NoIdentityCheck => "no-identity-check",
             Variant::EmptySelectionDone => "empty-selection-done",
             Variant::NoStageDeadline => "no-stage-deadline",
+            Variant::JournalPastAbort => "journal-past-abort",
         }
     }
 

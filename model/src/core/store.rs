@@ -240,7 +240,9 @@ pub enum Op {
         at: u32,
     },
     /// Journal step `at` as done (and release the lock if it ends a phase). Condition:
-    /// token is `token`, failover `id` at position `at`.
+    /// token is `token`, failover `id` at position `at`, and no person's abort asked
+    /// (since issue 13: the holder then carries the abort out instead; a hook made it
+    /// possible to journal past an abortable target position on a stale view).
     Journal {
         /// The failover.
         id: FailoverId,
@@ -510,8 +512,12 @@ pub fn apply(
             at,
             release,
         } => {
-            in_flight(record, id, at)?;
-            check(token_ok(token))?;
+            let f = in_flight(record, id, at)?;
+            // While a person's abort is asked the failover does not move on: the
+            // holder, re-reading, carries the abort out (an ask is only accepted
+            // where a roll back is possible, and stays possible until then).
+            let abort = f.asked == Some(Intervention::Abort);
+            check(token_ok(token) && (!abort || variant == Variant::JournalPastAbort))?;
             next.lock = if release { None } else { lock(w.now) };
             set_done(&mut next, at + 1);
             // A phase that ended by itself needs no resolve any more.
