@@ -7,6 +7,7 @@ use failover_model::{
     Write, apply,
 };
 
+use crate::hooks::{JobState, job_name};
 use crate::member::{is_set, settled};
 use crate::ports::{
     ClusterError, ClusterPort, Desired, Kind, LabelQuery, MemberState, ObjectRef, Selector,
@@ -187,6 +188,100 @@ pub async fn cluster_port<C: ClusterPort, F: Future<Output = ()>>(
             Err(ClusterError::NotFound(_))
         ),
         "set on a missing object is NotFound"
+    );
+    hook_port(cluster, &fx.namespace).await;
+}
+
+/// The hook Job the suite creates: one container that would run for a while, with a
+/// deadline (and no `backoffLimit` surprise) long enough that no Job controller fails
+/// it while the suite runs. Its pods, if a controller makes any, never run where there
+/// is no kubelet.
+pub fn conformance_job_template() -> serde_json::Value {
+    serde_json::json!({
+        "metadata": {
+            "labels": {"app": "conformance-hook"},
+            "annotations": {"failover.rs/conformance": "true"}
+        },
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {"labels": {"app": "conformance-hook"}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{
+                        "name": "hook",
+                        "image": "registry.k8s.io/pause:3.10"
+                    }]
+                }
+            }
+        }
+    })
+}
+
+/// The hooks' part of the cluster port's contract, as far as every adapter can show it
+/// without a kubelet (no pod ever runs, so no Job completes and no exec runs): `ensure_job`
+/// creates a Job that reports `Running` at first, a second call for the same name finds
+/// that Job (an answer, not an error, and never a second Job), another name is another
+/// Job; `exec` with a selector that selects no pod (or an empty one) lists nothing.
+/// Called by [`cluster_port`]; `namespace` must exist and hold no Job named
+/// `conformance-0000c0f0` or `conformance-0000c0f1` yet.
+pub async fn hook_port<C: ClusterPort>(cluster: &C, namespace: &str) {
+    let template = conformance_job_template();
+    let labels = std::collections::BTreeMap::from([
+        ("failover.rs/hook".to_owned(), "conformance".to_owned()),
+        (
+            "failover.rs/failover".to_owned(),
+            format!("{:016x}", 0xc0f0),
+        ),
+    ]);
+    let name = job_name("conformance", 0xc0f0);
+    let first = cluster
+        .ensure_job(namespace, &name, &labels, &template, 3600)
+        .await
+        .expect("ensure_job creates the Job");
+    assert_eq!(
+        first,
+        JobState::Running,
+        "a Job just created reports Running (it has not finished)"
+    );
+    for _ in 0..2 {
+        let again = cluster
+            .ensure_job(namespace, &name, &labels, &template, 3600)
+            .await;
+        assert!(
+            matches!(
+                again,
+                Ok(JobState::Running | JobState::Complete | JobState::Failed(_))
+            ),
+            "ensure_job again finds Job {namespace}/{name} and reports it, not an error: {again:?}"
+        );
+    }
+    let other = job_name("conformance", 0xc0f1);
+    assert_eq!(
+        cluster
+            .ensure_job(namespace, &other, &labels, &template, 3600)
+            .await
+            .expect("ensure_job of another name"),
+        JobState::Running,
+        "another name is another Job, created and running"
+    );
+    let command = vec!["true".to_owned()];
+    let nobody = LabelQuery::equals("app", "nobody-has-this-label");
+    let none = cluster
+        .exec(namespace, &nobody, None, &command)
+        .await
+        .expect("exec in no pod");
+    assert!(
+        none.is_empty(),
+        "exec with a selector that selects no pod lists nothing: {none:?}"
+    );
+    let none = cluster
+        .exec(namespace, &LabelQuery::default(), None, &command)
+        .await
+        .expect("exec with an empty selector");
+    assert!(
+        none.is_empty(),
+        "an empty selector selects no pod: {none:?}"
     );
 }
 

@@ -14,8 +14,8 @@ use failover_model::{Plan, PlanKind, Role, Stage, Step, StepKind, Variant};
 use crate::effects::carry_out;
 use crate::member::{after_set, is_set, settled};
 use crate::ports::{
-    Changes, ClusterError, ClusterPort, Desired, FieldChange, Kind, Member, MemberState, ObjectRef,
-    Selector,
+    Changes, ClusterError, ClusterPort, Desired, ExecResult, FieldChange, HttpRequest, JobState,
+    Kind, LabelQuery, Member, MemberState, ObjectRef, Selector,
 };
 use crate::spec::Group;
 
@@ -91,6 +91,38 @@ impl<C: ClusterPort> ClusterPort for Recording<'_, C> {
     ) -> Result<(), ClusterError> {
         Ok(())
     }
+
+    /// A dry run lists hooks; it runs none.
+    async fn ensure_job(
+        &self,
+        _namespace: &str,
+        name: &str,
+        _labels: &BTreeMap<String, String>,
+        _template: &serde_json::Value,
+        _deadline_seconds: i64,
+    ) -> Result<JobState, ClusterError> {
+        Err(no_hooks(&format!("Job {name}")))
+    }
+
+    /// A dry run lists hooks; it runs none.
+    async fn exec(
+        &self,
+        _namespace: &str,
+        _selector: &LabelQuery,
+        _container: Option<&str>,
+        command: &[String],
+    ) -> Result<Vec<ExecResult>, ClusterError> {
+        Err(no_hooks(&format!("exec `{}`", command.join(" "))))
+    }
+
+    /// A dry run lists hooks; it runs none.
+    async fn http(&self, request: &HttpRequest) -> Result<u16, ClusterError> {
+        Err(no_hooks(&format!("{} {}", request.method, request.url)))
+    }
+}
+
+fn no_hooks(what: &str) -> ClusterError {
+    ClusterError::Unavailable(format!("a dry run runs no hook ({what} not run)"))
 }
 
 /// One step of a dry run.
@@ -103,6 +135,8 @@ pub struct PlannedStep {
     /// The fields it would change (empty for record and await steps, and for effects
     /// already in place).
     pub changes: Vec<FieldChange>,
+    /// For a hook step: the hook, where it stands and what it would run.
+    pub hook: Option<String>,
 }
 
 /// The steps this cluster's operator would run in a failover of `kind` where it plays
@@ -115,23 +149,37 @@ pub async fn dry_run<C: ClusterPort>(
 ) -> Result<Vec<PlannedStep>, ClusterError> {
     let recording = Recording::new(cluster);
     let mut out = Vec::new();
-    for (stage, step) in plan_lines(kind, role) {
+    for (stage, step) in plan_lines(group, kind, role) {
         let changes = match step.kind() {
             StepKind::Effect(effect) => carry_out(&recording, group, effect, None).await?,
-            StepKind::Record | StepKind::Await => Vec::new(),
+            StepKind::Record | StepKind::Await | StepKind::Hook(_) => Vec::new(),
+        };
+        let hook = match step {
+            Step::Hook(i) => group.hook(i).map(|h| {
+                format!(
+                    "{}, {}: {} (timeout {} s, at least once)",
+                    h.name,
+                    h.place(),
+                    h.action_text(group),
+                    h.timeout.as_secs()
+                )
+            }),
+            _ => None,
         };
         out.push(PlannedStep {
             stage,
             step,
             changes,
+            hook,
         });
     }
     Ok(out)
 }
 
-/// The steps of `role` in the plan of `kind`, with their stages, in order.
-pub fn plan_lines(kind: PlanKind, role: Role) -> Vec<(Stage, Step)> {
-    Plan::of(kind, Variant::Correct)
+/// The steps of `role` in the plan of `kind` with the group's hooks, with their
+/// stages, in order.
+pub fn plan_lines(group: &Group, kind: PlanKind, role: Role) -> Vec<(Stage, Step)> {
+    Plan::with_hooks(kind, Variant::Correct, group.hooks_layout())
         .steps
         .iter()
         .filter(|ps| ps.owner == role)
@@ -143,13 +191,8 @@ pub fn plan_lines(kind: PlanKind, role: Role) -> Vec<(Stage, Step)> {
 pub fn render(steps: &[PlannedStep]) -> String {
     let mut s = String::new();
     for (i, p) in steps.iter().enumerate() {
-        s.push_str(&format!(
-            "{:>2}. [{}] {}: {}\n",
-            i + 1,
-            p.stage,
-            p.step,
-            p.step.description()
-        ));
+        let what = p.hook.as_deref().unwrap_or(p.step.description());
+        s.push_str(&format!("{:>2}. [{}] {}: {what}\n", i + 1, p.stage, p.step));
         for c in &p.changes {
             s.push_str(&format!("      {c}\n"));
         }

@@ -11,7 +11,7 @@
 //!
 //! | `pk`  | `sk`                     | attributes                                           |
 //! |-------|--------------------------|------------------------------------------------------|
-//! | group | `record`                 | `active` (S `A`/`B`), `token` (N), `lock_holder` (S), `lock_until` (N), `fo_id` (N), `fo_kind` (S `consistency`/`uptime`/`forced`), `fo_source` (S), `fo_target` (S), `fo_done` (N), `hb_A` (N), `hb_B` (N), `inst_A` (N), `inst_B` (N), `req_id` (N), `req_to` (S), `req_mode` (S `consistency`/`uptime`), `req_by` (S), `req_at` (N), `id_A` (N), `id_B` (N), `con_A` (N), `con_B` (N), `spec_A` (S), `spec_B` (S), `hl_A` (N), `hl_B` (N), `fo_stuck` (N, `needs-operator`), `fo_abort` (N), `fo_resolve` (N) (a person's action asked for) |
+//! | group | `record`                 | `active` (S `A`/`B`), `token` (N), `lock_holder` (S), `lock_until` (N), `fo_id` (N), `fo_kind` (S `consistency`/`uptime`/`forced`), `fo_source` (S), `fo_target` (S), `fo_done` (N), `hb_A` (N), `hb_B` (N), `inst_A` (N), `inst_B` (N), `req_id` (N), `req_to` (S), `req_mode` (S `consistency`/`uptime`), `req_by` (S), `req_at` (N), `id_A` (N), `id_B` (N), `con_A` (N), `con_B` (N), `spec_A` (S), `spec_B` (S), `hl_A` (N), `hl_B` (N), `fo_stuck` (N, `needs-operator`), `fo_abort` (N), `fo_resolve` (N) (a person's action asked for), `hk_A` (N), `hk_B` (N) (each print's hooks, `Hooks::bits`), `fo_hooks` (N, the hooks the failover in flight runs, copied from the acquirer's `hk_X` when it starts) |
 //! | group | `history#<id, 20 digits>` | `id` (N), `outcome` (S `completed-consistency`/`completed-uptime`/`completed-forced`/`aborted-target-silent`/`aborted-deadline-<stage>`/`aborted-person`/`resolved`/`no-op`/`withdrawn`; `aborted` before issue 10), `token` (N), `by` (S), `at` (N) |
 //!
 //! The main item maps [`Record`] one to one: the lock's two attributes exist exactly while
@@ -67,15 +67,15 @@
 //! | `Claim{prev,identity}` | `UpdateItem` | `attribute_exists(pk) AND inst_X = :prev` (`attribute_not_exists(inst_X)` for none) `AND (attribute_not_exists(id_X) OR id_X = :ident) AND (attribute_not_exists(hb_X) OR hb_X < :now)` | `SET inst_X = :inst, hb_X = :now, id_X = :ident REMOVE hl_X` |
 //! | `Contest{identity}` | `UpdateItem` | `attribute_exists(pk) AND attribute_exists(id_X) AND id_X <> :ident` | `SET con_X = :ident` |
 //! | `Uncontest{identity}` | `UpdateItem` | `attribute_exists(pk) AND con_P = :ident` | `REMOVE con_P` |
-//! | `Spec{print}` | `UpdateItem` | `attribute_exists(pk)` | `SET spec_X = :print` |
+//! | `Spec{print}` | `UpdateItem` | `attribute_exists(pk)` | `SET spec_X = :print, hk_X = :hooks` |
 //! | `Heartbeat{health}` | `UpdateItem` | `attribute_exists(pk) AND (attribute_not_exists(hb_X) OR hb_X < :now)` | `SET hb_X = :now, hl_X = :health` |
 //! | `Request{id,to,mode}` | transaction | `attribute_exists(pk) AND attribute_not_exists(req_id) AND attribute_not_exists(fo_id) AND active <> :to`; `ConditionCheck` `attribute_not_exists(pk)` on `history#id` | `SET req = (id, to, mode, X, :now)` |
 //! | `AlreadyActive{id,to}` | read, then transaction | `attribute_exists(pk) AND attribute_not_exists(req_id) AND attribute_not_exists(fo_id) AND active = :to AND token = :token` (the token read); `Put` `history#id` (`no-op`, token + 1) if `attribute_not_exists(pk)` | `SET token = :token + 1` |
 //! | `Withdraw{id}` | read, then transaction | `attribute_exists(pk) AND req_id = :id AND token = :token`; `Put` `history#id` (`withdrawn`, token + 1) if `attribute_not_exists(pk)` | `SET token = :token + 1 REMOVE req_*` |
-//! | `Acquire{id,mode}` | transaction | `attribute_exists(pk) AND active = :X AND attribute_not_exists(fo_id) AND attribute_not_exists(lock_until) AND req_id = :id AND req_mode = :mode AND req_to = :P AND ((attribute_not_exists(spec_A) AND attribute_not_exists(spec_B)) OR spec_A = spec_B)`; `ConditionCheck` `attribute_not_exists(pk)` on `history#id` | `SET token = token + 1, lock = (X, :until), fo = (id, mode, X, P, 1) REMOVE req_*` |
-//! | `ForceTakeLock{id,seen}` | transaction | `attribute_exists(pk) AND active = :P AND hb_P = :seen` (`attribute_not_exists(hb_P)` for no heartbeat) `AND ((attribute_not_exists(fo_id) AND req_id = :id AND req_to = :X) OR (fo_id = :id AND fo_kind <> forced))`; `ConditionCheck` `attribute_not_exists(pk)` on `history#id` | `SET token = token + 1, lock = (X, :until), fo = (id, forced, P, X, 1) REMOVE req_*` |
+//! | `Acquire{id,mode}` | transaction | `attribute_exists(pk) AND active = :X AND attribute_not_exists(fo_id) AND attribute_not_exists(lock_until) AND req_id = :id AND req_mode = :mode AND req_to = :P AND ((attribute_not_exists(spec_A) AND attribute_not_exists(spec_B)) OR spec_A = spec_B)`; `ConditionCheck` `attribute_not_exists(pk)` on `history#id` | `SET token = token + 1, lock = (X, :until), fo = (id, mode, X, P, 1), fo_hooks = if_not_exists(hk_X, 0) REMOVE req_*` |
+//! | `ForceTakeLock{id,seen}` | transaction | `attribute_exists(pk) AND active = :P AND hb_P = :seen` (`attribute_not_exists(hb_P)` for no heartbeat) `AND ((attribute_not_exists(fo_id) AND req_id = :id AND req_to = :X) OR (fo_id = :id AND fo_kind <> forced))`; `ConditionCheck` `attribute_not_exists(pk)` on `history#id` | `SET token = token + 1, lock = (X, :until), fo = (id, forced, P, X, 1), fo_hooks = if_not_exists(hk_X, 0) REMOVE req_*` |
 //! | `TakeOver{id,at}` | `UpdateItem` | `attribute_exists(pk) AND fo_id = :id AND fo_done = :at AND attribute_not_exists(lock_until)` | `SET token = token + 1, lock = (X, :until), fo_done = :next` |
-//! | `Journal{id,token,at,release}` | `UpdateItem` | `attribute_exists(pk) AND fo_id = :id AND fo_done = :at AND token = :token` | `SET fo_done = :next` and `REMOVE lock_holder, lock_until` (release) or `SET lock = (X, :until)` |
+//! | `Journal{id,token,at,release}` | `UpdateItem` | `attribute_exists(pk) AND fo_id = :id AND fo_done = :at AND token = :token AND attribute_not_exists(fo_abort)` | `SET fo_done = :next` and `REMOVE lock_holder, lock_until` (release) or `SET lock = (X, :until)` |
 //! | `Complete{id,token,at}` | transaction | `attribute_exists(pk) AND fo_id = :id AND fo_done = :at AND token = :token AND fo_kind = :kind AND fo_target = :target`; `Put` `history#id` (`completed-<kind>`) if `attribute_not_exists(pk)` | `SET active = :target REMOVE lock_*, fo_*` |
 //! | `Abort{id,token,at}` | transaction | `attribute_exists(pk) AND fo_id = :id AND fo_done = :at AND token = :token`; `Put` `history#id` (`aborted`) if `attribute_not_exists(pk)` | `REMOVE lock_*, fo_*` |
 //!
@@ -188,9 +188,9 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_smithy_runtime_api::client::dns::ResolveDnsError;
 use failover_model::{
-    AbortReason, Cluster, FailoverId, Health, HistoryEntry, InFlight, Intervention, Lock, Mode, Op,
-    Outcome, Pending, PlanKind, Record, Reply, SpecPrint, Stage, Time, Timing, Token, Variant,
-    Write,
+    AbortReason, Cluster, FailoverId, Health, HistoryEntry, Hooks, InFlight, Intervention, Lock,
+    MAX_HOOKS, Mode, Op, Outcome, Pending, PlanKind, Record, Reply, SpecPrint, Stage, Time, Timing,
+    Token, Variant, Write,
 };
 
 use crate::ports::{StorePort, StoreUnavailable};
@@ -1013,7 +1013,7 @@ const REQUEST_CLEAR: &str = "REMOVE #req_id, #req_to, #req_mode, #req_by, #req_a
 
 /// The lock and failover attributes `Complete` and `Abort` remove.
 const CLEAR: &str = "REMOVE #lock_holder, #lock_until, #fo_id, #fo_kind, #fo_source, \
-                     #fo_target, #fo_done, #fo_stuck, #fo_abort, #fo_resolve";
+                     #fo_target, #fo_done, #fo_stuck, #fo_abort, #fo_resolve, #fo_hooks";
 
 /// How a write is sent.
 #[derive(Clone, Debug, PartialEq)]
@@ -1048,6 +1048,7 @@ fn encode(timing: &Timing, w: &Write) -> Request {
         (":now", n(w.now)),
         (":until", n(until)),
         (":one", n(1)),
+        (":zero", n(0)),
         (":inst", n(w.instance)),
     ];
     let take_lock = "#token = #token + :one, #lock_holder = :by, #lock_until = :until";
@@ -1109,9 +1110,14 @@ fn encode(timing: &Timing, w: &Write) -> Request {
         }
         Op::Spec { print } => {
             values.push((":print", s(&print_text(&print))));
+            values.push((":hooks", n(print.hooks.bits())));
             (
                 "attribute_exists(#pk)".to_owned(),
-                format!("SET #{} = :print", spec_name(me)),
+                format!(
+                    "SET #{} = :print, #{} = :hooks",
+                    spec_name(me),
+                    hooks_name(me)
+                ),
                 None,
             )
         }
@@ -1164,9 +1170,13 @@ fn encode(timing: &Timing, w: &Write) -> Request {
                  AND ((attribute_not_exists(#spec_A) AND attribute_not_exists(#spec_B)) \
                  OR #spec_A = #spec_B)"
                     .to_owned(),
+                // The failover keeps the hooks of the acquirer's print (which the
+                // condition makes the peer's too).
                 format!(
                     "SET {take_lock}, #fo_id = :id, #fo_kind = :kind, #fo_source = :by, \
-                     #fo_target = :peer, #fo_done = :one {REQUEST_CLEAR}"
+                     #fo_target = :peer, #fo_done = :one, \
+                     #fo_hooks = if_not_exists(#{}, :zero) {REQUEST_CLEAR}",
+                    hooks_name(me)
                 ),
                 Some(HistoryWrite::Unknown(id)),
             )
@@ -1192,8 +1202,10 @@ fn encode(timing: &Timing, w: &Write) -> Request {
                 ),
                 format!(
                     "SET {take_lock}, #fo_id = :id, #fo_kind = :kind, #fo_source = :peer, \
-                     #fo_target = :by, #fo_done = :one {REQUEST_CLEAR}, #fo_stuck, #fo_abort, \
-                     #fo_resolve"
+                     #fo_target = :by, #fo_done = :one, \
+                     #fo_hooks = if_not_exists(#{}, :zero) {REQUEST_CLEAR}, #fo_stuck, \
+                     #fo_abort, #fo_resolve",
+                    hooks_name(me)
                 ),
                 Some(HistoryWrite::Unknown(id)),
             )
@@ -1221,8 +1233,10 @@ fn encode(timing: &Timing, w: &Write) -> Request {
             } else {
                 "SET #fo_done = :next, #lock_holder = :by, #lock_until = :until REMOVE #fo_stuck"
             };
+            // No journal entry while a person's abort is asked (issue 13): the holder
+            // carries the abort out instead.
             (
-                format!("{in_flight} AND #token = :token"),
+                format!("{in_flight} AND #token = :token AND attribute_not_exists(#fo_abort)"),
                 update.to_owned(),
                 None,
             )
@@ -1485,18 +1499,30 @@ fn spec_name(cluster: Cluster) -> &'static str {
     ["spec_A", "spec_B"][cluster.index()]
 }
 
+/// The attribute of `cluster`'s hooks (the `hooks` part of its print, as a number a
+/// failover's start copies into `fo_hooks`).
+fn hooks_name(cluster: Cluster) -> &'static str {
+    ["hk_A", "hk_B"][cluster.index()]
+}
+
 /// A spec fingerprint as stored:
-/// `clusters=<hex>;timing=<hex>;members=<hex>;inventory=<hex>`.
+/// `clusters=<hex>;timing=<hex>;members=<hex>;inventory=<hex>` and `;hooks=<hex>` if the
+/// group has hooks (so a print without hooks reads as before hooks existed).
 fn print_text(p: &SpecPrint) -> String {
+    let hooks = if p.hooks.is_empty() {
+        String::new()
+    } else {
+        format!(";hooks={:016x}", p.hooks.bits())
+    };
     format!(
-        "clusters={:016x};timing={:016x};members={:016x};inventory={:016x}",
+        "clusters={:016x};timing={:016x};members={:016x};inventory={:016x}{hooks}",
         p.clusters, p.timing, p.members, p.inventory
     )
 }
 
 /// The inverse of [`print_text`].
 fn parse_print(text: &str) -> Result<SpecPrint, String> {
-    let mut parts = [None; 4];
+    let mut parts = [None; 5];
     for part in text.split(';') {
         let (name, hex) = part
             .split_once('=')
@@ -1508,16 +1534,25 @@ fn parse_print(text: &str) -> Result<SpecPrint, String> {
             "timing" => 1,
             "members" => 2,
             "inventory" => 3,
+            "hooks" => 4,
             _ => return Err(format!("spec print {text:?}")),
         };
         parts[slot] = Some(value);
     }
     match parts {
-        [Some(clusters), Some(timing), Some(members), Some(inventory)] => Ok(SpecPrint {
+        [
+            Some(clusters),
+            Some(timing),
+            Some(members),
+            Some(inventory),
+            hooks,
+        ] => Ok(SpecPrint {
             clusters,
             timing,
             members,
             inventory,
+            hooks: Hooks::from_bits(hooks.unwrap_or(0))
+                .ok_or_else(|| format!("spec print {text:?}: hooks"))?,
         }),
         _ => Err(format!("spec print {text:?}")),
     }
@@ -1575,7 +1610,8 @@ fn outcome_name(outcome: Outcome) -> String {
 fn parse_outcome(name: &str) -> Option<Outcome> {
     let reasons = [AbortReason::TargetSilent, AbortReason::Person]
         .into_iter()
-        .chain(Stage::ALL.map(AbortReason::Deadline));
+        .chain(Stage::ALL.map(AbortReason::Deadline))
+        .chain((0..MAX_HOOKS as u8).map(AbortReason::Hook));
     let aborts = reasons.map(|r| (outcome_name(Outcome::Aborted(r)), Outcome::Aborted(r)));
     let others = [
         Outcome::Completed(PlanKind::Planned(Mode::Consistency)),
@@ -1668,6 +1704,8 @@ fn parse_record(item: &Item, history: Vec<HistoryEntry>) -> Result<Record, Strin
                 (None, Some(_)) => Some(Intervention::Resolve),
                 (None, None) => None,
             },
+            hooks: Hooks::from_bits(get_n(item, "fo_hooks")?.unwrap_or(0))
+                .ok_or("fo_hooks names a hook spot that does not exist")?,
         }),
     };
     let request = match get_n(item, "req_id")? {
@@ -1800,6 +1838,7 @@ mod tests {
             done: 5,
             stuck: true,
             asked: None,
+            hooks: Hooks::NONE,
         };
         let w = |op| Write {
             by: Cluster::B,
@@ -1985,6 +2024,8 @@ mod tests {
         item.insert("fo_source".to_owned(), s("B"));
         item.insert("fo_target".to_owned(), s("A"));
         item.insert("fo_done".to_owned(), n(3));
+        let hooks = failover_model::check::planned_hooks();
+        item.insert("fo_hooks".to_owned(), n(hooks.bits()));
         item.insert("hb_B".to_owned(), n(12));
         item.insert("inst_B".to_owned(), n(4));
         item.insert("id_A".to_owned(), n(u64::MAX));
@@ -1994,7 +2035,9 @@ mod tests {
             timing: u64::MAX,
             members: 0xabc,
             inventory: 7,
+            hooks,
         };
+        assert!(print_text(&print).ends_with(&format!(";hooks={:016x}", hooks.bits())));
         item.insert("spec_A".to_owned(), s(&print_text(&print)));
         let history = HistoryItem {
             id: 2,
@@ -2024,6 +2067,7 @@ mod tests {
                     done: 3,
                     stuck: false,
                     asked: None,
+                    hooks,
                 }),
                 heartbeat: [None, Some(12)],
                 history: vec![HistoryEntry {

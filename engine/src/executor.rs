@@ -21,6 +21,7 @@ use futures::FutureExt;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::effects::{EffectError, StageName, carry_out, retried};
+use crate::hooks::{Done, EffectTask, HookTask, Task, TaskError};
 use crate::observe::{Members, fold, unknown};
 use crate::ports::{Clock, ClusterError, ClusterPort, FieldChange, StorePort, StoreUnavailable};
 use crate::spec::Group;
@@ -79,6 +80,23 @@ pub enum TurnResult {
     /// A start step was not sent: the lease ran low between the decision and the call
     /// (the process was paused). The model decides again.
     NotSent,
+    /// A hook ran: what it reported, or why it failed (the model hears which).
+    Hooked(HookReport),
+}
+
+/// One run of a hook, as the operator that ran it reports it (logs, status, Events).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HookReport {
+    /// The failover it ran for.
+    pub id: FailoverId,
+    /// The hook's index in the group's hooks.
+    pub index: u8,
+    /// The hook's name.
+    pub name: String,
+    /// What it reported (success), or why it failed.
+    pub result: Result<String, String>,
+    /// Its failure only warns (`onFailure: continue`).
+    pub continues: bool,
 }
 
 /// How a failover request ended, as this operator saw it.
@@ -191,6 +209,9 @@ pub struct Operator<C: ClusterPort, S, K> {
     max_token: Token,
     /// An assertion failed ([`Operator::halted`]): the loop stops for this group.
     halted: Option<String>,
+    /// The hook runs of this process for the failover in flight, oldest first
+    /// ([`Operator::hook_reports`]).
+    hook_reports: Vec<HookReport>,
 }
 
 /// A failover this operator flagged `needs-operator` (its stage's deadline passed after
@@ -218,6 +239,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
     /// An operator running a protocol variant (the simulator's broken ones).
     pub fn with_variant(cluster: C, store: S, clock: K, group: Group, variant: Variant) -> Self {
         let print = group.print();
+        let halted = plan_problem(variant, group.hooks_layout());
         Operator {
             cluster,
             store,
@@ -237,9 +259,16 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             initialized: false,
             needs_operator: None,
             max_token: 0,
-            halted: plan_problem(variant),
+            halted,
             hook: None,
+            hook_reports: Vec::new(),
         }
+    }
+
+    /// The hooks this process ran for the failover in flight (or the last one), oldest
+    /// first: for the status and Events.
+    pub fn hook_reports(&self) -> &[HookReport] {
+        &self.hook_reports
     }
 
     /// Call `hook` with every decision just before it is carried out, including the
@@ -748,6 +777,15 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                     Vec::new()
                 })
             }
+            StepKind::Hook(i) => {
+                let last = self.hook_reports.iter().rev().find(|r| r.index == i);
+                vec![format!(
+                    "hook {}: {}",
+                    self.group.hook(i).map_or("?", |h| h.name.as_str()),
+                    last.and_then(|r| r.result.as_ref().err())
+                        .map_or("has not succeeded", String::as_str)
+                )]
+            }
             StepKind::Record => Vec::new(),
         };
         error!(
@@ -814,6 +852,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             Action::Write(Op::Create { active }) => self.create(now, wall, *active).await,
             Action::Write(op) => self.write_op(now, wall, d, *op).await,
             Action::Effect(effect) => self.effect(d, *effect, observed, during).await,
+            Action::Hook(index) => self.hook_step(d, *index, observed, during).await,
             Action::Fence(effects) => self.fence(now, *effects).await,
             Action::Wait(wake) => TurnResult::Waited(*wake),
         }
@@ -897,6 +936,105 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         TurnResult::Wrote(reply)
     }
 
+    /// A hook step on this cluster, with lease keeping beside it: its outcome goes to
+    /// the model ([`Memory::on_hook`]), which journals it, rolls back, or runs it again.
+    async fn hook_step(
+        &mut self,
+        d: &Decision,
+        index: u8,
+        observed: &ClusterState,
+        during: &mut Vec<(Turn, Memory)>,
+    ) -> TurnResult {
+        let view = self.memory.view.as_ref();
+        let holder = view.and_then(Record::holder);
+        let (Some(f), failover_model::Purpose::Plan { at }) =
+            (view.and_then(|v| v.failover), d.purpose)
+        else {
+            return TurnResult::NotSent;
+        };
+        // Assertion, as for effects: a hook runs only while this cluster holds the lock.
+        if holder != Some(self.group.me) {
+            self.halt(format!(
+                "hook #{index} decided without holding the lock (holder {holder:?})"
+            ));
+            return TurnResult::NotSent;
+        }
+        let (now, wall) = self.clocks();
+        if !lease_ok(&self.inputs(now, wall, observed, false), &self.memory) {
+            warn!(
+                hook = index,
+                "the lease ran low since the decision: hook not run"
+            );
+            return TurnResult::NotSent;
+        }
+        if !self.hook_reports.iter().all(|r| r.id == f.id) {
+            self.hook_reports.clear();
+        }
+        // The failover runs the hooks it started with: a copy of the spec whose hooks
+        // changed since cannot say what this one is.
+        let hook = self
+            .group
+            .hook(index)
+            .filter(|_| f.hooks == self.group.hooks_layout())
+            .cloned();
+        let result = match &hook {
+            None => Err(format!(
+                "spec.hooks changed since failover {:016x} started ({} then): hook #{index} \
+                 cannot be run; restore the hooks it started with, or abort it",
+                f.id, f.hooks
+            )),
+            Some(hook) => {
+                let task = HookTask {
+                    index,
+                    hook,
+                    id: f.id,
+                };
+                info!(hook = %hook.name, place = %hook.place(), "running hook");
+                let stage = d.stage.map_or(StageName::Outside, StageName::Stage);
+                match self.run_keeping_lease(&task, stage, observed, during).await {
+                    None => {
+                        warn!(hook = %hook.name, "hook abandoned: the lease ran low or this process was replaced");
+                        return TurnResult::Abandoned;
+                    }
+                    Some(Ok(done)) => Ok(match done {
+                        Done::Hook(said) => said,
+                        Done::Changed(_) => String::new(),
+                    }),
+                    Some(Err(e)) => Err(e.to_string()),
+                }
+            }
+        };
+        let (end, _) = self.clocks();
+        let ok = result.is_ok();
+        let continues = hook
+            .as_ref()
+            .is_some_and(|h| h.spot.on_failure == failover_model::OnFailure::Continue);
+        let name = hook
+            .as_ref()
+            .map_or_else(|| format!("#{index}"), |h| h.name.clone());
+        match &result {
+            Ok(said) => info!(hook = %name, result = %said, "hook succeeded"),
+            Err(why) if continues => {
+                warn!(hook = %name, error = %why, "hook failed; its policy is to continue")
+            }
+            Err(why) => warn!(hook = %name, error = %why, "hook failed; its policy is to abort"),
+        }
+        self.memory.on_hook(
+            failover_model::HookRun { id: f.id, at, ok },
+            end,
+            &self.group.timing,
+        );
+        let report = HookReport {
+            id: f.id,
+            index,
+            name,
+            result,
+            continues,
+        };
+        self.hook_reports.push(report.clone());
+        TurnResult::Hooked(report)
+    }
+
     /// An effect step on this cluster, with lease keeping beside it.
     async fn effect(
         &mut self,
@@ -924,7 +1062,24 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             return TurnResult::NotSent;
         }
         let stage = d.stage.map_or(StageName::Outside, StageName::Stage);
-        let Some(result) = self.step_keeping_lease(step, stage, observed, during).await else {
+        let task = EffectTask {
+            effect: step,
+            stage,
+        };
+        let result = self
+            .run_keeping_lease(&task, stage, observed, during)
+            .await
+            .map(|r| match r {
+                Ok(Done::Changed(changes)) => Ok(changes),
+                Ok(Done::Hook(_)) => Ok(Vec::new()),
+                Err(TaskError::Effect(e)) => Err(e),
+                Err(TaskError::Hook { hook, error }) => Err(EffectError {
+                    stage,
+                    effect: step,
+                    source: ClusterError::Unavailable(format!("hook {hook}: {error}")),
+                }),
+            });
+        let Some(result) = result else {
             if self.replaced() {
                 warn!(step = %step, "call abandoned: this process was replaced");
             } else {
@@ -1032,36 +1187,23 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         TurnResult::Fenced { changes, failed }
     }
 
-    /// Run effect `step` (within the step timeout) while keeping the lease: whenever
-    /// the model, told a call is in progress, asks for a heartbeat, it is written beside
-    /// the call; when it asks for the self-fence (the lease ran low), the call is
-    /// abandoned (`None`) and the fence carried out. Every such turn goes to `during`.
-    async fn step_keeping_lease(
+    /// Run `task` (an effect within the step timeout, a hook within its own) while
+    /// keeping the lease: whenever the model, told a call is in progress, asks for a
+    /// heartbeat, it is written beside the call; when it asks for the self-fence (the
+    /// lease ran low), the call is abandoned (`None`) and the fence carried out. Every
+    /// such turn goes to `during`.
+    async fn run_keeping_lease<T: Task>(
         &mut self,
-        step: Effect,
-        stage: StageName,
+        task: &T,
+        _stage: StageName,
         observed: &ClusterState,
         during: &mut Vec<(Turn, Memory)>,
-    ) -> Option<Result<Vec<FieldChange>, EffectError>> {
-        let timeout = self.group.step_timeout;
+    ) -> Option<Result<Done, TaskError>> {
         let listed = self.listed.take();
         let abandon = {
-            let run = run_step(
-                &self.cluster,
-                &self.group,
-                &self.clock,
-                step,
-                timeout,
-                listed.as_ref(),
-            )
-            .map(|r| {
-                r.map_err(|source| EffectError {
-                    stage,
-                    effect: step,
-                    source,
-                })
-            })
-            .fuse();
+            let run = task
+                .execute(&self.cluster, &self.clock, &self.group, listed.as_ref())
+                .fuse();
             futures::pin_mut!(run);
             loop {
                 let (now, wall) = self.clocks();
@@ -1232,7 +1374,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
 }
 
 /// Carry out `effect` within `timeout` ([`carry_out`]).
-async fn run_step<C: ClusterPort, K: Clock>(
+pub(crate) async fn run_step<C: ClusterPort, K: Clock>(
     cluster: &C,
     group: &Group,
     clock: &K,
@@ -1373,14 +1515,14 @@ where
 /// Why the plans of `variant` cannot be run, if they cannot: every phase after the first
 /// must start by taking the lock (a hand-off await, or the forced take), and every plan
 /// must end with the completion. Checked once per operator (assertion).
-fn plan_problem(variant: Variant) -> Option<String> {
+fn plan_problem(variant: Variant, hooks: failover_model::Hooks) -> Option<String> {
     let kinds = [
         PlanKind::Planned(failover_model::Mode::Consistency),
         PlanKind::Planned(failover_model::Mode::Uptime),
         PlanKind::Forced,
     ];
     for kind in kinds {
-        let plan = failover_model::Plan::of(kind, variant);
+        let plan = failover_model::Plan::with_hooks(kind, variant, hooks);
         if plan.steps.last().map(|s| s.step) != Some(Step::Complete) {
             return Some(format!("the {kind} plan does not end with the completion"));
         }

@@ -32,6 +32,7 @@ pub mod dryrun;
 pub mod dynamo;
 pub mod effects;
 pub mod executor;
+pub mod hooks;
 #[cfg(feature = "kube-client")]
 pub mod k8s;
 pub mod member;

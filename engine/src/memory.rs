@@ -13,8 +13,9 @@ use tokio::sync::Notify;
 
 use crate::member::{set_member, settled};
 use crate::ports::{
-    Changes, Clock, ClusterError, ClusterPort, Desired, FieldChange, Kind, Member, MemberState,
-    ObjectRef, Selector, StorePort, StoreUnavailable,
+    Changes, Clock, ClusterError, ClusterPort, Desired, ExecResult, FieldChange, HttpRequest,
+    JobState, Kind, LabelQuery, Member, MemberState, ObjectRef, Selector, StorePort,
+    StoreUnavailable,
 };
 
 /// How the in-memory cluster's controllers move status after a spec change.
@@ -39,6 +40,54 @@ struct ClusterInner {
     sets: usize,
     traces: BTreeMap<String, Trace>,
     identity: String,
+    /// Hook Jobs by (namespace, name).
+    jobs: BTreeMap<(String, String), MemoryJob>,
+    /// How many times a Job of each (namespace, name) was created (a deleted Job is
+    /// created again by the next `ensure_job`).
+    creations: BTreeMap<(String, String), usize>,
+    /// Pods an exec hook can select, with the exit code each answers.
+    pods: Vec<MemoryPod>,
+    /// HTTP answers by URL (no entry: the endpoint is unreachable).
+    http: BTreeMap<String, Result<u16, String>>,
+    /// Every HTTP request sent, in order.
+    requests: Vec<HttpRequest>,
+}
+
+/// A hook's Job in memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryJob {
+    /// Its labels (the template's and the hook's).
+    pub labels: BTreeMap<String, String>,
+    /// The template it was created from.
+    pub template: serde_json::Value,
+    /// `spec.activeDeadlineSeconds` as created.
+    pub deadline_seconds: i64,
+    /// Its state: `Running` until [`MemoryCluster::finish_job`] (or
+    /// [`MemoryCluster::complete_job`], [`MemoryCluster::fail_job`]).
+    pub state: JobState,
+    /// How many times a Job of its name was created (a second `ensure_job` must not
+    /// create it again: 1 unless it was deleted by [`MemoryCluster::delete_job`]).
+    pub created: usize,
+}
+
+/// A pod an exec hook may run in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryPod {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// It runs (only running pods are exec'd in).
+    pub running: bool,
+    /// The exit code a command answers in it.
+    pub exit_code: i32,
+    /// What a command writes in it (stdout and stderr); empty: nothing on success,
+    /// `<command> failed` on failure.
+    pub output: String,
+    /// The commands run in it so far.
+    pub ran: Vec<Vec<String>>,
 }
 
 /// Tells apart the identities of in-memory clusters.
@@ -65,6 +114,11 @@ impl MemoryCluster {
                 ),
                 changes: Vec::new(),
                 sets: 0,
+                jobs: BTreeMap::new(),
+                creations: BTreeMap::new(),
+                pods: Vec::new(),
+                http: BTreeMap::new(),
+                requests: Vec::new(),
             })),
             notify: Arc::new(Notify::new()),
             settle,
@@ -127,6 +181,112 @@ impl MemoryCluster {
                 stop_grace_seconds: None,
             })
             .collect()
+    }
+}
+
+impl MemoryCluster {
+    /// The hook Jobs, by (namespace, name).
+    pub fn jobs(&self) -> BTreeMap<(String, String), MemoryJob> {
+        self.lock().jobs.clone()
+    }
+
+    /// End Job `name` in `namespace` as `state` (`Complete` or `Failed`); `false` if it
+    /// does not exist.
+    pub fn finish_job(&self, namespace: &str, name: &str, state: JobState) -> bool {
+        let mut inner = self.lock();
+        let Some(job) = inner.jobs.get_mut(&(namespace.to_owned(), name.to_owned())) else {
+            return false;
+        };
+        job.state = state;
+        drop(inner);
+        self.notify.notify_waiters();
+        true
+    }
+
+    /// Add a pod an exec hook may select, answering `exit_code` to every command.
+    pub fn add_pod(&self, namespace: &str, name: &str, labels: &[(&str, &str)], exit_code: i32) {
+        self.lock().pods.push(MemoryPod {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            running: true,
+            exit_code,
+            output: String::new(),
+            ran: Vec::new(),
+        });
+    }
+
+    /// End Job `name` in `namespace` with its `Complete` condition; `false` if it does
+    /// not exist.
+    pub fn complete_job(&self, namespace: &str, name: &str) -> bool {
+        self.finish_job(namespace, name, JobState::Complete)
+    }
+
+    /// End Job `name` in `namespace` with its `Failed` condition, `why` being the
+    /// condition's `<reason>: <message>`; `false` if it does not exist.
+    pub fn fail_job(&self, namespace: &str, name: &str, why: &str) -> bool {
+        self.finish_job(namespace, name, JobState::Failed(why.to_owned()))
+    }
+
+    /// Delete Job `name` in `namespace` (a person, or the TTL controller): the next
+    /// `ensure_job` creates it again. `false` if it does not exist.
+    pub fn delete_job(&self, namespace: &str, name: &str) -> bool {
+        let removed = self
+            .lock()
+            .jobs
+            .remove(&(namespace.to_owned(), name.to_owned()))
+            .is_some();
+        self.notify.notify_waiters();
+        removed
+    }
+
+    /// What a command answers in pod `name` of `namespace` from now on: `exit_code`
+    /// and `output`; `false` if there is no such pod.
+    pub fn set_exec(&self, namespace: &str, name: &str, exit_code: i32, output: &str) -> bool {
+        let mut inner = self.lock();
+        let Some(pod) = inner
+            .pods
+            .iter_mut()
+            .find(|p| p.namespace == namespace && p.name == name)
+        else {
+            return false;
+        };
+        pod.exit_code = exit_code;
+        pod.output = output.to_owned();
+        true
+    }
+
+    /// Make pod `name` of `namespace` running or not (an exec hook skips pods that do
+    /// not run); `false` if there is no such pod.
+    pub fn set_pod_running(&self, namespace: &str, name: &str, running: bool) -> bool {
+        let mut inner = self.lock();
+        let Some(pod) = inner
+            .pods
+            .iter_mut()
+            .find(|p| p.namespace == namespace && p.name == name)
+        else {
+            return false;
+        };
+        pod.running = running;
+        true
+    }
+
+    /// The pods an exec hook may select, with what ran in them.
+    pub fn pods(&self) -> Vec<MemoryPod> {
+        self.lock().pods.clone()
+    }
+
+    /// What a request to `url` answers: a status, or an error (unreachable).
+    pub fn set_http(&self, url: &str, answer: Result<u16, String>) {
+        self.lock().http.insert(url.to_owned(), answer);
+    }
+
+    /// The HTTP requests sent so far.
+    pub fn requests(&self) -> Vec<HttpRequest> {
+        self.lock().requests.clone()
     }
 }
 
@@ -204,6 +364,84 @@ impl ClusterPort for MemoryCluster {
             .traces
             .insert(group.to_string(), Trace::newest(kept, trace));
         Ok(())
+    }
+
+    async fn ensure_job(
+        &self,
+        namespace: &str,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        template: &serde_json::Value,
+        deadline_seconds: i64,
+    ) -> Result<JobState, ClusterError> {
+        let mut inner = self.lock();
+        let key = (namespace.to_owned(), name.to_owned());
+        if let Some(job) = inner.jobs.get(&key) {
+            return Ok(job.state.clone());
+        }
+        let created = {
+            let n = inner.creations.entry(key.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        let mut all: BTreeMap<String, String> = template
+            .pointer("/metadata/labels")
+            .and_then(|l| serde_json::from_value(l.clone()).ok())
+            .unwrap_or_default();
+        all.extend(labels.clone());
+        let job = MemoryJob {
+            labels: all,
+            template: template.clone(),
+            deadline_seconds: template
+                .pointer("/spec/activeDeadlineSeconds")
+                .and_then(serde_json::Value::as_i64)
+                .unwrap_or(deadline_seconds),
+            state: JobState::Running,
+            created,
+        };
+        inner.jobs.insert(key, job);
+        Ok(JobState::Running)
+    }
+
+    async fn exec(
+        &self,
+        namespace: &str,
+        selector: &LabelQuery,
+        _container: Option<&str>,
+        command: &[String],
+    ) -> Result<Vec<ExecResult>, ClusterError> {
+        let mut inner = self.lock();
+        let mut out = Vec::new();
+        for pod in inner.pods.iter_mut() {
+            if pod.namespace == namespace && pod.running && selector.matches(&pod.labels) {
+                pod.ran.push(command.to_vec());
+                out.push(ExecResult {
+                    pod: pod.name.clone(),
+                    exit_code: pod.exit_code,
+                    output: if !pod.output.is_empty() {
+                        pod.output.clone()
+                    } else if pod.exit_code == 0 {
+                        String::new()
+                    } else {
+                        format!("{} failed", command.join(" "))
+                    },
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn http(&self, request: &HttpRequest) -> Result<u16, ClusterError> {
+        let mut inner = self.lock();
+        inner.requests.push(request.clone());
+        match inner.http.get(&request.url) {
+            Some(Ok(status)) => Ok(*status),
+            Some(Err(why)) => Err(ClusterError::Unavailable(format!("{}: {why}", request.url))),
+            None => Err(ClusterError::Unavailable(format!(
+                "{}: connection refused",
+                request.url
+            ))),
+        }
     }
 }
 

@@ -2,11 +2,14 @@
 //! failure contracts. The real adapters ([`crate::k8s`], [`crate::dynamo`]) and the
 //! simulator's fakes implement them; the `conformance` suite (feature `testkit`) checks that they behave alike.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
 use failover_model::{Cluster, Record, Reply, Time, Timing, Trace, VolumeRole, Write};
+
+pub use crate::hooks::{ExecResult, HttpRequest, JobState};
 
 /// A resource kind the operator touches; each variant says what stopping and starting
 /// it does (README, "The engine").
@@ -363,6 +366,36 @@ pub trait ClusterPort: Send + Sync {
         group: &str,
         trace: Trace,
     ) -> impl Future<Output = Result<(), ClusterError>> + Send;
+
+    /// A hook's Job: create Job `name` in `namespace` from `template` (a `batch/v1`
+    /// JobTemplateSpec as JSON: its metadata's labels and annotations, and its spec),
+    /// with `labels` added and `spec.activeDeadlineSeconds` set to `deadline_seconds`
+    /// unless the template sets it, *unless a Job of that name exists*; then report the
+    /// Job's state. Calling it again (a restart, a retry) never creates a second Job.
+    fn ensure_job(
+        &self,
+        namespace: &str,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        template: &serde_json::Value,
+        deadline_seconds: i64,
+    ) -> impl Future<Output = Result<JobState, ClusterError>> + Send;
+
+    /// A hook's exec: run `command` in `container` (the pod's first when `None`) of
+    /// every running pod `selector` selects in `namespace`, and report each pod's exit
+    /// code and the end of its output. No pod selected: an empty list.
+    fn exec(
+        &self,
+        namespace: &str,
+        selector: &LabelQuery,
+        container: Option<&str>,
+        command: &[String],
+    ) -> impl Future<Output = Result<Vec<ExecResult>, ClusterError>> + Send;
+
+    /// A hook's HTTP request, sent from this cluster's operator: the status it got.
+    /// No answer (refused, unreachable, TLS) is [`ClusterError::Unavailable`].
+    fn http(&self, request: &HttpRequest)
+    -> impl Future<Output = Result<u16, ClusterError>> + Send;
 }
 
 /// Why a read of the global record failed. Reads change nothing, so every failure is

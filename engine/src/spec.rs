@@ -8,7 +8,8 @@ use std::fmt;
 use std::time::Duration;
 
 use failover_model::{
-    Cluster, FailoverId, Identity, Mode, Request, SpecPrint, Stage, Time, Timing,
+    Cluster, FailoverId, HookSpot, Hooks, Identity, MAX_HOOKS, Mode, OnFailure, Plan, PlanKind,
+    Request, Role, START, STOP, SpecPrint, Stage, Step, Time, Timing, Variant,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use kube::CustomResource;
@@ -16,6 +17,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::auto::{AutoPolicy, Probe};
+use crate::hooks::{Hook, HookAction, HttpRequest};
 use crate::ports::{Kind, LabelQuery, LabelTerm, Selector};
 use failover_model::core::trigger::TriggerPolicy;
 
@@ -60,6 +62,141 @@ pub struct FailoverGroupSpec {
     /// back is done by hand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_failover: Option<AutoFailoverSpec>,
+    /// The application's own steps inside a failover (README, "Hooks"): each runs
+    /// before or after a cluster step of the plan, on the side that runs that step.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<HookSpec>,
+}
+
+/// One hook of `spec.hooks` (README, "Hooks"): one of the application's own steps in a
+/// failover. Where it stands (`before` or `after` one cluster step, on the `side` that
+/// runs that step), what it runs (exactly one of `job`, `exec` and `http`) and what its
+/// failure does. A hook runs at least once per failover, not exactly once: make it
+/// idempotent.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HookSpec {
+    /// Its name: a DNS-1123 label of at most 54 characters, unique in the group (its
+    /// Jobs are named `<name>-<failover id, 8 hex digits>`, at most 63 characters).
+    pub name: String,
+    /// Run it just before this cluster step of the plan (`suspend-flux`,
+    /// `disable-network`, `scale-down-workloads`, `suspend-cronjobs`,
+    /// `await-workloads-down`, `demote-volumes`, `await-volumes-secondary` on the
+    /// source; `promote-volumes`, `await-volumes-primary`, `scale-up-workloads`,
+    /// `await-workloads-ready`, `enable-network`, `resume-cronjobs`, `resume-flux` on
+    /// the target). Exactly one of `before` and `after`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    /// Run it just after this cluster step (the names as for `before`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// The side that runs it: must be the side that runs its step (it holds the lock
+    /// then).
+    pub side: HookSide,
+    /// A run that has not succeeded by then has failed (default 300; at least 1 and at
+    /// most the deadline of the stage its step belongs to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+    /// What a failure (an error, or no success within `timeoutSeconds`) does (default
+    /// `abort`). `abort` rolls the failover back (the source stays active and restores
+    /// what it stopped), which is safe only while the target has promoted nothing: it is
+    /// refused for a hook that runs after the target's promotion started in every mode
+    /// (a target hook from `promote-volumes` on: use `continue` there). A source `abort`
+    /// hook rolls back in a consistency failover; in an uptime failover the source's
+    /// steps run after the target promoted, so there a failing `abort` hook is retried
+    /// until it succeeds, and its stage's deadline flags the failover `needs-operator`
+    /// (so is a target hook in a forced failover). `continue` logs the failure, emits a
+    /// Warning Event and goes on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<HookFailurePolicy>,
+    /// Create a Job (once per failover) and wait for its `Complete` condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<JobHookSpec>,
+    /// Run a command in every running pod the selector selects; each must exit with 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecHookSpec>,
+    /// Send an HTTP request and expect a status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpHookSpec>,
+}
+
+/// The side of a failover a hook runs on (`source` or `target`).
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum HookSide {
+    /// The cluster the group leaves (active until the failover).
+    #[default]
+    Source,
+    /// The cluster the group moves to.
+    Target,
+}
+
+/// What a hook's failure does (`abort` or `continue`; see [`HookSpec::on_failure`]).
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum HookFailurePolicy {
+    /// Roll the failover back where that is still safe (else retry the hook).
+    #[default]
+    Abort,
+    /// Log it, emit a Warning Event and go on.
+    Continue,
+}
+
+/// `spec.hooks[].job`: a Job created from a template.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobHookSpec {
+    /// A `batch/v1` JobTemplateSpec: `metadata` (only `labels` and `annotations`: the
+    /// operator names the Job and creates it in the group's namespace) and `spec` (a
+    /// JobSpec whose pod template has containers and `restartPolicy` `Never` or
+    /// `OnFailure`). `activeDeadlineSeconds` defaults to the hook's timeout.
+    #[schemars(schema_with = "job_template_schema")]
+    pub template: serde_json::Value,
+}
+
+/// `spec.hooks[].exec`: a command run in pods of the group's namespace.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExecHookSpec {
+    /// Selects the pods (every running one runs the command; none is a failure). Must
+    /// not be empty.
+    pub selector: LabelSelector,
+    /// The container (the pod's first when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// The command and its arguments (not run in a shell unless it starts one).
+    pub command: Vec<String>,
+}
+
+/// `spec.hooks[].http`: an HTTP request.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpHookSpec {
+    /// The method (default `POST`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// An `http://` or `https://` URL.
+    pub url: String,
+    /// The status that means success (default 200).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_status: Option<u16>,
+    /// Headers to send.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// The body to send, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+/// The schema of a hook's Job template: an object the API server keeps as it is (the
+/// full JobTemplateSpec schema would make the CRD several times larger); the operator
+/// validates what it needs.
+fn job_template_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "description": "A batch/v1 JobTemplateSpec: metadata (labels, annotations) and spec.",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
 }
 
 /// `spec.autoFailover`: when the standby cluster's operator asks for a failover by
@@ -468,6 +605,16 @@ pub enum SpecError {
     /// Parallelism or step timeout out of range.
     #[error("{0}")]
     OutOfRange(String),
+    /// A hook that cannot work (which one, what is wrong, what to do).
+    #[error("spec.hooks[{index}] ({name}): {why}")]
+    BadHook {
+        /// Its place in `spec.hooks`.
+        index: usize,
+        /// Its name.
+        name: String,
+        /// What is wrong and how to fix it.
+        why: String,
+    },
 }
 
 /// A validated group, relative to the operator's own cluster.
@@ -496,6 +643,8 @@ pub struct Group {
     pub demotion_stops_writes: bool,
     /// `spec.autoFailover`, when enabled.
     pub auto: Option<AutoPolicy>,
+    /// `spec.hooks`, validated, in the spec's order (a hook's index is its place here).
+    pub hooks: Vec<crate::hooks::Hook>,
 }
 
 /// Defaults, in seconds.
@@ -514,6 +663,443 @@ const FENCE: u64 = 8;
 const HEARTBEAT: u64 = 1;
 const RETRY: u64 = 1;
 const STAGE_DEADLINE: u64 = 600;
+
+/// Default hook timeout, in seconds.
+const HOOK_TIMEOUT: u64 = 300;
+/// The longest hook name: its Jobs are `<name>-<8 hex digits>`, at most 63 characters.
+const HOOK_NAME_MAX: usize = 54;
+
+/// Validate `spec.hooks` against the group's timing: each hook on its own (name, place,
+/// action), then where the planned plans put them all (whether an `abort` hook can
+/// still roll back, and the stage whose deadline bounds its timeout).
+fn parse_hooks(specs: &[HookSpec], timing: &Timing) -> Result<Vec<Hook>, SpecError> {
+    if specs.len() > MAX_HOOKS {
+        return Err(SpecError::OutOfRange(format!(
+            "spec.hooks lists {} hooks, at most {MAX_HOOKS} are allowed: combine hooks that \
+             stand at the same place (one Job or command can do several things)",
+            specs.len()
+        )));
+    }
+    let mut hooks: Vec<Hook> = Vec::with_capacity(specs.len());
+    for (index, h) in specs.iter().enumerate() {
+        let bad = |why: String| bad_hook(index, h, why);
+        hook_name(&h.name).map_err(bad)?;
+        if let Some(first) = hooks.iter().position(|o| o.name == h.name) {
+            return Err(bad(format!(
+                "name: another hook has this name (spec.hooks[{first}]); give each hook its \
+                 own name (its Jobs are named after it)"
+            )));
+        }
+        let spot = hook_spot(h).map_err(bad)?;
+        let timeout = h.timeout_seconds.unwrap_or(HOOK_TIMEOUT);
+        if timeout == 0 {
+            return Err(bad(
+                "timeoutSeconds is 0: a hook needs at least 1 s to run; set it to the time \
+                 the hook may take (default 300)"
+                    .into(),
+            ));
+        }
+        let action = hook_action(h).map_err(bad)?;
+        hooks.push(Hook {
+            name: h.name.clone(),
+            spot,
+            timeout: Duration::from_secs(timeout),
+            action,
+        });
+    }
+    // Where the planned plans (the ones a roll back exists in) place the hooks: the
+    // stage a hook belongs to is its anchor's, the same in both.
+    let spots: Vec<HookSpot> = hooks.iter().map(|h| h.spot).collect();
+    let layout = Hooks::of(&spots).unwrap_or_default();
+    let plans = [Mode::Consistency, Mode::Uptime].map(|mode| {
+        let kind = PlanKind::Planned(mode);
+        (kind, Plan::with_hooks(kind, Variant::Correct, layout))
+    });
+    for (index, (hook, h)) in hooks.iter().zip(specs).enumerate() {
+        let bad = |why: String| bad_hook(index, h, why);
+        let at = |plan: &Plan| {
+            let step = Step::Hook(index as u8);
+            plan.steps
+                .iter()
+                .position(|s| s.step == step)
+                .map(|i| i as u32)
+        };
+        let place = format!(
+            "{} hook {} {}",
+            side_name(hook.spot.side),
+            if hook.spot.after { "after" } else { "before" },
+            hook.spot.anchor
+        );
+        if hook.aborts()
+            && !plans
+                .iter()
+                .any(|(kind, plan)| at(plan).is_some_and(|i| plan.hook_aborts(*kind, i)))
+        {
+            return Err(bad(format!(
+                "onFailure: abort cannot be honoured here: a {place} runs, in every mode, \
+                 once the target may have promoted its volumes, and no roll back is safe then \
+                 (it could leave two primaries); set onFailure: continue (the failure is \
+                 logged and the failover goes on), or place the hook before promote-volumes"
+            )));
+        }
+        let (_, consistency) = plans[0];
+        let Some(stage) = at(consistency)
+            .and_then(|i| consistency.get(i))
+            .map(|s| s.stage)
+        else {
+            // Every cluster step is in the consistency plan, so every hook is.
+            return Err(bad(format!("the plan has no place for a {place}")));
+        };
+        let deadline = timing.deadline(stage);
+        if hook.timeout.as_millis() > u128::from(deadline) {
+            return Err(bad(format!(
+                "timeoutSeconds ({}{}) is longer than the {stage} stage's deadline ({} s) the \
+                 hook counts against, which would fire first: set timeoutSeconds to at most \
+                 {}, or raise spec.timing.stageDeadlines.{} (or stageDeadlineSeconds)",
+                hook.timeout.as_secs(),
+                if h.timeout_seconds.is_none() {
+                    ", the default"
+                } else {
+                    ""
+                },
+                Secs(deadline),
+                deadline / 1000,
+                stage_field(stage)
+            )));
+        }
+    }
+    Ok(hooks)
+}
+
+/// The error for hook `index`.
+fn bad_hook(index: usize, h: &HookSpec, why: String) -> SpecError {
+    SpecError::BadHook {
+        index,
+        name: if h.name.is_empty() {
+            "unnamed".into()
+        } else {
+            h.name.clone()
+        },
+        why,
+    }
+}
+
+fn side_name(side: Role) -> &'static str {
+    match side {
+        Role::Source => "source",
+        Role::Target => "target",
+    }
+}
+
+/// A hook's name: a DNS-1123 label short enough for its Jobs' names.
+fn hook_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(
+            "name is empty: give the hook a name (a DNS-1123 label such as \
+                    `quiesce`)"
+                .into(),
+        );
+    }
+    if name.len() > HOOK_NAME_MAX {
+        return Err(format!(
+            "name: {} characters, at most {HOOK_NAME_MAX} characters are allowed (its Jobs are \
+             named <name>-<8 hex digits>, at most 63); shorten it",
+            name.len()
+        ));
+    }
+    dns_label(name).map_err(|why| {
+        format!(
+            "name: {name:?} is not a DNS-1123 label: it {why}; use e.g. {:?}",
+            name.to_ascii_lowercase().replace(['_', '.', ' '], "-")
+        )
+    })
+}
+
+/// Where a hook stands: `before` or `after` one cluster step, on the side that runs it.
+fn hook_spot(h: &HookSpec) -> Result<HookSpot, String> {
+    let (field, anchor, after) = match (&h.before, &h.after) {
+        (Some(s), None) => ("before", s, false),
+        (None, Some(s)) => ("after", s, true),
+        (Some(_), Some(_)) => {
+            return Err(
+                "give exactly one of `before` and `after`, found both: a hook \
+                        stands on one side of one step; keep one (two places need two hooks)"
+                    .into(),
+            );
+        }
+        (None, None) => {
+            return Err(
+                "give exactly one of `before` and `after`, found neither: name the \
+                        step the hook stands beside (e.g. `before: demote-volumes`)"
+                    .into(),
+            );
+        }
+    };
+    let list = |steps: &[Step]| {
+        steps
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let step = Step::ALL
+        .into_iter()
+        .find(|s| s.name() == anchor.as_str())
+        .ok_or_else(|| {
+            format!(
+                "{field}: there is no step {anchor:?}; a hook stands beside a cluster step: \
+                 on the source {}; on the target {}",
+                list(&STOP),
+                list(&START)
+            )
+        })?;
+    let spot = HookSpot {
+        anchor: step,
+        after,
+        side: match h.side {
+            HookSide::Source => Role::Source,
+            HookSide::Target => Role::Target,
+        },
+        on_failure: match h.on_failure.unwrap_or_default() {
+            HookFailurePolicy::Abort => OnFailure::Abort,
+            HookFailurePolicy::Continue => OnFailure::Continue,
+        },
+    };
+    if let Some(why) = spot.problem() {
+        let owner = if STOP.contains(&step) {
+            Some(Role::Source)
+        } else if START.contains(&step) {
+            Some(Role::Target)
+        } else {
+            None
+        };
+        return Err(match owner {
+            Some(owner) if owner != spot.side => {
+                format!("side: {why}, or set `side: {}`", side_name(owner))
+            }
+            _ => format!("{field}: {why}"),
+        });
+    }
+    Ok(spot)
+}
+
+/// A hook's action: exactly one of `job`, `exec` and `http`, checked.
+fn hook_action(h: &HookSpec) -> Result<HookAction, String> {
+    match (&h.job, &h.exec, &h.http) {
+        (Some(job), None, None) => job_action(job),
+        (None, Some(exec), None) => exec_action(exec),
+        (None, None, Some(http)) => http_action(http),
+        _ => {
+            let given: Vec<&str> = [
+                ("job", h.job.is_some()),
+                ("exec", h.exec.is_some()),
+                ("http", h.http.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(name, set)| set.then_some(name))
+            .collect();
+            Err(format!(
+                "a hook has exactly one action, found {}: give one of `job`, `exec` and \
+                 `http` (several things to do make several hooks)",
+                if given.is_empty() {
+                    "none".to_string()
+                } else {
+                    given.join(" and ")
+                }
+            ))
+        }
+    }
+}
+
+fn job_action(job: &JobHookSpec) -> Result<HookAction, String> {
+    let t = &job.template;
+    let Some(fields) = t.as_object() else {
+        return Err(
+            "job.template must be an object: a batch/v1 JobTemplateSpec with \
+                    `metadata` (labels, annotations) and `spec`"
+                .into(),
+        );
+    };
+    if let Some(other) = fields
+        .keys()
+        .find(|k| !matches!(k.as_str(), "metadata" | "spec"))
+    {
+        return Err(format!(
+            "job.template.{other} is not part of a JobTemplateSpec: give only `metadata` \
+             (labels, annotations) and `spec`"
+        ));
+    }
+    if let Some(meta) = fields.get("metadata") {
+        let Some(meta) = meta.as_object() else {
+            return Err("job.template.metadata must be an object (labels, annotations)".into());
+        };
+        if let Some(other) = meta
+            .keys()
+            .find(|k| !matches!(k.as_str(), "labels" | "annotations"))
+        {
+            return Err(format!(
+                "job.template.metadata.{other} is not used: the operator names the Job \
+                 <hook>-<failover id> and creates it in the group's namespace; keep only \
+                 labels and annotations"
+            ));
+        }
+        for field in ["labels", "annotations"] {
+            let Some(map) = meta.get(field) else { continue };
+            let strings = map
+                .as_object()
+                .is_some_and(|m| m.values().all(serde_json::Value::is_string));
+            if !strings {
+                return Err(format!(
+                    "job.template.metadata.{field} must map names to strings (quote numbers \
+                     and booleans)"
+                ));
+            }
+        }
+        for (key, value) in meta
+            .get("labels")
+            .and_then(serde_json::Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            label_key(key).map_err(|why| format!("job.template.metadata.labels: {why}"))?;
+            let value = value.as_str().unwrap_or_default();
+            label_value(value).map_err(|why| {
+                format!("job.template.metadata.labels[{key}]: value {value:?} {why}")
+            })?;
+        }
+    }
+    let pod = t.pointer("/spec/template/spec");
+    let containers = pod
+        .and_then(|p| p.get("containers"))
+        .and_then(serde_json::Value::as_array);
+    if containers.is_none_or(|c| c.is_empty()) {
+        return Err(
+            "job.template.spec.template.spec.containers is empty: give the Job's pod \
+                    at least one container (name, image, command) that runs the hook"
+                .into(),
+        );
+    }
+    match pod.and_then(|p| p.get("restartPolicy")) {
+        Some(serde_json::Value::String(p)) if p == "Never" || p == "OnFailure" => {}
+        found => {
+            return Err(format!(
+                "job.template.spec.template.spec.restartPolicy must be Never or OnFailure (a \
+                 Job's pod cannot restart Always), found {}: set `restartPolicy: Never` (the \
+                 Job's backoffLimit then retries) or `OnFailure`",
+                found.map_or("none".to_string(), |v| v.to_string())
+            ));
+        }
+    }
+    Ok(HookAction::Job {
+        template: t.clone(),
+    })
+}
+
+fn exec_action(exec: &ExecHookSpec) -> Result<HookAction, String> {
+    let sel = &exec.selector;
+    if sel.match_labels.as_ref().is_none_or(BTreeMap::is_empty)
+        && sel.match_expressions.as_ref().is_none_or(Vec::is_empty)
+    {
+        return Err(
+            "exec.selector: the selector is empty and would run the command in \
+                    every pod of the group's namespace; give matchLabels or \
+                    matchExpressions that select the pods to run it in"
+                .into(),
+        );
+    }
+    let selector = label_query(sel).map_err(|why| format!("exec.selector: {why}"))?;
+    if let Some(c) = &exec.container {
+        dns_label(c).map_err(|why| {
+            format!(
+                "exec.container: {c:?} is not a container name: it {why}; name one of the \
+                 pods' containers, or leave container out for the first"
+            )
+        })?;
+    }
+    match exec.command.first() {
+        None => {
+            return Err(
+                "exec.command is empty: give the program and its arguments, e.g. \
+                        [/bin/sh, -c, \"...\"]"
+                    .into(),
+            );
+        }
+        Some(program) if program.trim().is_empty() => {
+            return Err(
+                "exec.command[0] is empty: it is the program to run (give its path \
+                        or name)"
+                    .into(),
+            );
+        }
+        Some(_) => {}
+    }
+    Ok(HookAction::Exec {
+        selector,
+        container: exec.container.clone(),
+        command: exec.command.clone(),
+    })
+}
+
+fn http_action(http: &HttpHookSpec) -> Result<HookAction, String> {
+    if !is_http_url(&http.url) {
+        return Err(format!(
+            "http.url {:?} is not an http:// or https:// URL: give the full URL, e.g. \
+             https://hooks.example.com/failover",
+            http.url
+        ));
+    }
+    let method = http.method.clone().unwrap_or_else(|| "POST".into());
+    if !is_token(&method) {
+        return Err(format!(
+            "http.method {method:?} is not an HTTP method: use GET, POST, PUT, PATCH or \
+             DELETE (default POST)"
+        ));
+    }
+    for (name, value) in &http.headers {
+        if !is_token(name) {
+            return Err(format!(
+                "http.headers: {name:?} is not a header name: use letters, digits and \
+                 !#$%&'*+-.^_`|~ (e.g. Content-Type)"
+            ));
+        }
+        if value.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(format!(
+                "http.headers[{name}]: the value contains a line break or another control \
+                 character; remove it"
+            ));
+        }
+    }
+    let expected_status = http.expected_status.unwrap_or(200);
+    if !(100..=599).contains(&expected_status) {
+        return Err(format!(
+            "http.expectedStatus {expected_status} is not an HTTP status: give one from 100 \
+             to 599 (default 200)"
+        ));
+    }
+    Ok(HookAction::Http(HttpRequest {
+        method,
+        url: http.url.clone(),
+        headers: http.headers.clone(),
+        body: http.body.clone(),
+        expected_status,
+    }))
+}
+
+/// An `http://` or `https://` URL with a host and no whitespace.
+fn is_http_url(url: &str) -> bool {
+    let host = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or(""));
+    host.is_some_and(|h| !h.is_empty()) && !url.contains(char::is_whitespace)
+}
+
+/// An HTTP token (RFC 9110): a method or a header name.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
+}
 
 /// The timing a group gets when its spec says nothing, in milliseconds: lease 16 s,
 /// drift 1 s, fence margin 8 s, heartbeat every second, retry after 1 s, ten minutes per
@@ -593,6 +1179,7 @@ impl Group {
                 .filter(|a| a.enabled)
                 .map(|a| parse_auto(a, &timing))
                 .transpose()?,
+            hooks: parse_hooks(&spec.hooks, &timing)?,
         })
     }
 
@@ -628,7 +1215,20 @@ impl Group {
             members: fingerprint(&members),
             // What the members find in the cluster is the operator's to add.
             inventory: 0,
+            hooks: self.hooks_layout(),
         }
+    }
+
+    /// The hooks as the plan places them ([`failover_model::Hooks`]).
+    pub fn hooks_layout(&self) -> failover_model::Hooks {
+        let spots: Vec<failover_model::HookSpot> = self.hooks.iter().map(|h| h.spot).collect();
+        // Validation keeps a group's hooks within the model's maximum.
+        failover_model::Hooks::of(&spots).unwrap_or_default()
+    }
+
+    /// The hook the plan's `Step::Hook(index)` runs.
+    pub fn hook(&self, index: u8) -> Option<&crate::hooks::Hook> {
+        self.hooks.get(usize::from(index))
     }
 
     /// The slot of cluster `name`, if it is one of the group's.
@@ -1042,12 +1642,7 @@ fn parse_auto(a: &AutoFailoverSpec, timing: &Timing) -> Result<AutoPolicy, SpecE
     let probe = match &a.probe {
         None => None,
         Some(p) => {
-            let host = p
-                .url
-                .strip_prefix("http://")
-                .or_else(|| p.url.strip_prefix("https://"))
-                .map(|rest| rest.split(['/', '?']).next().unwrap_or(""));
-            if host.is_none_or(|h| h.is_empty()) || p.url.contains(char::is_whitespace) {
+            if !is_http_url(&p.url) {
                 return Err(bad(format!(
                     "probe.url {:?} is not an http:// or https:// URL",
                     p.url
@@ -1162,6 +1757,45 @@ impl fmt::Display for Secs {
             write!(f, "{}", self.0 / 1000)
         } else {
             write!(f, "{:.3}", self.0 as f64 / 1000.0)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_hook_names_fit_their_jobs_names() {
+        assert_eq!(hook_name("quiesce"), Ok(()));
+        assert_eq!(hook_name(&"q".repeat(HOOK_NAME_MAX)), Ok(()));
+        let longest = crate::hooks::job_name(&"q".repeat(HOOK_NAME_MAX), u64::MAX);
+        assert_eq!(longest.len(), 63, "nothing of the name is cut");
+        assert!(hook_name(&"q".repeat(HOOK_NAME_MAX + 1)).is_err());
+        assert!(hook_name("-q").is_err());
+        assert!(hook_name("").is_err());
+    }
+
+    #[test]
+    fn spec_http_urls_and_tokens() {
+        for ok in ["http://a", "https://a.b:8443/x?y#z", "http://[::1]:80/"] {
+            assert!(is_http_url(ok), "{ok}");
+        }
+        for bad in [
+            "a.b",
+            "https://",
+            "http:///x",
+            "ftp://a",
+            "https://a b",
+            "HTTP://a",
+        ] {
+            assert!(!is_http_url(bad), "{bad}");
+        }
+        for ok in ["GET", "POST", "M-SEARCH", "Content-Type", "X_A"] {
+            assert!(is_token(ok), "{ok}");
+        }
+        for bad in ["", "PO ST", "GET\r\n", "a:b", "(x)"] {
+            assert!(!is_token(bad), "{bad}");
         }
     }
 }

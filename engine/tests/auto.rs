@@ -305,6 +305,7 @@ fn the_watch_is_disarmed_where_it_must_not_fire_and_paused_while_a_failover_runs
         done: 1,
         stuck: false,
         asked: None,
+        hooks: failover_model::Hooks::NONE,
     });
     assert!(matches!(
         watch.observe(&west, &r, 20_000, None),

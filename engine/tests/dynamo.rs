@@ -255,6 +255,7 @@ async fn acquire_takes_lock_and_journal() {
             done: 1,
             stuck: false,
             asked: None,
+            hooks: failover_model::Hooks::NONE,
         })
     );
     assert_eq!(read(&store, "g").await, r);
@@ -513,6 +514,7 @@ async fn force_needs_the_heartbeat_it_saw_stand() {
             done: 1,
             stuck: false,
             asked: None,
+            hooks: failover_model::Hooks::NONE,
         })
     );
     assert_eq!(
@@ -824,8 +826,16 @@ fn random_write(rng: &mut Rng, record: &Record, clock: u64, next_id: &mut u64) -
             let by = rng.cluster();
             let print = match record.spec[by.peer().index()] {
                 Some(p) if rng.chance(70) => p,
+                // With the hooks of the model's `planned` scenario half the time: a
+                // failover keeps the acquirer's (`fo_hooks`), and they move its plan's
+                // positions (where an abort is allowed).
                 _ => SpecPrint {
                     members: rng.below(2),
+                    hooks: if rng.chance(50) {
+                        failover_model::check::planned_hooks()
+                    } else {
+                        failover_model::Hooks::NONE
+                    },
                     ..SpecPrint::default()
                 },
             };
@@ -882,9 +892,10 @@ fn random_write(rng: &mut Rng, record: &Record, clock: u64, next_id: &mut u64) -
         ),
         77..=85 => (rng.cluster(), Op::Complete { id, token, at }),
         86..=91 => {
-            let reason = match rng.below(3) {
+            let reason = match rng.below(4) {
                 0 => AbortReason::TargetSilent,
                 1 => AbortReason::Person,
+                2 => AbortReason::Hook(rng.below(3) as u8),
                 _ => AbortReason::Deadline(Stage::ALL[rng.below(6) as usize]),
             };
             (

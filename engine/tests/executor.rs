@@ -12,8 +12,8 @@ use failover_engine::dryrun::{dry_run, render};
 use failover_engine::executor::{Ended, Operator, process_failover};
 use failover_engine::memory::{MemoryCluster, MemoryStore, Settle, TokioClock};
 use failover_engine::ports::{
-    Changes, ClusterError, ClusterPort, Desired, FieldChange, Kind, Member, MemberState, ObjectRef,
-    Selector,
+    Changes, ClusterError, ClusterPort, Desired, ExecResult, FieldChange, HttpRequest, JobState,
+    Kind, LabelQuery, Member, MemberState, ObjectRef, Selector,
 };
 use failover_engine::recovery::{RecreateRefused, recreate_record};
 use failover_engine::spec::{FailoverGroupSpec, FluxRef, Group, MembersSpec};
@@ -191,6 +191,38 @@ impl<P: ClusterPort> ClusterPort for Cuttable<P> {
     ) -> Result<(), ClusterError> {
         self.gate().await;
         self.inner.remember(group, trace).await
+    }
+
+    async fn ensure_job(
+        &self,
+        namespace: &str,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        template: &serde_json::Value,
+        deadline_seconds: i64,
+    ) -> Result<JobState, ClusterError> {
+        self.gate().await;
+        self.inner
+            .ensure_job(namespace, name, labels, template, deadline_seconds)
+            .await
+    }
+
+    async fn exec(
+        &self,
+        namespace: &str,
+        selector: &LabelQuery,
+        container: Option<&str>,
+        command: &[String],
+    ) -> Result<Vec<ExecResult>, ClusterError> {
+        self.gate().await;
+        self.inner
+            .exec(namespace, selector, container, command)
+            .await
+    }
+
+    async fn http(&self, request: &HttpRequest) -> Result<u16, ClusterError> {
+        self.gate().await;
+        self.inner.http(request).await
     }
 }
 
@@ -585,6 +617,35 @@ impl<P: ClusterPort> ClusterPort for Faulty<P> {
         trace: failover_model::Trace,
     ) -> Result<(), ClusterError> {
         self.inner.remember(group, trace).await
+    }
+
+    async fn ensure_job(
+        &self,
+        namespace: &str,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        template: &serde_json::Value,
+        deadline_seconds: i64,
+    ) -> Result<JobState, ClusterError> {
+        self.inner
+            .ensure_job(namespace, name, labels, template, deadline_seconds)
+            .await
+    }
+
+    async fn exec(
+        &self,
+        namespace: &str,
+        selector: &LabelQuery,
+        container: Option<&str>,
+        command: &[String],
+    ) -> Result<Vec<ExecResult>, ClusterError> {
+        self.inner
+            .exec(namespace, selector, container, command)
+            .await
+    }
+
+    async fn http(&self, request: &HttpRequest) -> Result<u16, ClusterError> {
+        self.inner.http(request).await
     }
 }
 
@@ -1211,4 +1272,294 @@ async fn a_group_without_workloads_is_invalid() {
             .any(|p| p.contains("selects no Deployment or StatefulSet")),
         "{e}"
     );
+}
+
+/// The group with hooks: a quiesce Job before the source's demotion (abort), a verify
+/// exec before the target's promotion (abort), a notification after the target's Flux
+/// resumes (continue).
+fn hooked_group(me: &str) -> Group {
+    use failover_engine::hooks::{Hook, HookAction, HttpRequest};
+    use failover_engine::ports::LabelQuery;
+    use failover_model::{HookSpot, OnFailure, Step};
+    let spot = |anchor, after, side, on_failure| HookSpot {
+        anchor,
+        after,
+        side,
+        on_failure,
+    };
+    let mut g = group(me);
+    g.hooks = vec![
+        Hook {
+            name: "quiesce".into(),
+            spot: spot(Step::DemoteVolumes, false, Role::Source, OnFailure::Abort),
+            timeout: Duration::from_secs(60),
+            action: HookAction::Job {
+                template: serde_json::json!({"spec": {"template": {"spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "q", "image": "tools"}]}}}}),
+            },
+        },
+        Hook {
+            name: "verify".into(),
+            spot: spot(Step::PromoteVolumes, false, Role::Target, OnFailure::Abort),
+            timeout: Duration::from_secs(30),
+            action: HookAction::Exec {
+                selector: LabelQuery::equals("app", "db"),
+                container: Some("db".into()),
+                command: vec!["verify".into(), "--strict".into()],
+            },
+        },
+        Hook {
+            name: "notify".into(),
+            spot: spot(Step::ResumeFlux, true, Role::Target, OnFailure::Continue),
+            timeout: Duration::from_secs(5),
+            action: HookAction::Http(HttpRequest {
+                method: "POST".into(),
+                url: "https://hooks.example.com/x".into(),
+                headers: BTreeMap::new(),
+                body: None,
+                expected_status: 200,
+            }),
+        },
+    ];
+    g
+}
+
+#[tokio::test(start_paused = true)]
+async fn dry_run_lists_the_hooks_in_plan_order() {
+    let kind = PlanKind::Planned(Mode::Consistency);
+    let ca = cluster(true, Settle::OnDemand);
+    let source = dry_run(&ca, &hooked_group("east"), kind, Role::Source)
+        .await
+        .expect("dry run");
+    let names: Vec<String> = source.iter().map(|s| s.step.to_string()).collect();
+    let at = |n: &str| names.iter().position(|s| s == n).unwrap();
+    assert_eq!(at("hook") + 1, at("demote-volumes"), "{names:?}");
+    let text = render(&source);
+    assert!(
+        text.contains(
+            "hook: quiesce, before demote-volumes on the source (abort): Job shop/quiesce-<failover> \
+             (timeout 60 s, at least once)"
+        ),
+        "{text}"
+    );
+    let cb = cluster(false, Settle::OnDemand);
+    let target = dry_run(&cb, &hooked_group("west"), kind, Role::Target)
+        .await
+        .expect("dry run");
+    let hooks: Vec<&str> = target.iter().filter_map(|s| s.hook.as_deref()).collect();
+    assert_eq!(hooks.len(), 2, "{hooks:?}");
+    assert!(hooks[0].starts_with(
+        "verify, before promote-volumes on the target (abort): exec `verify --strict`"
+    ));
+    assert!(hooks[1].starts_with("notify, after resume-flux on the target (continue): POST https://hooks.example.com/x expecting 200"));
+    let steps: Vec<String> = target.iter().map(|s| s.step.to_string()).collect();
+    assert_eq!(steps.first().map(String::as_str), Some("await-hand-off"));
+    assert_eq!(
+        steps[1], "hook",
+        "the verify runs first once the target holds the lock"
+    );
+    assert_eq!(steps.last().map(String::as_str), Some("complete"));
+    assert_eq!(
+        steps[steps.len() - 2],
+        "hook",
+        "the notification runs just before completion"
+    );
+    assert!(
+        ca.changes().is_empty() && cb.changes().is_empty(),
+        "a dry run changes nothing"
+    );
+}
+
+/// East serving, west standby, both with the hooked group; a background task plays
+/// the Job controller: every Job named in `fail` fails, the others complete, after
+/// `after` of virtual time.
+async fn hooked_pair(
+    fail: &'static [&'static str],
+    after: Duration,
+) -> (MemoryStore, MemoryCluster, MemoryCluster, MemOp, MemOp) {
+    let store = MemoryStore::new();
+    let (ca, cb) = (
+        cluster(true, Settle::Instantly),
+        cluster(false, Settle::Instantly),
+    );
+    cb.add_pod(NS, "db-0", &[("app", "db")], 0);
+    cb.set_http("https://hooks.example.com/x", Ok(200));
+    let mut a = Operator::new(
+        ca.clone(),
+        store.clone(),
+        TokioClock::new(0),
+        hooked_group("east"),
+    );
+    let mut b = Operator::new(
+        cb.clone(),
+        store.clone(),
+        TokioClock::new(500),
+        hooked_group("west"),
+    );
+    warm_up(&mut a).await;
+    warm_up(&mut b).await;
+    for c in [ca.clone(), cb.clone()] {
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                for ((ns, name), job) in c.jobs() {
+                    if job.state == JobState::Running {
+                        tokio::time::sleep(after).await;
+                        let failed = fail.iter().any(|f| name.starts_with(f));
+                        let state = if failed {
+                            JobState::Failed("BackoffLimitExceeded: 1 failed pod".into())
+                        } else {
+                            JobState::Complete
+                        };
+                        c.finish_job(&ns, &name, state);
+                    }
+                }
+            }
+        });
+    }
+    (store, ca, cb, a, b)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failover_runs_each_hook_once_in_plan_order_and_completes() {
+    let (store, ca, cb, mut a, mut b) = hooked_pair(&[], Duration::from_secs(2)).await;
+    let mode = Mode::Consistency;
+    let (ea, eb) = tokio::join!(
+        process_failover(&mut a, request(mode)),
+        process_failover(&mut b, request(mode))
+    );
+    let done = Ended::Finished(Outcome::Completed(PlanKind::Planned(mode)));
+    assert_eq!((ea, eb), (done.clone(), done));
+    assert_eq!(store.get("shop/shop").expect("record").active, Cluster::B);
+    let jobs = ca.jobs();
+    assert_eq!(jobs.len(), 1, "one quiesce Job: {jobs:?}");
+    let (_, job) = jobs.into_iter().next().unwrap();
+    assert_eq!((job.created, job.deadline_seconds), (1, 60));
+    assert_eq!(
+        job.labels.get("failover.rs/hook").map(String::as_str),
+        Some("quiesce")
+    );
+    assert!(cb.jobs().is_empty(), "the target runs no Job");
+    assert_eq!(
+        cb.pods()[0].ran,
+        vec![vec!["verify".to_string(), "--strict".into()]]
+    );
+    assert_eq!(cb.requests().len(), 1, "one notification");
+    let names = |op: &MemOp| {
+        op.hook_reports()
+            .iter()
+            .map(|r| (r.name.clone(), r.result.is_ok()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&a), [("quiesce".to_string(), true)]);
+    assert_eq!(
+        names(&b),
+        [("verify".to_string(), true), ("notify".to_string(), true)]
+    );
+    assert_final(&ca, &cb);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_abort_hook_rolls_back_and_a_failing_continue_hook_goes_on() {
+    // The quiesce Job fails: rolled back before anything was demoted; the source serves.
+    let (store, ca, cb, mut a, mut b) = hooked_pair(&["quiesce"], Duration::from_secs(1)).await;
+    let mode = Mode::Consistency;
+    let (ea, eb) = tokio::join!(
+        process_failover(&mut a, request(mode)),
+        process_failover(&mut b, request(mode))
+    );
+    let aborted = Ended::Finished(Outcome::Aborted(failover_model::AbortReason::Hook(0)));
+    assert_eq!((ea, eb), (aborted.clone(), aborted));
+    let record = store.get("shop/shop").expect("record");
+    assert_eq!(
+        (record.active, record.lock, record.failover),
+        (Cluster::A, None, None)
+    );
+    take_turns(&mut a, &mut b, 20).await;
+    for o in ca.objects() {
+        assert!(
+            failover_engine::member::is_set(&o.state, Desired::Start),
+            "{o:?} restored"
+        );
+    }
+    assert!(
+        cb.jobs().is_empty() && cb.pods()[0].ran.is_empty(),
+        "the target ran nothing"
+    );
+    let report = &a.hook_reports()[0];
+    assert!(
+        report
+            .result
+            .as_ref()
+            .is_err_and(|e| e.contains("BackoffLimitExceeded")),
+        "{report:?}"
+    );
+    // A notification that fails only warns: the failover completes.
+    let (store, _, cb, mut a, mut b) = hooked_pair(&[], Duration::from_secs(1)).await;
+    cb.set_http("https://hooks.example.com/x", Ok(500));
+    let (ea, eb) = tokio::join!(
+        process_failover(&mut a, request(mode)),
+        process_failover(&mut b, request(mode))
+    );
+    let done = Ended::Finished(Outcome::Completed(PlanKind::Planned(mode)));
+    assert_eq!((ea, eb), (done.clone(), done));
+    assert_eq!(store.get("shop/shop").expect("record").active, Cluster::B);
+    let notify = b.hook_reports().last().expect("a report").clone();
+    assert!(notify.continues && notify.result.is_err(), "{notify:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_operator_dropped_while_its_hook_job_runs_finds_the_job_again() {
+    let (store, ca, cb, mut a, mut b) = hooked_pair(&[], Duration::from_secs(20)).await;
+    let mode = Mode::Consistency;
+    // A's future is dropped once its quiesce Job exists and still runs; a new process
+    // (empty memory) takes over.
+    let dropped = {
+        let run = process_failover(&mut a, request(mode));
+        let job_running = async {
+            loop {
+                if ca.jobs().values().any(|j| j.state == JobState::Running) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        // B goes on meanwhile (its future is dropped with A's too: B's process keeps
+        // its memory and resumes below, as after an abandoned call).
+        let other = process_failover(&mut b, request(mode));
+        tokio::pin!(run, job_running, other);
+        let mut b_ended = false;
+        loop {
+            tokio::select! {
+                _ = &mut run => break false,
+                () = &mut job_running => break true,
+                _ = &mut other, if !b_ended => b_ended = true,
+            }
+        }
+    };
+    assert!(
+        dropped,
+        "the quiesce Job was running when the process was dropped"
+    );
+    let mut a2 = Operator::new(
+        ca.clone(),
+        store.clone(),
+        TokioClock::new(0),
+        hooked_group("east"),
+    );
+    let (ea, eb) = tokio::join!(
+        process_failover(&mut a2, request(mode)),
+        process_failover(&mut b, request(mode))
+    );
+    let done = Ended::Finished(Outcome::Completed(PlanKind::Planned(mode)));
+    assert_eq!((ea, eb), (done.clone(), done));
+    let jobs = ca.jobs();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(
+        jobs.values().next().map(|j| j.created),
+        Some(1),
+        "not created twice"
+    );
+    assert!(cb.jobs().is_empty());
 }

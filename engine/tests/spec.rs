@@ -369,3 +369,213 @@ fn failover_ids_are_stable_and_distinct() {
     assert_eq!(a, failover_id("6d1f3c2e-0000-4000-8000-000000000001"));
     assert_ne!(a, failover_id("6d1f3c2e-0000-4000-8000-000000000002"));
 }
+
+// ---------------------------------------------------------------------------------------
+// spec.hooks (issue 13)
+// ---------------------------------------------------------------------------------------
+
+/// A database team's hooks, as YAML users write them.
+fn hooked(hooks: serde_json::Value) -> FailoverGroupSpec {
+    let mut spec = serde_json::to_value(valid()).expect("spec as JSON");
+    spec["hooks"] = hooks;
+    serde_json::from_value(spec).expect("a spec with hooks deserializes")
+}
+
+fn job(place: &str, step: &str, side: &str, on_failure: &str) -> serde_json::Value {
+    serde_json::json!({
+        "name": "quiesce", place: step, "side": side, "onFailure": on_failure,
+        "timeoutSeconds": 120,
+        "job": {"template": {"spec": {"backoffLimit": 0, "template": {"spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "q", "image": "tools", "command": ["quiesce"]}]
+        }}}}}
+    })
+}
+
+fn hook_err(hooks: serde_json::Value) -> String {
+    let (e, msg) = err(hooked(hooks));
+    assert!(
+        matches!(e, SpecError::BadHook { .. } | SpecError::OutOfRange(_)),
+        "{e:?}"
+    );
+    msg
+}
+
+#[test]
+fn hooks_parse_into_their_places_and_the_print() {
+    use failover_engine::hooks::HookAction;
+    use failover_model::{HookSpot, OnFailure, Role, Step};
+    let spec = hooked(serde_json::json!([
+        job("before", "demote-volumes", "source", "abort"),
+        {"name": "verify", "before": "promote-volumes", "side": "target",
+         "exec": {"selector": {"matchLabels": {"app": "db"}}, "command": ["verify"]}},
+        {"name": "notify", "after": "resume-flux", "side": "target", "onFailure": "continue",
+         "timeoutSeconds": 10,
+         "http": {"url": "https://hooks.example.com/x", "body": "{}"}},
+    ]));
+    let g = parse(&spec).expect("valid hooks");
+    let spots: Vec<HookSpot> = g.hooks.iter().map(|h| h.spot).collect();
+    assert_eq!(
+        spots,
+        [
+            HookSpot {
+                anchor: Step::DemoteVolumes,
+                after: false,
+                side: Role::Source,
+                on_failure: OnFailure::Abort
+            },
+            HookSpot {
+                anchor: Step::PromoteVolumes,
+                after: false,
+                side: Role::Target,
+                on_failure: OnFailure::Abort
+            },
+            HookSpot {
+                anchor: Step::ResumeFlux,
+                after: true,
+                side: Role::Target,
+                on_failure: OnFailure::Continue
+            },
+        ]
+    );
+    assert_eq!(g.hooks[0].timeout, Duration::from_secs(120));
+    assert_eq!(g.hooks[1].timeout, Duration::from_secs(300), "the default");
+    let HookAction::Http(r) = &g.hooks[2].action else {
+        panic!("{:?}", g.hooks[2].action);
+    };
+    assert_eq!(
+        (r.method.as_str(), r.expected_status),
+        ("POST", 200),
+        "the defaults"
+    );
+    assert_eq!(g.print().hooks, g.hooks_layout());
+    assert_eq!(g.hooks_layout().len(), 3);
+    // Both clusters' copies print alike; one without the hooks differs in spec.hooks.
+    let west = Group::parse("shop", "shop", &spec, "west").expect("valid");
+    assert_eq!(west.print(), g.print());
+    assert_eq!(
+        parse(&valid()).unwrap().print().differs(&g.print()),
+        vec!["spec.hooks"]
+    );
+    // The YAML round trip keeps them.
+    let back: FailoverGroupSpec =
+        serde_json::from_value(serde_json::to_value(&spec).unwrap()).unwrap();
+    assert_eq!(back, spec);
+}
+
+#[test]
+fn an_abort_hook_after_the_promotion_is_rejected_with_why() {
+    let msg = hook_err(serde_json::json!([job(
+        "after",
+        "promote-volumes",
+        "target",
+        "abort"
+    )]));
+    assert!(msg.contains("spec.hooks[0] (quiesce)"), "{msg}");
+    assert!(msg.contains("the target may have promoted"), "{msg}");
+    assert!(msg.contains("two primaries"), "{msg}");
+    assert!(msg.contains("onFailure: continue"), "{msg}");
+    // The same place with `continue` is fine, and a source abort hook too (it rolls
+    // back in consistency mode).
+    parse(&hooked(serde_json::json!([job(
+        "after",
+        "promote-volumes",
+        "target",
+        "continue"
+    )])))
+    .expect("continue after the promotion");
+    parse(&hooked(serde_json::json!([job(
+        "before",
+        "demote-volumes",
+        "source",
+        "abort"
+    )])))
+    .expect("a source abort hook");
+}
+
+#[test]
+fn a_hook_on_the_wrong_side_or_beside_a_record_step_is_rejected() {
+    let msg = hook_err(serde_json::json!([job(
+        "before",
+        "demote-volumes",
+        "target",
+        "continue"
+    )]));
+    assert!(
+        msg.contains("runs on the source") && msg.contains("without it"),
+        "{msg}"
+    );
+    let msg = hook_err(serde_json::json!([job(
+        "after", "complete", "target", "continue"
+    )]));
+    assert!(msg.contains("writes the record"), "{msg}");
+    let msg = hook_err(serde_json::json!([job(
+        "before",
+        "demote-volume",
+        "source",
+        "abort"
+    )]));
+    assert!(
+        msg.contains("no step \"demote-volume\"") && msg.contains("demote-volumes"),
+        "{msg}"
+    );
+    let mut both = job("before", "demote-volumes", "source", "abort");
+    both["after"] = serde_json::json!("demote-volumes");
+    let msg = hook_err(serde_json::json!([both]));
+    assert!(msg.contains("exactly one of `before` and `after`"), "{msg}");
+}
+
+#[test]
+fn hook_names_must_be_unique_labels_that_fit_a_job_name() {
+    let one = job("before", "demote-volumes", "source", "abort");
+    let msg = hook_err(serde_json::json!([one.clone(), one.clone()]));
+    assert!(msg.contains("another hook has this name"), "{msg}");
+    let mut long = one.clone();
+    long["name"] = serde_json::json!("q".repeat(55));
+    assert!(hook_err(serde_json::json!([long])).contains("at most 54 characters"));
+    let mut bad = one;
+    bad["name"] = serde_json::json!("Quiesce");
+    assert!(hook_err(serde_json::json!([bad])).contains("name:"));
+    let many: Vec<serde_json::Value> = (0..9)
+        .map(|i| {
+            let mut h = job("before", "demote-volumes", "source", "abort");
+            h["name"] = serde_json::json!(format!("h{i}"));
+            h
+        })
+        .collect();
+    assert!(hook_err(serde_json::Value::Array(many)).contains("at most 8"));
+}
+
+#[test]
+fn a_hook_needs_one_valid_action_and_a_timeout_within_its_stage() {
+    let mut none = job("before", "demote-volumes", "source", "abort");
+    none.as_object_mut().unwrap().remove("job");
+    assert!(hook_err(serde_json::json!([none])).contains("exactly one action"));
+    let mut restart = job("before", "demote-volumes", "source", "abort");
+    restart["job"]["template"]["spec"]["template"]["spec"]["restartPolicy"] =
+        serde_json::json!("Always");
+    assert!(hook_err(serde_json::json!([restart])).contains("Never or OnFailure"));
+    let mut long = job("before", "demote-volumes", "source", "abort");
+    long["timeoutSeconds"] = serde_json::json!(601);
+    let msg = hook_err(serde_json::json!([long]));
+    assert!(
+        msg.contains("volume-demotion stage's deadline (600 s)"),
+        "{msg}"
+    );
+    let exec = serde_json::json!([{"name": "v", "before": "promote-volumes", "side": "target",
+        "exec": {"selector": {}, "command": ["v"]}}]);
+    let msg = hook_err(exec);
+    assert!(
+        msg.contains("exec.selector: the selector is empty"),
+        "{msg}"
+    );
+    let exec = serde_json::json!([{"name": "v", "before": "promote-volumes", "side": "target",
+        "exec": {"selector": {"matchLabels": {"app": "db"}}, "command": []}}]);
+    assert!(hook_err(exec).contains("exec.command is empty"));
+    let http = serde_json::json!([{"name": "n", "after": "resume-flux", "side": "target",
+        "onFailure": "continue", "http": {"url": "hooks.example.com"}}]);
+    assert!(hook_err(http).contains("http:// or https://"));
+    let http = serde_json::json!([{"name": "n", "after": "resume-flux", "side": "target",
+        "onFailure": "continue", "http": {"url": "https://x", "expectedStatus": 700}}]);
+    assert!(hook_err(http).contains("100 to 599"));
+}

@@ -126,6 +126,7 @@
 
 mod cronjob;
 mod flux;
+pub mod hooks;
 mod network;
 pub mod trace;
 mod volume;
@@ -426,6 +427,32 @@ impl ClusterPort for KubeCluster {
 
     async fn remember(&self, group: &str, t: failover_model::Trace) -> Result<(), ClusterError> {
         trace::remember(&self.inner.client, group, t).await
+    }
+
+    async fn ensure_job(
+        &self,
+        namespace: &str,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        template: &serde_json::Value,
+        deadline_seconds: i64,
+    ) -> Result<crate::hooks::JobState, ClusterError> {
+        let client = &self.inner.client;
+        hooks::ensure_job(client, namespace, name, labels, template, deadline_seconds).await
+    }
+
+    async fn exec(
+        &self,
+        namespace: &str,
+        selector: &crate::ports::LabelQuery,
+        container: Option<&str>,
+        command: &[String],
+    ) -> Result<Vec<crate::hooks::ExecResult>, ClusterError> {
+        hooks::exec(&self.inner.client, namespace, selector, container, command).await
+    }
+
+    async fn http(&self, request: &crate::hooks::HttpRequest) -> Result<u16, ClusterError> {
+        hooks::http(request).await
     }
 }
 
