@@ -10,14 +10,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use failover_engine::auto::{AutoPolicy, Probe, State, Watch};
+use failover_engine::k8s::hooks::HttpsClient;
 use failover_engine::spec::{
     AutoFailoverStatus, Failover, FailoverGroup, FailoverMode, FailoverSpec, Group,
 };
 use failover_model::Mode;
-use http_body_util::Empty;
-use hyper_util::client::legacy::Client as HttpClient;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::Full;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{ListParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -85,8 +83,6 @@ pub struct AutoTask {
     /// Where its Events go.
     pub events: (Reporter, ObjectReference),
 }
-
-type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 
 impl AutoTask {
     /// Observe once a second until `stop` says so.
@@ -298,22 +294,18 @@ impl AutoTask {
     }
 }
 
-/// The probe's client: HTTP and HTTPS (the system's roots).
-fn http_client() -> Option<HttpClient<Https, Empty<Bytes>>> {
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
-        .map_err(|e| warn!(error = %e, "no TLS roots for the auto-failover probe"))
-        .ok()?
-        .https_or_http()
-        .enable_http1()
-        .build();
-    Some(HttpClient::builder(TokioExecutor::new()).build(https))
+/// The probe's client: the engine's (the one hooks use), HTTP and HTTPS with the
+/// system's roots.
+fn http_client() -> Option<HttpsClient> {
+    failover_engine::k8s::hooks::http_client()
+        .map_err(|e| warn!(error = %e, "no HTTP client for the auto-failover probe"))
+        .ok()
 }
 
 /// One `GET` of the probe's URL: healthy if it answers the expected status in time.
-async fn probe(client: &HttpClient<Https, Empty<Bytes>>, p: &Probe) -> Result<(), String> {
+async fn probe(client: &HttpsClient, p: &Probe) -> Result<(), String> {
     let request = http::Request::get(&p.url)
-        .body(Empty::new())
+        .body(Full::new(Bytes::new()))
         .map_err(|e| format!("{}: {e}", p.url))?;
     match tokio::time::timeout(p.timeout, client.request(request)).await {
         Err(_) => Err(format!(

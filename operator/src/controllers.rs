@@ -527,6 +527,7 @@ mod tests {
             done: 4,
             stuck: false,
             asked: None,
+            hooks: failover_model::Hooks::NONE,
         });
         let running = phase(&view(r.clone()), id).expect("running");
         assert_eq!(running.phase.as_deref(), Some("Running"));

@@ -19,8 +19,8 @@ use failover_engine::spec::{
     HistoryItem,
 };
 use failover_model::{
-    AbortReason, Cluster, FailoverId, HistoryEntry, InFlight, Outcome, Plan, PlanKind, Record,
-    Request, Stage, Variant,
+    AbortReason, Cluster, FailoverId, HistoryEntry, InFlight, Outcome, PlanKind, Record, Request,
+    Stage, Variant,
 };
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Api;
@@ -58,6 +58,9 @@ pub struct View {
     pub stopped: Option<String>,
     /// How far the failover's next step got on each kind, when this cluster runs it.
     pub kinds: Vec<String>,
+    /// The hooks this cluster's operator ran for the failover in flight (or the last
+    /// one), oldest first.
+    pub hooks: Vec<failover_engine::executor::HookReport>,
 }
 
 /// A running group loop.
@@ -199,6 +202,7 @@ async fn drive(
             problems,
             stopped: stopped.clone(),
             kinds: step_kinds(&op),
+            hooks: op.hook_reports().to_vec(),
         };
         view.send_if_modified(|v| {
             let changed = *v != now;
@@ -232,7 +236,7 @@ fn step_kinds(op: &KubeOperator) -> Vec<String> {
         return Vec::new();
     };
     let me = op.group().me;
-    let plan = Plan::of(f.kind, Variant::Correct);
+    let plan = f.plan(Variant::Correct);
     let mine = |at: u32| {
         plan.get(at).filter(|s| match s.owner {
             failover_model::Role::Source => f.source == me,
@@ -436,6 +440,38 @@ impl Publisher {
             action: action.into(),
             secondary: None,
         };
+        if let failover_engine::executor::TurnResult::Hooked(h) = &turn.result {
+            let hook = group.hook(h.index);
+            let place = hook.map(|h| h.place()).unwrap_or_default();
+            events.push(match &h.result {
+                Ok(said) => event(
+                    false,
+                    "HookSucceeded",
+                    "Hook",
+                    format!(
+                        "failover {:016x}: hook {} ({place}) succeeded: {said}",
+                        h.id, h.name
+                    ),
+                ),
+                Err(why) => {
+                    let then = if h.continues {
+                        "the failover goes on (onFailure: continue)"
+                    } else {
+                        "the failover is rolled back if the target promoted nothing yet, \
+                         else the hook is retried until the stage deadline"
+                    };
+                    event(
+                        true,
+                        "HookFailed",
+                        "Hook",
+                        format!(
+                            "failover {:016x}: hook {} ({place}) failed: {why}; {then}",
+                            h.id, h.name
+                        ),
+                    )
+                }
+            });
+        }
         for t in std::iter::once(turn).chain(turn.during.iter().map(|(t, _)| t)) {
             if let failover_engine::executor::TurnResult::Fenced { changes, failed } = &t.result
                 && (!changes.is_empty() || !failed.is_empty())
@@ -602,6 +638,8 @@ pub fn outcome_name(outcome: Outcome) -> String {
         Outcome::Aborted(AbortReason::TargetSilent) => "aborted-target-silent".into(),
         Outcome::Aborted(AbortReason::Person) => "aborted-by-person".into(),
         Outcome::Aborted(AbortReason::Deadline(stage)) => format!("aborted-deadline-{stage}"),
+        // The hook's index in spec.hooks (its failure's Event names it).
+        Outcome::Aborted(AbortReason::Hook(i)) => format!("aborted-by-hook-{i}"),
         Outcome::Resolved => "resolved-by-person".into(),
         Outcome::NoOp => "no-op".into(),
         Outcome::Withdrawn => "withdrawn".into(),
@@ -664,7 +702,7 @@ pub fn group_status(
         })
         .collect();
     let failover = r.failover.map(|f| {
-        let plan = Plan::of(f.kind, Variant::Correct);
+        let plan = f.plan(Variant::Correct);
         let next = f.next_step().or(plan.steps.last().copied());
         FailoverProgress {
             id: format!("{:016x}", f.id),
@@ -672,7 +710,14 @@ pub fn group_status(
             source: name(f.source),
             target: name(f.target),
             stage: next.map(|s| s.stage.to_string()).unwrap_or_default(),
-            step: next.map(|s| s.step.to_string()).unwrap_or_default(),
+            step: next
+                .map(|s| match s.step {
+                    failover_model::Step::Hook(i) => group
+                        .hook(i)
+                        .map_or_else(|| format!("hook #{i}"), |h| format!("hook {}", h.name)),
+                    step => step.to_string(),
+                })
+                .unwrap_or_default(),
             progress: format!("{}/{}", f.done, plan.steps.len()),
             kinds: view.kinds.clone(),
             needs_operator: f.stuck,
@@ -747,6 +792,61 @@ pub fn group_status(
             "nothing needs attention".into()
         },
     ));
+    // The latest run of each hook this cluster ran for the failover (a failure that only
+    // warns, `onFailure: continue`, is shown here, with its Event).
+    let mut latest: Vec<&failover_engine::executor::HookReport> = Vec::new();
+    for h in view.hooks.iter().rev() {
+        if !latest.iter().any(|l| l.index == h.index) {
+            latest.push(h);
+        }
+    }
+    latest.reverse();
+    let failed: Vec<String> = latest
+        .iter()
+        .filter_map(|h| {
+            let why = h.result.as_ref().err()?;
+            let then = if h.continues {
+                "the failover went on (onFailure: continue)"
+            } else {
+                "rolled back, or retried where no roll back is safe"
+            };
+            Some(format!(
+                "failover {:016x}: hook {} failed: {why}; {then}",
+                h.id, h.name
+            ))
+        })
+        .collect();
+    if !latest.is_empty() {
+        let ran = latest
+            .iter()
+            .map(|h| {
+                format!(
+                    "{} {}",
+                    h.name,
+                    if h.result.is_ok() {
+                        "succeeded"
+                    } else {
+                        "failed"
+                    }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        conditions.push(condition(
+            "HooksSucceeded",
+            failed.is_empty(),
+            if failed.is_empty() {
+                "Succeeded"
+            } else {
+                "HookFailed"
+            },
+            if failed.is_empty() {
+                format!("failover {:016x}: {ran}", latest[0].id)
+            } else {
+                failed.join("; ")
+            },
+        ));
+    }
     FailoverGroupStatus {
         active: Some(name(r.active)),
         token: Some(r.token),
@@ -838,6 +938,7 @@ mod tests {
             done: 3,
             stuck: true,
             asked: None,
+            hooks: failover_model::Hooks::NONE,
         });
         record.history.push(HistoryEntry {
             id: 0xbeef,
@@ -861,6 +962,73 @@ mod tests {
         // East's lease (16 s) ran out 24 s ago: it is fenced.
         assert_eq!(s.clusters[0].lease_left_seconds, Some(-24));
         assert_eq!(condition(&s, "Fenced"), "True");
+    }
+
+    #[test]
+    fn hook_runs_show_in_a_condition() {
+        use failover_engine::executor::HookReport;
+        let report = |index, name: &str, result: Result<&str, &str>, continues| HookReport {
+            id: 0x42,
+            index,
+            name: name.into(),
+            result: result.map(String::from).map_err(String::from),
+            continues,
+        };
+        let record = Record::new(Cluster::A, [Some(1), Some(1)]);
+        let mut view = View {
+            record: Some(record),
+            hooks: vec![
+                report(
+                    0,
+                    "quiesce",
+                    Err("Job quiesce-00000042 failed: BackoffLimitExceeded"),
+                    false,
+                ),
+                report(0, "quiesce", Ok("Job quiesce-00000042 complete"), false),
+                report(
+                    2,
+                    "notify",
+                    Err("POST https://x answered 500, expected 200"),
+                    true,
+                ),
+            ],
+            ..View::default()
+        };
+        let s = group_status(&group("east"), &view, Some(1), 10, 0);
+        let c = s
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "HooksSucceeded")
+            .expect("condition");
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "HookFailed")
+        );
+        assert!(
+            c.message
+                .contains("hook notify failed: POST https://x answered 500"),
+            "{}",
+            c.message
+        );
+        assert!(
+            c.message.contains("went on (onFailure: continue)"),
+            "{}",
+            c.message
+        );
+        assert!(
+            !c.message.contains("quiesce"),
+            "the latest quiesce run succeeded: {}",
+            c.message
+        );
+        view.hooks.pop();
+        let s = group_status(&group("east"), &view, Some(1), 10, 0);
+        let c = s
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "HooksSucceeded")
+            .expect("condition");
+        assert_eq!(c.status, "True");
+        assert_eq!(c.message, "failover 0000000000000042: quiesce succeeded");
     }
 
     #[test]
