@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Real Kubernetes control planes for the integration tests (envtest style): etcd, the
 # kube-apiserver and the kube-controller-manager, built from Debian's Kubernetes source
-# package and run on loopback. There is no kubelet: the test harness plays kubelet and
+# package and run on loopback (the controller manager runs the Deployment, ReplicaSet,
+# StatefulSet, CronJob, Job and garbage-collector controllers). There is no kubelet: the test harness plays kubelet and
 # the csi-addons driver itself.
 #
 #   scripts/kube-control-plane.sh build        install the build tools and build the
@@ -314,7 +315,7 @@ EOF
         exec 9>&-
         exec setsid "$bin/kube-controller-manager" \
             --kubeconfig "$d/kubeconfig" \
-            --controllers deployment,replicaset,statefulset,cronjob,garbagecollector \
+            --controllers deployment,replicaset,statefulset,cronjob,job,garbagecollector \
             --leader-elect=false --port 0 --secure-port 0 \
             --concurrent-deployment-syncs 10 --concurrent-replicaset-syncs 10 \
             </dev/null >"$d/controller-manager.log" 2>&1

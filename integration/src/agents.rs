@@ -1,5 +1,6 @@
 //! Agents that play the node-side components a test API server lacks: a kubelet that
-//! makes pods Running and Ready (the KWOK idea), and a csi-addons driver that moves a
+//! makes pods Running and Ready (the KWOK idea) or, for a Job's pod that asks for it
+//! ([`JOB_OUTCOME_ANNOTATION`]), ends it succeeded or failed, and a csi-addons driver that moves a
 //! VolumeReplication's status to the state its spec asks for. The real Deployment,
 //! ReplicaSet and StatefulSet controllers do everything else (creating and deleting
 //! pods, computing readiness).
@@ -53,6 +54,16 @@ impl Agents {
     }
 }
 
+/// A pod (a hook Job's, from its template) with this annotation is ended by the kubelet
+/// agent: `succeed` (phase Succeeded, exit code 0) or `fail` (phase Failed, exit code 1),
+/// [`JOB_SECONDS_ANNOTATION`] seconds after it appeared. Without it a pod runs for ever
+/// (a hook that hangs).
+pub const JOB_OUTCOME_ANNOTATION: &str = "test.failover.rs/job-outcome";
+
+/// How long a pod with [`JOB_OUTCOME_ANNOTATION`] runs before it ends, in seconds
+/// (default: the agent's pod delay).
+pub const JOB_SECONDS_ANNOTATION: &str = "test.failover.rs/job-seconds";
+
 fn now() -> String {
     failover_engine::k8s::rfc3339(std::time::SystemTime::now())
 }
@@ -86,6 +97,23 @@ async fn kubelet(client: Client, namespace: String, delay: Duration) {
         if ready(&pod) || pod.metadata.deletion_timestamp.is_some() {
             continue;
         }
+        let annotations = pod.metadata.annotations.clone().unwrap_or_default();
+        if let Some(outcome) = annotations.get(JOB_OUTCOME_ANNOTATION) {
+            let ended = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.as_deref())
+                .is_some_and(|p| p == "Succeeded" || p == "Failed");
+            if !ended && let Some(name) = pod.metadata.name.clone() {
+                let seconds = annotations
+                    .get(JOB_SECONDS_ANNOTATION)
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .map_or(delay, Duration::from_secs_f64);
+                let succeed = outcome == "succeed";
+                tokio::spawn(end_pod(pods.clone(), name, seconds, succeed));
+            }
+            continue;
+        }
         let (Some(name), Some(version)) = (pod.metadata.name, pod.metadata.resource_version) else {
             continue;
         };
@@ -114,6 +142,52 @@ async fn kubelet(client: Client, namespace: String, delay: Duration) {
                 tracing::debug!(%err, pod = %name, "kubelet agent: status patch");
             }
         });
+    }
+}
+
+/// End a Job's pod after `after`: Succeeded (exit code 0) or Failed (exit code 1), with
+/// a terminated container status, as a kubelet reports it; the Job controller then
+/// counts it.
+async fn end_pod(pods: Api<Pod>, name: String, after: Duration, succeed: bool) {
+    tokio::time::sleep(after).await;
+    let Ok(pod) = pods.get(&name).await else {
+        return;
+    };
+    let container = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.first())
+        .map_or("main".to_owned(), |c| c.name.clone());
+    let at = now();
+    let code = if succeed { 0 } else { 1 };
+    let body = json!({
+        "status": {
+            "phase": if succeed { "Succeeded" } else { "Failed" },
+            "startTime": at,
+            "conditions": [
+                {"type": "Ready", "status": "False", "lastTransitionTime": at},
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": at},
+            ],
+            "containerStatuses": [{
+                "name": container,
+                "image": "busybox",
+                "imageID": "",
+                "ready": false,
+                "restartCount": 0,
+                "state": {"terminated": {
+                    "exitCode": code,
+                    "reason": if succeed { "Completed" } else { "Error" },
+                    "startedAt": at,
+                    "finishedAt": at,
+                }},
+            }],
+        }
+    });
+    if let Err(err) = pods
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
+        .await
+    {
+        tracing::debug!(%err, pod = %name, "kubelet agent: job pod status patch");
     }
 }
 

@@ -15,7 +15,9 @@ use failover_engine::k8s::{
 use failover_engine::ports::{ClusterPort, Desired, Kind, ObjectRef, StorePort, SystemClock};
 use failover_engine::recovery::{InterveneRefused, intervene};
 use failover_engine::spec::{FailoverGroupSpec, Group, TimingSpec};
-use failover_integration::agents::{Agents, STUCK_ANNOTATION};
+use failover_integration::agents::{
+    Agents, JOB_OUTCOME_ANNOTATION, JOB_SECONDS_ANNOTATION, STUCK_ANNOTATION,
+};
 use failover_integration::app;
 use failover_integration::faults::{Fault, Faults, Rule, faulty_client};
 use failover_integration::monitor::{Monitor, Report, observer};
@@ -24,7 +26,8 @@ use failover_model::{
     AbortReason, Cluster, Intervention, Mode, Outcome, Plan, PlanKind, Request, Role, Stage,
     Variant,
 };
-use kube::api::{Api, DynamicObject};
+use k8s_openapi::api::batch::v1::Job;
+use kube::api::{Api, DynamicObject, ListParams};
 use serde_json::{Value, json};
 
 const REPLICAS: i32 = 3;
@@ -218,7 +221,6 @@ async fn survive(
         return (process_failover(op, request).await, false);
     };
     let key = op.group().key.clone();
-    let name = op.group().name_of(op.group().me).to_string();
     let reached = async {
         loop {
             if let Ok(Some(r)) = store.read(&key).await
@@ -230,6 +232,22 @@ async fn survive(
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     };
+    let why = format!("with {at} plan steps done");
+    crash_when(op, request, reached, &why, fresh).await
+}
+
+/// Process `request`; once `reached` completes, crash (drop the operator's future
+/// wherever it is) and let `fresh` take over. Returns how it ended and whether the
+/// crash happened.
+async fn crash_when(
+    op: &mut Op,
+    request: Request,
+    reached: impl std::future::Future<Output = ()>,
+    why: &str,
+    fresh: Op,
+) -> (Ended, bool) {
+    let name = op.group().name_of(op.group().me).to_string();
+    let at = why;
     let ended = {
         let run = process_failover(op, request);
         futures::pin_mut!(run, reached);
@@ -241,7 +259,7 @@ async fn survive(
     if let Some(ended) = ended {
         return (ended, false);
     }
-    eprintln!("operator {name} crashed with {at} plan steps done");
+    eprintln!("operator {name} crashed {at}");
     *op = fresh;
     (process_failover(op, request).await, true)
 }
@@ -301,6 +319,16 @@ async fn setup(
     variant: Variant,
     volume_delay: Duration,
 ) -> ([Site; 2], DynamoStore, [Op; 2]) {
+    setup_with(mode, variant, volume_delay, spec()).await
+}
+
+/// [`setup`] with the group's spec given.
+async fn setup_with(
+    mode: Mode,
+    variant: Variant,
+    volume_delay: Duration,
+    spec: FailoverGroupSpec,
+) -> ([Site; 2], DynamoStore, [Op; 2]) {
     let ns = unique_name(match (mode, variant) {
         (_, Variant::PromoteBeforeDemote) => "bug",
         (Mode::Consistency, _) => "consistency",
@@ -316,7 +344,7 @@ async fn setup(
         site(CLUSTERS[1], &ns, false, volume_delay)
     );
     let sites = [east, west];
-    let group = |me: &str| Group::parse(&ns, "shop", &spec(), me).expect("valid group");
+    let group = |me: &str| Group::parse(&ns, "shop", &spec, me).expect("valid group");
     let mut ops = [0, 1].map(|i| {
         Operator::with_variant(
             sites[i].cluster.clone(),
@@ -1110,4 +1138,245 @@ async fn a_volume_that_never_reports_its_demotion_rolls_the_failover_back_on_rea
     );
     assert_serving(&sites[0], true).await;
     assert_serving(&sites[1], false).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Hooks (issue 13): Jobs on the real control planes, completed or failed by the kubelet
+// agent as the pod template's annotations ask.
+// ---------------------------------------------------------------------------------------
+
+/// A hook Job whose pod the kubelet agent ends with `outcome` (`succeed` or `fail`)
+/// after `seconds`.
+fn job_hook(name: &str, place: (&str, &str), side: &str, outcome: &str, seconds: u32) -> Value {
+    json!({
+        "name": name,
+        place.0: place.1,
+        "side": side,
+        "timeoutSeconds": 60,
+        "onFailure": "abort",
+        "job": {"template": {
+            "metadata": {"labels": {"app": "shop-hooks"}},
+            "spec": {
+                "backoffLimit": 0,
+                "template": {
+                    "metadata": {"annotations": {
+                        JOB_OUTCOME_ANNOTATION: outcome,
+                        JOB_SECONDS_ANNOTATION: seconds.to_string(),
+                    }},
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{"name": name, "image": "busybox", "command": ["true"]}],
+                    },
+                },
+            },
+        }},
+    })
+}
+
+/// The test group's spec with `hooks`.
+fn hooked_spec(hooks: Vec<Value>) -> FailoverGroupSpec {
+    let mut spec = serde_json::to_value(spec()).expect("spec as JSON");
+    spec["hooks"] = Value::Array(hooks);
+    serde_json::from_value(spec).expect("a valid spec with hooks")
+}
+
+/// The Jobs of hook `hook` in `site`'s namespace.
+async fn hook_jobs(site: &Site, hook: &str) -> Vec<Job> {
+    let ns = &site.objects[0].namespace;
+    let jobs: Api<Job> = Api::namespaced(site.plane.client.clone(), ns);
+    let params = ListParams::default().labels(&format!("failover.rs/hook={hook}"));
+    jobs.list(&params).await.expect("list Jobs").items
+}
+
+fn complete(job: &Job) -> bool {
+    job.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| c.type_ == "Complete" && c.status == "True")
+        })
+}
+
+/// A quiesce Job before the source's demotion and a verify Job before the target's
+/// promotion each run once, and the failover completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiesce_and_verify_jobs_run_once_and_the_failover_completes_on_real_clusters() {
+    let spec = hooked_spec(vec![
+        job_hook(
+            "quiesce",
+            ("before", "demote-volumes"),
+            "source",
+            "succeed",
+            1,
+        ),
+        job_hook(
+            "verify",
+            ("before", "promote-volumes"),
+            "target",
+            "succeed",
+            1,
+        ),
+    ]);
+    let (sites, store, mut ops) =
+        setup_with(Mode::Consistency, Variant::Correct, VOLUME_DELAY, spec).await;
+    let request = Request {
+        id: 0x1313_0001,
+        to: Cluster::B,
+        mode: Mode::Consistency,
+    };
+    fail_over(&mut ops, &store, &sites, request, [None; 2]).await;
+    let [east, west] = &sites;
+    for (site, hook, other) in [(east, "quiesce", west), (west, "verify", east)] {
+        let jobs = hook_jobs(site, hook).await;
+        assert_eq!(jobs.len(), 1, "one {hook} Job in {}", site.plane.name);
+        assert!(complete(&jobs[0]), "the {hook} Job completed");
+        assert_eq!(
+            jobs[0].metadata.name.as_deref(),
+            Some(format!("{hook}-13130001").as_str()),
+            "named after the hook and the failover"
+        );
+        assert!(
+            hook_jobs(other, hook).await.is_empty(),
+            "{hook} runs on its side only"
+        );
+    }
+}
+
+/// A verify hook that fails rolls a consistency failover back before the target
+/// promoted anything: the source serves again exactly as before, the target is still
+/// the standby.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_verify_hook_aborts_a_consistency_failover_on_real_clusters() {
+    let spec = hooked_spec(vec![
+        job_hook(
+            "quiesce",
+            ("before", "demote-volumes"),
+            "source",
+            "succeed",
+            1,
+        ),
+        job_hook("verify", ("before", "promote-volumes"), "target", "fail", 1),
+    ]);
+    let (sites, store, mut ops) =
+        setup_with(Mode::Consistency, Variant::Correct, VOLUME_DELAY, spec).await;
+    let request = Request {
+        id: 0x1313_0002,
+        to: Cluster::B,
+        mode: Mode::Consistency,
+    };
+    let (ended, report) = run_failover(&mut ops, &store, &sites, request, [None; 2]).await;
+    let aborted = Ended::Finished(Outcome::Aborted(AbortReason::Hook(1)));
+    assert_eq!(
+        ended.map(|e| e.0),
+        [aborted.clone(), aborted],
+        "rolled back by the hook"
+    );
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    let record = store
+        .read(&ops[0].group().key)
+        .await
+        .expect("read")
+        .expect("record");
+    assert_eq!(
+        (record.active, record.lock, record.failover),
+        (Cluster::A, None, None)
+    );
+    // The source restores what it stopped (its state at rest), exactly.
+    let source = ops[0].group().clone();
+    let restored = async {
+        loop {
+            let s = observer(sites[0].cluster.clone(), store.clone(), source.clone());
+            let state = s.observe().await;
+            if failover_model::START
+                .iter()
+                .all(|step| step.satisfied(&state))
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let [a, b] = &mut ops;
+        let keep = async {
+            loop {
+                a.turn().await;
+                b.turn().await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        tokio::select! {
+            () = restored => {}
+            () = keep => {}
+        }
+    })
+    .await
+    .expect("the source serves again");
+    assert_serving(&sites[0], true).await;
+    assert_serving(&sites[1], false).await;
+    let verify = hook_jobs(&sites[1], "verify").await;
+    assert_eq!(verify.len(), 1, "the verify Job ran once");
+}
+
+/// The source's operator is killed while its quiesce Job runs: the operator that
+/// replaces it finds the Job, waits for it, and the failover completes with one Job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_killed_while_a_hook_job_runs_resumes_without_a_second_job() {
+    let spec = hooked_spec(vec![job_hook(
+        "quiesce",
+        ("before", "demote-volumes"),
+        "source",
+        "succeed",
+        6,
+    )]);
+    let (sites, store, mut ops) =
+        setup_with(Mode::Consistency, Variant::Correct, VOLUME_DELAY, spec).await;
+    let request = Request {
+        id: 0x1313_0003,
+        to: Cluster::B,
+        mode: Mode::Consistency,
+    };
+    let monitor = watch(&ops, &store, &sites, 0);
+    let [fresh_a, _] = fresh_operators(&ops, &store, &sites);
+    let [a, b] = &mut ops;
+    let job_running = async {
+        loop {
+            if hook_jobs(&sites[0], "quiesce")
+                .await
+                .iter()
+                .any(|j| !complete(j))
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let (ea, eb) = tokio::time::timeout(FAILOVER_BOUND, async {
+        tokio::join!(
+            crash_when(
+                a,
+                request,
+                job_running,
+                "while its quiesce Job runs",
+                fresh_a
+            ),
+            process_failover(b, request)
+        )
+    })
+    .await
+    .expect("the failover ends");
+    let report = monitor.stop().await;
+    let done = Ended::Finished(Outcome::Completed(PlanKind::Planned(Mode::Consistency)));
+    assert_eq!(
+        (ea, eb),
+        ((done.clone(), true), done),
+        "crashed, resumed, completed"
+    );
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    let jobs = hook_jobs(&sites[0], "quiesce").await;
+    assert_eq!(jobs.len(), 1, "no second Job after the restart");
+    assert!(complete(&jobs[0]));
+    assert_serving(&sites[1], true).await;
+    assert_serving(&sites[0], false).await;
 }
