@@ -364,6 +364,8 @@ pub fn run_auto(cfg: AutoConfig) -> AutoReport {
         variant: Variant::Correct,
         shape: None,
         timeline: cfg.timeline,
+        // The auto-failover figures are measured without hooks.
+        hooks: crate::run::Hooking::Off,
     };
     let auto = AutoFailoverSpec {
         enabled: true,

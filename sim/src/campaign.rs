@@ -6,9 +6,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use failover_model::{Mode, Outcome, PlanKind, Stage, Variant};
+use failover_model::{AbortReason, Mode, Outcome, PlanKind, Stage, Variant};
 
-use crate::run::{Profile, RunConfig, RunReport, run};
+use crate::run::{Hooking, Profile, RunConfig, RunReport, run};
 use crate::world::FaultKind;
 
 /// What a campaign runs.
@@ -30,6 +30,8 @@ pub struct Campaign {
     pub shape: Option<(usize, usize)>,
     /// Stop at the first violation.
     pub stop_at_first: bool,
+    /// Whether the group has hooks.
+    pub hooks: Hooking,
 }
 
 /// The campaign's result.
@@ -70,6 +72,7 @@ pub fn campaign(c: &Campaign) -> Summary {
                         variant: c.variant,
                         shape: c.shape,
                         timeline: false,
+                        hooks: c.hooks,
                     });
                     if r.violation.is_some() {
                         found.store(true, Ordering::Relaxed);
@@ -166,6 +169,30 @@ impl Summary {
                 runs_with.get(&k).copied().unwrap_or(0)
             );
         }
+        // Hooks (issue 13): what their runs did, in the runs that had them.
+        let hooked: Vec<_> = self.reports.iter().filter(|r| r.hooks.on).collect();
+        let sum = |f: fn(&RunReport) -> u32| hooked.iter().map(|r| f(r)).sum::<u32>();
+        let _ = writeln!(
+            out,
+            "hooks: in {} runs; {} hook runs (retries included), {} failed ({} at their \
+             timeout); a hook ran twice in {} runs; {} failovers aborted by a hook; {} Jobs \
+             created, at most {} per hook and failover",
+            hooked.len(),
+            sum(|r| r.hooks.runs),
+            sum(|r| r.hooks.failed),
+            sum(|r| r.hooks.timed_out),
+            hooked.iter().filter(|r| r.hooks.ran_twice).count(),
+            hooked
+                .iter()
+                .filter(|r| matches!(r.outcome, Some(Outcome::Aborted(AbortReason::Hook(_)))))
+                .count(),
+            sum(|r| r.hooks.jobs_created),
+            hooked
+                .iter()
+                .map(|r| r.hooks.most_jobs_per_failover)
+                .max()
+                .unwrap_or(0),
+        );
         let _ = writeln!(
             out,
             "simulated failover duration (request to end), p50 / p99:"

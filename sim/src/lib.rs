@@ -3,7 +3,8 @@
 //! - [`runtime`]: a single-threaded executor on virtual time (FIFO polling, time moves
 //!   only when nothing can run), so one seed gives one run;
 //! - [`world`]: the fake clusters (objects, resourceVersions, controllers that move
-//!   status after random delays, Flux reverting unsuspended clusters to git) and the
+//!   status after random delays, Flux reverting unsuspended clusters to git, hooks'
+//!   Jobs, execs and HTTP endpoints that succeed, fail or hang) and the
 //!   fake DynamoDB (exact conditional writes, throttling, unavailability, writes that
 //!   apply but time out, writes delayed in transit), with partitions and disasters;
 //! - [`run`]: one seed: shape, mode, swarm faults, the engine's operators, invariants

@@ -17,28 +17,50 @@
 //! the call in progress, then `Act::Finish(c, applied)`, or the self-fence that abandons
 //! it.
 //!
+//! A hook's run (issue 13) is `Act::Operator(c, Fault::None)` if it succeeded and
+//! `Fault::HookFails` if it failed (an error, or no success within its timeout) when it
+//! took no time; one that took time (lease keeping beside it or not) is a slow call
+//! like an effect's, `Fault::Slow` then `Act::Finish(c, ok)`, finished at the time the
+//! run ended (the engine records a hook's outcome then, an effect's at its decision).
+//!
 //! Time passing and the controllers' partial progress are not replayed as model
 //! actions: the model abstracts them (a tick happens only when everything is
 //! quiescent, and a controller converges a whole kind at once), so the world is re-synced
 //! from the run before every turn. A rejected turn is a conformance violation.
 
 use failover_engine::executor::{Turn, TurnResult};
-use failover_model::check::{Act, Asked, Budget, Busy, Config, FailoverModel, Fault, Marks, World};
+use failover_model::check::{
+    Act, Asked, Budget, Busy, Call, Config, FailoverModel, Fault, Marks, World,
+};
 use failover_model::{
-    Action, Audit, Cluster, ClusterState, Identity, Memory, Mode, Record, Reply, SpecPrint, Timing,
-    Variant,
+    Action, Audit, Cluster, ClusterState, Hooks, Identity, Memory, Mode, Purpose, Record, Reply,
+    SpecPrint, Time, Timing, Variant,
 };
 use stateright::Model;
 
-/// The turn's Kubernetes call was slow: lease keeping ran beside it, or it was abandoned.
 /// `others` with cluster `c`'s entry replaced by `mine`.
 fn own<T>(c: Cluster, mut others: [T; 2], mine: T) -> [T; 2] {
     others[c.index()] = mine;
     others
 }
 
-fn slow(turn: &Turn) -> bool {
-    !turn.during.is_empty() || turn.result == TurnResult::Abandoned
+/// The turn's call was slow: lease keeping ran beside it, or it was abandoned, or (a
+/// hook) time passed while it ran.
+fn slow(turn: &Turn, around: &Around<'_>) -> bool {
+    let took_time = matches!(turn.decision.action, Action::Hook(_))
+        && around.ended.is_some_and(|(now, _)| now != turn.now);
+    !turn.during.is_empty() || turn.result == TurnResult::Abandoned || took_time
+}
+
+/// Where a turn stands with respect to a slow call.
+#[derive(Clone, Copy, Debug)]
+enum Moment {
+    /// No slow call: the turn is one model action.
+    Plain,
+    /// A slow call starts (`Fault::Slow`).
+    SlowStart,
+    /// Lease keeping while this call is in progress.
+    During(Busy),
 }
 
 /// The model one run's turns are replayed through.
@@ -61,6 +83,9 @@ pub struct Around<'a> {
     pub write_found: Option<&'a Record>,
     /// Who the operator is.
     pub who: Who,
+    /// The operator's monotonic and wall clocks when the turn returned (`None`: at its
+    /// decision): when a hook's run ended.
+    pub ended: Option<(Time, Time)>,
 }
 
 /// Who an operator is, as its decisions were made: the slot it is configured as, the
@@ -113,9 +138,17 @@ impl Replay {
                     stuck_volumes: 0,
                     interventions: 0,
                     health_reports: true,
+                    hooks: Hooks::NONE,
+                    hook_faults: u8::MAX,
                 },
             },
         }
+    }
+
+    /// The group's hooks (`Group::hooks_layout`): the audit's policy of each.
+    pub fn with_hooks(mut self, hooks: Hooks) -> Replay {
+        self.model.config.hooks = hooks;
+        self
     }
 
     /// Replay operator `c`'s `turn` and the lease keeping done during its call.
@@ -154,22 +187,32 @@ impl Replay {
             Action::Write(_) => found.next().cloned().flatten(),
             _ => None,
         };
-        let Action::Effect(step) = turn.decision.action else {
+        let call = match (&turn.decision.action, turn.decision.purpose) {
+            (Action::Effect(step), _) => Some(Call::Effect(*step)),
+            // The hook's step as the model's operator sees it (its view's failover).
+            (Action::Hook(index), Purpose::Plan { at }) => memory
+                .view
+                .as_ref()
+                .and_then(|v| v.failover)
+                .map(|f| Call::Hook(*index, (f.id, f.kind, at))),
+            _ => None,
+        };
+        let Some(call) = call else {
             let f = next_found(turn);
             let around = Around {
                 write_found: f.as_ref(),
                 ..around
             };
-            return self.check(c, turn, around, None, memory, actual);
+            return self.check(c, turn, around, Moment::Plain, memory, actual);
         };
-        if !slow(turn) {
-            return self.check(c, turn, around, None, memory, actual);
+        if !slow(turn, &around) {
+            return self.check(c, turn, around, Moment::Plain, memory, actual);
         }
         // The call started, slow: nothing in the memory changes yet.
         let before = memory.clone();
-        self.check(c, turn, around, None, memory, &before)?;
+        self.check(c, turn, around, Moment::SlowStart, memory, &before)?;
         let busy = Busy {
-            step,
+            call,
             purpose: turn.decision.purpose,
             until: 0,
         };
@@ -179,19 +222,33 @@ impl Replay {
                 write_found: f.as_ref(),
                 ..around
             };
-            self.check(c, t, around, Some(busy), memory, after)?;
+            self.check(c, t, around, Moment::During(busy), memory, after)?;
         }
         if turn.result == TurnResult::Abandoned {
             return Ok(());
         }
-        // The call ended: applied or not.
-        let applied = matches!(turn.result, TurnResult::Changed(_));
+        // The call ended: applied (a hook: succeeded) or not.
+        let (applied, (now, wall)) = match &turn.result {
+            TurnResult::Hooked(r) => (
+                r.result.is_ok(),
+                around.ended.unwrap_or((turn.now, turn.wall)),
+            ),
+            r => (matches!(r, TurnResult::Changed(_)), (turn.now, turn.wall)),
+        };
         // The record went missing while the call ran: nothing to replay against.
         let Some(record) = around.record else {
             *memory = actual.clone();
             return Ok(());
         };
-        let mut world = self.world(c, turn, around, record, memory);
+        let at_end = Turn {
+            now,
+            wall,
+            observed: turn.observed,
+            decision: turn.decision.clone(),
+            result: TurnResult::NotSent,
+            during: Vec::new(),
+        };
+        let mut world = self.world(c, &at_end, around, record, memory);
         world.busy[c.index()] = Some(Busy {
             until: world.tick,
             ..busy
@@ -216,11 +273,15 @@ impl Replay {
         c: Cluster,
         turn: &Turn,
         around: Around<'_>,
-        busy: Option<Busy>,
+        moment: Moment,
         memory: &mut Memory,
         actual: &Memory,
     ) -> Result<(), String> {
-        let slow = slow(turn);
+        let slow = matches!(moment, Moment::SlowStart);
+        let busy = match moment {
+            Moment::During(b) => Some(b),
+            _ => None,
+        };
         let action = &turn.decision.action;
         // `recreate-missing-record` creates a record where the model's worlds always
         // have one: nothing to replay against (the memory is re-synced).
@@ -260,6 +321,11 @@ impl Replay {
             (Action::Effect(_), _) if slow => (Fault::Slow, around.record),
             (Action::Effect(_), TurnResult::Changed(_)) => (Fault::None, around.record),
             (Action::Effect(_), TurnResult::Failed(_)) => (Fault::KubeError, around.record),
+            (Action::Hook(_), _) if slow => (Fault::Slow, around.record),
+            (Action::Hook(_), TurnResult::Hooked(r)) if r.result.is_ok() => {
+                (Fault::None, around.record)
+            }
+            (Action::Hook(_), TurnResult::Hooked(_)) => (Fault::HookFails, around.record),
             // A fence attempt with a failed step: the model's failed attempt (what the
             // others changed is in the cluster, which is re-synced before every turn).
             (Action::Fence(_), TurnResult::Fenced { failed, .. }) if failed.is_empty() => {
@@ -391,6 +457,7 @@ impl Replay {
                 handovers: 0,
                 misconfigs: 0,
                 drifts: 0,
+                hook_faults: u8::MAX,
             },
             calm_since: 0,
             marks: Marks::default(),

@@ -5,14 +5,16 @@
 //! function; after the fault phase everything heals and the failover must end.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use failover_engine::executor::{Operator, Turn, TurnResult};
-use failover_engine::ports::{Kind, MemberState, ObjectRef};
+use failover_engine::hooks::{Hook, HookAction, HttpRequest};
+use failover_engine::ports::{Clock, Kind, MemberState, ObjectRef};
 use failover_engine::spec::{FailoverGroupSpec, FluxRef, Group, MembersSpec, TimingSpec};
 use failover_model::{
-    AbortReason, Action, Cluster, Intervention, Invariant, Memory, Mode, Outcome, PlanKind,
-    Purpose, Record, Reply, Request, Resource, START, STOP, Snapshot, Stage, Step, Time, Timing,
-    Variant, VolumeRole,
+    AbortReason, Action, Cluster, Intervention, Invariant, Memory, Mode, OnFailure, Outcome,
+    PlanKind, Purpose, Record, Reply, Request, Resource, START, STOP, Snapshot, Stage, Step, Time,
+    Timing, Variant, VolumeRole,
     check::{Asked, STUCK_RESOURCES},
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -62,6 +64,71 @@ pub struct RunConfig {
     pub shape: Option<(usize, usize)>,
     /// Keep a readable timeline.
     pub timeline: bool,
+    /// Whether the group has hooks.
+    pub hooks: Hooking,
+}
+
+/// Whether a run's group has hooks (issue 13): the database team's three
+/// ([`failover_model::check::planned_hooks`]), a quiesce Job on the source before its
+/// volumes are demoted and a verify Job on the target before it promotes (both abort
+/// the failover when they fail), and an HTTP notification once the target's Flux
+/// resumed (a failure only warns).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Hooking {
+    /// The seed decides, from a stream of its own: half of the seeds with the swarm
+    /// profile, every seed with the heavy one, none without faults (the fault-free
+    /// throughput figure stays comparable).
+    #[default]
+    Drawn,
+    /// Every run.
+    On,
+    /// No run.
+    Off,
+}
+
+impl Hooking {
+    /// Parse a CLI name.
+    pub fn from_name(s: &str) -> Option<Hooking> {
+        match s {
+            "drawn" => Some(Hooking::Drawn),
+            "on" => Some(Hooking::On),
+            "off" => Some(Hooking::Off),
+            _ => None,
+        }
+    }
+
+    /// The CLI name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Hooking::Drawn => "drawn",
+            Hooking::On => "on",
+            Hooking::Off => "off",
+        }
+    }
+}
+
+/// What the hooks did in one run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HookTally {
+    /// The group had hooks.
+    pub on: bool,
+    /// Hook runs that ended (succeeded or failed; not those a crash or the self-fence
+    /// cut short).
+    pub runs: u32,
+    /// Runs that failed: a failed Job, an exec that exited non-zero, another HTTP
+    /// status, an API error, or no success within the hook's timeout.
+    pub failed: u32,
+    /// Runs that failed at their timeout (a hung Job, exec or request).
+    pub timed_out: u32,
+    /// Some hook step ran more than once (a crash after it ran, before the journal
+    /// recorded it): the audit's `hook_ran_twice`.
+    pub ran_twice: bool,
+    /// Jobs the fake clusters created.
+    pub jobs_created: u32,
+    /// The most Jobs one hook created for one failover in one cluster, less those a
+    /// person deleted after they failed: at most 1 (a Job is found again after a
+    /// restart, never created twice).
+    pub most_jobs_per_failover: u32,
 }
 
 /// A violation found in a run.
@@ -145,6 +212,8 @@ pub struct RunReport {
     pub timeline: Vec<Line>,
     /// Number of workloads and volumes.
     pub shape: (usize, usize),
+    /// What the hooks did.
+    pub hooks: HookTally,
 }
 
 /// Coverage marks of a simulator run: which interesting situations it reached (the
@@ -180,11 +249,17 @@ pub struct Coverage {
     /// The run ended with a lost source whose selection differed from the target's:
     /// no forced takeover, the group waits for a person.
     pub waits_for_person: bool,
+    /// A hook's failure rolled a failover back (`aborted-by-hook-<index>`).
+    pub hook_aborted: bool,
+    /// A hook's run failed at its timeout (it hung).
+    pub hook_timed_out: bool,
+    /// A hook ran twice: a crash after it ran, before the journal recorded it.
+    pub hook_ran_twice: bool,
 }
 
 impl Coverage {
     /// Names of the marks, with whether each was hit.
-    pub fn named(&self) -> [(&'static str, bool); 12] {
+    pub fn named(&self) -> [(&'static str, bool); 15] {
         [
             ("self-fenced", self.self_fenced),
             ("ambiguous-write-retried", self.ambiguous_retried),
@@ -198,6 +273,9 @@ impl Coverage {
             ("needs-operator-flagged", self.needs_operator),
             ("deadline-rolled-back", self.deadline_rolled_back),
             ("person-acted", self.person_acted),
+            ("hook-failure-aborted", self.hook_aborted),
+            ("hook-timed-out", self.hook_timed_out),
+            ("hook-ran-twice", self.hook_ran_twice),
         ]
     }
 }
@@ -214,6 +292,7 @@ const NS: &str = "shop";
 pub(crate) struct Log {
     violation: Option<Violation>,
     marks: Coverage,
+    hooks: HookTally,
     hash: u64,
     timeline: Option<Vec<Line>>,
 }
@@ -504,15 +583,23 @@ struct Person {
     fix_at: Option<Time>,
     /// The person acted on the flag.
     done: bool,
+    /// When the person deletes the failed hook Jobs of the flagged failover (issue 13):
+    /// a hook that failed where no roll back is safe finds its failed Job again on
+    /// every retry, so the person fixes the cause and deletes the Job.
+    jobs_at: Option<Time>,
 }
 
 impl Person {
     /// The next time the person wants to act.
     fn next(&self) -> Option<Time> {
-        [self.abort_at, self.fix_at.filter(|_| !self.done)]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.abort_at,
+            self.fix_at.filter(|_| !self.done),
+            self.jobs_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The person's turn at `now`: what they did, for the log.
@@ -527,7 +614,26 @@ impl Person {
         let flagged = w
             .record
             .as_ref()
-            .is_some_and(|r| r.failover.is_some_and(|f| f.stuck));
+            .and_then(|r| r.failover)
+            .filter(|f| f.stuck);
+        if let Some(f) = flagged
+            && self.jobs_at.is_none()
+            && w.has_failed_jobs(f.id)
+        {
+            self.jobs_at = Some(now + self.after);
+        }
+        if self.jobs_at.is_some_and(|at| at <= now) {
+            self.jobs_at = None;
+            if let Some(f) = flagged {
+                for job in w.delete_failed_jobs(f.id) {
+                    did.push(format!(
+                        "a person deletes the failed hook Job {job} (the operator creates it \
+                         again)"
+                    ));
+                }
+            }
+        }
+        let flagged = flagged.is_some();
         if flagged && self.fix_at.is_none() {
             self.fix_at = Some(now + self.after);
         }
@@ -604,6 +710,7 @@ pub fn run(cfg: RunConfig) -> RunReport {
         if sim.came_to_rest_or_gave_up(now) {
             break;
         }
+        sim.crash_after_hook(now);
         // Next: a timer, a world event or a scheduled fault, whichever is first.
         let Some(next) = sim.advance(now) else {
             break;
@@ -634,6 +741,7 @@ pub(crate) struct Setup {
     mode: Mode,
     shape: Shape,
     unlabelled: bool,
+    hooks: HookDraw,
     pub(crate) timing: Timing,
     pub(crate) time: VirtualTime,
     pub(crate) shared: Shared,
@@ -668,18 +776,17 @@ pub(crate) fn setup_with(
         auto_failover: auto,
         ..spec(&s, unlabelled)
     };
-    let groups = [
-        Group::parse(NS, "shop", &spec, "east").expect("the simulator's spec is valid"),
-        Group::parse(NS, "shop", &spec, "west").expect("the simulator's spec is valid"),
-    ];
+    let hooks = draw_hooks(cfg);
+    let parsed = |spec: &FailoverGroupSpec, me: &str| Group {
+        hooks: if hooks.on { group_hooks() } else { Vec::new() },
+        ..Group::parse(NS, "shop", spec, me).expect("the simulator's spec is valid")
+    };
+    let groups = [parsed(&spec, "east"), parsed(&spec, "west")];
     let swapped = FailoverGroupSpec {
         clusters: vec!["west".into(), "east".into()],
         ..spec.clone()
     };
-    let wrong_groups = [
-        Group::parse(NS, "shop", &swapped, "east").expect("the simulator's spec is valid"),
-        Group::parse(NS, "shop", &swapped, "west").expect("the simulator's spec is valid"),
-    ];
+    let wrong_groups = [parsed(&swapped, "east"), parsed(&swapped, "west")];
     let timing = groups[0].timing;
     // Monotonic clocks within the drift bound; wall clocks right until a step.
     let clocks = [
@@ -713,6 +820,8 @@ pub(crate) fn setup_with(
         watch_delayed: p(rng, 0.3),
         kube_slow: 0.0,
         kube_hung: 0.0,
+        hook_fail: hooks.fail,
+        hook_hang: hooks.hang,
     };
     let time = VirtualTime::default();
     // The store's side of the variant (no token condition, no lease condition).
@@ -733,6 +842,10 @@ pub(crate) fn setup_with(
     let log = Arc::new(Mutex::new(Log {
         violation: None,
         marks: Coverage::default(),
+        hooks: HookTally {
+            on: hooks.on,
+            ..HookTally::default()
+        },
         hash: 0xcbf2_9ce4_8422_2325,
         timeline: cfg.timeline.then(Vec::new),
     }));
@@ -741,6 +854,7 @@ pub(crate) fn setup_with(
             "the VolumeReplications lack the group's label until the heal".into()
         });
     }
+    let replay = Replay::new(timing, cfg.variant).with_hooks(groups[0].hooks_layout());
     let ctx = Arc::new(Ctx {
         world: shared.clone(),
         log: log.clone(),
@@ -753,7 +867,7 @@ pub(crate) fn setup_with(
         views: Mutex::new([None, None]),
         watch: Mutex::new(crate::auto::WatchLog::default()),
         unready: Mutex::new([false; 2]),
-        replay: Replay::new(timing, cfg.variant),
+        replay,
         instances: std::sync::atomic::AtomicU64::new(0),
         retired: Mutex::new([false; 3]),
         wrong_groups,
@@ -763,12 +877,108 @@ pub(crate) fn setup_with(
         mode,
         shape: s,
         unlabelled,
+        hooks,
         timing,
         time,
         shared,
         log,
         ctx,
     }
+}
+
+/// A run's hooks, from a stream of their own (issue 13): whether the group has them,
+/// how often a run of one fails or hangs, whether a crash is aimed between a hook's
+/// run and its journal entry, and how soon a person deletes a failed Job.
+pub(crate) struct HookDraw {
+    on: bool,
+    fail: f64,
+    hang: f64,
+    /// Armed: the operator that ran a hook crashes before the journal records it
+    /// (the stream draws when it restarts).
+    crash_after: Option<Rng>,
+    /// How long after the record flags a failover `needs-operator` a person deletes
+    /// its failed Jobs.
+    person_after: Time,
+}
+
+/// Draw a run's hooks from their own stream, so every other draw of the seed stays
+/// as it was (seeds without hooks run as before hooks existed).
+fn draw_hooks(cfg: &RunConfig) -> HookDraw {
+    let mut rng = Rng::new(cfg.seed ^ 0x1ead_0000_0000_000a);
+    let swarm = |rng: &mut Rng, p: f64| match cfg.profile {
+        Profile::None => false,
+        Profile::Heavy => true,
+        Profile::Swarm => rng.chance(p),
+    };
+    let on = match cfg.hooks {
+        Hooking::On => true,
+        Hooking::Off => false,
+        Hooking::Drawn => swarm(&mut rng, 0.5),
+    };
+    let faults = on && swarm(&mut rng, 0.6);
+    let heavy = cfg.profile == Profile::Heavy;
+    let intensity = |rng: &mut Rng, max: f64| match (faults, heavy) {
+        (false, _) => 0.0,
+        (true, true) => max,
+        (true, false) => rng.unit() * max,
+    };
+    let fail = intensity(&mut rng, 0.3);
+    let hang = intensity(&mut rng, 0.1);
+    let crash = on && swarm(&mut rng, 0.3);
+    let person_after = rng.range(5_000, 20_000);
+    HookDraw {
+        on,
+        fail,
+        hang,
+        crash_after: crash.then(|| Rng::new(rng.next_u64())),
+        person_after,
+    }
+}
+
+/// The simulated group's hooks: the places of
+/// [`failover_model::check::planned_hooks`] with their actions, the quiesce and verify
+/// Jobs (30 s) and the notification's HTTP request (20 s). Timeouts within the stage
+/// deadline (120 s) and past the lease (16 s): a hung hook has lease keeping beside it
+/// for longer than a lease.
+pub fn group_hooks() -> Vec<Hook> {
+    let job = |name: &str| HookAction::Job {
+        template: k8s_openapi::serde_json::json!({
+            "metadata": {"labels": {"app": "shop-hooks"}},
+            "spec": {
+                "backoffLimit": 0,
+                "template": {"spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{
+                        "name": name,
+                        "image": "registry.example.com/shop/tools:1.0",
+                        "command": ["shop-admin", name],
+                    }],
+                }},
+            },
+        }),
+    };
+    let notify = HookAction::Http(HttpRequest {
+        method: "POST".into(),
+        url: "https://hooks.example.com/failover".into(),
+        headers: [("Content-Type".to_string(), "application/json".to_string())].into(),
+        body: Some(r#"{"text": "shop failed over"}"#.into()),
+        expected_status: 200,
+    });
+    let actions = [
+        ("quiesce", 30, job("quiesce")),
+        ("verify", 30, job("verify")),
+        ("notify", 20, notify),
+    ];
+    failover_model::check::planned_hooks()
+        .iter()
+        .zip(actions)
+        .map(|((_, spot), (name, timeout, action))| Hook {
+            name: name.into(),
+            spot,
+            timeout: Duration::from_secs(timeout),
+            action,
+        })
+        .collect()
 }
 
 /// The seed's faults: the schedule, and the faults that wait for a moment of the run.
@@ -781,6 +991,8 @@ pub(crate) struct Drawn {
     aimed_handover: Option<(Time, Cluster)>,
     delete_after_done: Option<Time>,
     person: Person,
+    /// Armed: the operator that ran a hook crashes before the journal records it.
+    crash_after_hook: Option<Rng>,
 }
 
 impl Drawn {
@@ -795,6 +1007,7 @@ impl Drawn {
             aimed_handover: None,
             delete_after_done: None,
             person: Person::default(),
+            crash_after_hook: None,
         }
     }
 }
@@ -1061,6 +1274,12 @@ fn draw_faults(cfg: &RunConfig, rng: &mut Rng, setup: &Setup) -> Drawn {
     if cfg.profile != Profile::None && roles.chance(0.03) {
         person.abort_at = Some(request_at + roles.range(500, 10_000));
     }
+    // With hooks, a person deletes the failed Job of a hook that failed where no roll
+    // back is safe (its retries find it failed again) once the record flags the
+    // failover `needs-operator`.
+    if setup.hooks.on && person.after == 0 {
+        person.after = setup.hooks.person_after;
+    }
     // A seed that loses A mostly has its requests made in B (where a user in a disaster
     // can see them), so the forced failover it needs still happens.
     let loses_a = schedule
@@ -1084,6 +1303,7 @@ fn draw_faults(cfg: &RunConfig, rng: &mut Rng, setup: &Setup) -> Drawn {
         aimed_handover,
         delete_after_done,
         person,
+        crash_after_hook: setup.hooks.crash_after.clone(),
     }
 }
 
@@ -1592,6 +1812,29 @@ impl Sim {
         }
     }
 
+    /// The crash aimed between a hook's run and its journal entry, once a hook ran: the
+    /// operator that ran it crashes now (before its journal write reaches the store)
+    /// and restarts 0.1 to 3 s later; the new process runs the hook again.
+    fn crash_after_hook(&mut self, now: Time) {
+        if self.healed_at.is_some() || self.drawn.crash_after_hook.is_none() {
+            return;
+        }
+        let Some(c) = lock(&self.setup.shared.0).hook_ran.take() else {
+            return;
+        };
+        let Some(mut rng) = self.drawn.crash_after_hook.take() else {
+            return;
+        };
+        let back = now + rng.range(100, 3_000);
+        let schedule = &mut self.drawn.schedule;
+        schedule.push_front((now, Scheduled::Crash(c)));
+        schedule.push_back((back, Scheduled::Restart(c)));
+        schedule.make_contiguous().sort_by_key(|(t, _)| *t);
+        lock(&self.setup.log).line(now, Some(c), None, LineKind::Fault, || {
+            "aimed: the operator crashes after a hook ran, before the journal records it".into()
+        });
+    }
+
     /// An aimed hand-over whose moment has come (scheduled now: true).
     fn aimed_handover(&mut self, next: Time) -> bool {
         // An aimed hand-over whose moment has come: the old process is in a slow call.
@@ -1735,8 +1978,31 @@ impl Sim {
         });
         let (stage_ms, total_ms) = durations(&w.writes, request_at);
         let injected: Vec<(FaultKind, u64)> = w.injected.iter().map(|(k, v)| (*k, *v)).collect();
+        let hook_aborted = record.as_ref().is_some_and(|r| {
+            r.history
+                .iter()
+                .any(|h| matches!(h.outcome, Outcome::Aborted(AbortReason::Hook(_))))
+        });
+        let ran_twice = w.audit.hook_ran_twice;
+        let mut jobs_created = 0;
+        let mut most_jobs = 0;
+        for cw in &w.clusters {
+            for (key, n) in &cw.job_creations {
+                jobs_created += n;
+                let deleted = cw.jobs_deleted.get(key).copied().unwrap_or(0);
+                most_jobs = most_jobs.max(n.saturating_sub(deleted));
+            }
+        }
         drop(w);
         let mut l = lock(&log);
+        l.marks.hook_aborted = hook_aborted;
+        l.marks.hook_ran_twice = ran_twice;
+        let hooks = HookTally {
+            ran_twice,
+            jobs_created,
+            most_jobs_per_failover: most_jobs,
+            ..l.hooks
+        };
         if let Some(Outcome::Completed(PlanKind::Forced)) = outcome {
             l.marks.forced_done = true;
         }
@@ -1758,6 +2024,7 @@ impl Sim {
             trace_hash: l.hash,
             timeline: l.timeline.take().unwrap_or_default(),
             shape,
+            hooks,
         }
     }
 }
@@ -2057,18 +2324,67 @@ fn operator(ctx: Arc<Ctx>, c: Cluster, slot: usize) -> crate::runtime::TaskFutur
         let instance = 1 + ctx
             .instances
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // What the timeline says when a hook starts (its run's line comes at its end).
+        let hook_texts: Vec<String> = group
+            .hooks
+            .iter()
+            .map(|h| {
+                format!(
+                    "{} starts, {}: {}",
+                    h.name,
+                    h.place(),
+                    h.action_text(&group)
+                )
+            })
+            .collect();
         let mut op = Operator::with_variant(cluster, store, clock, group, ctx.variant)
             .with_instance(instance);
         // The audit learns of every fence attempt as it starts (also one that abandons
-        // a slow call).
+        // a slow call), and of every hook's run as it starts: nothing runs between the
+        // decision and the hook's start (no time passes, so the lease that allowed the
+        // decision still allows the run), and a crash during the run must not hide it.
         let world = ctx.world.clone();
-        op.on_decision(move |d| {
-            if matches!(d.action, Action::Fence(_)) {
+        let hooking = Arc::new(Mutex::new(HookCell::default()));
+        let cell = hooking.clone();
+        let (log, time) = (ctx.log.clone(), ctx.time.clone());
+        op.on_decision(move |d| match (&d.action, d.purpose) {
+            (Action::Fence(_), _) => {
                 let mut w = lock(&world.0);
                 w.audit.on_fence_start(c);
                 w.fencer[c.index()] = Some(slot);
             }
+            (Action::Hook(index), Purpose::Plan { at }) => {
+                let mut cell = lock(&cell);
+                // The step as the operator's view has it (the model's `hook_key`),
+                // judged against the record at the store now.
+                let Some((id, kind)) = cell.view else {
+                    return;
+                };
+                let key = (id, kind, at);
+                cell.started = Some((*index, key));
+                let mut log = lock(&log);
+                log.line(time.now(), Some(c), d.stage, LineKind::Step, || {
+                    let text = hook_texts.get(usize::from(*index));
+                    format!("plan #{at}: hook {}", text.map_or("?", String::as_str))
+                });
+                let mut w = lock(&world.0);
+                let Fakes {
+                    record,
+                    deleted,
+                    audit,
+                    dirty,
+                    ..
+                } = &mut *w;
+                if let Some(r) = record.as_ref().or(deleted.as_ref()) {
+                    audit.on_hook_start(r, c, key);
+                    *dirty = true;
+                }
+            }
+            _ => {}
         });
+        // The operator's clocks, read when a turn returns (a hook's outcome is recorded
+        // at its end).
+        let clocks = SimClock::new(ctx.time.clone(), ctx.clocks[c.index()].clone());
         let mut mirror = Memory::started(instance);
         lock(&ctx.retired)[slot] = false;
         // Writes of a turn a crash cut short are never replayed.
@@ -2079,6 +2395,17 @@ fn operator(ctx: Arc<Ctx>, c: Cluster, slot: usize) -> crate::runtime::TaskFutur
             op.set_request(asked.and_then(|a| a.to_write()));
             op.set_withdraw(asked.and_then(|a| a.to_withdraw()));
             let turn = op.turn().await;
+            let ended = (clocks.mono(), clocks.now());
+            let hook = {
+                let mut cell = lock(&hooking);
+                cell.view = op
+                    .memory()
+                    .view
+                    .as_ref()
+                    .and_then(|v| v.failover)
+                    .map(|f| (f.id, f.kind));
+                cell.started.take()
+            };
             // A refusal goes into the object's status: the request is written no more,
             // by this process or a later one.
             if let Some(a) = asked
@@ -2106,7 +2433,13 @@ fn operator(ctx: Arc<Ctx>, c: Cluster, slot: usize) -> crate::runtime::TaskFutur
                 identity,
                 spec: op.print(),
             });
-            after_turn(&ctx, c, slot, &turn, (asked, who), &mut mirror, op.memory());
+            let info = TurnInfo {
+                asked,
+                who,
+                ended,
+                hook,
+            };
+            after_turn(&ctx, c, slot, &turn, info, &mut mirror, op.memory());
             // What the auto-failover watch reads (the operator's view after each turn).
             if op.group().auto.is_some() {
                 lock(&ctx.views)[c.index()] = op.memory().view.clone();
@@ -2130,17 +2463,71 @@ fn operator(ctx: Arc<Ctx>, c: Cluster, slot: usize) -> crate::runtime::TaskFutur
     })
 }
 
+/// A hook step: (failover, plan, journal position).
+type HookKey = (u64, PlanKind, u32);
+
+/// What the audit needs of one operator process's hooks.
+#[derive(Default)]
+struct HookCell {
+    /// The failover in flight as the operator's view had it after its last turn (the
+    /// view its next decision is made from).
+    view: Option<(u64, PlanKind)>,
+    /// The hook that started in the turn under way, and its step.
+    started: Option<(u8, HookKey)>,
+}
+
+/// What the operator loop knows of a turn besides the turn itself.
+struct TurnInfo {
+    /// The cluster's request and its status, as the turn's inputs were made from it.
+    asked: Option<Asked>,
+    /// Who the operator is (none before its identity was read).
+    who: Option<Who>,
+    /// The operator's monotonic and wall clocks when the turn returned.
+    ended: (Time, Time),
+    /// The hook that started in the turn, and its step.
+    hook: Option<(u8, HookKey)>,
+}
+
 fn after_turn(
     ctx: &Ctx,
     c: Cluster,
     slot: usize,
     turn: &Turn,
-    (asked, who): (Option<Asked>, Option<Who>),
+    info: TurnInfo,
     mirror: &mut Memory,
     actual: &Memory,
 ) {
+    let TurnInfo {
+        asked,
+        who,
+        ended,
+        hook,
+    } = info;
     let mut log = lock(&ctx.log);
     let at = ctx.time.now();
+    // A hook's run ended: the audit notes it, with whether its policy is to abort.
+    if let (Some((index, key)), TurnResult::Hooked(report)) = (hook, &turn.result) {
+        let ok = report.result.is_ok();
+        let aborts = ctx.groups[c.index()]
+            .hooks_layout()
+            .get(index)
+            .is_some_and(|h| h.on_failure == OnFailure::Abort);
+        let mut w = lock(&ctx.world.0);
+        w.audit.on_hook_end(key, ok, aborts);
+        w.dirty = true;
+        if ok {
+            w.hook_ran = Some(c);
+        }
+        drop(w);
+        log.hooks.runs += 1;
+        if let Err(why) = &report.result {
+            log.hooks.failed += 1;
+            if why.contains("no success within") {
+                log.hooks.timed_out += 1;
+                log.marks.hook_timed_out = true;
+            }
+        }
+    }
     if let Action::Write(op) = &turn.decision.action
         && mirror.unsure == Some(*op)
     {
@@ -2167,6 +2554,7 @@ fn after_turn(
             record: w.record.as_ref(),
             write_found: None,
             who,
+            ended: Some(ended),
         };
         ctx.replay.turn(c, turn, around, &found, mirror, actual)
     } else {
@@ -2248,15 +2636,16 @@ fn effects(ctx: &Ctx, c: Cluster, turn: &Turn, log: &mut Log, at: Time) {
         Action::Read => 1,
         Action::Write(op) => 2 + (op.journal_key().map_or(0, |k| u64::from(k.1)) << 8),
         // (By step, as before effects had their own type: run digests stay the same.)
-        Action::Effect(e) => 3 + ((e.step() as u64) << 8),
+        Action::Effect(e) => 3 + (step_number(e.step()) << 8),
         Action::Fence(effects) => {
             5 + (effects
                 .iter()
-                .map(|e| 1u64 << (e.step() as u64))
+                .map(|e| 1u64 << step_number(e.step()))
                 .sum::<u64>()
                 << 8)
         }
         Action::Wait(_) => 4,
+        Action::Hook(i) => 6 + (u64::from(*i) << 8),
     });
     log.mix(match &turn.result {
         TurnResult::Read(Ok(_)) => 1,
@@ -2274,6 +2663,7 @@ fn effects(ctx: &Ctx, c: Cluster, turn: &Turn, log: &mut Log, at: Time) {
         }
         TurnResult::Abandoned => 11,
         TurnResult::NotSent => 12,
+        TurnResult::Hooked(r) => 14 + (u64::from(r.result.is_ok()) << 8),
     });
     if log.timeline.is_some() && !matches!(d.action, Action::Wait(_)) {
         let text = describe(turn);
@@ -2282,6 +2672,7 @@ fn effects(ctx: &Ctx, c: Cluster, turn: &Turn, log: &mut Log, at: Time) {
                 LineKind::Fault
             }
             TurnResult::Fenced { failed, .. } if !failed.is_empty() => LineKind::Fault,
+            TurnResult::Hooked(r) if r.result.is_err() => LineKind::Fault,
             _ => LineKind::Step,
         };
         log.line(at, Some(c), d.stage, kind, || text);
@@ -2290,6 +2681,15 @@ fn effects(ctx: &Ctx, c: Cluster, turn: &Turn, log: &mut Log, at: Time) {
             log.line(at, None, d.stage, LineKind::Record, || describe_record(&r));
         }
     }
+}
+
+/// A step's place in [`Step::ALL`] (its number before hooks gave steps a field; run
+/// digests stay the same).
+fn step_number(step: Step) -> u64 {
+    Step::ALL
+        .iter()
+        .position(|s| *s == step)
+        .unwrap_or(Step::ALL.len()) as u64
 }
 
 fn describe(turn: &Turn) -> String {
@@ -2310,6 +2710,7 @@ fn describe(turn: &Turn) -> String {
         Action::Effect(s) => format!("{s}"),
         Action::Fence(steps) => format!("{steps}"),
         Action::Wait(w) => format!("wait {w:?}"),
+        Action::Hook(i) => format!("hook #{i}"),
     };
     let result = match &turn.result {
         TurnResult::Read(Ok(_)) => "ok".to_string(),
@@ -2324,6 +2725,11 @@ fn describe(turn: &Turn) -> String {
         TurnResult::Waited(_) => String::new(),
         TurnResult::Abandoned => "ABANDONED for the self-fence (lease ran low)".to_string(),
         TurnResult::NotSent => "not sent: the lease ran low since the decision".to_string(),
+        TurnResult::Hooked(r) => match &r.result {
+            Ok(said) => format!("hook {} succeeded: {said}", r.name),
+            Err(why) if r.continues => format!("hook {} FAILED (continues): {why}", r.name),
+            Err(why) => format!("hook {} FAILED: {why}", r.name),
+        },
         TurnResult::Fenced { changes, failed } if failed.is_empty() => {
             format!("{} field(s) changed", changes.len())
         }

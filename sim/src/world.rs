@@ -15,13 +15,14 @@ use failover_engine::member::set_member;
 use failover_engine::member::{is_set, settled};
 use failover_engine::observe::fold_states;
 use failover_engine::ports::{
-    Changes, ClusterError, ClusterPort, Desired, FieldChange, Kind, Member, MemberState, ObjectRef,
-    Selector, StorePort, StoreUnavailable,
+    Changes, ClusterError, ClusterPort, Desired, ExecResult, FieldChange, HttpRequest, JobState,
+    Kind, LabelQuery, Member, MemberState, ObjectRef, Selector, StorePort, StoreUnavailable,
 };
 use failover_model::{
     Audit, Cluster, ClusterState, Op, Record, Reply, Resource, Time, Timing, Trace, Variant, Write,
     apply,
 };
+use k8s_openapi::serde_json;
 
 use crate::rng::Rng;
 use crate::runtime::VirtualTime;
@@ -95,11 +96,17 @@ pub enum FaultKind {
     /// `needs-operator` (issue 10): before the target's promotion the stage deadline
     /// rolls the failover back instead.
     VolumeRoleStuck,
+    /// A hook's run fails (issue 13): its Job fails, its exec exits non-zero, its HTTP
+    /// endpoint answers another status.
+    HookFailed,
+    /// A hook's run never ends (issue 13): its Job runs until its deadline, its exec or
+    /// HTTP request never answers; the hook fails at its timeout.
+    HookHung,
 }
 
 impl FaultKind {
     /// Every kind, in report order.
-    pub const ALL: [FaultKind; 26] = [
+    pub const ALL: [FaultKind; 28] = [
         FaultKind::StoreUnavailable,
         FaultKind::StoreThrottled,
         FaultKind::StoreAppliedTimeout,
@@ -126,6 +133,8 @@ impl FaultKind {
         FaultKind::Misconfigured,
         FaultKind::Unlabelled,
         FaultKind::VolumeRoleStuck,
+        FaultKind::HookFailed,
+        FaultKind::HookHung,
     ];
 
     /// Kebab-case name.
@@ -157,6 +166,8 @@ impl FaultKind {
             FaultKind::Misconfigured => "operator-misconfigured",
             FaultKind::Unlabelled => "volumes-unlabelled",
             FaultKind::VolumeRoleStuck => "volume-role-stuck",
+            FaultKind::HookFailed => "hook-failed",
+            FaultKind::HookHung => "hook-hung",
         }
     }
 }
@@ -188,6 +199,12 @@ pub struct CallFaults {
     pub kube_slow: f64,
     /// Kubernetes write that never answers.
     pub kube_hung: f64,
+    /// A hook's run fails (a Job created now fails, an exec exits 1, an HTTP request
+    /// answers 503).
+    pub hook_fail: f64,
+    /// A hook's run never ends (a Job created now runs until its deadline, an exec or
+    /// HTTP request never answers).
+    pub hook_hang: f64,
 }
 
 /// Something the world does at a given time, besides the operators.
@@ -235,6 +252,54 @@ pub struct ClusterWorld {
     /// The last listing per kind, with the version and selector it was made for: most
     /// turns list a cluster that did not change since the last one.
     pub listed: BTreeMap<Kind, (u64, Selector, Vec<Member>)>,
+    /// Hooks' Jobs, by `namespace/name`.
+    pub jobs: BTreeMap<String, FakeJob>,
+    /// Jobs created, per (hook, failover) as their `failover.rs/hook` and
+    /// `failover.rs/failover` labels name them: a Job is created once per failover.
+    pub job_creations: BTreeMap<(String, String), u32>,
+    /// Failed Jobs a person deleted, per (hook, failover): the operator creates them
+    /// again.
+    pub jobs_deleted: BTreeMap<(String, String), u32>,
+}
+
+/// What becomes of a hook's Job, drawn when it is created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobFate {
+    /// Its `Complete` condition turns true at this time.
+    Complete(Time),
+    /// Its `Failed` condition turns true at this time (its pod failed, `backoffLimit` 0).
+    Fail(Time),
+    /// It runs until its `activeDeadlineSeconds`, when Kubernetes fails it.
+    Hang,
+}
+
+/// A hook's Job in a fake cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FakeJob {
+    /// Its `failover.rs/hook` label.
+    pub hook: String,
+    /// Its `failover.rs/failover` label.
+    pub failover: String,
+    /// What becomes of it.
+    pub fate: JobFate,
+    /// Created at plus its `activeDeadlineSeconds`: Kubernetes fails it then.
+    pub deadline_at: Time,
+}
+
+impl FakeJob {
+    /// Its state at `now`, as its conditions report it.
+    pub fn state(&self, now: Time) -> JobState {
+        match self.fate {
+            JobFate::Complete(at) if now >= at => JobState::Complete,
+            JobFate::Fail(at) if now >= at => JobState::Failed(
+                "BackoffLimitExceeded: Job has reached the specified backoff limit".into(),
+            ),
+            _ if now >= self.deadline_at => JobState::Failed(
+                "DeadlineExceeded: Job was active longer than specified deadline".into(),
+            ),
+            _ => JobState::Running,
+        }
+    }
 }
 
 /// Everything of a run that the fakes share: the fake clusters, the fake store, the
@@ -291,6 +356,9 @@ pub struct Fakes {
     /// random store fault hits it meanwhile (leader election hands over to a process
     /// that is ready, and it claims at once; README, "Timing").
     pub claiming: Option<usize>,
+    /// A hook's run just ended with success in this cluster (the run's aimed crash
+    /// between a hook's run and its journal entry takes it).
+    pub hook_ran: Option<Cluster>,
 
     /// Writes stuck in transit by a targeted fault, by id: each lands at the first
     /// moment the store refuses it only for its fencing token or for the failover being
@@ -339,12 +407,18 @@ impl Fakes {
             fencer: [None, None],
             slow_in_flight: [0, 0],
             claiming: None,
+            hook_ran: None,
 
             held: Vec::new(),
             superseded: None,
             deleted: None,
             time,
         }
+    }
+
+    /// Cluster `i`'s API server cannot be reached (cut off, or the cluster lost).
+    pub fn api_down(&self, i: usize) -> bool {
+        self.cut_api[i] || !self.alive[i]
     }
 
     /// Draw whether the fault `pick` selects happens now.
@@ -419,6 +493,42 @@ impl Fakes {
             self.deleted = Some(r);
             self.dirty = true;
         }
+    }
+
+    /// A hook's Job of failover `id` failed, in either cluster.
+    pub fn has_failed_jobs(&self, id: u64) -> bool {
+        let now = self.time.now();
+        let label = format!("{id:016x}");
+        self.clusters.iter().any(|cw| {
+            cw.jobs
+                .values()
+                .any(|j| j.failover == label && matches!(j.state(now), JobState::Failed(_)))
+        })
+    }
+
+    /// A person deletes every failed Job of a hook of failover `id` (its
+    /// `failover.rs/failover` label) in both clusters, having fixed its cause: the
+    /// operator creates it again. The Jobs deleted, as `cluster namespace/name`.
+    pub fn delete_failed_jobs(&mut self, id: u64) -> Vec<String> {
+        let now = self.time.now();
+        let label = format!("{id:016x}");
+        let mut deleted = Vec::new();
+        for c in Cluster::ALL {
+            let cw = &mut self.clusters[c.index()];
+            let failed: Vec<String> = cw
+                .jobs
+                .iter()
+                .filter(|(_, j)| j.failover == label && matches!(j.state(now), JobState::Failed(_)))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in failed {
+                if let Some(j) = cw.jobs.remove(&k) {
+                    *cw.jobs_deleted.entry((j.hook, j.failover)).or_default() += 1;
+                    deleted.push(format!("{c} {k}"));
+                }
+            }
+        }
+        deleted
     }
 
     /// The explicit re-creation of the missing record as `record`.
@@ -789,6 +899,164 @@ impl ClusterPort for FakeCluster {
         }
         w.clusters[i].trace = Some(Trace::newest(w.clusters[i].trace, trace));
         Ok(())
+    }
+
+    /// Like the API server: an unreachable server refuses at once; a Job of that name
+    /// is found again (never created twice) and reports its conditions; a new one's
+    /// fate is drawn when it is created (complete or failed 0.2 to 5 s later, or
+    /// running until Kubernetes fails it at its `activeDeadlineSeconds`).
+    async fn ensure_job(
+        &self,
+        namespace: &str,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        template: &serde_json::Value,
+        deadline_seconds: i64,
+    ) -> Result<JobState, ClusterError> {
+        let i = self.me.index();
+        let unreachable = || Err(ClusterError::Unavailable("API server unreachable".into()));
+        if self.world.lock().api_down(i) {
+            return unreachable();
+        }
+        self.world.latency().await;
+        let mut w = self.world.lock();
+        if w.api_down(i) {
+            return unreachable();
+        }
+        if w.roll(|f| f.kube_error) {
+            w.inject(FaultKind::KubeError);
+            return Err(ClusterError::Unavailable("injected API error".into()));
+        }
+        let now = w.time.now();
+        let key = format!("{namespace}/{name}");
+        if let Some(job) = w.clusters[i].jobs.get(&key) {
+            return Ok(job.state(now));
+        }
+        let fate = if w.roll(|f| f.hook_hang) {
+            w.inject(FaultKind::HookHung);
+            JobFate::Hang
+        } else if w.roll(|f| f.hook_fail) {
+            w.inject(FaultKind::HookFailed);
+            JobFate::Fail(now + w.rng.range(200, 5_000))
+        } else {
+            JobFate::Complete(now + w.rng.range(200, 5_000))
+        };
+        let deadline = template
+            .pointer("/spec/activeDeadlineSeconds")
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(deadline_seconds)
+            .max(1) as Time;
+        let label = |k: &str| labels.get(k).cloned().unwrap_or_default();
+        let job = FakeJob {
+            hook: label("failover.rs/hook"),
+            failover: label("failover.rs/failover"),
+            fate,
+            deadline_at: now + deadline * 1000,
+        };
+        let cw = &mut w.clusters[i];
+        *cw.job_creations
+            .entry((job.hook.clone(), job.failover.clone()))
+            .or_default() += 1;
+        let state = job.state(now);
+        cw.jobs.insert(key, job);
+        Ok(state)
+    }
+
+    /// Every running pod of the workloads `selector` selects in `namespace` answers
+    /// (named `<workload>-<n>`); an injected failure makes the first exit with 1, an
+    /// injected hang never answers.
+    async fn exec(
+        &self,
+        namespace: &str,
+        selector: &LabelQuery,
+        _container: Option<&str>,
+        command: &[String],
+    ) -> Result<Vec<ExecResult>, ClusterError> {
+        let i = self.me.index();
+        let unreachable = || Err(ClusterError::Unavailable("API server unreachable".into()));
+        if self.world.lock().api_down(i) {
+            return unreachable();
+        }
+        self.world.latency().await;
+        let (hang, fail, pods) = {
+            let mut w = self.world.lock();
+            if w.api_down(i) {
+                return unreachable();
+            }
+            if w.roll(|f| f.kube_error) {
+                w.inject(FaultKind::KubeError);
+                return Err(ClusterError::Unavailable("injected API error".into()));
+            }
+            let hang = w.roll(|f| f.hook_hang);
+            let fail = !hang && w.roll(|f| f.hook_fail);
+            if hang {
+                w.inject(FaultKind::HookHung);
+            } else if fail {
+                w.inject(FaultKind::HookFailed);
+            }
+            let pods: Vec<String> = w.clusters[i]
+                .objects
+                .iter()
+                .filter(|(r, o)| {
+                    matches!(r.kind, Kind::Deployment | Kind::StatefulSet)
+                        && r.namespace == namespace
+                        && selector.matches(&o.labels)
+                })
+                .flat_map(|(r, o)| {
+                    let running = match o.state {
+                        MemberState::Workload { pods, .. } => pods.max(0),
+                        _ => 0,
+                    };
+                    (0..running).map(move |n| format!("{}-{n}", r.name))
+                })
+                .collect();
+            (hang, fail, pods)
+        };
+        if hang {
+            // The caller's timeout drops this future.
+            return std::future::pending().await;
+        }
+        Ok(pods
+            .into_iter()
+            .enumerate()
+            .map(|(n, pod)| {
+                let failed = fail && n == 0;
+                ExecResult {
+                    pod,
+                    exit_code: i32::from(failed),
+                    output: if failed {
+                        format!("{}: injected failure", command.join(" "))
+                    } else {
+                        String::new()
+                    },
+                }
+            })
+            .collect())
+    }
+
+    /// The endpoint answers after the network's latency: the expected status, 503 for
+    /// an injected failure, or never (an injected hang). A lost cluster's operator
+    /// reaches nothing.
+    async fn http(&self, request: &HttpRequest) -> Result<u16, ClusterError> {
+        self.world.latency().await;
+        let (hang, fail) = {
+            let mut w = self.world.lock();
+            if !w.alive[self.me.index()] {
+                return Err(ClusterError::Unavailable("network unreachable".into()));
+            }
+            let hang = w.roll(|f| f.hook_hang);
+            let fail = !hang && w.roll(|f| f.hook_fail);
+            if hang {
+                w.inject(FaultKind::HookHung);
+            } else if fail {
+                w.inject(FaultKind::HookFailed);
+            }
+            (hang, fail)
+        };
+        if hang {
+            return std::future::pending().await;
+        }
+        Ok(if fail { 503 } else { request.expected_status })
     }
 }
 

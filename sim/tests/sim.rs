@@ -8,7 +8,7 @@ use failover_engine::conformance::{ClusterFixture, cluster_port, store_port};
 use failover_engine::ports::{Kind, MemberState, ObjectRef};
 use failover_model::{Cluster, Health, Variant, VolumeRole};
 use failover_sim::campaign::{Campaign, campaign};
-use failover_sim::run::{Profile, RunConfig, run};
+use failover_sim::run::{Hooking, Profile, RunConfig, run};
 use failover_sim::runtime::{Executor, VirtualTime};
 use failover_sim::world::{
     CallFaults, ClusterWorld, FakeCluster, FakeStore, Fakes, Object, Shared,
@@ -22,6 +22,7 @@ fn config(seed: u64) -> RunConfig {
         variant: Variant::Correct,
         shape: None,
         timeline: true,
+        hooks: Hooking::Drawn,
     }
 }
 
@@ -80,6 +81,7 @@ fn the_protocol_survives_a_swarm_campaign() {
         jobs: 2,
         shape: None,
         stop_at_first: false,
+        hooks: Hooking::Drawn,
     });
     let bad: Vec<_> = s
         .violations()
@@ -135,6 +137,7 @@ fn every_broken_variant_is_caught_on_a_fixed_seed_range() {
             jobs: 2,
             shape: None,
             stop_at_first: true,
+            hooks: Hooking::Drawn,
         });
         assert!(
             !s.violations().is_empty(),
@@ -330,6 +333,7 @@ fn the_model_replay_rejects_what_the_model_would_not_do() {
             identity: 1,
             spec: failover_model::SpecPrint::default(),
         },
+        ended: None,
     };
     // An operator that claimed its slot (and has no lease yet) heartbeats first; the
     // store applies it.
@@ -588,6 +592,12 @@ fn eventually_consistent_reads_may_be_stale() {
 #[test]
 fn a_replaced_process_drops_its_call_and_stops() {
     use failover_sim::world::FaultKind;
+    // Pinned before hooks: seed 164 without them (with the hooks its seed draws, the
+    // hand-over meets another moment).
+    let config = |seed| RunConfig {
+        hooks: Hooking::Off,
+        ..config(seed)
+    };
     let fixed = run(config(164));
     assert!(
         fixed

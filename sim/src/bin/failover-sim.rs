@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use failover_model::{Mode, Variant};
 use failover_sim::auto::{AutoConfig, Scenario, run_many, summary};
 use failover_sim::campaign::{Campaign, campaign};
-use failover_sim::run::{Profile, RunConfig, run};
+use failover_sim::run::{Hooking, Profile, RunConfig, run};
 use failover_sim::timeline;
 
 #[derive(Parser)]
@@ -37,6 +37,10 @@ struct Common {
     /// Fixed shape: workloads and volumes, as `20x5` (default: the seed picks).
     #[arg(long)]
     shape: Option<String>,
+    /// The group's hooks (a quiesce Job, a verify Job, an HTTP notification): drawn
+    /// (half of the swarm seeds, every heavy one, none without faults), on or off.
+    #[arg(long, default_value = "drawn")]
+    hooks: String,
 }
 
 #[derive(Subcommand)]
@@ -114,6 +118,7 @@ struct Parsed {
     profile: Profile,
     variant: Variant,
     shape: Option<(usize, usize)>,
+    hooks: Hooking,
 }
 
 fn parse(c: &Common) -> Result<Parsed, String> {
@@ -150,11 +155,14 @@ fn parse(c: &Common) -> Result<Parsed, String> {
             Some((w, v))
         }
     };
+    let hooks = Hooking::from_name(&c.hooks)
+        .ok_or_else(|| format!("unknown hooks {:?} (drawn, on, off)", c.hooks))?;
     Ok(Parsed {
         mode,
         profile,
         variant,
         shape,
+        hooks,
     })
 }
 
@@ -168,6 +176,9 @@ fn replay_command(seed: u64, c: &Common) -> String {
     }
     if let Some(s) = &c.shape {
         cmd.push_str(&format!(" --shape {s}"));
+    }
+    if c.hooks != Hooking::Drawn.name() {
+        cmd.push_str(&format!(" --hooks {}", c.hooks));
     }
     cmd
 }
@@ -190,6 +201,7 @@ fn hunt(first_seed: u64, seeds: u64, jobs: usize) -> bool {
             jobs,
             shape: None,
             stop_at_first: false,
+            hooks: Hooking::Drawn,
         });
         let caught = summary.violations();
         let first = caught
@@ -267,6 +279,7 @@ fn main() -> ExitCode {
                 jobs,
                 shape: p.shape,
                 stop_at_first: false,
+                hooks: p.hooks,
             });
             println!("{}", summary.render(|s| replay_command(s, &common)));
             summary.violations().is_empty()
@@ -304,6 +317,7 @@ fn main() -> ExitCode {
                 variant: p.variant,
                 shape: p.shape,
                 timeline: true,
+                hooks: p.hooks,
             });
             print!("{}", timeline::text(&r));
             match std::fs::write(&svg, timeline::svg(&r)) {
