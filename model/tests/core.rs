@@ -3571,12 +3571,27 @@ fn hooked(kind: PlanKind, done: u32, holder: Cluster) -> Record {
     if let Some(f) = r.failover.as_mut() {
         f.hooks = hooks;
     }
-    r.spec = [Some(SpecPrint {
-        hooks,
-        ..SpecPrint::default()
-    }); 2];
+    r.spec = [Some(hooked_print()); 2];
     r
 }
+
+/// The print of a copy of the spec with the database hooks.
+fn hooked_print() -> SpecPrint {
+    SpecPrint {
+        hooks: database_hooks(),
+        ..SpecPrint::default()
+    }
+}
+
+/// A source whose preparation is done: nothing runs, volumes still primary.
+const PREPARED_SOURCE: ClusterState = ClusterState {
+    network_open: false,
+    workloads_up: false,
+    workloads_running: false,
+    cronjobs_suspended: true,
+    flux_suspended: true,
+    ..SERVING
+};
 
 fn position(plan: &Plan, step: Step) -> u32 {
     plan.steps.iter().position(|s| s.step == step).unwrap() as u32
@@ -3666,10 +3681,7 @@ fn hooks_stand_beside_their_anchors_on_their_side() {
 fn a_failover_keeps_the_hooks_it_started_with() {
     let hooks = database_hooks();
     let mut r = pending(at_rest(), 1, B, Mode::Consistency);
-    r.spec = [Some(SpecPrint {
-        hooks,
-        ..SpecPrint::default()
-    }); 2];
+    r.spec = [Some(hooked_print()); 2];
     let acquired = store(
         &r,
         A,
@@ -3704,18 +3716,8 @@ fn an_abort_hook_that_fails_rolls_back_and_one_that_succeeds_is_journaled() {
     let plan = Plan::with_hooks(CONSISTENCY, Variant::Correct, database_hooks());
     let at = position(plan, Step::Hook(0));
     let record = hooked(CONSISTENCY, at, A);
-    let spec = SpecPrint {
-        hooks: database_hooks(),
-        ..SpecPrint::default()
-    };
-    let source = ClusterState {
-        network_open: false,
-        workloads_up: false,
-        workloads_running: false,
-        cronjobs_suspended: true,
-        flux_suspended: true,
-        ..SERVING
-    };
+    let spec = hooked_print();
+    let source = PREPARED_SOURCE;
     let input = Inputs {
         spec,
         ..inputs(A, 11, &source, None)
@@ -3775,10 +3777,7 @@ fn a_continue_hook_that_fails_is_journaled_and_hooks_need_the_lease() {
     let plan = Plan::with_hooks(CONSISTENCY, Variant::Correct, database_hooks());
     let at = position(plan, Step::Hook(2));
     let record = hooked(CONSISTENCY, at, B);
-    let spec = SpecPrint {
-        hooks: database_hooks(),
-        ..SpecPrint::default()
-    };
+    let spec = hooked_print();
     let input = Inputs {
         spec,
         ..inputs(B, 11, &SERVING, None)
@@ -3810,18 +3809,8 @@ fn an_abort_hook_that_fails_after_the_promotion_is_retried_not_passed() {
     let plan = Plan::with_hooks(UPTIME, Variant::Correct, database_hooks());
     let at = position(plan, Step::Hook(0));
     let record = hooked(UPTIME, at, A);
-    let spec = SpecPrint {
-        hooks: database_hooks(),
-        ..SpecPrint::default()
-    };
-    let source = ClusterState {
-        network_open: false,
-        workloads_up: false,
-        workloads_running: false,
-        cronjobs_suspended: true,
-        flux_suspended: true,
-        ..SERVING
-    };
+    let spec = hooked_print();
+    let source = PREPARED_SOURCE;
     let mut mem = settled(11, Some(record));
     mem.on_hook(
         HookRun {
@@ -3854,10 +3843,7 @@ fn hooks_are_not_restored_like_cluster_steps() {
     let at = position(plan, Step::Hook(2));
     let record = hooked(CONSISTENCY, at, B);
     let input = Inputs {
-        spec: SpecPrint {
-            hooks: database_hooks(),
-            ..SpecPrint::default()
-        },
+        spec: hooked_print(),
         ..inputs(B, 11, &SERVING, None)
     };
     let mem = settled(11, Some(record));
