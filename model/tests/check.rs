@@ -212,7 +212,12 @@ fn no_self_fence_is_caught() {
 #[test]
 fn no_lease_wait_is_caught() {
     let found = hunt(Variant::NoLeaseWait);
-    assert!(found.contains(&"no-two-primaries"), "{found:?}");
+    // Two primaries, or first the force itself while the source still heartbeats (a
+    // checker thread per scenario finds that one first, at depth 8).
+    assert!(
+        found.contains(&"no-two-primaries") || found.contains(&"planned-never-forced"),
+        "{found:?}"
+    );
 }
 
 /// Issue 18: the model shows the simulator's step-at-most-once counterexample on the

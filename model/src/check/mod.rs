@@ -2145,9 +2145,11 @@ fn settled_when_idle(m: &FailoverModel, w: &World) -> bool {
     if settled || w.cut_off.contains(&true) || w.gone || w.slot != Cluster::ALL {
         return true;
     }
+    // An operator with a call in progress is not idle: the call ends (by its deadline).
     let idle = Cluster::ALL.into_iter().all(|c| {
         !w.alive[c.index()]
             || (FailoverModel::controllers_settled(w, c)
+                && w.busy[c.index()].is_none()
                 && matches!(
                     m.decision_informed(w, c).action,
                     Action::Wait(Wake::Idle(_) | Wake::Change)
