@@ -31,7 +31,7 @@ struct Common {
     /// Run a deliberately broken protocol variant (promote-before-demote, no-token-check,
     /// no-self-fence, no-lease-wait, repeatable-force, fence-stops-at-failure,
     /// heartbeat-behind-tasks, wall-clock-lease, stale-leader, recreate-missing-record,
-    /// no-identity-check, empty-selection-done, no-stage-deadline).
+    /// no-identity-check, empty-selection-done, no-stage-deadline, journal-past-abort).
     #[arg(long)]
     bug: Option<String>,
     /// Fixed shape: workloads and volumes, as `20x5` (default: the seed picks).
