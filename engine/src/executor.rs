@@ -990,8 +990,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                     id: f.id,
                 };
                 info!(hook = %hook.name, place = %hook.place(), "running hook");
-                let stage = d.stage.map_or(StageName::Outside, StageName::Stage);
-                match self.run_keeping_lease(&task, stage, observed, during).await {
+                match self.run_keeping_lease(&task, observed, during).await {
                     None => {
                         warn!(hook = %hook.name, "hook abandoned: the lease ran low or this process was replaced");
                         return TurnResult::Abandoned;
@@ -1067,7 +1066,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             stage,
         };
         let result = self
-            .run_keeping_lease(&task, stage, observed, during)
+            .run_keeping_lease(&task, observed, during)
             .await
             .map(|r| match r {
                 Ok(Done::Changed(changes)) => Ok(changes),
@@ -1195,7 +1194,6 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
     async fn run_keeping_lease<T: Task>(
         &mut self,
         task: &T,
-        _stage: StageName,
         observed: &ClusterState,
         during: &mut Vec<(Turn, Memory)>,
     ) -> Option<Result<Done, TaskError>> {
