@@ -31,6 +31,17 @@
 //! A history item is written in the same transaction that ends its failover; `token` is
 //! the record's token then, `by` and `at` the writer and its local time.
 //!
+//! **The trail** ([`crate::trail`], for people; no condition reads it): `trail` (L of M
+//! `{e, by, at, n, to, mode}`) on the main item from a `Request` (`SET trail = [request
+//! mark]`) until the failover ends. `Acquire`, `ForceTakeLock`, `TakeOver`, `Journal`,
+//! `Stuck` and a person's `Intervene` each append a mark in the same update
+//! (`trail = list_append(if_not_exists(trail, :empty), :mark)`, which cannot fail, so the
+//! trail never changes whether a protocol write applies). `Complete`, `Abort`, `Resolve`
+//! and `Withdraw` remove it and copy it into the history item they write, with `kind`,
+//! `source`, `target` and `hooks` of the failover (from the main item read before them):
+//! [`DynamoStore::ended`] reads them back, [`DynamoStore::read_with_trail`] the one in
+//! flight.
+//!
 //! # Reads
 //!
 //! [`StorePort::read`] is a consistent `GetItem` of the main item followed by a
@@ -194,6 +205,7 @@ use failover_model::{
 };
 
 use crate::ports::{StorePort, StoreUnavailable};
+use crate::trail::{Ended, Mark, MarkEvent};
 
 /// Attempts per request for failures that certainly did not apply (the first included).
 pub const ATTEMPTS: u32 = 3;
@@ -368,6 +380,37 @@ impl DynamoStore {
         &self.table
     }
 
+    /// The group's record with the trail of its request or failover in flight (empty
+    /// when there is none): [`crate::trail`]. A consistent read, as
+    /// [`StorePort::read`].
+    pub async fn read_with_trail(
+        &self,
+        group: &str,
+    ) -> Result<Option<(Record, Vec<Mark>)>, StoreUnavailable> {
+        let Some((record, main)) = self.read_item(group).await.map_err(StoreUnavailable)? else {
+            return Ok(None);
+        };
+        let trail = parse_trail(main.get(TRAIL))
+            .map_err(|e| StoreUnavailable(format!("group {group}: malformed trail: {e}")))?;
+        Ok(Some((record, trail)))
+    }
+
+    /// Every ended failover of the group with what the record kept about it, in write
+    /// order (oldest first).
+    pub async fn ended(&self, group: &str) -> Result<Vec<Ended>, StoreUnavailable> {
+        let items = self
+            .retrying("query history", || self.query_history(group))
+            .await
+            .map_err(|f| StoreUnavailable(f.to_string()))?;
+        let mut ended = items
+            .iter()
+            .map(parse_ended)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreUnavailable(format!("group {group}: malformed history item: {e}")))?;
+        ended.sort_by_key(|e| (e.token, e.id));
+        Ok(ended)
+    }
+
     /// Run `call` until it succeeds, fails other than definitely, or [`ATTEMPTS`] ran out,
     /// sleeping a jittered exponential back-off between attempts.
     async fn retrying<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T, Failure>
@@ -465,6 +508,11 @@ impl DynamoStore {
     /// write left (the integration monitor saw such a half once); after a few tries it
     /// is returned as it is (`Record::knows` treats it the same).
     async fn read_record(&self, group: &str) -> Result<Option<Record>, String> {
+        Ok(self.read_item(group).await?.map(|(record, _)| record))
+    }
+
+    /// [`Self::read_record`] with the main item it parsed.
+    async fn read_item(&self, group: &str) -> Result<Option<(Record, Item)>, String> {
         let mut tries = 0;
         loop {
             let main = self
@@ -480,7 +528,7 @@ impl DynamoStore {
                 .is_some_and(|f| record.history.iter().any(|h| h.id == f.id));
             tries += 1;
             if !torn || tries >= 5 {
-                return Ok(Some(record));
+                return Ok(Some((record, main)));
             }
         }
     }
@@ -656,8 +704,8 @@ impl DynamoStore {
         token: Token,
         at: u32,
     ) -> Reply {
-        let record = match self.read_before(group, "Complete").await {
-            Ok(record) => record,
+        let (record, main) = match self.read_before(group, "Complete").await {
+            Ok(read) => read,
             Err(reply) => return reply,
         };
         match record.failover {
@@ -667,7 +715,7 @@ impl DynamoStore {
                     && record.token == token
                     && record.instance[w.by.index()] == Some(w.instance) =>
             {
-                let (update, history) = complete_update(w, id, token, at, &f);
+                let (update, history) = complete_update(w, id, token, at, &f, Some(&main));
                 self.transact(group, &update, &history).await
             }
             _ => Reply::ConditionFailed(record),
@@ -676,9 +724,9 @@ impl DynamoStore {
 
     /// The record read before a write that needs it (`what`), or the write's reply if
     /// there is none (missing) or the read failed (nothing was applied).
-    async fn read_before(&self, group: &str, what: &str) -> Result<Record, Reply> {
-        match self.read_record(group).await {
-            Ok(Some(record)) => Ok(record),
+    async fn read_before(&self, group: &str, what: &str) -> Result<(Record, Item), Reply> {
+        match self.read_item(group).await {
+            Ok(Some(read)) => Ok(read),
             Ok(None) => Err(Reply::Missing),
             Err(message) => {
                 tracing::warn!(group, %message, "reading before {what} failed");
@@ -693,20 +741,20 @@ impl DynamoStore {
     /// what the condition looks at but a new request raises it, and the transaction
     /// checks the pending request itself).
     async fn after_read(&self, group: &str, timing: &Timing, w: &Write) -> Reply {
-        let record = match self.read_before(group, "the write").await {
-            Ok(record) => record,
+        let (record, main) = match self.read_before(group, "the write").await {
+            Ok(read) => read,
             Err(reply) => return reply,
         };
         if failover_model::apply(&record, w, timing, Variant::Correct).is_err() {
             return Reply::ConditionFailed(record);
         }
-        if let Some((update, history)) = failover_update(w, &record) {
+        if let Some((update, history)) = failover_update(w, &record, Some(&main)) {
             return match history {
                 Some(history) => self.transact(group, &update, &history).await,
                 None => self.update(group, &update).await,
             };
         }
-        match ended_update(w, &record) {
+        match ended_update(w, &record, Some(&main)) {
             Some((update, history)) => self.transact(group, &update, &history).await,
             None => Reply::ConditionFailed(record),
         }
@@ -981,7 +1029,7 @@ enum HistoryWrite {
 }
 
 /// A history item to write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 struct HistoryItem {
     /// The failover.
     id: FailoverId,
@@ -993,6 +1041,10 @@ struct HistoryItem {
     by: Cluster,
     /// The writer's local time.
     at: Time,
+    /// What the record kept about the failover for people, copied from the main item
+    /// read before the write (`kind`, `source`, `target`, `hooks`, `trail`):
+    /// [`crate::trail`].
+    kept: Vec<(&'static str, AttributeValue)>,
 }
 
 impl HistoryItem {
@@ -1004,16 +1056,61 @@ impl HistoryItem {
         item.insert("token".to_owned(), n(self.token));
         item.insert("by".to_owned(), cluster(self.by));
         item.insert("at".to_owned(), n(self.at));
+        for (name, value) in &self.kept {
+            item.insert((*name).to_owned(), value.clone());
+        }
         item
     }
+}
+
+/// What a history item keeps of the failover `f` (if it started) and of the main item
+/// read before its end (`main`, for the trail): never part of the protocol's record.
+fn kept(f: Option<&InFlight>, main: Option<&Item>) -> Vec<(&'static str, AttributeValue)> {
+    let mut kept = Vec::new();
+    if let Some(f) = f {
+        kept.push(("kind", s(kind_name(f.kind))));
+        kept.push(("source", cluster(f.source)));
+        kept.push(("target", cluster(f.target)));
+        kept.push(("hooks", n(f.hooks.bits())));
+    }
+    if let Some(trail) = main.and_then(|m| m.get(TRAIL)) {
+        kept.push((TRAIL, trail.clone()));
+    }
+    kept
+}
+
+/// The attribute holding the trail of the request or failover in flight
+/// ([`crate::trail`]): set by `Request`, appended to by every write on the failover,
+/// removed when it ends (copied into its history item).
+const TRAIL: &str = "trail";
+
+/// Append `:mark` to the trail (created if absent, so an advisory attribute can never
+/// make a protocol write fail).
+const APPEND: &str = "#trail = list_append(if_not_exists(#trail, :empty), :mark)";
+
+/// A trail mark as a one-element list (for `list_append`): the event, the writer (none
+/// for a person), its local time, the journal position after the write.
+fn mark(event: MarkEvent, by: Option<Cluster>, at: Time, done: Option<u64>) -> AttributeValue {
+    let mut m = HashMap::new();
+    m.insert("e".to_owned(), s(event.name()));
+    if let Some(by) = by {
+        m.insert("by".to_owned(), cluster(by));
+    }
+    m.insert("at".to_owned(), n(at));
+    if let Some(done) = done {
+        m.insert("n".to_owned(), n(done));
+    }
+    AttributeValue::L(vec![AttributeValue::M(m)])
 }
 
 /// The pending request's attributes, removed when it starts or ends.
 const REQUEST_CLEAR: &str = "REMOVE #req_id, #req_to, #req_mode, #req_by, #req_at";
 
-/// The lock and failover attributes `Complete` and `Abort` remove.
+/// The lock and failover attributes `Complete` and `Abort` remove (and the trail, which
+/// the history item keeps).
 const CLEAR: &str = "REMOVE #lock_holder, #lock_until, #fo_id, #fo_kind, #fo_source, \
-                     #fo_target, #fo_done, #fo_stuck, #fo_abort, #fo_resolve, #fo_hooks";
+                     #fo_target, #fo_done, #fo_stuck, #fo_abort, #fo_resolve, #fo_hooks, \
+                     #trail";
 
 /// How a write is sent.
 #[derive(Clone, Debug, PartialEq)]
@@ -1050,6 +1147,7 @@ fn encode(timing: &Timing, w: &Write) -> Request {
         (":one", n(1)),
         (":zero", n(0)),
         (":inst", n(w.instance)),
+        (":empty", AttributeValue::L(Vec::new())),
     ];
     let take_lock = "#token = #token + :one, #lock_holder = :by, #lock_until = :until";
     let progress = |id: FailoverId, token: Token, at: u32| {
@@ -1134,12 +1232,19 @@ fn encode(timing: &Timing, w: &Write) -> Request {
             values.push((":id", n(id)));
             values.push((":to", cluster(to)));
             values.push((":mode", s(kind_name(PlanKind::Planned(mode)))));
+            let mut first = HashMap::new();
+            first.insert("e".to_owned(), s(MarkEvent::Requested.name()));
+            first.insert("by".to_owned(), cluster(me));
+            first.insert("at".to_owned(), n(w.now));
+            first.insert("to".to_owned(), cluster(to));
+            first.insert("mode".to_owned(), s(kind_name(PlanKind::Planned(mode))));
+            values.push((":first", AttributeValue::L(vec![AttributeValue::M(first)])));
             (
                 "attribute_exists(#pk) AND attribute_not_exists(#req_id) \
                  AND attribute_not_exists(#fo_id) AND #active <> :to"
                     .to_owned(),
                 "SET #req_id = :id, #req_to = :to, #req_mode = :mode, #req_by = :by, \
-                 #req_at = :now"
+                 #req_at = :now, #trail = :first"
                     .to_owned(),
                 Some(HistoryWrite::Unknown(id)),
             )
@@ -1161,6 +1266,7 @@ fn encode(timing: &Timing, w: &Write) -> Request {
             return Request::AfterRead;
         }
         Op::Acquire { id, mode } => {
+            values.push((":mark", mark(MarkEvent::Acquired, Some(me), w.now, Some(1))));
             values.push((":id", n(id)));
             values.push((":kind", s(kind_name(PlanKind::Planned(mode)))));
             (
@@ -1175,7 +1281,7 @@ fn encode(timing: &Timing, w: &Write) -> Request {
                 format!(
                     "SET {take_lock}, #fo_id = :id, #fo_kind = :kind, #fo_source = :by, \
                      #fo_target = :peer, #fo_done = :one, \
-                     #fo_hooks = if_not_exists(#{}, :zero) {REQUEST_CLEAR}",
+                     #fo_hooks = if_not_exists(#{}, :zero), {APPEND} {REQUEST_CLEAR}",
                     hooks_name(me)
                 ),
                 Some(HistoryWrite::Unknown(id)),
@@ -1183,6 +1289,7 @@ fn encode(timing: &Timing, w: &Write) -> Request {
         }
         Op::ForceTakeLock { id, seen } => {
             let hb = hb_name(peer);
+            values.push((":mark", mark(MarkEvent::Forced, Some(me), w.now, Some(1))));
             values.push((":id", n(id)));
             values.push((":kind", s(kind_name(PlanKind::Forced))));
             // The peer's heartbeat is still the one the writer saw stand for lease +
@@ -1203,8 +1310,8 @@ fn encode(timing: &Timing, w: &Write) -> Request {
                 format!(
                     "SET {take_lock}, #fo_id = :id, #fo_kind = :kind, #fo_source = :peer, \
                      #fo_target = :by, #fo_done = :one, \
-                     #fo_hooks = if_not_exists(#{}, :zero) {REQUEST_CLEAR}, #fo_stuck, \
-                     #fo_abort, #fo_resolve",
+                     #fo_hooks = if_not_exists(#{}, :zero), {APPEND} {REQUEST_CLEAR}, \
+                     #fo_stuck, #fo_abort, #fo_resolve",
                     hooks_name(me)
                 ),
                 Some(HistoryWrite::Unknown(id)),
@@ -1212,12 +1319,14 @@ fn encode(timing: &Timing, w: &Write) -> Request {
         }
         Op::TakeOver { id, at } => {
             values.extend(progress(id, 0, at));
+            let next = Some(u64::from(at) + 1);
+            values.push((":mark", mark(MarkEvent::TookOver, Some(me), w.now, next)));
             (
                 format!(
                     "{in_flight} AND attribute_not_exists(#lock_until) \
                      AND attribute_not_exists(#fo_abort)"
                 ),
-                format!("SET {take_lock}, #fo_done = :next REMOVE #fo_stuck"),
+                format!("SET {take_lock}, #fo_done = :next, {APPEND} REMOVE #fo_stuck"),
                 None,
             )
         }
@@ -1228,16 +1337,25 @@ fn encode(timing: &Timing, w: &Write) -> Request {
             release,
         } => {
             values.extend(progress(id, token, at));
+            let event = MarkEvent::Journaled { released: release };
+            let next = Some(u64::from(at) + 1);
+            values.push((":mark", mark(event, Some(me), w.now, next)));
             let update = if release {
-                "SET #fo_done = :next REMOVE #lock_holder, #lock_until, #fo_stuck, #fo_resolve"
+                format!(
+                    "SET #fo_done = :next, {APPEND} \
+                     REMOVE #lock_holder, #lock_until, #fo_stuck, #fo_resolve"
+                )
             } else {
-                "SET #fo_done = :next, #lock_holder = :by, #lock_until = :until REMOVE #fo_stuck"
+                format!(
+                    "SET #fo_done = :next, #lock_holder = :by, #lock_until = :until, {APPEND} \
+                     REMOVE #fo_stuck"
+                )
             };
             // No journal entry while a person's abort is asked (issue 13): the holder
             // carries the abort out instead.
             (
                 format!("{in_flight} AND #token = :token AND attribute_not_exists(#fo_abort)"),
-                update.to_owned(),
+                update,
                 None,
             )
         }
@@ -1258,7 +1376,11 @@ fn encode(timing: &Timing, w: &Write) -> Request {
 /// model's condition held): `Abort`, `Stuck`, `Resolve` or a person's `Intervene`,
 /// conditional on the failover's id, kind, position and token as read and on the flags
 /// it looks at (an intervention sets `fo_asked` without raising the token).
-fn failover_update(w: &Write, record: &Record) -> Option<(MainUpdate, Option<HistoryWrite>)> {
+fn failover_update(
+    w: &Write,
+    record: &Record,
+    main: Option<&Item>,
+) -> Option<(MainUpdate, Option<HistoryWrite>)> {
     let f = record.failover?;
     let (id, token, at) = match w.op {
         Op::Abort { id, token, at, .. }
@@ -1274,6 +1396,7 @@ fn failover_update(w: &Write, record: &Record) -> Option<(MainUpdate, Option<His
         (":kind", s(kind_name(f.kind))),
         (":inst", n(w.instance)),
         (":one", n(1)),
+        (":empty", AttributeValue::L(Vec::new())),
     ];
     let mut condition = "attribute_exists(#pk) AND #fo_id = :id AND #fo_done = :at \
                          AND #token = :token AND #fo_kind = :kind"
@@ -1285,13 +1408,24 @@ fn failover_update(w: &Write, record: &Record) -> Option<(MainUpdate, Option<His
             token,
             by: w.by,
             at: w.now,
+            kept: kept(Some(&f), main),
         })
     };
+    let person = matches!(w.op, Op::Intervene { .. });
+    let by = (!person).then_some(w.by);
+    let event = match w.op {
+        Op::Stuck { .. } => Some(MarkEvent::Stuck),
+        Op::Intervene { action, .. } => Some(MarkEvent::Asked(action)),
+        _ => None,
+    };
+    if let Some(event) = event {
+        values.push((":mark", mark(event, by, w.now, Some(u64::from(at)))));
+    }
     let (extra, update, history) = match w.op {
         Op::Abort { reason, .. } => ("", CLEAR.to_owned(), Some(item(Outcome::Aborted(reason)))),
         Op::Stuck { .. } => (
             " AND attribute_not_exists(#fo_stuck)",
-            "SET #fo_stuck = :one".to_owned(),
+            format!("SET #fo_stuck = :one, {APPEND}"),
             None,
         ),
         Op::Resolve { .. } => {
@@ -1307,19 +1441,19 @@ fn failover_update(w: &Write, record: &Record) -> Option<(MainUpdate, Option<His
                 values.push((":next", n(token + 1)));
                 (
                     " AND #fo_stuck = :one",
-                    "SET #token = :next REMOVE #fo_stuck".to_owned(),
+                    format!("SET #token = :next, {APPEND} REMOVE #fo_stuck"),
                     None,
                 )
             }
             Intervention::Abort => (
                 " AND attribute_not_exists(#fo_abort) AND attribute_not_exists(#fo_resolve)",
-                "SET #fo_abort = :one".to_owned(),
+                format!("SET #fo_abort = :one, {APPEND}"),
                 None,
             ),
             Intervention::Resolve => (
                 " AND attribute_not_exists(#fo_abort) AND attribute_not_exists(#fo_resolve) \
                  AND #fo_stuck = :one",
-                "SET #fo_resolve = :one".to_owned(),
+                format!("SET #fo_resolve = :one, {APPEND}"),
                 None,
             ),
         },
@@ -1328,7 +1462,7 @@ fn failover_update(w: &Write, record: &Record) -> Option<(MainUpdate, Option<His
     condition.push_str(extra);
     // Every write but a person's comes from the slot's owner (unused values are not
     // sent: `values`).
-    if !matches!(w.op, Op::Intervene { .. }) {
+    if !person {
         condition.push_str(&format!(" AND #{} = :inst", inst_name(w.by)));
     }
     Some((
@@ -1344,7 +1478,11 @@ fn failover_update(w: &Write, record: &Record) -> Option<(MainUpdate, Option<His
 /// `AlreadyActive` or `Withdraw` by `w` on `record` (as read just before, where the
 /// model's condition held): the record's token, unchanged since, is raised, and the
 /// history item carries the new one.
-fn ended_update(w: &Write, record: &Record) -> Option<(MainUpdate, HistoryWrite)> {
+fn ended_update(
+    w: &Write,
+    record: &Record,
+    main: Option<&Item>,
+) -> Option<(MainUpdate, HistoryWrite)> {
     let (id, outcome, condition, update) = match w.op {
         Op::AlreadyActive { id, .. } => (
             id,
@@ -1356,7 +1494,7 @@ fn ended_update(w: &Write, record: &Record) -> Option<(MainUpdate, HistoryWrite)
             id,
             Outcome::Withdrawn,
             "#req_id = :id",
-            "SET #token = :next REMOVE #req_id, #req_to, #req_mode, #req_by, #req_at",
+            "SET #token = :next REMOVE #req_id, #req_to, #req_mode, #req_by, #req_at, #trail",
         ),
         _ => return None,
     };
@@ -1384,6 +1522,10 @@ fn ended_update(w: &Write, record: &Record) -> Option<(MainUpdate, HistoryWrite)
         token: record.token + 1,
         by: w.by,
         at: w.now,
+        kept: match w.op {
+            Op::Withdraw { .. } => kept(None, main),
+            _ => Vec::new(),
+        },
     });
     Some((update, history))
 }
@@ -1395,6 +1537,7 @@ fn complete_update(
     token: Token,
     at: u32,
     f: &InFlight,
+    main: Option<&Item>,
 ) -> (MainUpdate, HistoryWrite) {
     let update = MainUpdate {
         condition: format!(
@@ -1418,6 +1561,7 @@ fn complete_update(
         token,
         by: w.by,
         at: w.now,
+        kept: kept(Some(f), main),
     });
     (update, history)
 }
@@ -1768,6 +1912,66 @@ fn parse_history(item: &Item) -> Result<(Token, HistoryEntry), String> {
     ))
 }
 
+/// A history item with what it kept ([`crate::trail::Ended`]).
+fn parse_ended(item: &Item) -> Result<Ended, String> {
+    let (token, entry) = parse_history(item)?;
+    let kind = get_s(item, "kind")?
+        .map(|k| parse_kind(k).ok_or_else(|| format!("kind = {k:?}")))
+        .transpose()?;
+    Ok(Ended {
+        id: entry.id,
+        outcome: entry.outcome,
+        token,
+        ended_by: required(get_cluster(item, "by"), "by")?,
+        ended_at: get_n(item, "at")?.unwrap_or(0),
+        kind,
+        source: get_cluster(item, "source")?,
+        target: get_cluster(item, "target")?,
+        hooks: match get_n(item, "hooks")? {
+            Some(bits) => Hooks::from_bits(bits).ok_or_else(|| format!("hooks = {bits}"))?,
+            None => Hooks::default(),
+        },
+        trail: parse_trail(item.get(TRAIL))?,
+    })
+}
+
+/// A stored plan kind.
+fn parse_kind(name: &str) -> Option<PlanKind> {
+    [
+        PlanKind::Planned(Mode::Consistency),
+        PlanKind::Planned(Mode::Uptime),
+        PlanKind::Forced,
+    ]
+    .into_iter()
+    .find(|k| kind_name(*k) == name)
+}
+
+/// A trail attribute (a list of marks), if present.
+fn parse_trail(value: Option<&AttributeValue>) -> Result<Vec<Mark>, String> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let AttributeValue::L(list) = value else {
+        return Err(format!("trail is {value:?}, not a list"));
+    };
+    list.iter()
+        .map(|m| {
+            let AttributeValue::M(m) = m else {
+                return Err(format!("trail mark {m:?} is not a map"));
+            };
+            let name = required(get_s(m, "e"), "e")?;
+            Ok(Mark {
+                event: MarkEvent::from_name(name).ok_or_else(|| format!("e = {name:?}"))?,
+                by: get_cluster(m, "by")?,
+                at: get_n(m, "at")?.unwrap_or(0),
+                done: get_u32(m, "n")?,
+                to: get_cluster(m, "to")?,
+                kind: get_s(m, "mode")?.and_then(parse_kind),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1862,6 +2066,7 @@ mod tests {
                 2,
                 5,
                 &f,
+                None,
             )
             .0,
         );
@@ -1873,7 +2078,7 @@ mod tests {
             },
             Op::Withdraw { id: 5 },
         ] {
-            updates.extend(ended_update(&w(op), &record).map(|(u, _)| u));
+            updates.extend(ended_update(&w(op), &record, None).map(|(u, _)| u));
         }
         // The deadline's and a person's writes, on a failover in flight.
         let flying = Record {
@@ -1900,7 +2105,7 @@ mod tests {
         }));
         let mut person = Vec::new();
         for op in ops {
-            let (update, _) = failover_update(&w(op), &flying).expect("a failover write");
+            let (update, _) = failover_update(&w(op), &flying, None).expect("a failover write");
             if matches!(op, Op::Intervene { .. }) {
                 person.push(update);
             } else {
@@ -2045,7 +2250,32 @@ mod tests {
             token: 5,
             by: Cluster::A,
             at: 10,
+            kept: kept(
+                Some(&InFlight {
+                    id: 2,
+                    kind: PlanKind::Forced,
+                    source: Cluster::B,
+                    target: Cluster::A,
+                    done: 3,
+                    stuck: false,
+                    asked: None,
+                    hooks,
+                }),
+                Some(&HashMap::from([(
+                    TRAIL.to_owned(),
+                    mark(MarkEvent::Forced, Some(Cluster::A), 4, Some(1)),
+                )])),
+            ),
         };
+        let ended = parse_ended(&history.item("g")).expect("history parses in full");
+        assert_eq!(ended.kind, Some(PlanKind::Forced));
+        assert_eq!(
+            (ended.source, ended.target),
+            (Some(Cluster::B), Some(Cluster::A))
+        );
+        assert_eq!(ended.hooks, hooks);
+        assert_eq!(ended.started_at(), Some(4));
+        assert_eq!(ended.trail.len(), 1);
         let (token, entry) = parse_history(&history.item("g")).expect("history parses");
         assert_eq!(token, 5);
         let record = parse_record(&item, vec![entry]).expect("record parses");

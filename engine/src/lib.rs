@@ -18,6 +18,8 @@
 //! - [`auto`]: auto-failover, the standby's watch of the active cluster (the model's
 //!   trigger fed with heartbeats, health reports and a probe);
 //! - [`dryrun`]: the plan, object by object and field by field, changing nothing;
+//! - [`trail`]: what the record keeps about each failover for people (who asked, when
+//!   each stage ran), never read by a decision;
 //! - `conformance`: the port conformance suite every adapter and fake must pass
 //!   (feature `testkit`).
 //!
@@ -42,3 +44,4 @@ pub mod observe;
 pub mod ports;
 pub mod recovery;
 pub mod spec;
+pub mod trail;

@@ -216,7 +216,11 @@ pub async fn intervene<S: StorePort>(
         Err(e) => return Err(InterveneRefused::Unavailable(e.to_string())),
     };
     let what = explain(&record, action)?;
-    let Some(w) = action.write(&record, 0) else {
+    // The person's local time: only the trail shows it (no condition looks at it).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let Some(w) = action.write(&record, now) else {
         return Err(InterveneRefused::NothingInFlight(Box::new(record)));
     };
     match store.write(key, timing, &w).await {

@@ -422,6 +422,105 @@ async fn complete_moves_the_application_once() {
     assert_eq!(again, r, "a repeated Complete changes nothing");
 }
 
+/// The trail (issue 14): who asked and when, every journal entry with its writer and
+/// time while the failover runs, kept in its history item with the plan when it ends;
+/// a withdrawn request keeps its request mark; a failover never started has none.
+#[tokio::test]
+async fn trails_keep_who_asked_and_when_each_step_was_journaled() {
+    use failover_engine::trail::MarkEvent;
+    let store = fresh("trail").await;
+    init(&store, "g", A).await;
+    ask(&store, "g", B, 7, B, Mode::Consistency).await;
+    let (_, trail) = store
+        .read_with_trail("g")
+        .await
+        .expect("read")
+        .expect("record");
+    assert_eq!(trail.len(), 1);
+    assert_eq!(trail[0].event, MarkEvent::Requested);
+    assert_eq!(
+        (trail[0].by, trail[0].at, trail[0].to),
+        (Some(B), 5, Some(B))
+    );
+    assert_eq!(trail[0].kind, Some(PlanKind::Planned(Mode::Consistency)));
+    applied(send(&store, "g", A, 10, acquire(7)).await);
+    applied(send(&store, "g", A, 20, journal(7, 1, 1, true)).await);
+    applied(send(&store, "g", B, 30, Op::TakeOver { id: 7, at: 2 }).await);
+    let (record, trail) = store
+        .read_with_trail("g")
+        .await
+        .expect("read")
+        .expect("record");
+    assert!(record.failover.is_some());
+    let events: Vec<(MarkEvent, Option<Cluster>, u64, Option<u32>)> = trail
+        .iter()
+        .map(|m| (m.event, m.by, m.at, m.done))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            (MarkEvent::Requested, Some(B), 5, None),
+            (MarkEvent::Acquired, Some(A), 10, Some(1)),
+            (
+                MarkEvent::Journaled { released: true },
+                Some(A),
+                20,
+                Some(2)
+            ),
+            (MarkEvent::TookOver, Some(B), 30, Some(3)),
+        ]
+    );
+    applied(
+        send(
+            &store,
+            "g",
+            B,
+            40,
+            Op::Complete {
+                id: 7,
+                token: 2,
+                at: 3,
+            },
+        )
+        .await,
+    );
+    let (_, trail) = store
+        .read_with_trail("g")
+        .await
+        .expect("read")
+        .expect("record");
+    assert!(
+        trail.is_empty(),
+        "the trail leaves the main item with the failover"
+    );
+    let ended = store.ended("g").await.expect("history");
+    assert_eq!(ended.len(), 1);
+    let e = &ended[0];
+    assert_eq!(e.id, 7);
+    assert_eq!(e.kind, Some(PlanKind::Planned(Mode::Consistency)));
+    assert_eq!((e.source, e.target), (Some(A), Some(B)));
+    assert_eq!((e.ended_by, e.ended_at), (B, 40));
+    assert_eq!(e.request().map(|m| m.by), Some(Some(B)));
+    assert_eq!(e.started_at(), Some(10));
+    assert_eq!(e.trail.len(), 4);
+    let stages = e.stages();
+    assert!(!stages.is_empty());
+    assert_eq!(stages[0].from, 10);
+    assert_eq!(stages.last().and_then(|s| s.to), Some(40));
+
+    // A withdrawn request keeps its request mark; an already-active no-op has none.
+    ask(&store, "g", A, 8, A, Mode::Uptime).await;
+    applied(send(&store, "g", A, 50, Op::Withdraw { id: 8 }).await);
+    applied(send(&store, "g", B, 60, Op::AlreadyActive { id: 9, to: B }).await);
+    let ended = store.ended("g").await.expect("history");
+    assert_eq!(ended.len(), 3);
+    assert_eq!(ended[1].outcome, Outcome::Withdrawn);
+    assert_eq!(ended[1].trail.len(), 1);
+    assert_eq!(ended[1].kind, None);
+    assert_eq!(ended[2].outcome, Outcome::NoOp);
+    assert!(ended[2].trail.is_empty());
+}
+
 #[tokio::test]
 async fn abort_releases_and_records() {
     let store = fresh("abort").await;
