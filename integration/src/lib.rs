@@ -12,6 +12,7 @@ pub mod agents;
 pub mod app;
 pub mod faults;
 pub mod monitor;
+pub mod operators;
 pub mod plane;
 
 use std::time::Duration;

@@ -67,7 +67,7 @@ async fn auto_failover_forces_when_the_active_cluster_dies_and_never_fails_back(
     let table = unique_name("failover");
     let client = local_client(&endpoint).await;
     create_table(&client, &table).await.expect("table");
-    let mut procs = start_operators([&north, &south], &ns, &table, &endpoint);
+    let mut procs = start_operators(&launcher(), [&north, &south], &ns, &table, &endpoint);
     let logs: Vec<PathBuf> = procs.iter().map(|p| p.log.clone()).collect();
     wait_active(&north, &ns, "north", &logs).await;
     wait_active(&south, &ns, "north", &logs).await;
@@ -196,7 +196,14 @@ async fn auto_failover_forces_when_the_active_cluster_dies_and_never_fails_back(
     // North comes back (its control plane and a fresh operator): it stays at rest,
     // stopped, and its watch will not fail back.
     drop(frozen);
-    procs.push(start_operator(&north.plane, &ns, &table, &endpoint, 2));
+    procs.push(start_operator(
+        &launcher(),
+        &north.plane,
+        &ns,
+        &table,
+        &endpoint,
+        2,
+    ));
     let logs: Vec<PathBuf> = procs.iter().map(|p| p.log.clone()).collect();
     wait_active(&north, &ns, "south", &logs).await;
     wait_for("north to stop everything", FAILOVER_BOUND, || async {

@@ -14,7 +14,7 @@ async fn status_follows_failovers_requested_in_either_cluster_in_both_modes() {
         procs,
         logs,
         ..
-    } = lab("operator").await;
+    } = lab(&launcher(), "operator").await;
     // Every replica is ready: the leaders once their caches synced and their loops read
     // the record, the standbys at once.
     for p in &procs {
@@ -188,7 +188,7 @@ async fn leader_terminated_mid_failover_hands_over_cleanly() {
         mut procs,
         logs,
         ..
-    } = lab("handover").await;
+    } = lab(&launcher(), "handover").await;
     let old = leader(&procs, 0).await;
     let name = request(&west, &ns, "west", FailoverMode::Consistency).await;
     // The source (east) is at work: its leader gets SIGTERM.
@@ -250,7 +250,7 @@ async fn kill_matrix() {
         store,
         mut procs,
         logs,
-    } = lab("kill").await;
+    } = lab(&launcher(), "kill").await;
     let key = format!("{ns}/{GROUP}");
     let groups = CLUSTERS.map(|c| Group::parse(&ns, GROUP, &spec(), c).expect("group"));
     let mut rows = Vec::new();
@@ -302,6 +302,7 @@ async fn kill_matrix() {
             let _ = procs[victim].child.wait();
             // The cluster gets its second replica back, as a Deployment would.
             procs[victim] = start_operator(
+                &launcher(),
                 &sites[victim_cluster].plane,
                 &ns,
                 &table,
