@@ -474,7 +474,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
     /// The store has no record of this group although this cluster kept a trace of one
     /// (the last token and active cluster it saw): the record was deleted or the table
     /// re-created. It is never created again silently; until the explicit re-creation
-    /// (`failover-admin recreate-record`, which starts above every token either cluster
+    /// (`kubectl failover recreate-record`, which starts above every token either cluster
     /// saw), the store counts as unavailable, so the lease runs out and the cluster
     /// fences itself.
     pub fn record_missing(&self) -> bool {
@@ -488,7 +488,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             last_active = %self.group.name_of(trace.active),
             "the group's record is missing from DynamoDB (deleted, or the table re-created); \
              it is not created again silently. This cluster fences itself once its lease \
-             runs out. Re-create the record with `failover-admin recreate-record`, which \
+             runs out. Re-create the record with `kubectl failover recreate-record`, which \
              starts above the highest token either cluster saw"
         );
     }
@@ -795,7 +795,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             objects = objects.join(", "),
             "needs-operator: the {stage} stage passed its deadline after the target may have \
              promoted, so no roll back is safe; fix the objects named (the failover goes on by \
-             itself), or `failover-admin retry` (a new deadline) or `failover-admin resolve` \
+             itself), or `kubectl failover retry` (a new deadline) or `kubectl failover resolve` \
              (skip the rest of the target's phase)"
         );
         self.needs_operator = Some(NeedsOperator {

@@ -4,7 +4,7 @@
 //!
 //! The re-creation of a record that went missing (deleted, or the table re-created) is
 //! never done by an operator on its own, only by this operator action
-//! (`failover-admin recreate-record`), and only when it is safe.
+//! (`kubectl failover recreate-record`), and only when it is safe.
 //!
 //! Each cluster keeps a trace of the record ([`Trace`]: the last token, history length
 //! and active cluster its operator saw). An operator that finds the record missing

@@ -13,6 +13,31 @@
 use failover_model::{Cluster, FailoverId, Hooks, Intervention, Outcome, Plan, PlanKind};
 use failover_model::{Stage, Time, Token, Variant};
 
+/// The words of a plan kind in status, Events and the CLI: `consistency`, `uptime`,
+/// `forced`.
+pub fn kind_words(kind: PlanKind) -> String {
+    match kind {
+        PlanKind::Planned(mode) => mode.to_string(),
+        PlanKind::Forced => "forced".into(),
+    }
+}
+
+/// The words of an outcome in status, Events and the CLI.
+pub fn outcome_words(outcome: Outcome) -> String {
+    use failover_model::AbortReason;
+    match outcome {
+        Outcome::Completed(kind) => format!("completed-{}", kind_words(kind)),
+        Outcome::Aborted(AbortReason::TargetSilent) => "aborted-target-silent".into(),
+        Outcome::Aborted(AbortReason::Person) => "aborted-by-person".into(),
+        Outcome::Aborted(AbortReason::Deadline(stage)) => format!("aborted-deadline-{stage}"),
+        // The hook's index in spec.hooks (its failure's Event names it).
+        Outcome::Aborted(AbortReason::Hook(i)) => format!("aborted-by-hook-{i}"),
+        Outcome::Resolved => "resolved-by-person".into(),
+        Outcome::NoOp => "no-op".into(),
+        Outcome::Withdrawn => "withdrawn".into(),
+    }
+}
+
 /// What a mark records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MarkEvent {

@@ -24,7 +24,7 @@ pub struct Config {
     #[arg(long, env = "FAILOVER_CLUSTER_ID")]
     pub cluster_id: Option<String>,
 
-    /// The DynamoDB table holding every group's record (`failover-admin create-table`).
+    /// The DynamoDB table holding every group's record (`kubectl failover create-table`).
     #[arg(long, env = "FAILOVER_TABLE", default_value = "failover")]
     pub table: String,
 

@@ -12,7 +12,7 @@
 //!
 //! Deleting a `Failover` that has not started withdraws its request; deleting one that
 //! runs does not stop it (a failover half done is not undone by deleting an object:
-//! `failover-admin abort` rolls it back while that is safe).
+//! `kubectl failover abort` rolls it back while that is safe).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -371,7 +371,7 @@ fn phase(view: &View, id: u64) -> Option<FailoverStatus> {
             stage,
             message: f.stuck.then(|| {
                 "a stage passed its deadline after the target promoted: fix the objects the \
-                 group's status names, or `failover-admin retry|resolve`"
+                 group's status names, or `kubectl failover retry|resolve`"
                     .to_string()
             }),
             ..FailoverStatus::default()

@@ -19,8 +19,7 @@ use failover_engine::spec::{
     HistoryItem,
 };
 use failover_model::{
-    AbortReason, Cluster, FailoverId, HistoryEntry, InFlight, Outcome, PlanKind, Record, Request,
-    Stage, Variant,
+    Cluster, FailoverId, HistoryEntry, InFlight, Outcome, Record, Request, Stage, Variant,
 };
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Api;
@@ -631,27 +630,11 @@ pub fn wall_ms() -> u64 {
         .as_millis() as u64
 }
 
-/// The words of an outcome in status and Events.
-pub fn outcome_name(outcome: Outcome) -> String {
-    match outcome {
-        Outcome::Completed(kind) => format!("completed-{}", plan_name(kind)),
-        Outcome::Aborted(AbortReason::TargetSilent) => "aborted-target-silent".into(),
-        Outcome::Aborted(AbortReason::Person) => "aborted-by-person".into(),
-        Outcome::Aborted(AbortReason::Deadline(stage)) => format!("aborted-deadline-{stage}"),
-        // The hook's index in spec.hooks (its failure's Event names it).
-        Outcome::Aborted(AbortReason::Hook(i)) => format!("aborted-by-hook-{i}"),
-        Outcome::Resolved => "resolved-by-person".into(),
-        Outcome::NoOp => "no-op".into(),
-        Outcome::Withdrawn => "withdrawn".into(),
-    }
-}
+/// The words of an outcome in status and Events (the CLI's too).
+pub use failover_engine::trail::outcome_words as outcome_name;
 
-fn plan_name(kind: PlanKind) -> String {
-    match kind {
-        PlanKind::Planned(mode) => mode.to_string(),
-        PlanKind::Forced => "forced".into(),
-    }
-}
+/// The words of a plan kind.
+use failover_engine::trail::kind_words as plan_name;
 
 fn condition(type_: &str, on: bool, reason: &str, message: impl Into<String>) -> Condition {
     Condition {
@@ -784,7 +767,7 @@ pub fn group_status(
         },
         if r.failover.is_some_and(|f| f.stuck) {
             "a failover needs an operator: fix the stuck objects named in problems, or \
-             `failover-admin retry|resolve` (README, \"Deadlines\")"
+             `kubectl failover retry|resolve` (README, \"Deadlines\")"
                 .to_string()
         } else if degraded {
             problems.join("; ")
@@ -876,7 +859,7 @@ pub fn group_status(
 mod tests {
     use super::*;
     use failover_engine::spec::{FailoverGroupSpec, MembersSpec};
-    use failover_model::{HistoryEntry, InFlight, Lock, Mode};
+    use failover_model::{AbortReason, HistoryEntry, InFlight, Lock, Mode, PlanKind};
 
     fn group(me: &str) -> Group {
         let spec = FailoverGroupSpec {

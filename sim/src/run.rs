@@ -570,7 +570,7 @@ enum Targeted {
 
 /// The person on call (issue 10): fixes a stuck volume once the record flags the
 /// failover `needs-operator` and then retries, resolves or leaves it; or aborts a
-/// failover early. Every action goes through the record, as `failover-admin` sends it.
+/// failover early. Every action goes through the record, as `kubectl failover` sends it.
 #[derive(Debug, Default)]
 struct Person {
     /// How long after the flag the person acts.
@@ -608,7 +608,7 @@ impl Person {
         if self.abort_at.is_some_and(|at| at <= now) {
             self.abort_at = None;
             if person_write(w, timing, now, Intervention::Abort) {
-                did.push("a person aborts the failover (failover-admin abort)".into());
+                did.push("a person aborts the failover (kubectl failover abort)".into());
             }
         }
         let flagged = w
@@ -646,7 +646,7 @@ impl Person {
             if let Some(action) = self.then
                 && person_write(w, timing, now, action)
             {
-                did.push(format!("a person: failover-admin {}", action.name()));
+                did.push(format!("a person: kubectl failover {}", action.name()));
             }
         }
         did
