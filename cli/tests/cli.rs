@@ -188,6 +188,51 @@ async fn cli_status_request_wait_actions_history_and_exit_codes_on_real_clusters
             .is_some_and(|l| l > 0.0)
     );
 
+    // The plan of a failover to west, per cluster, from the adapter's patch planning;
+    // nothing changes.
+    let out = cli(&config, &["dry-run", "shop", "--to", "west"], "");
+    assert_eq!(out.status.code(), Some(0), "{}", err(&out));
+    let s = text(&out);
+    assert!(
+        s.contains("# east: the source of a consistency failover"),
+        "{s}"
+    );
+    assert!(
+        s.contains("# west: the target of a consistency failover"),
+        "{s}"
+    );
+    assert!(
+        s.contains("spec.replicationState: primary -> secondary"),
+        "{s}"
+    );
+    assert!(
+        s.contains("spec.replicationState: secondary -> primary"),
+        "{s}"
+    );
+    let out = cli(
+        &config,
+        &["dry-run", "shop", "--to", "west", "-o", "yaml"],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", err(&out));
+    let plans: Value = serde_saphyr::from_str(&text(&out)).expect("dry-run -o yaml is YAML");
+    assert_eq!(plans[1]["cluster"], "west");
+    assert_eq!(plans[1]["role"], "target");
+    assert_eq!(
+        status_json(&config)["active"],
+        "east",
+        "a dry run changes nothing"
+    );
+
+    // The table: created once more (idempotent); the record exists, so re-creating it
+    // is refused.
+    let out = cli(&config, &["create-table"], "");
+    assert_eq!(out.status.code(), Some(0), "{}", err(&out));
+    assert_eq!(text(&out), format!("table {table} ready\n"));
+    let out = cli(&config, &["recreate-record", "shop"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err(&out).contains("not re-created"), "{}", err(&out));
+
     // A consistency failover to west, followed: stdout is not a terminal, so
     // timestamped lines; exit 0.
     let out = cli(
