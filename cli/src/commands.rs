@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::context::{Context, Site};
 use crate::live::{Frame, Tracker, changes, render_live};
 use crate::view::{ClusterRead, EndedView, RecordRead, ended_view, group_view, rfc3339};
-use crate::{ActionArgs, Cli, Command, Exit, Failure, ModeArg, Output, render};
+use crate::{ActionArgs, Cli, Command, Exit, Failure, ModeArg, Output, RequestArgs, render};
 
 /// The label naming a `Failover`'s group (the auto-failover watch sets it too).
 pub const GROUP_LABEL: &str = "failover.rs/group";
@@ -49,24 +49,7 @@ pub async fn run(cli: Cli) -> Result<Exit, Failure> {
             Ok(Exit::Ok)
         }
         Command::Status { group } => status(&ctx, group, output).await,
-        Command::Request {
-            group,
-            to,
-            mode,
-            in_cluster,
-            wait,
-            timeout,
-        } => {
-            let ask = Ask {
-                group,
-                to,
-                mode,
-                in_cluster,
-                wait,
-                timeout,
-            };
-            request(&ctx, ask, output).await
-        }
+        Command::Request(ask) => request(&ctx, ask, output).await,
         Command::Abort(args) => act(&ctx, args, Intervention::Abort).await,
         Command::Retry(args) => act(&ctx, args, Intervention::Retry).await,
         Command::Resolve(args) => act(&ctx, args, Intervention::Resolve).await,
@@ -308,16 +291,6 @@ async fn status(ctx: &Context, group: Option<String>, output: Output) -> Result<
     Ok(Exit::Ok)
 }
 
-/// What `request` was asked.
-struct Ask {
-    group: String,
-    to: String,
-    mode: ModeArg,
-    in_cluster: Option<String>,
-    wait: bool,
-    timeout: u64,
-}
-
 /// The document `request -o json|yaml` prints.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -343,7 +316,7 @@ fn requester() -> String {
 }
 
 /// `request GROUP --to CLUSTER [--mode] [--in] [--wait]`.
-async fn request(ctx: &Context, ask: Ask, output: Output) -> Result<Exit, Failure> {
+async fn request(ctx: &Context, ask: RequestArgs, output: Output) -> Result<Exit, Failure> {
     ctx.require_sites()?;
     let key = format!("{}/{}", ctx.namespace, ask.group);
     // Where the object goes: the one named, else the target if it answers, else the other.
@@ -425,39 +398,25 @@ async fn request(ctx: &Context, ask: Ask, output: Output) -> Result<Exit, Failur
                 .unwrap_or_default()
         );
     }
-    if !ask.wait {
-        if !table {
-            print_doc(
-                output,
-                &Requested {
-                    name,
-                    cluster: site.name.clone(),
-                    id,
-                    phase: None,
-                    outcome: None,
-                    message: None,
-                },
-            )?;
-        }
-        return Ok(Exit::Ok);
+    let mut doc = Requested {
+        name: name.clone(),
+        cluster: site.name.clone(),
+        id,
+        phase: None,
+        outcome: None,
+        message: None,
+    };
+    let mut exit = Exit::Ok;
+    if ask.wait {
+        let heading = format!(
+            "Failover {}/{name} in {}: {mode}, {key} → {}",
+            ctx.namespace, site.name, ask.to
+        );
+        let (end, last) = follow(ctx, site, &api, &name, &heading, ask.timeout, table).await?;
+        (exit, doc.phase, doc.outcome, doc.message) = (end, last.phase, last.outcome, last.message);
     }
-    let heading = format!(
-        "Failover {}/{name} in {}: {mode}, {key} → {}",
-        ctx.namespace, site.name, ask.to
-    );
-    let (exit, last) = follow(ctx, site, &api, &name, &heading, ask.timeout, table).await?;
     if !table {
-        print_doc(
-            output,
-            &Requested {
-                name,
-                cluster: site.name.clone(),
-                id,
-                phase: last.phase,
-                outcome: last.outcome,
-                message: last.message,
-            },
-        )?;
+        print_doc(output, &doc)?;
     }
     Ok(exit)
 }

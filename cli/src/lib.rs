@@ -185,26 +185,7 @@ pub enum Command {
     },
     /// Ask for a failover: create a `Failover` object (in the target cluster if it
     /// answers, else in the other one).
-    Request {
-        /// The group.
-        group: String,
-        /// The cluster that should become active.
-        #[arg(long)]
-        to: String,
-        /// The mode.
-        #[arg(long, value_enum, default_value = "consistency")]
-        mode: ModeArg,
-        /// The cluster to create the `Failover` object in (default: the target if it
-        /// answers).
-        #[arg(long = "in", value_name = "CLUSTER")]
-        in_cluster: Option<String>,
-        /// Follow it until it ends; the exit code says how it ended.
-        #[arg(long)]
-        wait: bool,
-        /// With --wait: give up after this many seconds (exit 3; the failover goes on).
-        #[arg(long, default_value_t = 1800)]
-        timeout: u64,
-    },
+    Request(RequestArgs),
     /// Roll back the failover in flight: allowed only before its target promoted
     /// anything; the source restores what it stopped.
     Abort(ActionArgs),
@@ -250,6 +231,29 @@ pub enum Command {
         #[arg(long)]
         lost: Option<String>,
     },
+}
+
+/// What `request` asks for.
+#[derive(Args, Debug)]
+pub struct RequestArgs {
+    /// The group.
+    pub group: String,
+    /// The cluster that should become active.
+    #[arg(long)]
+    pub to: String,
+    /// The mode.
+    #[arg(long, value_enum, default_value = "consistency")]
+    pub mode: ModeArg,
+    /// The cluster to create the `Failover` object in (default: the target if it
+    /// answers).
+    #[arg(long = "in", value_name = "CLUSTER")]
+    pub in_cluster: Option<String>,
+    /// Follow it until it ends; the exit code says how it ended.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up after this many seconds (exit 3; the failover goes on).
+    #[arg(long, default_value_t = 1800)]
+    pub timeout: u64,
 }
 
 /// A person's action on a group's failover in flight.

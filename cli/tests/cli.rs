@@ -10,15 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use failover_engine::dynamo::{create_table, local_client};
-use failover_engine::ports::Kind;
-use failover_integration::agents::STUCK_ANNOTATION;
-use failover_integration::app;
 use failover_integration::operators::{
     CLUSTERS, Launcher, Site, operator_args_from_env, site_with, spec, start_operator, wait_active,
 };
 use failover_integration::plane::{dynamodb_endpoint, unique_name};
-use kube::Api;
-use kube::api::DynamicObject;
 use serde_json::{Value, json};
 
 /// Not a test: the operator's entry point when this binary is re-executed as one
@@ -83,20 +78,8 @@ fn status_json(config: &Path) -> Value {
 
 /// Make `site`'s VolumeReplication keep its reported role (a stuck driver), or fix it.
 async fn stick_volume(site: &Site, stuck: bool) {
-    let resource = app::resource(&site.plane.client, Kind::VolumeReplication)
-        .await
-        .expect("resource");
     let ns = &site.objects[0].namespace;
-    let api: Api<DynamicObject> = Api::namespaced_with(site.plane.client.clone(), ns, &resource);
-    let value = if stuck { json!("true") } else { Value::Null };
-    let patch = json!({"metadata": {"annotations": {STUCK_ANNOTATION: value}}});
-    api.patch(
-        app::name(Kind::VolumeReplication),
-        &kube::api::PatchParams::default(),
-        &kube::api::Patch::Merge(&patch),
-    )
-    .await
-    .expect("annotation patch");
+    failover_integration::agents::stick_volume(&site.plane.client, ns, stuck).await;
 }
 
 /// The config file naming both planes (`west` optionally through a server that does

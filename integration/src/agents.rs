@@ -199,6 +199,24 @@ fn field<'a>(object: &'a DynamicObject, pointer: &str) -> Option<&'a Value> {
 /// agent: it never reports its new role, as with a stuck csi-addons driver (issue 10).
 pub const STUCK_ANNOTATION: &str = "test.failover.rs/csi-stuck";
 
+/// Make the application's VolumeReplication in `namespace` keep its reported role (a
+/// stuck driver: [`STUCK_ANNOTATION`]), or let the driver agent move it again.
+pub async fn stick_volume(client: &Client, namespace: &str, stuck: bool) {
+    let resource = crate::app::resource(client, Kind::VolumeReplication)
+        .await
+        .expect("the VolumeReplication resource");
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let value = if stuck { json!("true") } else { Value::Null };
+    let patch = json!({"metadata": {"annotations": {STUCK_ANNOTATION: value}}});
+    api.patch(
+        crate::app::name(Kind::VolumeReplication),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .expect("the annotation patch");
+}
+
 /// Report every VolumeReplication's requested state in its status, with the generation
 /// observed and the conditions a csi-addons driver sets (`Degraded=True` on a secondary,
 /// as a real driver reports it); except for one annotated [`STUCK_ANNOTATION`].

@@ -15,9 +15,7 @@ use failover_engine::k8s::{
 use failover_engine::ports::{ClusterPort, Desired, Kind, ObjectRef, StorePort, SystemClock};
 use failover_engine::recovery::{InterveneRefused, intervene};
 use failover_engine::spec::{FailoverGroupSpec, Group, TimingSpec};
-use failover_integration::agents::{
-    Agents, JOB_OUTCOME_ANNOTATION, JOB_SECONDS_ANNOTATION, STUCK_ANNOTATION,
-};
+use failover_integration::agents::{Agents, JOB_OUTCOME_ANNOTATION, JOB_SECONDS_ANNOTATION};
 use failover_integration::app;
 use failover_integration::faults::{Fault, Faults, Rule, faulty_client};
 use failover_integration::monitor::{Monitor, Report, observer};
@@ -954,20 +952,8 @@ async fn a_failover_waits_while_a_cluster_misses_a_member_on_real_clusters() {
 /// Make `site`'s VolumeReplication stuck (`true`: the CSI driver agent no longer reports
 /// its role, as with a stuck csi-addons driver) or fix it.
 async fn stick_volume(site: &Site, stuck: bool) {
-    let resource = app::resource(&site.plane.client, Kind::VolumeReplication)
-        .await
-        .expect("resource");
     let ns = &site.objects[0].namespace;
-    let api: Api<DynamicObject> = Api::namespaced_with(site.plane.client.clone(), ns, &resource);
-    let value = if stuck { json!("true") } else { Value::Null };
-    let patch = json!({"metadata": {"annotations": {STUCK_ANNOTATION: value}}});
-    api.patch(
-        app::name(Kind::VolumeReplication),
-        &kube::api::PatchParams::default(),
-        &kube::api::Patch::Merge(&patch),
-    )
-    .await
-    .expect("annotation patch");
+    failover_integration::agents::stick_volume(&site.plane.client, ns, stuck).await;
 }
 
 /// New operators (replacing `ops`) for the group with stage deadlines of 6 s (step
