@@ -144,7 +144,7 @@ pub fn status(g: &GroupView) -> String {
         Some(f) => {
             let mut head = format!(
                 "  failover   {} {} {} → {}",
-                f.id, f.mode, f.source, f.target
+                f.position.id, f.position.mode, f.position.source, f.position.target
             );
             if let Some(by) = &f.asked_in {
                 let _ = write!(head, ", asked in {by}");
@@ -156,16 +156,16 @@ pub fn status(g: &GroupView) -> String {
             let _ = writeln!(
                 out,
                 "             stage {} · step {} ({})",
-                f.stage, f.step, f.progress
+                f.position.stage, f.position.step, f.position.progress
             );
-            if !f.kinds.is_empty() {
+            if !f.position.kinds.is_empty() {
                 let from = f.kinds_from.as_deref().unwrap_or("?");
-                let _ = writeln!(out, "             {from}: {}", f.kinds.join("; "));
+                let _ = writeln!(out, "             {from}: {}", f.position.kinds.join("; "));
             }
             if !f.stages.is_empty() {
                 let _ = writeln!(out, "             {}", stages_line(&f.stages));
             }
-            if f.needs_operator {
+            if f.position.needs_operator {
                 let _ = writeln!(
                     out,
                     "             NEEDS OPERATOR: fix the objects the problems name, then \
@@ -285,6 +285,7 @@ pub fn history(rows: &[EndedView]) -> String {
 mod tests {
     use super::*;
     use crate::view::{ClusterView, FailoverView};
+    use failover_engine::spec::FailoverProgress;
 
     #[test]
     fn durations_read_naturally() {
@@ -334,16 +335,18 @@ mod tests {
             lock_left_seconds: Some(14.9),
             pending_request: None,
             failover: Some(FailoverView {
-                id: "00000000000000ab".into(),
-                mode: "consistency".into(),
-                source: "east".into(),
-                target: "west".into(),
-                stage: "source-preparation".into(),
-                step: "scale-down-workloads".into(),
-                progress: "4/15".into(),
-                kinds: vec!["scaled down 1/3 Deployments".into()],
+                position: FailoverProgress {
+                    id: "00000000000000ab".into(),
+                    mode: "consistency".into(),
+                    source: "east".into(),
+                    target: "west".into(),
+                    stage: "source-preparation".into(),
+                    step: "scale-down-workloads".into(),
+                    progress: "4/15".into(),
+                    kinds: vec!["scaled down 1/3 Deployments".into()],
+                    needs_operator: false,
+                },
                 kinds_from: Some("east".into()),
-                needs_operator: false,
                 asked: None,
                 asked_in: Some("west".into()),
                 started: Some("2026-11-27T04:00:00.000Z".into()),
@@ -411,7 +414,7 @@ mod tests {
         let mut g = group();
         g.clusters[0].lease_left_seconds = Some(-3.0);
         if let Some(f) = g.failover.as_mut() {
-            f.needs_operator = true;
+            f.position.needs_operator = true;
         }
         let text = status(&g);
         assert!(text.contains("ran out 3.0s ago (fenced)"), "{text}");

@@ -2,7 +2,7 @@
 //! `FailoverGroup`s and the record) by pure functions, rendered by [`crate::render`] or
 //! serialized as JSON/YAML as it is.
 
-use failover_engine::spec::{AutoFailoverStatus, FailoverGroup, Group};
+use failover_engine::spec::{AutoFailoverStatus, FailoverGroup, FailoverProgress, Group};
 use failover_engine::trail::{Ended, Mark, MarkEvent, kind_words, outcome_words};
 use failover_model::{Cluster, Record, Step, Variant};
 use k8s_openapi::jiff::Timestamp;
@@ -67,27 +67,14 @@ pub struct GroupView {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct FailoverView {
-    /// Its id (hex).
-    pub id: String,
-    /// `consistency`, `uptime` or `forced`.
-    pub mode: String,
-    /// The cluster it moves the group from.
-    pub source: String,
-    /// The cluster it moves the group to.
-    pub target: String,
-    /// The stage of the next step.
-    pub stage: String,
-    /// The next step (`hook <name>` for a hook).
-    pub step: String,
-    /// Steps done of the plan's, `done/total`.
-    pub progress: String,
-    /// Where the next step stands per kind, from the operator running it.
-    pub kinds: Vec<String>,
-    /// The cluster whose operator reported `kinds`.
+    /// Where it stands, as the operators' status says it (id, mode, source, target,
+    /// stage, step, `done/total`, per-kind counts from the operator running the step,
+    /// needs-operator), computed here from the record when it was read.
+    #[serde(flatten)]
+    pub position: FailoverProgress,
+    /// The cluster whose operator reported the per-kind counts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kinds_from: Option<String>,
-    /// A stage passed its deadline after the target promoted: a person must act.
-    pub needs_operator: bool,
     /// A person's action asked for and not carried out yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub asked: Option<String>,
@@ -490,16 +477,18 @@ fn fill_from_record(
             .map(slot);
         let spans = failover_engine::trail::stage_spans(f.kind, f.hooks, trail, None);
         out.failover = Some(FailoverView {
-            id,
-            mode: kind_words(f.kind),
-            source: slot(f.source),
-            target: slot(f.target),
-            stage: next.map(|s| s.stage.to_string()).unwrap_or_default(),
-            step: next.map(|s| step_label(group, s.step)).unwrap_or_default(),
-            progress: format!("{}/{}", f.done, plan.steps.len()),
-            kinds,
+            position: FailoverProgress {
+                id,
+                mode: kind_words(f.kind),
+                source: slot(f.source),
+                target: slot(f.target),
+                stage: next.map(|s| s.stage.to_string()).unwrap_or_default(),
+                step: next.map(|s| step_label(group, s.step)).unwrap_or_default(),
+                progress: format!("{}/{}", f.done, plan.steps.len()),
+                kinds,
+                needs_operator: f.stuck,
+            },
             kinds_from,
-            needs_operator: f.stuck,
             asked: f.asked.map(|a| format!("{} asked", a.name())),
             asked_in,
             started: started.map(rfc3339),
@@ -540,16 +529,8 @@ fn fill_from_status(out: &mut GroupView, clusters: &[ClusterRead]) {
     if let Some(f) = &status.failover {
         let (kinds, kinds_from) = kinds_of(clusters, &f.id);
         out.failover = Some(FailoverView {
-            id: f.id.clone(),
-            mode: f.mode.clone(),
-            source: f.source.clone(),
-            target: f.target.clone(),
-            stage: f.stage.clone(),
-            step: f.step.clone(),
-            progress: f.progress.clone(),
-            kinds,
+            position: FailoverProgress { kinds, ..f.clone() },
             kinds_from,
-            needs_operator: f.needs_operator,
             asked: None,
             asked_in: None,
             started: None,
@@ -667,7 +648,8 @@ mod tests {
         assert_eq!(v.token, Some(3));
         assert_eq!(v.lock_holder.as_deref(), Some("east"));
         assert_eq!(v.lock_left_seconds, Some(5.0));
-        let f = v.failover.expect("in flight");
+        let flight = v.failover.expect("in flight");
+        let f = &flight.position;
         let plan = Plan::of(PlanKind::Planned(Mode::Consistency), Variant::Correct);
         let next = plan.get(3).expect("step 3");
         assert_eq!(f.stage, next.stage.to_string());
@@ -675,10 +657,11 @@ mod tests {
         assert_eq!(f.progress, format!("3/{}", plan.steps.len()));
         assert_eq!((f.source.as_str(), f.target.as_str()), ("east", "west"));
         assert_eq!(f.kinds, ["scaled down 1/3 Deployments"]);
-        assert_eq!(f.kinds_from.as_deref(), Some("east"));
-        assert_eq!(f.asked_in.as_deref(), Some("west"));
-        assert_eq!(f.running_seconds, Some(9.0));
-        assert!(!f.stages.is_empty() && !f.stages.last().expect("a stage").done);
+        assert_eq!(flight.kinds_from.as_deref(), Some("east"));
+        assert_eq!(flight.asked_in.as_deref(), Some("west"));
+        assert_eq!(flight.running_seconds, Some(9.0));
+        let last = flight.stages.last().expect("a stage");
+        assert!(!last.done);
         let east = &v.clusters[0];
         assert!(east.reachable);
         assert_eq!(east.heartbeat_age_seconds, Some(0.4));
