@@ -8,7 +8,7 @@ use failover_engine::dryrun::{PlannedStep, dry_run, render as render_plan};
 use failover_engine::dynamo::{DynamoStore, create_table};
 use failover_engine::executor::Operator;
 use failover_engine::k8s::KubeCluster;
-use failover_engine::ports::{StorePort, SystemClock};
+use failover_engine::ports::{Clock, StorePort, SystemClock};
 use failover_engine::recovery::{explain, intervene, recreate_record};
 use failover_engine::spec::{
     DEFAULT_TIMING, Failover, FailoverGroup, FailoverMode, FailoverSpec, Group, failover_id,
@@ -106,14 +106,7 @@ fn print_doc<T: Serialize>(output: Output, value: &T) -> Result<(), Failure> {
 
 /// Milliseconds since the epoch by this machine's clock.
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// `site`'s client, or why there is none.
-fn client(site: &Site) -> Result<kube::Client, String> {
-    site.client.clone()
+    SystemClock.now()
 }
 
 /// An error with its sources (`client error (Connect): tcp connect error: Connection
@@ -133,7 +126,7 @@ pub fn chain(e: &dyn std::error::Error) -> String {
 
 /// `name`'s `FailoverGroup` in `site`.
 async fn read_group(ctx: &Context, site: &Site, name: &str) -> ClusterRead {
-    let read = match client(site) {
+    let read = match site.client.clone() {
         Err(e) => Err(e),
         Ok(c) => {
             let api: Api<FailoverGroup> = Api::namespaced(c, &ctx.namespace);
@@ -177,7 +170,7 @@ fn dynamo_configured(ctx: &Context) -> bool {
 const NO_DYNAMO: &str = "no DynamoDB configured: give --dynamodb-endpoint or --region (or \
                          the config file's), or the AWS SDK's usual configuration";
 
-/// The group's record with its trail and its last ended failover.
+/// The group's record with its trail and its last ended failover, in one read.
 async fn read_record(
     ctx: &Context,
     store: &DynamoStore,
@@ -186,16 +179,11 @@ async fn read_record(
     if !dynamo_configured(ctx) {
         return (Err(NO_DYNAMO.into()), None);
     }
-    let record = ctx.bounded(store.read_with_trail(key)).await;
-    let last = match &record {
-        Ok(Some(_)) => ctx
-            .bounded(store.ended(key))
-            .await
-            .ok()
-            .and_then(|mut e| e.pop()),
-        _ => None,
-    };
-    (record, last)
+    match ctx.bounded(store.read_with_trail(key)).await {
+        Ok(Some((record, trail, mut ended))) => (Ok(Some((record, trail))), ended.pop()),
+        Ok(None) => (Ok(None), None),
+        Err(e) => (Err(e), None),
+    }
 }
 
 /// The groups of the namespace, from every cluster that answers.
@@ -204,7 +192,7 @@ async fn group_names(ctx: &Context) -> Result<Vec<String>, Failure> {
     let mut errors = Vec::new();
     let mut answered = false;
     for site in &ctx.sites {
-        let listed = match client(site) {
+        let listed = match site.client.clone() {
             Err(e) => Err(e),
             Ok(c) => {
                 let api: Api<FailoverGroup> = Api::namespaced(c, &ctx.namespace);
@@ -358,7 +346,8 @@ async fn request(ctx: &Context, ask: RequestArgs, output: Output) -> Result<Exit
     for note in &tried {
         eprintln!("note: {note}; asking in {} instead", site.name);
     }
-    let api: Api<Failover> = Api::namespaced(client(site).map_err(Failure::usage)?, &ctx.namespace);
+    let api: Api<Failover> =
+        Api::namespaced(site.client.clone().map_err(Failure::usage)?, &ctx.namespace);
     let mut fo = Failover::new(
         "",
         FailoverSpec {
@@ -467,11 +456,7 @@ async fn follow(
                 // The two operators' views may lag each other: the furthest one (the
                 // one that reports kinds first, at the same position), never behind
                 // what was shown.
-                let done = |p: &str| {
-                    p.split_once('/')
-                        .and_then(|(d, _)| d.parse::<u32>().ok())
-                        .unwrap_or(0)
-                };
+                let done = |p: &str| crate::live::steps(p).map_or(0, |(d, _)| d);
                 let shown = frame.progress.as_deref().map_or(0, done);
                 let mut best: Option<(String, failover_engine::spec::FailoverProgress)> = None;
                 for (cluster, f) in progress {
@@ -636,7 +621,7 @@ fn confirm(question: &str) -> Result<bool, Failure> {
 async fn askers(ctx: &Context, group: &str) -> BTreeMap<String, String> {
     let mut found = BTreeMap::new();
     for site in &ctx.sites {
-        let Ok(c) = client(site) else { continue };
+        let Ok(c) = site.client.clone() else { continue };
         let api: Api<Failover> = Api::namespaced(c, &ctx.namespace);
         let Ok(list) = ctx.bounded(api.list(&ListParams::default())).await else {
             continue;
@@ -806,7 +791,7 @@ async fn dry(
             } else {
                 Role::Source
             };
-            let cluster = KubeCluster::new(client(site)?);
+            let cluster = KubeCluster::new(site.client.clone()?);
             let steps = ctx
                 .bounded(dry_run(&cluster, &g, kind, role))
                 .await
@@ -857,7 +842,10 @@ async fn recreate(ctx: &Context, group: &str, lost: Option<String>) -> Result<Ex
     let store = ctx.store().await;
     let mut ops = Vec::new();
     for site in &ctx.sites {
-        let c = client(site).map_err(|e| Failure::usage(format!("{}: {e}", site.name)))?;
+        let c = site
+            .client
+            .clone()
+            .map_err(|e| Failure::usage(format!("{}: {e}", site.name)))?;
         let api: Api<FailoverGroup> = Api::namespaced(c.clone(), &ctx.namespace);
         let fg = ctx.bounded(api.get(group)).await.map_err(|e| {
             Failure::usage(format!(

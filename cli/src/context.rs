@@ -5,7 +5,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use failover_engine::dynamo::{DynamoStore, local_client};
+use failover_engine::dynamo::DynamoStore;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde::Deserialize;
 
@@ -146,16 +146,7 @@ impl Context {
 
     /// A DynamoDB client: the endpoint's, else from the AWS SDK's configuration.
     pub async fn dynamo_client(&self) -> aws_sdk_dynamodb::Client {
-        match &self.endpoint {
-            Some(url) => local_client(url).await,
-            None => {
-                let mut loader = aws_config::from_env();
-                if let Some(region) = &self.region {
-                    loader = loader.region(aws_config::Region::new(region.clone()));
-                }
-                aws_sdk_dynamodb::Client::new(&loader.load().await)
-            }
-        }
+        failover_engine::dynamo::client(self.endpoint.as_deref(), self.region.as_deref()).await
     }
 
     /// The store of the records.

@@ -77,12 +77,15 @@ impl Tracker {
 /// Spinner frames.
 const SPIN: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
+/// The steps done and in all of a `done/total` progress.
+pub fn steps(progress: &str) -> Option<(usize, usize)> {
+    let (done, total) = progress.split_once('/')?;
+    Some((done.parse().ok()?, total.parse().ok()?))
+}
+
 /// A bar of `width` cells for `done/total`.
 pub fn bar(progress: &str, width: usize) -> String {
-    let (done, total) = progress
-        .split_once('/')
-        .and_then(|(d, t)| Some((d.parse::<usize>().ok()?, t.parse::<usize>().ok()?)))
-        .unwrap_or((0, 1));
+    let (done, total) = steps(progress).unwrap_or((0, 1));
     let filled = (done * width).checked_div(total).unwrap_or(0).min(width);
     format!("[{}{}]", "#".repeat(filled), "-".repeat(width - filled))
 }
@@ -131,8 +134,7 @@ pub fn render_live(
         let _ = writeln!(out, "  {mark} {name:<20} {time}");
     }
     if let Some(p) = &frame.progress {
-        if finished {
-            let total = p.split_once('/').map_or(p.as_str(), |(_, t)| t);
+        if let (true, Some((_, total))) = (finished, steps(p)) {
             let all = format!("{total}/{total}");
             let _ = writeln!(out, "  {} {all}", bar(&all, 24));
         } else {

@@ -4,7 +4,7 @@
 
 use failover_engine::spec::{AutoFailoverStatus, FailoverGroup, FailoverProgress, Group};
 use failover_engine::trail::{Ended, Mark, MarkEvent, kind_words, outcome_words};
-use failover_model::{Cluster, Record, Step, Variant};
+use failover_model::{Cluster, Record, Variant};
 use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 
@@ -232,16 +232,6 @@ fn slot_names(group: Option<&Group>, clusters: &[ClusterRead]) -> [String; 2] {
     ["A".into(), "B".into()]
 }
 
-/// The label of a plan step (hooks by name).
-pub fn step_label(group: Option<&Group>, step: Step) -> String {
-    match step {
-        Step::Hook(i) => group
-            .and_then(|g| g.hook(i))
-            .map_or_else(|| format!("hook #{i}"), |h| format!("hook {}", h.name)),
-        step => step.to_string(),
-    }
-}
-
 /// The stages of a trail, for a view.
 fn stage_views(
     spans: &[failover_engine::trail::StageSpan],
@@ -462,10 +452,7 @@ fn fill_from_record(
         );
     }
     if let Some(f) = r.failover {
-        let plan = f.plan(Variant::Correct);
-        let next = f.next_step().or(plan.steps.last().copied());
-        let id = format!("{:016x}", f.id);
-        let (kinds, kinds_from) = kinds_of(clusters, &id);
+        let (kinds, kinds_from) = kinds_of(clusters, &format!("{:016x}", f.id));
         let started = trail
             .iter()
             .find(|m| matches!(m.event, MarkEvent::Acquired | MarkEvent::Forced))
@@ -477,17 +464,7 @@ fn fill_from_record(
             .map(slot);
         let spans = failover_engine::trail::stage_spans(f.kind, f.hooks, trail, None);
         out.failover = Some(FailoverView {
-            position: FailoverProgress {
-                id,
-                mode: kind_words(f.kind),
-                source: slot(f.source),
-                target: slot(f.target),
-                stage: next.map(|s| s.stage.to_string()).unwrap_or_default(),
-                step: next.map(|s| step_label(group, s.step)).unwrap_or_default(),
-                progress: format!("{}/{}", f.done, plan.steps.len()),
-                kinds,
-                needs_operator: f.stuck,
-            },
+            position: FailoverProgress::of(&f, names, group, kinds),
             kinds_from,
             asked: f.asked.map(|a| format!("{} asked", a.name())),
             asked_in,

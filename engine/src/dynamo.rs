@@ -231,6 +231,22 @@ const HISTORY_PREFIX: &str = "history#";
 /// An item, as the SDK represents it.
 type Item = HashMap<String, AttributeValue>;
 
+/// The client of the operator and the CLI: [`local_client`] for an endpoint (DynamoDB
+/// Local), otherwise the AWS SDK's configuration from the environment, in `region` if
+/// one is given.
+pub async fn client(endpoint_url: Option<&str>, region: Option<&str>) -> Client {
+    match endpoint_url {
+        Some(url) => local_client(url).await,
+        None => {
+            let mut loader = aws_config::from_env();
+            if let Some(region) = region {
+                loader = loader.region(Region::new(region.to_owned()));
+            }
+            Client::new(&loader.load().await)
+        }
+    }
+}
+
 /// A DynamoDB client built for DynamoDB Local (or any other endpoint): region
 /// `us-east-1`, static dummy credentials, the latest behavior version.
 pub async fn local_client(endpoint_url: &str) -> Client {
@@ -381,34 +397,33 @@ impl DynamoStore {
     }
 
     /// The group's record with the trail of its request or failover in flight (empty
-    /// when there is none): [`crate::trail`]. A consistent read, as
-    /// [`StorePort::read`].
+    /// when there is none) and every ended failover with what the record kept about it
+    /// (oldest first): [`crate::trail`]. One consistent read, as [`StorePort::read`].
     pub async fn read_with_trail(
         &self,
         group: &str,
-    ) -> Result<Option<(Record, Vec<Mark>)>, StoreUnavailable> {
-        let Some((record, main)) = self.read_item(group).await.map_err(StoreUnavailable)? else {
+    ) -> Result<Option<(Record, Vec<Mark>, Vec<Ended>)>, StoreUnavailable> {
+        let Some(read) = self.read_item(group).await.map_err(StoreUnavailable)? else {
             return Ok(None);
         };
-        let trail = parse_trail(main.get(TRAIL))
+        let trail = parse_trail(read.main.get(TRAIL))
             .map_err(|e| StoreUnavailable(format!("group {group}: malformed trail: {e}")))?;
-        Ok(Some((record, trail)))
+        let ended = ended_of(group, &read.history).map_err(StoreUnavailable)?;
+        Ok(Some((read.record, trail, ended)))
     }
 
     /// Every ended failover of the group with what the record kept about it, in write
     /// order (oldest first).
     pub async fn ended(&self, group: &str) -> Result<Vec<Ended>, StoreUnavailable> {
-        let items = self
-            .retrying("query history", || self.query_history(group))
+        let items = self.history_items(group).await.map_err(StoreUnavailable)?;
+        ended_of(group, &items).map_err(StoreUnavailable)
+    }
+
+    /// The group's history items (with retries).
+    async fn history_items(&self, group: &str) -> Result<Vec<Item>, String> {
+        self.retrying("query history", || self.query_history(group))
             .await
-            .map_err(|f| StoreUnavailable(f.to_string()))?;
-        let mut ended = items
-            .iter()
-            .map(parse_ended)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| StoreUnavailable(format!("group {group}: malformed history item: {e}")))?;
-        ended.sort_by_key(|e| (e.token, e.id));
-        Ok(ended)
+            .map_err(|f| f.to_string())
     }
 
     /// Run `call` until it succeeds, fails other than definitely, or [`ATTEMPTS`] ran out,
@@ -488,18 +503,8 @@ impl DynamoStore {
 
     /// The record whose main item is `main`: queries the history (with retries).
     async fn complete_record(&self, group: &str, main: &Item) -> Result<Record, String> {
-        let items = self
-            .retrying("query history", || self.query_history(group))
-            .await
-            .map_err(|f| f.to_string())?;
-        let mut history = items
-            .iter()
-            .map(parse_history)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("group {group}: malformed history item: {e}"))?;
-        history.sort_by_key(|(token, entry)| (*token, entry.id));
-        parse_record(main, history.into_iter().map(|(_, entry)| entry).collect())
-            .map_err(|e| format!("group {group}: malformed record: {e}"))
+        let items = self.history_items(group).await?;
+        record_of(group, main, &items)
     }
 
     /// A strongly consistent read of the whole record: main item first, then history.
@@ -508,11 +513,11 @@ impl DynamoStore {
     /// write left (the integration monitor saw such a half once); after a few tries it
     /// is returned as it is (`Record::knows` treats it the same).
     async fn read_record(&self, group: &str) -> Result<Option<Record>, String> {
-        Ok(self.read_item(group).await?.map(|(record, _)| record))
+        Ok(self.read_item(group).await?.map(|read| read.record))
     }
 
-    /// [`Self::read_record`] with the main item it parsed.
-    async fn read_item(&self, group: &str) -> Result<Option<(Record, Item)>, String> {
+    /// [`Self::read_record`] with the items it parsed.
+    async fn read_item(&self, group: &str) -> Result<Option<Read>, String> {
         let mut tries = 0;
         loop {
             let main = self
@@ -522,13 +527,18 @@ impl DynamoStore {
             let Some(main) = main else {
                 return Ok(None);
             };
-            let record = self.complete_record(group, &main).await?;
+            let history = self.history_items(group).await?;
+            let record = record_of(group, &main, &history)?;
             let torn = record
                 .failover
                 .is_some_and(|f| record.history.iter().any(|h| h.id == f.id));
             tries += 1;
             if !torn || tries >= 5 {
-                return Ok(Some((record, main)));
+                return Ok(Some(Read {
+                    record,
+                    main,
+                    history,
+                }));
             }
         }
     }
@@ -726,7 +736,7 @@ impl DynamoStore {
     /// there is none (missing) or the read failed (nothing was applied).
     async fn read_before(&self, group: &str, what: &str) -> Result<(Record, Item), Reply> {
         match self.read_item(group).await {
-            Ok(Some(read)) => Ok(read),
+            Ok(Some(read)) => Ok((read.record, read.main)),
             Ok(None) => Err(Reply::Missing),
             Err(message) => {
                 tracing::warn!(group, %message, "reading before {what} failed");
@@ -1091,6 +1101,17 @@ const APPEND: &str = "#trail = list_append(if_not_exists(#trail, :empty), :mark)
 /// A trail mark as a one-element list (for `list_append`): the event, the writer (none
 /// for a person), its local time, the journal position after the write.
 fn mark(event: MarkEvent, by: Option<Cluster>, at: Time, done: Option<u64>) -> AttributeValue {
+    marked(event, by, at, done, [])
+}
+
+/// [`mark`] with more attributes (a request's `to` and `mode`).
+fn marked<const N: usize>(
+    event: MarkEvent,
+    by: Option<Cluster>,
+    at: Time,
+    done: Option<u64>,
+    more: [(&str, AttributeValue); N],
+) -> AttributeValue {
     let mut m = HashMap::new();
     m.insert("e".to_owned(), s(event.name()));
     if let Some(by) = by {
@@ -1100,6 +1121,7 @@ fn mark(event: MarkEvent, by: Option<Cluster>, at: Time, done: Option<u64>) -> A
     if let Some(done) = done {
         m.insert("n".to_owned(), n(done));
     }
+    m.extend(more.map(|(k, v)| (k.to_owned(), v)));
     AttributeValue::L(vec![AttributeValue::M(m)])
 }
 
@@ -1232,13 +1254,17 @@ fn encode(timing: &Timing, w: &Write) -> Request {
             values.push((":id", n(id)));
             values.push((":to", cluster(to)));
             values.push((":mode", s(kind_name(PlanKind::Planned(mode)))));
-            let mut first = HashMap::new();
-            first.insert("e".to_owned(), s(MarkEvent::Requested.name()));
-            first.insert("by".to_owned(), cluster(me));
-            first.insert("at".to_owned(), n(w.now));
-            first.insert("to".to_owned(), cluster(to));
-            first.insert("mode".to_owned(), s(kind_name(PlanKind::Planned(mode))));
-            values.push((":first", AttributeValue::L(vec![AttributeValue::M(first)])));
+            let first = marked(
+                MarkEvent::Requested,
+                Some(me),
+                w.now,
+                None,
+                [
+                    ("to", cluster(to)),
+                    ("mode", s(kind_name(PlanKind::Planned(mode)))),
+                ],
+            );
+            values.push((":first", first));
             (
                 "attribute_exists(#pk) AND attribute_not_exists(#req_id) \
                  AND attribute_not_exists(#fo_id) AND #active <> :to"
@@ -1910,6 +1936,39 @@ fn parse_history(item: &Item) -> Result<(Token, HistoryEntry), String> {
             outcome,
         },
     ))
+}
+
+/// A consistent read of a group's items: the record they make, and the items.
+struct Read {
+    /// The record.
+    record: Record,
+    /// Its main item.
+    main: Item,
+    /// Its history items.
+    history: Vec<Item>,
+}
+
+/// The record of main item `main` and history items `items` (history in write order).
+fn record_of(group: &str, main: &Item, items: &[Item]) -> Result<Record, String> {
+    let mut history = items
+        .iter()
+        .map(parse_history)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("group {group}: malformed history item: {e}"))?;
+    history.sort_by_key(|(token, entry)| (*token, entry.id));
+    parse_record(main, history.into_iter().map(|(_, entry)| entry).collect())
+        .map_err(|e| format!("group {group}: malformed record: {e}"))
+}
+
+/// The ended failovers of history items `items`, in write order.
+fn ended_of(group: &str, items: &[Item]) -> Result<Vec<Ended>, String> {
+    let mut ended = items
+        .iter()
+        .map(parse_ended)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("group {group}: malformed history item: {e}"))?;
+    ended.sort_by_key(|e| (e.token, e.id));
+    Ok(ended)
 }
 
 /// A history item with what it kept ([`crate::trail::Ended`]).

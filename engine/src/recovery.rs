@@ -217,9 +217,7 @@ pub async fn intervene<S: StorePort>(
     };
     let what = explain(&record, action)?;
     // The person's local time: only the trail shows it (no condition looks at it).
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let now = crate::ports::SystemClock.now();
     let Some(w) = action.write(&record, now) else {
         return Err(InterveneRefused::NothingInFlight(Box::new(record)));
     };

@@ -354,6 +354,44 @@ pub struct FailoverProgress {
     pub needs_operator: bool,
 }
 
+impl FailoverProgress {
+    /// Where failover `f` stands as the record shows it: `names` are the clusters in
+    /// slot order, `group` (if known) names the hook steps, `kinds` are the per-kind
+    /// counts of the operator running the step. The operator's status and the CLI both
+    /// show this.
+    pub fn of(
+        f: &failover_model::InFlight,
+        names: &[String; 2],
+        group: Option<&Group>,
+        kinds: Vec<String>,
+    ) -> FailoverProgress {
+        let plan = f.plan(Variant::Correct);
+        let next = f.next_step().or(plan.steps.last().copied());
+        FailoverProgress {
+            id: format!("{:016x}", f.id),
+            mode: crate::trail::kind_words(f.kind),
+            source: names[f.source.index()].clone(),
+            target: names[f.target.index()].clone(),
+            stage: next.map(|s| s.stage.to_string()).unwrap_or_default(),
+            step: next.map(|s| step_label(group, s.step)).unwrap_or_default(),
+            progress: format!("{}/{}", f.done, plan.steps.len()),
+            kinds,
+            needs_operator: f.stuck,
+        }
+    }
+}
+
+/// The label of a plan step: its name, or `hook <name>` for a hook (`hook #<index>`
+/// when the group is not known).
+pub fn step_label(group: Option<&Group>, step: Step) -> String {
+    match step {
+        Step::Hook(i) => group
+            .and_then(|g| g.hook(i))
+            .map_or_else(|| format!("hook #{i}"), |h| format!("hook {}", h.name)),
+        step => step.to_string(),
+    }
+}
+
 /// One ended failover.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]

@@ -431,7 +431,7 @@ async fn trails_keep_who_asked_and_when_each_step_was_journaled() {
     let store = fresh("trail").await;
     init(&store, "g", A).await;
     ask(&store, "g", B, 7, B, Mode::Consistency).await;
-    let (_, trail) = store
+    let (_, trail, _) = store
         .read_with_trail("g")
         .await
         .expect("read")
@@ -446,7 +446,7 @@ async fn trails_keep_who_asked_and_when_each_step_was_journaled() {
     applied(send(&store, "g", A, 10, acquire(7)).await);
     applied(send(&store, "g", A, 20, journal(7, 1, 1, true)).await);
     applied(send(&store, "g", B, 30, Op::TakeOver { id: 7, at: 2 }).await);
-    let (record, trail) = store
+    let (record, trail, _) = store
         .read_with_trail("g")
         .await
         .expect("read")
@@ -484,7 +484,7 @@ async fn trails_keep_who_asked_and_when_each_step_was_journaled() {
         )
         .await,
     );
-    let (_, trail) = store
+    let (_, trail, kept) = store
         .read_with_trail("g")
         .await
         .expect("read")
@@ -494,6 +494,7 @@ async fn trails_keep_who_asked_and_when_each_step_was_journaled() {
         "the trail leaves the main item with the failover"
     );
     let ended = store.ended("g").await.expect("history");
+    assert_eq!(kept, ended, "one read gives the history `ended` gives");
     assert_eq!(ended.len(), 1);
     let e = &ended[0];
     assert_eq!(e.id, 7);

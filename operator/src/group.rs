@@ -8,7 +8,7 @@
 //! the group's status.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use failover_engine::dynamo::DynamoStore;
 use failover_engine::executor::Operator;
@@ -624,10 +624,7 @@ where
 
 /// Wall-clock milliseconds since the epoch (the record's heartbeats are stamped so).
 pub fn wall_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_millis() as u64
+    failover_engine::ports::Clock::now(&failover_engine::ports::SystemClock)
 }
 
 /// The words of an outcome in status and Events (the CLI's too).
@@ -684,28 +681,9 @@ pub fn group_status(
             }
         })
         .collect();
-    let failover = r.failover.map(|f| {
-        let plan = f.plan(Variant::Correct);
-        let next = f.next_step().or(plan.steps.last().copied());
-        FailoverProgress {
-            id: format!("{:016x}", f.id),
-            mode: plan_name(f.kind),
-            source: name(f.source),
-            target: name(f.target),
-            stage: next.map(|s| s.stage.to_string()).unwrap_or_default(),
-            step: next
-                .map(|s| match s.step {
-                    failover_model::Step::Hook(i) => group
-                        .hook(i)
-                        .map_or_else(|| format!("hook #{i}"), |h| format!("hook {}", h.name)),
-                    step => step.to_string(),
-                })
-                .unwrap_or_default(),
-            progress: format!("{}/{}", f.done, plan.steps.len()),
-            kinds: view.kinds.clone(),
-            needs_operator: f.stuck,
-        }
-    });
+    let failover = r
+        .failover
+        .map(|f| FailoverProgress::of(&f, &group.clusters, Some(group), view.kinds.clone()));
     let me = group.me;
     let serving = r.active == me && r.failover.is_none();
     let active_lease_left = r.heartbeat[r.active.index()].map(|b| b + lease > now);

@@ -79,16 +79,11 @@ async fn operate(config: Config) -> u8 {
             return 2;
         }
     };
-    let dynamo = match &config.dynamodb_endpoint {
-        Some(url) => failover_engine::dynamo::local_client(url).await,
-        None => {
-            let mut loader = aws_config::from_env();
-            if let Some(region) = &config.region {
-                loader = loader.region(aws_config::Region::new(region.clone()));
-            }
-            aws_sdk_dynamodb::Client::new(&loader.load().await)
-        }
-    };
+    let dynamo = failover_engine::dynamo::client(
+        config.dynamodb_endpoint.as_deref(),
+        config.region.as_deref(),
+    )
+    .await;
     let namespaces = config.namespaces.clone();
     info!(cluster = %config.cluster_name, table = %config.table, ?namespaces, "failover-operator starting");
     let (probe_addr, metrics_addr) = (config.probe_addr, config.metrics_addr);
