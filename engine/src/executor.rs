@@ -42,6 +42,9 @@ pub struct Turn {
     pub wall: Time,
     /// What the operator observed of its cluster.
     pub observed: ClusterState,
+    /// The fingerprint of the spec and inventory the decision was made with
+    /// ([`Operator::print`] then: a write later in the turn may change it).
+    pub spec: failover_model::SpecPrint,
     /// The decision.
     pub decision: Decision,
     /// What came of it.
@@ -672,6 +675,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                         now,
                         wall,
                         observed: self.unknown(),
+                        spec: self.print(),
                         decision: Decision {
                             action: Action::Wait(wake),
                             purpose: failover_model::Purpose::Claim,
@@ -695,6 +699,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         }
         self.listed = listed;
         let (now, wall) = self.clocks();
+        let spec = self.print();
         let decision = self.decide(now, wall, &observed, false);
         let span = self.span(&decision);
         let mut during = Vec::new();
@@ -724,6 +729,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             now,
             wall,
             observed,
+            spec,
             decision,
             result,
             during,
@@ -1145,29 +1151,62 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         }
     }
 
-    /// A self-fence attempt: every step, in the stop order (traffic off before the pods
-    /// stop, pods before the volumes), each with its own deadline: one that fails or
-    /// hangs never keeps the later ones (volume demotion above all) from running.
-    /// (Side by side, traffic would briefly reach stopping pods.)
+    /// A self-fence attempt. The stop steps run in the stop order (traffic off before
+    /// the pods stop, pods before CronJobs), each with its own deadline: one that fails
+    /// or hangs never keeps the later ones from running. (Side by side, traffic would
+    /// briefly reach stopping pods.) The volumes' demotion runs beside them from the
+    /// start, tried again whenever it fails or hangs, within the five steps' share of
+    /// the margin: a slow API server costs it tries, not the attempt (the simulator's
+    /// seed 15978 had it wait behind four hung steps, then a second attempt, and the
+    /// driver's demotion ended after the peer forced).
     async fn fence(&mut self, now: Time, steps: EffectSet) -> TurnResult {
+        let deadline = fence_step_deadline(&self.group);
+        let (cluster, group, clock) = (&self.cluster, &self.group, &self.clock);
+        // Listed afresh: a fence may come long after the turn's observation.
+        let step = |effect: Effect| async move {
+            run_step(cluster, group, clock, effect, deadline, None)
+                .await
+                .map_err(|source| EffectError {
+                    stage: StageName::Outside,
+                    effect,
+                    source,
+                })
+        };
+        // `fence-ignores-demotion`: the fence before issue 17, the demotion last in
+        // the sequence, tried once per attempt.
+        let beside = self.variant != Variant::FenceIgnoresDemotion;
+        let stops = async {
+            let mut done = Vec::new();
+            for effect in steps
+                .iter()
+                .filter(|e| !beside || *e != Effect::DemoteVolumes)
+            {
+                done.push(step(effect).await);
+            }
+            done
+        };
+        let demotion = async {
+            if !beside || !steps.contains(Effect::DemoteVolumes) {
+                return Vec::new();
+            }
+            let until = clock.mono() + 5 * deadline.as_millis() as Time;
+            loop {
+                let r = step(Effect::DemoteVolumes).await;
+                let last = r.is_ok() || clock.mono() + deadline.as_millis() as Time > until;
+                if last {
+                    return vec![r];
+                }
+                if let Err(e) = &r {
+                    warn!(error = %e, "self-fence: the volumes' demotion failed; it is tried again");
+                }
+                clock.sleep(deadline / 4).await;
+            }
+        };
+        let (stopped, demoted) = futures::join!(stops, demotion);
         let mut changes = Vec::new();
         let mut failed = Vec::new();
-        let deadline = fence_step_deadline(&self.group);
-        for step in steps.iter() {
-            // Listed afresh: a fence may come long after the turn's observation.
-            let run = run_step(
-                &self.cluster,
-                &self.group,
-                &self.clock,
-                step,
-                deadline,
-                None,
-            );
-            match run.await.map_err(|source| EffectError {
-                stage: StageName::Outside,
-                effect: step,
-                source,
-            }) {
+        for r in stopped.into_iter().chain(demoted) {
+            match r {
                 Ok(c) => changes.extend(c),
                 Err(e) => failed.push(e),
             }
@@ -1211,6 +1250,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                         if let Some(hook) = self.hook.as_mut() {
                             hook(&decision);
                         }
+                        let spec = self.print();
                         let w = self.stamped(wall, op);
                         let mut finished = None;
                         let reply = {
@@ -1230,6 +1270,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                             now,
                             wall,
                             observed: *observed,
+                            spec,
                             decision,
                             result: TurnResult::Wrote(reply),
                             during: Vec::new(),
@@ -1245,7 +1286,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                         }
                     }
                     // Leaving this block drops the call's future: it is abandoned.
-                    Action::Fence(steps) => break (now, wall, decision, steps),
+                    Action::Fence(steps) => break (now, wall, self.print(), decision, steps),
                     Action::Wait(Wake::At(t)) => {
                         let nap = self
                             .clock
@@ -1263,7 +1304,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                 }
             }
         };
-        let (now, wall, decision, steps) = abandon;
+        let (now, wall, spec, decision, steps) = abandon;
         if let Some(hook) = self.hook.as_mut() {
             hook(&decision);
         }
@@ -1272,6 +1313,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             now,
             wall,
             observed: *observed,
+            spec,
             decision,
             result,
             during: Vec::new(),
@@ -1427,13 +1469,16 @@ pub fn observe_deadline(group: &Group) -> Duration {
 }
 
 /// The longest `terminationGracePeriodSeconds` a workload may have unless
-/// `spec.demotionStopsWrites`: a quarter of the fence margin plus the drift bound (3 s
-/// by default). The fence scales the pods down at most three quarters of the margin
-/// after the lease ran low (the budget above); the peer may promote `margin + drift`
-/// after that at the earliest; so pods that take longer to stop could still write to
-/// volumes that are primary on both sides.
+/// `spec.demotionStopsWrites`: a quarter of the fence margin plus the driver's demotion
+/// time plus the drift bound (4.5 s by default). The fence starts `margin + demotion`
+/// before the lease ends and scales the pods down at most three quarters of the margin
+/// after that (the budget above); the peer may promote `drift` after the lease ends at
+/// the earliest; so pods that take longer to stop could still write to volumes that are
+/// primary on both sides.
 pub fn stop_grace_limit(group: &Group) -> Duration {
-    Duration::from_millis(group.timing.fence_margin / 4 + group.timing.clock_drift_max)
+    Duration::from_millis(
+        group.timing.fence_margin / 4 + group.timing.driver_demotion + group.timing.clock_drift_max,
+    )
 }
 
 /// One problem per workload whose pods may take longer to stop than
@@ -1441,6 +1486,7 @@ pub fn stop_grace_limit(group: &Group) -> Duration {
 pub fn grace_problems(group: &Group, members: &[crate::ports::Member]) -> Vec<String> {
     let limit = stop_grace_limit(group).as_secs();
     let drift = group.timing.clock_drift_max / 1000;
+    let demotion = group.timing.driver_demotion / 1000;
     members
         .iter()
         .filter_map(|m| Some((m, m.stop_grace_seconds?)))
@@ -1453,7 +1499,7 @@ pub fn grace_problems(group: &Group, members: &[crate::ports::Member]) -> Vec<St
                  (and leaseSeconds with it), or set spec.demotionStopsWrites: true if the \
                  storage makes a demoted volume read-only while mounted",
                 m.object,
-                4 * grace.saturating_sub(drift)
+                4 * grace.saturating_sub(drift + demotion)
             )
         })
         .collect()

@@ -471,10 +471,18 @@ pub struct TimingSpec {
     /// The largest difference between the two clusters' clocks (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_clock_drift_seconds: Option<u64>,
-    /// The active cluster fences itself once less than this is left of its lease
-    /// (default 8): it must be able to stop everything in this time.
+    /// How long the self-fence's own steps may take (default 6): stopping traffic,
+    /// Flux, workloads and CronJobs and writing the volumes' demotion. Every call
+    /// deadline is a share of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fence_margin_seconds: Option<u64>,
+    /// How long the csi-addons driver may take to demote a volume once its
+    /// VolumeReplication says `secondary` (default 2): a deployment rule, measure it
+    /// under load. The active cluster fences itself once less than
+    /// `fenceMarginSeconds + driverDemotionSeconds` is left of its lease, so that its
+    /// volumes are secondary when the lease ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_demotion_seconds: Option<u64>,
     /// Interval between heartbeats (default 1); also how quickly an operator sees the
     /// other's hand-off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -690,14 +698,16 @@ const AUTO_FAILURES: u32 = 3;
 const AUTO_WINDOW: u64 = 4;
 const AUTO_INTERVAL: u64 = 600;
 // Sized so that a dead active cluster is replaced within 20 s (lease + drift + the
-// forced failover's steps, README "Auto-failover"); so that pods and the storage have
-// 3 s to stop writing after the fence (margin / 4 + drift: the simulator's controllers
-// take up to 3 s, and found a margin of 5 s too short); and so that a crashed leader's
-// replacement (leader election, `--leader-lease-seconds` 4 + 2 s grace) claims its slot
-// before the peer may force (6 s < lease - margin - heartbeat = 7 s).
+// forced failover's steps, README "Auto-failover"); so that the fence starts 8 s before
+// the lease ends (6 s for its steps, 2 s for the driver's demotion: the simulator found
+// the driver's time uncounted, seed 15978) and pods get 4.5 s to stop writing after it
+// (margin / 4 + demotion + drift); and so that a crashed leader's replacement (leader
+// election, `--leader-lease-seconds` 4 + 2 s grace) claims its slot before the peer may
+// force (6 s < lease - margin - demotion - heartbeat = 7 s).
 const LEASE: u64 = 16;
 const DRIFT: u64 = 1;
-const FENCE: u64 = 8;
+const FENCE: u64 = 6;
+const DEMOTION: u64 = 2;
 const HEARTBEAT: u64 = 1;
 const RETRY: u64 = 1;
 const STAGE_DEADLINE: u64 = 600;
@@ -1140,12 +1150,13 @@ fn is_token(s: &str) -> bool {
 }
 
 /// The timing a group gets when its spec says nothing, in milliseconds: lease 16 s,
-/// drift 1 s, fence margin 8 s, heartbeat every second, retry after 1 s, ten minutes per
-/// stage.
+/// drift 1 s, fence margin 6 s, volume demotion 2 s, heartbeat every second, retry after
+/// 1 s, ten minutes per stage.
 pub const DEFAULT_TIMING: Timing = Timing {
     lease_ttl: LEASE * 1000,
     clock_drift_max: DRIFT * 1000,
     fence_margin: FENCE * 1000,
+    driver_demotion: DEMOTION * 1000,
     heartbeat_every: HEARTBEAT * 1000,
     retry_after: RETRY * 1000,
     stage_deadline: [STAGE_DEADLINE * 1000; 6],
@@ -1228,10 +1239,11 @@ impl Group {
     pub fn print(&self) -> SpecPrint {
         let t = &self.timing;
         let timing = format!(
-            "lease={};drift={};margin={};heartbeat={};retry={};deadlines={:?}",
+            "lease={};drift={};margin={};demotion={};heartbeat={};retry={};deadlines={:?}",
             t.lease_ttl,
             t.clock_drift_max,
             t.fence_margin,
+            t.driver_demotion,
             t.heartbeat_every,
             t.retry_after,
             t.stage_deadline
@@ -1639,6 +1651,7 @@ fn parse_timing(t: &TimingSpec) -> Result<Timing, SpecError> {
         lease_ttl: ms(t.lease_seconds, LEASE),
         clock_drift_max: ms(t.max_clock_drift_seconds, DRIFT),
         fence_margin: ms(t.fence_margin_seconds, FENCE),
+        driver_demotion: ms(t.driver_demotion_seconds, DEMOTION),
         heartbeat_every: ms(t.heartbeat_seconds, HEARTBEAT),
         retry_after: ms(t.retry_seconds, RETRY),
         stage_deadline: {
@@ -1734,10 +1747,12 @@ pub fn check_timing(t: &Timing) -> Result<(), String> {
     if t.lease_ttl == 0 || t.heartbeat_every == 0 || t.retry_after == 0 {
         return Err("leaseSeconds, heartbeatSeconds and retrySeconds must be positive".into());
     }
-    if t.fence_margin == 0 || t.fence_margin >= t.lease_ttl {
+    if t.fence_margin == 0 || t.fence_lead() >= t.lease_ttl {
         return Err(format!(
-            "fenceMarginSeconds ({}) must be positive and below leaseSeconds ({})",
+            "fenceMarginSeconds ({}) must be positive, and fenceMarginSeconds + \
+             driverDemotionSeconds ({}) below leaseSeconds ({})",
             s(t.fence_margin),
+            s(t.fence_lead()),
             s(t.lease_ttl)
         ));
     }
@@ -1761,19 +1776,20 @@ pub fn check_timing(t: &Timing) -> Result<(), String> {
     // may fail (retry after retrySeconds, another call).
     let eighth = t.fence_margin / 8;
     let gap = t.heartbeat_every + t.retry_after + eighth + 4 * eighth;
-    if gap >= t.lease_ttl - t.fence_margin {
-        let room = (t.lease_ttl - t.fence_margin).saturating_sub(eighth * 5 + 1);
+    let lead = t.fence_lead();
+    if gap >= t.lease_ttl - lead {
+        let room = (t.lease_ttl - lead).saturating_sub(eighth * 5 + 1);
         return Err(format!(
             "heartbeatSeconds ({}) + retrySeconds ({}) + the call deadlines ({}: an \
              observation and two DynamoDB calls, shares of fenceMarginSeconds) must be below \
-             leaseSeconds - fenceMarginSeconds ({}), so that a missed heartbeat is retried \
-             before the cluster fences itself: raise leaseSeconds to at least {}, or make \
-             heartbeatSeconds + retrySeconds at most {}",
+             leaseSeconds - fenceMarginSeconds - driverDemotionSeconds ({}), so that a missed \
+             heartbeat is retried before the cluster fences itself: raise leaseSeconds to at \
+             least {}, or make heartbeatSeconds + retrySeconds at most {}",
             s(t.heartbeat_every),
             s(t.retry_after),
             s(eighth * 5),
-            s(t.lease_ttl - t.fence_margin),
-            s((gap + t.fence_margin + 1000).div_ceil(1000) * 1000),
+            s(t.lease_ttl - lead),
+            s((gap + lead + 1000).div_ceil(1000) * 1000),
             s(room)
         ));
     }

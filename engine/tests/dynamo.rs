@@ -38,6 +38,7 @@ const TIMING: Timing = Timing {
     lease_ttl: 1000,
     clock_drift_max: 100,
     fence_margin: 200,
+    driver_demotion: 0,
     heartbeat_every: 300,
     retry_after: 500,
     stage_deadline: [600_000; 6],

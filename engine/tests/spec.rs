@@ -76,9 +76,10 @@ fn a_valid_spec_parses_with_defaults() {
         (
             g.timing.lease_ttl,
             g.timing.fence_margin,
+            g.timing.driver_demotion,
             g.timing.heartbeat_every
         ),
-        (16_000, 8_000, 1_000)
+        (16_000, 6_000, 2_000, 1_000)
     );
     assert_eq!(
         g.members.get(&Kind::Deployment),
@@ -313,6 +314,22 @@ fn timing_that_cannot_work() {
                 ..TimingSpec::default()
             },
             "raise leaseSeconds to at least",
+        ),
+        // Issue 17: the fence starts once less than its margin plus the driver's
+        // demotion time is left, which must leave a lease to serve in.
+        (
+            TimingSpec {
+                driver_demotion_seconds: Some(10),
+                ..TimingSpec::default()
+            },
+            "fenceMarginSeconds + driverDemotionSeconds (16) below leaseSeconds (16)",
+        ),
+        (
+            TimingSpec {
+                driver_demotion_seconds: Some(6),
+                ..TimingSpec::default()
+            },
+            "leaseSeconds - fenceMarginSeconds - driverDemotionSeconds (4)",
         ),
     ];
     for (timing, want) in cases {

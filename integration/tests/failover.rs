@@ -442,6 +442,8 @@ async fn failover_through_a_faulty_api(
         timing: Some(TimingSpec {
             lease_seconds: Some(10),
             fence_margin_seconds: Some(4),
+            // The harness's csi-addons agent acts within VOLUME_DELAY (500 ms).
+            driver_demotion_seconds: Some(1),
             max_clock_drift_seconds: Some(1),
             heartbeat_seconds: Some(1),
             retry_seconds: Some(1),

@@ -58,6 +58,8 @@ fn ci_configuration_holds_and_its_state_count_is_pinned() {
     // Issue 12: the heartbeats carry the sender's health report. The checker leaves the
     // reports out of the record, but a heartbeat in flight or unsure still carries one:
     // planned, kube-error, stale-call and request-faults grew by 0.03–0.7%.
+    // Issue 17: `demotion-lag` is new; the other scenarios keep their counts (the
+    // driver's demotion lag and the fence lead's new share are 0 in them).
     holds_with_pinned_counts(
         "ci",
         &[
@@ -68,6 +70,7 @@ fn ci_configuration_holds_and_its_state_count_is_pinned() {
             ("ci/disaster", 841_436),
             ("ci/partition", 722_510),
             ("ci/stuck-kind", 2_199_511),
+            ("ci/demotion-lag", 2_127_377),
             ("ci/time-lease", 1_767_615),
             ("ci/time-clock", 1_723_192),
             ("ci/stale-leader", 1_315_406),
@@ -315,6 +318,23 @@ fn no_stage_deadline_is_caught() {
         found.contains(&"settled-when-idle") || found.contains(&"stuck-failover-surfaces"),
         "{found:?}"
     );
+}
+
+/// Issue 17 (the simulator's seed 15978): a fence that starts once less than the fence
+/// margin is left, its steps taking all of it, leaves no time for the csi-addons
+/// driver's demotion: the volume is still primary when the peer forces
+/// (`ci/demotion-lag`).
+#[test]
+fn fence_ignores_demotion_is_caught() {
+    let found = hunt(Variant::FenceIgnoresDemotion);
+    assert!(found.contains(&"no-two-primaries"), "{found:?}");
+}
+
+/// A driver slower than `volume_demotion` says breaks what the fence's lead covers
+/// (`failover-check --example driver-slower-than-bound`); README states the rule.
+#[test]
+fn a_driver_slower_than_its_bound_is_shown() {
+    shows_limit("driver-slower-than-bound");
 }
 
 /// What no lease survives: an operator down for ever while its cluster serves. The model

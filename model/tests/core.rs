@@ -18,6 +18,7 @@ const TIMING: Timing = Timing {
     lease_ttl: 3,
     clock_drift_max: 1,
     fence_margin: 1,
+    driver_demotion: 0,
     heartbeat_every: 1,
     retry_after: 1,
     stage_deadline: [1_000; 6],

@@ -51,11 +51,12 @@ pub fn handover_problem(group: &Group, handover: Option<Duration>) -> Option<Str
     let t = &group.timing;
     let budget = t
         .lease_ttl
-        .saturating_sub(t.fence_margin + t.heartbeat_every);
+        .saturating_sub(t.fence_lead() + t.heartbeat_every);
     (handover >= budget).then(|| {
         format!(
             "a crashed leader is replaced within {} s (--leader-lease-seconds + {} s), which \
-             must be below leaseSeconds - fenceMarginSeconds - heartbeatSeconds ({} s), or the \
+             must be below leaseSeconds - fenceMarginSeconds - driverDemotionSeconds - \
+             heartbeatSeconds ({} s), or the \
              peer may force a failover while nothing fences this cluster: lower \
              --leader-lease-seconds or raise spec.timing.leaseSeconds (auto-failover stays \
              disarmed meanwhile)",

@@ -80,7 +80,7 @@ pub struct Config {
     /// record keeps a paused old leader from changing anything after the new one
     /// started (README, "Timing"). A crashed leader is replaced within this plus 2 s,
     /// which must be below each group's `leaseSeconds - fenceMarginSeconds -
-    /// heartbeatSeconds` (checked: a group where it is not reports the problem and
+    /// driverDemotionSeconds - heartbeatSeconds` (checked: a group where it is not reports the problem and
     /// its auto-failover stays disarmed).
     #[arg(long, env = "FAILOVER_LEADER_LEASE_SECONDS", default_value_t = 4)]
     pub leader_lease_seconds: u64,

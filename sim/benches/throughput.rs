@@ -23,6 +23,7 @@ fn measure(profile: Profile, hooks: Hooking, seeds: u64) -> (f64, f64, usize) {
             shape: Some((20, 5)),
             timeline: false,
             hooks,
+            driver_lag: None,
         });
         assert!(r.violation.is_none(), "seed {seed}: {:?}", r.violation);
         sim_ms += r.sim_ms;

@@ -366,6 +366,7 @@ pub fn run_auto(cfg: AutoConfig) -> AutoReport {
         timeline: cfg.timeline,
         // The auto-failover figures are measured without hooks.
         hooks: crate::run::Hooking::Off,
+        driver_lag: None,
     };
     let auto = AutoFailoverSpec {
         enabled: true,

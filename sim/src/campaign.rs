@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use failover_model::{AbortReason, Mode, Outcome, PlanKind, Stage, Variant};
+use failover_model::{AbortReason, Mode, Outcome, PlanKind, Stage, Time, Variant};
 
 use crate::run::{Hooking, Profile, RunConfig, RunReport, run};
 use crate::world::FaultKind;
@@ -32,6 +32,8 @@ pub struct Campaign {
     pub stop_at_first: bool,
     /// Whether the group has hooks.
     pub hooks: Hooking,
+    /// The csi-addons driver's longest time to act, ms (`None`: the deployment rule).
+    pub driver_lag: Option<Time>,
 }
 
 /// The campaign's result.
@@ -73,6 +75,7 @@ pub fn campaign(c: &Campaign) -> Summary {
                         shape: c.shape,
                         timeline: false,
                         hooks: c.hooks,
+                        driver_lag: c.driver_lag,
                     });
                     if r.violation.is_some() {
                         found.store(true, Ordering::Relaxed);

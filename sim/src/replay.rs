@@ -89,15 +89,13 @@ pub struct Around<'a> {
 }
 
 /// Who an operator is, as its decisions were made: the slot it is configured as, the
-/// identity of the cluster it runs in, its copy of the spec.
+/// identity of the cluster it runs in (its copy of the spec is in each [`Turn`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Who {
     /// The slot it is configured as.
     pub slot: Cluster,
     /// Its cluster's identity.
     pub identity: Identity,
-    /// Its spec's fingerprint.
-    pub spec: SpecPrint,
 }
 
 impl Replay {
@@ -136,6 +134,7 @@ impl Replay {
                     unlabelled: false,
                     first_start_misconfigured: false,
                     stuck_volumes: 0,
+                    demotion_ticks: 0,
                     interventions: 0,
                     health_reports: true,
                     hooks: Hooks::NONE,
@@ -244,6 +243,7 @@ impl Replay {
             now,
             wall,
             observed: turn.observed,
+            spec: turn.spec,
             decision: turn.decision.clone(),
             result: TurnResult::NotSent,
             during: Vec::new(),
@@ -422,6 +422,7 @@ impl Replay {
             cut_off: [false, false],
             stuck: [None, None],
             csi_stuck: [false, false],
+            demoting: [None, None],
             memories,
             ghost: None,
             instances: 0,
@@ -434,7 +435,7 @@ impl Replay {
                 Cluster::ALL.map(failover_model::check::identity),
                 around.who.identity,
             ),
-            specs: own(c, [SpecPrint::default(); 2], around.who.spec),
+            specs: own(c, [SpecPrint::default(); 2], turn.spec),
             asked: own(c, [None, None], around.asked),
             in_transit: None,
             audit: Audit::default(),

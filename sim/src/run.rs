@@ -66,6 +66,10 @@ pub struct RunConfig {
     pub timeline: bool,
     /// Whether the group has hooks.
     pub hooks: Hooking,
+    /// The csi-addons driver's longest time to act on a VolumeReplication, ms (`None`:
+    /// the group's `driverDemotionSeconds`, the deployment rule; longer breaks it, to
+    /// show what happens).
+    pub driver_lag: Option<Time>,
 }
 
 /// Whether a run's group has hooks (issue 13): the database team's three
@@ -834,6 +838,7 @@ pub(crate) fn setup_with(
         time.clone(),
     );
     let mut world = world;
+    world.driver_lag = cfg.driver_lag.unwrap_or(timing.driver_demotion);
     if unlabelled {
         world.inject(FaultKind::Unlabelled);
         set_volume_labels(&mut world, Cluster::A, false);
@@ -1151,7 +1156,7 @@ fn draw_faults(cfg: &RunConfig, rng: &mut Rng, setup: &Setup) -> Drawn {
                 |(_, s)| matches!(s, Scheduled::Cut(x, k) if *x == c && *k != FaultKind::PartitionApi),
             );
         if !cut {
-            let bound = timing.lease_ttl - timing.fence_margin - timing.heartbeat_every;
+            let bound = timing.lease_ttl - timing.fence_lead() - timing.heartbeat_every;
             let at = slow.range(request_at.saturating_sub(5_000), FAULT_PHASE - bound);
             schedule.push((at, Scheduled::Outage(c)));
             schedule.push((at + slow.range(3_000, bound), Scheduled::Restart(c)));
@@ -2431,7 +2436,6 @@ fn operator(ctx: Arc<Ctx>, c: Cluster, slot: usize) -> crate::runtime::TaskFutur
             let who = op.identity().map(|identity| Who {
                 slot: op.group().me,
                 identity,
-                spec: op.print(),
             });
             let info = TurnInfo {
                 asked,

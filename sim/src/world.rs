@@ -342,6 +342,9 @@ pub struct Fakes {
     pub dirty: bool,
     /// Upper bound of a store or API call's latency, ms.
     pub latency_max: Time,
+    /// The longest the csi-addons driver takes to act on a VolumeReplication, ms: the
+    /// group's `driverDemotionSeconds` (the deployment rule), unless a run breaks it.
+    pub driver_lag: Time,
     /// Store writes accepted (for the timeline).
     pub writes: Vec<(Time, Cluster, Write, Record)>,
     /// Per operator, the record each of its writes since the last replay found when it
@@ -402,6 +405,7 @@ impl Fakes {
             seq: 0,
             dirty: true,
             latency_max,
+            driver_lag: 2_000,
             writes: Vec::new(),
             writes_found: [Vec::new(), Vec::new(), Vec::new()],
             fencer: [None, None],
@@ -652,7 +656,12 @@ impl Fakes {
             r.kind,
             Kind::Deployment | Kind::StatefulSet | Kind::VolumeReplication
         ) {
-            let at = self.time.now() + self.rng.range(delays.0, delays.1);
+            let max = if r.kind == Kind::VolumeReplication {
+                self.driver_lag.max(delays.0)
+            } else {
+                delays.1
+            };
+            let at = self.time.now() + self.rng.range(delays.0, max);
             self.schedule(at, WorldEvent::Settle(c, r.clone()));
         }
         self.touch(c);

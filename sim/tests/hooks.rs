@@ -27,6 +27,7 @@ fn hooked(seed: u64) -> RunConfig {
         shape: None,
         timeline: true,
         hooks: Hooking::On,
+        driver_lag: None,
     }
 }
 
@@ -45,6 +46,7 @@ fn hooks_fail_hang_and_run_twice_without_violations() {
         shape: None,
         stop_at_first: false,
         hooks: Hooking::On,
+        driver_lag: None,
     });
     let bad: Vec<_> = s
         .violations()

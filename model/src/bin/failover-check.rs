@@ -1,9 +1,9 @@
 //! `failover-check`: exhaustively model-check the failover protocol.
 //!
 //! ```text
-//! failover-check [--config smoke|ci|handback|deep|outage-beyond-lease|first-start]
+//! failover-check [--config smoke|ci|handback|deep|outage-beyond-lease|first-start|demotion-beyond-bound]
 //!                [--bug <variant>] [--scenario NAME] [--threads N]
-//!                [--example <property>|operator-outage-beyond-lease|misconfigured-first-start]
+//!                [--example <property>|operator-outage-beyond-lease|misconfigured-first-start|driver-slower-than-bound]
 //!                [--explore [ADDR]]
 //! ```
 //! `--scenario` keeps the configuration's scenarios whose name ends with `/NAME` (one
@@ -27,8 +27,8 @@ struct Args {
     scenario: Option<String>,
 }
 
-const USAGE: &str = "usage: failover-check [--config smoke|ci|handback|deep|outage-beyond-lease|first-start] [--bug <variant>] [--scenario NAME] [--threads N] [--example <property>|all|operator-outage-beyond-lease|misconfigured-first-start] [--explore [ADDR]]
-variants: promote-before-demote no-token-check no-self-fence no-lease-wait lww-store repeatable-force fence-stops-at-failure heartbeat-behind-tasks wall-clock-lease stale-leader recreate-missing-record no-identity-check empty-selection-done no-stage-deadline";
+const USAGE: &str = "usage: failover-check [--config smoke|ci|handback|deep|outage-beyond-lease|first-start|demotion-beyond-bound] [--bug <variant>] [--scenario NAME] [--threads N] [--example <property>|all|operator-outage-beyond-lease|misconfigured-first-start|driver-slower-than-bound] [--explore [ADDR]]
+variants: promote-before-demote no-token-check no-self-fence no-lease-wait lww-store repeatable-force fence-stops-at-failure heartbeat-behind-tasks wall-clock-lease stale-leader recreate-missing-record no-identity-check empty-selection-done no-stage-deadline journal-past-abort fence-ignores-demotion";
 
 fn parse() -> Result<Args, String> {
     let mut args = Args {
@@ -95,7 +95,7 @@ fn main() -> ExitCode {
         (None, Some(c)) => c,
         (None, None) => {
             eprintln!(
-                "error: unknown configuration {:?} (smoke, ci, handback, deep, outage-beyond-lease, first-start)\n{USAGE}",
+                "error: unknown configuration {:?} (smoke, ci, handback, deep, outage-beyond-lease, first-start, demotion-beyond-bound)\n{USAGE}",
                 args.config
             );
             return ExitCode::from(2);

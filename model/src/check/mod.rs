@@ -38,7 +38,7 @@ use crate::core::plan::{Effect, Resource, STOP, Variant, stopped};
 use crate::core::store::{Intervention, Op, Write, apply};
 use crate::core::types::{
     AbortReason, Agreement, Agreements, Cluster, ClusterState, FailoverId, Identity, Instance,
-    Mode, Outcome, PlanKind, Record, Request, SpecPrint, Stage, Time, Timing, Trace,
+    Mode, Outcome, PlanKind, Record, Request, SpecPrint, Stage, Time, Timing, Trace, VolumeRole,
 };
 
 /// A configuration of the model: bounds on time and faults, and the protocol variant.
@@ -120,6 +120,12 @@ pub struct Config {
     /// Clusters whose csi-addons driver stops reporting volume roles for good: a
     /// VolumeReplication never reports the role it was set to (issue 10, part 3).
     pub stuck_volumes: u8,
+    /// How many ticks the csi-addons driver may take to demote a volume once its spec
+    /// says `secondary` (0: within the tick, as every controller). When positive, a
+    /// fence's demotion also lands up to `timing.fence_margin` after the fence starts,
+    /// as the engine's sequential fence does. The deployment rule is
+    /// `timing.driver_demotion`; `demotion-beyond-bound` breaks it.
+    pub demotion_ticks: u8,
     /// A person's actions on a failover in flight ([`Intervention`]), each whenever the
     /// record allows it.
     pub interventions: u8,
@@ -176,6 +182,7 @@ impl Config {
         lease_ttl: 3,
         clock_drift_max: 1,
         fence_margin: 1,
+        driver_demotion: 0,
         heartbeat_every: 1,
         retry_after: 1,
         stage_deadline: [Config::NO_DEADLINE; 6],
@@ -228,6 +235,7 @@ impl Config {
             unlabelled: false,
             first_start_misconfigured: false,
             stuck_volumes: 0,
+            demotion_ticks: 0,
             interventions: 0,
             health_reports: false,
             hooks: Hooks::NONE,
@@ -360,6 +368,20 @@ impl Config {
                 // A kind that fails for good while an operator is cut off: its fence
                 // must still demote the volumes; one more fence step may fail once.
                 stuck_kind(5),
+                // Issue 17 (the simulator's seed 15978): the csi-addons driver takes
+                // up to a tick to demote after the spec says so, as the timing's
+                // `driver_demotion` allows, while the active cluster is cut off and a
+                // monotonic clock gains the drift bound: the fence starts early enough
+                // for its steps and the driver's demotion both.
+                lean("demotion-lag", &|c| {
+                    c.partitions = 1;
+                    c.skews = 1;
+                    c.demotion_ticks = 1;
+                    c.timing.driver_demotion = 1;
+                    c.timing.lease_ttl = 4;
+                    c.max_ticks = 8;
+                    c.request_at = vec![Cluster::B];
+                }),
                 // Real time (issue 9). A Kubernetes call that takes longer than the
                 // lease, while the operator may be cut off: lease keeping goes on beside
                 // it, and the call is abandoned for the fence once the lease runs low.
@@ -456,6 +478,17 @@ impl Config {
                 c.first_start_misconfigured = true;
                 c.request_at = vec![];
                 c.max_ticks = 3;
+            })]),
+            // A csi-addons driver slower than the timing's `driver_demotion` says (the
+            // `driver-slower-than-bound` example).
+            "demotion-beyond-bound" => Some(vec![lean("slow-driver", &|c| {
+                c.partitions = 1;
+                c.skews = 1;
+                c.demotion_ticks = 3;
+                c.timing.driver_demotion = 1;
+                c.timing.lease_ttl = 4;
+                c.max_ticks = 8;
+                c.request_at = vec![Cluster::B];
             })]),
             "outage-beyond-lease" => Some(vec![lean("unbounded", &|c| {
                 c.outages = 1;
@@ -615,6 +648,12 @@ impl Config {
                 .into_iter()
                 .filter(|c| c.name.ends_with("/hooks-person"))
                 .collect(),
+            // A driver that takes its time to demote (the simulator's seed 15978).
+            Variant::FenceIgnoresDemotion => Config::named("ci")
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|c| c.name.ends_with("/demotion-lag"))
+                .collect(),
             // An operator restarted as the wrong cluster.
             Variant::NoIdentityCheck => Config::named("ci")
                 .unwrap_or_default()
@@ -650,7 +689,7 @@ pub struct Limit {
 }
 
 /// Every such limit.
-pub const LIMITS: [Limit; 2] = [
+pub const LIMITS: [Limit; 3] = [
     Limit {
         name: "operator-outage-beyond-lease",
         config: "outage-beyond-lease",
@@ -659,6 +698,16 @@ pub const LIMITS: [Limit; 2] = [
           nothing fences the cluster, and the peer may force once the lease is over. \
           Deployment rule (README, Timing): downtime below fenceMarginSeconds / 4, met \
           with a second operator replica that takes over within it.",
+    },
+    Limit {
+        name: "driver-slower-than-bound",
+        config: "demotion-beyond-bound",
+        violates: "no-two-primaries",
+        why: "a csi-addons driver that takes longer to demote a volume than \
+              driverDemotionSeconds, while its cluster is cut off from DynamoDB: the fence \
+              wrote the demotion in time, but the volume is still primary when the peer \
+              forces. Deployment rule (README, Timing): driverDemotionSeconds at least \
+              the driver's demotion time under load.",
     },
     Limit {
         name: "misconfigured-first-start",
@@ -724,6 +773,8 @@ pub struct Marks {
     pub ambiguous_retried: bool,
     /// An operator fenced its cluster.
     pub fenced: bool,
+    /// A tick passed while a cluster's driver had not demoted its volume yet.
+    pub demotion_lagged: bool,
     /// A partition, a disaster or a stuck kind happened (uptime's guarantee assumes none).
     pub disrupted: bool,
     /// A slow call was abandoned for the self-fence.
@@ -847,6 +898,10 @@ pub struct World {
     pub stuck: [Option<Resource>; 2],
     /// The csi-addons driver stopped reporting volume roles, per cluster.
     pub csi_stuck: [bool; 2],
+    /// While a cluster's volume spec says `secondary` and the driver still reports
+    /// `primary`: the tick by which the driver reports the demotion (only under
+    /// [`Config::demotion_ticks`]).
+    pub demoting: [Option<Time>; 2],
     /// Operators' memories.
     pub memories: [Memory; 2],
     /// The replaced process of a leader hand-over, while it may still act.
@@ -1045,12 +1100,14 @@ impl FailoverModel {
         }
     }
 
-    fn controllers_settled(w: &World, c: Cluster) -> bool {
+    fn controllers_settled(&self, w: &World, c: Cluster) -> bool {
         let i = c.index();
         let s = &w.clusters[i];
+        // A demotion may lag into later ticks, up to its bound.
+        let lagging = w.demoting[i].is_some_and(|by| w.tick < by);
         !w.alive[i]
             || (s.workloads_running == s.workloads_up
-                && (s.volume_status == s.volume_spec || w.csi_stuck[i])
+                && (s.volume_status == s.volume_spec || w.csi_stuck[i] || lagging)
                 && !flux_differs(s))
     }
 
@@ -1067,7 +1124,7 @@ impl FailoverModel {
             && Cluster::ALL.into_iter().all(|c| {
                 !w.alive[c.index()]
                     || ((w.down[c.index()].is_some() || !self.decision(w, c).is_urgent())
-                        && Self::controllers_settled(w, c))
+                        && self.controllers_settled(w, c))
             })
     }
 
@@ -1364,6 +1421,23 @@ impl FailoverModel {
         let rep = self.replica(w, c);
         let uptime = self.snapshot(w).uptime_in_flight();
         let changed = step.apply(&mut w.clusters[i]);
+        let s = &w.clusters[i];
+        if self.config.demotion_ticks > 0
+            && s.volume_spec == VolumeRole::Secondary
+            && s.volume_status == VolumeRole::Primary
+            && w.demoting[i].is_none()
+        {
+            // The model's fence is one action, the engine's takes up to the fence
+            // margin: its demotion may land that much later, then the driver acts.
+            let fence = if purpose == Purpose::Fence {
+                self.config.timing.fence_margin
+            } else {
+                0
+            };
+            w.demoting[i] = Some(w.tick + fence + Time::from(self.config.demotion_ticks));
+        } else if s.volume_spec == s.volume_status {
+            w.demoting[i] = None;
+        }
         if let (true, Purpose::Plan { at }) = (changed, purpose) {
             w.audit.on_plan_effect(&w.records[rep], c, at);
         }
@@ -1443,6 +1517,7 @@ impl Model for FailoverModel {
             cut_off: [false, false],
             stuck: [None, None],
             csi_stuck: [false, false],
+            demoting: [None, None],
             memories: [
                 Memory {
                     instance: 1,
@@ -1734,6 +1809,7 @@ impl FailoverModel {
         match action {
             Act::Tick => {
                 w.tick += 1;
+                w.marks.demotion_lagged |= w.demoting.iter().any(Option::is_some);
                 // A pause between deciding and sending ends within the deployment rule's
                 // bound (a quarter of the fence margin, less than a tick): a decision the
                 // ghost has not sent by now is never sent.
@@ -1770,6 +1846,7 @@ impl FailoverModel {
                 s.workloads_running = s.workloads_up;
             }
             Act::Csi(c) => {
+                w.demoting[c.index()] = None;
                 let s = &mut w.clusters[c.index()];
                 s.volume_status = s.volume_spec;
             }
@@ -2070,6 +2147,7 @@ pub fn properties() -> Vec<Property<FailoverModel>> {
         "misconfigured-operator-detected" => |w| w.marks.contest_seen,
         "drift-holds-request" => |w| w.marks.drift_held,
         "self-fenced" => |w| w.marks.fenced,
+        "demotion-lagged" => |w| w.marks.demotion_lagged,
         "hook-failure-aborted" => |w| completed(w, |o| matches!(o, Outcome::Aborted(AbortReason::Hook(_)))),
         "hook-ran-twice" => |w| w.audit.hook_ran_twice,
     ]);
@@ -2092,6 +2170,7 @@ pub fn expected(config: &Config, name: &str) -> bool {
         "uptime-failover-done" | "uptime-window-two-writers" => has_mode(Mode::Uptime),
         "forced-failover-done" => config.disasters > 0 || config.partitions > 0,
         "self-fenced" => config.partitions > 0,
+        "demotion-lagged" => config.demotion_ticks > 0,
         "call-abandoned-for-fence" => {
             config.slow_calls > 0
                 && config.partitions > 0
@@ -2148,7 +2227,7 @@ fn settled_when_idle(m: &FailoverModel, w: &World) -> bool {
     // An operator with a call in progress is not idle: the call ends (by its deadline).
     let idle = Cluster::ALL.into_iter().all(|c| {
         !w.alive[c.index()]
-            || (FailoverModel::controllers_settled(w, c)
+            || (m.controllers_settled(w, c)
                 && w.busy[c.index()].is_none()
                 && matches!(
                     m.decision_informed(w, c).action,

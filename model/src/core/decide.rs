@@ -160,7 +160,7 @@ impl Memory {
     /// (it claims, reads, heartbeats and fences only). The instance it replaced has had
     /// its writes refused since the claim, so its last lease was counted from a
     /// heartbeat sent before the claim, and it starts nothing once less than the fence
-    /// margin of that lease is left ([`lease_ok`]): by `lease_ttl - fence_margin +
+    /// lead of that lease is left ([`lease_ok`]): by `lease_ttl - fence_lead +
     /// clock_drift_max` of any clock after the claim, it can only stop things. Only
     /// then does this instance act on a view the old one can no longer contradict. No
     /// hold if the slot had no owner (the group's first start).
@@ -168,7 +168,7 @@ impl Memory {
         let claimed = self.claimed?;
         self.replaced?;
         Some(
-            claimed + timing.lease_ttl.saturating_sub(timing.fence_margin) + timing.clock_drift_max,
+            claimed + timing.lease_ttl.saturating_sub(timing.fence_lead()) + timing.clock_drift_max,
         )
     }
 
@@ -547,7 +547,7 @@ fn choose(input: &Inputs<'_>, mem: &Memory) -> Decision {
         let next_heartbeat = next_heartbeat(input, mem).max(mem.retry_at.unwrap_or(0));
         let fence_point = mem
             .lease_until
-            .map_or(now, |u| u.saturating_sub(timing.fence_margin));
+            .map_or(now, |u| u.saturating_sub(fence_lead(input)));
         let wake = if lease_ok {
             next_heartbeat.min(fence_point.max(now + 1))
         } else {
@@ -615,7 +615,7 @@ fn choose(input: &Inputs<'_>, mem: &Memory) -> Decision {
 }
 
 /// This operator may still serve, and start things: its lease, as the record proves it
-/// to the peer, has more than the fence margin left. A decided start step is sent only
+/// to the peer, has more than the fence lead left ([`Timing::fence_lead`]). A decided start step is sent only
 /// if this still holds when it is sent (a process paused between deciding and sending
 /// drops it).
 pub fn lease_ok(input: &Inputs<'_>, mem: &Memory) -> bool {
@@ -625,7 +625,17 @@ pub fn lease_ok(input: &Inputs<'_>, mem: &Memory) -> bool {
         input.now
     };
     mem.lease_until
-        .is_some_and(|until| lease_clock + input.timing.fence_margin < until)
+        .is_some_and(|until| lease_clock + fence_lead(input) < until)
+}
+
+/// How much lease is left when the fence starts: its steps and the driver's demotion
+/// (`fence-ignores-demotion`: its steps only, the engine before issue 17).
+fn fence_lead(input: &Inputs<'_>) -> Time {
+    if input.variant == Variant::FenceIgnoresDemotion {
+        input.timing.fence_margin
+    } else {
+        input.timing.fence_lead()
+    }
 }
 
 /// The decision changes the cluster or the failover's state (anything but reads,

@@ -555,11 +555,16 @@ pub enum Variant {
     /// place) and moves past it; the ask stays, and in uptime mode the source's
     /// hand-off is refused for ever (the simulator found it: seeds 268 and 5749).
     JournalPastAbort,
+    /// The fence starts once less than the fence margin is left, its steps taking all
+    /// of it (the engine before issue 17's fix): a csi-addons driver that takes its time
+    /// to demote after the fence wrote the spec keeps the volume primary past the lease,
+    /// beside the peer's forced promotion (the simulator found it: seed 15978).
+    FenceIgnoresDemotion,
 }
 
 impl Variant {
     /// Every broken variant.
-    pub const BROKEN: [Variant; 15] = [
+    pub const BROKEN: [Variant; 16] = [
         Variant::PromoteBeforeDemote,
         Variant::NoTokenCheck,
         Variant::NoSelfFence,
@@ -575,6 +580,7 @@ impl Variant {
         Variant::EmptySelectionDone,
         Variant::NoStageDeadline,
         Variant::JournalPastAbort,
+        Variant::FenceIgnoresDemotion,
     ];
 
     /// The CLI name.
@@ -596,6 +602,7 @@ impl Variant {
             Variant::EmptySelectionDone => "empty-selection-done",
             Variant::NoStageDeadline => "no-stage-deadline",
             Variant::JournalPastAbort => "journal-past-abort",
+            Variant::FenceIgnoresDemotion => "fence-ignores-demotion",
         }
     }
 

@@ -720,8 +720,13 @@ pub struct Timing {
     /// one lease (rate error; wall-clock offsets and steps do not matter, nothing
     /// compares wall clocks).
     pub clock_drift_max: Time,
-    /// An operator fences itself once less than this much of its lease is left.
+    /// How long the fence's own steps may take, from the moment it starts (the engine's
+    /// call deadlines are shares of it).
     pub fence_margin: Time,
+    /// How long the csi-addons driver may take to demote a volume once its
+    /// VolumeReplication says `secondary` (a deployment rule: the driver's bound). The
+    /// fence starts early enough for both ([`Timing::fence_lead`]).
+    pub driver_demotion: Time,
     /// Interval between heartbeats.
     pub heartbeat_every: Time,
     /// Wait after DynamoDB was unavailable before trying again.
@@ -736,6 +741,13 @@ pub struct Timing {
 }
 
 impl Timing {
+    /// An operator fences itself once less than this much of its lease is left: the
+    /// fence margin (its own steps) plus the driver's demotion time, so that the volumes
+    /// are secondary by the time the lease ends.
+    pub fn fence_lead(&self) -> Time {
+        self.fence_margin + self.driver_demotion
+    }
+
     /// The deadline of `stage`.
     pub fn deadline(&self, stage: Stage) -> Time {
         self.stage_deadline[stage.index()]

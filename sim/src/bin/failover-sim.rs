@@ -31,7 +31,8 @@ struct Common {
     /// Run a deliberately broken protocol variant (promote-before-demote, no-token-check,
     /// no-self-fence, no-lease-wait, repeatable-force, fence-stops-at-failure,
     /// heartbeat-behind-tasks, wall-clock-lease, stale-leader, recreate-missing-record,
-    /// no-identity-check, empty-selection-done, no-stage-deadline, journal-past-abort).
+    /// no-identity-check, empty-selection-done, no-stage-deadline, journal-past-abort,
+    /// fence-ignores-demotion).
     #[arg(long)]
     bug: Option<String>,
     /// Fixed shape: workloads and volumes, as `20x5` (default: the seed picks).
@@ -41,6 +42,11 @@ struct Common {
     /// (half of the swarm seeds, every heavy one, none without faults), on or off.
     #[arg(long, default_value = "drawn")]
     hooks: String,
+    /// The csi-addons driver's longest time to act on a VolumeReplication, in ms
+    /// (default: the group's driverDemotionSeconds, the deployment rule). Longer breaks
+    /// the rule, to show what happens.
+    #[arg(long)]
+    driver_lag_ms: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -119,6 +125,7 @@ struct Parsed {
     variant: Variant,
     shape: Option<(usize, usize)>,
     hooks: Hooking,
+    driver_lag: Option<u64>,
 }
 
 fn parse(c: &Common) -> Result<Parsed, String> {
@@ -134,9 +141,12 @@ fn parse(c: &Common) -> Result<Parsed, String> {
         None => Variant::Correct,
         Some(b) => match Variant::from_name(b) {
             Some(Variant::LwwStore) | None => {
-                return Err(format!(
-                    "unknown bug {b:?} (promote-before-demote, no-token-check, no-self-fence, no-lease-wait, repeatable-force, fence-stops-at-failure, heartbeat-behind-tasks, wall-clock-lease, stale-leader)"
-                ));
+                let known: Vec<&str> = Variant::BROKEN
+                    .iter()
+                    .filter(|v| **v != Variant::LwwStore)
+                    .map(|v| v.name())
+                    .collect();
+                return Err(format!("unknown bug {b:?} ({})", known.join(", ")));
             }
             Some(v) => v,
         },
@@ -163,6 +173,7 @@ fn parse(c: &Common) -> Result<Parsed, String> {
         variant,
         shape,
         hooks,
+        driver_lag: c.driver_lag_ms,
     })
 }
 
@@ -179,6 +190,9 @@ fn replay_command(seed: u64, c: &Common) -> String {
     }
     if c.hooks != Hooking::Drawn.name() {
         cmd.push_str(&format!(" --hooks {}", c.hooks));
+    }
+    if let Some(ms) = c.driver_lag_ms {
+        cmd.push_str(&format!(" --driver-lag-ms {ms}"));
     }
     cmd
 }
@@ -202,6 +216,7 @@ fn hunt(first_seed: u64, seeds: u64, jobs: usize) -> bool {
             shape: None,
             stop_at_first: false,
             hooks: Hooking::Drawn,
+            driver_lag: None,
         });
         let caught = summary.violations();
         let first = caught
@@ -280,6 +295,7 @@ fn main() -> ExitCode {
                 shape: p.shape,
                 stop_at_first: false,
                 hooks: p.hooks,
+                driver_lag: p.driver_lag,
             });
             println!("{}", summary.render(|s| replay_command(s, &common)));
             summary.violations().is_empty()
@@ -318,6 +334,7 @@ fn main() -> ExitCode {
                 shape: p.shape,
                 timeline: true,
                 hooks: p.hooks,
+                driver_lag: p.driver_lag,
             });
             print!("{}", timeline::text(&r));
             match std::fs::write(&svg, timeline::svg(&r)) {
