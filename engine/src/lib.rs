@@ -18,6 +18,8 @@
 //! - [`auto`]: auto-failover, the standby's watch of the active cluster (the model's
 //!   trigger fed with heartbeats, health reports and a probe);
 //! - [`dryrun`]: the plan, object by object and field by field, changing nothing;
+//! - [`timeline`]: one picture of a failover over time (stage spans, state bands, the
+//!   record, faults, the first violation), as SVG or self-contained HTML; pure;
 //! - [`trail`]: what the record keeps about each failover for people (who asked, when
 //!   each stage ran), never read by a decision;
 //! - `conformance`: the port conformance suite every adapter and fake must pass
@@ -44,4 +46,5 @@ pub mod observe;
 pub mod ports;
 pub mod recovery;
 pub mod spec;
+pub mod timeline;
 pub mod trail;

@@ -11,6 +11,8 @@
 //!   after every event, every turn replayed through the stateright model ([`replay`]),
 //!   a fault phase then a healed phase with a liveness bound;
 //! - [`campaign`]: many seeds on several threads, and the summary;
+//! - [`timeline`] and [`picture`]: a run as numbered lines, and as one picture (SVG or
+//!   HTML) of stages, state bands, the record, faults and the first violation;
 //! - [`auto`]: the standby's auto-failover watch in the simulated operator, an hour of a
 //!   flapping health signal (nothing may fire) and the active cluster's death (measured:
 //!   death to the standby serving).
@@ -22,6 +24,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod auto;
 pub mod campaign;
+pub mod picture;
 pub mod replay;
 pub mod rng;
 pub mod run;

@@ -179,12 +179,52 @@ pub struct Line {
 pub enum LineKind {
     /// An operator's step or write.
     Step,
-    /// A fault.
+    /// An operator's step or write that failed, or a write whose outcome is unknown.
+    Failed,
+    /// A fault the simulator injected.
     Fault,
     /// The global record changed.
     Record,
     /// Something else (request, heal, end).
     Note,
+}
+
+/// Both clusters and the record at one moment of a run (kept with the timeline, for the
+/// picture): what the invariants were judged on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    /// True time, ms.
+    pub at: Time,
+    /// Each cluster's resources, as the operators' observation folds them.
+    pub clusters: [failover_model::ClusterState; 2],
+    /// Which clusters exist.
+    pub alive: [bool; 2],
+    /// Which clusters have a self-fence running or left a step undone.
+    pub fencing: [bool; 2],
+    /// The group's record.
+    pub record: Option<failover_model::Record>,
+}
+
+impl Sample {
+    /// The same states, whatever the time (heartbeats alone do not count).
+    fn same(&self, other: &Sample) -> bool {
+        let key = |r: &Option<failover_model::Record>| {
+            r.as_ref().map(|r| {
+                (
+                    r.active,
+                    r.token,
+                    r.lock.map(|l| l.holder),
+                    r.failover,
+                    r.history.len(),
+                    r.request,
+                )
+            })
+        };
+        self.clusters == other.clusters
+            && self.alive == other.alive
+            && self.fencing == other.fencing
+            && key(&self.record) == key(&other.record)
+    }
 }
 
 /// What a run produced.
@@ -214,6 +254,13 @@ pub struct RunReport {
     pub trace_hash: u64,
     /// The timeline, when asked for.
     pub timeline: Vec<Line>,
+    /// The states over time, with the timeline.
+    pub samples: Vec<Sample>,
+    /// Every write the store accepted (time, writer, write, record after), with the
+    /// timeline.
+    pub writes: Vec<(Time, Cluster, failover_model::Write, failover_model::Record)>,
+    /// When the first violation was found.
+    pub violation_at: Option<Time>,
     /// Number of workloads and volumes.
     pub shape: (usize, usize),
     /// What the hooks did.
@@ -295,10 +342,15 @@ const NS: &str = "shop";
 
 pub(crate) struct Log {
     violation: Option<Violation>,
+    /// When the first violation was found.
+    violation_at: Option<Time>,
     marks: Coverage,
     hooks: HookTally,
     hash: u64,
     timeline: Option<Vec<Line>>,
+    /// The clusters' and the record's states as they changed (with the timeline).
+    samples: Option<Vec<Sample>>,
+    time: VirtualTime,
 }
 
 impl Log {
@@ -328,6 +380,16 @@ impl Log {
     pub(crate) fn violate(&mut self, v: Violation) {
         if self.violation.is_none() {
             self.violation = Some(v);
+            self.violation_at = Some(self.time.now());
+        }
+    }
+
+    /// Keep `s` if the run keeps a timeline and something in it changed.
+    fn sample(&mut self, s: Sample) {
+        if let Some(samples) = self.samples.as_mut()
+            && samples.last().is_none_or(|l| !l.same(&s))
+        {
+            samples.push(s);
         }
     }
 }
@@ -853,6 +915,9 @@ pub(crate) fn setup_with(
         },
         hash: 0xcbf2_9ce4_8422_2325,
         timeline: cfg.timeline.then(Vec::new),
+        samples: cfg.timeline.then(Vec::new),
+        violation_at: None,
+        time: time.clone(),
     }));
     if unlabelled {
         lock(&log).line(0, Some(Cluster::A), None, LineKind::Fault, || {
@@ -1966,6 +2031,11 @@ impl Sim {
         let shape = (shape.replicas.len(), shape.volumes.len());
         let w = lock(&shared.0);
         let record = w.record.clone();
+        let writes = if lock(&log).timeline.is_some() {
+            w.writes.clone()
+        } else {
+            Vec::new()
+        };
         // The run's failover: the one either request started, else how the first ended.
         let outcome = record.as_ref().and_then(|r| {
             let ours = |h: &&failover_model::HistoryEntry| h.id == REQUEST_ID || h.id == SECOND_ID;
@@ -2028,6 +2098,9 @@ impl Sim {
             total_ms,
             trace_hash: l.hash,
             timeline: l.timeline.take().unwrap_or_default(),
+            samples: l.samples.take().unwrap_or_default(),
+            writes,
+            violation_at: l.violation_at,
             shape,
             hooks,
         }
@@ -2221,6 +2294,21 @@ fn check(ctx: &Ctx) {
     w.dirty = false;
     let clusters = [w.cluster_state(Cluster::A), w.cluster_state(Cluster::B)];
     w.audit.settle_fences([&clusters[0], &clusters[1]]);
+    let sample = Sample {
+        at: ctx.time.now(),
+        clusters,
+        alive: w.alive,
+        fencing: Cluster::ALL
+            .map(|c| w.audit.fencing[c.index()] || w.audit.fence_incomplete[c.index()]),
+        record: w.record.clone(),
+    };
+    {
+        // (A run is single-threaded: its locks are never contended.)
+        let mut log = lock(&ctx.log);
+        if log.samples.is_some() {
+            log.sample(sample);
+        }
+    }
     let Some(record) = w.record.as_ref() else {
         return;
     };
@@ -2673,10 +2761,10 @@ fn effects(ctx: &Ctx, c: Cluster, turn: &Turn, log: &mut Log, at: Time) {
         let text = describe(turn);
         let kind = match &turn.result {
             TurnResult::Failed(_) | TurnResult::Wrote(Reply::Ambiguous | Reply::Unavailable) => {
-                LineKind::Fault
+                LineKind::Failed
             }
-            TurnResult::Fenced { failed, .. } if !failed.is_empty() => LineKind::Fault,
-            TurnResult::Hooked(r) if r.result.is_err() => LineKind::Fault,
+            TurnResult::Fenced { failed, .. } if !failed.is_empty() => LineKind::Failed,
+            TurnResult::Hooked(r) if r.result.is_err() => LineKind::Failed,
             _ => LineKind::Step,
         };
         log.line(at, Some(c), d.stage, kind, || text);

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use failover_model::{Mode, Variant};
 use failover_sim::auto::{AutoConfig, Scenario, run_many, summary};
 use failover_sim::campaign::{Campaign, campaign};
+use failover_sim::picture::picture;
 use failover_sim::run::{Hooking, Profile, RunConfig, run};
 use failover_sim::timeline;
 
@@ -106,14 +107,18 @@ enum Command {
         #[arg(long)]
         jobs: Option<usize>,
     },
-    /// Replay one seed: print its timeline and write an SVG chart.
+    /// Replay one seed: print its timeline and draw it (SVG, and HTML with hover details).
     Replay {
         /// The seed.
         #[arg(long)]
         seed: u64,
-        /// Where to write the SVG timeline.
+        /// Where to write the picture as SVG.
         #[arg(long, default_value = "failover-sim-replay.svg")]
         svg: String,
+        /// Also write it as a self-contained HTML page: hover any bar or mark for its
+        /// lines, the decision and the record after it.
+        #[arg(long)]
+        html: Option<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -325,7 +330,12 @@ fn main() -> ExitCode {
             jobs: jobs
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         }),
-        Command::Replay { seed, svg, common } => parse(&common).map(|p| {
+        Command::Replay {
+            seed,
+            svg,
+            html,
+            common,
+        } => parse(&common).map(|p| {
             let r = run(RunConfig {
                 seed,
                 mode: p.mode,
@@ -337,9 +347,16 @@ fn main() -> ExitCode {
                 driver_lag: p.driver_lag,
             });
             print!("{}", timeline::text(&r));
-            match std::fs::write(&svg, timeline::svg(&r)) {
-                Ok(()) => println!("timeline chart written to {svg}"),
-                Err(e) => eprintln!("cannot write {svg}: {e}"),
+            let drawn = picture(&r, &replay_command(seed, &common));
+            let mut files = vec![(svg, failover_engine::timeline::svg(&drawn))];
+            if let Some(html) = html {
+                files.push((html, failover_engine::timeline::html(&drawn)));
+            }
+            for (path, content) in files {
+                match std::fs::write(&path, content) {
+                    Ok(()) => println!("picture written to {path}"),
+                    Err(e) => eprintln!("cannot write {path}: {e}"),
+                }
             }
             r.violation.is_none()
         }),
