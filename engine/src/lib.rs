@@ -18,6 +18,8 @@
 //! - [`auto`]: auto-failover, the standby's watch of the active cluster (the model's
 //!   trigger fed with heartbeats, health reports and a probe);
 //! - [`dryrun`]: the plan, object by object and field by field, changing nothing;
+//! - [`pictures`]: the protocol's states as timeline pieces (bands, the record lane,
+//!   stages from the journal), shared by every picture;
 //! - [`timeline`]: one picture of a failover over time (stage spans, state bands, the
 //!   record, faults, the first violation), as SVG or self-contained HTML; pure;
 //! - [`trail`]: what the record keeps about each failover for people (who asked, when
@@ -43,6 +45,7 @@ pub mod member;
 #[cfg(feature = "testkit")]
 pub mod memory;
 pub mod observe;
+pub mod pictures;
 pub mod ports;
 pub mod recovery;
 pub mod spec;

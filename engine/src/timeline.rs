@@ -800,10 +800,14 @@ fn draw_row(p: &mut Pen, mut items: Vec<Item>, y: f64) -> f64 {
         if it.text.is_empty() {
         } else if next - right >= tw + 6.0 {
             p.text(right + 3.0, y + 13.0, DARK, &it.text);
-        } else if let Some(k) = lines.iter().position(|&end| end + 6.0 <= x - 3.0) {
-            let ly = y + ROW + 8.0 + 11.0 * k as f64;
-            p.text(x - 3.0, ly, SMALL, &it.text);
-            (lines[k], used) = (x - 3.0 + tw, used.max(k + 1));
+        } else {
+            // Under the row, kept inside the picture's right edge.
+            let lx = (x - 3.0).min(WIDTH - 4.0 - tw).max(0.0);
+            if let Some(k) = lines.iter().position(|&end| end + 6.0 <= lx) {
+                let ly = y + ROW + 8.0 + 11.0 * k as f64;
+                p.text(lx, ly, SMALL, &it.text);
+                (lines[k], used) = (lx + tw, used.max(k + 1));
+            }
         }
         p.push("</g>");
     }
@@ -831,13 +835,14 @@ fn pack(ivs: &[Iv]) -> (Vec<usize>, usize) {
 }
 
 fn stage_fill(label: &str) -> &'static str {
+    // The protocol's stages, and short names for the same.
     match label.split_whitespace().next().unwrap_or("") {
-        "lock" => "#637939",
-        "stop" => "#8c6d31",
-        "demote" => "#843c39",
-        "promote" => "#3182bd",
-        "start" => "#31a354",
-        "record" => "#756bb1",
+        "lock" | "initialization" => "#637939",
+        "stop" | "source-preparation" => "#8c6d31",
+        "demote" | "volume-demotion" => "#843c39",
+        "promote" | "volume-promotion" => "#3182bd",
+        "start" | "target-activation" => "#31a354",
+        "record" | "completion" => "#756bb1",
         _ => "#636363",
     }
 }
@@ -989,10 +994,11 @@ fn draw_overlaps(
         );
         let attrs = format!("{} fill-opacity=\"0.22\" pointer-events=\"none\"", fill(c));
         p.rect(x0, blocks, w, bottom - blocks, &attrs);
-        if let Some(k) = ends.iter().position(|&e| e + 6.0 <= x0) {
+        let lx = (x0 + 2.0).min(WIDTH - 4.0 - text_w(label));
+        if let Some(k) = ends.iter().position(|&e| e + 6.0 <= lx) {
             let attrs = format!(" font-size=\"10\"{}", fill(tc));
-            p.text(x0 + 2.0, top + 10.0 + 11.0 * k as f64, &attrs, label);
-            ends[k] = x0 + 2.0 + text_w(label);
+            p.text(lx, top + 10.0 + 11.0 * k as f64, &attrs, label);
+            ends[k] = lx + text_w(label);
         }
         p.push("</g>");
     }
@@ -1116,8 +1122,14 @@ pub fn svg(t: &Timeline) -> String {
             (x, bottom),
             &format!(" stroke=\"{RED}\" stroke-width=\"2\""),
         );
+        // Beside the line, or before it near the right edge.
+        let tx = if x + 3.0 + text_w(&v.invariant) > WIDTH - 4.0 {
+            x - 3.0 - text_w(&v.invariant)
+        } else {
+            x + 3.0
+        };
         p.text(
-            x + 3.0,
+            tx,
             strip + 11.0,
             &format!("{BOLD}{}", fill(RED)),
             &v.invariant,

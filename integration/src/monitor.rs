@@ -23,17 +23,27 @@
 //! cluster's kinds, and the audit invariants (stale writes, steps applied twice,
 //! promotion order) need the stream of accepted writes; those are checked by the model
 //! and the simulator, where both exist.
+//!
+//! Every complete sample is kept: [`Report::picture`] draws them (state bands, stages from
+//! the journal, the record lane, the uptime window, the first violation), and
+//! [`Report::assert_clean`] writes that picture next to the operators' logs when a test
+//! fails, naming the file in the failure message.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use failover_engine::executor::Operator;
 use failover_engine::observe::fold;
+use failover_engine::pictures;
 use failover_engine::ports::{ClusterPort, StorePort, SystemClock};
 use failover_engine::spec::Group;
-use failover_model::{Audit, Cluster, Invariant, Mode, Outcome, PlanKind, Record, Snapshot};
+use failover_engine::timeline::{self, ClusterLane, Ms, Timeline, Violation as TimelineViolation};
+use failover_model::{
+    Audit, Cluster, ClusterState, Invariant, Mode, Outcome, PlanKind, Record, Snapshot,
+};
 use tokio::task::JoinHandle;
 
 /// What the monitor saw.
@@ -45,6 +55,104 @@ pub struct Report {
     pub skipped: usize,
     /// Violations, each with the sample that showed it.
     pub violations: Vec<String>,
+    /// The first violation: when (ms since the monitor started) and which invariant.
+    pub first_violation: Option<(u64, String)>,
+    /// Every complete sample, in order.
+    pub observed: Vec<Observed>,
+}
+
+/// One complete sample: both clusters (in slot order, A then B) and the record read
+/// after them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    /// Milliseconds since the monitor started.
+    pub at: u64,
+    /// Each cluster's resources, folded as the operators fold them.
+    pub clusters: [ClusterState; 2],
+    /// The record.
+    pub record: Record,
+}
+
+impl Report {
+    fn violate(&mut self, at: u64, invariant: &str, text: String) {
+        if self.first_violation.is_none() {
+            self.first_violation = Some((at, invariant.to_string()));
+        }
+        self.violations.push(text);
+    }
+
+    /// The samples as one picture ([`failover_engine::timeline`]).
+    pub fn picture(&self, title: &str) -> Timeline {
+        let end = self.observed.last().map_or(1, |o| o.at as Ms + 1);
+        let mut t = Timeline::new(title);
+        t.subtitle = vec![format!(
+            "{} samples ({} skipped); {}",
+            self.samples,
+            self.skipped,
+            if self.violations.is_empty() {
+                "no violation".to_string()
+            } else {
+                format!("{} violations", self.violations.len())
+            }
+        )];
+        t.start = 0;
+        t.end = end;
+        for c in Cluster::ALL {
+            let i = c.index();
+            let mut lane = ClusterLane::new(pictures::cluster_name(c));
+            let samples: Vec<(Ms, bool, ClusterState)> = self
+                .observed
+                .iter()
+                .map(|o| (o.at as Ms, true, o.clusters[i]))
+                .collect();
+            pictures::state_bands(&mut lane, &samples, end);
+            t.clusters.push(lane);
+        }
+        let records: Vec<(Ms, &Record)> = self
+            .observed
+            .iter()
+            .map(|o| (o.at as Ms, &o.record))
+            .collect();
+        pictures::journal_stages(&mut t.clusters, &records, end);
+        t.record = pictures::record_spans(&records, end);
+        t.record_marks = pictures::journal_marks(&records);
+        let maybe: Vec<(Ms, Option<&Record>)> =
+            records.iter().map(|(at, r)| (*at, Some(*r))).collect();
+        t.accepted = pictures::uptime_windows(&maybe, end);
+        t.violation = self.first_violation.as_ref().map(|(at, invariant)| {
+            TimelineViolation::new(
+                *at as Ms,
+                invariant.clone(),
+                self.violations.first().cloned().unwrap_or_default(),
+            )
+        });
+        t
+    }
+
+    /// Write the picture as HTML next to the operators' logs (the system's temporary
+    /// directory), as `<name>-timeline.html`; its path.
+    pub fn write_picture(&self, name: &str) -> std::io::Result<PathBuf> {
+        let path = std::env::temp_dir().join(format!("{name}-timeline.html"));
+        std::fs::write(&path, timeline::html(&self.picture(name)))?;
+        Ok(path)
+    }
+
+    /// Panic unless no sample showed a violation; the message names the picture of the
+    /// samples written by [`Report::write_picture`].
+    pub fn assert_clean(&self, name: &str) {
+        if self.violations.is_empty() {
+            return;
+        }
+        let picture = match self.write_picture(name) {
+            Ok(path) => format!("timeline: {}", path.display()),
+            Err(e) => format!("(the timeline could not be written: {e})"),
+        };
+        panic!(
+            "{name}: the monitor saw {} violations; {picture}\n{:#?}",
+            self.violations.len(),
+            self.violations
+        );
+    }
 }
 
 /// A running monitor; [`Monitor::stop`] ends it and returns its report.
@@ -73,8 +181,10 @@ impl Monitor {
         let task = tokio::spawn(async move {
             let mut seen = Seen::default();
             let audit = Audit::default();
+            let started = std::time::Instant::now();
             while !flag.load(Ordering::Relaxed) {
-                sample(&source, &target, &store, &key, &audit, &mut seen).await;
+                let at = started.elapsed().as_millis() as u64;
+                sample(&source, &target, &store, &key, &audit, &mut seen, at).await;
                 tokio::time::sleep(every).await;
             }
             seen.report
@@ -115,6 +225,7 @@ async fn sample<C: ClusterPort, S: StorePort>(
     key: &str,
     audit: &Audit,
     seen: &mut Seen,
+    at: u64,
 ) {
     let Seen {
         token,
@@ -137,19 +248,24 @@ async fn sample<C: ClusterPort, S: StorePort>(
     report.samples += 1;
     for r in [&first, &last] {
         if r.token < *token {
-            report.violations.push(format!(
-                "tokens-increase: token {} after {}",
-                r.token, token
-            ));
+            report.violate(
+                at,
+                "tokens-increase",
+                format!("tokens-increase: token {} after {}", r.token, token),
+            );
         }
         *token = (*token).max(r.token);
         if let Some(lock) = r.lock {
             let first = *holders.entry(r.token).or_insert(lock.holder);
             if first != lock.holder {
-                report.violations.push(format!(
-                    "lock-exclusive: token {} held by {first:?}, then by {:?}",
-                    r.token, lock.holder
-                ));
+                report.violate(
+                    at,
+                    "lock-exclusive",
+                    format!(
+                        "lock-exclusive: token {} held by {first:?}, then by {:?}",
+                        r.token, lock.holder
+                    ),
+                );
             }
         }
     }
@@ -162,6 +278,11 @@ async fn sample<C: ClusterPort, S: StorePort>(
     if target.group().me == Cluster::A {
         clusters.swap(0, 1);
     }
+    report.observed.push(Observed {
+        at,
+        clusters: [*clusters[0], *clusters[1]],
+        record: last.clone(),
+    });
     let snapshot = Snapshot {
         clusters,
         alive: [true, true],
@@ -175,10 +296,14 @@ async fn sample<C: ClusterPort, S: StorePort>(
     ] {
         let two_writers = matches!(inv, Invariant::NoTwoWriters | Invariant::NoTwoPrimaries);
         if !(inv.holds(&snapshot) || exempt && two_writers) {
-            report.violations.push(format!(
-                "{}: source {s:?}, target {t:?}, record {last:?}",
-                inv.name()
-            ));
+            report.violate(
+                at,
+                inv.name(),
+                format!(
+                    "{}: source {s:?}, target {t:?}, record {last:?}",
+                    inv.name()
+                ),
+            );
         }
     }
 }

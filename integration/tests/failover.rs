@@ -286,11 +286,8 @@ async fn fail_over(
             "operator {i} crashed as planned"
         );
     }
-    assert!(
-        report.violations.is_empty(),
-        "invariants violated: {:#?}",
-        report.violations
-    );
+    let ns = &sites[0].objects[0].namespace;
+    report.assert_clean(&format!("{ns}-{}-to-{:?}", request.mode, request.to));
     assert!(report.samples >= 3, "the monitor sampled: {report:?}");
     let key = &ops[0].group().key;
     let record = store.read(key).await.expect("read").expect("record");
@@ -400,6 +397,30 @@ async fn the_monitor_catches_promote_before_demote_on_real_clusters() {
             .any(|v| v.starts_with("no-two-primaries")),
         "two primaries were not seen: {report:?}"
     );
+    // Issue 17: the picture of the samples marks the first violation over the overlap.
+    let path = report
+        .write_picture("the_monitor_catches_promote_before_demote")
+        .expect("the picture is written");
+    let page = std::fs::read_to_string(&path).expect("the picture reads back");
+    let els = failover_engine::timeline::elements(&page);
+    let of = |kind: &'static str| els.iter().filter(move |e| e["data-kind"] == kind);
+    let violation: Vec<_> = of("violation").collect();
+    assert_eq!(violation.len(), 1, "{}", path.display());
+    assert_eq!(violation[0]["data-invariant"], "no-two-primaries");
+    assert!(
+        of("overlap")
+            .any(|e| e["data-overlap"] == "two-primaries" && e["data-accepted"] == "false"),
+        "{}",
+        path.display()
+    );
+    for c in ["A", "B"] {
+        assert!(
+            of("band").any(|e| e["data-cluster"] == c && e["data-band"] == "volumes-primary"),
+            "{c}: {}",
+            path.display()
+        );
+    }
+    assert!(of("stage").any(|e| e["data-label"] == "volume-promotion"));
 }
 
 /// Both operators crash mid-failover, each as the record shows it about to run its
@@ -512,11 +533,9 @@ async fn a_hung_or_failing_api_call_does_not_let_the_peer_force() {
             [done.clone(), done],
             "{fault:?}: completed as planned, not forced"
         );
-        assert!(
-            report.violations.is_empty(),
-            "{fault:?}: invariants violated: {:#?}",
-            report.violations
-        );
+        report.assert_clean(&format!(
+            "a_hung_or_failing_api_call_does_not_let_the_peer_force-{fault:?}"
+        ));
     }
 }
 
@@ -607,11 +626,9 @@ async fn a_request_made_in_the_standby_cluster_is_a_planned_failover() {
         assert_eq!(ended, [None, Some(Ended::Finished(done))], "{mode}");
         assert_eq!(record.outcome_of(41), Some(done), "{mode}");
         assert_eq!(record.active, Cluster::B);
-        assert!(
-            report.violations.is_empty(),
-            "{mode}: invariants violated: {:#?}",
-            report.violations
-        );
+        report.assert_clean(&format!(
+            "a_request_made_in_the_standby_cluster_is_a_planned_failover-{mode}"
+        ));
         assert_serving(&sites[1], true).await;
         assert_serving(&sites[0], false).await;
     }
@@ -666,11 +683,7 @@ async fn two_requests_at_once_one_carried_out_one_refused() {
         "the refused request never entered the record"
     );
     assert_eq!(record.active, Cluster::B);
-    assert!(
-        report.violations.is_empty(),
-        "invariants violated: {:#?}",
-        report.violations
-    );
+    report.assert_clean("two_requests_at_once_one_carried_out_one_refused");
     // West is active now: a request for west, made in east, is a no-op.
     let again = Request {
         id: 53,
@@ -872,10 +885,8 @@ async fn an_operator_configured_as_the_other_cluster_refuses_to_act_on_real_clus
         "the contest is withdrawn"
     );
     let report = monitor.stop().await;
-    assert!(
-        report.violations.is_empty(),
-        "invariants violated: {:#?}",
-        report.violations
+    report.assert_clean(
+        "an_operator_configured_as_the_other_cluster_refuses_to_act_on_real_clusters",
     );
 }
 
@@ -941,11 +952,7 @@ async fn a_failover_waits_while_a_cluster_misses_a_member_on_real_clusters() {
     assert_eq!(record.active, Cluster::B);
     let early = monitor.stop().await;
     for r in [&early, &report] {
-        assert!(
-            r.violations.is_empty(),
-            "invariants violated: {:#?}",
-            r.violations
-        );
+        r.assert_clean("a_failover_waits_while_a_cluster_misses_a_member_on_real_clusters");
     }
     assert_serving(&sites[1], true).await;
     assert_serving(&sites[0], false).await;
@@ -1063,10 +1070,8 @@ async fn a_volume_that_never_reports_its_new_role_is_flagged_needs_operator_on_r
     );
     assert_eq!(record.active, Cluster::B);
     let report = monitor.stop().await;
-    assert!(
-        report.violations.is_empty(),
-        "invariants violated: {:#?}",
-        report.violations
+    report.assert_clean(
+        "a_volume_that_never_reports_its_new_role_is_flagged_needs_operator_on_real_clusters",
     );
     assert!(report.samples >= 10, "{report:?}");
     assert_serving(&sites[1], true).await;
@@ -1119,10 +1124,8 @@ async fn a_volume_that_never_reports_its_demotion_rolls_the_failover_back_on_rea
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let report = monitor.stop().await;
-    assert!(
-        report.violations.is_empty(),
-        "invariants violated: {:#?}",
-        report.violations
+    report.assert_clean(
+        "a_volume_that_never_reports_its_demotion_rolls_the_failover_back_on_real_clusters",
     );
     assert_serving(&sites[0], true).await;
     assert_serving(&sites[1], false).await;

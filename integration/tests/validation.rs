@@ -168,7 +168,7 @@ async fn a_grace_period_beyond_the_margin_makes_the_group_invalid() {
     let problem = &invalid.problems[0];
     assert!(
         problem.contains("terminationGracePeriodSeconds 30")
-            && problem.contains("lower it to at most 3")
+            && problem.contains("lower it to at most 4")
             && problem.contains("spec.demotionStopsWrites: true"),
         "{problem}"
     );

@@ -7,15 +7,13 @@
 
 use std::collections::BTreeMap;
 
+use failover_engine::pictures;
 use failover_engine::timeline::{
-    self, BandKind, ClusterLane, Fault, Mark, Span, Timeline, Violation as Marked, Window,
+    self, BandKind, ClusterLane, Fault, Mark, Span, Timeline, Violation as Marked,
 };
-use failover_model::{Cluster, ClusterState, Mode, Op, PlanKind, Record, Stage, Time};
+use failover_model::{Cluster, ClusterState, Op, Record, Stage, Time};
 
-use crate::run::{Line, LineKind, RunReport, Sample, Violation};
-
-/// Whether a cluster's state shows a band's condition.
-type Holds = fn(&ClusterState) -> bool;
+use crate::run::{Line, LineKind, RunReport, Violation};
 
 /// A line of an operator's turn (done or failed).
 fn turn(l: &Line) -> bool {
@@ -34,10 +32,7 @@ fn secs(t: Time) -> String {
 }
 
 fn name(c: Cluster) -> &'static str {
-    match c {
-        Cluster::A => "A",
-        Cluster::B => "B",
-    }
+    pictures::cluster_name(c)
 }
 
 /// The picture of run `r`; `replay` is the command that replays it.
@@ -68,7 +63,12 @@ pub fn picture(r: &RunReport, replay: &str) -> Timeline {
     }
     record_lane(r, &mut t, end);
     t.faults = faults(&r.timeline, end);
-    t.accepted = uptime_windows(&r.samples, end);
+    let records: Vec<(timeline::Ms, Option<&Record>)> = r
+        .samples
+        .iter()
+        .map(|s| (ms(s.at), s.record.as_ref()))
+        .collect();
+    t.accepted = pictures::uptime_windows(&records, end);
     t.violation = r.violation.as_ref().map(|v| {
         let invariant = match v {
             Violation::Invariant(n) => (*n).to_string(),
@@ -125,25 +125,12 @@ fn lane(r: &RunReport, c: Cluster, end: timeline::Ms) -> ClusterLane {
     }
     close(&mut lane, run.take());
     let i = c.index();
-    let bands: [(BandKind, Holds); 4] = [
-        (BandKind::VolumesPrimary, ClusterState::volumes_primary),
-        (BandKind::PodsRunning, |s| s.workloads_running),
-        (BandKind::TrafficOpen, |s| s.network_open),
-        (BandKind::FluxSuspended, |s| s.flux_suspended),
-    ];
-    for (kind, on) in bands {
-        let series: Vec<(timeline::Ms, bool)> = r
-            .samples
-            .iter()
-            .map(|s| (ms(s.at), s.alive[i] && on(&s.clusters[i])))
-            .collect();
-        let spans = timeline::spans_of(&series, end, "");
-        let band = lane.band_mut(kind);
-        for mut span in spans {
-            span.detail = state_at(&r.samples, span.from, i);
-            band.spans.push(span);
-        }
-    }
+    let samples: Vec<(timeline::Ms, bool, ClusterState)> = r
+        .samples
+        .iter()
+        .map(|s| (ms(s.at), s.alive[i], s.clusters[i]))
+        .collect();
+    pictures::state_bands(&mut lane, &samples, end);
     // Fenced: from a self-fence (its lease ran low and could not be renewed) until a
     // heartbeat of this cluster applies again.
     let mut fenced: Option<(Time, String)> = None;
@@ -195,15 +182,6 @@ the lease ran low and could not be renewed"
     lane
 }
 
-/// The cluster's resources in the sample at `at`, for a band's hover text.
-fn state_at(samples: &[Sample], at: timeline::Ms, i: usize) -> String {
-    samples
-        .iter()
-        .rev()
-        .find(|s| ms(s.at) <= at)
-        .map_or(String::new(), |s| format!("{:?}", s.clusters[i]))
-}
-
 /// The first record line at or after `at`.
 fn record_after(lines: &[Line], at: Time) -> String {
     lines
@@ -222,32 +200,15 @@ fn short(text: &str) -> String {
     out
 }
 
-/// What the record lane says about `r` in one line.
-fn holding(r: &Record) -> String {
-    let lock = r.lock.map_or("no lock".to_string(), |l| {
-        format!("lock {}", name(l.holder))
-    });
-    format!("active {} · {lock} · token {}", name(r.active), r.token)
-}
-
 /// The record lane: a span per (active, lock, token), a mark per protocol write (not
 /// heartbeats, claims and spec prints) with the record after it.
 fn record_lane(r: &RunReport, t: &mut Timeline, end: timeline::Ms) {
-    let mut open: Option<(String, timeline::Ms, String)> = None;
-    for s in &r.samples {
-        let Some(rec) = &s.record else { continue };
-        let label = holding(rec);
-        if open.as_ref().is_some_and(|(l, _, _)| *l == label) {
-            continue;
-        }
-        if let Some((l, from, detail)) = open.take() {
-            t.record.push(Span::new(from, ms(s.at), l, detail));
-        }
-        open = Some((label, ms(s.at), format!("{rec:?}")));
-    }
-    if let Some((l, from, detail)) = open {
-        t.record.push(Span::new(from, end, l, detail));
-    }
+    let records: Vec<(timeline::Ms, &Record)> = r
+        .samples
+        .iter()
+        .filter_map(|s| Some((ms(s.at), s.record.as_ref()?)))
+        .collect();
+    t.record = pictures::record_spans(&records, end);
     for (at, by, w, after) in &r.writes {
         let label = match &w.op {
             Op::Heartbeat { .. } | Op::Claim { .. } | Op::Spec { .. } => continue,
@@ -271,25 +232,6 @@ fn record_lane(r: &RunReport, t: &mut Timeline, end: timeline::Ms) {
             format!("{} {w:?}\nrecord after it: {after:?}{history}", secs(*at)),
         ));
     }
-}
-
-/// The windows where an uptime failover is in flight: the invariants accept two
-/// writers there.
-fn uptime_windows(samples: &[Sample], end: timeline::Ms) -> Vec<Window> {
-    let series: Vec<(timeline::Ms, bool)> = samples
-        .iter()
-        .map(|s| {
-            let uptime = s.record.as_ref().is_some_and(|r| {
-                r.failover
-                    .is_some_and(|f| f.kind == PlanKind::Planned(Mode::Uptime))
-            });
-            (ms(s.at), uptime)
-        })
-        .collect();
-    timeline::spans_of(&series, end, "")
-        .into_iter()
-        .map(|s| Window::new(s.from, s.to, "uptime failover in flight"))
-        .collect()
 }
 
 /// The fault lines as spans: what begins and ends, an operator down until it restarts,
