@@ -53,7 +53,18 @@ pub async fn run(cli: Cli) -> Result<Exit, Failure> {
         Command::Abort(args) => act(&ctx, args, Intervention::Abort).await,
         Command::Retry(args) => act(&ctx, args, Intervention::Retry).await,
         Command::Resolve(args) => act(&ctx, args, Intervention::Resolve).await,
-        Command::History { group, limit } => history(&ctx, &group, limit, output).await,
+        Command::History {
+            group,
+            limit,
+            timeline: None,
+            ..
+        } => history(&ctx, &group, limit, output).await,
+        Command::History {
+            group,
+            timeline: Some(path),
+            failover,
+            ..
+        } => draw(&ctx, &group, &path, failover.as_deref()).await,
         Command::DryRun { group, to, mode } => dry(&ctx, &group, &to, mode, output).await,
         Command::RecreateRecord { group, lost } => recreate(&ctx, &group, lost).await,
     }
@@ -676,15 +687,7 @@ async fn history(
             ctx.table_words()
         ))
     })?;
-    let names = reads
-        .iter()
-        .find_map(|r| {
-            let fg = r.read.as_ref().ok()?.as_ref()?;
-            let g =
-                Group::parse(&ctx.namespace, group, &fg.spec, fg.spec.clusters.first()?).ok()?;
-            Some(g.clusters)
-        })
-        .unwrap_or_else(|| ["A".into(), "B".into()]);
+    let names = cluster_names(ctx, group, &reads);
     let rows: Vec<EndedView> = ended
         .iter()
         .rev()
@@ -699,6 +702,114 @@ async fn history(
         _ => print_doc(output, &rows)?,
     }
     Ok(Exit::Ok)
+}
+
+/// The group's cluster names in slot order, from a copy of its spec (`A`, `B` if none
+/// answered).
+fn cluster_names(ctx: &Context, group: &str, reads: &[ClusterRead]) -> [String; 2] {
+    reads
+        .iter()
+        .find_map(|r| {
+            let fg = r.read.as_ref().ok()?.as_ref()?;
+            let g =
+                Group::parse(&ctx.namespace, group, &fg.spec, fg.spec.clusters.first()?).ok()?;
+            Some(g.clusters)
+        })
+        .unwrap_or_else(|| ["A".into(), "B".into()])
+}
+
+/// `history GROUP --timeline FILE [--failover ID]`.
+async fn draw(
+    ctx: &Context,
+    group: &str,
+    path: &std::path::Path,
+    failover: Option<&str>,
+) -> Result<Exit, Failure> {
+    if !dynamo_configured(ctx) {
+        return Err(Failure::usage(format!(
+            "history reads the record: {NO_DYNAMO}"
+        )));
+    }
+    let key = format!("{}/{group}", ctx.namespace);
+    let store = ctx.store().await;
+    let (ended, reads, events) = futures::join!(
+        ctx.bounded(store.ended(&key)),
+        read_groups(ctx, group),
+        group_events(ctx, group)
+    );
+    let ended = ended.map_err(|e| {
+        Failure::usage(format!(
+            "cannot read the history ({}): {e}",
+            ctx.table_words()
+        ))
+    })?;
+    let chosen = match failover {
+        Some(id) => ended
+            .iter()
+            .rev()
+            .find(|e| format!("{:016x}", e.id).starts_with(&id.to_ascii_lowercase())),
+        None => ended.last(),
+    };
+    let Some(e) = chosen else {
+        return Err(Failure::usage(match failover {
+            Some(id) => format!("no ended failover of {key} has an id starting with {id:?}"),
+            None => format!("{key} has no ended failover to draw"),
+        }));
+    };
+    let names = cluster_names(ctx, group, &reads);
+    let t = crate::picture::picture(e, &names, &events);
+    let svg = path.extension().is_some_and(|x| x == "svg");
+    let doc = if svg {
+        failover_engine::timeline::svg(&t)
+    } else {
+        failover_engine::timeline::html(&t)
+    };
+    std::fs::write(path, doc)
+        .map_err(|err| Failure::usage(format!("cannot write {}: {err}", path.display())))?;
+    println!(
+        "failover {:016x} drawn to {} ({} Events from {} clusters)",
+        e.id,
+        path.display(),
+        events.len(),
+        ctx.sites.len()
+    );
+    Ok(Exit::Ok)
+}
+
+/// The Kubernetes Events about the group's `FailoverGroup` in every cluster that
+/// answers (the operators' stage, hook, fence and failover Events).
+async fn group_events(ctx: &Context, group: &str) -> Vec<crate::picture::EventRow> {
+    use k8s_openapi::api::core::v1::Event;
+    let mut rows = Vec::new();
+    for site in &ctx.sites {
+        let Ok(c) = site.client.clone() else { continue };
+        let api: Api<Event> = Api::namespaced(c, &ctx.namespace);
+        let lp = ListParams::default().fields(&format!(
+            "involvedObject.kind=FailoverGroup,involvedObject.name={group}"
+        ));
+        let Ok(list) = ctx.bounded(api.list(&lp)).await else {
+            continue;
+        };
+        for ev in list.items {
+            let at = ev
+                .event_time
+                .as_ref()
+                .map(|t| t.0)
+                .or(ev.last_timestamp.as_ref().map(|t| t.0))
+                .or(ev.first_timestamp.as_ref().map(|t| t.0))
+                .or(ev.metadata.creation_timestamp.as_ref().map(|t| t.0));
+            let Some(at) = at else { continue };
+            rows.push(crate::picture::EventRow {
+                cluster: site.name.clone(),
+                at: at.as_millisecond(),
+                reason: ev.reason.unwrap_or_default(),
+                note: ev.message.unwrap_or_default(),
+                warning: ev.type_.as_deref() == Some("Warning"),
+            });
+        }
+    }
+    rows.sort_by_key(|r| r.at);
+    rows
 }
 
 /// One cluster's dry run, for `-o json|yaml`.

@@ -9,7 +9,7 @@
 //! - `abort`, `retry`, `resolve`: a person's actions on the failover in flight, through
 //!   the record; each prints what it will do and asks first unless `--yes`;
 //! - `history GROUP`: ended failovers from the record (who asked, when, how long each
-//!   stage took);
+//!   stage took); `--timeline FILE` draws one of them ([`picture`]);
 //! - `dry-run GROUP --to CLUSTER`: what each cluster would change, object by object and
 //!   field by field, from the Kubernetes adapter's own patch planning;
 //! - `crds`, `create-table`, `recreate-record`: installing and repairing.
@@ -23,6 +23,7 @@
 pub mod commands;
 pub mod context;
 pub mod live;
+pub mod picture;
 pub mod render;
 pub mod view;
 
@@ -203,6 +204,15 @@ pub enum Command {
         /// Only the newest N.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Draw one ended failover (the newest, or `--failover`) into this file instead:
+        /// a self-contained HTML page with hover details, or an SVG if the name ends in
+        /// `.svg`. Stages, state bands as journaled, the lock, every trail entry and the
+        /// operators' Events about it.
+        #[arg(long, value_name = "FILE")]
+        timeline: Option<PathBuf>,
+        /// With `--timeline`: the failover to draw (its id, or a prefix of it).
+        #[arg(long, value_name = "ID", requires = "timeline")]
+        failover: Option<String>,
     },
     /// What each cluster would change in a failover of the group, object by object and
     /// field by field, changing nothing.

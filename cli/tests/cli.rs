@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use failover_engine::dynamo::{create_table, local_client};
+use failover_engine::timeline::elements;
 use failover_integration::operators::{
     CLUSTERS, Launcher, Site, operator_args_from_env, site_with, spec, start_operator, wait_active,
 };
@@ -362,6 +363,7 @@ async fn cli_status_request_wait_actions_history_and_exit_codes_on_real_clusters
         json!(["needs-operator at volume-promotion", "retry asked"]),
         "{rows}"
     );
+    let stuck_id = rows[0]["id"].as_str().expect("an id").to_string();
 
     // On a terminal (a pseudo-terminal from `script`): the live view, redrawn in place
     // with a line per stage and a bar; an uptime failover to west.
@@ -392,6 +394,93 @@ async fn cli_status_request_wait_actions_history_and_exit_codes_on_real_clusters
         assert!(s.contains(expected), "{expected:?} missing:\n{s}");
     }
     wait_active(&sites[0], &ns, "west", &logs).await;
+
+    // Issue 17: the timelines of real failovers, from the record's history and the
+    // operators' Events. The uptime failover (the newest): each cluster's stages, the
+    // overlap the mode accepts and none other, the history item, the operators' Events.
+    let page = dir.join("uptime.html");
+    let out = cli(
+        &config,
+        &[
+            "history",
+            "shop",
+            "--timeline",
+            page.to_str().expect("utf-8"),
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", err(&out));
+    assert!(text(&out).contains("drawn to"), "{}", text(&out));
+    let els = elements(&std::fs::read_to_string(&page).expect("the page"));
+    let of = |kind: &'static str| els.iter().filter(move |e| e["data-kind"] == kind);
+    let stages = |c: &str| -> Vec<String> {
+        of("stage")
+            .filter(|e| e["data-cluster"] == c)
+            .map(|e| e["data-label"].clone())
+            .collect()
+    };
+    assert!(
+        stages("east").contains(&"initialization".to_string()),
+        "{els:?}"
+    );
+    assert!(
+        stages("west").contains(&"target-activation".to_string()),
+        "{els:?}"
+    );
+    assert!(
+        of("overlap").any(|e| e["data-overlap"] == "two-primaries"),
+        "the uptime window: {els:?}"
+    );
+    assert!(
+        of("overlap").all(|e| e["data-accepted"] == "true"),
+        "{els:?}"
+    );
+    assert!(of("record-mark").any(|e| e["data-label"] == "history: completed-uptime"));
+    assert!(
+        of("mark").any(|e| e["data-label"] == "StageStarted"),
+        "the operators' Events: {els:?}"
+    );
+    // The consistency failover that needed an operator, by its id, as SVG: its stuck
+    // mark and the person's retry in the record lane, no overlap.
+    let picture = dir.join("stuck.svg");
+    let out = cli(
+        &config,
+        &[
+            "history",
+            "shop",
+            "--timeline",
+            picture.to_str().expect("utf-8"),
+            "--failover",
+            &stuck_id[..8],
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", err(&out));
+    let doc = std::fs::read_to_string(&picture).expect("the picture");
+    assert!(doc.starts_with("<svg"), "an SVG");
+    let els = elements(&doc);
+    let marks: Vec<&String> = els
+        .iter()
+        .filter(|e| e["data-kind"] == "record-mark")
+        .map(|e| &e["data-label"])
+        .collect();
+    assert!(marks.iter().any(|m| m.ends_with(": stuck")), "{marks:?}");
+    assert!(marks.iter().any(|m| m.ends_with(": retry")), "{marks:?}");
+    assert!(!els.iter().any(|e| e["data-kind"] == "overlap"), "{els:?}");
+    let out = cli(
+        &config,
+        &[
+            "history",
+            "shop",
+            "--timeline",
+            "x.html",
+            "--failover",
+            "ffff",
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", err(&out));
+    assert!(err(&out).contains("no ended failover"), "{}", err(&out));
 
     // West unreachable: status still answers from east and the record, and says so.
     let down = write_config(&dir, &ns, &table, &endpoint, &sites, true);

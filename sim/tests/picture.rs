@@ -176,3 +176,22 @@ fn faults_are_spans_and_the_html_page_is_self_contained() {
         .count();
     assert_eq!(external, 0, "the page loads nothing");
 }
+
+/// README's two pictures are what `scripts/pictures.sh` draws: the replay of seed 7
+/// without faults in each mode, byte for byte (run the script after a change to the
+/// renderer or the simulator).
+#[test]
+fn readme_pictures_are_what_scripts_pictures_sh_draws() {
+    for mode in [Mode::Consistency, Mode::Uptime] {
+        let r = run(config(7, Some(mode), Profile::None, Variant::Correct));
+        let replay =
+            format!("scripts/sim.sh replay --seed 7 --faults none --mode {mode} --hooks off");
+        let drawn = svg(&picture(&r, &replay));
+        let path = format!("{}/../docs/timeline-{mode}.svg", env!("CARGO_MANIFEST_DIR"));
+        let committed = std::fs::read_to_string(&path).expect("the committed picture");
+        assert!(
+            drawn == committed,
+            "{path} is stale: run scripts/pictures.sh"
+        );
+    }
+}
