@@ -669,24 +669,7 @@ async fn history(
     limit: usize,
     output: Output,
 ) -> Result<Exit, Failure> {
-    if !dynamo_configured(ctx) {
-        return Err(Failure::usage(format!(
-            "history reads the record: {NO_DYNAMO}"
-        )));
-    }
-    let key = format!("{}/{group}", ctx.namespace);
-    let store = ctx.store().await;
-    let (ended, reads, asked) = futures::join!(
-        ctx.bounded(store.ended(&key)),
-        read_groups(ctx, group),
-        askers(ctx, group)
-    );
-    let ended = ended.map_err(|e| {
-        Failure::usage(format!(
-            "cannot read the history ({}): {e}",
-            ctx.table_words()
-        ))
-    })?;
+    let (ended, reads, asked) = ended_with(ctx, group, askers(ctx, group)).await?;
     let names = cluster_names(ctx, group, &reads);
     let rows: Vec<EndedView> = ended
         .iter()
@@ -702,6 +685,34 @@ async fn history(
         _ => print_doc(output, &rows)?,
     }
     Ok(Exit::Ok)
+}
+
+/// The group's ended failovers from the record, with each cluster's copy of the group
+/// and `beside`'s result, read side by side.
+async fn ended_with<T>(
+    ctx: &Context,
+    group: &str,
+    beside: impl std::future::Future<Output = T>,
+) -> Result<(Vec<failover_engine::trail::Ended>, Vec<ClusterRead>, T), Failure> {
+    if !dynamo_configured(ctx) {
+        return Err(Failure::usage(format!(
+            "history reads the record: {NO_DYNAMO}"
+        )));
+    }
+    let key = format!("{}/{group}", ctx.namespace);
+    let store = ctx.store().await;
+    let (ended, reads, other) = futures::join!(
+        ctx.bounded(store.ended(&key)),
+        read_groups(ctx, group),
+        beside
+    );
+    let ended = ended.map_err(|e| {
+        Failure::usage(format!(
+            "cannot read the history ({}): {e}",
+            ctx.table_words()
+        ))
+    })?;
+    Ok((ended, reads, other))
 }
 
 /// The group's cluster names in slot order, from a copy of its spec (`A`, `B` if none
@@ -725,24 +736,8 @@ async fn draw(
     path: &std::path::Path,
     failover: Option<&str>,
 ) -> Result<Exit, Failure> {
-    if !dynamo_configured(ctx) {
-        return Err(Failure::usage(format!(
-            "history reads the record: {NO_DYNAMO}"
-        )));
-    }
     let key = format!("{}/{group}", ctx.namespace);
-    let store = ctx.store().await;
-    let (ended, reads, events) = futures::join!(
-        ctx.bounded(store.ended(&key)),
-        read_groups(ctx, group),
-        group_events(ctx, group)
-    );
-    let ended = ended.map_err(|e| {
-        Failure::usage(format!(
-            "cannot read the history ({}): {e}",
-            ctx.table_words()
-        ))
-    })?;
+    let (ended, reads, events) = ended_with(ctx, group, group_events(ctx, group)).await?;
     let chosen = match failover {
         Some(id) => ended
             .iter()

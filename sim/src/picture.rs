@@ -235,7 +235,8 @@ fn record_lane(r: &RunReport, t: &mut Timeline, end: timeline::Ms) {
 }
 
 /// The fault lines as spans: what begins and ends, an operator down until it restarts,
-/// what lasts until the heal, a pause for its length; the rest as instants.
+/// what lasts until the heal, a pause for its length; the rest, and the operators' failed
+/// steps (API or store errors, heartbeats left out), as instants.
 fn faults(lines: &[Line], end: timeline::Ms) -> Vec<Fault> {
     let mut out = Vec::new();
     let mut open: BTreeMap<(Option<Cluster>, String), (Time, String)> = BTreeMap::new();
@@ -250,7 +251,18 @@ fn faults(lines: &[Line], end: timeline::Ms) -> Vec<Fault> {
         let text = l.text.as_str();
         let at = l.at;
         let line = format!("{} {text}", secs(at));
-        if let Some(what) = text.strip_suffix(" begins") {
+        if text.starts_with("heal:") {
+            let healed: Vec<_> = open
+                .keys()
+                .filter(|(_, what)| what.ends_with("(until the heal)"))
+                .cloned()
+                .collect();
+            for key in healed {
+                if let Some((from, detail)) = open.remove(&key) {
+                    push(key.0, ms(from), ms(at), key.1, format!("{detail}\n{line}"));
+                }
+            }
+        } else if let Some(what) = text.strip_suffix(" begins") {
             open.insert((l.cluster, what.to_string()), (at, line));
         } else if let Some(what) = text.strip_suffix(" ends") {
             if let Some((from, detail)) = open.remove(&(l.cluster, what.to_string())) {
@@ -261,6 +273,18 @@ fn faults(lines: &[Line], end: timeline::Ms) -> Vec<Fault> {
                     what.to_string(),
                     format!("{detail}\n{line}"),
                 );
+            } else if let Some((from, detail)) =
+                open.remove(&(l.cluster, "partition-full".to_string()))
+            {
+                // A full partition ends in two parts: what is left is the other one.
+                let rest = if what == "partition-apiserver" {
+                    "partition-store"
+                } else {
+                    "partition-apiserver"
+                };
+                let both = format!("{detail}\n{line}");
+                push(l.cluster, ms(from), ms(at), "partition-full".into(), both);
+                open.insert((l.cluster, rest.to_string()), (at, line));
             }
         } else if text == "operator crashed" || text.starts_with("operator down") {
             open.insert((l.cluster, "operator down".into()), (at, line));
@@ -273,17 +297,6 @@ fn faults(lines: &[Line], end: timeline::Ms) -> Vec<Fault> {
                     "operator down".into(),
                     format!("{detail}\n{line}"),
                 );
-            }
-        } else if text.starts_with("heal:") {
-            let healed: Vec<_> = open
-                .keys()
-                .filter(|(_, what)| what.ends_with("(until the heal)"))
-                .cloned()
-                .collect();
-            for key in healed {
-                if let Some((from, detail)) = open.remove(&key) {
-                    push(key.0, ms(from), ms(at), key.1, format!("{detail}\n{line}"));
-                }
             }
         } else if text.contains("cut off from DynamoDB") {
             open.insert(
@@ -314,6 +327,15 @@ fn faults(lines: &[Line], end: timeline::Ms) -> Vec<Fault> {
             push(l.cluster, ms(at), end, "cluster gone".into(), line);
         } else if l.kind == LineKind::Fault {
             push(l.cluster, ms(at), ms(at), short(text), line);
+        } else if l.kind == LineKind::Failed && !text.starts_with("heartbeat:") {
+            // What the injected error rates did to an operator's step (a heartbeat
+            // failing every second while cut off says nothing new).
+            let what = if text.contains("kubernetes API") || text.contains("FAILED") {
+                "API error"
+            } else {
+                "store error"
+            };
+            push(l.cluster, ms(at), ms(at), what.into(), line);
         }
     }
     for ((c, what), (from, detail)) in open {

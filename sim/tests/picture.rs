@@ -195,3 +195,30 @@ fn readme_pictures_are_what_scripts_pictures_sh_draws() {
         );
     }
 }
+
+/// Seed 15978 (issue 13's finding, safe since issue 17): a full partition from both
+/// DynamoDB and the API server whose API part ends first, and a kind failing until the
+/// heal at 90 s, each a span of its own.
+#[test]
+fn partitions_and_faults_until_the_heal_are_spans() {
+    let r = run(RunConfig {
+        hooks: Hooking::Drawn,
+        ..config(15978, None, Profile::Swarm, Variant::Correct)
+    });
+    assert_eq!(r.violation, None);
+    let els = elements(&svg(&picture(&r, "replay")));
+    let span = |label: &str| -> (i64, i64) {
+        let e = of(&els, "fault")
+            .find(|e| attr(e, "data-label") == label)
+            .unwrap_or_else(|| panic!("{label} is drawn"));
+        (num(e, "data-from"), num(e, "data-to"))
+    };
+    let full = span("partition-full");
+    let store = span("partition-store");
+    assert!(
+        full.0 < full.1 && full.1 == store.0 && store.0 < store.1,
+        "{full:?} {store:?}"
+    );
+    let kind = span("every change to workloads fails (until the heal)");
+    assert_eq!(kind.1, 90_000, "ends at the heal");
+}
