@@ -34,7 +34,8 @@ DYNAMODB_ENDPOINT="$(scripts/dynamodb-local.sh start)"
 FAILOVER_KUBECONFIG_EAST="$(scripts/kube-control-plane.sh start east)"
 FAILOVER_KUBECONFIG_WEST="$(scripts/kube-control-plane.sh start west)"
 export DYNAMODB_ENDPOINT FAILOVER_KUBECONFIG_EAST FAILOVER_KUBECONFIG_WEST
-cargo test --workspace --release
+# --no-fail-fast: one failing test binary does not hide the others' results.
+cargo test --workspace --release --no-fail-fast
 # The kill matrix's table (the operator tests write it; a passing test's output is
 # captured).
 cat "$CARGO_TARGET_DIR/kill-matrix.txt" 2>/dev/null || true
