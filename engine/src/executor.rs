@@ -15,7 +15,7 @@ use std::time::Duration;
 use failover_model::{
     Action, ClusterState, Decision, Effect, EffectSet, FailoverId, Identity, Inputs, Instance,
     Memory, Op, Outcome, PlanKind, Record, Reply, Request, Stage, Step, StepKind, Time, Token,
-    Trace, Variant, Wake, Write, core::decide::write, decide, lease_ok, refusal, stamp,
+    Trace, Variant, VolumeRole, Wake, Write, core::decide::write, decide, lease_ok, refusal, stamp,
 };
 use futures::FutureExt;
 use tracing::{Instrument, debug, error, info, info_span, warn};
@@ -215,6 +215,12 @@ pub struct Operator<C: ClusterPort, S, K> {
     /// The hook runs of this process for the failover in flight, oldest first
     /// ([`Operator::hook_reports`]).
     hook_reports: Vec<HookReport>,
+    /// When (monotonic) this process last wrote its volumes' demotion, until the
+    /// cluster reports them secondary.
+    demoted_at: Option<Time>,
+    /// The csi-addons driver's last demotion took longer than `driverDemotionSeconds`:
+    /// how long, as this operator saw it ([`Operator::slow_demotion`]).
+    slow_demotion: Option<Time>,
 }
 
 /// A failover this operator flagged `needs-operator` (its stage's deadline passed after
@@ -265,6 +271,8 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             halted,
             hook: None,
             hook_reports: Vec::new(),
+            demoted_at: None,
+            slow_demotion: None,
         }
     }
 
@@ -372,6 +380,54 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             );
         }
         self.reported.drift = drift;
+    }
+
+    /// Time the csi-addons driver's demotion, a deployment rule the engine cannot
+    /// enforce: from this process's demotion write to the first observation of every
+    /// volume secondary (an upper bound: observations come at least every poll). Longer
+    /// than `driverDemotionSeconds` is kept as a problem until a demotion within it.
+    fn time_demotion(&mut self, now: Time, observed: &ClusterState) {
+        let Some(at) = self.demoted_at else { return };
+        if observed.volume_spec == VolumeRole::Primary {
+            // Promoted again before the driver reported (a roll back): nothing measured.
+            self.demoted_at = None;
+            return;
+        }
+        let secondary = observed.volume_status == VolumeRole::Secondary
+            && observed.agreement.volume_status == failover_model::Agreement::All;
+        if !secondary {
+            return;
+        }
+        self.demoted_at = None;
+        let took = now.saturating_sub(at);
+        let bound = self.group.timing.driver_demotion;
+        if took > bound {
+            warn!(
+                group = %self.group.key,
+                took_ms = took,
+                bound_ms = bound,
+                "the csi-addons driver took longer to demote than driverDemotionSeconds"
+            );
+            self.slow_demotion = Some(took);
+        } else {
+            self.slow_demotion = None;
+        }
+    }
+
+    /// The deployment rule on the driver's demotion time, broken the last time this
+    /// process watched a demotion: what it saw and what to do.
+    pub fn slow_demotion(&self) -> Option<String> {
+        let took = self.slow_demotion?;
+        let bound = self.group.timing.driver_demotion;
+        Some(format!(
+            "the csi-addons driver took up to {:.1} s to demote this cluster's volumes, more \
+             than driverDemotionSeconds ({:.1} s): a self-fence's demotion could end after \
+             the peer may force; raise spec.timing.driverDemotionSeconds to at least {} (and \
+             leaseSeconds with it), or find why the storage is slow",
+            took as f64 / 1000.0,
+            bound as f64 / 1000.0,
+            took.div_ceil(1000)
+        ))
     }
 
     /// The operator's memory (lost on restart).
@@ -699,6 +755,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         }
         self.listed = listed;
         let (now, wall) = self.clocks();
+        self.time_demotion(now, &observed);
         let spec = self.print();
         let decision = self.decide(now, wall, &observed, false);
         let span = self.span(&decision);
@@ -708,6 +765,15 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             .instrument(span)
             .await;
         self.keep_trace().await;
+        for t in std::iter::once((&decision.action, &result, now)).chain(
+            during
+                .iter()
+                .map(|(t, _)| (&t.decision.action, &t.result, t.now)),
+        ) {
+            if demoted(t.0, t.1) {
+                self.demoted_at.get_or_insert(t.2);
+            }
+        }
         self.report_problems();
         // Assertion: the fencing token never goes down (a re-created record starts
         // above every token either cluster saw).
@@ -1456,8 +1522,21 @@ fn eighth(group: &Group) -> Duration {
     Duration::from_millis(group.timing.fence_margin / 8)
 }
 
+/// Whether a turn's action and result wrote the volumes' demotion: a plan step's, or a
+/// self-fence attempt's whose demotion did not fail.
+fn demoted(action: &Action, result: &TurnResult) -> bool {
+    match (action, result) {
+        (Action::Effect(Effect::DemoteVolumes), TurnResult::Changed(_)) => true,
+        (Action::Fence(steps), TurnResult::Fenced { failed, .. }) => {
+            steps.contains(Effect::DemoteVolumes)
+                && !failed.iter().any(|e| e.effect == Effect::DemoteVolumes)
+        }
+        _ => false,
+    }
+}
+
 /// How long one step of a self-fence attempt may take: one eighth of the fence
-/// margin (1 s by default), never more than the group's `stepTimeout`.
+/// margin (750 ms by default), never more than the group's `stepTimeout`.
 pub fn fence_step_deadline(group: &Group) -> Duration {
     eighth(group).min(group.step_timeout)
 }

@@ -804,6 +804,45 @@ async fn the_demotion_is_tried_again_within_the_fence_attempt() {
     assert!(before > margin, "the old fence demoted after {before:?}");
 }
 
+/// The active cluster's operator, cut off from DynamoDB (so it fences at once), with a
+/// csi-addons driver that reports the demotion `after` the fence wrote it: what the
+/// operator says about the driver's time.
+async fn driver_reporting_after(after: Duration) -> Option<String> {
+    let ca = cluster(true, Settle::OnDemand);
+    let g = group("east");
+    let mut a = Operator::new(ca.clone(), Unreachable, TokioClock::new(0), g);
+    let driver = {
+        let ca = ca.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            ca.settle();
+        })
+    };
+    let run = a.run_until(|_, _| false);
+    let _ = tokio::time::timeout(after + Duration::from_secs(5), run).await;
+    driver.await.expect("the driver");
+    a.slow_demotion()
+}
+
+/// Issue 17: the driver's demotion time is a deployment rule (`driverDemotionSeconds`,
+/// 2 s by default) the engine cannot enforce, so the operator times every demotion it
+/// writes and reports one that took longer, with what to raise.
+#[tokio::test(start_paused = true)]
+async fn a_driver_slower_than_driver_demotion_seconds_is_reported() {
+    assert_eq!(
+        driver_reporting_after(Duration::from_millis(500)).await,
+        None
+    );
+    let slow = driver_reporting_after(Duration::from_secs(5))
+        .await
+        .expect("a 5 s demotion is reported");
+    assert!(
+        slow.contains("more than driverDemotionSeconds (2.0 s)")
+            && slow.contains("raise spec.timing.driverDemotionSeconds to at least 6"),
+        "{slow}"
+    );
+}
+
 /// The `fence-stops-at-failure` variant (the engine before issue 9): the fence stops at
 /// the rejected scaling and never demotes.
 #[tokio::test(start_paused = true)]

@@ -178,6 +178,7 @@ async fn drive(
         problems.extend(handover.clone());
         problems.extend(op.identity_problem());
         problems.extend(op.drift().into_iter().map(|d| d.to_string()));
+        problems.extend(op.slow_demotion());
         let stopped = op
             .halted()
             .map(|why| format!("engine assertion failed: {why}"))
