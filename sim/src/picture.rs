@@ -132,39 +132,42 @@ fn lane(r: &RunReport, c: Cluster, end: timeline::Ms) -> ClusterLane {
         .collect();
     pictures::state_bands(&mut lane, &samples, end);
     // Fenced: from a self-fence (its lease ran low and could not be renewed) until a
-    // heartbeat of this cluster applies again.
-    let mut fenced: Option<(Time, String)> = None;
+    // heartbeat of this cluster applies again; labelled with where the lease ends.
+    let mut fenced: Option<(Time, String, String)> = None;
     for l in mine.iter().filter(|l| turn(l)) {
         let fence = l.text.contains("SELF-FENCE") || l.text.contains("for the self-fence");
         let renewed = (l.text.starts_with("heartbeat:") || l.text.starts_with("claim: write"))
             && l.text.ends_with("-> applied");
         if fence && fenced.is_none() {
-            fenced = Some((l.at, format!("{} {}", secs(l.at), l.text)));
-        } else if renewed && let Some((from, first)) = fenced.take() {
-            lane.band_mut(BandKind::Fenced).push(
-                ms(from),
-                ms(l.at),
-                "",
-                format!(
-                    "{first}
-the lease ran low and could not be renewed, until
-{} {}",
-                    secs(l.at),
-                    l.text
-                ),
+            // The lease left, running down: where it ends, as the operator saw it.
+            let ends = r
+                .samples
+                .iter()
+                .rev()
+                .find(|s| s.at <= l.at)
+                .and_then(|s| s.lease_end[i]);
+            let (label, lease) = ends.map_or((String::new(), String::new()), |e| {
+                let left = timeline::duration(ms(e) - ms(l.at));
+                (
+                    format!("lease ends {}", secs(e)),
+                    format!("\nits lease ends at {} ({left} left)", secs(e)),
+                )
+            });
+            fenced = Some((l.at, label, format!("{} {}{lease}", secs(l.at), l.text)));
+        } else if renewed && let Some((from, label, first)) = fenced.take() {
+            let detail = format!(
+                "{first}\nthe lease could not be renewed until\n{} {}",
+                secs(l.at),
+                l.text
             );
+            lane.band_mut(BandKind::Fenced)
+                .push(ms(from), ms(l.at), label, detail);
         }
     }
-    if let Some((from, first)) = fenced {
-        lane.band_mut(BandKind::Fenced).push(
-            ms(from),
-            end,
-            "",
-            format!(
-                "{first}
-the lease ran low and could not be renewed"
-            ),
-        );
+    if let Some((from, label, first)) = fenced {
+        let detail = format!("{first}\nthe lease could not be renewed");
+        lane.band_mut(BandKind::Fenced)
+            .push(ms(from), end, label, detail);
     }
     for l in mine.iter().filter(|l| turn(l)) {
         let quiet = l.text.starts_with("heartbeat:") || l.text.contains(": read record");

@@ -203,6 +203,9 @@ pub struct Sample {
     pub fencing: [bool; 2],
     /// The group's record.
     pub record: Option<failover_model::Record>,
+    /// Where each cluster's lease ends in true time, as its operator last saw it (not
+    /// compared between samples: it moves with every heartbeat).
+    pub lease_end: [Option<Time>; 2],
 }
 
 impl Sample {
@@ -350,6 +353,9 @@ pub(crate) struct Log {
     timeline: Option<Vec<Line>>,
     /// The clusters' and the record's states as they changed (with the timeline).
     samples: Option<Vec<Sample>>,
+    /// Where each cluster's lease ends in true time, as its operator last saw it (with
+    /// the timeline).
+    leases: [Option<Time>; 2],
     time: VirtualTime,
 }
 
@@ -384,8 +390,16 @@ impl Log {
         }
     }
 
+    /// Note where `c`'s lease ends (true time), if the run keeps a timeline.
+    fn lease(&mut self, c: Cluster, until: Time) {
+        if self.samples.is_some() {
+            self.leases[c.index()] = Some(until);
+        }
+    }
+
     /// Keep `s` if the run keeps a timeline and something in it changed.
-    fn sample(&mut self, s: Sample) {
+    fn sample(&mut self, mut s: Sample) {
+        s.lease_end = self.leases;
         if let Some(samples) = self.samples.as_mut()
             && samples.last().is_none_or(|l| !l.same(&s))
         {
@@ -916,6 +930,7 @@ pub(crate) fn setup_with(
         hash: 0xcbf2_9ce4_8422_2325,
         timeline: cfg.timeline.then(Vec::new),
         samples: cfg.timeline.then(Vec::new),
+        leases: [None; 2],
         violation_at: None,
         time: time.clone(),
     }));
@@ -2306,6 +2321,7 @@ fn check(ctx: &Ctx) {
                 fencing: Cluster::ALL
                     .map(|c| w.audit.fencing[c.index()] || w.audit.fence_incomplete[c.index()]),
                 record: w.record.clone(),
+                lease_end: [None; 2],
             });
         }
     }
@@ -2489,6 +2505,11 @@ fn operator(ctx: Arc<Ctx>, c: Cluster, slot: usize) -> crate::runtime::TaskFutur
             op.set_withdraw(asked.and_then(|a| a.to_withdraw()));
             let turn = op.turn().await;
             let ended = (clocks.mono(), clocks.now());
+            // Where the lease ends in true time, for the picture.
+            if let Some(until) = op.memory().lease_until {
+                let ahead = lock(&ctx.clocks[c.index()]).mono;
+                lock(&ctx.log).lease(c, until.saturating_sub(ahead));
+            }
             let hook = {
                 let mut cell = lock(&hooking);
                 cell.view = op

@@ -164,10 +164,12 @@ fn faults_are_spans_and_the_html_page_is_self_contained() {
         .expect("the partition is drawn");
     assert_eq!(attr(partition, "data-cluster"), "A");
     assert!(num(partition, "data-from") < num(partition, "data-to"));
-    assert!(
-        of(&els, "band")
-            .any(|e| attr(e, "data-cluster") == "A" && attr(e, "data-band") == "fenced")
-    );
+    // Fenced from the self-fence, labelled with where the lease ends (the peer forces
+    // after it).
+    let fenced = of(&els, "band")
+        .find(|e| attr(e, "data-cluster") == "A" && attr(e, "data-band") == "fenced")
+        .expect("A is fenced");
+    assert_eq!(attr(fenced, "data-label"), "lease ends 23.045 s");
     let page = html(&t);
     assert_eq!(elements(&page).len(), els.len());
     let external = page
