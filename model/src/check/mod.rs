@@ -258,6 +258,20 @@ impl Config {
                 f(c);
             })
         };
+        // A cut-off active cluster whose csi-addons driver takes up to `ticks` to demote
+        // where the timing's `driver_demotion` says one (a lease of 4 ticks, a fence lead
+        // of 2), a skewed clock, the request at the standby, 8 ticks.
+        let driver = |label: &str, ticks: u8| {
+            lean(label, &|c| {
+                c.partitions = 1;
+                c.skews = 1;
+                c.demotion_ticks = ticks;
+                c.timing.driver_demotion = 1;
+                c.timing.lease_ttl = 4;
+                c.max_ticks = 8;
+                c.request_at = vec![Cluster::B];
+            })
+        };
         // A workload or CronJob kind failing for good, an API error and a partition.
         let stuck_kind = |ticks: u8| {
             lean("stuck-kind", &|c| {
@@ -373,15 +387,7 @@ impl Config {
                 // `driver_demotion` allows, while the active cluster is cut off and a
                 // monotonic clock gains the drift bound: the fence starts early enough
                 // for its steps and the driver's demotion both.
-                lean("demotion-lag", &|c| {
-                    c.partitions = 1;
-                    c.skews = 1;
-                    c.demotion_ticks = 1;
-                    c.timing.driver_demotion = 1;
-                    c.timing.lease_ttl = 4;
-                    c.max_ticks = 8;
-                    c.request_at = vec![Cluster::B];
-                }),
+                driver("demotion-lag", 1),
                 // Real time (issue 9). A Kubernetes call that takes longer than the
                 // lease, while the operator may be cut off: lease keeping goes on beside
                 // it, and the call is abandoned for the fence once the lease runs low.
@@ -481,15 +487,7 @@ impl Config {
             })]),
             // A csi-addons driver slower than the timing's `driver_demotion` says (the
             // `driver-slower-than-bound` example).
-            "demotion-beyond-bound" => Some(vec![lean("slow-driver", &|c| {
-                c.partitions = 1;
-                c.skews = 1;
-                c.demotion_ticks = 3;
-                c.timing.driver_demotion = 1;
-                c.timing.lease_ttl = 4;
-                c.max_ticks = 8;
-                c.request_at = vec![Cluster::B];
-            })]),
+            "demotion-beyond-bound" => Some(vec![driver("slow-driver", 3)]),
             "outage-beyond-lease" => Some(vec![lean("unbounded", &|c| {
                 c.outages = 1;
                 c.outage_ticks = None;
