@@ -19,7 +19,10 @@
 //! be down (`Act::Down`, its cluster serving on) for up to the fence margin, or for ever
 //! in `outage-beyond-lease`. The engine makes the rest true: its call deadlines are
 //! shares of the fence margin, so the fence, started when the lease runs low, completes
-//! within it (README, "Timing"). A Kubernetes call abandoned for the fence never lands
+//! within it (README, "Timing"). The csi-addons driver's demotion is the exception the
+//! model times (issue 17): with `demotion_ticks` it may lag across ticks, a fence's
+//! demotion lands as late as the fence margin, and the fence starts `fence_margin +
+//! driver_demotion` before the lease ends (`ci/demotion-lag`). A Kubernetes call abandoned for the fence never lands
 //! in the model; the engine drops its future, and the fence re-asserts every stop step
 //! on each attempt should the API server still apply it.
 
