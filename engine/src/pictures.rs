@@ -235,20 +235,14 @@ pub fn from_trail(e: &Ended, names: &[String; 2]) -> Timeline {
          by the writer's clock"
             .into(),
     ];
+    // One lane per cluster, in slot order: a cluster's lane is at its index.
     for name in names {
         t.clusters.push(ClusterLane::new(name.clone()));
     }
-    let lane = |t: &mut Timeline, c: Cluster| -> usize {
-        t.clusters
-            .iter()
-            .position(|l| l.name == names[c.index()])
-            .unwrap_or(0)
-    };
     for s in e.stages() {
         let Some(by) = s.by else { continue };
-        let i = lane(&mut t, by);
         let to = s.to.unwrap_or(end);
-        t.clusters[i].stage(
+        t.clusters[by.index()].stage(
             s.from as Ms,
             to.max(s.from + 1) as Ms,
             s.stage.name(),
@@ -271,8 +265,7 @@ pub fn from_trail(e: &Ended, names: &[String; 2]) -> Timeline {
         }
         state.insert((target, BandKind::FluxSuspended), Some(start));
         let close = |t: &mut Timeline, c: Cluster, band: BandKind, from: Time, to: Time| {
-            let i = lane(t, c);
-            t.clusters[i].band_mut(band).push(
+            t.clusters[c.index()].band_mut(band).push(
                 from as Ms,
                 to.max(from + 1) as Ms,
                 "",

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use failover_engine::pictures;
+use failover_engine::pictures::{self, cluster_name as name};
 use failover_engine::timeline::{
     self, BandKind, ClusterLane, Fault, Mark, Span, Timeline, Violation as Marked,
 };
@@ -29,10 +29,6 @@ fn ms(t: Time) -> timeline::Ms {
 
 fn secs(t: Time) -> String {
     format!("{}.{:03} s", t / 1000, t % 1000)
-}
-
-fn name(c: Cluster) -> &'static str {
-    pictures::cluster_name(c)
 }
 
 /// The picture of run `r`; `replay` is the command that replays it.

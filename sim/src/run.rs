@@ -390,13 +390,6 @@ impl Log {
         }
     }
 
-    /// Note where `c`'s lease ends (true time), if the run keeps a timeline.
-    fn lease(&mut self, c: Cluster, until: Time) {
-        if self.samples.is_some() {
-            self.leases[c.index()] = Some(until);
-        }
-    }
-
     /// Keep `s` if the run keeps a timeline and something in it changed.
     fn sample(&mut self, mut s: Sample) {
         s.lease_end = self.leases;
@@ -2505,10 +2498,13 @@ fn operator(ctx: Arc<Ctx>, c: Cluster, slot: usize) -> crate::runtime::TaskFutur
             op.set_withdraw(asked.and_then(|a| a.to_withdraw()));
             let turn = op.turn().await;
             let ended = (clocks.mono(), clocks.now());
-            // Where the lease ends in true time, for the picture.
+            // Where the lease ends in true time, for the picture (runs that keep one).
             if let Some(until) = op.memory().lease_until {
-                let ahead = lock(&ctx.clocks[c.index()]).mono;
-                lock(&ctx.log).lease(c, until.saturating_sub(ahead));
+                let mut log = lock(&ctx.log);
+                if log.samples.is_some() {
+                    let ahead = lock(&ctx.clocks[c.index()]).mono;
+                    log.leases[c.index()] = Some(until.saturating_sub(ahead));
+                }
             }
             let hook = {
                 let mut cell = lock(&hooking);
