@@ -331,14 +331,6 @@ fn deployment(name: &str, replicas: i64) -> Value {
     )
 }
 
-fn scale(name: &str, replicas: i64) -> Value {
-    json!({
-        "apiVersion": "autoscaling/v1", "kind": "Scale",
-        "metadata": { "name": name, "namespace": NS, "resourceVersion": "102" },
-        "spec": { "replicas": replicas }, "status": { "replicas": replicas },
-    })
-}
-
 fn workload(replicas: i32, remembered: Option<i32>, pods: i32, ready: bool) -> MemberState {
     MemberState::Workload {
         replicas,
@@ -455,26 +447,21 @@ async fn a_missing_named_member_is_not_found() {
 }
 
 #[tokio::test]
-async fn deployment_stop_remembers_the_count_then_scales_to_zero() {
+async fn deployment_stop_remembers_the_count_and_scales_to_zero_in_one_write() {
     let (cluster, handle) = mock();
     let web = deployment("web", 3);
-    let annotation = json!({
+    let stop = json!({
         "metadata": {
             "annotations": { "failover.rs/replicas": "3" },
             "resourceVersion": "100",
-        }
+        },
+        "spec": { "replicas": 0 },
     });
     let changes = scenario(
         handle,
         vec![
             Exchange::get(&format!("{DEPLOYMENTS}/web")).reply(web.clone()),
-            Exchange::patch(&format!("{DEPLOYMENTS}/web"), annotation.clone())
-                .reply(merged(&web, &annotation)),
-            Exchange::patch(
-                &format!("{DEPLOYMENTS}/web/scale"),
-                json!({ "spec": { "replicas": 0 } }),
-            )
-            .reply(scale("web", 0)),
+            Exchange::patch(&format!("{DEPLOYMENTS}/web"), stop.clone()).reply(merged(&web, &stop)),
         ],
         cluster.set(&reference(Kind::Deployment, "web"), Desired::Stop),
     )
@@ -543,18 +530,18 @@ async fn deployment_stop_of_a_stopped_deployment_writes_nothing() {
 }
 
 #[tokio::test]
-async fn deployment_stop_interrupted_after_the_annotation_only_scales() {
+async fn deployment_stop_with_the_count_already_remembered_only_scales() {
     let (cluster, handle) = mock();
     let half = with_annotations(deployment("web", 3), json!({ "failover.rs/replicas": "3" }));
     let changes = scenario(
         handle,
         vec![
-            Exchange::get(&format!("{DEPLOYMENTS}/web")).reply(half),
+            Exchange::get(&format!("{DEPLOYMENTS}/web")).reply(half.clone()),
             Exchange::patch(
-                &format!("{DEPLOYMENTS}/web/scale"),
+                &format!("{DEPLOYMENTS}/web"),
                 json!({ "spec": { "replicas": 0 } }),
             )
-            .reply(scale("web", 0)),
+            .reply(merged(&half, &json!({ "spec": { "replicas": 0 } }))),
         ],
         cluster.set(&reference(Kind::Deployment, "web"), Desired::Stop),
     )
@@ -573,12 +560,12 @@ async fn deployment_start_restores_the_remembered_count_and_keeps_the_annotation
     let changes = scenario(
         handle,
         vec![
-            Exchange::get(&format!("{DEPLOYMENTS}/web")).reply(stopped),
+            Exchange::get(&format!("{DEPLOYMENTS}/web")).reply(stopped.clone()),
             Exchange::patch(
-                &format!("{DEPLOYMENTS}/web/scale"),
+                &format!("{DEPLOYMENTS}/web"),
                 json!({ "spec": { "replicas": 3 } }),
             )
-            .reply(scale("web", 3)),
+            .reply(merged(&stopped, &json!({ "spec": { "replicas": 3 } }))),
         ],
         cluster.set(&reference(Kind::Deployment, "web"), Desired::Start),
     )
@@ -598,10 +585,10 @@ async fn deployment_start_without_a_remembered_count_starts_one() {
         vec![
             Exchange::get(&format!("{DEPLOYMENTS}/web")).reply(deployment("web", 0)),
             Exchange::patch(
-                &format!("{DEPLOYMENTS}/web/scale"),
+                &format!("{DEPLOYMENTS}/web"),
                 json!({ "spec": { "replicas": 1 } }),
             )
-            .reply(scale("web", 1)),
+            .reply(deployment("web", 1)),
         ],
         cluster.set(&reference(Kind::Deployment, "web"), Desired::Start),
     )
@@ -815,23 +802,18 @@ async fn statefulset_readiness_follows_kubectl_rollout_status() {
 }
 
 #[tokio::test]
-async fn statefulset_stop_and_start_through_the_scale_subresource() {
+async fn statefulset_stop_and_start_patch_spec_replicas() {
     let (cluster, handle) = mock();
     let db = statefulset("db", 2);
     let annotation = json!({
         "metadata": { "annotations": { "failover.rs/replicas": "2" }, "resourceVersion": "100" }
     });
+    let stop = merged(&annotation, &json!({ "spec": { "replicas": 0 } }));
     let changes = scenario(
         handle,
         vec![
             Exchange::get(&format!("{STATEFULSETS}/db")).reply(db.clone()),
-            Exchange::patch(&format!("{STATEFULSETS}/db"), annotation.clone())
-                .reply(merged(&db, &annotation)),
-            Exchange::patch(
-                &format!("{STATEFULSETS}/db/scale"),
-                json!({ "spec": { "replicas": 0 } }),
-            )
-            .reply(scale("db", 0)),
+            Exchange::patch(&format!("{STATEFULSETS}/db"), stop.clone()).reply(merged(&db, &stop)),
         ],
         cluster.set(&reference(Kind::StatefulSet, "db"), Desired::Stop),
     )
@@ -849,10 +831,10 @@ async fn statefulset_stop_and_start_through_the_scale_subresource() {
         vec![
             Exchange::get(&format!("{STATEFULSETS}/db")).reply(stopped.clone()),
             Exchange::patch(
-                &format!("{STATEFULSETS}/db/scale"),
+                &format!("{STATEFULSETS}/db"),
                 json!({ "spec": { "replicas": 2 } }),
             )
-            .reply(scale("db", 2)),
+            .reply(merged(&stopped, &json!({ "spec": { "replicas": 2 } }))),
         ],
         cluster.set(&reference(Kind::StatefulSet, "db"), Desired::Start),
     )
@@ -1920,7 +1902,10 @@ async fn flux_suspend_and_resume_with_a_reconcile_request() {
 async fn errors_map_to_the_port_contract() {
     let object = reference(Kind::Deployment, "web");
     let path = format!("{DEPLOYMENTS}/web");
-    let stop_patch = json!({ "metadata": { "annotations": { "failover.rs/replicas": "3" }, "resourceVersion": "100" } });
+    let stop_patch = json!({
+        "metadata": { "annotations": { "failover.rs/replicas": "3" }, "resourceVersion": "100" },
+        "spec": { "replicas": 0 },
+    });
 
     let (cluster, handle) = mock();
     let result = scenario(
@@ -1952,12 +1937,11 @@ async fn errors_map_to_the_port_contract() {
         handle,
         vec![
             Exchange::get(&path).reply(deployment("web", 3)),
-            Exchange::patch(&path, stop_patch.clone()).reply(deployment("web", 3)),
-            Exchange::patch(
-                &format!("{path}/scale"),
-                json!({ "spec": { "replicas": 0 } }),
-            )
-            .fail(500, "InternalError", "etcdserver: request timed out"),
+            Exchange::patch(&path, stop_patch.clone()).fail(
+                500,
+                "InternalError",
+                "etcdserver: request timed out",
+            ),
         ],
         cluster.set(&object, Desired::Stop),
     )

@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use failover_engine::conformance::{ClusterFixture, cluster_port};
+use failover_engine::k8s::limit::{Limiter, Limits, limited};
 use failover_engine::k8s::{KubeCluster, REPLICAS_ANNOTATION};
 use failover_engine::ports::{ClusterPort, Desired, Kind, LabelQuery, MemberState, Selector};
 use failover_integration::agents::Agents;
@@ -174,4 +175,130 @@ async fn changed_wakes_on_a_watch_event() {
         waited >= Duration::from_millis(250),
         "changed() returned after {waited:?}, before the change was made"
     );
+}
+
+/// The operator's adapter reads from watch caches; with a watch that brings every
+/// change a second late it still passes the whole suite (each `set` twice, each state
+/// read back at once after the write).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_cluster_with_slow_watch_caches_passes_the_conformance_suite() {
+    let (plane, ns, _agents) = setup("cached").await;
+    let objects = app::create(&plane.client, &ns, "shop", &Kind::ALL, REPLICAS)
+        .await
+        .expect("create the application");
+    let cluster = KubeCluster::new(plane.client.clone()).caches_with_lag(Duration::from_secs(1));
+    app::wait_settled(&cluster, &objects, Duration::from_secs(60))
+        .await
+        .expect("the application starts");
+    let fixture = ClusterFixture {
+        namespace: ns.clone(),
+        label: "shop".into(),
+        objects,
+        replicas: REPLICAS,
+    };
+    cluster_port(&cluster, &fixture, || {
+        tokio::time::sleep(Duration::from_millis(100))
+    })
+    .await;
+}
+
+/// Observing `selector` until a read makes no request: the caches are in sync.
+async fn until_cached(
+    cluster: &KubeCluster,
+    limiter: &Limiter,
+    kinds: &[Kind],
+    selector: &Selector,
+) {
+    failover_integration::wait_for("the watch caches", Duration::from_secs(30), || async {
+        let before = limiter.counts();
+        for kind in kinds {
+            cluster.members(*kind, selector).await.expect("members");
+        }
+        (limiter.counts().since(&before).calls() == 0).then_some(())
+    })
+    .await
+    .expect("the caches come in sync");
+}
+
+/// The rule that makes caches safe for the protocol: a step's write counts only once
+/// the cache has seen it. With a watch 3 s late, a read right after a write waits for
+/// the cache ([`failover_engine::k8s::cache::CATCH_UP`]), then reads that one object
+/// afresh, so it shows the write; once the watch brings it, reads are from memory
+/// again. At rest, reads make no request at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_counts_once_the_watch_cache_has_seen_it() {
+    let (plane, ns, _agents) = setup("rule").await;
+    let kinds = [Kind::Deployment, Kind::VolumeReplication];
+    let objects = app::create(&plane.client, &ns, "shop", &kinds, REPLICAS)
+        .await
+        .expect("create");
+    let (client, limiter) = limited(plane.client.clone(), Limits::default());
+    let cluster = KubeCluster::new(client).caches_with_lag(Duration::from_secs(3));
+    app::wait_settled(&cluster, &objects, Duration::from_secs(60))
+        .await
+        .expect("starts");
+    let selector = by_label(&ns);
+    until_cached(&cluster, &limiter, &kinds, &selector).await;
+
+    // At rest: a hundred observations, not one request.
+    let before = limiter.counts();
+    for _ in 0..100 {
+        for kind in kinds {
+            cluster.members(kind, &selector).await.expect("members");
+        }
+    }
+    assert_eq!(
+        limiter.counts().since(&before).calls(),
+        0,
+        "reads at rest come from memory"
+    );
+
+    // The write: planned from the cache (no read), then read back at once.
+    let web = objects
+        .iter()
+        .find(|o| o.kind == Kind::Deployment)
+        .expect("a deployment");
+    let before = limiter.counts();
+    let changes = cluster.set(web, Desired::Stop).await.expect("stop");
+    assert!(!changes.is_empty());
+    let wrote = limiter.counts().since(&before);
+    assert_eq!(
+        wrote.of("get"),
+        0,
+        "the write was planned from the cache: {wrote:?}"
+    );
+    let started = Instant::now();
+    let read = cluster
+        .members(Kind::Deployment, &selector)
+        .await
+        .expect("members");
+    let waited = started.elapsed();
+    match &read[0].state {
+        MemberState::Workload { replicas, .. } => assert_eq!(*replicas, 0, "the write shows"),
+        other => panic!("{other:?}"),
+    }
+    let after = limiter.counts().since(&before);
+    assert_eq!(
+        after.of("get"),
+        1,
+        "the object behind the write was read afresh: {after:?}"
+    );
+    assert_eq!(after.of("list"), 0, "{after:?}");
+    assert!(
+        waited >= Duration::from_millis(450) && waited < Duration::from_secs(3),
+        "the read waited for the watch, then read afresh: {waited:?}"
+    );
+
+    // Once the watch brings the write, reads come from memory and still show it.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let before = limiter.counts();
+    let read = cluster
+        .members(Kind::Deployment, &selector)
+        .await
+        .expect("members");
+    assert!(matches!(
+        read[0].state,
+        MemberState::Workload { replicas: 0, .. }
+    ));
+    assert_eq!(limiter.counts().since(&before).calls(), 0);
 }

@@ -27,12 +27,13 @@
 //!
 //! ## Deployment and StatefulSet
 //!
-//! - **Stop**, if `spec.replicas > 0`: first a merge patch of the object setting the
-//!   annotation [`REPLICAS_ANNOTATION`] (`failover.rs/replicas`) to the current count
-//!   (skipped if it already holds that count, e.g. when a previous stop was interrupted
-//!   between its two writes), then a merge patch `{"spec":{"replicas":0}}` of the
-//!   `scale` subresource. A workload already at zero is left alone.
-//! - **Start**, if `spec.replicas == 0`: a merge patch of the `scale` subresource to the
+//! - **Stop**, if `spec.replicas > 0`: one merge patch of the object that sets the
+//!   annotation [`REPLICAS_ANNOTATION`] (`failover.rs/replicas`) to the current count,
+//!   with the `metadata.resourceVersion` that count was read at, and
+//!   `spec.replicas: 0`; only `{"spec":{"replicas":0}}` if the annotation already holds
+//!   that count. One write, so a stop is never half done. A workload already at zero is
+//!   left alone.
+//! - **Start**, if `spec.replicas == 0`: a merge patch `{"spec":{"replicas":N}}` to the
 //!   remembered count. Without a usable annotation it scales to 1 and logs a warning.
 //!   The annotation is left in place. A workload already above zero is left alone (it
 //!   is never scaled *down* to a stale remembered count).
@@ -105,6 +106,14 @@
 //! A list answered by 404 means the API server does not serve the kind (a CRD that is
 //! not installed) and is [`ClusterError::Invalid`].
 //!
+//! # Watch caches
+//!
+//! An adapter made [`KubeCluster::with_caches`] (the operator's) reads `members` and
+//! the objects `set` plans from, from watch caches instead: one reflector per kind and
+//! namespace, selectors matched in memory. A write counts once the cache has seen it
+//! (its resourceVersion at or after the write's); until then the object is read from
+//! the API server. The rule and when a cache is not used: [`cache`].
+//!
 //! # `changed`
 //!
 //! Every `members` call registers what it selected. `changed` starts, for every
@@ -124,9 +133,11 @@
 //! [`ClusterError::Unavailable`], and a write that failed this way **may have applied**:
 //! callers re-read (every `set` is an idempotent ensure).
 
+pub mod cache;
 mod cronjob;
 mod flux;
 pub mod hooks;
+pub mod limit;
 mod network;
 pub mod trace;
 mod volume;
@@ -141,8 +152,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::GroupVersionKind;
+use kube::runtime::reflector::{self, Store};
 use serde_json::Value;
 use tokio::sync::OnceCell;
+
+use cache::CATCH_UP;
 
 use crate::ports::{
     Changes, ClusterError, ClusterPort, Desired, FieldChange, Kind, Member, MemberState, ObjectRef,
@@ -183,6 +197,11 @@ struct Inner {
     now: Now,
     cronjob: OnceCell<ApiResource>,
     watches: watch::Watches,
+    /// Watch caches the reads come from ([`KubeCluster::with_caches`]); none: every read
+    /// goes to the API server.
+    caches: Option<cache::Caches>,
+    /// Objects of one step written at once ([`KubeCluster::with_write_parallelism`]).
+    parallelism: usize,
 }
 
 impl fmt::Debug for KubeCluster {
@@ -210,8 +229,51 @@ impl KubeCluster {
                 now,
                 cronjob: OnceCell::new(),
                 watches: watch::Watches::default(),
+                caches: None,
+                parallelism: crate::ports::DEFAULT_PARALLELISM,
             }),
         }
+    }
+
+    /// This adapter reading from watch caches: one reflector per kind and namespace it
+    /// is asked about, shared by every clone (so by every group of an operator), with
+    /// selectors matched in memory. Reads go to the API server only while a cache is
+    /// not in sync, and for an object whose cached copy is older than this process's
+    /// last write of it (the rule in [`cache`]). For long-running
+    /// processes (the operator); a one-shot command reads directly.
+    ///
+    /// # Panics
+    ///
+    /// If called on a clone (call it right after [`KubeCluster::new`]).
+    pub fn with_caches(self) -> KubeCluster {
+        self.caches_with_lag(Duration::ZERO)
+    }
+
+    /// This adapter writing `n` objects of one step at once (unless the group asks for
+    /// fewer): the operator passes its client's [`limit::Limits::parallelism`], as many as
+    /// the rate limit lets through without waiting.
+    ///
+    /// # Panics
+    ///
+    /// If called on a clone.
+    pub fn with_write_parallelism(mut self, n: usize) -> KubeCluster {
+        Arc::get_mut(&mut self.inner)
+            .expect("with_write_parallelism before the adapter is cloned")
+            .parallelism = n.max(1);
+        self
+    }
+
+    /// [`KubeCluster::with_caches`] with every watch event applied `lag` late: a slow
+    /// watch, for tests of the rule that a write counts once the cache has seen it.
+    ///
+    /// # Panics
+    ///
+    /// If called on a clone.
+    pub fn caches_with_lag(mut self, lag: Duration) -> KubeCluster {
+        Arc::get_mut(&mut self.inner)
+            .expect("with_caches before the adapter is cloned")
+            .caches = Some(cache::Caches::new(lag));
+        self
     }
 
     /// The API resource this adapter uses for `kind` (the table above; the CronJob
@@ -285,17 +347,63 @@ impl KubeCluster {
         }
     }
 
-    /// Read `object` and plan the writes that bring it to `desired` ([`edits`]).
+    /// The in-sync cache of `kind` in `namespace`, if reads come from caches (starting
+    /// it for the next call if it does not run).
+    async fn cache_of(
+        &self,
+        kind: Kind,
+        namespace: &str,
+    ) -> Result<Option<(&cache::Caches, Store<DynamicObject>, ApiResource)>, ClusterError> {
+        let Some(caches) = &self.inner.caches else {
+            return Ok(None);
+        };
+        let resource = self.resource(kind).await?;
+        Ok(caches
+            .in_sync(&self.inner.client, kind, namespace, &resource)
+            .map(|store| (caches, store, resource)))
+    }
+
+    /// The cached copy of `object`, if the cache is in sync and the copy at or after
+    /// this process's last write of it.
+    async fn cached(&self, object: &ObjectRef) -> Result<Option<Arc<DynamicObject>>, ClusterError> {
+        let Some((caches, store, resource)) = self.cache_of(object.kind, &object.namespace).await?
+        else {
+            return Ok(None);
+        };
+        let key = reflector::ObjectRef::new_with(&object.name, resource).within(&object.namespace);
+        Ok(store
+            .get(&key)
+            .filter(|o| caches.current(object, o.metadata.resource_version.as_deref())))
+    }
+
+    /// `object` from the API server.
+    async fn get(
+        &self,
+        api: &Api<DynamicObject>,
+        object: &ObjectRef,
+    ) -> Result<DynamicObject, ClusterError> {
+        let found = api
+            .get(&object.name)
+            .await
+            .map_err(|e| map_error(e, object))?;
+        if let Some(caches) = &self.inner.caches {
+            caches.fresh(object);
+        }
+        Ok(found)
+    }
+
+    /// Read `object` (from the cache when it may stand for it) and plan the writes that
+    /// bring it to `desired` ([`edits`]).
     async fn edits_of(
         &self,
         object: &ObjectRef,
         desired: Desired,
     ) -> Result<(Api<DynamicObject>, Edits), ClusterError> {
         let api = self.api(object.kind, &object.namespace).await?;
-        let current = api
-            .get(&object.name)
-            .await
-            .map_err(|e| map_error(e, object))?;
+        let current = match self.cached(object).await? {
+            Some(cached) => cached,
+            None => Arc::new(self.get(&api, object).await?),
+        };
         let edits = edits(object.kind, &current, desired, (self.inner.now)())
             .map_err(|message| ClusterError::Invalid(object.clone(), message))?;
         Ok((api, edits))
@@ -312,17 +420,26 @@ impl KubeCluster {
             ..PatchParams::default()
         };
         for write in writes {
-            match write {
-                Edit::Patch(body) => {
-                    api.patch(&object.name, &params, &Patch::Merge(&body))
-                        .await
-                        .map_err(|e| map_error(e, object))?;
+            let written = match write {
+                Edit::Patch(body) => api
+                    .patch(&object.name, &params, &Patch::Merge(&body))
+                    .await
+                    .map(|o| o.metadata.resource_version),
+            };
+            let caches = self.inner.caches.as_ref();
+            match written.map_err(|e| map_error(e, object)) {
+                Ok(version) => {
+                    if let Some(c) = caches {
+                        c.wrote(object, version);
+                    }
                 }
-                Edit::Scale(replicas) => {
-                    let body = serde_json::json!({ "spec": { "replicas": replicas } });
-                    api.patch_scale(&object.name, &params, &Patch::Merge(&body))
-                        .await
-                        .map_err(|e| map_error(e, object))?;
+                Err(err) => {
+                    // A 409 on a patch planned from a cached copy: read it afresh. Any
+                    // other failure may have applied: the cached copy cannot tell.
+                    if let Some(c) = caches {
+                        c.stale(object);
+                    }
+                    return Err(err);
                 }
             }
         }
@@ -333,23 +450,135 @@ impl KubeCluster {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.watches.stop_all();
+        if let Some(caches) = &self.caches {
+            caches.stop_all();
+        }
+    }
+}
+
+/// Objects by name, as read (from a cache or the API server).
+type Found = BTreeMap<String, Arc<DynamicObject>>;
+
+/// `found` as members of `kind` in `namespace`.
+fn to_members(kind: Kind, namespace: &str, found: Found) -> Result<Vec<Member>, ClusterError> {
+    found
+        .into_iter()
+        .map(|(name, object)| {
+            let reference = ObjectRef {
+                kind,
+                namespace: namespace.to_string(),
+                name,
+            };
+            let stop_grace_seconds = matches!(kind, Kind::Deployment | Kind::StatefulSet)
+                .then(|| workload::stop_grace_seconds(&object));
+            match state(kind, &object) {
+                Ok(state) => Ok(Member {
+                    object: reference,
+                    state,
+                    stop_grace_seconds,
+                }),
+                Err(message) => Err(ClusterError::Invalid(reference, message)),
+            }
+        })
+        .collect()
+}
+
+impl KubeCluster {
+    /// [`ClusterPort::members`] from an in-sync cache: the selector matched in memory,
+    /// every object this process wrote waited for (or read afresh) until the copy is
+    /// at or after the write.
+    async fn members_cached(
+        &self,
+        caches: &cache::Caches,
+        store: &Store<DynamicObject>,
+        resource: &ApiResource,
+        kind: Kind,
+        selector: &Selector,
+    ) -> Result<Vec<Member>, ClusterError> {
+        let ns = &selector.namespace;
+        let reference = |name: &str| ObjectRef {
+            kind,
+            namespace: ns.clone(),
+            name: name.to_string(),
+        };
+        let select = || -> Found {
+            let mut found = Found::new();
+            if !selector.labels.is_empty() {
+                for object in store.state() {
+                    let labels = object.metadata.labels.clone().unwrap_or_default();
+                    if selector.labels.matches(&labels)
+                        && let Some(name) = object.metadata.name.clone()
+                    {
+                        found.insert(name, object);
+                    }
+                }
+            }
+            for name in &selector.names {
+                let key = reflector::ObjectRef::new_with(name, resource.clone()).within(ns);
+                if let Some(object) = store.get(&key) {
+                    found.insert(name.clone(), object);
+                }
+            }
+            found
+        };
+        let behind = |found: &Found| -> Vec<String> {
+            found
+                .iter()
+                .filter(|(name, o)| {
+                    !caches.current(&reference(name), o.metadata.resource_version.as_deref())
+                })
+                .map(|(name, _)| name.clone())
+                .collect()
+        };
+        let mut found = select();
+        let started = tokio::time::Instant::now();
+        while !behind(&found).is_empty() && started.elapsed() < CATCH_UP {
+            caches
+                .next_event(CATCH_UP.saturating_sub(started.elapsed()))
+                .await;
+            found = select();
+        }
+        // Still behind, or named and not (yet) cached: from the API server.
+        let api = self.api(kind, ns).await?;
+        let missing = selector
+            .names
+            .iter()
+            .filter(|n| !found.contains_key(*n))
+            .cloned();
+        let direct: Vec<String> = behind(&found).into_iter().chain(missing).collect();
+        for name in direct {
+            let object = self.get(&api, &reference(&name)).await?;
+            found.insert(name, Arc::new(object));
+        }
+        to_members(kind, ns, found)
     }
 }
 
 impl ClusterPort for KubeCluster {
+    fn write_parallelism(&self) -> usize {
+        self.inner.parallelism
+    }
+
     async fn members(&self, kind: Kind, selector: &Selector) -> Result<Vec<Member>, ClusterError> {
         if selector.labels.is_empty() && selector.names.is_empty() {
             return Ok(Vec::new());
         }
-        self.inner
-            .watches
-            .want(watch::WatchKey::new(kind, selector));
+        if let Some((caches, store, resource)) = self.cache_of(kind, &selector.namespace).await? {
+            return self
+                .members_cached(caches, &store, &resource, kind, selector)
+                .await;
+        }
+        if self.inner.caches.is_none() {
+            self.inner
+                .watches
+                .want(watch::WatchKey::new(kind, selector));
+        }
         let api = self.api(kind, &selector.namespace).await?;
-        let mut found: BTreeMap<String, DynamicObject> = BTreeMap::new();
+        let mut found = Found::new();
         if !selector.labels.is_empty() {
             for object in self.list(&api, kind, selector).await? {
                 if let Some(name) = object.metadata.name.clone() {
-                    found.insert(name, object);
+                    found.insert(name, Arc::new(object));
                 }
             }
         }
@@ -362,29 +591,10 @@ impl ClusterPort for KubeCluster {
                 namespace: selector.namespace.clone(),
                 name: name.clone(),
             };
-            let object = api.get(name).await.map_err(|e| map_error(e, &reference))?;
-            found.insert(name.clone(), object);
+            let object = self.get(&api, &reference).await?;
+            found.insert(name.clone(), Arc::new(object));
         }
-        found
-            .into_iter()
-            .map(|(name, object)| {
-                let reference = ObjectRef {
-                    kind,
-                    namespace: selector.namespace.clone(),
-                    name,
-                };
-                let stop_grace_seconds = matches!(kind, Kind::Deployment | Kind::StatefulSet)
-                    .then(|| workload::stop_grace_seconds(&object));
-                match state(kind, &object) {
-                    Ok(state) => Ok(Member {
-                        object: reference,
-                        state,
-                        stop_grace_seconds,
-                    }),
-                    Err(message) => Err(ClusterError::Invalid(reference, message)),
-                }
-            })
-            .collect()
+        to_members(kind, &selector.namespace, found)
     }
 
     async fn set(&self, object: &ObjectRef, desired: Desired) -> Changes {
@@ -400,6 +610,10 @@ impl ClusterPort for KubeCluster {
     }
 
     async fn changed(&self, timeout: Duration) {
+        if let Some(caches) = &self.inner.caches {
+            let _ = tokio::time::timeout(timeout, caches.notified()).await;
+            return;
+        }
         let pending = self.inner.watches.pending();
         for key in pending {
             match self.resource(key.kind).await {
@@ -492,8 +706,6 @@ pub fn edits(
 pub enum Edit {
     /// A merge patch of the object.
     Patch(Value),
-    /// A merge patch of the `scale` subresource to this many replicas.
-    Scale(i32),
 }
 
 /// One changed field, before it is attached to its object.

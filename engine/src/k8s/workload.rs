@@ -90,17 +90,23 @@ pub(super) fn plan(object: &DynamicObject, desired: Desired) -> Edits {
             }
             let count = current.to_string();
             let saved = annotation(object, REPLICAS_ANNOTATION);
-            if saved != Some(count.as_str()) {
-                plan.writes.push(Edit::Patch(json!({
+            // One write: the count remembered and the scale-down together, so no stop
+            // is ever half done. Saving the count read carries the resourceVersion it
+            // was read at: a concurrent change makes it a 409, not a stale count.
+            let write = if saved != Some(count.as_str()) {
+                plan.changes
+                    .push(Change::annotation(REPLICAS_ANNOTATION, saved, Some(&count)));
+                json!({
                     "metadata": {
                         "annotations": { REPLICAS_ANNOTATION: count },
                         "resourceVersion": resource_version(object),
-                    }
-                })));
-                plan.changes
-                    .push(Change::annotation(REPLICAS_ANNOTATION, saved, Some(&count)));
-            }
-            plan.writes.push(Edit::Scale(0));
+                    },
+                    "spec": { "replicas": 0 },
+                })
+            } else {
+                json!({ "spec": { "replicas": 0 } })
+            };
+            plan.writes.push(Edit::Patch(write));
             plan.changes.push(Change::new("spec.replicas", shown, "0"));
         }
         Desired::Start => {
@@ -116,7 +122,8 @@ pub(super) fn plan(object: &DynamicObject, desired: Desired) -> Edits {
                 );
                 1
             });
-            plan.writes.push(Edit::Scale(target));
+            plan.writes
+                .push(Edit::Patch(json!({ "spec": { "replicas": target } })));
             plan.changes
                 .push(Change::new("spec.replicas", shown, target.to_string()));
         }
