@@ -11,6 +11,11 @@
 #                                              (a cluster), wait until it serves, print the
 #                                              path of its kubeconfig; when it already
 #                                              runs, only print the path
+#   scripts/kube-control-plane.sh start NAME --no-deployment-controller
+#                                              the same without the Deployment and
+#                                              ReplicaSet controllers: a harness agent keeps
+#                                              Deployments' status (the scale benchmarks,
+#                                              where the cluster must take no time)
 #   scripts/kube-control-plane.sh stop NAME    stop control plane NAME
 #   scripts/kube-control-plane.sh stop-all     stop every control plane this script started
 #   scripts/kube-control-plane.sh pause NAME   freeze control plane NAME (SIGSTOP): it stops
@@ -224,7 +229,12 @@ $(tail -n 30 "$d/$c.log")"
 }
 
 start() {
-    local name="$1"
+    local name="$1" controllers="deployment,replicaset,statefulset,cronjob,job,garbagecollector"
+    if [[ "${2:-}" == --no-deployment-controller ]]; then
+        controllers="statefulset,cronjob,job,garbagecollector"
+    elif [[ -n "${2:-}" ]]; then
+        die "unknown option '$2'"
+    fi
     [[ "$name" =~ ^[a-z0-9-]+$ ]] || die "a control plane name is lowercase letters, digits and '-', not '$name'"
     local d="$planes/$name"
     if plane_running "$name"; then
@@ -315,7 +325,7 @@ EOF
         exec 9>&-
         exec setsid "$bin/kube-controller-manager" \
             --kubeconfig "$d/kubeconfig" \
-            --controllers deployment,replicaset,statefulset,cronjob,job,garbagecollector \
+            --controllers "$controllers" \
             --leader-elect=false --port 0 --secure-port 0 \
             --concurrent-deployment-syncs 10 --concurrent-replicaset-syncs 10 \
             </dev/null >"$d/controller-manager.log" 2>&1
@@ -390,7 +400,7 @@ case "${1:-}" in
     start)
         [[ -n "${2:-}" ]] || die "usage: $0 start NAME"
         lock
-        start "$2"
+        start "$2" "${3:-}"
         ;;
     stop)
         [[ -n "${2:-}" ]] || die "usage: $0 stop NAME"

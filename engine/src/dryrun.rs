@@ -40,6 +40,10 @@ impl<'a, C: ClusterPort> Recording<'a, C> {
 }
 
 impl<C: ClusterPort> ClusterPort for Recording<'_, C> {
+    fn write_parallelism(&self) -> usize {
+        self.inner.write_parallelism()
+    }
+
     async fn members(&self, kind: Kind, selector: &Selector) -> Result<Vec<Member>, ClusterError> {
         let mut members = self.inner.members(kind, selector).await?;
         let mut overlay = self.overlay();

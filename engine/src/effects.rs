@@ -47,7 +47,8 @@ impl fmt::Display for StageName {
 }
 
 /// Carry out `effect` on `cluster`: every member of its kinds that is not yet as it
-/// wants is set, `group.parallelism` at a time; returns the fields changed, in order.
+/// wants is set, `group.parallelism` at a time (at most; the adapter's
+/// [`ClusterPort::write_parallelism`] when the group does not say, and never more); returns the fields changed, in order.
 /// `listed`: the members this turn's observation found (listed again when `None`, or
 /// when the observation has no entry for a kind).
 pub async fn carry_out<C: ClusterPort>(
@@ -77,9 +78,12 @@ pub async fn carry_out<C: ClusterPort>(
             }
         }
     }
+    let parallelism = group.parallelism.map_or(cluster.write_parallelism(), |p| {
+        p.min(cluster.write_parallelism())
+    });
     let changes: Vec<Vec<FieldChange>> = stream::iter(objects)
         .map(|o| async move { retried(|| cluster.set(&o, desired)).await })
-        .buffer_unordered(group.parallelism.max(1))
+        .buffer_unordered(parallelism.max(1))
         .try_collect()
         .await?;
     let mut changes: Vec<FieldChange> = changes.into_iter().flatten().collect();

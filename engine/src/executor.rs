@@ -33,6 +33,11 @@ pub const POLL: Duration = Duration::from_millis(1000);
 /// cluster (at most until its next wake-up time).
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
 
+/// How often an operator reads the record while a failover in flight waits for the
+/// other cluster's step (the store has no watch: without this, the hand-off would be
+/// seen only at the next heartbeat, up to `heartbeatSeconds` later).
+pub const PEER_POLL: Duration = Duration::from_millis(100);
+
 /// What one turn did.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Turn {
@@ -1268,7 +1273,10 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                 clock.sleep(deadline / 4).await;
             }
         };
-        let (stopped, demoted) = futures::join!(stops, demotion);
+        // Urgent: a client-side rate limit must not queue the fence behind routine
+        // writes (the margin is all it has).
+        let (stopped, demoted) =
+            crate::ports::urgent(async { futures::join!(stops, demotion) }).await;
         let mut changes = Vec::new();
         let mut failed = Vec::new();
         for r in stopped.into_iter().chain(demoted) {
@@ -1402,9 +1410,26 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             .unwrap_or(now)
             .saturating_add(timing.heartbeat_every)
             .max(self.memory.retry_at.unwrap_or(0));
+        // The target of a failover in flight while the source's steps run: look at the
+        // record again soon, so the hand-off is taken up at once (never sooner than a
+        // store back-off allows). The source, once it handed off, has nothing to hurry.
+        let peer_step = self
+            .memory
+            .view
+            .as_ref()
+            .and_then(|v| v.failover)
+            .is_some_and(|f| {
+                !f.stuck
+                    && f.role_of(self.group.me) == failover_model::Role::Target
+                    && f.next_step()
+                        .is_some_and(|s| s.owner == failover_model::Role::Source)
+            });
         let until = match &turn.result {
             // The model's wake-up time already counts heartbeats and back-offs.
             TurnResult::Waited(Wake::Idle(t) | Wake::At(t)) => *t,
+            TurnResult::Waited(Wake::Change) if peer_step => heartbeat_due
+                .min(now + PEER_POLL.as_millis() as Time)
+                .max(self.memory.retry_at.unwrap_or(0)),
             TurnResult::Waited(Wake::Change) => heartbeat_due,
             // Never retry a failed step at once: a call that fails fast (an unreachable
             // API server) would otherwise spin.

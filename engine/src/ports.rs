@@ -313,6 +313,26 @@ pub enum ClusterError {
     Unavailable(String),
 }
 
+tokio::task_local! {
+    static URGENT: ();
+}
+
+/// Run `work` as urgent: an adapter's client-side rate limit lets its calls through at
+/// once instead of queueing them behind routine ones (they still count against the
+/// rate). The self-fence runs this way: its writes must land within the fence margin
+/// whatever else the process is doing.
+pub async fn urgent<F: Future>(work: F) -> F::Output {
+    URGENT.scope((), work).await
+}
+
+/// Whether the running task is inside [`urgent`].
+pub fn is_urgent() -> bool {
+    URGENT.try_with(|_| ()).is_ok()
+}
+
+/// Objects of one step written at once by an adapter with no rate limit to size it from.
+pub const DEFAULT_PARALLELISM: usize = 8;
+
 /// One cluster's API, as the engine sees it.
 ///
 /// Failure contract: every method either succeeds or returns a [`ClusterError`];
@@ -342,6 +362,13 @@ pub trait ClusterPort: Send + Sync {
     /// Resolves when one of the group's objects may have changed (a watch event), or
     /// after `timeout`. Spurious wake-ups are allowed.
     fn changed(&self, timeout: Duration) -> impl Future<Output = ()> + Send;
+
+    /// How many objects of one step this adapter writes at once when the group does not
+    /// say (`spec.parallelism`): the Kubernetes adapter sizes it from its client's rate
+    /// limit; [`DEFAULT_PARALLELISM`] otherwise.
+    fn write_parallelism(&self) -> usize {
+        DEFAULT_PARALLELISM
+    }
 
     /// The identity of this cluster: the UID of its `kube-system` namespace, which every
     /// cluster has and which stays the same for the cluster's life. An operator proves

@@ -45,7 +45,9 @@ pub struct FailoverGroupSpec {
     /// Lease and heartbeat timing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timing: Option<TimingSpec>,
-    /// How many objects of one step are changed at once (default 8).
+    /// How many objects of one step are changed at once, at most (default: as many as
+    /// the operator's Kubernetes client lets through without waiting, its
+    /// `--kube-burst`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallelism: Option<u32>,
     /// How long one step may take before it is retried (default 60).
@@ -681,8 +683,9 @@ pub struct Group {
     pub members: BTreeMap<Kind, Vec<Selector>>,
     /// Timing in milliseconds.
     pub timing: Timing,
-    /// Objects changed at once within one step.
-    pub parallelism: usize,
+    /// Objects changed at once within one step, at most (`None`: as many as the
+    /// adapter's [`ClusterPort::write_parallelism`](crate::ports::ClusterPort::write_parallelism)).
+    pub parallelism: Option<usize>,
     /// Time one step may take before it is abandoned and retried.
     pub step_timeout: Duration,
     /// `spec.demotionStopsWrites`: the workloads' grace periods need not fit the margin.
@@ -1185,10 +1188,11 @@ impl Group {
         };
         let members = parse_members(namespace, &spec.members)?;
         let timing = parse_timing(spec.timing.as_ref().unwrap_or(&TimingSpec::default()))?;
-        let parallelism = spec.parallelism.unwrap_or(8);
-        if !(1..=256).contains(&parallelism) {
+        if let Some(parallelism) = spec.parallelism
+            && !(1..=1000).contains(&parallelism)
+        {
             return Err(SpecError::OutOfRange(format!(
-                "spec.parallelism must be between 1 and 256, found {parallelism}"
+                "spec.parallelism must be between 1 and 1000, found {parallelism}"
             )));
         }
         let step_timeout = spec.step_timeout_seconds.unwrap_or(60);
@@ -1219,7 +1223,7 @@ impl Group {
             initial_active,
             members,
             timing,
-            parallelism: parallelism as usize,
+            parallelism: spec.parallelism.map(|p| p as usize),
             step_timeout: Duration::from_secs(step_timeout),
             demotion_stops_writes: spec.demotion_stops_writes.unwrap_or(false),
             auto: spec

@@ -581,6 +581,8 @@ struct Faulty<P> {
 struct Hang {
     left: Arc<std::sync::Mutex<BTreeMap<Kind, usize>>>,
     demoted: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
+    /// Every change asked for, and whether it ran as urgent work.
+    urgent: Arc<std::sync::Mutex<Vec<(Kind, bool)>>>,
 }
 
 impl<P: ClusterPort> ClusterPort for Faulty<P> {
@@ -602,6 +604,10 @@ impl<P: ClusterPort> ClusterPort for Faulty<P> {
             ));
         }
         if let Some(h) = &self.hang {
+            h.urgent
+                .lock()
+                .expect("lock")
+                .push((object.kind, failover_engine::ports::is_urgent()));
             let hung = match h.left.lock().expect("lock").get_mut(&object.kind) {
                 Some(n) if *n > 0 => {
                     *n -= 1;
@@ -731,6 +737,35 @@ async fn fence_with_scaling_rejected(variant: Variant) -> MemoryCluster {
     let run = a.run_until(|_, _| false);
     let _ = tokio::time::timeout(lease, run).await;
     ca
+}
+
+/// Issue 15: the self-fence's writes run as urgent work, so a client-side rate limit
+/// lets them through at once, ahead of routine writes queued for tokens.
+#[tokio::test(start_paused = true)]
+async fn the_fence_writes_as_urgent_work() {
+    let ca = cluster(true, Settle::Instantly);
+    let hang = Hang::default();
+    let port = Faulty {
+        inner: ca.clone(),
+        rejected: &[],
+        unserved: &[],
+        hang: Some(hang.clone()),
+    };
+    let g = group("east");
+    let lease = Duration::from_millis(g.timing.lease_ttl);
+    let mut a = Operator::new(port, Unreachable, TokioClock::new(0), g);
+    let _ = tokio::time::timeout(lease, a.run_until(|_, _| false)).await;
+    let writes = hang.urgent.lock().expect("lock").clone();
+    let kinds: std::collections::BTreeSet<Kind> = writes.iter().map(|(k, _)| *k).collect();
+    assert!(
+        kinds.contains(&Kind::Deployment) && kinds.contains(&Kind::VolumeReplication),
+        "the fence stopped the workloads and demoted the volumes: {writes:?}"
+    );
+    assert!(writes.iter().all(|(_, urgent)| *urgent), "{writes:?}");
+    assert!(
+        !failover_engine::ports::is_urgent(),
+        "only inside the fence"
+    );
 }
 
 /// Issue 9: a fence step that keeps failing does not stop the others. Scaling is

@@ -69,7 +69,7 @@ fn a_valid_spec_parses_with_defaults() {
     assert_eq!(g.key, "shop/shop");
     assert_eq!(g.clusters, ["east".to_string(), "west".to_string()]);
     assert_eq!((g.me, g.initial_active), (Cluster::A, Cluster::A));
-    assert_eq!(g.parallelism, 8);
+    assert_eq!(g.parallelism, None, "sized from the client's rate limit");
     assert_eq!(g.step_timeout, Duration::from_secs(60));
     assert_eq!(g.timing, failover_engine::spec::DEFAULT_TIMING);
     assert_eq!(

@@ -32,6 +32,25 @@ impl Drop for Agents {
 }
 
 impl Agents {
+    /// Play the Deployment controller and the kubelet at once for `namespace`, for a
+    /// control plane without the Deployment controller
+    /// ([`crate::plane::ControlPlane::without_deployment_controller`]): every
+    /// Deployment's status follows its spec the moment it changes (its replicas all
+    /// updated, ready and available), so the cluster takes no time. With a CSI driver
+    /// that answers at once. For the scale benchmarks.
+    pub fn instant(client: &Client, namespace: &str) -> Agents {
+        Agents {
+            tasks: vec![
+                tokio::spawn(deployment_controller(client.clone(), namespace.to_string())),
+                tokio::spawn(csi_driver(
+                    client.clone(),
+                    namespace.to_string(),
+                    Duration::ZERO,
+                )),
+            ],
+        }
+    }
+
     /// Start a kubelet and a CSI driver for `namespace`. The kubelet makes a new pod
     /// ready `pod_delay` after it appears; the driver reports a volume's new state
     /// `volume_delay` after its spec changed.
@@ -140,6 +159,60 @@ async fn kubelet(client: Client, namespace: String, delay: Duration) {
                 .await
             {
                 tracing::debug!(%err, pod = %name, "kubelet agent: status patch");
+            }
+        });
+    }
+}
+
+/// Make every Deployment's status say its spec is rolled out: `observedGeneration` the
+/// generation, and `replicas`, `updatedReplicas`, `readyReplicas` and
+/// `availableReplicas` all `spec.replicas`.
+async fn deployment_controller(client: Client, namespace: String) {
+    let resource = match crate::app::resource(&client, Kind::Deployment).await {
+        Ok(resource) => resource,
+        Err(err) => {
+            tracing::error!(%err, "deployment agent: no Deployment resource");
+            return;
+        }
+    };
+    let api: Api<DynamicObject> = Api::namespaced_with(client, &namespace, &resource);
+    let mut events = watcher(api.clone(), watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    while let Some(event) = events.next().await {
+        let deployment = match event {
+            Ok(Event::Apply(d) | Event::InitApply(d)) => d,
+            Ok(_) => continue,
+            Err(err) => {
+                tracing::debug!(%err, "deployment agent: watch error");
+                continue;
+            }
+        };
+        let generation = deployment.metadata.generation.unwrap_or(0);
+        let replicas = field(&deployment, "/spec/replicas")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        let status = json!({
+            "observedGeneration": generation,
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "readyReplicas": replicas,
+            "availableReplicas": replicas,
+        });
+        if field(&deployment, "/status") == Some(&status) {
+            continue;
+        }
+        let Some(name) = deployment.metadata.name.clone() else {
+            continue;
+        };
+        let api = api.clone();
+        tokio::spawn(async move {
+            let body = json!({ "status": status });
+            if let Err(err) = api
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
+                .await
+            {
+                tracing::debug!(%err, deployment = %name, "deployment agent: status patch");
             }
         });
     }

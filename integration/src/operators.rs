@@ -210,6 +210,22 @@ pub fn start_operator(
     endpoint: &str,
     replica: usize,
 ) -> Process {
+    start_operator_with(launcher, plane, &[ns], table, endpoint, replica, &[])
+}
+
+/// Replica `replica` of `plane`'s operator watching `namespaces` (its Lease in the
+/// first), with `extra` arguments after the usual ones.
+pub fn start_operator_with(
+    launcher: &Launcher,
+    plane: &ControlPlane,
+    namespaces: &[&str],
+    table: &str,
+    endpoint: &str,
+    replica: usize,
+    extra: &[String],
+) -> Process {
+    let ns = namespaces[0];
+    let watched = namespaces.join(",");
     let log = std::env::temp_dir().join(format!("{ns}-{}-{replica}-operator.log", plane.name));
     let file = std::fs::File::create(&log).expect("log file");
     let kubeconfig = plane.kubeconfig.to_string_lossy();
@@ -222,7 +238,7 @@ pub fn start_operator(
         "--dynamodb-endpoint",
         endpoint,
         "--namespace",
-        ns,
+        &watched,
         "--kubeconfig",
         &kubeconfig,
         "--probe-addr",
@@ -242,6 +258,7 @@ pub fn start_operator(
     ]
     .map(str::to_string)
     .into();
+    let args: Vec<String> = args.into_iter().chain(extra.iter().cloned()).collect();
     let child = launcher
         .command(&args)
         .env("RUST_LOG", "info")

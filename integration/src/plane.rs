@@ -90,6 +90,30 @@ impl ControlPlane {
         })
     }
 
+    /// The control plane `name` without the Deployment and ReplicaSet controllers (a
+    /// harness agent keeps Deployments' status: [`crate::agents::Agents::instant`]),
+    /// started by `scripts/kube-control-plane.sh start <name> --no-deployment-controller`
+    /// unless it runs; the third-party CRDs are installed. Its name must not be one a
+    /// test with every controller uses.
+    pub async fn without_deployment_controller(name: &str) -> Result<ControlPlane, HarnessError> {
+        let path = run_script(
+            name,
+            "scripts/kube-control-plane.sh",
+            &["start", name, "--no-deployment-controller"],
+        )
+        .await?;
+        let kubeconfig = PathBuf::from(path);
+        let client = client(&kubeconfig).await.map_err(|e| {
+            HarnessError::Plane(name.into(), format!("{}: {e}", kubeconfig.display()))
+        })?;
+        install_crds(&client, THIRD_PARTY_CRDS).await?;
+        Ok(ControlPlane {
+            name: name.into(),
+            kubeconfig,
+            client,
+        })
+    }
+
     /// Create a namespace with a name unique to this process (see [`unique_name`]).
     pub async fn namespace(&self, prefix: &str) -> Result<String, HarnessError> {
         let name = unique_name(prefix);

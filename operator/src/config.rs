@@ -85,6 +85,18 @@ pub struct Config {
     #[arg(long, env = "FAILOVER_LEADER_LEASE_SECONDS", default_value_t = 4)]
     pub leader_lease_seconds: u64,
 
+    /// Kubernetes API requests per second this process keeps to on average (its
+    /// controllers, watches and every group together; 0: unlimited). A 429 from the API
+    /// server's priority and fairness is waited out as its `Retry-After` says.
+    #[arg(long, env = "FAILOVER_KUBE_QPS", default_value_t = 50.0)]
+    pub kube_qps: f64,
+
+    /// Kubernetes API requests sent at once after a quiet spell; also how many objects
+    /// of one step are written at once (unless a group's `spec.parallelism` asks for
+    /// fewer).
+    #[arg(long, env = "FAILOVER_KUBE_BURST", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub kube_burst: u32,
+
     /// How many ended failovers a group's status lists.
     #[arg(long, env = "FAILOVER_STATUS_HISTORY", default_value_t = 10)]
     pub status_history: usize,

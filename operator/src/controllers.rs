@@ -40,8 +40,13 @@ use crate::group::{GroupLoop, MANAGER, View, apply_status, outcome_name};
 
 /// What the controllers share.
 pub struct Shared {
-    /// The API client.
+    /// The API client (rate-limited: every request goes through [`Shared::limiter`]).
     pub client: Client,
+    /// The cluster adapter every group loop and dry run shares: its watch caches (one
+    /// per kind and namespace) serve every group.
+    pub cluster: KubeCluster,
+    /// The client's rate limiter, for its counts (none in unit tests).
+    pub limiter: Option<failover_engine::k8s::limit::Limiter>,
     /// The DynamoDB client.
     pub dynamo: aws_sdk_dynamodb::Client,
     /// The configuration.
@@ -294,7 +299,7 @@ async fn reconcile_group(fg: Arc<FailoverGroup>, shared: Arc<Shared>) -> Result<
                     info!(group = %key, "spec changed (or the loop ended): restarting its loop");
                     old.handle.stop().await;
                 }
-                let cluster = KubeCluster::new(shared.client.clone());
+                let cluster = shared.cluster.clone();
                 let store = DynamoStore::new(shared.dynamo.clone(), shared.config.table.clone());
                 let mut op = Operator::new(cluster, store, SystemClock, group.clone());
                 if let Some(id) = &shared.config.cluster_id {
@@ -436,7 +441,7 @@ async fn reconcile_failover(fo: Arc<Failover>, shared: Arc<Shared>) -> Result<Ac
         } else {
             failover_model::Role::Source
         };
-        let cluster = KubeCluster::new(shared.client.clone());
+        let cluster = shared.cluster.clone();
         let kind = failover_model::PlanKind::Planned(request.mode);
         let status = match failover_engine::dryrun::dry_run(&cluster, &group, kind, role).await {
             Ok(plan) => said("DryRun", id, failover_engine::dryrun::render(&plan)),
@@ -578,8 +583,11 @@ mod tests {
             .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
             .build();
         use clap::Parser;
+        let client = Client::new(service, "default");
         Arc::new(Shared {
-            client: Client::new(service, "default"),
+            cluster: KubeCluster::new(client.clone()),
+            limiter: None,
+            client,
             dynamo: aws_sdk_dynamodb::Client::from_conf(conf),
             config: Config::parse_from(["failover-operator", "--cluster-name", "east"]),
             loops: Mutex::new(BTreeMap::new()),

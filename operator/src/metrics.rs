@@ -4,6 +4,7 @@
 use std::sync::atomic::AtomicU64;
 
 use failover_engine::executor::{Turn, TurnResult};
+use failover_engine::k8s::limit::Limiter;
 use failover_engine::ports::ClusterError;
 use failover_model::{Action, Reply};
 use prometheus_client::encoding::text::encode;
@@ -168,6 +169,42 @@ impl Metrics {
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
             out.clear();
+        }
+        out
+    }
+
+    /// [`Metrics::render`] with the Kubernetes client's counts: requests by verb
+    /// (`failover_kube_requests_total`), seconds waited for the rate limit
+    /// (`failover_kube_throttled_seconds_total`) and 429 re-sends
+    /// (`failover_kube_retries_429_total`).
+    pub fn render_with(&self, limiter: Option<&Limiter>) -> String {
+        let mut out = self.render();
+        let Some(limiter) = limiter else {
+            return out;
+        };
+        let counts = limiter.counts();
+        let mut kube = String::from(
+            "# HELP failover_kube_requests Kubernetes API requests sent, by verb.\n\
+             # TYPE failover_kube_requests counter\n",
+        );
+        for (verb, n) in &counts.requests {
+            kube.push_str(&format!(
+                "failover_kube_requests_total{{verb=\"{verb}\"}} {n}\n"
+            ));
+        }
+        kube.push_str(&format!(
+            "# HELP failover_kube_throttled_seconds Seconds requests waited for the client rate limit.\n\
+             # TYPE failover_kube_throttled_seconds counter\n\
+             failover_kube_throttled_seconds_total {}\n\
+             # HELP failover_kube_retries_429 Requests re-sent after an HTTP 429.\n\
+             # TYPE failover_kube_retries_429 counter\n\
+             failover_kube_retries_429_total {}\n",
+            counts.throttled.as_secs_f64(),
+            counts.retried_429,
+        ));
+        match out.rfind("# EOF") {
+            Some(at) => out.insert_str(at, &kube),
+            None => out.push_str(&kube),
         }
         out
     }

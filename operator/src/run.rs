@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
+use failover_engine::k8s::KubeCluster;
+use failover_engine::k8s::limit::{Limits, limited};
 use futures::FutureExt;
 use futures::future::Shared as Shared_;
 use kube_lease_manager::LeaseManagerBuilder;
@@ -79,6 +81,14 @@ async fn operate(config: Config) -> u8 {
             return 2;
         }
     };
+    let limits = Limits {
+        qps: config.kube_qps,
+        burst: config.kube_burst,
+    };
+    let (client, limiter) = limited(client, limits);
+    let cluster = KubeCluster::new(client.clone())
+        .with_caches()
+        .with_write_parallelism(limits.parallelism());
     let dynamo = failover_engine::dynamo::client(
         config.dynamodb_endpoint.as_deref(),
         config.region.as_deref(),
@@ -89,6 +99,8 @@ async fn operate(config: Config) -> u8 {
     let (probe_addr, metrics_addr) = (config.probe_addr, config.metrics_addr);
     let shared = Arc::new(Shared {
         client,
+        cluster,
+        limiter: Some(limiter),
         dynamo,
         config,
         loops: tokio::sync::Mutex::new(Default::default()),
