@@ -762,7 +762,13 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         let (now, wall) = self.clocks();
         self.time_demotion(now, &observed);
         let spec = self.print();
-        let decision = self.decide(now, wall, &observed, false);
+        let mut observed = observed;
+        let mut decision = self.decide(now, wall, &observed, false);
+        if matches!(decision.action, Action::Fence(_)) && self.variant != Variant::FenceOnStaleView
+        {
+            let (fresh, again) = self.fence_afresh(now, wall, false).await;
+            (observed, decision) = (fresh, again);
+        }
         let span = self.span(&decision);
         let mut during = Vec::new();
         let result = self
@@ -1379,6 +1385,17 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             }
         };
         let (now, wall, spec, decision, steps) = abandon;
+        // Judged again on the cluster as it is (see `fence_afresh`), unless that no
+        // longer asks for the fence.
+        let (observed, decision, steps) = if self.variant == Variant::FenceOnStaleView {
+            (*observed, decision, steps)
+        } else {
+            let (fresh, again) = self.fence_afresh(now, wall, true).await;
+            match again.action {
+                Action::Fence(fresh_steps) => (fresh, again, fresh_steps),
+                _ => (*observed, decision, steps),
+            }
+        };
         if let Some(hook) = self.hook.as_mut() {
             hook(&decision);
         }
@@ -1386,7 +1403,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         let turn = Turn {
             now,
             wall,
-            observed: *observed,
+            observed,
             spec,
             decision,
             result,
@@ -1394,6 +1411,26 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         };
         during.push((turn, self.memory.clone()));
         None
+    }
+
+    /// The model asked for the self-fence: observe the cluster again as urgent work
+    /// (from the API server, not a watch cache, which may not show yet what others
+    /// changed since: Flux starting what an earlier fence attempt stopped, seen as
+    /// still stopped, would be left running) and decide again on that, at the same
+    /// times. Returns the observation and the decision.
+    async fn fence_afresh(
+        &mut self,
+        now: Time,
+        wall: Time,
+        busy: bool,
+    ) -> (ClusterState, Decision) {
+        let (fresh, listed) = crate::ports::urgent(self.observe_listed()).await;
+        if let Some(found) = &listed {
+            self.inventory = Some(inventory(found));
+        }
+        self.listed = listed;
+        let decision = self.decide(now, wall, &fresh, busy);
+        (fresh, decision)
     }
 
     /// Wait as long as the last turn asks: until the time the model named, a change in

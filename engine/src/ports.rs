@@ -319,8 +319,10 @@ tokio::task_local! {
 
 /// Run `work` as urgent: an adapter's client-side rate limit lets its calls through at
 /// once instead of queueing them behind routine ones (they still count against the
-/// rate). The self-fence runs this way: its writes must land within the fence margin
-/// whatever else the process is doing.
+/// rate), and an adapter with watch caches reads the API server instead (a cache may
+/// not show yet what others changed). The self-fence runs this way: its writes must
+/// land within the fence margin whatever else the process is doing, and be judged
+/// against the cluster as it is.
 pub async fn urgent<F: Future>(work: F) -> F::Output {
     URGENT.scope((), work).await
 }

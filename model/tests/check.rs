@@ -60,6 +60,7 @@ fn ci_configuration_holds_and_its_state_count_is_pinned() {
     // planned, kube-error, stale-call and request-faults grew by 0.03–0.7%.
     // Issue 17: `demotion-lag` is new; the other scenarios keep their counts (the
     // driver's demotion lag and the fence lead's new share are 0 in them).
+    // Issue 15: `stale-view` is new; the others keep their counts (no stale views).
     holds_with_pinned_counts(
         "ci",
         &[
@@ -71,6 +72,7 @@ fn ci_configuration_holds_and_its_state_count_is_pinned() {
             ("ci/partition", 722_510),
             ("ci/stuck-kind", 2_199_511),
             ("ci/demotion-lag", 2_127_377),
+            ("ci/stale-view", 2_482_125),
             ("ci/time-lease", 1_767_615),
             ("ci/time-clock", 1_723_192),
             ("ci/stale-leader", 1_315_406),
@@ -328,6 +330,16 @@ fn no_stage_deadline_is_caught() {
 fn fence_ignores_demotion_is_caught() {
     let found = hunt(Variant::FenceIgnoresDemotion);
     assert!(found.contains(&"no-two-primaries"), "{found:?}");
+}
+
+/// Issue 15 (the simulator with a 5 s watch lag: seed 707 and 21 more of 10,000): a
+/// fence decided on watch caches that do not show yet that Flux, left running by a
+/// failed fence step, started what the fence had stopped leaves it running
+/// (`ci/stale-view`).
+#[test]
+fn fence_on_stale_view_is_caught() {
+    let found = hunt(Variant::FenceOnStaleView);
+    assert!(found.contains(&"traffic-only-when-ready"), "{found:?}");
 }
 
 /// A driver slower than `volume_demotion` says breaks what the fence's lead covers

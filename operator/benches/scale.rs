@@ -287,15 +287,25 @@ fn show(counts: &BTreeMap<String, u64>) -> String {
         .join(", ")
 }
 
-/// Resident memory of a process, in MiB.
-fn rss_mib(process: &Process) -> f64 {
+/// A `/proc/<pid>/status` field of a process given in kB, in MiB.
+fn status_mib(process: &Process, field: &str) -> f64 {
     let status =
         std::fs::read_to_string(format!("/proc/{}/status", process.child.id())).unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Resident memory of a process, in MiB.
+fn rss_mib(process: &Process) -> f64 {
+    status_mib(process, "VmRSS:")
+}
+
+/// The most resident memory a process had, in MiB.
+fn peak_mib(process: &Process) -> f64 {
+    status_mib(process, "VmHWM:")
 }
 
 /// The operator's writes at once: its `--kube-burst` (default 100), as
@@ -396,6 +406,7 @@ async fn failovers(sizes: &[usize], volumes: usize, flags: &[String]) {
         // Let the first turns' caches fill and the status settle.
         tokio::time::sleep(Duration::from_secs(3)).await;
         let before = [requests(&procs[0]).await, requests(&procs[1]).await];
+        let rss_before = [rss_mib(&procs[0]), rss_mib(&procs[1])];
         let api: Api<Failover> = Api::namespaced(bench.planes[0].client.clone(), &ns);
         let spec = FailoverSpec {
             group: GROUP.into(),
@@ -427,6 +438,7 @@ async fn failovers(sizes: &[usize], volumes: usize, flags: &[String]) {
         );
         let after = [requests(&procs[0]).await, requests(&procs[1]).await];
         let rss = [rss_mib(&procs[0]), rss_mib(&procs[1])];
+        let peak = [peak_mib(&procs[0]), peak_mib(&procs[1])];
         let first = ended.trail.first().map_or(ended.ended_at, |m| m.at);
         let wall = Duration::from_millis(ended.ended_at.saturating_sub(first));
         let store_writes = ended.trail.len();
@@ -439,6 +451,8 @@ async fn failovers(sizes: &[usize], volumes: usize, flags: &[String]) {
                     if matches!(e.resource(), Resource::Workloads | Resource::Volumes))
             })
             .count();
+        // Measured with the operators stopped, so they do not compete.
+        drop(procs);
         let store_rtt = store_round_trip(&bench).await;
         let web: Vec<String> = (0..workloads).map(|i| format!("web-{i:04}")).collect();
         let data: Vec<String> = (0..volumes).map(|i| format!("data-{i:02}")).collect();
@@ -449,24 +463,36 @@ async fn failovers(sizes: &[usize], volumes: usize, flags: &[String]) {
         // The plan's writing steps: workloads stopped and started, volumes demoted and
         // promoted.
         assert_eq!(writing_steps, 4, "the consistency plan's writing steps");
-        let critical = store_rtt * store_writes as u32 + (web_round + data_round) * 2;
+        let one_write = write_round(&bench, &ns, volume_kind, &data[..1], 1, 41).await;
+        let critical = store_rtt * store_writes as u32 + one_write * writing_steps as u32;
+        let floor = store_rtt * store_writes as u32 + (web_round + data_round) * 2;
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let s = |d: Duration| d.as_secs_f64();
+        println!("  {workloads:>5} Deployments: wall {:.3} s", s(wall));
         println!(
-            "  {workloads:>5} Deployments: wall {:.3} s; critical path {:.3} s \
-             ({store_writes} store writes x {:.1} ms + 2 rounds of {workloads} Deployments x {:.0} ms \
-             + 2 rounds of {volumes} volumes x {:.0} ms, {parallelism} at a time); ratio {:.2}",
-            wall.as_secs_f64(),
-            critical.as_secs_f64(),
+            "         critical path {:.3} s ({store_writes} store writes x {:.1} ms + \
+             {writing_steps} write round trips x {:.1} ms): ratio {:.1}",
+            s(critical),
             ms(store_rtt),
+            ms(one_write),
+            s(wall) / s(critical),
+        );
+        println!(
+            "         with the API server's throughput {:.3} s (the store writes + 2 rounds \
+             of {workloads} Deployment patches x {:.0} ms + 2 rounds of {volumes} volume \
+             patches x {:.0} ms, {parallelism} at a time, from a plain client): ratio {:.2}",
+            s(floor),
             ms(web_round),
             ms(data_round),
-            wall.as_secs_f64() / critical.as_secs_f64(),
+            s(wall) / s(floor),
         );
         for (i, name) in ["east", "west"].iter().enumerate() {
             println!(
-                "         {name} operator: requests {}; RSS {:.1} MiB",
+                "         {name} operator: requests {}; RSS {:.1} MiB before, {:.1} MiB after (peak {:.1} MiB)",
                 show(&since(&after[i], &before[i])),
-                rss[i]
+                rss_before[i],
+                rss[i],
+                peak[i]
             );
         }
         let marks: Vec<String> = ended
@@ -475,7 +501,6 @@ async fn failovers(sizes: &[usize], volumes: usize, flags: &[String]) {
             .map(|m| format!("{:?}@{}", m.event, m.at.saturating_sub(first)))
             .collect();
         println!("         trail (ms after the request): {}", marks.join(" "));
-        drop(procs);
         drop(agents);
         for plane in &bench.planes {
             clean(plane, &ns).await;
@@ -514,10 +539,11 @@ async fn rest(groups: usize, objects: usize, seconds: u64, flags: &[String]) {
         let counts = since(&after[i], &before[i]);
         let total: u64 = counts.values().sum();
         println!(
-            "  {name} operator: {:.2} requests/s ({}); RSS {:.1} MiB",
+            "  {name} operator: {:.2} requests/s ({}); RSS {:.1} MiB (peak {:.1} MiB)",
             total as f64 / seconds as f64,
             show(&counts),
-            rss_mib(&procs[i])
+            rss_mib(&procs[i]),
+            peak_mib(&procs[i])
         );
     }
     drop(procs);

@@ -92,8 +92,8 @@ pub struct Config {
     pub kube_qps: f64,
 
     /// Kubernetes API requests sent at once after a quiet spell; also how many objects
-    /// of one step are written at once (unless a group's `spec.parallelism` asks for
-    /// fewer).
+    /// of one step are written at once (at most 32, and fewer if a group's
+    /// `spec.parallelism` asks for fewer).
     #[arg(long, env = "FAILOVER_KUBE_BURST", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub kube_burst: u32,
 

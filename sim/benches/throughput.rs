@@ -24,6 +24,7 @@ fn measure(profile: Profile, hooks: Hooking, seeds: u64) -> (f64, f64, usize) {
             timeline: false,
             hooks,
             driver_lag: None,
+            watch_lag: 0,
         });
         assert!(r.violation.is_none(), "seed {seed}: {:?}", r.violation);
         sim_ms += r.sim_ms;

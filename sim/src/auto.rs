@@ -367,6 +367,7 @@ pub fn run_auto(cfg: AutoConfig) -> AutoReport {
         // The auto-failover figures are measured without hooks.
         hooks: crate::run::Hooking::Off,
         driver_lag: None,
+        watch_lag: 0,
     };
     let auto = AutoFailoverSpec {
         enabled: true,

@@ -34,6 +34,8 @@ pub struct Campaign {
     pub hooks: Hooking,
     /// The csi-addons driver's longest time to act, ms (`None`: the deployment rule).
     pub driver_lag: Option<Time>,
+    /// How late the watch caches show others' changes, ms.
+    pub watch_lag: Time,
 }
 
 /// The campaign's result.
@@ -76,6 +78,7 @@ pub fn campaign(c: &Campaign) -> Summary {
                         timeline: false,
                         hooks: c.hooks,
                         driver_lag: c.driver_lag,
+                        watch_lag: c.watch_lag,
                     });
                     if r.violation.is_some() {
                         found.store(true, Ordering::Relaxed);

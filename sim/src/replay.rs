@@ -139,6 +139,7 @@ impl Replay {
                     health_reports: true,
                     hooks: Hooks::NONE,
                     hook_faults: u8::MAX,
+                    stale_views: 0,
                 },
             },
         }
@@ -423,6 +424,7 @@ impl Replay {
             stuck: [None, None],
             csi_stuck: [false, false],
             demoting: [None, None],
+            cached: [None, None],
             memories,
             ghost: None,
             instances: 0,
@@ -459,6 +461,7 @@ impl Replay {
                 misconfigs: 0,
                 drifts: 0,
                 hook_faults: u8::MAX,
+                stale_views: 0,
             },
             calm_since: 0,
             marks: Marks::default(),

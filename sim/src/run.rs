@@ -70,6 +70,10 @@ pub struct RunConfig {
     /// the group's `driverDemotionSeconds`, the deployment rule; longer breaks it, to
     /// show what happens).
     pub driver_lag: Option<Time>,
+    /// How late the operators' watch caches show changes made by others (controllers,
+    /// drivers, Flux), ms; an operator's own writes show at once (the engine's rule:
+    /// a write counts once the cache has seen it).
+    pub watch_lag: Time,
 }
 
 /// Whether a run's group has hooks (issue 13): the database team's three
@@ -549,6 +553,7 @@ fn populate(s: &Shape, serving: bool) -> ClusterWorld {
                 labels: [("app".to_string(), "shop".to_string())].into(),
                 state,
                 version: 1,
+                shown: None,
             },
         );
     };
@@ -908,6 +913,7 @@ pub(crate) fn setup_with(
     );
     let mut world = world;
     world.driver_lag = cfg.driver_lag.unwrap_or(timing.driver_demotion);
+    world.watch_lag = cfg.watch_lag;
     if unlabelled {
         world.inject(FaultKind::Unlabelled);
         set_volume_labels(&mut world, Cluster::A, false);

@@ -232,6 +232,20 @@ pub struct Object {
     pub state: MemberState,
     /// resourceVersion.
     pub version: u64,
+    /// What the operator's watch cache shows while the latest change by others
+    /// (controllers, drivers, Flux) has not reached it: the state before, until the
+    /// time it does ([`Fakes::watch_lag`]).
+    pub shown: Option<(MemberState, Time)>,
+}
+
+impl Object {
+    /// The state the operator's watch cache shows at `now`.
+    pub fn seen(&self, now: Time) -> &MemberState {
+        match &self.shown {
+            Some((before, until)) if now < *until => before,
+            _ => &self.state,
+        }
+    }
 }
 
 /// One fake cluster.
@@ -345,6 +359,10 @@ pub struct Fakes {
     /// The longest the csi-addons driver takes to act on a VolumeReplication, ms: the
     /// group's `driverDemotionSeconds` (the deployment rule), unless a run breaks it.
     pub driver_lag: Time,
+    /// How late the operators' watch caches show a change made by others, ms (0: at
+    /// once). An operator's own writes show at once whatever it is (the engine's rule:
+    /// a write counts once the cache has seen it).
+    pub watch_lag: Time,
     /// Store writes accepted (for the timeline).
     pub writes: Vec<(Time, Cluster, Write, Record)>,
     /// Per operator, the record each of its writes since the last replay found when it
@@ -406,6 +424,7 @@ impl Fakes {
             dirty: true,
             latency_max,
             driver_lag: 2_000,
+            watch_lag: 0,
             writes: Vec::new(),
             writes_found: [Vec::new(), Vec::new(), Vec::new()],
             fencer: [None, None],
@@ -598,10 +617,33 @@ impl Fakes {
         };
         let next = settled(&o.state);
         if next != o.state {
-            o.state = next;
+            let before = std::mem::replace(&mut o.state, next);
             o.version += 1;
+            self.by_others(c, r, before);
             self.touch(c);
         }
+    }
+
+    /// Object `r` of cluster `c` changed by someone other than its operator from
+    /// `before`: with a watch lag, the operator's cache shows the change that late
+    /// (the state it showed until then, if an earlier change is still on its way), and
+    /// its watchers hear of it then.
+    fn by_others(&mut self, c: Cluster, r: &ObjectRef, before: MemberState) {
+        if self.watch_lag == 0 {
+            return;
+        }
+        let now = self.time.now();
+        let until = now + self.watch_lag;
+        let Some(o) = self.clusters[c.index()].objects.get_mut(r) else {
+            return;
+        };
+        let shown = match o.shown.take() {
+            Some((earlier, t)) if now < t => earlier,
+            _ => before,
+        };
+        o.shown = Some((shown, until));
+        let version = self.clusters[c.index()].version + 1;
+        self.schedule(until, WorldEvent::Notify(c, version));
     }
 
     /// Flux re-applies git if any Flux object of the cluster is not suspended: git says
@@ -632,17 +674,20 @@ impl Fakes {
             .map(|(r, _)| r.clone())
             .collect();
         for r in targets {
-            self.set_object(c, &r, Desired::Start, delays);
+            self.set_object(c, &r, Desired::Start, delays, false);
         }
     }
 
-    /// Change an object's spec (by the operator or Flux) and schedule its controller.
+    /// Change an object's spec (by its operator, or by Flux) and schedule its
+    /// controller. The operator's own write shows in its cache at once, with every
+    /// change before it.
     pub fn set_object(
         &mut self,
         c: Cluster,
         r: &ObjectRef,
         desired: Desired,
         delays: (Time, Time),
+        by_operator: bool,
     ) -> Vec<FieldChange> {
         let Some(o) = self.clusters[c.index()].objects.get_mut(r) else {
             return Vec::new();
@@ -650,8 +695,13 @@ impl Fakes {
         let Some((after, changes)) = set_member(r, &o.state, desired) else {
             return Vec::new();
         };
-        o.state = after;
+        let before = std::mem::replace(&mut o.state, after);
         o.version += 1;
+        if by_operator {
+            o.shown = None;
+        } else {
+            self.by_others(c, r, before);
+        }
         if matches!(
             r.kind,
             Kind::Deployment | Kind::StatefulSet | Kind::VolumeReplication
@@ -725,10 +775,20 @@ impl ClusterPort for FakeCluster {
             w.inject(FaultKind::KubeError);
             return Err(ClusterError::Unavailable("injected list error".into()));
         }
+        // Urgent work (the self-fence) reads the API server, not the cache.
+        let (now, lagging) = (
+            if failover_engine::ports::is_urgent() {
+                Time::MAX
+            } else {
+                w.time.now()
+            },
+            w.watch_lag > 0,
+        );
         let cw = &mut w.clusters[i];
         if let Some((version, listed_for, members)) = cw.listed.get(&kind)
             && *version == cw.version
             && listed_for == selector
+            && !lagging
         {
             return Ok(members.clone());
         }
@@ -749,7 +809,7 @@ impl ClusterPort for FakeCluster {
             if by_name || selector.labels.matches(&o.labels) {
                 out.push(Member {
                     object: r.clone(),
-                    state: o.state.clone(),
+                    state: o.seen(now).clone(),
                     stop_grace_seconds: None,
                 });
             }
@@ -849,7 +909,21 @@ impl ClusterPort for FakeCluster {
             w.inject(FaultKind::KubeConflict);
             return Err(ClusterError::Conflict(object.clone()));
         }
-        let changes = w.set_object(self.me, object, desired, self.delays);
+        // The real adapter plans from its cache: an object it shows as already set is
+        // not written.
+        let now = if failover_engine::ports::is_urgent() {
+            Time::MAX
+        } else {
+            w.time.now()
+        };
+        if w.clusters[i]
+            .objects
+            .get(object)
+            .is_some_and(|o| is_set(o.seen(now), desired))
+        {
+            return Ok(Vec::new());
+        }
+        let changes = w.set_object(self.me, object, desired, self.delays, true);
         if !changes.is_empty() && w.roll(|f| f.kube_applied_error) {
             w.inject(FaultKind::KubeAppliedError);
             return Err(ClusterError::Unavailable(

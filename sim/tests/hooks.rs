@@ -28,6 +28,7 @@ fn hooked(seed: u64) -> RunConfig {
         timeline: true,
         hooks: Hooking::On,
         driver_lag: None,
+        watch_lag: 0,
     }
 }
 
@@ -47,6 +48,7 @@ fn hooks_fail_hang_and_run_twice_without_violations() {
         stop_at_first: false,
         hooks: Hooking::On,
         driver_lag: None,
+        watch_lag: 0,
     });
     let bad: Vec<_> = s
         .violations()
@@ -315,6 +317,7 @@ fn fake_exec_and_http_answer_as_injected() {
                 ready: true,
             },
             version: 1,
+            shown: None,
         },
     );
     let time = w.lock().time.clone();

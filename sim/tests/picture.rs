@@ -16,6 +16,7 @@ fn config(seed: u64, mode: Option<Mode>, profile: Profile, variant: Variant) -> 
         timeline: true,
         hooks: Hooking::Off,
         driver_lag: None,
+        watch_lag: 0,
     }
 }
 
@@ -154,6 +155,7 @@ fn a_broken_variants_first_failing_seed_marks_the_violation() {
 fn faults_are_spans_and_the_html_page_is_self_contained() {
     let r = run(RunConfig {
         driver_lag: Some(9_000),
+        watch_lag: 0,
         hooks: Hooking::Drawn,
         ..config(3062, None, Profile::Swarm, Variant::Correct)
     });

@@ -24,6 +24,7 @@ fn config(seed: u64) -> RunConfig {
         timeline: true,
         hooks: Hooking::Drawn,
         driver_lag: None,
+        watch_lag: 0,
     }
 }
 
@@ -84,6 +85,7 @@ fn the_protocol_survives_a_swarm_campaign() {
         stop_at_first: false,
         hooks: Hooking::Drawn,
         driver_lag: None,
+        watch_lag: 0,
     });
     let bad: Vec<_> = s
         .violations()
@@ -105,6 +107,7 @@ fn a_driver_slower_than_its_bound_ends_with_two_primaries() {
         assert_eq!(within.violation, None, "seed {seed} within the rule");
         let beyond = run(RunConfig {
             driver_lag: Some(9_000),
+            watch_lag: 0,
             ..config(seed)
         });
         assert_eq!(
@@ -167,6 +170,7 @@ fn every_broken_variant_is_caught_on_a_fixed_seed_range() {
             stop_at_first: true,
             hooks: Hooking::Drawn,
             driver_lag: None,
+            watch_lag: 0,
         });
         assert!(
             !s.violations().is_empty(),
@@ -175,6 +179,43 @@ fn every_broken_variant_is_caught_on_a_fixed_seed_range() {
             first_seed + seeds
         );
     }
+}
+
+/// Issue 15: watch caches that show others' changes 5 s late. The engine holds (it
+/// observes afresh for the fence); the fence decided on the stale view (before the fix)
+/// leaves running what Flux restarted: seed 707 ends with `traffic-only-when-ready`.
+#[test]
+fn a_watch_lag_is_survived_and_the_fence_on_a_stale_view_is_caught() {
+    let lagged = |variant, first_seed, seeds| {
+        campaign(&Campaign {
+            first_seed,
+            seeds,
+            mode: None,
+            profile: Profile::Swarm,
+            variant,
+            jobs: 2,
+            shape: None,
+            stop_at_first: false,
+            hooks: Hooking::Drawn,
+            driver_lag: None,
+            watch_lag: 5_000,
+        })
+    };
+    let fixed = lagged(Variant::Correct, 700, 100);
+    assert!(
+        fixed.violations().is_empty(),
+        "{:?}",
+        fixed.violations().first().map(|r| r.seed)
+    );
+    let broken = lagged(Variant::FenceOnStaleView, 707, 1);
+    assert_eq!(
+        broken
+            .violations()
+            .first()
+            .and_then(|r| r.violation.clone())
+            .map(|v| v.to_string()),
+        Some("invariant traffic-only-when-ready violated".to_string())
+    );
 }
 
 fn world() -> Shared {
@@ -277,6 +318,7 @@ fn fake_cluster_passes_the_conformance_suite() {
                 labels: [("app".to_string(), "shop".to_string())].into(),
                 state,
                 version: 1,
+                shown: None,
             },
         );
     }
@@ -467,6 +509,7 @@ fn insert(w: &Shared, kind: Kind, name: &str, state: MemberState) -> ObjectRef {
             labels: [("app".to_string(), "shop".to_string())].into(),
             state,
             version: 1,
+            shown: None,
         },
     );
     r
@@ -550,7 +593,7 @@ fn watch_events_arrive_late_or_never() {
                 let mut w = cluster.world.lock();
                 w.faults.watch_delayed = delayed;
                 w.faults.watch_dropped = dropped;
-                w.set_object(Cluster::A, &cron, Desired::Stop, (10, 20));
+                w.set_object(Cluster::A, &cron, Desired::Stop, (10, 20), true);
             }
             let start = t.now();
             watch.await;

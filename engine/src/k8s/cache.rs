@@ -54,6 +54,9 @@ use crate::ports::{Kind, ObjectRef};
 /// before it reads the object from the API server.
 pub const CATCH_UP: Duration = Duration::from_millis(500);
 
+/// Objects per page of a cache's listing.
+const LIST_PAGE: u32 = 100;
+
 /// The annotation kubectl's client-side apply keeps (a copy of the whole object): not
 /// kept in the cache.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -62,6 +65,8 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 struct Cache {
     store: Store<DynamicObject>,
     in_sync: Arc<AtomicBool>,
+    /// The watch failed and has not delivered an event since.
+    failing: Arc<AtomicBool>,
     task: AbortHandle,
 }
 
@@ -98,23 +103,34 @@ impl Caches {
         }
     }
 
-    /// The cache of `kind` in `namespace` if it is in sync; starts it (for the next
-    /// call) if it does not run yet.
-    pub(super) fn in_sync(
+    /// The cache of `kind` in `namespace` if it is in sync; starts it if it does not
+    /// run yet. A cache still in its first listing is waited for, up to [`CATCH_UP`]
+    /// (a direct list of a thousand objects would cost what the cache is there to
+    /// save); one whose watch failed is not.
+    pub(super) async fn in_sync(
         &self,
         client: &Client,
         kind: Kind,
         namespace: &str,
         resource: &ApiResource,
     ) -> Option<Store<DynamicObject>> {
-        let mut caches = lock(&self.caches);
-        let cache = caches
+        let cache = lock(&self.caches)
             .entry((kind, namespace.to_string()))
-            .or_insert_with(|| self.start(client, kind, namespace, resource));
-        cache
-            .in_sync
-            .load(Ordering::Acquire)
-            .then(|| cache.store.clone())
+            .or_insert_with(|| self.start(client, kind, namespace, resource))
+            .clone();
+        let started = tokio::time::Instant::now();
+        let mut events = self.events();
+        loop {
+            events.mark_unchanged();
+            if cache.in_sync.load(Ordering::Acquire) {
+                return Some(cache.store.clone());
+            }
+            let waited = started.elapsed();
+            if cache.failing.load(Ordering::Acquire) || waited >= CATCH_UP {
+                return None;
+            }
+            let _ = tokio::time::timeout(CATCH_UP - waited, events.changed()).await;
+        }
     }
 
     fn start(
@@ -130,11 +146,14 @@ impl Caches {
         let in_sync = Arc::new(AtomicBool::new(false));
         let (notify, applied, lag) = (self.notify.clone(), self.applied.clone(), self.lag);
         let flag = in_sync.clone();
+        let failing = Arc::new(AtomicBool::new(false));
+        let failed = failing.clone();
         let namespace = namespace.to_string();
         let task = tokio::spawn(async move {
-            let mut events = watcher(api, watcher::Config::default())
-                .default_backoff()
-                .boxed();
+            // Listed 100 at a time (client-go's 500 would hold five times the decoded
+            // objects at once at the start, memory the process keeps afterwards).
+            let config = watcher::Config::default().page_size(LIST_PAGE);
+            let mut events = watcher(api, config).default_backoff().boxed();
             // Events with the time they came, so that a slow watch delays each by the
             // lag, not the lag times the events before it.
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -152,6 +171,9 @@ impl Caches {
                         Ok(event) => event,
                         Err(err) => {
                             flag.store(false, Ordering::Release);
+                            failed.store(true, Ordering::Release);
+                            // Wake whoever waits for the first listing: it will not come.
+                            applied.send_modify(|n| *n += 1);
                             tracing::debug!(%kind, %namespace, %err, "watch failed; reading from the API server until it is back");
                             continue;
                         }
@@ -166,6 +188,7 @@ impl Caches {
                         }
                         Event::Init | Event::InitDone => {}
                     }
+                    failed.store(false, Ordering::Release);
                     writer.apply_watcher_event(&event);
                     applied.send_modify(|n| *n += 1);
                     match event {
@@ -194,6 +217,7 @@ impl Caches {
         Arc::new(Cache {
             store,
             in_sync,
+            failing,
             task: task.abort_handle(),
         })
     }
@@ -240,11 +264,10 @@ impl Caches {
         caught_up
     }
 
-    /// Wait until some cache applies another event, at most `timeout`.
-    pub(super) async fn next_event(&self, timeout: Duration) {
-        let mut rx = self.applied.subscribe();
-        rx.mark_unchanged();
-        let _ = tokio::time::timeout(timeout, rx.changed()).await;
+    /// A receiver that changes whenever some cache applies an event (call
+    /// `mark_unchanged` before looking, then wait for `changed`: no event is missed).
+    pub(super) fn events(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.applied.subscribe()
     }
 
     /// A future that resolves on the next change (or at once if one came since the

@@ -357,9 +357,16 @@ impl KubeCluster {
         let Some(caches) = &self.inner.caches else {
             return Ok(None);
         };
+        // Urgent work (the self-fence) reads the API server: a cache may not show yet
+        // what others changed (Flux starting what the fence stopped), and the fence
+        // must not take it for done.
+        if crate::ports::is_urgent() {
+            return Ok(None);
+        }
         let resource = self.resource(kind).await?;
         Ok(caches
             .in_sync(&self.inner.client, kind, namespace, &resource)
+            .await
             .map(|store| (caches, store, resource)))
     }
 
@@ -530,12 +537,14 @@ impl KubeCluster {
                 .map(|(name, _)| name.clone())
                 .collect()
         };
-        let mut found = select();
         let started = tokio::time::Instant::now();
+        let mut events = caches.events();
+        events.mark_unchanged();
+        let mut found = select();
         while !behind(&found).is_empty() && started.elapsed() < CATCH_UP {
-            caches
-                .next_event(CATCH_UP.saturating_sub(started.elapsed()))
-                .await;
+            let left = CATCH_UP.saturating_sub(started.elapsed());
+            let _ = tokio::time::timeout(left, events.changed()).await;
+            events.mark_unchanged();
             found = select();
         }
         // Still behind, or named and not (yet) cached: from the API server.

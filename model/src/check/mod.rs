@@ -37,7 +37,7 @@ use crate::core::decide::{
 };
 use crate::core::hooks::{HookRun, HookSpot, Hooks, OnFailure};
 use crate::core::invariants::{Audit, Invariant, Snapshot};
-use crate::core::plan::{Effect, Resource, STOP, Variant, stopped};
+use crate::core::plan::{Effect, EffectSet, Resource, STOP, Variant, stopped};
 use crate::core::store::{Intervention, Op, Write, apply};
 use crate::core::types::{
     AbortReason, Agreement, Agreements, Cluster, ClusterState, FailoverId, Identity, Instance,
@@ -144,6 +144,12 @@ pub struct Config {
     /// Hook runs that fail (an error, or no success within the hook's timeout; a hook
     /// that hangs is a slow call that ends failed at its timeout, `slow_calls`).
     pub hook_faults: u8,
+    /// Turns that observe the cluster through watch caches that have not caught up
+    /// (issue 15): what others changed (the kubelet, the csi-addons driver, Flux) is
+    /// not seen until the caches catch up, at any later moment, while the operator's
+    /// own writes are seen at once (the engine's rule). The engine observes afresh
+    /// when the model asks for the self-fence; `fence-on-stale-view` does not.
+    pub stale_views: u8,
 }
 
 /// A database team's hooks (`ci/hooks`; `ci/planned` has the first two): a quiesce on the source before its volumes are
@@ -243,6 +249,7 @@ impl Config {
             health_reports: false,
             hooks: Hooks::NONE,
             hook_faults: 0,
+            stale_views: 0,
         };
         let scenario = |label: &str, f: &dyn Fn(&mut Config)| {
             let mut c = base.clone();
@@ -391,6 +398,18 @@ impl Config {
                 // monotonic clock gains the drift bound: the fence starts early enough
                 // for its steps and the driver's demotion both.
                 driver("demotion-lag", 1),
+                // Issue 15 (the simulator with `--watch-lag-ms 5000`): turns observe
+                // through watch caches that may not show yet what the kubelet, the
+                // driver or Flux changed since the tick began, while the active
+                // cluster is cut off and a fence step may fail (Flux, not suspended
+                // yet, starts what the fence stopped): the fence observes afresh.
+                lean("stale-view", &|c| {
+                    c.stale_views = 1;
+                    c.partitions = 1;
+                    c.kube_faults = 1;
+                    c.request_at = vec![Cluster::A];
+                    c.max_ticks = 5;
+                }),
                 // Real time (issue 9). A Kubernetes call that takes longer than the
                 // lease, while the operator may be cut off: lease keeping goes on beside
                 // it, and the call is abandoned for the fence once the lease runs low.
@@ -649,6 +668,12 @@ impl Config {
                 .into_iter()
                 .filter(|c| c.name.ends_with("/hooks-person"))
                 .collect(),
+            // A fence on a watch cache that does not show yet what Flux restarted.
+            Variant::FenceOnStaleView => Config::named("ci")
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|c| c.name.ends_with("/stale-view"))
+                .collect(),
             // A driver that takes its time to demote (the simulator's seed 15978).
             Variant::FenceIgnoresDemotion => Config::named("ci")
                 .unwrap_or_default()
@@ -763,6 +788,8 @@ pub struct Budget {
     pub interventions: u8,
     /// Hook runs that fail.
     pub hook_faults: u8,
+    /// Turns on a stale watch cache.
+    pub stale_views: u8,
 }
 
 /// Facts recorded only so `sometimes` properties can see them.
@@ -903,6 +930,10 @@ pub struct World {
     /// `primary`: the tick by which the driver reports the demotion (only under
     /// [`Config::demotion_ticks`]).
     pub demoting: [Option<Time>; 2],
+    /// What an operator's watch caches show while others' changes have not reached
+    /// them (only under [`Config::stale_views`]): the cluster before those changes,
+    /// with the operator's own writes since.
+    pub cached: [Option<ClusterState>; 2],
     /// Operators' memories.
     pub memories: [Memory; 2],
     /// The replaced process of a leader hand-over, while it may still act.
@@ -958,6 +989,9 @@ pub enum Fault {
     Slow,
     /// The hook's run fails.
     HookFails,
+    /// The turn observes through watch caches that have not caught up
+    /// ([`World::cached`]).
+    StaleView,
 }
 
 /// The model's actions.
@@ -973,6 +1007,8 @@ pub enum Act {
     Csi(Cluster),
     /// Flux (not suspended) reapplies git: workloads up, traffic open, CronJobs on.
     Flux(Cluster),
+    /// The operator's watch caches catch up with its cluster ([`World::cached`]).
+    CatchUp(Cluster),
     /// A failover request arrives at the first cluster's operator, for the second.
     Request(Cluster, Cluster, Mode),
     /// A cluster's request is withdrawn (its object deleted).
@@ -1291,8 +1327,53 @@ impl FailoverModel {
     }
 
     fn operator(&self, w: &mut World, c: Cluster, fault: Fault) {
-        let d = self.decision(w, c);
+        let d = match fault {
+            Fault::StaleView => self.stale_decision(w, c),
+            _ => self.decision(w, c),
+        };
+        let effect = match d.action {
+            Action::Effect(e) => EffectSet::of([e]),
+            Action::Fence(steps) => steps,
+            _ => EffectSet::default(),
+        };
         self.execute(w, c, d, fault);
+        // The operator's own writes show in its caches at once, with what its cluster
+        // was when they applied (the engine's rule: a write counts once the cache has
+        // seen it).
+        let i = c.index();
+        if let Some(cached) = w.cached[i].as_mut() {
+            let now = w.clusters[i];
+            for e in effect.iter() {
+                see(cached, &now, e.resource());
+            }
+        }
+    }
+
+    /// What `c`'s operator decides on a turn whose watch caches have not caught up
+    /// ([`World::cached`]). The engine observes again, from the API server, when that
+    /// asks for the self-fence, and decides on that (`fence-on-stale-view` fences on
+    /// the stale view).
+    pub fn stale_decision(&self, w: &World, c: Cluster) -> Decision {
+        let i = c.index();
+        let Some(cached) = w.cached[i] else {
+            return self.decision(w, c);
+        };
+        let mut inputs = self.inputs(w, c, w.busy[i].is_some());
+        inputs.cluster = &cached;
+        let d = decide(&inputs, &w.memories[i]);
+        if matches!(d.action, Action::Fence(_)) && self.config.variant != Variant::FenceOnStaleView
+        {
+            return self.decision(w, c);
+        }
+        d
+    }
+
+    /// Others changed `c`'s cluster: with stale views in play, its operator's caches
+    /// may not show it yet (they keep what they showed before, until they catch up).
+    fn by_others(&self, w: &mut World, c: Cluster, before: ClusterState) {
+        if self.config.stale_views > 0 && w.cached[c.index()].is_none() {
+            w.cached[c.index()] = Some(before);
+        }
     }
 
     /// `c`'s operator carries out decision `d` (its memory is `w.memories[c]`); its
@@ -1459,6 +1540,36 @@ pub fn identity(c: Cluster) -> Identity {
     c.index() as Identity + 1
 }
 
+/// `cached` shows what `now` says of `resource`'s objects (the operator wrote them).
+fn see(cached: &mut ClusterState, now: &ClusterState, resource: Resource) {
+    match resource {
+        Resource::Network => {
+            cached.network_open = now.network_open;
+            cached.agreement.network = now.agreement.network;
+        }
+        Resource::Workloads => {
+            cached.workloads_up = now.workloads_up;
+            cached.workloads_running = now.workloads_running;
+            cached.agreement.workloads_up = now.agreement.workloads_up;
+            cached.agreement.workloads_running = now.agreement.workloads_running;
+        }
+        Resource::CronJobs => {
+            cached.cronjobs_suspended = now.cronjobs_suspended;
+            cached.agreement.cronjobs = now.agreement.cronjobs;
+        }
+        Resource::Flux => {
+            cached.flux_suspended = now.flux_suspended;
+            cached.agreement.flux = now.agreement.flux;
+        }
+        Resource::Volumes => {
+            cached.volume_spec = now.volume_spec;
+            cached.volume_status = now.volume_status;
+            cached.agreement.volume_spec = now.agreement.volume_spec;
+            cached.agreement.volume_status = now.agreement.volume_status;
+        }
+    }
+}
+
 /// Flux, if running, would change the cluster back to git's state.
 fn flux_differs(s: &ClusterState) -> bool {
     !s.flux_suspended && (!s.workloads_up || !s.network_open || s.cronjobs_suspended)
@@ -1519,6 +1630,7 @@ impl Model for FailoverModel {
             stuck: [None, None],
             csi_stuck: [false, false],
             demoting: [None, None],
+            cached: [None, None],
             memories: [
                 Memory {
                     instance: 1,
@@ -1568,6 +1680,7 @@ impl Model for FailoverModel {
                 stuck_volumes: self.config.stuck_volumes,
                 interventions: self.config.interventions,
                 hook_faults: self.config.hook_faults,
+                stale_views: self.config.stale_views,
             },
             calm_since: 0,
             marks: Marks::default(),
@@ -1614,6 +1727,13 @@ impl Model for FailoverModel {
                 actions.push(Act::Down(c));
             }
             let d = self.decision(w, c);
+            // A turn on caches that have not caught up, where that changes the decision.
+            if b.stale_views > 0 && w.cached[i].is_some() {
+                let stale = self.stale_decision(w, c);
+                if stale != d && !matches!(stale.action, Action::Wait(_)) {
+                    actions.push(Act::Operator(c, Fault::StaleView));
+                }
+            }
             match d.action {
                 Action::Wait(_) => {}
                 Action::Read | Action::Write(_) => {
@@ -1804,6 +1924,9 @@ impl FailoverModel {
         if flux_differs(s) {
             actions.push(Act::Flux(c));
         }
+        if w.cached[c.index()].is_some() {
+            actions.push(Act::CatchUp(c));
+        }
     }
 
     fn step(&self, w: &mut World, action: Act) {
@@ -1835,6 +1958,7 @@ impl FailoverModel {
                     Fault::KubeError | Fault::FenceStepError(_) => w.budget.kube_faults -= 1,
                     Fault::HookFails => w.budget.hook_faults -= 1,
                     Fault::Slow => w.budget.slow_calls -= 1,
+                    Fault::StaleView => w.budget.stale_views -= 1,
                     _ => w.budget.store_faults -= 1,
                 }
                 if fault != Fault::None {
@@ -1843,19 +1967,26 @@ impl FailoverModel {
                 self.operator(w, c, fault);
             }
             Act::Kubelet(c) => {
+                let before = w.clusters[c.index()];
                 let s = &mut w.clusters[c.index()];
                 s.workloads_running = s.workloads_up;
+                self.by_others(w, c, before);
             }
             Act::Csi(c) => {
                 w.demoting[c.index()] = None;
+                let before = w.clusters[c.index()];
                 let s = &mut w.clusters[c.index()];
                 s.volume_status = s.volume_spec;
+                self.by_others(w, c, before);
             }
+            Act::CatchUp(c) => w.cached[c.index()] = None,
             Act::Flux(c) => {
+                let before = w.clusters[c.index()];
                 let s = &mut w.clusters[c.index()];
                 s.workloads_up = true;
                 s.network_open = true;
                 s.cronjobs_suspended = false;
+                self.by_others(w, c, before);
             }
             Act::Request(at, to, mode) => {
                 let id = self.next_failover_id(w);

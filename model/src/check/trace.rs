@@ -79,6 +79,7 @@ fn fault_suffix(f: Fault) -> &'static str {
         Fault::HookFails => " !! the hook fails",
         Fault::FenceStepError(_) => " !! one fence step failed (the others applied)",
         Fault::Slow => " !! slow: the call is still in progress",
+        Fault::StaleView => " !! on watch caches that do not show yet what others changed",
     }
 }
 
@@ -99,7 +100,10 @@ pub fn describe_step(m: &FailoverModel, last: &World, action: Act, next: &World)
     let (who, what) = match action {
         Act::Tick => ("-".to_string(), format!("tick -> {}", next.tick)),
         Act::Operator(c, fault) => {
-            let d = m.decision(last, c);
+            let d = match fault {
+                Fault::StaleView => m.stale_decision(last, c),
+                _ => m.decision(last, c),
+            };
             let stage = d.stage.map_or("-".to_string(), |s| s.to_string());
             let step = d.step.map_or("-".to_string(), |s| s.to_string());
             let purpose = match d.purpose {
@@ -127,6 +131,7 @@ pub fn describe_step(m: &FailoverModel, last: &World, action: Act, next: &World)
             "csi driver: volume status follows spec".to_string(),
         ),
         Act::Flux(c) => (c.to_string(), "flux reapplies git".to_string()),
+        Act::CatchUp(c) => (c.to_string(), "watch caches catch up".to_string()),
         Act::Request(at, to, mode) => (
             at.to_string(),
             format!("REQUEST (a Failover object here): fail over to {to} ({mode})"),

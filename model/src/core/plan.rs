@@ -560,11 +560,18 @@ pub enum Variant {
     /// to demote after the fence wrote the spec keeps the volume primary past the lease,
     /// beside the peer's forced promotion (the simulator found it: seed 15978).
     FenceIgnoresDemotion,
+    /// The fence is decided on the turn's observation, from the watch caches (the
+    /// engine of issue 15 before its fix): a fence step that failed left Flux running,
+    /// Flux started what the fence had stopped, and the next fence attempt, on a cache
+    /// that does not show that yet, leaves it running, traffic open to pods that are
+    /// not ready (the simulator found it with a 5 s watch lag: seed 707 and 21 more of
+    /// 10,000).
+    FenceOnStaleView,
 }
 
 impl Variant {
     /// Every broken variant.
-    pub const BROKEN: [Variant; 16] = [
+    pub const BROKEN: [Variant; 17] = [
         Variant::PromoteBeforeDemote,
         Variant::NoTokenCheck,
         Variant::NoSelfFence,
@@ -581,6 +588,7 @@ impl Variant {
         Variant::NoStageDeadline,
         Variant::JournalPastAbort,
         Variant::FenceIgnoresDemotion,
+        Variant::FenceOnStaleView,
     ];
 
     /// The CLI name.
@@ -603,6 +611,7 @@ impl Variant {
             Variant::NoStageDeadline => "no-stage-deadline",
             Variant::JournalPastAbort => "journal-past-abort",
             Variant::FenceIgnoresDemotion => "fence-ignores-demotion",
+            Variant::FenceOnStaleView => "fence-on-stale-view",
         }
     }
 

@@ -48,6 +48,11 @@ struct Common {
     /// the rule, to show what happens.
     #[arg(long)]
     driver_lag_ms: Option<u64>,
+    /// How late the operators' watch caches show changes made by others (controllers,
+    /// the csi-addons driver, Flux), in ms; an operator's own writes show at once (the
+    /// engine's rule). Default 0.
+    #[arg(long)]
+    watch_lag_ms: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -131,6 +136,7 @@ struct Parsed {
     shape: Option<(usize, usize)>,
     hooks: Hooking,
     driver_lag: Option<u64>,
+    watch_lag: u64,
 }
 
 fn parse(c: &Common) -> Result<Parsed, String> {
@@ -179,6 +185,7 @@ fn parse(c: &Common) -> Result<Parsed, String> {
         shape,
         hooks,
         driver_lag: c.driver_lag_ms,
+        watch_lag: c.watch_lag_ms.unwrap_or(0),
     })
 }
 
@@ -198,6 +205,9 @@ fn replay_command(seed: u64, c: &Common) -> String {
     }
     if let Some(ms) = c.driver_lag_ms {
         cmd.push_str(&format!(" --driver-lag-ms {ms}"));
+    }
+    if let Some(ms) = c.watch_lag_ms {
+        cmd.push_str(&format!(" --watch-lag-ms {ms}"));
     }
     cmd
 }
@@ -228,6 +238,12 @@ fn hunt(first_seed: u64, seeds: u64, jobs: usize) -> bool {
                 Hooking::Drawn
             },
             driver_lag: None,
+            // A fence on a stale view needs caches that lag behind the fence's retry.
+            watch_lag: if variant == Variant::FenceOnStaleView {
+                5_000
+            } else {
+                0
+            },
         });
         let caught = summary.violations();
         let first = caught
@@ -307,6 +323,7 @@ fn main() -> ExitCode {
                 stop_at_first: false,
                 hooks: p.hooks,
                 driver_lag: p.driver_lag,
+                watch_lag: p.watch_lag,
             });
             println!("{}", summary.render(|s| replay_command(s, &common)));
             summary.violations().is_empty()
@@ -351,6 +368,7 @@ fn main() -> ExitCode {
                 timeline: true,
                 hooks: p.hooks,
                 driver_lag: p.driver_lag,
+                watch_lag: p.watch_lag,
             });
             print!("{}", timeline::text(&r));
             let drawn = picture(&r, &replay_command(seed, &common));
