@@ -445,6 +445,12 @@ async fn follow(
         match ctx.bounded(api.get_opt(name)).await {
             Ok(Some(fo)) => {
                 let s = fo.status.unwrap_or_default();
+                frame.mode = Some(match fo.spec.mode {
+                    failover_engine::spec::FailoverMode::Consistency => {
+                        failover_model::Mode::Consistency
+                    }
+                    failover_engine::spec::FailoverMode::Uptime => failover_model::Mode::Uptime,
+                });
                 frame.phase = s.phase;
                 frame.stage = s.stage;
                 frame.message = s.message;

@@ -31,6 +31,24 @@ pub struct Frame {
     pub outcome: Option<String>,
     /// The cluster holding the object could not be read, and why.
     pub unreachable: Option<String>,
+    /// The failover's mode (its stages' order).
+    pub mode: Option<failover_model::Mode>,
+}
+
+/// The stages of a planned failover in `mode`, in the order its plan runs them.
+fn stage_order(mode: failover_model::Mode) -> Vec<&'static str> {
+    let plan = failover_model::Plan::with_hooks(
+        failover_model::PlanKind::Planned(mode),
+        failover_model::Variant::Correct,
+        failover_model::Hooks::NONE,
+    );
+    let mut order: Vec<&'static str> = Vec::new();
+    for s in &plan.steps {
+        if order.last() != Some(&s.stage.name()) {
+            order.push(s.stage.name());
+        }
+    }
+    order
 }
 
 impl Frame {
@@ -190,6 +208,18 @@ pub fn changes(prev: Option<&Frame>, next: &Frame) -> Vec<String> {
     if next.stage != before.stage
         && let Some(s) = &next.stage
     {
+        // Stages that began and ended between two reads: said too, in the plan's order.
+        if let Some(order) = next.mode.map(stage_order) {
+            let at = |stage: Option<&str>| stage.and_then(|x| order.iter().position(|o| *o == x));
+            if let Some(to) = at(Some(s)) {
+                let from = at(before.stage.as_deref()).map_or(0, |i| i + 1);
+                for skipped in order.iter().take(to).skip(from) {
+                    lines.push(format!(
+                        "stage {skipped} (began and ended between two reads)"
+                    ));
+                }
+            }
+        }
         lines.push(format!("stage {s}"));
     }
     if (next.step != before.step || next.progress != before.progress)
@@ -266,6 +296,34 @@ mod tests {
         assert!(
             text.lines().skip(1).take(6).all(|l| l.contains('✔')),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn stages_passed_between_two_reads_are_said_in_the_plans_order() {
+        let mut a = frame("Running", Some("initialization"), Some("1/15"));
+        a.mode = Some(failover_model::Mode::Consistency);
+        let mut b = frame("Running", Some("volume-demotion"), Some("7/15"));
+        b.mode = a.mode;
+        let lines = changes(Some(&a), &b);
+        assert_eq!(
+            lines[..2],
+            [
+                "stage source-preparation (began and ended between two reads)",
+                "stage volume-demotion"
+            ]
+        );
+        // Uptime runs the target's stages first; the first read may be late already.
+        let mut c = frame("Running", Some("target-activation"), Some("6/18"));
+        c.mode = Some(failover_model::Mode::Uptime);
+        let lines = changes(None, &c);
+        assert_eq!(
+            lines[1..4],
+            [
+                "stage initialization (began and ended between two reads)",
+                "stage volume-promotion (began and ended between two reads)",
+                "stage target-activation"
+            ]
         );
     }
 

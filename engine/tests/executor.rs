@@ -743,18 +743,8 @@ async fn fence_with_scaling_rejected(variant: Variant) -> MemoryCluster {
 /// lets them through at once, ahead of routine writes queued for tokens.
 #[tokio::test(start_paused = true)]
 async fn the_fence_writes_as_urgent_work() {
-    let ca = cluster(true, Settle::Instantly);
     let hang = Hang::default();
-    let port = Faulty {
-        inner: ca.clone(),
-        rejected: &[],
-        unserved: &[],
-        hang: Some(hang.clone()),
-    };
-    let g = group("east");
-    let lease = Duration::from_millis(g.timing.lease_ttl);
-    let mut a = Operator::new(port, Unreachable, TokioClock::new(0), g);
-    let _ = tokio::time::timeout(lease, a.run_until(|_, _| false)).await;
+    fence_for_a_lease(&hang, Variant::Correct).await;
     let writes = hang.urgent.lock().expect("lock").clone();
     let kinds: std::collections::BTreeSet<Kind> = writes.iter().map(|(k, _)| *k).collect();
     assert!(
@@ -784,11 +774,28 @@ async fn a_rejected_kind_does_not_stop_the_fence() {
 }
 
 /// The active cluster's operator, cut off from DynamoDB from its start (so it fences at
+/// once), for a lease's time under `variant`, its API server hanging and noting as
+/// `hang` says: when it started, and the lease.
+async fn fence_for_a_lease(hang: &Hang, variant: Variant) -> (tokio::time::Instant, Duration) {
+    let port = Faulty {
+        inner: cluster(true, Settle::Instantly),
+        rejected: &[],
+        unserved: &[],
+        hang: Some(hang.clone()),
+    };
+    let g = group("east");
+    let lease = Duration::from_millis(g.timing.lease_ttl);
+    let start = tokio::time::Instant::now();
+    let mut a = Operator::with_variant(port, Unreachable, TokioClock::new(0), g, variant);
+    let _ = tokio::time::timeout(lease, a.run_until(|_, _| false)).await;
+    (start, lease)
+}
+
+/// The active cluster's operator, cut off from DynamoDB from its start (so it fences at
 /// once), with an API server that never answers the first change to every object the
 /// fence stops and the first two to each VolumeReplication: how long after the start
 /// the volumes' demotion was answered.
 async fn demotion_behind_hung_calls(variant: Variant) -> Duration {
-    let ca = cluster(true, Settle::Instantly);
     let hang = Hang::default();
     hang.left.lock().expect("lock").extend([
         (Kind::Deployment, 2),
@@ -800,18 +807,7 @@ async fn demotion_behind_hung_calls(variant: Variant) -> Duration {
         (Kind::HelmRelease, 1),
         (Kind::VolumeReplication, 4),
     ]);
-    let port = Faulty {
-        inner: ca.clone(),
-        rejected: &[],
-        unserved: &[],
-        hang: Some(hang.clone()),
-    };
-    let g = group("east");
-    let lease = Duration::from_millis(g.timing.lease_ttl);
-    let start = tokio::time::Instant::now();
-    let mut a = Operator::with_variant(port, Unreachable, TokioClock::new(0), g, variant);
-    let run = a.run_until(|_, _| false);
-    let _ = tokio::time::timeout(lease, run).await;
+    let (start, lease) = fence_for_a_lease(&hang, variant).await;
     let demoted = *hang.demoted.lock().expect("lock");
     demoted.map_or(lease, |t| t - start)
 }

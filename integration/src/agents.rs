@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use failover_engine::ports::Kind;
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -168,26 +169,12 @@ async fn kubelet(client: Client, namespace: String, delay: Duration) {
 /// generation, and `replicas`, `updatedReplicas`, `readyReplicas` and
 /// `availableReplicas` all `spec.replicas`.
 async fn deployment_controller(client: Client, namespace: String) {
-    let resource = match crate::app::resource(&client, Kind::Deployment).await {
-        Ok(resource) => resource,
-        Err(err) => {
-            tracing::error!(%err, "deployment agent: no Deployment resource");
-            return;
-        }
+    let Some((api, mut deployments)) =
+        applied(client, &namespace, Kind::Deployment, "deployment agent").await
+    else {
+        return;
     };
-    let api: Api<DynamicObject> = Api::namespaced_with(client, &namespace, &resource);
-    let mut events = watcher(api.clone(), watcher::Config::default())
-        .default_backoff()
-        .boxed();
-    while let Some(event) = events.next().await {
-        let deployment = match event {
-            Ok(Event::Apply(d) | Event::InitApply(d)) => d,
-            Ok(_) => continue,
-            Err(err) => {
-                tracing::debug!(%err, "deployment agent: watch error");
-                continue;
-            }
-        };
+    while let Some(deployment) = deployments.next().await {
         let generation = deployment.metadata.generation.unwrap_or(0);
         let replicas = field(&deployment, "/spec/replicas")
             .and_then(Value::as_i64)
@@ -216,6 +203,39 @@ async fn deployment_controller(client: Client, namespace: String) {
             }
         });
     }
+}
+
+/// The objects of `kind` in `namespace` as a watch brings them (listed, then each
+/// change), for agent `who`, with the API to write them; `None` (logged) if the API
+/// server does not serve the kind.
+async fn applied(
+    client: Client,
+    namespace: &str,
+    kind: Kind,
+    who: &'static str,
+) -> Option<(Api<DynamicObject>, BoxStream<'static, DynamicObject>)> {
+    let resource = match crate::app::resource(&client, kind).await {
+        Ok(resource) => resource,
+        Err(err) => {
+            tracing::error!(%err, %kind, "{who}: the kind is not served");
+            return None;
+        }
+    };
+    let api: Api<DynamicObject> = Api::namespaced_with(client, namespace, &resource);
+    let objects = watcher(api.clone(), watcher::Config::default())
+        .default_backoff()
+        .filter_map(move |event| async move {
+            match event {
+                Ok(Event::Apply(o) | Event::InitApply(o)) => Some(o),
+                Ok(_) => None,
+                Err(err) => {
+                    tracing::debug!(%err, "{who}: watch error");
+                    None
+                }
+            }
+        })
+        .boxed();
+    Some((api, objects))
 }
 
 /// End a Job's pod after `after`: Succeeded (exit code 0) or Failed (exit code 1), with
@@ -294,26 +314,12 @@ pub async fn stick_volume(client: &Client, namespace: &str, stuck: bool) {
 /// observed and the conditions a csi-addons driver sets (`Degraded=True` on a secondary,
 /// as a real driver reports it); except for one annotated [`STUCK_ANNOTATION`].
 async fn csi_driver(client: Client, namespace: String, delay: Duration) {
-    let resource = match crate::app::resource(&client, Kind::VolumeReplication).await {
-        Ok(resource) => resource,
-        Err(err) => {
-            tracing::error!(%err, "csi agent: no VolumeReplication resource");
-            return;
-        }
+    let Some((api, mut volumes)) =
+        applied(client, &namespace, Kind::VolumeReplication, "csi agent").await
+    else {
+        return;
     };
-    let api: Api<DynamicObject> = Api::namespaced_with(client, &namespace, &resource);
-    let mut events = watcher(api.clone(), watcher::Config::default())
-        .default_backoff()
-        .boxed();
-    while let Some(event) = events.next().await {
-        let volume = match event {
-            Ok(Event::Apply(v) | Event::InitApply(v)) => v,
-            Ok(_) => continue,
-            Err(err) => {
-                tracing::debug!(%err, "csi agent: watch error");
-                continue;
-            }
-        };
+    while let Some(volume) = volumes.next().await {
         let stuck = volume
             .metadata
             .annotations

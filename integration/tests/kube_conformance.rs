@@ -39,11 +39,17 @@ fn by_label(ns: &str) -> Selector {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_cluster_passes_the_conformance_suite() {
-    let (plane, ns, _agents) = setup("conformance").await;
+    conformance("conformance", KubeCluster::new).await;
+}
+
+/// The port conformance suite on the application in a new namespace named after
+/// `prefix`, through the adapter `adapter` makes of the plane's client.
+async fn conformance(prefix: &str, adapter: impl Fn(kube::Client) -> KubeCluster) {
+    let (plane, ns, _agents) = setup(prefix).await;
     let objects = app::create(&plane.client, &ns, "shop", &Kind::ALL, REPLICAS)
         .await
         .expect("create the application");
-    let cluster = KubeCluster::new(plane.client.clone());
+    let cluster = adapter(plane.client.clone());
     app::wait_settled(&cluster, &objects, Duration::from_secs(60))
         .await
         .expect("the application starts");
@@ -182,22 +188,8 @@ async fn changed_wakes_on_a_watch_event() {
 /// read back at once after the write).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_cluster_with_slow_watch_caches_passes_the_conformance_suite() {
-    let (plane, ns, _agents) = setup("cached").await;
-    let objects = app::create(&plane.client, &ns, "shop", &Kind::ALL, REPLICAS)
-        .await
-        .expect("create the application");
-    let cluster = KubeCluster::new(plane.client.clone()).caches_with_lag(Duration::from_secs(1));
-    app::wait_settled(&cluster, &objects, Duration::from_secs(60))
-        .await
-        .expect("the application starts");
-    let fixture = ClusterFixture {
-        namespace: ns.clone(),
-        label: "shop".into(),
-        objects,
-        replicas: REPLICAS,
-    };
-    cluster_port(&cluster, &fixture, || {
-        tokio::time::sleep(Duration::from_millis(100))
+    conformance("cached", |client| {
+        KubeCluster::new(client).caches_with_lag(Duration::from_secs(1))
     })
     .await;
 }

@@ -186,35 +186,26 @@ fn every_broken_variant_is_caught_on_a_fixed_seed_range() {
 /// leaves running what Flux restarted: seed 707 ends with `traffic-only-when-ready`.
 #[test]
 fn a_watch_lag_is_survived_and_the_fence_on_a_stale_view_is_caught() {
-    let lagged = |variant, first_seed, seeds| {
-        campaign(&Campaign {
-            first_seed,
-            seeds,
-            mode: None,
-            profile: Profile::Swarm,
+    let lagged = |variant, seed| {
+        run(RunConfig {
             variant,
-            jobs: 2,
-            shape: None,
-            stop_at_first: false,
-            hooks: Hooking::Drawn,
-            driver_lag: None,
+            timeline: false,
             watch_lag: 5_000,
+            ..config(seed)
         })
+        .violation
     };
-    let fixed = lagged(Variant::Correct, 700, 100);
-    assert!(
-        fixed.violations().is_empty(),
-        "{:?}",
-        fixed.violations().first().map(|r| r.seed)
-    );
-    let broken = lagged(Variant::FenceOnStaleView, 707, 1);
+    let caught: Vec<u64> = (700..800)
+        .filter(|s| lagged(Variant::Correct, *s).is_some())
+        .collect();
     assert_eq!(
-        broken
-            .violations()
-            .first()
-            .and_then(|r| r.violation.clone())
-            .map(|v| v.to_string()),
-        Some("invariant traffic-only-when-ready violated".to_string())
+        caught,
+        Vec::<u64>::new(),
+        "seeds 700..800 hold with the lag"
+    );
+    assert_eq!(
+        lagged(Variant::FenceOnStaleView, 707),
+        Some(Violation::Invariant("traffic-only-when-ready"))
     );
 }
 
