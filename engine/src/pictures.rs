@@ -102,7 +102,10 @@ pub fn stage_at(r: &Record) -> Option<(Cluster, Stage)> {
 }
 
 /// Each cluster's stage spans from the journal: a span for every stretch of records at
-/// one stage owned by one cluster (added to the lanes named by [`cluster_name`]).
+/// one stage owned by one cluster (added to the lanes named by [`cluster_name`]). A
+/// stage the journal went through between two records (it began and ended in between)
+/// gets a span of no length at the later record, so no stage of the failover is
+/// missing from the picture.
 pub fn journal_stages(lanes: &mut [ClusterLane], records: &[(Ms, &Record)], end: Ms) {
     let mut open: Option<(Cluster, Stage, Ms, String)> = None;
     let close = |lanes: &mut [ClusterLane], open: Option<(Cluster, Stage, Ms, String)>, to| {
@@ -112,12 +115,38 @@ pub fn journal_stages(lanes: &mut [ClusterLane], records: &[(Ms, &Record)], end:
             lane.stage(from, to, stage.name(), detail);
         }
     };
+    let mut last: Option<failover_model::InFlight> = None;
     for (at, r) in records {
         let now = stage_at(r);
+        let before = last.take();
+        last = r.failover;
         if open.as_ref().map(|(c, s, _, _)| (*c, *s)) == now {
             continue;
         }
         close(lanes, open.take(), *at);
+        if let (Some(b), Some(f)) = (before, r.failover)
+            && b.id == f.id
+        {
+            let steps = &f.plan(failover_model::Variant::Correct).steps;
+            let mut passed: Vec<(Cluster, Stage)> = Vec::new();
+            for s in steps.iter().take(f.done as usize).skip(b.done as usize + 1) {
+                let c = match s.owner {
+                    Role::Source => f.source,
+                    Role::Target => f.target,
+                };
+                let was = b.next_step().map(|n| n.stage);
+                if Some(s.stage) != was
+                    && now != Some((c, s.stage))
+                    && passed.last() != Some(&(c, s.stage))
+                {
+                    passed.push((c, s.stage));
+                }
+            }
+            for (c, stage) in passed {
+                let detail = "began and ended between two records".to_string();
+                close(lanes, Some((c, stage, *at, detail)), *at);
+            }
+        }
         open = now.map(|(c, s)| (c, s, *at, format!("from {r:?}")));
     }
     close(lanes, open.take(), end);
@@ -417,6 +446,48 @@ mod tests {
             })
             .map(|e| e[key].clone())
             .collect()
+    }
+
+    /// Two records of one consistency failover, the first at the source's first stage
+    /// step, the second at the target's activation: the stages the journal went
+    /// through between them are drawn too, with no length.
+    #[test]
+    fn stages_passed_between_two_records_get_a_span() {
+        let kind = PlanKind::Planned(Mode::Consistency);
+        let flight = |done: u32| failover_model::InFlight {
+            id: 7,
+            kind,
+            source: Cluster::A,
+            target: Cluster::B,
+            done,
+            stuck: false,
+            asked: None,
+            hooks: Hooks::NONE,
+        };
+        let plan = flight(0).plan(failover_model::Variant::Correct).clone();
+        let at = |stage: Stage| {
+            plan.steps
+                .iter()
+                .position(|s| s.stage == stage)
+                .expect("stage") as u32
+        };
+        let record = |done: u32| {
+            let mut r = Record::new(Cluster::A, [Some(0), Some(0)]);
+            r.failover = Some(flight(done));
+            r
+        };
+        let (first, second) = (
+            record(at(Stage::SourcePreparation)),
+            record(at(Stage::TargetActivation)),
+        );
+        let mut t = Timeline::new("t");
+        t.clusters = vec![ClusterLane::new("A"), ClusterLane::new("B")];
+        journal_stages(&mut t.clusters, &[(100, &first), (900, &second)], 2_000);
+        t.end = 2_000;
+        let doc = svg(&t);
+        let stages = |cluster| pick(&doc, "stage", cluster, "data-label");
+        assert_eq!(stages("A"), ["source-preparation", "volume-demotion"]);
+        assert_eq!(stages("B"), ["volume-promotion", "target-activation"]);
     }
 
     #[test]

@@ -247,6 +247,12 @@ impl Caches {
         lock(&self.stale).remove(object);
     }
 
+    /// Whether `object` was found stale (waiting for the watch does not help: it is read
+    /// from the API server).
+    pub(super) fn is_stale(&self, object: &ObjectRef) -> bool {
+        lock(&self.stale).contains(object)
+    }
+
     /// Whether the cached copy of `object` (at `version`) may stand for it: at or after
     /// this process's last write of it, and not found stale.
     pub(super) fn current(&self, object: &ObjectRef, version: Option<&str>) -> bool {

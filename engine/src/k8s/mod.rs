@@ -541,7 +541,14 @@ impl KubeCluster {
         let mut events = caches.events();
         events.mark_unchanged();
         let mut found = select();
-        while !behind(&found).is_empty() && started.elapsed() < CATCH_UP {
+        // Waiting helps the objects the watch has not brought up to this process's
+        // writes yet, not those found stale.
+        let waiting = |found: &Found| {
+            behind(found)
+                .iter()
+                .any(|name| !caches.is_stale(&reference(name)))
+        };
+        while waiting(&found) && started.elapsed() < CATCH_UP {
             let left = CATCH_UP.saturating_sub(started.elapsed());
             let _ = tokio::time::timeout(left, events.changed()).await;
             events.mark_unchanged();
