@@ -40,13 +40,11 @@ use crate::group::{GroupLoop, MANAGER, View, apply_status, outcome_name};
 
 /// What the controllers share.
 pub struct Shared {
-    /// The API client (rate-limited: every request goes through [`Shared::limiter`]).
+    /// The API client (the operator's is rate-limited: `k8s::limit::limited`).
     pub client: Client,
     /// The cluster adapter every group loop and dry run shares: its watch caches (one
     /// per kind and namespace) serve every group.
     pub cluster: KubeCluster,
-    /// The client's rate limiter, for its counts (none in unit tests).
-    pub limiter: Option<failover_engine::k8s::limit::Limiter>,
     /// The DynamoDB client.
     pub dynamo: aws_sdk_dynamodb::Client,
     /// The configuration.
@@ -586,7 +584,6 @@ mod tests {
         let client = Client::new(service, "default");
         Arc::new(Shared {
             cluster: KubeCluster::new(client.clone()),
-            limiter: None,
             client,
             dynamo: aws_sdk_dynamodb::Client::from_conf(conf),
             config: Config::parse_from(["failover-operator", "--cluster-name", "east"]),

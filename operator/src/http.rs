@@ -36,7 +36,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) -> std::io::Resul
             let (code, body) = match path {
                 "/livez" => (200, "ok".to_string()),
                 "/readyz" => ready(&shared).await,
-                "/metrics" => (200, shared.metrics.render_with(shared.limiter.as_ref())),
+                "/metrics" => (200, shared.metrics.render()),
                 _ => (404, "not found".to_string()),
             };
             let reason = if code == 200 {

@@ -7,7 +7,11 @@ use failover_engine::executor::{Turn, TurnResult};
 use failover_engine::k8s::limit::Limiter;
 use failover_engine::ports::ClusterError;
 use failover_model::{Action, Reply};
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -54,7 +58,54 @@ fn durations() -> Histogram {
 
 impl Default for Metrics {
     fn default() -> Self {
+        Metrics::new(None)
+    }
+}
+
+/// The Kubernetes client's counts ([`Limiter::counts`]), read at each scrape: requests
+/// by verb (`failover_kube_requests_total`), seconds waited for the rate limit
+/// (`failover_kube_throttled_seconds_total`) and 429 re-sends
+/// (`failover_kube_retries_429_total`).
+#[derive(Debug)]
+struct KubeClient(Limiter);
+
+impl Collector for KubeClient {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counts = self.0.counts();
+        {
+            let mut requests = encoder.encode_descriptor(
+                "kube_requests",
+                "Kubernetes API requests sent, by verb",
+                None,
+                MetricType::Counter,
+            )?;
+            for (verb, n) in &counts.requests {
+                ConstCounter::new(*n).encode(requests.encode_family(&[("verb", *verb)])?)?;
+            }
+        }
+        let throttled = ConstCounter::new(counts.throttled.as_secs_f64());
+        throttled.encode(encoder.encode_descriptor(
+            "kube_throttled_seconds",
+            "Seconds requests waited for the client rate limit",
+            None,
+            MetricType::Counter,
+        )?)?;
+        ConstCounter::new(counts.retried_429).encode(encoder.encode_descriptor(
+            "kube_retries_429",
+            "Requests re-sent after an HTTP 429",
+            None,
+            MetricType::Counter,
+        )?)
+    }
+}
+
+impl Metrics {
+    /// Every metric, and the Kubernetes client's counts if `limiter` is its rate limiter.
+    pub fn new(limiter: Option<Limiter>) -> Self {
         let mut registry = Registry::with_prefix("failover");
+        if let Some(limiter) = limiter {
+            registry.register_collector(Box::new(KubeClient(limiter)));
+        }
         let failovers = Family::<Labels, Counter>::default();
         registry.register(
             "failovers",
@@ -173,42 +224,6 @@ impl Metrics {
         out
     }
 
-    /// [`Metrics::render`] with the Kubernetes client's counts: requests by verb
-    /// (`failover_kube_requests_total`), seconds waited for the rate limit
-    /// (`failover_kube_throttled_seconds_total`) and 429 re-sends
-    /// (`failover_kube_retries_429_total`).
-    pub fn render_with(&self, limiter: Option<&Limiter>) -> String {
-        let mut out = self.render();
-        let Some(limiter) = limiter else {
-            return out;
-        };
-        let counts = limiter.counts();
-        let mut kube = String::from(
-            "# HELP failover_kube_requests Kubernetes API requests sent, by verb.\n\
-             # TYPE failover_kube_requests counter\n",
-        );
-        for (verb, n) in &counts.requests {
-            kube.push_str(&format!(
-                "failover_kube_requests_total{{verb=\"{verb}\"}} {n}\n"
-            ));
-        }
-        kube.push_str(&format!(
-            "# HELP failover_kube_throttled_seconds Seconds requests waited for the client rate limit.\n\
-             # TYPE failover_kube_throttled_seconds counter\n\
-             failover_kube_throttled_seconds_total {}\n\
-             # HELP failover_kube_retries_429 Requests re-sent after an HTTP 429.\n\
-             # TYPE failover_kube_retries_429 counter\n\
-             failover_kube_retries_429_total {}\n",
-            counts.throttled.as_secs_f64(),
-            counts.retried_429,
-        ));
-        match out.rfind("# EOF") {
-            Some(at) => out.insert_str(at, &kube),
-            None => out.push_str(&kube),
-        }
-        out
-    }
-
     /// Count what a turn (and the turns beside its call) did: store writes and
     /// Kubernetes errors.
     pub fn on_turn(&self, turn: &Turn) {
@@ -245,5 +260,57 @@ impl Metrics {
                 _ => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use failover_engine::k8s::limit::{Limits, limited};
+    use http::{Request, Response};
+    use kube::client::Body;
+
+    /// The client's requests show on `/metrics` by verb, read at each scrape.
+    #[tokio::test]
+    async fn the_kubernetes_clients_counts_are_read_at_each_scrape() {
+        let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let server = tokio::spawn(async move {
+            while let Some((_, reply)) = handle.next_request().await {
+                reply.send_response(Response::new(Body::from(b"{}".to_vec())));
+            }
+        });
+        let (client, limiter) = limited(kube::Client::new(mock, "default"), Limits::default());
+        let metrics = Metrics::new(Some(limiter));
+        let before = metrics.render();
+        assert!(
+            !before.contains("failover_kube_requests_total{"),
+            "{before}"
+        );
+        assert!(
+            before.contains("failover_kube_retries_429_total 0\n"),
+            "{before}"
+        );
+        for _ in 0..2 {
+            let get = Request::get("/api/v1/namespaces/kube-system")
+                .body(Vec::new())
+                .expect("request");
+            client.request_text(get).await.expect("answered");
+        }
+        let text = metrics.render();
+        assert!(
+            text.contains("# TYPE failover_kube_requests counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("failover_kube_requests_total{verb=\"get\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("failover_kube_throttled_seconds_total 0"),
+            "{text}"
+        );
+        assert!(text.trim_end().ends_with("# EOF"), "{text}");
+        assert!(!Metrics::default().render().contains("kube_requests"));
+        server.abort();
     }
 }

@@ -100,11 +100,10 @@ async fn operate(config: Config) -> u8 {
     let shared = Arc::new(Shared {
         client,
         cluster,
-        limiter: Some(limiter),
         dynamo,
         config,
         loops: tokio::sync::Mutex::new(Default::default()),
-        metrics: Arc::new(Metrics::default()),
+        metrics: Arc::new(Metrics::new(Some(limiter))),
         leading: AtomicBool::new(false),
         synced: std::sync::atomic::AtomicUsize::new(0),
     });
