@@ -78,9 +78,8 @@ pub async fn carry_out<C: ClusterPort>(
             }
         }
     }
-    let parallelism = group.parallelism.map_or(cluster.write_parallelism(), |p| {
-        p.min(cluster.write_parallelism())
-    });
+    let bound = cluster.write_parallelism();
+    let parallelism = group.parallelism.map_or(bound, |p| p.min(bound));
     let changes: Vec<Vec<FieldChange>> = stream::iter(objects)
         .map(|o| async move { retried(|| cluster.set(&o, desired)).await })
         .buffer_unordered(parallelism.max(1))

@@ -239,10 +239,11 @@ pub struct Object {
 }
 
 impl Object {
-    /// The state the operator's watch cache shows at `now`.
-    pub fn seen(&self, now: Time) -> &MemberState {
-        match &self.shown {
-            Some((before, until)) if now < *until => before,
+    /// The state an operator's read shows: its watch cache's at `cache` (the time),
+    /// the object as it is for a read from the API server (`None`).
+    pub fn seen(&self, cache: Option<Time>) -> &MemberState {
+        match (&self.shown, cache) {
+            (Some((before, until)), Some(now)) if now < *until => before,
             _ => &self.state,
         }
     }
@@ -624,6 +625,12 @@ impl Fakes {
         }
     }
 
+    /// The time an operator's read sees its watch caches at; `None` for urgent work
+    /// (the self-fence), which reads the API server instead.
+    pub fn cache_time(&self) -> Option<Time> {
+        (!failover_engine::ports::is_urgent()).then(|| self.time.now())
+    }
+
     /// Object `r` of cluster `c` changed by someone other than its operator from
     /// `before`: with a watch lag, the operator's cache shows the change that late
     /// (the state it showed until then, if an earlier change is still on its way), and
@@ -775,15 +782,7 @@ impl ClusterPort for FakeCluster {
             w.inject(FaultKind::KubeError);
             return Err(ClusterError::Unavailable("injected list error".into()));
         }
-        // Urgent work (the self-fence) reads the API server, not the cache.
-        let (now, lagging) = (
-            if failover_engine::ports::is_urgent() {
-                Time::MAX
-            } else {
-                w.time.now()
-            },
-            w.watch_lag > 0,
-        );
+        let (cache, lagging) = (w.cache_time(), w.watch_lag > 0);
         let cw = &mut w.clusters[i];
         if let Some((version, listed_for, members)) = cw.listed.get(&kind)
             && *version == cw.version
@@ -809,7 +808,7 @@ impl ClusterPort for FakeCluster {
             if by_name || selector.labels.matches(&o.labels) {
                 out.push(Member {
                     object: r.clone(),
-                    state: o.seen(now).clone(),
+                    state: o.seen(cache).clone(),
                     stop_grace_seconds: None,
                 });
             }
@@ -911,15 +910,11 @@ impl ClusterPort for FakeCluster {
         }
         // The real adapter plans from its cache: an object it shows as already set is
         // not written.
-        let now = if failover_engine::ports::is_urgent() {
-            Time::MAX
-        } else {
-            w.time.now()
-        };
+        let cache = w.cache_time();
         if w.clusters[i]
             .objects
             .get(object)
-            .is_some_and(|o| is_set(o.seen(now), desired))
+            .is_some_and(|o| is_set(o.seen(cache), desired))
         {
             return Ok(Vec::new());
         }

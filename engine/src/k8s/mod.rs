@@ -427,12 +427,11 @@ impl KubeCluster {
             ..PatchParams::default()
         };
         for write in writes {
-            let written = match write {
-                Edit::Patch(body) => api
-                    .patch(&object.name, &params, &Patch::Merge(&body))
-                    .await
-                    .map(|o| o.metadata.resource_version),
-            };
+            let Edit::Patch(body) = write;
+            let written = api
+                .patch(&object.name, &params, &Patch::Merge(&body))
+                .await
+                .map(|o| o.metadata.resource_version);
             let caches = self.inner.caches.as_ref();
             match written.map_err(|e| map_error(e, object)) {
                 Ok(version) => {
@@ -511,9 +510,10 @@ impl KubeCluster {
         let select = || -> Found {
             let mut found = Found::new();
             if !selector.labels.is_empty() {
+                static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
                 for object in store.state() {
-                    let labels = object.metadata.labels.clone().unwrap_or_default();
-                    if selector.labels.matches(&labels)
+                    let labels = object.metadata.labels.as_ref().unwrap_or(&NO_LABELS);
+                    if selector.labels.matches(labels)
                         && let Some(name) = object.metadata.name.clone()
                     {
                         found.insert(name, object);
