@@ -15,9 +15,10 @@ pub use crate::hooks::{ExecResult, HttpRequest, JobState};
 /// it does (README, "The engine").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
-    /// `apps/v1` Deployment, scaled through the scale subresource.
+    /// `apps/v1` Deployment, stopped and started by one merge patch of `spec.replicas`
+    /// (the count kept in an annotation).
     Deployment,
-    /// `apps/v1` StatefulSet, scaled through the scale subresource.
+    /// `apps/v1` StatefulSet, the same way.
     StatefulSet,
     /// `batch/v1` (or `batch/v1beta1` on old servers) CronJob, `spec.suspend`.
     CronJob,

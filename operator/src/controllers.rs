@@ -10,6 +10,10 @@
 //!   for another request of this cluster), `Running`, `NeedsOperator`, `Completed`,
 //!   `Aborted`, `Refused` (another request holds the group), `Withdrawn`, `Invalid`.
 //!
+//! Before it starts a group's loop it checks that it has every permission the loop
+//! will use ([`access`]); a group it lacks some for gets `Ready=False`, reason
+//! `MissingPermissions`, naming them, and no loop.
+//!
 //! Deleting a `Failover` that has not started withdraws its request; deleting one that
 //! runs does not stop it (a failover half done is not undone by deleting an object:
 //! `kubectl failover abort` rolls it back while that is safe).
@@ -35,6 +39,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
+use crate::access;
 use crate::config::Config;
 use crate::group::{GroupLoop, MANAGER, View, apply_status, outcome_name};
 
@@ -297,13 +302,46 @@ async fn reconcile_group(fg: Arc<FailoverGroup>, shared: Arc<Shared>) -> Result<
                     info!(group = %key, "spec changed (or the loop ended): restarting its loop");
                     old.handle.stop().await;
                 }
+                // Nothing starts (no record, no change) without every permission the
+                // loop will use.
+                let api: Api<FailoverGroup> = Api::namespaced(shared.client.clone(), &ns);
+                let (reason, message) = match access::missing(
+                    &shared.client,
+                    &access::needs(&group),
+                )
+                .await
+                {
+                    Ok(lacking) if lacking.is_empty() => (None, String::new()),
+                    Ok(lacking) => (Some("MissingPermissions"), access::message(&lacking)),
+                    Err(e) => (
+                        Some("PermissionsUnknown"),
+                        format!(
+                            "the operator could not check its permissions (SelfSubjectAccessReview): {e}; it retries in 30 s and changes nothing meanwhile"
+                        ),
+                    ),
+                };
+                if let Some(reason) = reason {
+                    warn!(group = %key, reason, "{message}");
+                    let status = FailoverGroupStatus {
+                        problems: vec![message.clone()],
+                        observed_generation: generation,
+                        conditions: vec![Condition {
+                            type_: "Ready".into(),
+                            status: "False".into(),
+                            reason: reason.into(),
+                            message,
+                        }],
+                        ..FailoverGroupStatus::default()
+                    };
+                    apply_status(&api, &name, &status).await?;
+                    return Ok(Action::requeue(Duration::from_secs(30)));
+                }
                 let cluster = shared.cluster.clone();
                 let store = DynamoStore::new(shared.dynamo.clone(), shared.config.table.clone());
                 let mut op = Operator::new(cluster, store, SystemClock, group.clone());
                 if let Some(id) = &shared.config.cluster_id {
                     op = op.with_cluster_id(id);
                 }
-                let api: Api<FailoverGroup> = Api::namespaced(shared.client.clone(), &ns);
                 let handle = GroupLoop::start(
                     op,
                     api,

@@ -5,6 +5,7 @@
 //! among a cluster's replicas and the process itself in [`run`], which the binary
 //! calls.
 
+pub mod access;
 pub mod auto;
 pub mod config;
 pub mod controllers;

@@ -279,20 +279,14 @@ impl KubeCluster {
     /// The API resource this adapter uses for `kind` (the table above; the CronJob
     /// version is discovered once per [`KubeCluster`]).
     pub async fn resource(&self, kind: Kind) -> Result<ApiResource, ClusterError> {
-        let (group, version, plural) = match kind {
-            Kind::Deployment => ("apps", "v1", "deployments"),
-            Kind::StatefulSet => ("apps", "v1", "statefulsets"),
+        let version = match kind {
+            Kind::Deployment | Kind::StatefulSet | Kind::Ingress | Kind::Kustomization => "v1",
             Kind::CronJob => return self.cronjob_resource().await,
-            Kind::VirtualService => ("networking.istio.io", "v1beta1", "virtualservices"),
-            Kind::Ingress => ("networking.k8s.io", "v1", "ingresses"),
-            Kind::VolumeReplication => (
-                "replication.storage.openshift.io",
-                "v1alpha1",
-                "volumereplications",
-            ),
-            Kind::Kustomization => ("kustomize.toolkit.fluxcd.io", "v1", "kustomizations"),
-            Kind::HelmRelease => ("helm.toolkit.fluxcd.io", "v2", "helmreleases"),
+            Kind::VirtualService => "v1beta1",
+            Kind::VolumeReplication => "v1alpha1",
+            Kind::HelmRelease => "v2",
         };
+        let (group, plural) = rbac_resource(kind);
         Ok(api_resource(group, version, kind.name(), plural))
     }
 
@@ -844,6 +838,21 @@ fn status_code(status: &kube::core::Status) -> u16 {
         "Timeout" => 504,
         "TooManyRequests" => 429,
         _ => 500,
+    }
+}
+
+/// The API group and plural name of `kind`'s resource: what an RBAC rule for it names
+/// (the same for every version the adapter may use).
+pub fn rbac_resource(kind: Kind) -> (&'static str, &'static str) {
+    match kind {
+        Kind::Deployment => ("apps", "deployments"),
+        Kind::StatefulSet => ("apps", "statefulsets"),
+        Kind::CronJob => ("batch", "cronjobs"),
+        Kind::VirtualService => ("networking.istio.io", "virtualservices"),
+        Kind::Ingress => ("networking.k8s.io", "ingresses"),
+        Kind::VolumeReplication => ("replication.storage.openshift.io", "volumereplications"),
+        Kind::Kustomization => ("kustomize.toolkit.fluxcd.io", "kustomizations"),
+        Kind::HelmRelease => ("helm.toolkit.fluxcd.io", "helmreleases"),
     }
 }
 
