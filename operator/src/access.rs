@@ -28,6 +28,8 @@ use k8s_openapi::api::authorization::v1::{
 use kube::api::PostParams;
 use kube::{Api, Client};
 
+use crate::config::Config;
+
 /// The API group of the operator's own resources.
 const OWN_GROUP: &str = "failover.rs";
 
@@ -50,8 +52,8 @@ pub struct Need {
 }
 
 impl fmt::Display for Need {
-    /// `patch statefulsets.apps in namespace shop (to stop and start ...)`: the shape of
-    /// an RBAC rule.
+    /// `patch statefulsets (API group apps) in namespace shop (stop and start ...)`:
+    /// the shape of an RBAC rule.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut resource = self.resource.clone();
         if let Some(sub) = &self.subresource {
@@ -62,11 +64,12 @@ impl fmt::Display for Need {
         } else {
             resource = format!("{resource} (core API group)");
         }
-        write!(
-            f,
-            "{} {} in namespace {} ({})",
-            self.verb, resource, self.namespace, self.why
-        )
+        let place = if self.namespace.is_empty() {
+            "cluster-wide".to_string()
+        } else {
+            format!("in namespace {}", self.namespace)
+        };
+        write!(f, "{} {} {} ({})", self.verb, resource, place, self.why)
     }
 }
 
@@ -97,6 +100,56 @@ fn purpose(kind: Kind) -> &'static str {
         Kind::VolumeReplication => "demote and promote the group's replicated volumes",
         Kind::Kustomization | Kind::HelmRelease => "suspend and resume Flux for the group",
     }
+}
+
+/// What the operator process needs before any group: its leader-election Lease (with
+/// `config.leader_election`), reading and watching `FailoverGroup`s and `Failover`s in
+/// every namespace it watches (`""`: cluster-wide), and reading the `kube-system`
+/// namespace, whose UID is the cluster's identity (unless `--cluster-id` is given).
+pub fn process_needs(config: &Config) -> Vec<Need> {
+    let mut all = BTreeSet::new();
+    if config.leader_election {
+        for verb in ["get", "create", "patch"] {
+            all.insert(need(
+                &config.lease_namespace,
+                "coordination.k8s.io",
+                "leases",
+                None,
+                verb,
+                "leader election among the operator's replicas",
+            ));
+        }
+    }
+    let watched: Vec<&str> = if config.namespaces.is_empty() {
+        vec![""]
+    } else {
+        config.namespaces.iter().map(String::as_str).collect()
+    };
+    for ns in watched {
+        for resource in ["failovergroups", "failovers"] {
+            for verb in ["get", "list", "watch"] {
+                all.insert(need(
+                    ns,
+                    OWN_GROUP,
+                    resource,
+                    None,
+                    verb,
+                    "run the FailoverGroup and Failover controllers",
+                ));
+            }
+        }
+    }
+    if config.cluster_id.is_none() {
+        all.insert(need(
+            "",
+            "",
+            "namespaces",
+            None,
+            "get",
+            "read the kube-system namespace's UID, the cluster's identity (or set --cluster-id)",
+        ));
+    }
+    all.into_iter().collect()
 }
 
 /// Every permission `group`'s loop needs in this cluster, sorted, without repeats.
@@ -204,7 +257,7 @@ pub async fn missing(client: &Client, needs: &[Need]) -> Result<Vec<Need>, kube:
         let review = SelfSubjectAccessReview {
             spec: SelfSubjectAccessReviewSpec {
                 resource_attributes: Some(ResourceAttributes {
-                    namespace: Some(n.namespace.clone()),
+                    namespace: (!n.namespace.is_empty()).then(|| n.namespace.clone()),
                     group: Some(n.group.clone()),
                     resource: Some(n.resource.clone()),
                     subresource: n.subresource.clone(),
@@ -229,12 +282,13 @@ pub async fn missing(client: &Client, needs: &[Need]) -> Result<Vec<Need>, kube:
     Ok(lacking)
 }
 
-/// The condition message for `lacking` (not empty).
-pub fn message(lacking: &[Need]) -> String {
+/// What to say when `lacking` (not empty) is missing; `waits` is what waits for it
+/// ("the group's loop", "the controllers").
+pub fn message(lacking: &[Need], waits: &str) -> String {
     let list: Vec<String> = lacking.iter().map(ToString::to_string).collect();
     format!(
         "the operator may not: {}. Grant these to its ServiceAccount (the Helm chart's \
-         ClusterRole has every rule the operator uses); the group's loop starts once they \
+         ClusterRole and Role have every rule the operator uses); {waits} starts once they \
          are granted (checked every 30 s), and until then it changes nothing",
         list.join("; ")
     )
@@ -327,6 +381,40 @@ mod tests {
     }
 
     #[test]
+    fn the_process_needs_its_lease_its_resources_and_the_identity() {
+        use clap::Parser;
+        let config = Config::parse_from([
+            "failover-operator",
+            "--cluster-name=east",
+            "--namespace=shop,web",
+        ]);
+        let got: Vec<String> = process_needs(&config)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(got.len(), 3 + 2 * 2 * 3 + 1, "{got:#?}");
+        assert!(got.contains(&"patch leases (API group coordination.k8s.io) in namespace default (leader election among the operator's replicas)".to_string()), "{got:#?}");
+        assert!(got.contains(&"watch failovers (API group failover.rs) in namespace web (run the FailoverGroup and Failover controllers)".to_string()), "{got:#?}");
+        assert!(
+            got.iter()
+                .any(|g| g.starts_with("get namespaces (core API group) cluster-wide")),
+            "{got:#?}"
+        );
+        let config = Config::parse_from([
+            "failover-operator",
+            "--cluster-name=east",
+            "--cluster-id=abc",
+            "--leader-election=false",
+        ]);
+        let got: Vec<String> = process_needs(&config)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(got.len(), 6, "{got:#?}");
+        assert!(got.iter().all(|g| g.contains("cluster-wide")), "{got:#?}");
+    }
+
+    #[test]
     fn the_message_names_each_missing_rule_and_its_purpose() {
         let n = need(
             "shop",
@@ -344,7 +432,7 @@ mod tests {
             "create",
             "run the exec hooks' commands",
         );
-        let m = message(&[n, exec]);
+        let m = message(&[n, exec], "the group's loop");
         assert!(m.contains(
             "patch statefulsets (API group apps) in namespace shop (stop and start the group's workloads)"
         ), "{m}");

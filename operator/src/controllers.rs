@@ -60,6 +60,9 @@ pub struct Shared {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// This replica leads (runs the controllers and loops).
     pub leading: std::sync::atomic::AtomicBool,
+    /// The permissions the process lacks, in words, while it lacks any
+    /// ([`access::process_needs`]): nothing runs and `/readyz` says this.
+    pub missing: std::sync::Mutex<Option<String>>,
     /// Watched namespaces whose two controllers' caches have synced (all namespaces
     /// count as one).
     pub synced: std::sync::atomic::AtomicUsize,
@@ -312,7 +315,10 @@ async fn reconcile_group(fg: Arc<FailoverGroup>, shared: Arc<Shared>) -> Result<
                 .await
                 {
                     Ok(lacking) if lacking.is_empty() => (None, String::new()),
-                    Ok(lacking) => (Some("MissingPermissions"), access::message(&lacking)),
+                    Ok(lacking) => (
+                        Some("MissingPermissions"),
+                        access::message(&lacking, "the group's loop"),
+                    ),
                     Err(e) => (
                         Some("PermissionsUnknown"),
                         format!(
@@ -629,6 +635,7 @@ mod tests {
             metrics: Arc::new(crate::metrics::Metrics::default()),
             leading: std::sync::atomic::AtomicBool::new(true),
             synced: std::sync::atomic::AtomicUsize::new(0),
+            missing: std::sync::Mutex::new(None),
         })
     }
 

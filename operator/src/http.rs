@@ -57,6 +57,9 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) -> std::io::Resul
 /// Ready once every group loop has read its record (a loop that cannot reach DynamoDB
 /// keeps the process unready, so a rollout waits).
 async fn ready(shared: &Shared) -> (u16, String) {
+    if let Some(missing) = shared.missing.lock().expect("missing").clone() {
+        return (503, missing);
+    }
     if !shared.leading.load(std::sync::atomic::Ordering::Relaxed) {
         return (200, "ok: standby replica".into());
     }

@@ -106,6 +106,7 @@ async fn operate(config: Config) -> u8 {
         metrics: Arc::new(Metrics::new(Some(limiter))),
         leading: AtomicBool::new(false),
         synced: std::sync::atomic::AtomicUsize::new(0),
+        missing: std::sync::Mutex::new(None),
     });
     let (probe_listener, metrics_listener) = match (
         bind(probe_addr).await,
@@ -127,11 +128,44 @@ async fn operate(config: Config) -> u8 {
     let probes = tokio::spawn(serve(probe_listener, shared.clone()));
     let metrics = tokio::spawn(serve(metrics_listener, shared.clone()));
     let shutdown = shutdown_signal().shared();
-    let code = lead(shared, namespaces, shutdown).await;
+    let code = if permitted(&shared, shutdown.clone()).await {
+        lead(shared, namespaces, shutdown).await
+    } else {
+        0
+    };
     probes.abort();
     metrics.abort();
     info!("failover-operator stopped");
     code
+}
+
+/// Waits until the process has every permission it needs before any group
+/// ([`crate::access::process_needs`]), checking every 30 s and saying what is missing
+/// in the log and on `/readyz`; false on shutdown first.
+async fn permitted(
+    shared: &Shared,
+    shutdown: Shared_<Pin<Box<dyn Future<Output = ()> + Send>>>,
+) -> bool {
+    let needs = crate::access::process_needs(&shared.config);
+    loop {
+        let problem = match crate::access::missing(&shared.client, &needs).await {
+            Ok(lacking) if lacking.is_empty() => None,
+            Ok(lacking) => Some(crate::access::message(&lacking, "the controllers")),
+            Err(e) => Some(format!(
+                "cannot check the operator's permissions (SelfSubjectAccessReview): {e}"
+            )),
+        };
+        let Some(problem) = problem else {
+            *shared.missing.lock().expect("missing") = None;
+            return true;
+        };
+        error!("{problem}");
+        *shared.missing.lock().expect("missing") = Some(problem);
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+            () = shutdown.clone() => return false,
+        }
+    }
 }
 
 /// Become the leader (unless leader election is off), run the controllers until
