@@ -222,6 +222,40 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long [`create_table`] waits for a new table to become active.
 const TABLE_WAIT: Duration = Duration::from_secs(60);
 
+/// The IAM actions the operator needs on its table, and nothing more: the policy
+/// `deploy/examples/iam-policy.json` (resource: the table's ARN; no index, no stream).
+/// A person's `kubectl failover` commands that read or write records (`status`,
+/// `history`, `abort`, `retry`, `resolve`, `recreate-record`) use this adapter too and
+/// need the same. IAM has no action for `TransactWriteItems`: a transaction needs the
+/// actions of its parts. Each is needed by:
+/// - `ConditionCheckItem`: the `ConditionCheck` part of a transaction, that the
+///   failover's history item is absent (`Request`, `Acquire`, `ForceTakeLock`);
+/// - `GetItem`: the consistent read of the main item (every read, and the reply of
+///   every write);
+/// - `PutItem`: the main item's creation ([`StorePort::init`], [`StorePort::recreate`])
+///   and the `Put` part of a transaction, a new history item (`Complete`, `Abort`,
+///   `AlreadyActive`, `Withdraw`);
+/// - `Query`: the history items of a group (sort keys `history#...`, on the table
+///   itself);
+/// - `UpdateItem`: every other protocol write of the main item, alone or as the
+///   `Update` part of a transaction.
+///
+/// A unit test checks this list against the requests this file sends, and against
+/// the example policy.
+pub const OPERATOR_IAM_ACTIONS: &[&str] = &[
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:Query",
+    "dynamodb:UpdateItem",
+];
+
+/// The IAM actions of the table's one-time set-up by an administrator, [`create_table`]
+/// (`kubectl failover create-table`): `CreateTable`, and `DescribeTable` to wait until
+/// it is active and check its key schema. The policy
+/// `deploy/examples/iam-policy-admin.json`.
+pub const TABLE_ADMIN_IAM_ACTIONS: &[&str] = &["dynamodb:CreateTable", "dynamodb:DescribeTable"];
+
 /// Sort key of a group's main item.
 const RECORD_SK: &str = "record";
 
@@ -2399,5 +2433,173 @@ mod tests {
             assert!(pauses.iter().all(|p| *p >= cap / 2 && *p <= cap));
             assert!(pauses.iter().any(|p| *p != pauses[0]));
         }
+    }
+}
+
+/// The IAM actions ([`OPERATOR_IAM_ACTIONS`], [`TABLE_ADMIN_IAM_ACTIONS`]) against the
+/// requests this file sends and the example policies.
+#[cfg(test)]
+mod iam {
+    use std::collections::BTreeSet;
+
+    use super::{OPERATOR_IAM_ACTIONS, TABLE_ADMIN_IAM_ACTIONS};
+
+    /// What a request, or a part of a transaction, looks like in this file, and the IAM
+    /// action it needs.
+    const NEEDS: &[(&str, &str)] = &[
+        (".get_item()", "dynamodb:GetItem"),
+        (".put_item()", "dynamodb:PutItem"),
+        (".update_item()", "dynamodb:UpdateItem"),
+        (".delete_item()", "dynamodb:DeleteItem"),
+        (".query()", "dynamodb:Query"),
+        (".scan()", "dynamodb:Scan"),
+        (".batch_get_item()", "dynamodb:BatchGetItem"),
+        (".batch_write_item()", "dynamodb:BatchWriteItem"),
+        (".execute_statement()", "dynamodb:PartiQLSelect"),
+        (".create_table()", "dynamodb:CreateTable"),
+        (".describe_table()", "dynamodb:DescribeTable"),
+        (".update_table()", "dynamodb:UpdateTable"),
+        (".delete_table()", "dynamodb:DeleteTable"),
+        (".update_time_to_live()", "dynamodb:UpdateTimeToLive"),
+        (".describe_time_to_live()", "dynamodb:DescribeTimeToLive"),
+        // The parts of `TransactWriteItems` and `TransactGetItems`, which have no
+        // action of their own.
+        ("ConditionCheck::builder()", "dynamodb:ConditionCheckItem"),
+        ("Put::builder()", "dynamodb:PutItem"),
+        ("Update::builder()", "dynamodb:UpdateItem"),
+        ("Delete::builder()", "dynamodb:DeleteItem"),
+        ("Get::builder()", "dynamodb:GetItem"),
+    ];
+
+    /// Requests whose actions are their parts'.
+    const TRANSACTIONS: &[&str] = &[".transact_write_items()", ".transact_get_items()"];
+
+    /// Methods of the client that send nothing.
+    const NOT_REQUESTS: &[&str] = &["clone", "config"];
+
+    /// This file without its tests and comments: what the adapter sends.
+    fn code() -> String {
+        let source = include_str!("dynamo.rs");
+        let code = source
+            .split("\n#[cfg(test)]\nmod ")
+            .next()
+            .expect("the file");
+        assert!(
+            code.contains("impl StorePort for DynamoStore"),
+            "the non-test part of dynamo.rs is the adapter"
+        );
+        code.lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The actions `code` needs; panics on a client call the table above does not know.
+    fn needed(code: &str) -> BTreeSet<&'static str> {
+        // Every method called on the client (`client.x(` or `client\n    .x(`).
+        for (i, _) in code.match_indices("client") {
+            let rest = code[i + "client".len()..].trim_start();
+            let Some(call) = rest.strip_prefix('.') else {
+                continue;
+            };
+            let method: String = call
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let known = NEEDS
+                .iter()
+                .map(|(p, _)| *p)
+                .chain(TRANSACTIONS.iter().copied())
+                .any(|p| p == format!(".{method}()"));
+            assert!(
+                known || NOT_REQUESTS.contains(&method.as_str()),
+                "dynamo.rs calls client.{method}(): add the IAM action it needs to NEEDS \
+                 (and to OPERATOR_IAM_ACTIONS or TABLE_ADMIN_IAM_ACTIONS and the example \
+                 policies)"
+            );
+        }
+        for t in TRANSACTIONS {
+            if code.contains(t) {
+                assert!(
+                    NEEDS
+                        .iter()
+                        .any(|(p, _)| p.ends_with("::builder()") && code.contains(p)),
+                    "a transaction ({t}) with no part this test knows"
+                );
+            }
+        }
+        NEEDS
+            .iter()
+            .filter(|(pattern, _)| code.contains(pattern))
+            .map(|(_, action)| *action)
+            .collect()
+    }
+
+    /// The adapter's code split into the table's set-up ([`super::create_table`]) and
+    /// the rest (the operator's, and a person's record commands).
+    fn split() -> (String, String) {
+        let code = code();
+        let start = code
+            .find("pub async fn create_table(")
+            .expect("create_table");
+        let end = start
+            + code[start..]
+                .find("\n}\n")
+                .expect("the end of create_table");
+        let admin = code[start..end].to_string();
+        let operator = format!("{}{}", &code[..start], &code[end..]);
+        (admin, operator)
+    }
+
+    #[test]
+    fn operator_iam_actions_are_the_requests_the_adapter_sends() {
+        let (admin, operator) = split();
+        let listed: BTreeSet<&str> = OPERATOR_IAM_ACTIONS.iter().copied().collect();
+        assert_eq!(needed(&operator), listed, "OPERATOR_IAM_ACTIONS");
+        let listed: BTreeSet<&str> = TABLE_ADMIN_IAM_ACTIONS.iter().copied().collect();
+        assert_eq!(needed(&admin), listed, "TABLE_ADMIN_IAM_ACTIONS");
+        // The policies grant the table only: nothing queries an index.
+        assert!(!operator.contains(".index_name("), "a query of an index");
+    }
+
+    /// The actions of every statement of the policy in `deploy/examples/<file>`, which
+    /// must all allow them on the table's ARN only.
+    fn policy_actions(file: &str) -> Vec<String> {
+        let path = format!("{}/../deploy/examples/{file}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let policy: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(policy["Version"], "2012-10-17", "{file}");
+        let statements = policy["Statement"].as_array().expect("Statement");
+        let mut actions = Vec::new();
+        for st in statements {
+            assert_eq!(st["Effect"], "Allow", "{file}");
+            let list = |v: &serde_json::Value| -> Vec<String> {
+                match v {
+                    serde_json::Value::String(s) => vec![s.clone()],
+                    serde_json::Value::Array(a) => a
+                        .iter()
+                        .map(|s| s.as_str().expect("a string").to_string())
+                        .collect(),
+                    other => panic!("{file}: {other}"),
+                }
+            };
+            assert_eq!(
+                list(&st["Resource"]),
+                ["arn:aws:dynamodb:REGION:ACCOUNT:table/failover"],
+                "{file}: the table's ARN, nothing else (no index, no stream)"
+            );
+            actions.extend(list(&st["Action"]));
+        }
+        actions
+    }
+
+    #[test]
+    fn example_iam_policies_grant_exactly_the_listed_actions() {
+        assert_eq!(policy_actions("iam-policy.json"), OPERATOR_IAM_ACTIONS);
+        assert_eq!(
+            policy_actions("iam-policy-admin.json"),
+            TABLE_ADMIN_IAM_ACTIONS
+        );
     }
 }
