@@ -1647,7 +1647,7 @@ pub fn grace_problems(group: &Group, members: &[crate::ports::Member]) -> Vec<St
 }
 
 /// How long a DynamoDB call may take before it counts as unanswered (a write then is
-/// ambiguous, a read unavailable): a quarter of the fence margin (2 s by default).
+/// ambiguous, a read unavailable): a quarter of the fence margin (1.5 s by default).
 pub fn store_deadline(group: &Group) -> Duration {
     eighth(group) * 2
 }

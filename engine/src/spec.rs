@@ -45,9 +45,9 @@ pub struct FailoverGroupSpec {
     /// Lease and heartbeat timing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timing: Option<TimingSpec>,
-    /// How many objects of one step are changed at once, at most (default: as many as
-    /// the operator's Kubernetes client lets through without waiting, its
-    /// `--kube-burst`).
+    /// How many objects of one step are changed at once, at most (1–1000; default: as
+    /// many as the operator's Kubernetes client lets through without waiting, its
+    /// `--kube-burst`, at most 32). It can only lower that.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallelism: Option<u32>,
     /// How long one step may take before it is retried (default 60).
@@ -268,7 +268,7 @@ pub struct FailoverGroupStatus {
     /// The failover in flight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failover: Option<FailoverProgress>,
-    /// The last ended failovers, newest first (at most ten).
+    /// The last ended failovers, newest first (at most `--status-history`, default 10).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<HistoryItem>,
     /// Why the spec is invalid, if it is.
@@ -281,7 +281,8 @@ pub struct FailoverGroupStatus {
     /// The generation of the spec this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready`, `Serving`, `Fenced`, `FailoverInProgress`, `Degraded`.
+    /// `Ready`, `Serving`, `Fenced`, `FailoverInProgress`, `Degraded`, and
+    /// `HooksSucceeded` once this cluster ran hooks for a failover.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The auto-failover watch of this cluster's operator (written by its own field
@@ -470,7 +471,9 @@ pub struct TimingSpec {
     /// How long a heartbeat keeps the active cluster's lease (default 16).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_seconds: Option<u64>,
-    /// The largest difference between the two clusters' clocks (default 1).
+    /// How much the two clusters' monotonic clocks may disagree on the length of a
+    /// lease (default 1): the peer waits `leaseSeconds` plus this before it forces.
+    /// Wall-clock differences do not matter (no decision compares wall clocks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_clock_drift_seconds: Option<u64>,
     /// How long the self-fence's own steps may take (default 6): stopping traffic,
