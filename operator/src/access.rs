@@ -45,6 +45,9 @@ pub struct Need {
     pub resource: String,
     /// The subresource (`status`, `exec`), if any.
     pub subresource: Option<String>,
+    /// The one object it is needed on, if only one (an RBAC rule may then name it in
+    /// `resourceNames`).
+    pub name: Option<String>,
     /// The RBAC verb.
     pub verb: String,
     /// What it is for, in words.
@@ -58,6 +61,9 @@ impl fmt::Display for Need {
         let mut resource = self.resource.clone();
         if let Some(sub) = &self.subresource {
             resource = format!("{resource}/{sub}");
+        }
+        if let Some(name) = &self.name {
+            resource = format!("{resource} {name}");
         }
         if !self.group.is_empty() {
             resource = format!("{resource} (API group {})", self.group);
@@ -86,6 +92,7 @@ fn need(
         group: group.into(),
         resource: resource.into(),
         subresource: subresource.map(Into::into),
+        name: None,
         verb: verb.into(),
         why: why.into(),
     }
@@ -110,14 +117,17 @@ pub fn process_needs(config: &Config) -> Vec<Need> {
     let mut all = BTreeSet::new();
     if config.leader_election {
         for verb in ["get", "create", "patch"] {
-            all.insert(need(
+            let mut lease = need(
                 &config.lease_namespace,
                 "coordination.k8s.io",
                 "leases",
                 None,
                 verb,
                 "leader election among the operator's replicas",
-            ));
+            );
+            // A create names no object to the authorizer.
+            lease.name = (verb != "create").then(|| config.lease_name.clone());
+            all.insert(lease);
         }
     }
     let watched: Vec<&str> = if config.namespaces.is_empty() {
@@ -127,7 +137,7 @@ pub fn process_needs(config: &Config) -> Vec<Need> {
     };
     for ns in watched {
         for resource in ["failovergroups", "failovers"] {
-            for verb in ["get", "list", "watch"] {
+            for verb in ["list", "watch"] {
                 all.insert(need(
                     ns,
                     OWN_GROUP,
@@ -140,14 +150,16 @@ pub fn process_needs(config: &Config) -> Vec<Need> {
         }
     }
     if config.cluster_id.is_none() {
-        all.insert(need(
+        let mut identity = need(
             "",
             "",
             "namespaces",
             None,
             "get",
             "read the kube-system namespace's UID, the cluster's identity (or set --cluster-id)",
-        ));
+        );
+        identity.name = Some("kube-system".into());
+        all.insert(identity);
     }
     all.into_iter().collect()
 }
@@ -233,14 +245,18 @@ pub fn needs(group: &Group) -> Vec<Need> {
                     "list",
                     "find the exec hooks' pods",
                 ));
-                all.insert(need(
-                    ns,
-                    "",
-                    "pods",
-                    Some("exec"),
-                    "create",
-                    "run the exec hooks' commands",
-                ));
+                // An exec is a GET upgraded to a stream: authorized as `get` before
+                // Kubernetes 1.35, as `create` too from 1.35.
+                for verb in ["get", "create"] {
+                    all.insert(need(
+                        ns,
+                        "",
+                        "pods",
+                        Some("exec"),
+                        verb,
+                        "run the exec hooks' commands",
+                    ));
+                }
             }
             // Sent by the operator to a URL; no Kubernetes permission.
             HookAction::Http(_) => {}
@@ -261,6 +277,7 @@ pub async fn missing(client: &Client, needs: &[Need]) -> Result<Vec<Need>, kube:
                     group: Some(n.group.clone()),
                     resource: Some(n.resource.clone()),
                     subresource: n.subresource.clone(),
+                    name: n.name.clone(),
                     verb: Some(n.verb.clone()),
                     ..ResourceAttributes::default()
                 }),
@@ -372,6 +389,7 @@ mod tests {
             "shop jobs batch get",
             "shop pods  list",
             "shop pods/exec  create",
+            "shop pods/exec  get",
         ] {
             assert!(
                 got.contains(&rule.to_string()),
@@ -392,12 +410,13 @@ mod tests {
             .iter()
             .map(ToString::to_string)
             .collect();
-        assert_eq!(got.len(), 3 + 2 * 2 * 3 + 1, "{got:#?}");
-        assert!(got.contains(&"patch leases (API group coordination.k8s.io) in namespace default (leader election among the operator's replicas)".to_string()), "{got:#?}");
+        assert_eq!(got.len(), 3 + 2 * 2 * 2 + 1, "{got:#?}");
+        assert!(got.contains(&"create leases (API group coordination.k8s.io) in namespace default (leader election among the operator's replicas)".to_string()), "{got:#?}");
+        assert!(got.contains(&"patch leases failover-operator (API group coordination.k8s.io) in namespace default (leader election among the operator's replicas)".to_string()), "{got:#?}");
         assert!(got.contains(&"watch failovers (API group failover.rs) in namespace web (run the FailoverGroup and Failover controllers)".to_string()), "{got:#?}");
         assert!(
             got.iter()
-                .any(|g| g.starts_with("get namespaces (core API group) cluster-wide")),
+                .any(|g| g.starts_with("get namespaces kube-system (core API group) cluster-wide")),
             "{got:#?}"
         );
         let config = Config::parse_from([
@@ -410,7 +429,7 @@ mod tests {
             .iter()
             .map(ToString::to_string)
             .collect();
-        assert_eq!(got.len(), 6, "{got:#?}");
+        assert_eq!(got.len(), 4, "{got:#?}");
         assert!(got.iter().all(|g| g.contains("cluster-wide")), "{got:#?}");
     }
 
