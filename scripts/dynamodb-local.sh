@@ -8,6 +8,9 @@
 #   scripts/dynamodb-local.sh stop    stop the instance this script started
 #   scripts/dynamodb-local.sh url     print the endpoint URL
 #   scripts/dynamodb-local.sh status  exit 0 if running (prints the URL), 1 if not
+#   scripts/dynamodb-local.sh install install if missing (nothing is started), print the
+#                                     directory holding DynamoDBLocal.jar (scripts/podman.sh
+#                                     builds its container image from it)
 #
 # Typical use:
 #   export DYNAMODB_ENDPOINT="$(scripts/dynamodb-local.sh start)"
@@ -179,12 +182,16 @@ case "${1:-}" in
         lock
         stop
         ;;
+    install)
+        lock
+        install
+        ;;
     url) url ;;
     status)
         if running; then url; else exit 1; fi
         ;;
     *)
-        echo "usage: $0 start|stop|url|status" >&2
+        echo "usage: $0 start|stop|url|status|install" >&2
         exit 2
         ;;
 esac
