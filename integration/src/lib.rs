@@ -10,6 +10,7 @@
 
 pub mod agents;
 pub mod app;
+pub mod dynamodb_container;
 pub mod faults;
 pub mod monitor;
 pub mod operators;

