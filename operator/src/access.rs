@@ -299,6 +299,39 @@ pub async fn missing(client: &Client, needs: &[Need]) -> Result<Vec<Need>, kube:
     Ok(lacking)
 }
 
+/// Whether the API server serves the operator's own resources (`FailoverGroup`,
+/// `Failover` in `failover.rs/v1alpha1`); if not, what to do about it.
+pub async fn crds_served(client: &Client) -> Result<(), String> {
+    let version = format!("{OWN_GROUP}/v1alpha1");
+    match client.list_api_group_resources(&version).await {
+        Ok(list) => {
+            let missing: Vec<&str> = ["failovergroups", "failovers"]
+                .into_iter()
+                .filter(|r| !list.resources.iter().any(|x| x.name == *r))
+                .collect();
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the API server does not serve {} in {version}: install the operator's \
+                     CRDs (`kubectl apply --server-side -f deploy/crds/crds.yaml`, or the \
+                     chart's crds/); the controllers start once they are served (checked \
+                     every 30 s)",
+                    missing.join(", ")
+                ))
+            }
+        }
+        Err(kube::Error::Api(status)) if status.code == 404 => Err(format!(
+            "the API server does not serve {version}: install the operator's CRDs \
+             (`kubectl apply --server-side -f deploy/crds/crds.yaml`, or the chart's crds/); \
+             the controllers start once they are served (checked every 30 s)"
+        )),
+        Err(e) => Err(format!(
+            "cannot read the API server's discovery of {version}: {e}"
+        )),
+    }
+}
+
 /// What to say when `lacking` (not empty) is missing; `waits` is what waits for it
 /// ("the group's loop", "the controllers").
 pub fn message(lacking: &[Need], waits: &str) -> String {
@@ -431,6 +464,63 @@ mod tests {
             .collect();
         assert_eq!(got.len(), 4, "{got:#?}");
         assert!(got.iter().all(|g| g.contains("cluster-wide")), "{got:#?}");
+    }
+
+    /// Answers one request with `status` and `body`; the request's path.
+    async fn answer(
+        handle: &mut tower_test::mock::Handle<
+            http::Request<kube::client::Body>,
+            http::Response<kube::client::Body>,
+        >,
+        status: u16,
+        body: serde_json::Value,
+    ) -> String {
+        let (request, send) = handle.next_request().await.expect("a request");
+        let path = request.uri().path().to_string();
+        send.send_response(
+            http::Response::builder()
+                .status(status)
+                .body(kube::client::Body::from(
+                    serde_json::to_vec(&body).expect("json"),
+                ))
+                .expect("response"),
+        );
+        path
+    }
+
+    #[tokio::test]
+    async fn missing_crds_are_named_with_the_command_that_installs_them() {
+        let (service, mut handle) = tower_test::mock::pair();
+        let client = Client::new(service, "default");
+        let server = tokio::spawn(async move {
+            let path = answer(
+                &mut handle,
+                404,
+                json!({"kind": "Status", "apiVersion": "v1",
+                "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
+            )
+            .await;
+            let one = json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "failover.rs/v1alpha1",
+                "resources": [{"name": "failovergroups", "singularName": "", "namespaced": true,
+                               "kind": "FailoverGroup", "verbs": ["list"]}]});
+            answer(&mut handle, 200, one).await;
+            path
+        });
+        let none = crds_served(&client).await.expect_err("no CRDs");
+        assert!(
+            none.contains("does not serve failover.rs/v1alpha1"),
+            "{none}"
+        );
+        assert!(
+            none.contains("kubectl apply --server-side -f deploy/crds/crds.yaml"),
+            "{none}"
+        );
+        let half = crds_served(&client).await.expect_err("one CRD");
+        assert!(
+            half.contains("does not serve failovers in failover.rs/v1alpha1"),
+            "{half}"
+        );
+        assert_eq!(server.await.expect("server"), "/apis/failover.rs/v1alpha1");
     }
 
     #[test]

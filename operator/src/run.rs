@@ -139,21 +139,25 @@ async fn operate(config: Config) -> u8 {
     code
 }
 
-/// Waits until the process has every permission it needs before any group
-/// ([`crate::access::process_needs`]), checking every 30 s and saying what is missing
-/// in the log and on `/readyz`; false on shutdown first.
+/// Waits until the cluster serves the operator's CRDs and the process has every
+/// permission it needs before any group ([`crate::access::process_needs`]), checking
+/// every 30 s and saying what is missing in the log and on `/readyz`; false on
+/// shutdown first.
 async fn permitted(
     shared: &Shared,
     shutdown: Shared_<Pin<Box<dyn Future<Output = ()> + Send>>>,
 ) -> bool {
     let needs = crate::access::process_needs(&shared.config);
     loop {
-        let problem = match crate::access::missing(&shared.client, &needs).await {
-            Ok(lacking) if lacking.is_empty() => None,
-            Ok(lacking) => Some(crate::access::message(&lacking, "the controllers")),
-            Err(e) => Some(format!(
-                "cannot check the operator's permissions (SelfSubjectAccessReview): {e}"
-            )),
+        let problem = match crate::access::crds_served(&shared.client).await {
+            Err(problem) => Some(problem),
+            Ok(()) => match crate::access::missing(&shared.client, &needs).await {
+                Ok(lacking) if lacking.is_empty() => None,
+                Ok(lacking) => Some(crate::access::message(&lacking, "the controllers")),
+                Err(e) => Some(format!(
+                    "cannot check the operator's permissions (SelfSubjectAccessReview): {e}"
+                )),
+            },
         };
         let Some(problem) = problem else {
             *shared.missing.lock().expect("missing") = None;
