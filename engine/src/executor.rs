@@ -226,6 +226,9 @@ pub struct Operator<C: ClusterPort, S, K> {
     /// The csi-addons driver's last demotion took longer than `driverDemotionSeconds`:
     /// how long, as this operator saw it ([`Operator::slow_demotion`]).
     slow_demotion: Option<Time>,
+    /// Why the last observation of this cluster failed, if it did
+    /// ([`Operator::observe_problem`]).
+    observe_error: std::sync::Mutex<Option<String>>,
 }
 
 /// A failover this operator flagged `needs-operator` (its stage's deadline passed after
@@ -278,6 +281,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             hook_reports: Vec::new(),
             demoted_at: None,
             slow_demotion: None,
+            observe_error: std::sync::Mutex::new(None),
         }
     }
 
@@ -417,6 +421,21 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         } else {
             self.slow_demotion = None;
         }
+    }
+
+    /// Why the last observation of this cluster failed (a kind whose CRD is not
+    /// served, an API server that does not answer...), while it fails: the status
+    /// says so, since nothing can finish meanwhile.
+    pub fn observe_problem(&self) -> Option<String> {
+        let error = self
+            .observe_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        Some(format!(
+            "cannot read this cluster's members, so the operator assumes the worst (they may \
+             run; no step can finish): {error}"
+        ))
     }
 
     /// The deployment rule on the driver's demotion time, broken the last time this
@@ -678,13 +697,15 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                     deadline.as_millis()
                 )))
             });
-        match members {
-            Ok(m) => (fold(&m), Some(m)),
+        let (state, listed, error) = match members {
+            Ok(m) => (fold(&m), Some(m), None),
             Err(e) => {
                 warn!(error = %e, "cannot observe the cluster; assuming the worst");
-                (self.unknown(), None)
+                (self.unknown(), None, Some(e.to_string()))
             }
-        }
+        };
+        *self.observe_error.lock().unwrap_or_else(|p| p.into_inner()) = error;
+        (state, listed)
     }
 
     /// The conservative [`unknown`] state of the group's kinds in this cluster.

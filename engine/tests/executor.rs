@@ -921,6 +921,30 @@ async fn a_missing_crd_is_reported_before_any_failover() {
     );
 }
 
+/// A kind the cluster does not serve while the group runs is a problem the operator's
+/// status shows (every step waits on it); none when every kind is observed.
+#[tokio::test(start_paused = true)]
+async fn an_unobservable_kind_is_reported_while_it_lasts() {
+    let ca = cluster(true, Settle::Instantly);
+    let port = Faulty {
+        inner: ca.clone(),
+        rejected: &[],
+        unserved: &[Kind::VirtualService],
+        hang: None,
+    };
+    let mut a = Operator::new(port, MemoryStore::new(), TokioClock::new(0), group("east"));
+    assert_eq!(a.observe_problem(), None, "nothing observed yet");
+    a.turn().await;
+    let problem = a.observe_problem().expect("the observation failed");
+    assert!(
+        problem.contains("assumes the worst") && problem.contains("is its CRD installed?"),
+        "{problem}"
+    );
+    let mut b = Operator::new(ca, MemoryStore::new(), TokioClock::new(0), group("east"));
+    b.turn().await;
+    assert_eq!(b.observe_problem(), None, "every kind observed");
+}
+
 /// A named member that does not exist is reported the same way.
 #[tokio::test(start_paused = true)]
 async fn a_named_member_that_does_not_exist_is_reported() {

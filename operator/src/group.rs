@@ -179,6 +179,7 @@ async fn drive(
         problems.extend(op.identity_problem());
         problems.extend(op.drift().into_iter().map(|d| d.to_string()));
         problems.extend(op.slow_demotion());
+        problems.extend(op.observe_problem());
         let stopped = op
             .halted()
             .map(|why| format!("engine assertion failed: {why}"))
