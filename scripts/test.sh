@@ -42,6 +42,8 @@ cleanup() {
 }
 trap cleanup EXIT
 scripts/chart.sh setup
+# Every Kubernetes binary in one build on a fresh machine (the nodes' too, for the lab).
+scripts/kube-control-plane.sh build --node
 scripts/podman.sh setup
 scripts/podman.sh dynamodb-image >/dev/null
 DOCKER_HOST="$(scripts/podman.sh service start)"
