@@ -419,12 +419,23 @@ pub async fn fail_over(
 
 /// Create a `Failover` in `site`; its name.
 pub async fn request(site: &Site, ns: &str, to: &str, mode: FailoverMode) -> String {
-    let api: Api<Failover> = Api::namespaced(site.plane.client.clone(), ns);
+    create_failover(&site.plane.client, ns, GROUP, to, mode).await
+}
+
+/// Create a `Failover` of `group` to `to` with `client` in namespace `ns`; its name.
+pub async fn create_failover(
+    client: &kube::Client,
+    ns: &str,
+    group: &str,
+    to: &str,
+    mode: FailoverMode,
+) -> String {
+    let api: Api<Failover> = Api::namespaced(client.clone(), ns);
     let name = unique_name("to");
     let failover = Failover::new(
         &name,
         FailoverSpec {
-            group: GROUP.into(),
+            group: group.into(),
             target_cluster: to.into(),
             mode,
             dry_run: false,

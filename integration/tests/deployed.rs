@@ -11,7 +11,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use failover_engine::spec::{Failover, FailoverGroup, FailoverMode, FailoverSpec};
+use failover_engine::spec::{Failover, FailoverGroup, FailoverMode};
+use failover_integration::operators::create_failover;
 use failover_integration::plane::{client, repo_root, unique_name};
 use failover_integration::wait_for;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -178,21 +179,7 @@ async fn demo_runs_in(clusters: &[Cluster; 2], active: &str) {
 
 /// Creates a `Failover` of the demo to `to` in that cluster; its name.
 async fn request(cluster: &Cluster, to: &str, mode: FailoverMode) -> String {
-    let api: Api<Failover> = Api::namespaced(cluster.client.clone(), DEMO_NS);
-    let name = unique_name("to");
-    let failover = Failover::new(
-        &name,
-        FailoverSpec {
-            group: GROUP.into(),
-            target_cluster: to.into(),
-            mode,
-            dry_run: false,
-        },
-    );
-    api.create(&PostParams::default(), &failover)
-        .await
-        .expect("create the Failover");
-    name
+    create_failover(&cluster.client, DEMO_NS, GROUP, to, mode).await
 }
 
 /// Waits for `Failover` `name` in `cluster` to end (`past` false) or to show a stage
