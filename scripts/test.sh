@@ -54,8 +54,10 @@ DYNAMODB_ENDPOINT="$(scripts/dynamodb-local.sh start)"
 FAILOVER_KUBECONFIG_EAST="$(scripts/kube-control-plane.sh start east)"
 FAILOVER_KUBECONFIG_WEST="$(scripts/kube-control-plane.sh start west)"
 export DYNAMODB_ENDPOINT FAILOVER_KUBECONFIG_EAST FAILOVER_KUBECONFIG_WEST
-# The deployed tests' lab (it builds the image from the release binaries).
+# The deployed tests' lab (it builds the image from the release binaries), and its demo:
+# a failover there and back with `kubectl failover request --wait`, printed.
 scripts/lab.sh up >/dev/null
+scripts/lab.sh demo
 # --no-fail-fast: one failing test binary does not hide the others' results.
 cargo test --workspace --release --no-fail-fast
 # The kill matrix's table (the operator tests write it; a passing test's output is
