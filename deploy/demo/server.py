@@ -11,6 +11,7 @@ GET /.
 
 import http.server
 import os
+import signal
 import socket
 import sys
 import threading
@@ -63,6 +64,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
+    # PID 1 in its container: without a handler SIGTERM is ignored and the pod takes its
+    # whole grace period to stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     if ROLE == "db":
         threading.Thread(target=write_journal, daemon=True).start()
     port = int(os.environ.get("PORT", "8080"))
