@@ -135,8 +135,9 @@ async fn demo_runs_in(clusters: &[Cluster; 2], active: &str) {
                 let ready = |r: Option<i32>| r.unwrap_or(0) == want;
                 let status_ok = ready(web.status.as_ref()?.ready_replicas)
                     && ready(db.status.as_ref()?.ready_replicas);
+                // The workloads' pods (the CronJob's finished Jobs leave theirs).
                 let running = pods
-                    .list(&ListParams::default())
+                    .list(&ListParams::default().labels("app in (web,db)"))
                     .await
                     .ok()?
                     .items
