@@ -35,7 +35,9 @@
 # workspace version), RUNTIME_IMAGE (default localhost/failover-runtime:bookworm),
 # BUILDER_IMAGE (for --in-container, default docker.io/library/rust:1.94-bookworm),
 # FAILOVER_IMAGE_STRIP (default 1; 0 keeps the binaries' line tables, about 10 times
-# larger).
+# larger), FAILOVER_IMAGE_BUILT (1: take the binaries already built in the target
+# directory, as scripts/test.sh does after its one workspace build, instead of a
+# `cargo build -p` whose own feature set would compile much of the tree again).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -118,8 +120,12 @@ build_prebuilt() {
     local image v
     image="$(name)"
     v="$(version)"
-    log "cargo build --release --locked -p failover-operator -p failover-cli (target $target)"
-    CARGO_TARGET_DIR="$target" cargo build --release --locked -p failover-operator -p failover-cli
+    if [[ "${FAILOVER_IMAGE_BUILT:-0}" == 1 ]]; then
+        log "using the release binaries already in $target/release (FAILOVER_IMAGE_BUILT=1)"
+    else
+        log "cargo build --release --locked -p failover-operator -p failover-cli (target $target)"
+        CARGO_TARGET_DIR="$target" cargo build --release --locked -p failover-operator -p failover-cli
+    fi
     rm -rf "$context"
     mkdir -p "$context/prebuilt"
     local bin

@@ -41,6 +41,10 @@ cleanup() {
     scripts/podman.sh service stop >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
+# One release build of everything the tests run, the binaries too (the image and the lab
+# take them from it): a `cargo build -p` or `cargo test -p` of a few packages resolves
+# other features and compiles much of the tree again.
+cargo test --workspace --release --no-run
 scripts/chart.sh setup
 # Every Kubernetes binary in one build on a fresh machine (the nodes' too, for the lab).
 scripts/kube-control-plane.sh build --node
@@ -49,14 +53,14 @@ scripts/podman.sh dynamodb-image >/dev/null
 DOCKER_HOST="$(scripts/podman.sh service start)"
 export DOCKER_HOST
 # The DynamoDB adapter's tests against DynamoDB Local in a container (testcontainers).
-FAILOVER_DYNAMODB=container cargo test --release -p failover-engine --test dynamo
+FAILOVER_DYNAMODB=container cargo test --workspace --release --test dynamo
 DYNAMODB_ENDPOINT="$(scripts/dynamodb-local.sh start)"
 FAILOVER_KUBECONFIG_EAST="$(scripts/kube-control-plane.sh start east)"
 FAILOVER_KUBECONFIG_WEST="$(scripts/kube-control-plane.sh start west)"
 export DYNAMODB_ENDPOINT FAILOVER_KUBECONFIG_EAST FAILOVER_KUBECONFIG_WEST
 # The deployed tests' lab (it builds the image from the release binaries), and its demo:
 # a failover there and back with `kubectl failover request --wait`, printed.
-scripts/lab.sh up >/dev/null
+FAILOVER_IMAGE_BUILT=1 scripts/lab.sh up >/dev/null
 scripts/lab.sh demo
 # --no-fail-fast: one failing test binary does not hide the others' results.
 cargo test --workspace --release --no-fail-fast
