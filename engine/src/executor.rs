@@ -228,7 +228,7 @@ pub struct Operator<C: ClusterPort, S, K> {
     slow_demotion: Option<Time>,
     /// Why the last observation of this cluster failed, if it did
     /// ([`Operator::observe_problem`]).
-    observe_error: std::sync::Mutex<Option<String>>,
+    observe_error: Option<String>,
 }
 
 /// A failover this operator flagged `needs-operator` (its stage's deadline passed after
@@ -281,7 +281,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             hook_reports: Vec::new(),
             demoted_at: None,
             slow_demotion: None,
-            observe_error: std::sync::Mutex::new(None),
+            observe_error: None,
         }
     }
 
@@ -427,11 +427,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
     /// served, an API server that does not answer...), while it fails: the status
     /// says so, since nothing can finish meanwhile.
     pub fn observe_problem(&self) -> Option<String> {
-        let error = self
-            .observe_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()?;
+        let error = self.observe_error.as_ref()?;
         Some(format!(
             "cannot read this cluster's members, so the operator assumes the worst (they may \
              run; no step can finish): {error}"
@@ -686,8 +682,8 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         self.observe_listed().await.0
     }
 
-    /// [`Self::observe`], and what it found, if the cluster could be read.
-    async fn observe_listed(&self) -> (ClusterState, Option<Members>) {
+    /// [`Self::observe`], and what it found, or why the cluster could not be read.
+    async fn observe_listed(&self) -> (ClusterState, Result<Members, ClusterError>) {
         let deadline = observe_deadline(&self.group);
         let members = bounded(&self.clock, deadline, self.members())
             .await
@@ -697,15 +693,29 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
                     deadline.as_millis()
                 )))
             });
-        let (state, listed, error) = match members {
-            Ok(m) => (fold(&m), Some(m), None),
+        match members {
+            Ok(m) => (fold(&m), Ok(m)),
             Err(e) => {
                 warn!(error = %e, "cannot observe the cluster; assuming the worst");
-                (self.unknown(), None, Some(e.to_string()))
+                (self.unknown(), Err(e))
             }
-        };
-        *self.observe_error.lock().unwrap_or_else(|p| p.into_inner()) = error;
-        (state, listed)
+        }
+    }
+
+    /// Keep what an observation of the turn found: the members and their inventory, or
+    /// why the cluster could not be read.
+    fn keep_listed(&mut self, listed: Result<Members, ClusterError>) {
+        match listed {
+            Ok(found) => {
+                self.inventory = Some(inventory(&found));
+                self.listed = Some(found);
+                self.observe_error = None;
+            }
+            Err(e) => {
+                self.listed = None;
+                self.observe_error = Some(e.to_string());
+            }
+        }
     }
 
     /// The conservative [`unknown`] state of the group's kinds in this cluster.
@@ -776,10 +786,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
             warn!(error = %e, "cannot create the group's record yet");
         }
         let (observed, listed) = self.observe_listed().await;
-        if let Some(found) = &listed {
-            self.inventory = Some(inventory(found));
-        }
-        self.listed = listed;
+        self.keep_listed(listed);
         let (now, wall) = self.clocks();
         self.time_demotion(now, &observed);
         let spec = self.print();
@@ -1446,10 +1453,7 @@ impl<C: ClusterPort, S: StorePort, K: Clock> Operator<C, S, K> {
         busy: bool,
     ) -> (ClusterState, Decision) {
         let (fresh, listed) = crate::ports::urgent(self.observe_listed()).await;
-        if let Some(found) = &listed {
-            self.inventory = Some(inventory(found));
-        }
-        self.listed = listed;
+        self.keep_listed(listed);
         let decision = self.decide(now, wall, &fresh, busy);
         (fresh, decision)
     }
