@@ -283,14 +283,7 @@ async fn reconcile_group(fg: Arc<FailoverGroup>, shared: Arc<Shared>) -> Result<
             }
             let status = FailoverGroupStatus {
                 invalid: Some(invalid.to_string()),
-                observed_generation: generation,
-                conditions: vec![Condition {
-                    type_: "Ready".into(),
-                    status: "False".into(),
-                    reason: "InvalidSpec".into(),
-                    message: invalid.to_string(),
-                }],
-                ..FailoverGroupStatus::default()
+                ..without_loop(generation, "InvalidSpec", invalid.to_string())
             };
             let api: Api<FailoverGroup> = Api::namespaced(shared.client.clone(), &ns);
             apply_status(&api, &name, &status).await?;
@@ -330,14 +323,7 @@ async fn reconcile_group(fg: Arc<FailoverGroup>, shared: Arc<Shared>) -> Result<
                     warn!(group = %key, reason, "{message}");
                     let status = FailoverGroupStatus {
                         problems: vec![message.clone()],
-                        observed_generation: generation,
-                        conditions: vec![Condition {
-                            type_: "Ready".into(),
-                            status: "False".into(),
-                            reason: reason.into(),
-                            message,
-                        }],
-                        ..FailoverGroupStatus::default()
+                        ..without_loop(generation, reason, message)
                     };
                     apply_status(&api, &name, &status).await?;
                     return Ok(Action::requeue(Duration::from_secs(30)));
@@ -370,6 +356,20 @@ async fn reconcile_group(fg: Arc<FailoverGroup>, shared: Arc<Shared>) -> Result<
             }
             Ok(Action::requeue(Duration::from_secs(30)))
         }
+    }
+}
+
+/// The status of a group whose loop does not run: only `Ready=False` with `reason`.
+fn without_loop(generation: Option<i64>, reason: &str, message: String) -> FailoverGroupStatus {
+    FailoverGroupStatus {
+        observed_generation: generation,
+        conditions: vec![Condition {
+            type_: "Ready".into(),
+            status: "False".into(),
+            reason: reason.into(),
+            message,
+        }],
+        ..FailoverGroupStatus::default()
     }
 }
 
