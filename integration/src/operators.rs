@@ -112,20 +112,9 @@ pub async fn install_crds(plane: &ControlPlane) {
         )
         .await
         .expect("apply CRD");
-        wait_for(&format!("CRD {name}"), Duration::from_secs(30), || {
-            let api = api.clone();
-            let name = name.clone();
-            async move {
-                let crd = api.get(&name).await.ok()?;
-                crd.status?
-                    .conditions?
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-                    .then_some(())
-            }
-        })
-        .await
-        .expect("CRD established");
+        crate::plane::established(&plane.client, &name)
+            .await
+            .expect("CRD established");
     }
 }
 

@@ -222,24 +222,29 @@ pub async fn install_crds(client: &Client, yaml: &str) -> Result<(), HarnessErro
             Err(kube::Error::Api(status)) if status.code == 409 => {}
             Err(e) => return Err(HarnessError::Kube(format!("creating CRD {name}"), e)),
         }
-        wait_for(
-            &format!("CRD {name} to be established"),
-            Duration::from_secs(30),
-            || {
-                let api = api.clone();
-                let name = name.clone();
-                async move {
-                    let crd = api.get(&name).await.ok()?;
-                    let established = crd
-                        .status?
-                        .conditions?
-                        .iter()
-                        .any(|c| c.type_ == "Established" && c.status == "True");
-                    established.then_some(())
-                }
-            },
-        )
-        .await?;
+        established(client, &name).await?;
     }
     Ok(())
+}
+
+/// Waits (up to 30 s) until CRD `name` is established: its resources are served.
+pub async fn established(client: &Client, name: &str) -> Result<(), HarnessError> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    wait_for(
+        &format!("CRD {name} to be established"),
+        Duration::from_secs(30),
+        || {
+            let api = api.clone();
+            async move {
+                let crd = api.get(name).await.ok()?;
+                let established = crd
+                    .status?
+                    .conditions?
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True");
+                established.then_some(())
+            }
+        },
+    )
+    .await
 }

@@ -11,22 +11,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
 use failover_engine::effects::retried;
 use failover_engine::hooks::JobState;
 use failover_engine::k8s::KubeCluster;
 use failover_engine::ports::{ClusterPort, Desired, Kind, LabelQuery, Selector};
 use failover_integration::app;
-use failover_integration::plane::{ControlPlane, repo_root};
-use failover_integration::wait_for;
+use failover_integration::plane::{ControlPlane, established, repo_root};
 use failover_model::{Cluster, Trace};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
     Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchParams,
 };
@@ -557,7 +554,7 @@ async fn apply_chart(plane: &ControlPlane) -> Vec<Value> {
         .await
         .unwrap_or_else(|e| panic!("applying {} {name}: {e}", doc["kind"]));
         if doc["kind"] == "CustomResourceDefinition" {
-            established(client, name).await;
+            established(client, name).await.expect("CRD established");
             discovery = served(client).await.1;
         }
     }
@@ -591,26 +588,6 @@ fn api_of<'a>(
         }
     };
     (api, name)
-}
-
-/// Wait until CRD `name` is served.
-async fn established(client: &Client, name: &str) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    wait_for(&format!("CRD {name}"), Duration::from_secs(30), || {
-        let crds = crds.clone();
-        async move {
-            crds.get(name)
-                .await
-                .ok()?
-                .status?
-                .conditions?
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True")
-                .then_some(())
-        }
-    })
-    .await
-    .expect("CRD established");
 }
 
 /// The operator's ServiceAccount, as the API server names it.
